@@ -1,0 +1,106 @@
+/**
+ * Host work as small scripts (kubeone's way): each step is a real `.sh` file under `components/scripts/`
+ * that takes its parameters from environment variables and is guarded so that a rerun is a no-op.
+ *
+ * On the wire a step is one `command.remote.Command`: the script text is the `bash -c` argument and
+ * its parameters arrive on stdin as `KEY='value'` lines, so nothing depends on sshd's AcceptEnv and
+ * no secret parameter is ever part of the command line (the stdin input is a Pulumi secret whenever a
+ * parameter is). Every step is also recorded here so the offline render can write
+ * `hosts/<host>/NN-<step>.sh` and `.env` in the order steps are declared for each host.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { Host, SshEndpoint } from "./hosts";
+
+export const SCRIPTS_DIR = path.join(__dirname, "scripts");
+
+/** How SSH reaches hosts: the program's key, and the bastion for hosts without a public address. */
+export interface SshAccess {
+  privateKey: pulumi.Input<string>;
+  bastion: pulumi.Input<SshEndpoint | undefined>;
+}
+
+export interface HostStepArgs {
+  /** the host the script runs on */
+  host: Host;
+  /** step name, e.g. `prepare`; the resource is named `<prefix>-<host>-<step>` */
+  step: string;
+  /** file name under components/scripts/, e.g. `prepare-host.sh` */
+  script: string;
+  /** parameters: environment variables of the script */
+  env: Record<string, pulumi.Input<string>>;
+  /** script run by `pulumi destroy` or when the step leaves the program (e.g. drain and reset) */
+  deleteScript?: string;
+  /** re-run the step when any of these change (a script's own text and env always do) */
+  triggers?: pulumi.Input<unknown>[];
+}
+
+export interface RecordedStep {
+  host: string;
+  step: string;
+  script: string;
+  env: Record<string, pulumi.Input<string>>;
+  deleteScript?: string;
+}
+
+/** Steps in declaration order; the offline render reads this. */
+export const recordedSteps: RecordedStep[] = [];
+
+const scriptCache = new Map<string, string>();
+export function readScript(file: string): string {
+  if (!scriptCache.has(file)) scriptCache.set(file, fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8"));
+  return scriptCache.get(file)!;
+}
+
+/** POSIX single-quoting: safe for any value, including ones with quotes and newlines. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The parameters as a sourced file: `KEY='value'` lines in key order. */
+export function envFile(env: Record<string, string>): string {
+  return Object.keys(env).sort().map((k) => `${k}=${shellQuote(env[k])}\n`).join("");
+}
+
+/** The command SSH runs: parameters from stdin, then the script, as root, failing on the first error. */
+export function wrapScript(scriptText: string): string {
+  return `sudo -n bash -c ${shellQuote(`set -euo pipefail\nset -a\n. /dev/stdin\nset +a\n${scriptText}`)}`;
+}
+
+export function connectionFor(host: Host, access: SshAccess): pulumi.Output<command.types.input.remote.ConnectionArgs> {
+  return pulumi.all([pulumi.output(access.bastion), pulumi.output(access.privateKey)]).apply(([bastion, privateKey]) => ({
+    host: host.address,
+    port: host.port,
+    user: host.sshUser,
+    privateKey,
+    // Fresh VMs take a while to boot sshd: retry dials with backoff rather than fail the update.
+    dialErrorLimit: 30,
+    perDialTimeout: 15,
+    ...(host.viaBastion && bastion
+      ? { proxy: { host: bastion.address, port: bastion.port, user: bastion.user, privateKey, dialErrorLimit: 30, perDialTimeout: 15 } }
+      : {}),
+  }));
+}
+
+/** Declares one host step. `prefix` is the owning component's name. */
+export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, opts: pulumi.CustomResourceOptions): command.remote.Command {
+  const scriptText = readScript(args.script);
+  const keys = Object.keys(args.env).sort();
+  const stdin = pulumi.all(keys.map((k) => pulumi.output(args.env[k]))).apply((values) =>
+    envFile(Object.fromEntries(keys.map((k, i) => [k, values[i]]))));
+  recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env: args.env, deleteScript: args.deleteScript });
+  return new command.remote.Command(`${prefix}-${args.host.name}-${args.step}`, {
+    connection: connectionFor(args.host, access),
+    create: wrapScript(scriptText),
+    update: wrapScript(scriptText),
+    delete: args.deleteScript ? wrapScript(readScript(args.deleteScript)) : undefined,
+    // The delete script needs its parameters again long after the create ran.
+    addPreviousOutputInEnv: false,
+    stdin,
+    triggers: args.triggers,
+    // Scripts print progress only; stdout and stderr stay in the state and logs, never secrets.
+    logging: "stdoutAndStderr",
+  }, opts);
+}

@@ -1,0 +1,38 @@
+/** What the IaaS layer hands to every later layer: the machines and how to reach them. */
+
+export type HostRole = "control-plane" | "worker";
+
+export interface Host {
+  /** host name and Kubernetes node name */
+  name: string;
+  role: HostRole;
+  /** the pool this host belongs to ("control-plane" for control planes) */
+  pool: string;
+  /** the address SSH dials (through the bastion when `viaBastion`) */
+  address: string;
+  /** the address cluster members use to reach this host */
+  privateAddress: string;
+  /** a public address, when the host has one (certificate SANs, DNS for host-port ingress) */
+  publicAddress?: string;
+  sshUser: string;
+  port: number;
+  /** block devices for Ceph OSDs, as the host sees them */
+  disks: string[];
+  /** true when SSH must jump through the bastion to reach `address` */
+  viaBastion: boolean;
+}
+
+export interface SshEndpoint {
+  address: string;
+  port: number;
+  user: string;
+}
+
+/** The Kubernetes API as nodes (private) and operators (public) reach it. */
+export interface ApiEndpoint {
+  /** address nodes use; kubeadm's controlPlaneEndpoint */
+  privateAddress: string;
+  /** address operators use; in the admin kubeconfig and the certificate SANs */
+  publicAddress: string;
+  port: number;
+}

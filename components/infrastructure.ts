@@ -1,0 +1,353 @@
+/**
+ * Layer 1, IaaS: the machines. On OpenStack it creates the network, security groups, instances,
+ * Ceph volumes and the API load balancer; with `existing` hosts it creates nothing and passes the
+ * configured hosts on. Either way later layers read only `hosts`, `apiServer`, `bastion` and the SSH key.
+ */
+import * as openstack from "@pulumi/openstack";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
+import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
+
+export const API_PORT = 6443;
+
+export interface InfrastructureArgs {
+  /** `openstack` creates the machines; `existing` uses `hosts` as they are. */
+  provider: Provider;
+  /** Prefix of every cloud resource and host name, e.g. `dare-testbed`. */
+  clusterName: string;
+  /** Control-plane count and the worker pools (OpenStack: what to create; existing: pool names). */
+  nodes: NodesSpec;
+  /** The machines, for `existing` only. */
+  hosts: ExistingHostSpec[];
+  /** Private network and the ranges Kubernetes uses inside it. */
+  network: NetworkSpec;
+  /** Source ranges allowed to reach SSH and the Kubernetes API. */
+  adminCidrs: string[];
+  /** OpenStack image name of every node (new nodes only: running nodes are upgraded in place). */
+  image: pulumi.Input<string>;
+  /** Login user of the image. */
+  sshUser: string;
+  /** Put an Octavia load balancer in front of the API when there is more than one control plane. */
+  apiLoadBalancer: boolean;
+}
+
+/** One security-group rule, declared as data so the whole firewall reads as a table. */
+interface RuleSpec {
+  group: "nodes" | "controlPlane" | "web";
+  description: string;
+  protocol: "tcp" | "udp";
+  ports: [number, number];
+  /** a CIDR, or another of this cluster's groups (members only) */
+  from: { cidr: string } | { group: "nodes" | "controlPlane" };
+}
+
+/** What each group opens. Cluster-internal ports are reachable from cluster members only. */
+export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "network">, apiLoadBalancer: boolean): RuleSpec[] {
+  const fromAdmins = (group: RuleSpec["group"], description: string, port: number): RuleSpec[] =>
+    args.adminCidrs.map((cidr) => ({ group, description, protocol: "tcp", ports: [port, port], from: { cidr } }));
+  const members = { group: "nodes" } as const;
+  return [
+    ...fromAdmins("nodes", "ssh", 22),
+    ...fromAdmins("controlPlane", "kube-apiserver", API_PORT),
+    { group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: members },
+    // Octavia's amphorae sit in the node subnet and forward API traffic (and health checks) from there.
+    ...(apiLoadBalancer
+      ? [{ group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: { cidr: args.network.cidr } } as RuleSpec]
+      : []),
+    { group: "controlPlane", description: "etcd", protocol: "tcp", ports: [2379, 2380], from: { group: "controlPlane" } },
+    { group: "nodes", description: "kubelet", protocol: "tcp", ports: [10250, 10250], from: members },
+    { group: "nodes", description: "calico-bgp", protocol: "tcp", ports: [179, 179], from: members },
+    { group: "nodes", description: "calico-vxlan", protocol: "udp", ports: [4789, 4789], from: members },
+    { group: "nodes", description: "calico-typha", protocol: "tcp", ports: [5473, 5473], from: members },
+    { group: "web", description: "http", protocol: "tcp", ports: [80, 80], from: { cidr: "0.0.0.0/0" } },
+    { group: "web", description: "https", protocol: "tcp", ports: [443, 443], from: { cidr: "0.0.0.0/0" } },
+  ];
+}
+
+/** Stable, readable rule names: a rule keeps its resource when others are added or removed. */
+function ruleName(rule: RuleSpec): string {
+  const source = "cidr" in rule.from ? rule.from.cidr.replace(/[^0-9a-fA-F]+/g, "-") : rule.from.group;
+  return `${rule.group}-${rule.description}-${rule.protocol}-from-${source}`.toLowerCase();
+}
+
+interface NodePlan {
+  /** host name, e.g. dare-testbed-workers-0 */
+  name: string;
+  /** resource-name suffix, e.g. workers-0: stable for node i of pool p */
+  key: string;
+  role: "control-plane" | "worker";
+  pool: string;
+  flavor: string;
+  disks: { count: number; sizeGb: number };
+  publicIp: boolean;
+}
+
+/** Node `i` of pool `p` is always `<cluster>-<p>-<i>`: scaling adds or removes only the highest indexes. */
+export function planNodes(clusterName: string, nodes: NodesSpec): NodePlan[] {
+  const controlPlanes = Array.from({ length: nodes.controlPlane.count }, (_, i): NodePlan => ({
+    name: `${clusterName}-cp-${i}`,
+    key: `cp-${i}`,
+    role: CONTROL_PLANE_ROLE,
+    pool: CONTROL_PLANE_ROLE,
+    flavor: nodes.controlPlane.flavor,
+    disks: { count: 0, sizeGb: 0 },
+    // The first control plane is the SSH entry host (bastion).
+    publicIp: i === 0,
+  }));
+  const workers = nodes.pools.flatMap((pool) =>
+    Array.from({ length: pool.count }, (_, i): NodePlan => ({
+      name: `${clusterName}-${pool.name}-${i}`,
+      key: `${pool.name}-${i}`,
+      role: "worker",
+      pool: pool.name,
+      flavor: pool.flavor,
+      disks: pool.disks,
+      publicIp: pool.publicIp,
+    })),
+  );
+  return [...controlPlanes, ...workers];
+}
+
+export class Infrastructure extends pulumi.ComponentResource {
+  /** Every host, control planes first, in a stable order. */
+  public readonly hosts: pulumi.Output<Host[]>;
+  /** Where nodes and operators reach the Kubernetes API. */
+  public readonly apiServer: pulumi.Output<ApiEndpoint>;
+  /** The SSH entry host for hosts without a public address; undefined when every host is reachable directly. */
+  public readonly bastion: pulumi.Output<SshEndpoint | undefined>;
+  /** Private key that SSH uses on every host (secret, OpenSSH format). */
+  public readonly sshPrivateKey: pulumi.Output<string>;
+  /** Its public half, for `existing` hosts' authorized_keys. */
+  public readonly sshPublicKey: pulumi.Output<string>;
+
+  constructor(name: string, args: InfrastructureArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dare:iaas:Infrastructure", name, {}, opts);
+
+    if (args.provider === "existing" && args.hosts.length === 0) {
+      throw new Error(`${name}: provider "existing" needs at least one host`);
+    }
+    if (args.provider === "openstack" && args.hosts.length > 0) {
+      throw new Error(`${name}: hosts are only used with provider "existing"`);
+    }
+
+    const sshKey = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, { parent: this });
+    this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);
+    this.sshPublicKey = sshKey.publicKeyOpenssh.apply((k) => k.trim());
+
+    const built = args.provider === "openstack" ? this.openstack(name, args, sshKey) : this.existing(args);
+    this.hosts = built.hosts;
+    this.apiServer = built.apiServer;
+    this.bastion = built.bastion;
+
+    this.registerOutputs({
+      hosts: this.hosts,
+      apiServer: this.apiServer,
+      bastion: this.bastion,
+      sshPrivateKey: this.sshPrivateKey,
+      sshPublicKey: this.sshPublicKey,
+    });
+  }
+
+  private existing(args: InfrastructureArgs) {
+    const hosts: Host[] = args.hosts.map((h) => ({
+      name: h.name,
+      role: h.role === CONTROL_PLANE_ROLE ? "control-plane" : "worker",
+      pool: h.role,
+      address: h.address,
+      privateAddress: h.privateAddress,
+      ...(h.address !== h.privateAddress ? { publicAddress: h.address } : {}),
+      sshUser: h.user,
+      port: h.port,
+      disks: h.disks,
+      viaBastion: false,
+    }));
+    // Control planes first, as on OpenStack, so "the first control plane" means the same everywhere.
+    hosts.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
+    const first = hosts[0];
+    return {
+      hosts: pulumi.output(hosts),
+      apiServer: pulumi.output<ApiEndpoint>({
+        privateAddress: first.privateAddress,
+        publicAddress: first.publicAddress ?? first.address,
+        port: API_PORT,
+      }),
+      bastion: pulumi.output<SshEndpoint | undefined>(undefined),
+    };
+  }
+
+  private openstack(name: string, args: InfrastructureArgs, sshKey: tls.PrivateKey) {
+    const parent = { parent: this };
+    const plan = planNodes(args.clusterName, args.nodes);
+    const controlPlaneCount = args.nodes.controlPlane.count;
+    const useLoadBalancer = args.apiLoadBalancer && controlPlaneCount > 1;
+
+    const external = openstack.networking.getNetworkOutput({ name: args.network.externalNetwork }, parent);
+    const network = new openstack.networking.Network(`${name}-net`, { name: `${args.clusterName}-net`, adminStateUp: true }, parent);
+    const subnet = new openstack.networking.Subnet(`${name}-subnet`, {
+      name: `${args.clusterName}-subnet`,
+      networkId: network.id,
+      cidr: args.network.cidr,
+      ipVersion: 4,
+      dnsNameservers: args.network.dnsNameservers,
+    }, parent);
+    const router = new openstack.networking.Router(`${name}-router`, {
+      name: `${args.clusterName}-router`,
+      externalNetworkId: external.id,
+    }, parent);
+    const routerInterface = new openstack.networking.RouterInterface(`${name}-router-interface`, {
+      routerId: router.id,
+      subnetId: subnet.id,
+    }, parent);
+
+    const groups = {
+      nodes: new openstack.networking.SecGroup(`${name}-nodes`, { name: `${args.clusterName}-nodes`, description: "every DARE node" }, parent),
+      controlPlane: new openstack.networking.SecGroup(`${name}-control-plane`, { name: `${args.clusterName}-control-plane`, description: "DARE control planes" }, parent),
+      web: new openstack.networking.SecGroup(`${name}-web`, { name: `${args.clusterName}-web`, description: "HTTP(S) to DARE ingress nodes" }, parent),
+    };
+    for (const rule of firewallRules(args, useLoadBalancer)) {
+      new openstack.networking.SecGroupRule(`${name}-${ruleName(rule)}`, {
+        description: rule.description,
+        direction: "ingress",
+        ethertype: "cidr" in rule.from && rule.from.cidr.includes(":") ? "IPv6" : "IPv4",
+        protocol: rule.protocol,
+        portRangeMin: rule.ports[0],
+        portRangeMax: rule.ports[1],
+        securityGroupId: groups[rule.group].id,
+        ...("cidr" in rule.from ? { remoteIpPrefix: rule.from.cidr } : { remoteGroupId: groups[rule.from.group].id }),
+      }, parent);
+    }
+
+    const keypair = new openstack.compute.Keypair(`${name}-keypair`, {
+      name: `${args.clusterName}-deployer`,
+      publicKey: sshKey.publicKeyOpenssh,
+    }, parent);
+    const controlPlaneGroup = new openstack.compute.ServerGroup(`${name}-control-plane-group`, {
+      name: `${args.clusterName}-control-plane`,
+      policies: ["anti-affinity"],
+    }, parent);
+
+    const nodeOutputs = plan.map((node) => {
+      const isControlPlane = node.role === "control-plane";
+      const port = new openstack.networking.Port(`${name}-${node.key}-port`, {
+        name: node.name,
+        networkId: network.id,
+        fixedIps: [{ subnetId: subnet.id }],
+        securityGroupIds: [groups.nodes.id, isControlPlane ? groups.controlPlane.id : groups.web.id],
+      }, parent);
+      const instance = new openstack.compute.Instance(`${name}-${node.key}`, {
+        name: node.name,
+        flavorName: node.flavor,
+        imageName: args.image,
+        keyPair: keypair.name,
+        networks: [{ port: port.id }],
+        schedulerHints: isControlPlane ? [{ group: controlPlaneGroup.id }] : undefined,
+        metadata: { "dare-cluster": args.clusterName, "dare-pool": node.pool },
+      }, {
+        ...parent,
+        dependsOn: [routerInterface],
+        // A new image applies to new nodes; running nodes are upgraded in place, never re-created by surprise.
+        ignoreChanges: ["imageName"],
+      });
+      const disks = Array.from({ length: node.disks.count }, (_, j) => {
+        const volume = new openstack.blockstorage.Volume(`${name}-${node.key}-disk-${j}`, {
+          name: `${node.name}-disk-${j}`,
+          size: node.disks.sizeGb,
+          description: `Ceph OSD ${j} of ${node.name}`,
+        }, parent);
+        new openstack.compute.VolumeAttach(`${name}-${node.key}-disk-${j}`, {
+          instanceId: instance.id,
+          volumeId: volume.id,
+        }, parent);
+        // Virtio names a volume's disk after the first 20 characters of its id: stable, unlike /dev/vdX.
+        return volume.id.apply((id) => `/dev/disk/by-id/virtio-${id.substring(0, 20)}`);
+      });
+      let publicAddress: pulumi.Output<string> | undefined;
+      if (node.publicIp) {
+        const fip = new openstack.networking.FloatingIp(`${name}-${node.key}-fip`, {
+          pool: args.network.externalNetwork,
+          description: `${node.name}`,
+        }, parent);
+        new openstack.networking.FloatingIpAssociate(`${name}-${node.key}-fip`, {
+          floatingIp: fip.address,
+          portId: port.id,
+        }, { ...parent, dependsOn: [routerInterface] });
+        publicAddress = fip.address;
+      }
+      const privateAddress = port.allFixedIps.apply((ips) => ips[0]);
+      return { node, privateAddress, publicAddress, disks, instance };
+    });
+
+    const hosts = pulumi.all(nodeOutputs.map((n) =>
+      pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), pulumi.all(n.disks), n.instance.id])
+        .apply(([privateAddress, publicAddress, disks]): Host => ({
+          name: n.node.name,
+          role: n.node.role,
+          pool: n.node.pool,
+          address: publicAddress ?? privateAddress,
+          privateAddress,
+          ...(publicAddress ? { publicAddress } : {}),
+          sshUser: args.sshUser,
+          port: 22,
+          disks,
+          viaBastion: publicAddress === undefined,
+        }))));
+
+    const firstControlPlane = nodeOutputs[0];
+    const bastionAddress = firstControlPlane.publicAddress as pulumi.Output<string>;
+    const bastion = bastionAddress.apply((address): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser }));
+
+    let apiServer: pulumi.Output<ApiEndpoint>;
+    if (useLoadBalancer) {
+      const lb = new openstack.loadbalancer.LoadBalancer(`${name}-api`, {
+        name: `${args.clusterName}-api`,
+        vipSubnetId: subnet.id,
+      }, parent);
+      const listener = new openstack.loadbalancer.Listener(`${name}-api`, {
+        name: `${args.clusterName}-api`,
+        loadbalancerId: lb.id,
+        protocol: "TCP",
+        protocolPort: API_PORT,
+        // Operators from adminCidrs; nodes and pods from the private network.
+        allowedCidrs: [...args.adminCidrs, args.network.cidr],
+      }, parent);
+      const pool = new openstack.loadbalancer.Pool(`${name}-api`, {
+        name: `${args.clusterName}-api`,
+        listenerId: listener.id,
+        protocol: "TCP",
+        lbMethod: "ROUND_ROBIN",
+      }, parent);
+      new openstack.loadbalancer.Monitor(`${name}-api`, {
+        poolId: pool.id,
+        type: "TCP",
+        delay: 5,
+        timeout: 3,
+        maxRetries: 3,
+      }, parent);
+      for (const cp of nodeOutputs.filter((n) => n.node.role === "control-plane")) {
+        new openstack.loadbalancer.Member(`${name}-api-${cp.node.key}`, {
+          poolId: pool.id,
+          subnetId: subnet.id,
+          address: cp.privateAddress,
+          protocolPort: API_PORT,
+        }, parent);
+      }
+      const fip = new openstack.networking.FloatingIp(`${name}-api-fip`, {
+        pool: args.network.externalNetwork,
+        description: `${args.clusterName} Kubernetes API`,
+      }, parent);
+      new openstack.networking.FloatingIpAssociate(`${name}-api-fip`, {
+        floatingIp: fip.address,
+        portId: lb.vipPortId,
+      }, { ...parent, dependsOn: [routerInterface] });
+      apiServer = pulumi.all([lb.vipAddress, fip.address]).apply(([privateAddress, publicAddress]) => ({
+        privateAddress, publicAddress, port: API_PORT,
+      }));
+    } else {
+      apiServer = pulumi.all([firstControlPlane.privateAddress, bastionAddress]).apply(([privateAddress, publicAddress]) => ({
+        privateAddress, publicAddress, port: API_PORT,
+      }));
+    }
+    return { hosts, apiServer, bastion };
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Pulumi's mock runtime, set up for this program: deterministic outputs for every provider resource
+ * the program uses, and a recorder that keeps what the program sends to the engine (parents,
+ * dependencies, providers, and inputs with their secret markers intact).
+ */
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { mockCertificatePem, mockPrivateKey, seed } from "./mock-keys";
+
+/** Pulumi's wire markers (sdk/nodejs/runtime/rpc.ts). */
+export const SPECIAL_SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+export const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
+export const UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+export interface RecordedResource {
+  urn: string;
+  type: string;
+  name: string;
+  parent: string;
+  custom: boolean;
+  provider: string;
+  dependencies: string[];
+  /** inputs as sent to the engine: secrets still wrapped in Pulumi's secret marker */
+  inputs: unknown;
+  /** outputs registered by a component or the stack (wire form) */
+  outputs?: unknown;
+}
+
+/** Characters of a mock random string, honouring the flags @pulumi/random takes. */
+function randomText(label: string, inputs: Record<string, any>): string {
+  const sets: string[] = [];
+  if (inputs.lower !== false) sets.push("abcdefghijklmnopqrstuvwxyz");
+  if (inputs.upper !== false) sets.push("ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  if (inputs.numeric !== false && inputs.number !== false) sets.push("0123456789");
+  if (inputs.special !== false) sets.push(inputs.overrideSpecial ?? "!@#$%&*()-_=+[]{}<>:?");
+  const alphabet = sets.join("") || "a";
+  const length = Number(inputs.length ?? 16);
+  const bytes = crypto.createHash("shake256", { outputLength: length }).update(`dare-mock:${label}`).digest();
+  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
+}
+
+function uuid(label: string): string {
+  const h = seed(label).toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+class Addresses {
+  private privateNext = 10;
+  private publicNext = 10;
+  private readonly byName = new Map<string, string>();
+  /** a node-subnet address; the same name always gets the same address within one run */
+  private(name: string): string {
+    if (!this.byName.has(name)) {
+      const n = this.privateNext++;
+      this.byName.set(name, `10.10.${Math.floor(n / 250)}.${(n % 250) + 1}`);
+    }
+    return this.byName.get(name)!;
+  }
+  public(name: string): string {
+    if (!this.byName.has(name)) {
+      const n = this.publicNext++;
+      this.byName.set(name, `203.0.${113 + Math.floor(n / 250)}.${(n % 250) + 1}`);
+    }
+    return this.byName.get(name)!;
+  }
+}
+
+/** What each provider resource computes, faked deterministically from its name and inputs. */
+export class DareMocks implements pulumi.runtime.Mocks {
+  private readonly addresses = new Addresses();
+
+  newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
+    const inputs = args.inputs as Record<string, any>;
+    // OpenStack ids are UUIDs (a volume's disk name is cut from its id); others stay readable.
+    const id = args.type.startsWith("openstack:") ? uuid(`${args.type}::${args.name}`) : `${args.name}-id`;
+    const computed = this.computed(args.type, args.name, inputs);
+    return { id: args.custom ? id : undefined, state: { ...inputs, ...computed } };
+  }
+
+  call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
+    if (args.token === "openstack:networking/getNetwork:getNetwork") {
+      return { ...args.inputs, id: `${args.inputs.name}-network-id` };
+    }
+    if (args.token === "openstack:identity/getAuthScope:getAuthScope") {
+      return { ...args.inputs, projectId: "mock-project-id", userId: "mock-user-id", region: "RegionOne" };
+    }
+    return args.inputs;
+  }
+
+  private computed(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
+    switch (type) {
+      case "tls:index/privateKey:PrivateKey":
+        return mockPrivateKey(name, inputs.algorithm, inputs.ecdsaCurve) as unknown as Record<string, any>;
+      case "tls:index/selfSignedCert:SelfSignedCert":
+      case "tls:index/locallySignedCert:LocallySignedCert":
+        return { certPem: mockCertificatePem(name, inputs.subject ?? inputs.certRequestPem), validityStartTime: "2026-01-01T00:00:00Z", validityEndTime: "2036-01-01T00:00:00Z" };
+      case "tls:index/certRequest:CertRequest":
+        return { certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from(JSON.stringify({ mock: "csr", name, subject: inputs.subject })).toString("base64")}\n-----END CERTIFICATE REQUEST-----\n` };
+      case "random:index/randomPassword:RandomPassword": {
+        const result = randomText(name, inputs);
+        return { result, bcryptHash: `$2a$10$mock${seed(name).toString("base64").slice(0, 49)}` };
+      }
+      case "random:index/randomString:RandomString":
+        return { result: randomText(name, inputs) };
+      case "random:index/randomBytes:RandomBytes": {
+        const bytes = Buffer.alloc(Number(inputs.length ?? 32), seed(name));
+        return { base64: bytes.toString("base64"), hex: bytes.toString("hex") };
+      }
+      case "random:index/randomId:RandomId": {
+        const bytes = seed(name).subarray(0, Number(inputs.byteLength ?? 8));
+        return { hex: bytes.toString("hex"), b64Std: bytes.toString("base64"), b64Url: bytes.toString("base64url"), dec: BigInt(`0x${bytes.toString("hex")}`).toString() };
+      }
+      case "random:index/randomUuid:RandomUuid":
+        return { result: uuid(name) };
+      case "openstack:networking/port:Port":
+        return { allFixedIps: [this.addresses.private(name)], macAddress: "fa:16:3e:00:00:00" };
+      case "openstack:networking/floatingIp:FloatingIp":
+        return { address: this.addresses.public(name) };
+      case "openstack:loadbalancer/loadBalancer:LoadBalancer":
+        return { vipAddress: this.addresses.private(name), vipPortId: `${name}-vip-port-id` };
+      case "openstack:compute/instance:Instance":
+        return { accessIpV4: "" };
+      case "openstack:identity/applicationCredential:ApplicationCredential":
+        return { secret: randomText(name, { length: 32, special: false }), projectId: "mock-project-id" };
+      case "command:remote:Command":
+      case "command:local:Command":
+        return { stdout: "", stderr: "" };
+      default:
+        if (type.startsWith("kubernetes:") && inputs.metadata && !inputs.metadata.name) {
+          return { metadata: { ...inputs.metadata, name } };
+        }
+        return {};
+    }
+  }
+}
+
+interface ProtoStruct { toJavaScript(): unknown }
+interface RegisterRequest {
+  getType(): string; getName(): string; getParent(): string; getCustom(): boolean; getProvider(): string;
+  getDependenciesList(): string[]; getObject(): ProtoStruct | undefined;
+}
+interface MonitorLike {
+  registerResource(req: RegisterRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void): Promise<void>;
+  registerResourceOutputs(req: { getUrn(): string; getOutputs(): ProtoStruct | undefined }, cb: (err: unknown, res: unknown) => void): void;
+}
+
+/**
+ * Installs the mocks and records every registration. Call before the program is loaded.
+ * Returns the live list of recorded resources.
+ */
+export function installMocks(stack: string, mocks: pulumi.runtime.Mocks = new DareMocks()): RecordedResource[] {
+  const recorded: RecordedResource[] = [];
+  const byUrn = new Map<string, RecordedResource>();
+  // preview=false: outputs of mocked resources are known, as after a real `pulumi up`.
+  pulumi.runtime.setMocks(mocks, "dare", stack, false);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings");
+  const monitor = settings.getMonitor() as MonitorLike;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) =>
+    register(req, (err, res) => {
+      if (!err && res) {
+        const entry: RecordedResource = {
+          urn: res.getUrn(),
+          type: req.getType(),
+          name: req.getName(),
+          parent: req.getParent(),
+          custom: req.getCustom(),
+          provider: req.getProvider(),
+          dependencies: [...new Set(req.getDependenciesList())].sort(),
+          inputs: req.getObject()?.toJavaScript() ?? {},
+        };
+        recorded.push(entry);
+        byUrn.set(entry.urn, entry);
+      }
+      cb(err, res);
+    });
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req, cb) => {
+    const entry = byUrn.get(req.getUrn());
+    if (entry) entry.outputs = req.getOutputs()?.toJavaScript() ?? {};
+    registerOutputs(req, cb);
+  };
+  return recorded;
+}
+
+/** Waits until every registration the program started has been answered. */
+export async function settle(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings");
+  await settings.waitForRPCs();
+}

@@ -1,0 +1,136 @@
+/**
+ * Runs the real program (index.ts) under Pulumi's mock runtime with a stack's configuration.
+ * Used by the offline render and by tests that need the whole program.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
+import { installMocks, RecordedResource, settle } from "./mocks";
+
+export const PROJECT_ROOT = path.resolve(__dirname, "..");
+const NAMESPACE = "dare";
+
+/** A user's mistake on the render's command line. */
+export class UsageError extends Error {}
+
+export interface StackConfig {
+  /** full keys (`dare:nodes`) to their JSON-able values */
+  values: Record<string, unknown>;
+  /** full keys whose values are secret */
+  secretKeys: Set<string>;
+}
+
+function fullKey(key: string): string {
+  return key.includes(":") ? key : `${NAMESPACE}:${key}`;
+}
+
+/** Project defaults from Pulumi.yaml, then the stack file: what `pulumi up` would read. */
+export function readStackConfig(stack: string, root = PROJECT_ROOT): StackConfig {
+  const stackFile = path.join(root, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(stackFile)) {
+    const stacks = fs.readdirSync(root).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).map((f) => f.slice(7, -5));
+    throw new UsageError(`no stack "${stack}": ${stackFile} does not exist (stacks: ${stacks.join(", ")})`);
+  }
+  const project = YAML.parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) ?? {};
+  const values: Record<string, unknown> = {};
+  const secretKeys = new Set<string>();
+  for (const [key, decl] of Object.entries<Record<string, unknown>>(project.config ?? {})) {
+    if (decl && typeof decl === "object" && "default" in decl) values[fullKey(key)] = decl.default;
+  }
+  const stackConfig = (YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {}).config ?? {};
+  for (const [key, value] of Object.entries<unknown>(stackConfig)) {
+    const k = fullKey(key);
+    if (value && typeof value === "object" && "secure" in (value as object)) {
+      // Encrypted with the stack's passphrase, which the offline render does not have: a placeholder.
+      values[k] = `offline-render-placeholder-for-${k}`;
+      secretKeys.add(k);
+    } else {
+      values[k] = value;
+    }
+  }
+  return { values, secretKeys };
+}
+
+/** Splits `nodes.pools[0].count` or `dare:hosts[1]["name"]` into the key and the path inside it. */
+export function parseConfigPath(text: string): { key: string; path: Array<string | number> } {
+  const segments: Array<string | number> = [];
+  const re = /([^.[\]]+)|\[(\d+)\]|\["([^"]+)"\]|(\.)/gy;
+  let match: RegExpExecArray | null;
+  let consumed = 0;
+  while ((match = re.exec(text)) !== null) {
+    consumed = re.lastIndex;
+    if (match[1] !== undefined) segments.push(match[1]);
+    else if (match[2] !== undefined) segments.push(Number(match[2]));
+    else if (match[3] !== undefined) segments.push(match[3]);
+  }
+  if (consumed !== text.length || segments.length === 0 || typeof segments[0] !== "string") {
+    throw new UsageError(`"${text}" is not a config path; example: nodes.pools[0].count`);
+  }
+  const [key, ...rest] = segments as [string, ...Array<string | number>];
+  return { key: fullKey(key), path: rest };
+}
+
+/** `pulumi config set --path KEY VALUE`: VALUE is JSON when it parses, else a string. */
+export function setConfigPath(config: StackConfig, keyPath: string, rawValue: string, secret: boolean): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(rawValue);
+  } catch {
+    value = rawValue;
+  }
+  const { key, path: inner } = parseConfigPath(keyPath);
+  if (secret) config.secretKeys.add(key);
+  if (inner.length === 0) {
+    config.values[key] = value;
+    return;
+  }
+  let current = config.values[key];
+  if (typeof current === "string") {
+    try { current = JSON.parse(current); } catch { /* a plain string gets replaced below */ }
+  }
+  const root = current !== null && typeof current === "object" ? structuredClone(current) : typeof inner[0] === "number" ? [] : {};
+  let node: any = root;
+  inner.forEach((segment, i) => {
+    if (i === inner.length - 1) {
+      node[segment] = value;
+      return;
+    }
+    if (node[segment] === null || typeof node[segment] !== "object") node[segment] = typeof inner[i + 1] === "number" ? [] : {};
+    node = node[segment];
+  });
+  config.values[key] = root;
+}
+
+export interface ProgramRun {
+  resources: RecordedResource[];
+  /** stack outputs in wire form (secrets wrapped) */
+  outputs: unknown;
+}
+
+/**
+ * Loads index.ts inside a mocked Pulumi stack and waits for every registration.
+ * One run per process: Pulumi's runtime is a process-wide singleton.
+ */
+export async function runProgram(stack: string, config: StackConfig, entry = path.join(PROJECT_ROOT, "index.ts")): Promise<ProgramRun> {
+  const resources = installMocks(stack);
+  const allConfig: Record<string, string> = {};
+  for (const [key, value] of Object.entries(config.values)) {
+    allConfig[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  pulumi.runtime.setAllConfig(allConfig, [...config.secretKeys]);
+
+  const failures: unknown[] = [];
+  const onRejection = (reason: unknown) => failures.push(reason);
+  process.on("unhandledRejection", onRejection);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await pulumi.runtime.runInPulumiStack(async () => require(entry));
+    await settle();
+  } finally {
+    process.off("unhandledRejection", onRejection);
+  }
+  if (failures.length > 0) throw failures[0];
+  const stackResource = resources.find((r) => r.type === "pulumi:pulumi:Stack");
+  return { resources, outputs: stackResource?.outputs ?? {} };
+}

@@ -1,0 +1,144 @@
+/**
+ * Writes a program run to a directory an operator (or a validator, or a diff) can read:
+ * resources.json, outputs.json, kubernetes/, helm/ and hosts/. Every Pulumi secret becomes "[secret]".
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
+import { RecordedStep, shellQuote } from "../components/host-step";
+import { RESOURCE_SIG, RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY, UNKNOWN_VALUE } from "./mocks";
+
+export const SECRET = "[secret]";
+
+/** Replaces secrets by "[secret]" and resource references by their URN; collects the secret texts. */
+export class Redactor {
+  readonly secrets = new Set<string>();
+
+  redact(value: unknown): unknown {
+    if (value === UNKNOWN_VALUE) return "[unknown]";
+    if (Array.isArray(value)) return value.map((v) => this.redact(v));
+    if (value === null || typeof value !== "object") return value;
+    const obj = value as Record<string, unknown>;
+    if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) {
+      this.collect(obj.value);
+      return SECRET;
+    }
+    if (obj[SPECIAL_SIG_KEY] === RESOURCE_SIG) return obj.urn;
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(obj).sort()) out[key] = this.redact(obj[key]);
+    return out;
+  }
+
+  collect(value: unknown): void {
+    if (typeof value === "string") {
+      this.secrets.add(value);
+      // A multi-line secret (a private key) may leak line by line: its long, blank-free lines count too.
+      for (const line of value.split("\n")) if (/^[^\s-]{32,}$/.test(line.trim())) this.secrets.add(line.trim());
+    } else if (value && typeof value === "object") {
+      Object.values(value as object).forEach((v) => this.collect(v));
+    }
+  }
+}
+
+const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+const yaml = (value: unknown) => YAML.stringify(value, { sortMapEntries: true, lineWidth: 0 });
+const safeName = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, "_");
+
+/** Kubernetes objects the program declares directly (not components, providers or Helm releases). */
+function isKubernetesObject(r: RecordedResource): boolean {
+  return r.custom && r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/")
+    && !r.type.startsWith("pulumi:providers:");
+}
+
+export interface RenderFiles {
+  /** path relative to the output dir -> content */
+  [relativePath: string]: string;
+}
+
+async function resolveEnv(env: Record<string, pulumi.Input<string>>, redactor: Redactor): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(env).sort()) {
+    const output = pulumi.output(env[key]);
+    // Output.isSecret is how the SDK itself tracks secretness of a resolved value.
+    const [value, secret] = await Promise.all([
+      (output as any).promise() as Promise<string>,
+      (output as any).isSecret as Promise<boolean>,
+    ]);
+    if (secret) redactor.collect(value);
+    out[key] = secret ? SECRET : String(value);
+  }
+  return out;
+}
+
+/** Builds every file of a render in memory (so that nothing is written when anything fails). */
+export async function renderFiles(resources: RecordedResource[], outputs: unknown, steps: RecordedStep[]): Promise<RenderFiles> {
+  const redactor = new Redactor();
+  const files: RenderFiles = {};
+  const sorted = [...resources].sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
+
+  files["resources.json"] = json(sorted.map((r) => ({
+    urn: r.urn,
+    type: r.type,
+    name: r.name,
+    parent: r.parent,
+    custom: r.custom,
+    provider: r.provider,
+    dependencies: r.dependencies,
+    inputs: redactor.redact(r.inputs),
+  })));
+  files["outputs.json"] = json(redactor.redact(outputs));
+
+  for (const r of sorted.filter(isKubernetesObject)) {
+    const obj = redactor.redact(r.inputs) as Record<string, any>;
+    const namespace = obj.metadata?.namespace ?? "_cluster";
+    const file = `kubernetes/${safeName(namespace)}/${safeName(String(obj.kind).toLowerCase())}-${safeName(obj.metadata?.name ?? r.name)}.yaml`;
+    if (files[file]) throw new Error(`two Kubernetes objects render to ${file}: ${r.urn}`);
+    files[file] = yaml(obj);
+  }
+
+  for (const r of sorted.filter((x) => x.type === "kubernetes:helm.sh/v3:Release")) {
+    const inputs = redactor.redact(r.inputs) as Record<string, any>;
+    const release = inputs.name ?? r.name;
+    files[`helm/${safeName(release)}.yaml`] = yaml({
+      chart: inputs.chart,
+      version: inputs.version,
+      repository: inputs.repositoryOpts?.repo,
+      namespace: inputs.namespace,
+      values: inputs.values ?? {},
+    });
+  }
+
+  const perHost = new Map<string, number>();
+  for (const step of steps) {
+    const n = (perHost.get(step.host) ?? 0) + 1;
+    perHost.set(step.host, n);
+    const base = `hosts/${safeName(step.host)}/${String(n).padStart(2, "0")}-${safeName(step.step)}`;
+    files[`${base}.sh`] = fs.readFileSync(path.join(__dirname, "..", "components", "scripts", step.script), "utf8");
+    files[`${base}.env`] = Object.entries(await resolveEnv(step.env, redactor))
+      .map(([k, v]) => `${k}=${shellQuote(v)}\n`).join("");
+    if (step.deleteScript) {
+      files[`${base}.delete.sh`] = fs.readFileSync(path.join(__dirname, "..", "components", "scripts", step.deleteScript), "utf8");
+    }
+  }
+
+  // Belt and braces: a secret that lost its marker somewhere (a plain apply) must not reach the disk.
+  for (const [file, content] of Object.entries(files)) {
+    for (const secret of redactor.secrets) {
+      if (secret.length >= 8 && content.includes(secret)) {
+        throw new Error(`render refused: ${file} contains the value of a Pulumi secret in plain text (a secret lost its marker)`);
+      }
+    }
+  }
+  return files;
+}
+
+/** Replaces `dir` with exactly these files. */
+export function writeFiles(dir: string, files: RenderFiles): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (const [relative, content] of Object.entries(files)) {
+    const target = path.join(dir, relative);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, content);
+  }
+}
