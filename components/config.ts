@@ -133,7 +133,7 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}
 const VERSION = /^(\d+)\.(\d+)\.(\d+)$/;
 
 /** Collects problems while reading; each reader returns a usable value even when it reported one. */
-class Reader {
+export class Reader {
   readonly problems: Problem[] = [];
   constructor(private readonly source: ConfigSource) {}
 
