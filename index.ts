@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
 import { Infrastructure } from "./components/infrastructure";
+import { clusterNodes, KubernetesCluster } from "./components/cluster";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
@@ -27,3 +28,18 @@ export const apiServer = infra.apiServer;
 export const bastion = infra.bastion;
 export const sshPublicKey = infra.sshPublicKey;
 export const sshPrivateKey = pulumi.secret(infra.sshPrivateKey);
+
+// 2. Kubernetes: kubeadm over SSH on those hosts; its provider carries every later layer's objects.
+const cluster = new KubernetesCluster(config.clusterName, {
+  nodes: clusterNodes(config),
+  hosts: infra.hosts,
+  apiServer: infra.apiServer,
+  bastion: infra.bastion,
+  sshPrivateKey: infra.sshPrivateKey,
+  kubernetesVersion: config.kubernetesVersion,
+  network: config.network,
+  clusterName: config.clusterName,
+});
+
+export const kubeconfig = pulumi.secret(cluster.kubeconfig);
+export const kubernetesVersion = cluster.kubernetesVersion;

@@ -22,9 +22,18 @@ export interface SshAccess {
   bastion: pulumi.Input<SshEndpoint | undefined>;
 }
 
+/**
+ * A host whose name is known when the program is declared but whose addresses may come later (an
+ * OpenStack VM's IP): the step's name uses `name`, the SSH connection waits for `host`.
+ */
+export interface HostRef {
+  name: string;
+  host: pulumi.Input<Host>;
+}
+
 export interface HostStepArgs {
   /** the host the script runs on */
-  host: Host;
+  host: Host | HostRef;
   /** step name, e.g. `prepare`; the resource is named `<prefix>-<host>-<step>` */
   step: string;
   /** file name under components/scripts/, e.g. `prepare-host.sh` */
@@ -69,8 +78,8 @@ export function wrapScript(scriptText: string): string {
   return `sudo -n bash -c ${shellQuote(`set -euo pipefail\nset -a\n. /dev/stdin\nset +a\n${scriptText}`)}`;
 }
 
-export function connectionFor(host: Host, access: SshAccess): pulumi.Output<command.types.input.remote.ConnectionArgs> {
-  return pulumi.all([pulumi.output(access.bastion), pulumi.output(access.privateKey)]).apply(([bastion, privateKey]) => ({
+export function connectionFor(target: pulumi.Input<Host>, access: SshAccess): pulumi.Output<command.types.input.remote.ConnectionArgs> {
+  return pulumi.all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey)]).apply(([host, bastion, privateKey]) => ({
     host: host.address,
     port: host.port,
     user: host.sshUser,
@@ -90,9 +99,10 @@ export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, 
   const keys = Object.keys(args.env).sort();
   const stdin = pulumi.all(keys.map((k) => pulumi.output(args.env[k]))).apply((values) =>
     envFile(Object.fromEntries(keys.map((k, i) => [k, values[i]]))));
+  const target = "host" in args.host ? args.host.host : args.host;
   recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env: args.env, deleteScript: args.deleteScript });
   return new command.remote.Command(`${prefix}-${args.host.name}-${args.step}`, {
-    connection: connectionFor(args.host, access),
+    connection: connectionFor(target, access),
     create: wrapScript(scriptText),
     update: wrapScript(scriptText),
     delete: args.deleteScript ? wrapScript(readScript(args.deleteScript)) : undefined,
