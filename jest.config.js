@@ -2,6 +2,8 @@
 module.exports = {
   testEnvironment: "node",
   testMatch: ["<rootDir>/tests/**/*.test.ts"],
-  transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+  transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
   testTimeout: 60000,
+  // Pulumi's runtime keeps process-wide state; jest's global clean-up only warns about it.
+  testEnvironmentOptions: { globalsCleanup: "off" },
 };

@@ -77,6 +77,37 @@ export interface DareConfig {
   sshUser: string;
   /** Octavia load balancer in front of the API when there is more than one control plane */
   apiLoadBalancer: boolean;
+  /** Octavia load balancer in front of the ingress (openstack); false: Traefik binds ports 80/443 of the ingress nodes */
+  ingressLoadBalancer: boolean;
+  ceph: CephSpec;
+  /** the ClusterIssuer that public endpoints get their certificates from */
+  tlsIssuer: TlsIssuer;
+  /** Let's Encrypt account e-mail ("" with the self-signed CA) */
+  acmeEmail: string;
+  harbor: HarborSpec;
+  keycloak: KeycloakSpec;
+  /** OIDC and SAML providers users may log in with (Keycloak identity brokering) */
+  identityProviders: IdentityProviderSpec[];
+  /** Alertmanager e-mail; undefined: alerts are only shown in Alertmanager and Grafana */
+  alerting?: AlertingSpec;
+  /** the DARE services layer, the MPI operator and backups */
+  dare: DareLayerSpec;
+}
+
+export const TLS_ISSUERS = ["letsencrypt-prod", "letsencrypt-staging", "dare-ca"] as const;
+export type TlsIssuer = (typeof TLS_ISSUERS)[number];
+
+export interface CephSpec {
+  /** copies of each object; at most the number of hosts with disks (failure domain: host) */
+  replicas: number;
+  /** Ceph monitors: 1, 3 or 5 */
+  monitors: number;
+}
+
+export interface HarborSpec {
+  enabled: boolean;
+  /** size of the registry's image volume (Ceph block) */
+  registrySizeGb: number;
 }
 
 export interface Problem {
@@ -107,17 +138,32 @@ export interface ConfigSource {
   stack: string;
   /** the raw string of a project key (JSON text for objects and lists), or undefined when unset */
   get(key: string): string | undefined;
+  /** whether the key was set with --secret */
+  isSecret?(key: string): boolean;
 }
+
+/**
+ * Keys that may hold secrets (set with `pulumi config set --secret`); their readers keep them Pulumi
+ * secrets. Any other key set with --secret is refused: its value would end up in plain text.
+ */
+export const SECRET_KEYS = new Set<string>(["backupPassphrase"]);
 
 /** Reads the project's keys from Pulumi's config (stack file over Pulumi.yaml defaults). */
 export function pulumiConfigSource(): ConfigSource {
   const config = new pulumi.Config("dare");
-  return { stack: pulumi.getStack(), get: (key) => config.get(key) };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const runtimeConfig = require("@pulumi/pulumi/runtime/config");
+  return {
+    stack: pulumi.getStack(),
+    get: (key) => config.get(key),
+    isSecret: (key) => Boolean(runtimeConfig.isConfigSecret(`dare:${key}`)),
+  };
 }
 
 export const DEFAULT_NODES: NodesSpec = {
   controlPlane: { count: 1, flavor: "m1.medium" },
-  pools: [{ name: "workers", count: 2, flavor: "m1.large", disks: { count: 0, sizeGb: 100 }, publicIp: false }],
+  // One disk each: Ceph needs OSDs for the storage classes every later layer uses.
+  pools: [{ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 100 }, publicIp: false }],
 };
 
 export const DEFAULT_NETWORK: NetworkSpec = {
@@ -141,10 +187,19 @@ export class Reader {
     this.problems.push({ key, value, why, example });
   }
 
+  /** Whether the key was set with --secret (undefined when the source cannot tell). */
+  isSecretKey(key: string): boolean | undefined {
+    return this.source.isSecret?.(key);
+  }
+
   /** The parsed value of a key: JSON when it parses, else the raw string. */
   raw(key: string): unknown {
     const text = this.source.get(key);
     if (text === undefined) return undefined;
+    if (!SECRET_KEYS.has(key) && this.source.isSecret?.(key)) {
+      this.problem(key, "[secret]", "is set as a secret, but it is not a secret setting: its value would be stored and shown in plain text",
+        `pulumi config set ${key} <value>   (without --secret)`);
+    }
     try {
       return JSON.parse(text);
     } catch {
@@ -352,6 +407,428 @@ function readKubernetesVersion(r: Reader): string {
   return version;
 }
 
+/** Keys of the platform base (networking, storage, security): ingress, Ceph, certificates, Harbor. */
+function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts: ExistingHostSpec[]) {
+  const lbRaw = r.raw("ingressLoadBalancer");
+  // Follows apiLoadBalancer by default: a cloud without Octavia switches that off, and then has no ingress LB either.
+  const ingressLoadBalancer = r.boolean("ingressLoadBalancer", lbRaw, provider === "openstack" && r.raw("apiLoadBalancer") !== false, "false");
+  if (ingressLoadBalancer && provider === "existing") {
+    r.problem("ingressLoadBalancer", lbRaw, "needs Octavia: with dare:provider = existing the ingress listens on host ports 80/443", "pulumi config set ingressLoadBalancer false");
+  }
+  if (!ingressLoadBalancer && provider === "openstack" && !nodes.pools.some((p) => p.publicIp && p.count > 0)) {
+    r.problem("ingressLoadBalancer", lbRaw ?? false, "without a load balancer the ingress needs worker nodes with public addresses: give a pool publicIp: true",
+      "pulumi config set --path 'nodes.pools[0].publicIp' true");
+  }
+
+  const workers = provider === "existing"
+    ? hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).length
+    : nodes.pools.reduce((n, p) => n + p.count, 0);
+  const withDisks = provider === "existing"
+    ? hosts.filter((h) => h.disks.length > 0).length
+    : nodes.pools.reduce((n, p) => n + (p.disks.count > 0 ? p.count : 0), 0);
+  const cephExample = `{"replicas": 3, "monitors": 3}`;
+  const ceph = r.object("ceph", r.raw("ceph"), cephExample) ?? {};
+  r.unknownKeys("ceph", ceph, ["replicas", "monitors"], cephExample);
+  // Unset: as safe as the hosts allow (3 replicas, 3 monitors), less on a small cluster.
+  const replicas = r.integer("ceph.replicas", ceph.replicas, Math.max(1, Math.min(3, withDisks)), 1, "pulumi config set --path 'ceph.replicas' 3");
+  const monitors = r.integer("ceph.monitors", ceph.monitors, workers >= 3 ? 3 : 1, 1, "pulumi config set --path 'ceph.monitors' 3");
+  const disksKey = provider === "existing" ? "hosts[].disks" : "nodes.pools[].disks.count";
+  if (withDisks === 0) {
+    r.problem(disksKey, 0, "no host has a disk for Ceph: the storage classes need at least one OSD", provider === "existing" ? `"disks": ["/dev/sdb"]` : "pulumi config set --path 'nodes.pools[0].disks.count' 1");
+  } else if (replicas > withDisks) {
+    r.problem("ceph.replicas", replicas, `${withDisks} host(s) have disks: each replica needs its own host, so at most ${withDisks}`, `pulumi config set --path 'ceph.replicas' ${withDisks}`);
+  }
+  if (![1, 3, 5].includes(monitors)) {
+    r.problem("ceph.monitors", monitors, "Ceph monitors keep a majority: 1 (testbed), 3 or 5", "pulumi config set --path 'ceph.monitors' 3");
+  } else if (workers > 0 && monitors > workers) {
+    r.problem("ceph.monitors", monitors, `each monitor needs its own worker node and there are ${workers}`, "pulumi config set --path 'ceph.monitors' 1");
+  }
+
+  const issuerRaw = r.raw("tlsIssuer");
+  const tlsIssuer = r.string("tlsIssuer", issuerRaw, "dare-ca", `"letsencrypt-staging"`) as TlsIssuer;
+  if (!(TLS_ISSUERS as readonly string[]).includes(tlsIssuer)) {
+    r.problem("tlsIssuer", tlsIssuer, `must be one of ${TLS_ISSUERS.join(", ")}`, "pulumi config set tlsIssuer letsencrypt-staging");
+  }
+  const acmeEmail = r.string("acmeEmail", r.raw("acmeEmail"), "", `"ops@example.org"`, /^[^@\s]+@[^@\s]+\.[^@\s]+$/, "must be an e-mail address");
+  if (tlsIssuer.startsWith("letsencrypt") && acmeEmail === "") {
+    r.problem("acmeEmail", r.raw("acmeEmail"), `${tlsIssuer} needs an account e-mail (Let's Encrypt sends expiry warnings there)`, "pulumi config set acmeEmail ops@example.org");
+  }
+
+  const harborExample = `{"enabled": true, "registrySizeGb": 100}`;
+  const harbor = r.object("harbor", r.raw("harbor"), harborExample) ?? {};
+  r.unknownKeys("harbor", harbor, ["enabled", "registrySizeGb"], harborExample);
+  return {
+    ingressLoadBalancer,
+    ceph: { replicas, monitors },
+    tlsIssuer,
+    acmeEmail,
+    harbor: {
+      enabled: r.boolean("harbor.enabled", harbor.enabled, false, "true"),
+      registrySizeGb: r.integer("harbor.registrySizeGb", harbor.registrySizeGb, 50, 1, "pulumi config set --path 'harbor.registrySizeGb' 100"),
+    },
+  };
+}
+
+/** The DARE services layer: every workload that has an image, by name (see components/dare-services.ts). */
+export const DARE_WORKLOADS = [
+  "dare-login", "d4p-registry", "d4p-registry-db", "exec-api", "exec-registry", "playground", "workflow-registry",
+  "semantic-data", "sprov", "sprov-db", "sprov-view", "sprov-cronjob",
+] as const;
+export type DareWorkload = (typeof DARE_WORKLOADS)[number];
+
+/**
+ * Default images. The DARE platform's own tags are not published anywhere readable from here except
+ * dare-login's (v1.1, D5.4); the others default to the last platform release (v3.6) and are config.
+ * Databases and tools: official images, pinned patch releases.
+ */
+export const DEFAULT_IMAGES = {
+  "dare-login": "registry.gitlab.com/project-dare/dare-platform/dare-login:v1.1",
+  "d4p-registry": "registry.gitlab.com/project-dare/dare-platform/d4p-registry:v3.6",
+  "d4p-registry-db": "mysql:8.4.6",
+  "exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6",
+  "exec-registry": "registry.gitlab.com/project-dare/dare-platform/exec-registry:v3.6",
+  "playground": "registry.gitlab.com/project-dare/dare-platform/playground:v3.6",
+  "workflow-registry": "registry.gitlab.com/project-dare/dare-platform/workflow-registry:v3.6",
+  "semantic-data": "registry.gitlab.com/project-dare/dare-platform/semantic-data:v3.6",
+  "sprov": "registry.gitlab.com/project-dare/dare-platform/sprov:v3.6",
+  "sprov-db": "mongo:8.0.12",
+  "sprov-view": "registry.gitlab.com/project-dare/dare-platform/sprov-view:v3.6",
+  "sprov-cronjob": "registry.gitlab.com/project-dare/dare-platform/sprov-cronjob:v3.6",
+  "mpi-operator": "mpioperator/mpi-operator:0.8.2",
+  "etcd": "registry.k8s.io/etcd:3.6.4-0",
+  "postgres-client": "postgres:18.1",
+  "busybox": "busybox:1.37.0",
+} as const satisfies Record<DareWorkload | "mpi-operator" | "etcd" | "postgres-client" | "busybox", string>;
+export type ImageName = keyof typeof DEFAULT_IMAGES;
+
+export interface ServiceSizing {
+  replicas: number;
+  /** the container port the service listens on */
+  port: number;
+  requests: { cpu: string; memory: string };
+  limits: { cpu: string; memory: string };
+  /** databases only: size of the Ceph block volume */
+  storageSize: string;
+}
+
+export interface BackupSpec {
+  /** borg repository `user@host:path`; unset: no host backups */
+  repository?: string;
+  /** borg passphrase (Pulumi secret); set when `repository` is */
+  passphrase?: pulumi.Output<string>;
+  /** cron schedule of the etcd snapshot and database dump CronJobs */
+  schedule: string;
+  keepEtcdSnapshots: number;
+  keepDumps: number;
+  /** systemd OnCalendar of the hosts' borg run: after the snapshots and dumps */
+  hostSchedule: string;
+  prune: { daily: number; weekly: number; monthly: number };
+}
+
+export interface DareLayerSpec {
+  images: Record<ImageName, string>;
+  services: Record<DareWorkload, ServiceSizing>;
+  /** size of the DARE shared file system (CephFS, ReadWriteMany) */
+  sharedFilesystemSize: string;
+  jupyterhub: boolean;
+  backup: BackupSpec;
+}
+
+const KNOWN_PORTS: Partial<Record<DareWorkload, number>> = {
+  "d4p-registry": 8000, "d4p-registry-db": 3306, "workflow-registry": 8000, "sprov": 8082, "sprov-db": 27017, "sprov-view": 8080,
+};
+const DATABASES: DareWorkload[] = ["d4p-registry-db", "sprov-db"];
+
+export function defaultSizing(name: DareWorkload): ServiceSizing {
+  const db = DATABASES.includes(name);
+  return {
+    replicas: 1,
+    port: KNOWN_PORTS[name] ?? 80,
+    requests: db ? { cpu: "250m", memory: "512Mi" } : { cpu: "100m", memory: "256Mi" },
+    limits: db ? { cpu: "2", memory: "2Gi" } : { cpu: "1", memory: "1Gi" },
+    storageSize: "10Gi",
+  };
+}
+
+/** `repo[:port]/path:tag`; `latest` and digests-only are refused: a pinned tag is the point. */
+const IMAGE = /^[a-z0-9]([a-z0-9._\/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const QUANTITY = /^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
+const CRON = /^(\S+\s+){4}\S+$/;
+const BORG_REPO = /^[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+:\S+$/;
+
+function readDareLayer(r: Reader): DareLayerSpec {
+  const imagesExample = `{"exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6"}`;
+  const imagesRaw = r.object("images", r.raw("images"), imagesExample) ?? {};
+  r.unknownKeys("images", imagesRaw, Object.keys(DEFAULT_IMAGES), imagesExample);
+  const images = { ...DEFAULT_IMAGES } as Record<ImageName, string>;
+  for (const name of Object.keys(DEFAULT_IMAGES) as ImageName[]) {
+    const value = imagesRaw[name];
+    if (value === undefined) continue;
+    images[name] = r.string(`images.${name}`, value, DEFAULT_IMAGES[name], `"${DEFAULT_IMAGES[name]}"`, IMAGE,
+      "must be an image reference with a pinned tag (repository:tag, not latest)");
+    if (images[name].endsWith(":latest")) r.problem(`images.${name}`, value, "`latest` is not a pinned tag", `"${DEFAULT_IMAGES[name]}"`);
+  }
+
+  const servicesExample = `{"dare-login": {"replicas": 2, "requests": {"cpu": "200m", "memory": "256Mi"}}}`;
+  const servicesRaw = r.object("services", r.raw("services"), servicesExample) ?? {};
+  r.unknownKeys("services", servicesRaw, [...DARE_WORKLOADS], servicesExample);
+  const services = {} as Record<DareWorkload, ServiceSizing>;
+  for (const name of DARE_WORKLOADS) {
+    const base = defaultSizing(name);
+    const key = `services.${name}`;
+    const s = r.object(key, servicesRaw[name], servicesExample) ?? {};
+    r.unknownKeys(key, s, ["replicas", "port", "requests", "limits", "storageSize"], servicesExample);
+    const quantities = (field: "requests" | "limits") => {
+      const q = r.object(`${key}.${field}`, s[field], `{"cpu": "500m", "memory": "1Gi"}`) ?? {};
+      r.unknownKeys(`${key}.${field}`, q, ["cpu", "memory"], `{"cpu": "500m", "memory": "1Gi"}`);
+      return {
+        cpu: r.string(`${key}.${field}.cpu`, q.cpu, base[field].cpu, `"500m"`, QUANTITY, "must be a Kubernetes quantity"),
+        memory: r.string(`${key}.${field}.memory`, q.memory, base[field].memory, `"1Gi"`, QUANTITY, "must be a Kubernetes quantity"),
+      };
+    };
+    const replicas = r.integer(`${key}.replicas`, s.replicas, base.replicas, 1, `pulumi config set --path '${key}.replicas' 2`);
+    // A database is one pod with its own volume: more replicas would be independent, diverging copies.
+    if (DATABASES.includes(name) && replicas > 1) {
+      r.problem(`${key}.replicas`, replicas, "a database here is a single instance (no replication is configured)", "1");
+    }
+    services[name] = {
+      replicas,
+      port: r.integer(`${key}.port`, s.port, base.port, 1, "8080"),
+      requests: quantities("requests"),
+      limits: quantities("limits"),
+      storageSize: r.string(`${key}.storageSize`, s.storageSize, base.storageSize, `"20Gi"`, QUANTITY, "must be a Kubernetes quantity"),
+    };
+  }
+
+  const policyExample = `{"schedule": "0 2 * * *", "keepEtcdSnapshots": 7, "keepDumps": 7, "hostSchedule": "*-*-* 03:00:00", "prune": {"daily": 7, "weekly": 4, "monthly": 6}}`;
+  const policy = r.object("backupPolicy", r.raw("backupPolicy"), policyExample) ?? {};
+  r.unknownKeys("backupPolicy", policy, ["schedule", "keepEtcdSnapshots", "keepDumps", "hostSchedule", "prune"], policyExample);
+  const prune = r.object("backupPolicy.prune", policy.prune, `{"daily": 7, "weekly": 4, "monthly": 6}`) ?? {};
+  r.unknownKeys("backupPolicy.prune", prune, ["daily", "weekly", "monthly"], `{"daily": 7, "weekly": 4, "monthly": 6}`);
+
+  const repoRaw = r.raw("backup");
+  const repository = repoRaw === undefined ? undefined
+    : r.string("backup", repoRaw, "", `"borg@backup.example.org:/srv/borg/dare"`, BORG_REPO, "must name a borg repository as user@host:path");
+  let passphrase: pulumi.Output<string> | undefined;
+  const passRaw = r.raw("backupPassphrase");
+  if (repository) {
+    if (typeof passRaw !== "string" || passRaw.length < 12) {
+      r.problem("backupPassphrase", passRaw === undefined ? undefined : "[secret]", "dare:backup needs a passphrase of at least 12 characters for the borg repository's key",
+        "pulumi config set --secret backupPassphrase \"$(openssl rand -base64 32)\"");
+    } else if (r.isSecretKey("backupPassphrase") === false) {
+      r.problem("backupPassphrase", "[not shown]", "must be set with --secret: it protects every host's backup", "pulumi config set --secret backupPassphrase <passphrase>");
+    } else {
+      passphrase = pulumi.secret(passRaw);
+    }
+  } else if (passRaw !== undefined) {
+    r.problem("backupPassphrase", "[secret]", "is only used with dare:backup (a borg repository)", "pulumi config set backup borg@backup.example.org:/srv/borg/dare");
+  }
+
+  return {
+    images,
+    services,
+    sharedFilesystemSize: r.string("sharedFilesystemSize", r.raw("sharedFilesystemSize"), "100Gi", `"200Gi"`, QUANTITY, "must be a Kubernetes quantity"),
+    jupyterhub: r.boolean("jupyterhub", r.raw("jupyterhub"), false, "true"),
+    backup: {
+      repository: repository || undefined,
+      passphrase,
+      schedule: r.string("backupPolicy.schedule", policy.schedule, "0 2 * * *", `"0 2 * * *"`, CRON, "must be a cron schedule (five fields)"),
+      keepEtcdSnapshots: r.integer("backupPolicy.keepEtcdSnapshots", policy.keepEtcdSnapshots, 7, 1, "7"),
+      keepDumps: r.integer("backupPolicy.keepDumps", policy.keepDumps, 7, 1, "7"),
+      hostSchedule: r.string("backupPolicy.hostSchedule", policy.hostSchedule, "*-*-* 03:00:00", `"*-*-* 03:00:00"`, /^[0-9*][-0-9*,:. /A-Za-z]*$/,
+        "must be a systemd OnCalendar expression"),
+      prune: {
+        daily: r.integer("backupPolicy.prune.daily", prune.daily, 7, 0, "7"),
+        weekly: r.integer("backupPolicy.prune.weekly", prune.weekly, 4, 0, "4"),
+        monthly: r.integer("backupPolicy.prune.monthly", prune.monthly, 6, 0, "6"),
+      },
+    },
+  };
+}
+
+/** `dare:keycloak`: sizes of Keycloak and its PostgreSQL cluster. */
+export interface KeycloakSpec {
+  /** Keycloak pods (they share sessions through the database: jdbc-ping) */
+  replicas: number;
+  /** PostgreSQL instances run by CloudNativePG: 1 primary, the rest streaming replicas */
+  databaseInstances: number;
+  databaseSizeGb: number;
+}
+
+export const DEFAULT_KEYCLOAK: KeycloakSpec = { replicas: 1, databaseInstances: 1, databaseSizeGb: 10 };
+
+/** An OpenID Connect identity provider (EGI Check-in, EUDAT B2ACCESS, Google…) users may log in with. */
+export interface OidcIdentityProvider {
+  protocol: "oidc";
+  /** Keycloak's name for it; part of the broker redirect URI https://<domain>/auth/realms/dare/broker/<alias>/endpoint */
+  alias: string;
+  displayName: string;
+  issuer: string;
+  authorizationUrl: string;
+  tokenUrl: string;
+  jwksUrl: string;
+  userInfoUrl?: string;
+  clientId: string;
+  /** set with `pulumi config set --secret --path 'identityProviders[N].clientSecret' …` */
+  clientSecret: pulumi.Output<string>;
+}
+
+/** A SAML 2.0 identity provider. */
+export interface SamlIdentityProvider {
+  protocol: "saml";
+  alias: string;
+  displayName: string;
+  idpEntityId: string;
+  singleSignOnServiceUrl: string;
+  /** the IdP's signing certificate (base64 DER, as in its metadata); when set, signatures are checked */
+  signingCertificate?: string;
+}
+
+export type IdentityProviderSpec = OidcIdentityProvider | SamlIdentityProvider;
+
+/** `dare:alerting`: where Alertmanager sends e-mail. */
+export interface AlertingSpec {
+  /** host:port of the SMTP relay */
+  smtpHost: string;
+  from: string;
+  to: string[];
+  /** SMTP login; "" for a relay without authentication */
+  user: string;
+  /** set with `pulumi config set --secret --path 'alerting.smtpPassword' …`; required when user is set */
+  smtpPassword?: pulumi.Output<string>;
+  /** severities mailed to the operators (the seed: critical only) */
+  severities: string[];
+}
+
+export const ALERT_SEVERITIES = ["critical", "warning", "info"] as const;
+const ALIAS = /^[a-z][a-z0-9-]{0,30}$/;
+const HTTPS_URL = /^https:\/\/[^\s/]+(\/\S*)?$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const SECRET_SHOWN = "[secret]";
+/** An object whose values are hidden, for messages about keys of objects that hold secrets. */
+const masked = (o: Record<string, unknown>) => Object.fromEntries(Object.keys(o).map((k) => [k, SECRET_SHOWN]));
+
+function readKeycloak(r: Reader): KeycloakSpec {
+  const example = `{"replicas": 2, "databaseInstances": 3, "databaseSizeGb": 20}`;
+  const kc = r.object("keycloak", r.raw("keycloak"), example) ?? {};
+  r.unknownKeys("keycloak", kc, Object.keys(DEFAULT_KEYCLOAK), example);
+  return {
+    replicas: r.integer("keycloak.replicas", kc.replicas, DEFAULT_KEYCLOAK.replicas, 1, "pulumi config set --path 'keycloak.replicas' 2"),
+    databaseInstances: r.integer("keycloak.databaseInstances", kc.databaseInstances, DEFAULT_KEYCLOAK.databaseInstances, 1,
+      "pulumi config set --path 'keycloak.databaseInstances' 3"),
+    databaseSizeGb: r.integer("keycloak.databaseSizeGb", kc.databaseSizeGb, DEFAULT_KEYCLOAK.databaseSizeGb, 1,
+      "pulumi config set --path 'keycloak.databaseSizeGb' 20"),
+  };
+}
+
+function readIdentityProvider(r: Reader, key: string, item: unknown): IdentityProviderSpec | undefined {
+  const oidcExample = `{"alias": "egi", "displayName": "EGI Check-in", "issuer": "https://aai.egi.eu/auth/realms/egi", "authorizationUrl": "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/auth", "tokenUrl": "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token", "jwksUrl": "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/certs", "clientId": "dare"} and pulumi config set --secret --path '${key}.clientSecret' …`;
+  const samlExample = `{"alias": "b2access", "protocol": "saml", "idpEntityId": "https://b2access.eudat.eu/saml-idp/metadata", "singleSignOnServiceUrl": "https://b2access.eudat.eu/saml-idp/saml2webssoidp"}`;
+  // Never print the object or its unknown keys' values: they may hold the client secret.
+  if (item === null || typeof item !== "object" || Array.isArray(item)) {
+    r.problem(key, SECRET_SHOWN, "must be an object", oidcExample);
+    return undefined;
+  }
+  const p = item as Record<string, unknown>;
+  const protocol = p.protocol ?? "oidc";
+  if (protocol !== "oidc" && protocol !== "saml") {
+    r.problem(`${key}.protocol`, protocol, `must be "oidc" or "saml"`, `"oidc"`);
+    return undefined;
+  }
+  const alias = r.string(`${key}.alias`, p.alias ?? "", "", `"egi"`, ALIAS,
+    "must start with a letter and hold only lower-case letters, digits and '-' (at most 31): it is part of the broker URL");
+  const displayName = r.string(`${key}.displayName`, p.displayName, alias, `"EGI Check-in"`);
+  const url = (field: string, required: boolean, example: string) => {
+    if (p[field] === undefined && !required) return undefined;
+    return r.string(`${key}.${field}`, p[field] ?? "", "", example, HTTPS_URL, "must be an https:// URL");
+  };
+  if (protocol === "saml") {
+    r.unknownKeys(key, masked(p), ["protocol", "alias", "displayName", "idpEntityId", "singleSignOnServiceUrl", "signingCertificate"], samlExample);
+    const cert = p.signingCertificate === undefined ? undefined
+      : r.string(`${key}.signingCertificate`, p.signingCertificate, "", `"MIIC…"`, /^[A-Za-z0-9+/=\s]+$/, "must be the base64 certificate from the IdP's metadata, without PEM header lines");
+    return {
+      protocol, alias, displayName,
+      idpEntityId: r.string(`${key}.idpEntityId`, p.idpEntityId ?? "", "", `"https://idp.example.org/metadata"`),
+      singleSignOnServiceUrl: url("singleSignOnServiceUrl", true, `"https://idp.example.org/sso"`)!,
+      signingCertificate: cert?.replace(/\s+/g, ""),
+    };
+  }
+  r.unknownKeys(key, masked(p), ["protocol", "alias", "displayName", "issuer", "authorizationUrl", "tokenUrl", "jwksUrl", "userInfoUrl", "clientId", "clientSecret"], oidcExample);
+  const secretRaw = p.clientSecret;
+  if (typeof secretRaw !== "string" || secretRaw.length === 0) {
+    r.problem(`${key}.clientSecret`, secretRaw === undefined ? undefined : SECRET_SHOWN, "is required: the secret the provider issued for this client",
+      `pulumi config set --secret --path '${key}.clientSecret' <secret>`);
+  }
+  return {
+    protocol, alias, displayName,
+    issuer: url("issuer", true, `"https://aai.egi.eu/auth/realms/egi"`)!,
+    authorizationUrl: url("authorizationUrl", true, `"https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/auth"`)!,
+    tokenUrl: url("tokenUrl", true, `"https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token"`)!,
+    jwksUrl: url("jwksUrl", true, `"https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/certs"`)!,
+    userInfoUrl: url("userInfoUrl", false, `"https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/userinfo"`),
+    clientId: r.string(`${key}.clientId`, p.clientId ?? "", "", `"dare"`),
+    clientSecret: pulumi.secret(typeof secretRaw === "string" ? secretRaw : ""),
+  };
+}
+
+function readIdentityProviders(r: Reader): IdentityProviderSpec[] {
+  const raw = r.raw("identityProviders");
+  if (raw !== undefined && !Array.isArray(raw)) r.problem("identityProviders", SECRET_SHOWN, "must be a list", `[{"alias": "egi", …}]`);
+  const list = Array.isArray(raw) ? raw : [];
+  const providers = list.map((item, i) => readIdentityProvider(r, `identityProviders[${i}]`, item))
+    .filter((p): p is IdentityProviderSpec => p !== undefined);
+  const seen = new Set<string>();
+  providers.forEach((p, i) => {
+    if (p.alias && seen.has(p.alias)) r.problem(`identityProviders[${i}].alias`, p.alias, "duplicate alias: each provider needs its own", `"b2access"`);
+    seen.add(p.alias);
+  });
+  return providers;
+}
+
+function readAlerting(r: Reader): AlertingSpec | undefined {
+  const example = `{"smtpHost": "smtp.example.org:587", "from": "alertmanager@dare.example.org", "to": ["dare-ops@example.org"], "user": "alertmanager"}`;
+  const raw = r.raw("alerting");
+  if (raw === undefined) return undefined;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    r.problem("alerting", SECRET_SHOWN, "must be an object", example);
+    return undefined;
+  }
+  const a = raw as Record<string, unknown>;
+  r.unknownKeys("alerting", masked(a), ["smtpHost", "from", "to", "user", "smtpPassword", "severities"], example);
+  const email = (key: string, value: unknown, ex: string) => r.string(key, value ?? "", "", ex, EMAIL, "must be an e-mail address");
+  const to = r.list("alerting.to", a.to ?? [], `["dare-ops@example.org"]`) ?? [];
+  if (to.length === 0) r.problem("alerting.to", a.to, "name at least one address the alerts go to", `pulumi config set --path 'alerting.to[0]' dare-ops@example.org`);
+  const user = a.user === undefined ? "" : r.string("alerting.user", a.user, "", `"alertmanager"`);
+  const password = a.smtpPassword;
+  if (user !== "" && (typeof password !== "string" || password === "")) {
+    r.problem("alerting.smtpPassword", password === undefined ? undefined : SECRET_SHOWN, "is required when alerting.user is set",
+      "pulumi config set --secret --path 'alerting.smtpPassword' <password>");
+  }
+  if (user === "" && password !== undefined) {
+    r.problem("alerting.user", a.user, "is required when alerting.smtpPassword is set: the SMTP login", `pulumi config set --path 'alerting.user' alertmanager`);
+  }
+  const severities = (r.list("alerting.severities", a.severities, `["critical"]`) ?? ["critical"]).map(String);
+  severities.forEach((s, i) => {
+    if (!(ALERT_SEVERITIES as readonly string[]).includes(s)) {
+      r.problem(`alerting.severities[${i}]`, s, `must be one of ${ALERT_SEVERITIES.join(", ")}`, `"critical"`);
+    }
+  });
+  if (severities.length === 0) r.problem("alerting.severities", severities, "name at least one severity", `["critical"]`);
+  return {
+    smtpHost: r.string("alerting.smtpHost", a.smtpHost ?? "", "", `"smtp.example.org:587"`, /^[A-Za-z0-9.-]+:\d{1,5}$/, "must be host:port"),
+    from: email("alerting.from", a.from, `"alertmanager@dare.example.org"`),
+    to: to.map((t, i) => email(`alerting.to[${i}]`, t, `"dare-ops@example.org"`)),
+    user,
+    smtpPassword: typeof password === "string" && password !== "" ? pulumi.secret(password) : undefined,
+    severities,
+  };
+}
+
+/** Keys of the A/A and monitoring layers: Keycloak sizes, identity providers, alert e-mail. */
+function readAccessAndMonitoring(r: Reader) {
+  return { keycloak: readKeycloak(r), identityProviders: readIdentityProviders(r), alerting: readAlerting(r) };
+}
+
 /** Reads and validates the whole configuration; throws one ConfigError listing every problem. */
 export function loadConfig(source: ConfigSource): DareConfig {
   const r = new Reader(source);
@@ -395,8 +872,15 @@ export function loadConfig(source: ConfigSource): DareConfig {
     image: r.string("image", r.raw("image"), "Ubuntu 24.04", `"Ubuntu 24.04"`),
     sshUser: r.string("sshUser", r.raw("sshUser"), "ubuntu", `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
     apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), true, "false"),
+    ...readPlatformBase(r, provider, nodes, hosts),
+    ...readAccessAndMonitoring(r),
+    dare: readDareLayer(r),
   };
   if (config.domain === "") r.problem("domain", r.raw("domain"), "is required: the DARE services are served under it", `pulumi config set domain dare.example.org`);
-  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  if (r.problems.length > 0) {
+    // A key read in two places reports its problem once.
+    const unique = new Map(r.problems.map((p) => [`${p.key}\u0000${p.why}`, p]));
+    throw new ConfigError([...unique.values()]);
+  }
   return config;
 }

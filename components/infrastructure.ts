@@ -122,14 +122,14 @@ export class Infrastructure extends pulumi.ComponentResource {
   public readonly sshPublicKey: pulumi.Output<string>;
 
   constructor(name: string, args: InfrastructureArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("dare:iaas:Infrastructure", name, {}, opts);
-
+    // Checked before anything registers, so a bad combination creates nothing.
     if (args.provider === "existing" && args.hosts.length === 0) {
       throw new Error(`${name}: provider "existing" needs at least one host`);
     }
     if (args.provider === "openstack" && args.hosts.length > 0) {
       throw new Error(`${name}: hosts are only used with provider "existing"`);
     }
+    super("dare:iaas:Infrastructure", name, {}, opts);
 
     const sshKey = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, { parent: this });
     this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);

@@ -45,24 +45,31 @@ function uuid(label: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/**
+ * Mock addresses derived from the resource name, so that adding a node never moves another node's
+ * address (a counter would, and renders of N and N+1 nodes would differ in unrelated resources).
+ */
 class Addresses {
-  private privateNext = 10;
-  private publicNext = 10;
   private readonly byName = new Map<string, string>();
-  /** a node-subnet address; the same name always gets the same address within one run */
-  private(name: string): string {
+  private readonly taken = new Set<string>();
+
+  private pick(name: string, space: number, format: (n: number) => string): string {
     if (!this.byName.has(name)) {
-      const n = this.privateNext++;
-      this.byName.set(name, `10.10.${Math.floor(n / 250)}.${(n % 250) + 1}`);
+      let n = seed(name).readUInt32BE(0) % space;
+      while (this.taken.has(format(n))) n = (n + 1) % space;
+      this.taken.add(format(n));
+      this.byName.set(name, format(n));
     }
     return this.byName.get(name)!;
   }
+  /** an address in 10.10.0.0/16 */
+  private(name: string): string {
+    return this.pick(name, 65000, (n) => `10.10.${Math.floor(n / 250)}.${(n % 250) + 2}`);
+  }
+  /** an address in the documentation ranges (RFC 5737) */
   public(name: string): string {
-    if (!this.byName.has(name)) {
-      const n = this.publicNext++;
-      this.byName.set(name, `203.0.${113 + Math.floor(n / 250)}.${(n % 250) + 1}`);
-    }
-    return this.byName.get(name)!;
+    const nets = ["192.0.2", "198.51.100", "203.0.113"];
+    return this.pick(name, 750, (n) => `${nets[Math.floor(n / 250)]}.${(n % 250) + 2}`);
   }
 }
 

@@ -19,6 +19,8 @@ export interface StackConfig {
   values: Record<string, unknown>;
   /** full keys whose values are secret */
   secretKeys: Set<string>;
+  /** the secret values themselves (leaves), so the render can prove none reaches the disk */
+  secretValues: unknown[];
 }
 
 function fullKey(key: string): string {
@@ -35,21 +37,29 @@ export function readStackConfig(stack: string, root = PROJECT_ROOT): StackConfig
   const project = YAML.parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) ?? {};
   const values: Record<string, unknown> = {};
   const secretKeys = new Set<string>();
+  const secretValues: unknown[] = [];
   for (const [key, decl] of Object.entries<Record<string, unknown>>(project.config ?? {})) {
     if (decl && typeof decl === "object" && "default" in decl) values[fullKey(key)] = decl.default;
   }
   const stackConfig = (YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {}).config ?? {};
+  // Encrypted values need the stack's passphrase, which the offline render does not have: placeholders.
+  const decrypt = (value: unknown, where: string): unknown => {
+    if (Array.isArray(value)) return value.map((v, i) => decrypt(v, `${where}[${i}]`));
+    if (value === null || typeof value !== "object") return value;
+    if ("secure" in value) {
+      const placeholder = `offline-render-placeholder-for-${where}`;
+      secretValues.push(placeholder);
+      return placeholder;
+    }
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decrypt(v, `${where}.${k}`)]));
+  };
   for (const [key, value] of Object.entries<unknown>(stackConfig)) {
     const k = fullKey(key);
-    if (value && typeof value === "object" && "secure" in (value as object)) {
-      // Encrypted with the stack's passphrase, which the offline render does not have: a placeholder.
-      values[k] = `offline-render-placeholder-for-${k}`;
-      secretKeys.add(k);
-    } else {
-      values[k] = value;
-    }
+    const before = secretValues.length;
+    values[k] = decrypt(value, k);
+    if (secretValues.length > before) secretKeys.add(k);
   }
-  return { values, secretKeys };
+  return { values, secretKeys, secretValues };
 }
 
 /** Splits `nodes.pools[0].count` or `dare:hosts[1]["name"]` into the key and the path inside it. */
@@ -80,7 +90,10 @@ export function setConfigPath(config: StackConfig, keyPath: string, rawValue: st
     value = rawValue;
   }
   const { key, path: inner } = parseConfigPath(keyPath);
-  if (secret) config.secretKeys.add(key);
+  if (secret) {
+    config.secretKeys.add(key);
+    config.secretValues.push(value);
+  }
   if (inner.length === 0) {
     config.values[key] = value;
     return;

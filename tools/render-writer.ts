@@ -72,8 +72,12 @@ async function resolveEnv(env: Record<string, pulumi.Input<string>>, redactor: R
 }
 
 /** Builds every file of a render in memory (so that nothing is written when anything fails). */
-export async function renderFiles(resources: RecordedResource[], outputs: unknown, steps: RecordedStep[]): Promise<RenderFiles> {
+export async function renderFiles(
+  resources: RecordedResource[], outputs: unknown, steps: RecordedStep[], configSecrets: unknown[] = [],
+): Promise<RenderFiles> {
   const redactor = new Redactor();
+  // Secret config values count even where the program read them without their marker.
+  configSecrets.forEach((s) => redactor.collect(s));
   const files: RenderFiles = {};
   const sorted = [...resources].sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
 

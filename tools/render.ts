@@ -6,7 +6,7 @@
  */
 import * as path from "path";
 import { recordedSteps } from "../components/host-step";
-import { PROJECT_ROOT, readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
+import { readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
 import { renderFiles, writeFiles } from "./render-writer";
 
 const USAGE = "usage: npm run render -- --stack NAME [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
@@ -46,11 +46,11 @@ async function main(): Promise<number> {
   const config = readStackConfig(args.stack);
   for (const s of args.sets) setConfigPath(config, s.key, s.value, s.secret);
   const run = await runProgram(args.stack, config);
-  const files = await renderFiles(run.resources, run.outputs, recordedSteps);
+  const files = await renderFiles(run.resources, run.outputs, recordedSteps, config.secretValues);
   const outDir = path.resolve(process.cwd(), args.out);
   writeFiles(outDir, files);
   const count = run.resources.length;
-  process.stdout.write(`rendered stack ${args.stack}: ${count} resources, ${Object.keys(files).length} files in ${path.relative(PROJECT_ROOT, outDir) || outDir}\n`);
+  process.stdout.write(`rendered stack ${args.stack}: ${count} resources, ${Object.keys(files).length} files in ${path.relative(process.cwd(), outDir) || "."}\n`);
   return 0;
 }
 

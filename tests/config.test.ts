@@ -1,0 +1,138 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { ConfigError, ConfigSource, loadConfig, Problem } from "../components/config";
+
+const ROOT = path.resolve(__dirname, "..");
+
+/** A config source from plain values, as `pulumi config set` would store them. */
+function source(values: Record<string, unknown>, stack = "test"): ConfigSource {
+  return {
+    stack,
+    get: (key) => {
+      const v = values[key];
+      return v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
+    },
+  };
+}
+
+const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"] };
+
+function problemsOf(values: Record<string, unknown>): Problem[] {
+  try {
+    loadConfig(source({ ...valid, ...values }));
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error("expected the configuration to be refused");
+}
+
+function expectProblem(values: Record<string, unknown>, key: string, why: RegExp): void {
+  const problems = problemsOf(values);
+  const match = problems.find((p) => p.key === key);
+  expect(match).toBeDefined();
+  expect(match!.why).toMatch(why);
+  expect(match!.example.length).toBeGreaterThan(0);
+}
+
+const pool = (over: Record<string, unknown> = {}) => ({ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 50 }, ...over });
+const host = (over: Record<string, unknown> = {}) => ({ name: "cp-0", role: "control-plane", address: "203.0.113.10", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], ...over });
+
+describe("stack files", () => {
+  it.each(["testbed", "production"])("%s loads with the project defaults", (stack) => {
+    const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+    const stackFile = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
+    const values: Record<string, unknown> = {};
+    for (const [k, d] of Object.entries<any>(project.config)) if (d && "default" in d) values[k] = d.default;
+    for (const [k, v] of Object.entries(stackFile)) if (!(v && typeof v === "object" && "secure" in (v as object))) values[k.replace(/^dare:/, "")] = v;
+    const config = loadConfig(source(values, stack));
+    expect(config.clusterName).toBe(`dare-${stack}`);
+    if (stack === "production") {
+      expect(config.nodes.controlPlane.count).toBe(3);
+      const workers = config.nodes.pools.reduce((n, p) => n + p.count, 0);
+      expect(workers).toBeGreaterThanOrEqual(3);
+      expect(config.nodes.pools.every((p) => p.disks.count >= 1)).toBe(true);
+    } else {
+      expect(config.nodes.controlPlane.count).toBe(1);
+      expect(config.nodes.pools.map((p) => p.count)).toEqual([2]);
+    }
+  });
+
+  it("declares every key the loader reads in Pulumi.yaml, with a description", () => {
+    const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+    const loaderSource = fs.readdirSync(path.join(ROOT, "components"))
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => fs.readFileSync(path.join(ROOT, "components", f), "utf8"))
+      .join("\n");
+    const read = [...loaderSource.matchAll(/r\.raw\("([A-Za-z]+)"\)/g)].map((m) => m[1]);
+    expect(read.length).toBeGreaterThan(5);
+    for (const key of new Set(read)) {
+      expect(project.config[key]).toBeDefined();
+      expect(String(project.config[key].description ?? "")).not.toBe("");
+    }
+  });
+});
+
+describe("config loader", () => {
+  it("accepts a minimal valid configuration with documented defaults", () => {
+    const config = loadConfig(source(valid));
+    expect(config.provider).toBe("openstack");
+    expect(config.nodes.controlPlane.count % 2).toBe(1);
+    expect(config.kubernetesVersion).toMatch(/^1\.3[5-7]\.\d+$/);
+  });
+
+  it("lists every problem in one message, with key, value, reason and example", () => {
+    let error: ConfigError | undefined;
+    try {
+      loadConfig(source({ provider: "aws", domain: "dare.example.org", adminCidrs: ["nonsense"], kubernetesVersion: "v1.36" }));
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const keys = error!.problems.map((p) => p.key);
+    expect(keys).toEqual(expect.arrayContaining(["provider", "adminCidrs[0]", "kubernetesVersion"]));
+    expect(error!.message).toContain('dare:provider = "aws"');
+    expect(error!.message).toContain("dare:adminCidrs[0] = \"nonsense\"");
+    expect(error!.message).toMatch(/example: /);
+    expect(error!.message.split("\n")[0]).toMatch(/^Invalid stack configuration \(\d+ problems\):$/);
+  });
+
+  it.each([
+    ["negative count", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ count: -1 })] } }, "nodes.pools[0].count", /whole number/],
+    ["fractional count", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ count: 1.5 })] } }, "nodes.pools[0].count", /whole number/],
+    ["count as text", { nodes: { controlPlane: { count: "three", flavor: "m" }, pools: [pool()] } }, "nodes.controlPlane.count", /whole number/],
+    ["even control planes", { nodes: { controlPlane: { count: 2, flavor: "m" }, pools: [pool()] } }, "nodes.controlPlane.count", /odd/],
+    ["zero control planes", { nodes: { controlPlane: { count: 0, flavor: "m" }, pools: [pool()] } }, "nodes.controlPlane.count", /odd/],
+    ["duplicate pools", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool(), pool()] } }, "nodes.pools[1].name", /duplicate/],
+    ["disk of size 0", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ disks: { count: 1, sizeGb: 0 } })] } }, "nodes.pools[0].disks.sizeGb", /≥ 1/],
+    ["misspelt pool key", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ cuont: 3 })] } }, "nodes.pools[0].cuont", /unknown key/],
+    ["node CIDR that does not parse", { network: { cidr: "10.0.0.0/33" } }, "network.cidr", /CIDR/],
+    ["pod range overlapping the nodes", { network: { cidr: "10.244.1.0/24" } }, "network.podCidr", /overlaps dare:network.cidr/],
+    ["service range overlapping pods", { network: { podCidr: "10.96.0.0/16" } }, "network.serviceCidr", /overlaps dare:network.podCidr/],
+    ["admin CIDR that does not parse", { adminCidrs: ["192.0.2.0"] }, "adminCidrs[0]", /CIDR/],
+    ["no admin CIDR", { adminCidrs: [] }, "adminCidrs", /at least one/],
+    ["unknown provider", { provider: "aws" }, "provider", /unknown provider/],
+    ["existing without hosts", { provider: "existing" }, "hosts", /at least one host/],
+    ["host with an unknown role", { provider: "existing", hosts: [host(), host({ name: "w-0", role: "gpu" })] }, "hosts[1].role", /unknown role/],
+    ["duplicate host names", { provider: "existing", hosts: [host(), host({ role: "workers" })] }, "hosts[1].name", /duplicate/],
+    ["even control planes among hosts", { provider: "existing", hosts: [host(), host({ name: "cp-1" })] }, "hosts", /odd/],
+    ["hosts without existing provider", { hosts: [host()] }, "hosts", /only used with dare:provider = existing/],
+    ["version with a v", { kubernetesVersion: "v1.36.4" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
+    ["version without patch", { kubernetesVersion: "1.36" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
+    ["unsupported minor", { kubernetesVersion: "1.29.0" }, "kubernetesVersion", /supported minors/],
+    ["missing domain", { domain: undefined }, "domain", /required/],
+  ])("refuses %s", (_label, values, key, why) => {
+    expectProblem(values as Record<string, unknown>, key, why);
+  });
+
+  it("accepts existing hosts whose roles name declared pools", () => {
+    const config = loadConfig(source({
+      ...valid,
+      provider: "existing",
+      hosts: [host({ name: "w-0", role: "workers", disks: ["/dev/sdb"] }), host(), host({ name: "cp-1" }), host({ name: "cp-2" })],
+    }));
+    expect(config.hosts.map((h) => h.role)).toEqual(["workers", "control-plane", "control-plane", "control-plane"]);
+    expect(config.hosts[0].disks).toEqual(["/dev/sdb"]);
+  });
+});

@@ -1,0 +1,199 @@
+import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
+import { Host } from "../components/hosts";
+import { Infrastructure, InfrastructureArgs } from "../components/infrastructure";
+import { installMocks, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { isSecretOutput, ofType, redacted, runMocked, valueOf } from "./support/mocked";
+
+const nodes = (workers: number, controlPlanes = 1, disks = 1): NodesSpec => ({
+  controlPlane: { count: controlPlanes, flavor: "m1.medium" },
+  pools: [{ name: "workers", count: workers, flavor: "m1.large", disks: { count: disks, sizeGb: 50 }, publicIp: false }],
+});
+
+const args = (over: Partial<InfrastructureArgs> = {}): InfrastructureArgs => ({
+  provider: "openstack",
+  clusterName: "dare-test",
+  nodes: nodes(2),
+  hosts: [],
+  network: DEFAULT_NETWORK,
+  adminCidrs: ["192.0.2.0/24"],
+  image: "Ubuntu 24.04",
+  sshUser: "ubuntu",
+  apiLoadBalancer: true,
+  ...over,
+});
+
+async function build(a: InfrastructureArgs) {
+  let infra: Infrastructure | undefined;
+  const resources = await runMocked(() => { infra = new Infrastructure("dare-test", a); });
+  return { resources, infra: infra! };
+}
+
+type Rule = { protocol: string; portRangeMin: number; portRangeMax: number; remoteIpPrefix?: string; remoteGroupId?: string; securityGroupId: string };
+
+describe("OpenStack security groups", () => {
+  let rules: Rule[];
+  beforeAll(async () => {
+    const { resources } = await build(args({ nodes: nodes(2, 3) }));
+    rules = ofType(resources, "openstack:networking/secGroupRule:SecGroupRule").map((r) => redacted(r));
+  });
+
+  const open = (port: number, protocol = "tcp") =>
+    rules.filter((r) => r.protocol === protocol && r.portRangeMin <= port && port <= r.portRangeMax);
+
+  it("opens only 80 and 443 to the world", () => {
+    const world = rules.filter((r) => r.remoteIpPrefix === "0.0.0.0/0" || r.remoteIpPrefix === "::/0");
+    expect(world.map((r) => r.portRangeMin).sort()).toEqual([443, 80]);
+  });
+
+  it("lets only admin ranges reach SSH, and admins, members or the LB subnet reach the API", () => {
+    expect(open(22).map((r) => r.remoteIpPrefix)).toEqual(["192.0.2.0/24"]);
+    for (const r of open(6443)) {
+      expect(r.remoteGroupId !== undefined || ["192.0.2.0/24", DEFAULT_NETWORK.cidr].includes(r.remoteIpPrefix!)).toBe(true);
+    }
+  });
+
+  it.each([[2379, "tcp"], [2380, "tcp"], [10250, "tcp"], [179, "tcp"], [4789, "udp"], [5473, "tcp"]])(
+    "keeps cluster port %i/%s between cluster members", (port, protocol) => {
+      const found = open(port, protocol);
+      expect(found.length).toBeGreaterThan(0);
+      for (const r of found) {
+        expect(r.remoteIpPrefix).toBeUndefined();
+        expect(r.remoteGroupId).toBeDefined();
+      }
+    });
+
+  it("does not repeat the seed's mistakes: no kubelet read-only port, no VXLAN over TCP", () => {
+    expect(open(10255)).toEqual([]);
+    expect(open(4789, "tcp")).toEqual([]);
+  });
+});
+
+describe("OpenStack machines", () => {
+  it("creates instances, volumes and attachments named by pool and index", async () => {
+    const { resources } = await build(args({ nodes: nodes(2, 1, 2) }));
+    const names = (type: string) => ofType(resources, type).map((r) => r.name).sort();
+    expect(names("openstack:compute/instance:Instance")).toEqual(["dare-test-cp-0", "dare-test-workers-0", "dare-test-workers-1"]);
+    expect(names("openstack:blockstorage/volume:Volume")).toEqual([
+      "dare-test-workers-0-disk-0", "dare-test-workers-0-disk-1", "dare-test-workers-1-disk-0", "dare-test-workers-1-disk-1"]);
+    expect(names("openstack:compute/volumeAttach:VolumeAttach")).toHaveLength(4);
+    // One control plane: no load balancer; its floating IP is the bastion and the API address.
+    expect(ofType(resources, "openstack:loadbalancer/loadBalancer:LoadBalancer")).toHaveLength(0);
+    expect(names("openstack:networking/floatingIp:FloatingIp")).toEqual(["dare-test-cp-0-fip"]);
+  });
+
+  it("puts control planes in an anti-affinity group and the API behind Octavia when there are three", async () => {
+    const { resources, infra } = await build(args({ nodes: nodes(3, 3) }));
+    const group = ofType(resources, "openstack:compute/serverGroup:ServerGroup")[0];
+    expect(redacted(group).policies).toEqual(["anti-affinity"]);
+    const cps = ofType(resources, "openstack:compute/instance:Instance").filter((r) => r.name.includes("-cp-"));
+    const groupId = redacted(cps[0]).schedulerHints[0].group;
+    expect(groupId).toMatch(/^[0-9a-f-]{36}$/);
+    for (const cp of cps) expect(redacted(cp).schedulerHints).toEqual([{ group: groupId }]);
+    const workers = ofType(resources, "openstack:compute/instance:Instance").filter((r) => !r.name.includes("-cp-"));
+    for (const w of workers) expect(redacted(w).schedulerHints).toBeUndefined();
+    expect(cps.every((cp) => cp.dependencies.includes(group.urn))).toBe(true);
+    expect(ofType(resources, "openstack:loadbalancer/member:Member")).toHaveLength(3);
+    const listener = redacted(ofType(resources, "openstack:loadbalancer/listener:Listener")[0]);
+    expect(listener.protocolPort).toBe(6443);
+    expect(listener.allowedCidrs).toEqual(["192.0.2.0/24", DEFAULT_NETWORK.cidr]);
+    const api = await valueOf(infra.apiServer);
+    const lbFip = redacted(ofType(resources, "openstack:networking/floatingIpAssociate:FloatingIpAssociate").find((r) => r.name === "dare-test-api-fip")!);
+    expect(api.publicAddress).toBe(lbFip.floatingIp);
+    expect(api.port).toBe(6443);
+  });
+
+  it("can run three control planes without a load balancer, on the first one's address", async () => {
+    const { resources, infra } = await build(args({ nodes: nodes(1, 3), apiLoadBalancer: false }));
+    expect(ofType(resources, "openstack:loadbalancer/loadBalancer:LoadBalancer")).toHaveLength(0);
+    const [api, hosts] = await Promise.all([valueOf(infra.apiServer), valueOf(infra.hosts)]);
+    expect(api.privateAddress).toBe(hosts[0].privateAddress);
+    expect(hosts[0].role).toBe("control-plane");
+  });
+
+  it("reaches hosts without a floating IP through the bastion and names their Ceph disks by volume id", async () => {
+    const { resources, infra } = await build(args());
+    const [hosts, bastion] = await Promise.all([valueOf(infra.hosts), valueOf(infra.bastion)]);
+    expect(bastion?.address).toBe(hosts[0].publicAddress);
+    expect(hosts.filter((h) => h.viaBastion).map((h) => h.name)).toEqual(["dare-test-workers-0", "dare-test-workers-1"]);
+    const volumeIds = ofType(resources, "openstack:blockstorage/volume:Volume").map((v) => v.name);
+    expect(volumeIds).toHaveLength(2);
+    const disks = hosts.flatMap((h: Host) => h.disks);
+    expect(disks).toHaveLength(2);
+    for (const d of disks) expect(d).toMatch(/^\/dev\/disk\/by-id\/virtio-[0-9a-f-]{20}$/);
+    expect(new Set(disks).size).toBe(2);
+  });
+
+  it("keeps the SSH private key secret and publishes the public key", async () => {
+    const { resources, infra } = await build(args());
+    expect(await isSecretOutput(infra.sshPrivateKey)).toBe(true);
+    expect(await valueOf(infra.sshPublicKey)).toMatch(/^ssh-ed25519 \S+$/);
+    const keypair = ofType(resources, "openstack:compute/keypair:Keypair")[0];
+    expect(redacted(keypair).publicKey).toMatch(/^ssh-ed25519 /);
+    const key = ofType(resources, "tls:index/privateKey:PrivateKey")[0];
+    expect(redacted(key).algorithm).toBe("ED25519");
+    // The component's registered outputs carry the private key only in secret form.
+    const component = resources.find((r) => r.type === "dare:iaas:Infrastructure")!;
+    const outputs = component.outputs as Record<string, any>;
+    expect(outputs.sshPrivateKey[SPECIAL_SIG_KEY]).toBe(SECRET_SIG);
+  });
+});
+
+describe("scaling", () => {
+  const snapshot = async (workers: number) => {
+    const { resources } = await build(args({ nodes: nodes(workers) }));
+    return new Map(resources.map((r) => [r.urn, JSON.stringify({ inputs: redacted(r), deps: r.dependencies })]));
+  };
+
+  it("N to N+1 adds only the new node's resources and changes nothing else", async () => {
+    const before = await snapshot(2);
+    const after = await snapshot(3);
+    const added = [...after.keys()].filter((u) => !before.has(u));
+    const removed = [...before.keys()].filter((u) => !after.has(u));
+    const changed = [...before.keys()].filter((u) => after.has(u) && after.get(u) !== before.get(u));
+    expect(removed).toEqual([]);
+    expect(added.length).toBeGreaterThan(0);
+    expect(added.every((u) => /::dare-test-workers-2(-|$)/.test(u))).toBe(true);
+    // Only the list of hosts the component reports grows: no resource input changes.
+    expect(changed.filter((u) => !u.endsWith("dare:iaas:Infrastructure::dare-test") && !u.includes("pulumi:pulumi:Stack"))).toEqual([]);
+  });
+
+  it("N to N-1 removes only the highest-index node's resources", async () => {
+    const before = await snapshot(3);
+    const after = await snapshot(2);
+    const removed = [...before.keys()].filter((u) => !after.has(u));
+    expect(removed.length).toBeGreaterThan(0);
+    expect(removed.every((u) => /::dare-test-workers-2(-|$)/.test(u))).toBe(true);
+    expect([...after.keys()].filter((u) => !before.has(u))).toEqual([]);
+  });
+});
+
+describe("existing hosts", () => {
+  const existing = args({
+    provider: "existing",
+    hosts: [
+      { name: "w-0", role: "workers", address: "10.0.0.20", privateAddress: "10.0.0.20", user: "debian", port: 2222, disks: ["/dev/sdb"] },
+      { name: "cp-0", role: "control-plane", address: "203.0.113.5", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [] },
+    ],
+  });
+
+  it("creates no IaaS resource and passes the hosts on, control planes first", async () => {
+    const { resources, infra } = await build(existing);
+    expect(resources.filter((r) => r.type.startsWith("openstack:"))).toEqual([]);
+    const [hosts, api, bastion] = await Promise.all([valueOf(infra.hosts), valueOf(infra.apiServer), valueOf(infra.bastion)]);
+    expect(hosts.map((h) => [h.name, h.role, h.pool, h.sshUser, h.port])).toEqual([
+      ["cp-0", "control-plane", "control-plane", "ubuntu", 22],
+      ["w-0", "worker", "workers", "debian", 2222],
+    ]);
+    expect(hosts[1].disks).toEqual(["/dev/sdb"]);
+    expect(api).toEqual({ privateAddress: "10.0.0.10", publicAddress: "203.0.113.5", port: 6443 });
+    expect(bastion).toBeUndefined();
+  });
+
+  it("rejects contradictory arguments in the constructor, before registering anything", async () => {
+    const resources = installMocks("test");
+    expect(() => new Infrastructure("x", args({ provider: "existing", hosts: [] }))).toThrow(/needs at least one host/);
+    expect(() => new Infrastructure("x", args({ hosts: existing.hosts }))).toThrow(/only used with provider "existing"/);
+    await settle();
+    expect(resources).toEqual([]);
+  });
+});

@@ -1,0 +1,108 @@
+import * as fs from "fs";
+import { parseConfigPath, setConfigPath, StackConfig } from "../tools/program";
+import { readTree, render } from "./support/render";
+
+describe("offline render", () => {
+  let first: ReturnType<typeof render>;
+  beforeAll(() => {
+    first = render("testbed");
+  });
+
+  it("renders the testbed and names every resource of it", () => {
+    expect(first.stderr).toBe("");
+    expect(first.status).toBe(0);
+    const resources = JSON.parse(fs.readFileSync(`${first.dir}/resources.json`, "utf8"));
+    const urns = resources.map((r: { urn: string }) => r.urn);
+    expect(urns).toEqual([...urns].sort());
+    for (const r of resources) {
+      expect(Object.keys(r)).toEqual(["urn", "type", "name", "parent", "custom", "provider", "dependencies", "inputs"]);
+    }
+    const instances = resources.filter((r: { type: string }) => r.type === "openstack:compute/instance:Instance").map((r: any) => r.inputs.name);
+    expect(instances.sort()).toEqual(["dare-testbed-cp-0", "dare-testbed-workers-0", "dare-testbed-workers-1"]);
+    const outputs = JSON.parse(fs.readFileSync(`${first.dir}/outputs.json`, "utf8"));
+    expect(outputs.hosts.map((h: { name: string }) => h.name)).toEqual(instances.sort());
+    expect(outputs.sshPrivateKey).toBe("[secret]");
+  });
+
+  it("records the dependencies implied by inputs", () => {
+    const resources = JSON.parse(fs.readFileSync(`${first.dir}/resources.json`, "utf8"));
+    const attach = resources.find((r: any) => r.type === "openstack:compute/volumeAttach:VolumeAttach");
+    const types = attach.dependencies.map((u: string) => u.split("::")[2].split("$").pop());
+    expect(types).toEqual(expect.arrayContaining(["openstack:compute/instance:Instance", "openstack:blockstorage/volume:Volume"]));
+  });
+
+  it("is byte-identical when rendered again", () => {
+    const second = render("testbed");
+    expect(second.status).toBe(0);
+    const a = readTree(first.dir);
+    const b = readTree(second.dir);
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [file, content] of a) expect({ file, content: b.get(file) }).toEqual({ file, content });
+  });
+
+  it("writes no secret value anywhere, generated or configured", () => {
+    // The generated SSH key: its private half must not appear, its public half may.
+    const files = readTree(first.dir);
+    for (const [file, content] of files) {
+      expect({ file, leak: /PRIVATE KEY-----/.test(content) }).toEqual({ file, leak: false });
+    }
+  });
+});
+
+describe("render command line", () => {
+  it("applies --set with the path syntax of pulumi config set --path", () => {
+    const result = render("testbed", ["--set", "nodes.pools[0].count=3", "--set", "image=Debian 13"]);
+    expect(result.status).toBe(0);
+    const resources = JSON.parse(fs.readFileSync(`${result.dir}/resources.json`, "utf8"));
+    const instances = resources.filter((r: any) => r.type === "openstack:compute/instance:Instance");
+    expect(instances).toHaveLength(4);
+    expect(new Set(instances.map((r: any) => r.inputs.imageName))).toEqual(new Set(["Debian 13"]));
+  });
+
+  it("refuses bad config with the loader's message on stderr, exit status non-zero, nothing written", () => {
+    const result = render("testbed", ["--set", "nodes.controlPlane.count=2", "--set", "adminCidrs=[\"10.0.0.300/8\"]"]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/^Invalid stack configuration \(2 problems\):/);
+    expect(result.stderr).toContain("dare:nodes.controlPlane.count = 2");
+    expect(result.stderr).toContain("dare:adminCidrs[0]");
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(fs.existsSync(result.dir)).toBe(false);
+  });
+
+  it("refuses --set-secret on a key that is not a secret setting, rather than show it", () => {
+    const result = render("testbed", ["--set-secret", "sshUser=hushhushuser"]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain("dare:sshUser");
+    expect(result.stderr).not.toContain("hushhushuser");
+    expect(fs.existsSync(result.dir)).toBe(false);
+  });
+
+  it("names the stacks when the stack does not exist", () => {
+    const result = render("staging");
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/no stack "staging".*stacks: .*production.*testbed/s);
+  });
+});
+
+describe("config paths", () => {
+  const empty = (): StackConfig => ({ values: {}, secretKeys: new Set(), secretValues: [] });
+
+  it("parses keys, indexes and quoted segments", () => {
+    expect(parseConfigPath("nodes.pools[0].count")).toEqual({ key: "dare:nodes", path: ["pools", 0, "count"] });
+    expect(parseConfigPath('dare:hosts[1]["name"]')).toEqual({ key: "dare:hosts", path: [1, "name"] });
+    expect(() => parseConfigPath("nodes..x")).not.toThrow();
+    expect(() => parseConfigPath("[0]")).toThrow(/not a config path/);
+  });
+
+  it("sets JSON when it parses and a string otherwise, creating lists and objects on the way", () => {
+    const config = empty();
+    setConfigPath(config, "nodes.pools[0].count", "3", false);
+    setConfigPath(config, "nodes.pools[0].name", "gpu", false);
+    setConfigPath(config, "domain", "dare.example.org", false);
+    setConfigPath(config, "smtp.password", "s3cr3t-value", true);
+    expect(config.values["dare:nodes"]).toEqual({ pools: [{ count: 3, name: "gpu" }] });
+    expect(config.values["dare:domain"]).toBe("dare.example.org");
+    expect(config.secretKeys).toEqual(new Set(["dare:smtp"]));
+    expect(config.secretValues).toEqual(["s3cr3t-value"]);
+  });
+});
