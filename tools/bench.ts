@@ -1,0 +1,61 @@
+/**
+ * Benchmarks (`npm run bench`): speed goals live here, not in timed tests.
+ *  1. Render time of production with a worker pool of 3, 30 and 300 nodes, and ratios to the smallest.
+ *     Goal: production renders in under 10 s on a 2-core machine; 300 workers take at most 3x as long as 3.
+ *  2. Longest dependency chain from the first resource to the last worker join, for 3 and 30 workers
+ *     (tools/bench-chain.ts). Goal: the same length (workers join in parallel).
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const ROOT = path.resolve(__dirname, "..");
+
+function renderOnce(workers: number, out: string): number {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, [
+    require.resolve("ts-node/dist/bin.js"), "--transpile-only", path.join(ROOT, "tools", "render.ts"),
+    "--stack", "production", "--set", `nodes.pools[0].count=${workers}`, "--out", out,
+  ], { cwd: ROOT, encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`render of ${workers} workers failed:\n${result.stderr}`);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function main(): void {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dare-bench-"));
+  const sizes = [3, 30, 300];
+  const runs = Number(process.env.BENCH_RUNS ?? 3);
+  const best: Record<number, number> = {};
+  for (const workers of sizes) {
+    const times = Array.from({ length: runs }, () => renderOnce(workers, path.join(tmp, String(workers))));
+    best[workers] = Math.min(...times);
+  }
+  console.log(`render time of production (best of ${runs}, ${os.cpus().length} cores)`);
+  console.log("workers   seconds   ratio to 3");
+  for (const workers of sizes) {
+    console.log(`${String(workers).padStart(7)}   ${best[workers].toFixed(2).padStart(7)}   ${(best[workers] / best[3]).toFixed(2).padStart(10)}`);
+  }
+  const goals = [
+    [`production (3 workers) renders in under 10 s`, best[3] < 10],
+    [`300 workers take at most 3x as long as 3`, best[300] / best[3] <= 3],
+  ] as const;
+
+  const chainTool = path.join(ROOT, "tools", "bench-chain.ts");
+  const chainGoals: Array<readonly [string, boolean]> = [];
+  if (fs.existsSync(chainTool)) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { longestChain } = require(chainTool);
+    const lengths = [3, 30].map((workers) => {
+      const resources = JSON.parse(fs.readFileSync(path.join(tmp, String(workers), "resources.json"), "utf8"));
+      return longestChain(resources) as number;
+    });
+    console.log(`\nlongest dependency chain to the last worker join: 3 workers ${lengths[0]}, 30 workers ${lengths[1]}`);
+    chainGoals.push([`chain length does not grow with workers`, lengths[0] === lengths[1]]);
+  }
+  console.log("");
+  for (const [goal, met] of [...goals, ...chainGoals]) console.log(`${met ? "met    " : "MISSED "} ${goal}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+main();
