@@ -39,6 +39,8 @@ const cluster = new KubernetesCluster(config.clusterName, {
   kubernetesVersion: config.kubernetesVersion,
   network: config.network,
   clusterName: config.clusterName,
+  adminCidrs: config.adminCidrs,
+  apiLoadBalancer: config.apiLoadBalancer,
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);

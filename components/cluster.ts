@@ -5,9 +5,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
+import * as command from "@pulumi/command";
+import * as random from "@pulumi/random";
 import { CONTROL_PLANE_ROLE, DareConfig, NetworkSpec } from "./config";
+import { nftablesRuleset } from "./host-firewall";
+import { hostStep, HostRef, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
-import { planNodes } from "./infrastructure";
+import { firewallRules, planNodes } from "./infrastructure";
+import { ClusterSettings, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
 import { createClusterPki, ClusterPki } from "./pki";
 
 /** A host as known when the program is declared: enough to name its steps and order them. */
@@ -39,6 +44,15 @@ export interface KubernetesClusterArgs {
   network: Pick<NetworkSpec, "cidr" | "podCidr" | "serviceCidr">;
   /** Cluster name in kubeadm's configuration and in the kubeconfig. */
   clusterName: string;
+  /** Source ranges allowed to reach SSH and the API: the host firewall opens them as the security groups do. */
+  adminCidrs: string[];
+  /** The IaaS layer put a load balancer in front of the API (used with more than one control plane). */
+  apiLoadBalancer: boolean;
+}
+
+/** Workers upgraded at once: a tenth of them (at least one), so capacity stays while they drain. */
+export function upgradeBatchSize(workers: number): number {
+  return Math.max(1, Math.ceil(workers / 10));
 }
 
 /**
@@ -72,6 +86,19 @@ export function adminKubeconfig(clusterName: string, server: string, caPem: stri
   });
 }
 
+export interface ClusterSteps {
+  prepare: Map<string, command.remote.Command>;
+  pki: Map<string, command.remote.Command>;
+  init: command.remote.Command;
+  token: command.remote.Command;
+  /** every host but the first control plane */
+  join: Map<string, command.remote.Command>;
+  /** on the first control plane, per joined host: labels it; deleted (drain, delete) before the host resets */
+  node: Map<string, command.remote.Command>;
+  upgrade: Map<string, command.remote.Command>;
+  all: command.remote.Command[];
+}
+
 export class KubernetesCluster extends pulumi.ComponentResource {
   /** Admin kubeconfig (secret) for operators: the API's public address, group kubeadm:cluster-admins. */
   public readonly kubeconfig: pulumi.Output<string>;
@@ -81,6 +108,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   public readonly caCertPem: pulumi.Output<string>;
   /** The Kubernetes version the cluster runs after this update. */
   public readonly kubernetesVersion: string;
+
+  /** The host steps, by kind, for tests and the benchmark. */
+  public readonly steps: ClusterSteps;
 
   private readonly pki: ClusterPki;
 
@@ -108,8 +138,164 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     this.kubeconfig = pulumi.secret(pulumi.all([server, this.pki.ca.certPem, this.pki.adminCertPem, this.pki.adminKeyPem])
       .apply(([url, ca, cert, key]) => adminKubeconfig(args.clusterName, url, ca, cert, key)));
 
-    this.provider = new k8s.Provider(`${name}-k8s`, { kubeconfig: this.kubeconfig }, { parent: this });
+    const steps = this.bootstrap(name, args);
+    this.steps = steps;
+
+    this.provider = new k8s.Provider(`${name}-k8s`, { kubeconfig: this.kubeconfig }, {
+      parent: this,
+      // Ready means: initialised, every node joined and labelled, every upgrade done.
+      dependsOn: steps.all,
+    });
 
     this.registerOutputs({ kubeconfig: this.kubeconfig, caCertPem: this.caCertPem });
+  }
+
+  /** Declares every host step and their order (see the module comment in docs/kubernetes.md). */
+  private bootstrap(name: string, args: KubernetesClusterArgs): ClusterSteps {
+    const parent = this;
+    const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion };
+    const hosts = pulumi.output(args.hosts);
+    const api = pulumi.output(args.apiServer);
+    const ref = (node: ClusterNode): HostRef => ({
+      name: node.name,
+      host: hosts.apply((list) => {
+        const host = list.find((h) => h.name === node.name);
+        if (!host) throw new Error(`${name}: host ${node.name} is in the plan but not among the IaaS layer's hosts (${list.map((h) => h.name).join(", ")})`);
+        return host;
+      }),
+    });
+    const step = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
+      dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[] } = {}) =>
+      hostStep(name, { host: ref(node), step: stepName, script, env, ...extra }, access, { parent, dependsOn });
+
+    const [first, ...others] = args.nodes;
+    const controlPlanes = args.nodes.filter((n) => n.role === "control-plane");
+    const workers = args.nodes.filter((n) => n.role === "worker");
+    const pki = this.pki;
+
+    const token = pulumi.secret(pulumi.all([
+      new random.RandomString(`${name}-token-id`, { length: 6, upper: false, special: false }, { parent }).result,
+      new random.RandomString(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent }).result,
+    ]).apply(([id, secret]) => `${id}.${secret}`));
+
+    const settings: pulumi.Output<ClusterSettings> = api.apply((apiServer) => ({
+      clusterName: args.clusterName,
+      kubernetesVersion: args.kubernetesVersion,
+      apiServer,
+      network: args.network,
+    }));
+    const privateAddress = (node: ClusterNode) => hosts.apply((list) => list.find((h) => h.name === node.name)?.privateAddress ?? "");
+
+    // Host preparation: every host at once, nothing before it.
+    const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
+      args.apiLoadBalancer && controlPlanes.length > 1);
+    const members = hosts.apply((list) => ({
+      nodes: args.network.cidr,
+      controlPlane: list.filter((h) => h.role === "control-plane").map((h) => h.privateAddress),
+    }));
+    const prepare = new Map(args.nodes.map((node) => [node.name, step(node, "prepare", "k8s-prepare.sh", {
+      KUBERNETES_VERSION: args.kubernetesVersion,
+      PAUSE_IMAGE,
+      FIREWALL_RULESET: members.apply((m) => nftablesRuleset(rules, node.role, m, args.network.podCidr)),
+    }, [])]));
+
+    // The shared CAs on every control plane, before kubeadm runs there.
+    const pkiEnv = {
+      CA_CERT: pki.ca.certPem,
+      CA_KEY: pki.ca.keyPem,
+      FRONT_PROXY_CA_CERT: pki.frontProxyCa.certPem,
+      FRONT_PROXY_CA_KEY: pki.frontProxyCa.keyPem,
+      ETCD_CA_CERT: pki.etcdCa.certPem,
+      ETCD_CA_KEY: pki.etcdCa.keyPem,
+      SA_KEY: pki.serviceAccountKeyPem,
+      // Public, but an EC key's PEM repeats its private key's last line: kept out of the render with it.
+      SA_PUB: pulumi.secret(pki.serviceAccountPublicKeyPem),
+    };
+    const pkiSteps = new Map(controlPlanes.map((node) => [node.name, step(node, "pki", "k8s-pki.sh", pkiEnv, [])]));
+
+    const init = step(first, "init", "k8s-init.sh", {
+      KUBEADM_CONFIG: pulumi.all([settings, privateAddress(first)]).apply(([s, address]) =>
+        initConfig(s, { name: first.name, privateAddress: address })),
+      BOOTSTRAP_TOKEN: token,
+      NODE_NAME: first.name,
+    }, [prepare.get(first.name)!, pkiSteps.get(first.name)!]);
+
+    // Re-run whenever the set of hosts changes: a host added later finds a valid token.
+    const tokenStep = step(first, "token", "k8s-token.sh", {
+      BOOTSTRAP_TOKEN: token,
+      TOKEN_CONFIG: tokenConfig(),
+    }, [init], { triggers: [args.nodes.map((n) => n.name).join(",")] });
+
+    const join = new Map<string, command.remote.Command>();
+    const joinStep = (node: ClusterNode, dependsOn: pulumi.Resource[]) => {
+      const controlPlane = node.role === "control-plane";
+      const joined = step(node, "join", "k8s-join.sh", {
+        KUBEADM_CONFIG: pulumi.all([settings, privateAddress(node), pki.discoveryHash]).apply(([s, address, hash]) =>
+          joinConfig(s, { name: node.name, privateAddress: address }, hash, controlPlane)),
+        BOOTSTRAP_TOKEN: token,
+        NODE_NAME: node.name,
+      }, [prepare.get(node.name)!, ...(controlPlane ? [pkiSteps.get(node.name)!] : []), init, tokenStep, ...dependsOn],
+      { deleteScript: "k8s-reset.sh" });
+      join.set(node.name, joined);
+      return joined;
+    };
+    // Control planes one at a time (etcd grows by one member, keeping its majority) ...
+    let lastControlPlane: command.remote.Command = init;
+    for (const node of controlPlanes.slice(1)) lastControlPlane = joinStep(node, [lastControlPlane]);
+    // ... then every worker at once: each waits for the control planes, none for another worker.
+    for (const node of workers) joinStep(node, [lastControlPlane]);
+
+    // Per joined host, on the first control plane: labels now, drain and delete when the host leaves.
+    // Control planes are chained so that two etcd members are never removed at once.
+    const node = new Map<string, command.remote.Command>();
+    let previousControlPlaneNode: command.remote.Command | undefined;
+    for (const member of others) {
+      const isControlPlane = member.role === "control-plane";
+      const labelled = step(first, `node-${member.name}`, "k8s-node.sh", {
+        NODE_NAME: member.name,
+        NODE_ROLE: member.role,
+        NODE_POOL: member.pool,
+        FIRST_CONTROL_PLANE: first.name,
+      }, [join.get(member.name)!, ...(isControlPlane && previousControlPlaneNode ? [previousControlPlaneNode] : [])],
+      { deleteScript: "k8s-remove-node.sh" });
+      if (isControlPlane) previousControlPlaneNode = labelled;
+      node.set(member.name, labelled);
+    }
+
+    // Upgrades in kubeadm's order: first control plane, the others one at a time, workers in batches.
+    const clusterAdmin = pulumi.secret(pulumi.all([api, pki.ca.certPem, pki.adminCertPem, pki.adminKeyPem])
+      .apply(([a, ca, cert, key]) => adminKubeconfig(args.clusterName, `https://${a.privateAddress}:${a.port}`, ca, cert, key)));
+    const upgrade = new Map<string, command.remote.Command>();
+    const upgradeStep = (member: ClusterNode, role: "first" | "control-plane" | "worker", dependsOn: pulumi.Resource[]) => {
+      const upgraded = step(member, "upgrade", "k8s-upgrade.sh", {
+        KUBERNETES_VERSION: args.kubernetesVersion,
+        NODE_NAME: member.name,
+        UPGRADE_ROLE: role,
+        ...(role === "worker" ? { ADMIN_KUBECONFIG: clusterAdmin } : {}),
+      }, dependsOn);
+      upgrade.set(member.name, upgraded);
+      return upgraded;
+    };
+    let previousUpgrades: command.remote.Command[] = [upgradeStep(first, "first", [init])];
+    for (const member of controlPlanes.slice(1)) {
+      previousUpgrades = [upgradeStep(member, "control-plane", [join.get(member.name)!, ...previousUpgrades])];
+    }
+    const batch = upgradeBatchSize(workers.length);
+    for (let i = 0; i < workers.length; i += batch) {
+      const before = previousUpgrades;
+      previousUpgrades = workers.slice(i, i + batch).map((member) =>
+        upgradeStep(member, "worker", [join.get(member.name)!, node.get(member.name)!, ...before]));
+    }
+
+    return {
+      prepare,
+      pki: pkiSteps,
+      init,
+      token: tokenStep,
+      join,
+      node,
+      upgrade,
+      all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), ...node.values(), ...upgrade.values()],
+    };
   }
 }

@@ -46,6 +46,8 @@ export interface ClusterPki {
   adminKeyPem: pulumi.Output<string>;
 }
 
+// Key texts are wrapped in pulumi.secret wherever they are used: the provider marks them secret, but
+// only the engine applies that, and the offline render must see the marker too.
 function ecdsaKey(name: string, parent: pulumi.Resource): tls.PrivateKey {
   return new tls.PrivateKey(name, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent });
 }
@@ -53,7 +55,7 @@ function ecdsaKey(name: string, parent: pulumi.Resource): tls.PrivateKey {
 function certificateAuthority(name: string, commonName: string, parent: pulumi.Resource): CertificateAuthority {
   const key = ecdsaKey(`${name}-key`, parent);
   const cert = new tls.SelfSignedCert(`${name}-cert`, {
-    privateKeyPem: key.privateKeyPem,
+    privateKeyPem: pulumi.secret(key.privateKeyPem),
     subject: { commonName },
     isCaCertificate: true,
     validityPeriodHours: CA_VALIDITY_HOURS,
@@ -77,12 +79,12 @@ export function createClusterPki(name: string, parent: pulumi.Resource): Cluster
 
   const adminKey = ecdsaKey(`${name}-admin`, parent);
   const adminRequest = new tls.CertRequest(`${name}-admin`, {
-    privateKeyPem: adminKey.privateKeyPem,
+    privateKeyPem: pulumi.secret(adminKey.privateKeyPem),
     subject: { commonName: "kubernetes-admin", organization: ADMIN_GROUP },
   }, { parent });
   const adminCert = new tls.LocallySignedCert(`${name}-admin`, {
     certRequestPem: adminRequest.certRequestPem,
-    caPrivateKeyPem: ca.key.privateKeyPem,
+    caPrivateKeyPem: ca.keyPem,
     caCertPem: ca.cert.certPem,
     validityPeriodHours: ADMIN_CERT_VALIDITY_HOURS,
     earlyRenewalHours: ADMIN_CERT_EARLY_RENEWAL_HOURS,

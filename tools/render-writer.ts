@@ -15,18 +15,19 @@ export const SECRET = "[secret]";
 export class Redactor {
   readonly secrets = new Set<string>();
 
-  redact(value: unknown): unknown {
+  /** `collect = false`: a composite secret whose secret parts are collected where they originate. */
+  redact(value: unknown, collect = true): unknown {
     if (value === UNKNOWN_VALUE) return "[unknown]";
-    if (Array.isArray(value)) return value.map((v) => this.redact(v));
+    if (Array.isArray(value)) return value.map((v) => this.redact(v, collect));
     if (value === null || typeof value !== "object") return value;
     const obj = value as Record<string, unknown>;
     if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) {
-      this.collect(obj.value);
+      if (collect) this.collect(obj.value);
       return SECRET;
     }
     if (obj[SPECIAL_SIG_KEY] === RESOURCE_SIG) return obj.urn;
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(obj).sort()) out[key] = this.redact(obj[key]);
+    for (const key of Object.keys(obj).sort()) out[key] = this.redact(obj[key], collect);
     return out;
   }
 
@@ -49,6 +50,17 @@ const safeName = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, "_");
 function isKubernetesObject(r: RecordedResource): boolean {
   return r.custom && r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/")
     && !r.type.startsWith("pulumi:providers:");
+}
+
+/**
+ * A host step's connection is secret as a whole (it holds the SSH key) and its stdin mixes secret and
+ * plain parameters; collecting them whole would flag the plain parts (addresses, certificates)
+ * wherever else they appear. Their secret parts are collected where they come from: the SSH key from
+ * the stack outputs, each secret parameter by resolveEnv.
+ */
+function redactHostStep(redactor: Redactor, inputs: unknown): unknown {
+  const { connection, stdin, ...rest } = inputs as Record<string, unknown>;
+  return redactor.redact({ ...rest, connection: redactor.redact(connection, false), stdin: redactor.redact(stdin, false) });
 }
 
 export interface RenderFiles {
@@ -89,7 +101,7 @@ export async function renderFiles(
     custom: r.custom,
     provider: r.provider,
     dependencies: r.dependencies,
-    inputs: redactor.redact(r.inputs),
+    inputs: r.type === "command:remote:Command" ? redactHostStep(redactor, r.inputs) : redactor.redact(r.inputs),
   })));
   files["outputs.json"] = json(redactor.redact(outputs));
 

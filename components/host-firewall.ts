@@ -1,0 +1,71 @@
+/**
+ * The host firewall (nftables), rendered from the same rule table as the OpenStack security groups
+ * (`firewallRules` in infrastructure.ts), so the two cannot drift. With `existing` hosts it is the
+ * only firewall; on OpenStack it repeats the security groups on the host.
+ *
+ * One table of its own (`inet dare_firewall`), replaced atomically, so kube-proxy's and Calico's
+ * tables are never touched. Only the input hook is filtered: pod traffic is forwarded, not input.
+ */
+import { firewallRules } from "./infrastructure";
+import { HostRole } from "./hosts";
+
+type Rule = ReturnType<typeof firewallRules>[number];
+type Group = Rule["group"];
+
+export const FIREWALL_TABLE = "dare_firewall";
+
+/** The security groups a host is in: the same assignment Infrastructure gives its ports. */
+export function groupsOf(role: HostRole): Group[] {
+  return role === "control-plane" ? ["nodes", "controlPlane"] : ["nodes", "web"];
+}
+
+export interface FirewallMembers {
+  /**
+   * The nodes' subnet, standing for every host: a set of addresses would change every host's
+   * firewall (and update every host's step) whenever a worker is added.
+   */
+  nodes: string;
+  /** private addresses of the control planes (etcd); they change only with the control planes */
+  controlPlane: string[];
+}
+
+const setName = { nodes: "nodes", controlPlane: "control_planes" } as const;
+
+function elements(addresses: string[]): string {
+  // nftables refuses an empty element list; 0.0.0.0/32 never matches a real source.
+  return addresses.length > 0 ? [...new Set(addresses)].sort().join(", ") : "0.0.0.0/32";
+}
+
+/** The nftables ruleset (`nft -f` input) for a host with `role`. */
+export function nftablesRuleset(rules: Rule[], role: HostRole, members: FirewallMembers, podCidr: string): string {
+  const groups = groupsOf(role);
+  const lines = rules
+    .filter((rule) => groups.includes(rule.group))
+    .map((rule) => {
+      const ports = rule.ports[0] === rule.ports[1] ? `${rule.ports[0]}` : `${rule.ports[0]}-${rule.ports[1]}`;
+      const source = "cidr" in rule.from
+        ? `${rule.from.cidr.includes(":") ? "ip6" : "ip"} saddr ${rule.from.cidr}`
+        : `ip saddr @${setName[rule.from.group]}`;
+      return `    ${source} ${rule.protocol} dport ${ports} accept comment "${rule.description}"`;
+    });
+  return [
+    `# DARE host firewall for a ${role} host: the security groups ${groups.join(", ")} (components/infrastructure.ts)`,
+    `table inet ${FIREWALL_TABLE}`,
+    `delete table inet ${FIREWALL_TABLE}`,
+    `table inet ${FIREWALL_TABLE} {`,
+    `  set ${setName.nodes} { type ipv4_addr; flags interval; elements = { ${members.nodes} } }`,
+    `  set ${setName.controlPlane} { type ipv4_addr; flags interval; elements = { ${elements(members.controlPlane)} } }`,
+    `  chain input {`,
+    `    type filter hook input priority filter; policy drop;`,
+    `    iif "lo" accept`,
+    `    ct state established,related accept`,
+    `    ct state invalid drop`,
+    `    meta l4proto { icmp, ipv6-icmp } accept`,
+    // Pods reach services on their node (DNS, metrics, webhooks on host ports) from the pod range.
+    `    ip saddr ${podCidr} accept comment "pods"`,
+    ...[...new Set(lines)],
+    `  }`,
+    `}`,
+    ``,
+  ].join("\n");
+}

@@ -1,0 +1,109 @@
+/**
+ * kubeadm's configuration files (API kubeadm.k8s.io/v1beta4), rendered from the stack configuration.
+ * The bootstrap token is a placeholder here: the host script substitutes it from its (secret) stdin,
+ * so these files stay readable in the render and in `pulumi preview`.
+ */
+import * as YAML from "yaml";
+import { NetworkSpec } from "./config";
+import { ApiEndpoint } from "./hosts";
+
+export const KUBEADM_API = "kubeadm.k8s.io/v1beta4";
+export const TOKEN_PLACEHOLDER = "@BOOTSTRAP_TOKEN@";
+export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
+/** The sandbox image kubeadm ≥1.34 expects; containerd is configured with the same. */
+export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1";
+/** The token only has to outlive one `pulumi up`'s joins: it is re-created before the next ones. */
+export const TOKEN_TTL = "4h";
+
+export interface NodeIdentity {
+  /** host name = node name */
+  name: string;
+  /** address the node's kubelet (and a control plane's API server and etcd) advertise */
+  privateAddress: string;
+}
+
+export interface ClusterSettings {
+  clusterName: string;
+  /** MAJOR.MINOR.PATCH */
+  kubernetesVersion: string;
+  apiServer: ApiEndpoint;
+  network: Pick<NetworkSpec, "podCidr" | "serviceCidr">;
+}
+
+const yamlDocs = (...docs: object[]) => docs.map((d) => YAML.stringify(d, { lineWidth: 0 })).join("---\n");
+
+function nodeRegistration(node: NodeIdentity) {
+  return {
+    name: node.name,
+    criSocket: CRI_SOCKET,
+    // Hosts may have several interfaces (a floating IP, a storage network): pin the cluster one.
+    kubeletExtraArgs: [{ name: "node-ip", value: node.privateAddress }],
+  };
+}
+
+const bootstrapTokens = [{
+  token: TOKEN_PLACEHOLDER,
+  ttl: TOKEN_TTL,
+  usages: ["signing", "authentication"],
+  groups: ["system:bootstrappers:kubeadm:default-node-token"],
+  description: "DARE: joins of this pulumi up",
+}];
+
+export function endpoint(api: ApiEndpoint): string {
+  return `${api.privateAddress}:${api.port}`;
+}
+
+/** `kubeadm init --config`: the first control plane, the cluster-wide settings and the kubelet's. */
+export function initConfig(cluster: ClusterSettings, node: NodeIdentity): string {
+  const sans = [...new Set([cluster.apiServer.publicAddress, cluster.apiServer.privateAddress])];
+  return yamlDocs(
+    {
+      apiVersion: KUBEADM_API,
+      kind: "InitConfiguration",
+      bootstrapTokens,
+      localAPIEndpoint: { advertiseAddress: node.privateAddress, bindPort: cluster.apiServer.port },
+      nodeRegistration: nodeRegistration(node),
+    },
+    {
+      apiVersion: KUBEADM_API,
+      kind: "ClusterConfiguration",
+      clusterName: cluster.clusterName,
+      kubernetesVersion: `v${cluster.kubernetesVersion}`,
+      // Nodes reach the API here: the load balancer, or the first control plane.
+      controlPlaneEndpoint: endpoint(cluster.apiServer),
+      certificatesDir: "/etc/kubernetes/pki",
+      // The CAs from Pulumi are ECDSA P-256; kubeadm's leaf certificates match them.
+      encryptionAlgorithm: "ECDSA-P256",
+      apiServer: { certSANs: sans },
+      networking: { podSubnet: cluster.network.podCidr, serviceSubnet: cluster.network.serviceCidr, dnsDomain: "cluster.local" },
+    },
+    {
+      apiVersion: "kubelet.config.k8s.io/v1beta1",
+      kind: "KubeletConfiguration",
+      cgroupDriver: "systemd",
+    },
+  );
+}
+
+/** `kubeadm token create --config`: only the token matters. */
+export function tokenConfig(): string {
+  return yamlDocs({ apiVersion: KUBEADM_API, kind: "InitConfiguration", bootstrapTokens });
+}
+
+/** `kubeadm join --config` for a control plane (`controlPlane` set) or a worker. */
+export function joinConfig(cluster: ClusterSettings, node: NodeIdentity, discoveryHash: string, controlPlane: boolean): string {
+  return yamlDocs({
+    apiVersion: KUBEADM_API,
+    kind: "JoinConfiguration",
+    discovery: {
+      bootstrapToken: {
+        apiServerEndpoint: endpoint(cluster.apiServer),
+        token: TOKEN_PLACEHOLDER,
+        caCertHashes: [discoveryHash],
+      },
+    },
+    nodeRegistration: nodeRegistration(node),
+    // No certificateKey: the shared CAs are placed on the host beforehand (k8s-pki.sh).
+    ...(controlPlane ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.privateAddress, bindPort: cluster.apiServer.port } } } : {}),
+  });
+}
