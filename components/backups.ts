@@ -1,0 +1,259 @@
+/**
+ * Failure prevention and recovery (the seed's chapter 6.3), in three parts:
+ *  - etcd: a CronJob on a control-plane node saves `etcdctl snapshot save` to
+ *    /var/backups/dare/etcd on that node and keeps the newest N;
+ *  - databases: CronJobs dump MySQL (d4p-registry), MongoDB (s-ProvFlow) and PostgreSQL (Keycloak's
+ *    CloudNativePG cluster) to /var/backups/dare/db/<engine> on a control-plane node, newest N kept;
+ *  - hosts: when `dare:backup` names a borg repository, every host gets BorgBackup over SSH
+ *    (components/scripts/borg-setup.sh), with a daily systemd timer. /var/backups is inside what borg
+ *    saves, so the snapshots and dumps leave the cluster with the hosts' files.
+ * docs/recovery.md is the runbook that undoes each of these.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { BackupSpec } from "./config";
+import { HostRef, hostStep, readScript, SshAccess } from "./host-step";
+import { createNamespace, NAMESPACES } from "./namespaces";
+
+export const BACKUP_ROOT = "/var/backups/dare";
+export const ETCD_PKI = "/etc/kubernetes/pki/etcd";
+
+/**
+ * What borg leaves out: the seed's /tmp, /root and /boot, plus what is rebuilt at boot or by
+ * Kubernetes (kernel file systems, container images and pod volumes, live etcd and Ceph monitor
+ * stores whose consistent copies are the snapshots, caches).
+ */
+export const BORG_EXCLUDES = [
+  "/tmp", "/root", "/boot",
+  "/proc", "/sys", "/dev", "/run", "/mnt", "/media", "/lost+found", "/swap.img",
+  "/var/tmp", "/var/cache", "/var/lib/containerd", "/var/lib/kubelet/pods", "/var/lib/etcd",
+  "/var/lib/rook", "/var/log/pods", "/var/log/containers", "/var/lib/dare-borg",
+];
+
+export interface DatabaseTarget {
+  /** in-cluster host name */
+  host: pulumi.Input<string>;
+  port: number;
+  /** user with read access to everything (root, postgres' superuser or owner) */
+  username: pulumi.Input<string>;
+  /** its password (Pulumi secret) */
+  password: pulumi.Input<string>;
+}
+
+export interface BorgHosts {
+  /** Hosts to back up, by name (for stable resource names) and address. */
+  hosts: HostRef[];
+  /** How SSH reaches them. */
+  ssh: SshAccess;
+  /** Steps that must have run on the hosts first (bootstrap). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export interface BackupsArgs {
+  /** Provider of the cluster. */
+  provider: k8s.Provider;
+  /** Schedules, retention and the borg repository (dare:backupPolicy, dare:backup, dare:backupPassphrase). */
+  policy: BackupSpec;
+  /** Images with pinned tags: etcd (etcdctl), the database clients and busybox. */
+  images: { etcd: string; mysql: string; mongo: string; postgres: string; busybox: string };
+  /** d4p-registry's MySQL. */
+  mysql: DatabaseTarget;
+  /** s-ProvFlow's MongoDB (username is the root user of the admin database). */
+  mongo: DatabaseTarget;
+  /** Keycloak's PostgreSQL (CloudNativePG read-write Service) and the database to dump. */
+  postgres?: DatabaseTarget & { database: pulumi.Input<string> };
+  /** Hosts for borg; required when policy.repository is set. */
+  borg?: BorgHosts;
+}
+
+/** The environment of borg-setup.sh for one host: what hostStep sends, and what the host test runs. */
+export function borgSetupEnv(host: string, policy: BackupSpec, sshPrivateKey: pulumi.Input<string>, passphrase: pulumi.Input<string>): Record<string, pulumi.Input<string>> {
+  if (!policy.repository) throw new Error("borgSetupEnv: no repository");
+  return {
+    DARE_HOST: host,
+    BORG_REPO_BASE: policy.repository,
+    BORG_PASSPHRASE: pulumi.secret(passphrase),
+    BORG_SSH_PRIVATE_KEY: pulumi.secret(sshPrivateKey),
+    BORG_BACKUP_SCRIPT: readScript("borg-backup.sh"),
+    BORG_SERVICE_UNIT: readScript("borg-backup.service"),
+    BORG_TIMER_UNIT: readScript("borg-backup.timer").replace("@ON_CALENDAR@", policy.hostSchedule),
+    BORG_PATHS: "/",
+    BORG_EXCLUDES: BORG_EXCLUDES.join("\n"),
+    BORG_KEEP_DAILY: String(policy.prune.daily),
+    BORG_KEEP_WEEKLY: String(policy.prune.weekly),
+    BORG_KEEP_MONTHLY: String(policy.prune.monthly),
+  };
+}
+
+export class Backups extends pulumi.ComponentResource {
+  /** The namespace of the backup jobs. */
+  public readonly namespace: string;
+  /** Public half of the key hosts log in to the borg repository with: add it to the server's authorized_keys. */
+  public readonly borgPublicKey: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dare:backups:Backups", name, {}, opts);
+    if (args.policy.repository && !args.borg) {
+      throw new Error(`${name}: a borg repository (${args.policy.repository}) needs the hosts to back up (borg)`);
+    }
+    if (args.policy.repository && !args.policy.passphrase) {
+      throw new Error(`${name}: a borg repository needs a passphrase`);
+    }
+    if (args.borg && !args.policy.repository) {
+      throw new Error(`${name}: hosts were given for borg but no repository (dare:backup)`);
+    }
+
+    const childOpts = { provider: args.provider, parent: this };
+    const ns = createNamespace("backups", childOpts);
+    this.namespace = NAMESPACES.backups.name;
+    const nsOpts = { ...childOpts, dependsOn: [ns] };
+
+    this.etcdSnapshots(name, args, nsOpts);
+    this.dumps(name, args, nsOpts);
+
+    if (args.policy.repository && args.borg && args.policy.passphrase) {
+      const key = new tls.PrivateKey(`${name}-borg-ssh`, { algorithm: "ED25519" }, { parent: this });
+      this.borgPublicKey = key.publicKeyOpenssh.apply((k) => k.trim());
+      for (const host of args.borg.hosts) {
+        hostStep(name, {
+          host,
+          step: "borg-backup",
+          script: "borg-setup.sh",
+          env: borgSetupEnv(host.name, args.policy, key.privateKeyOpenssh, args.policy.passphrase),
+        }, args.borg.ssh, { parent: this, dependsOn: args.borg.dependsOn });
+      }
+    } else {
+      this.borgPublicKey = pulumi.output(undefined);
+    }
+
+    this.registerOutputs({ namespace: this.namespace, borgPublicKey: this.borgPublicKey });
+  }
+
+  /** A pod spec pinned to a control-plane node, writing under BACKUP_ROOT on that node. */
+  private controlPlanePod(extra: Partial<k8s.types.input.core.v1.PodSpec>, volumes: k8s.types.input.core.v1.Volume[]): k8s.types.input.core.v1.PodSpec {
+    return {
+      restartPolicy: "OnFailure",
+      nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+      tolerations: [{ key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" }],
+      automountServiceAccountToken: false,
+      volumes,
+      ...extra,
+    } as k8s.types.input.core.v1.PodSpec;
+  }
+
+  private cronJob(name: string, id: string, schedule: string, pod: k8s.types.input.core.v1.PodSpec, opts: pulumi.CustomResourceOptions): void {
+    const labels = { app: id, "app.kubernetes.io/part-of": "dare", service: "dare-backups" };
+    new k8s.batch.v1.CronJob(`${name}-${id}`, {
+      metadata: { name: id, namespace: this.namespace, labels },
+      spec: {
+        schedule,
+        concurrencyPolicy: "Forbid",
+        successfulJobsHistoryLimit: 3,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: { spec: { backoffLimit: 2, activeDeadlineSeconds: 3600, template: { metadata: { labels }, spec: pod } } },
+      },
+    }, opts);
+  }
+
+  private etcdSnapshots(name: string, args: BackupsArgs, opts: pulumi.CustomResourceOptions): void {
+    const keep = args.policy.keepEtcdSnapshots;
+    const resources = { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "512Mi" } };
+    this.cronJob(name, "etcd-snapshot", args.policy.schedule, this.controlPlanePod({
+      // etcd listens on the node's loopback; the snapshot is taken with kubeadm's etcd client certificate.
+      hostNetwork: true,
+      dnsPolicy: "ClusterFirstWithHostNet",
+      initContainers: [{
+        name: "snapshot",
+        image: args.images.etcd,
+        command: [
+          "etcdctl", "--endpoints=https://127.0.0.1:2379",
+          `--cacert=${ETCD_PKI}/ca.crt`, `--cert=${ETCD_PKI}/healthcheck-client.crt`, `--key=${ETCD_PKI}/healthcheck-client.key`,
+          "snapshot", "save", "/staging/snapshot.db",
+        ],
+        env: [{ name: "ETCDCTL_API", value: "3" }],
+        resources,
+        volumeMounts: [{ name: "pki", mountPath: ETCD_PKI, readOnly: true }, { name: "staging", mountPath: "/staging" }],
+      }],
+      // The etcd image has no shell: a busybox step names the snapshot and keeps the newest N.
+      containers: [{
+        name: "keep",
+        image: args.images.busybox,
+        command: ["sh", "-c", [
+          "set -eu",
+          "test -s /staging/snapshot.db",
+          "name=etcd-$(date -u +%Y%m%dT%H%M%SZ).db",
+          "mv /staging/snapshot.db \"/backup/$name.part\" && mv \"/backup/$name.part\" \"/backup/$name\"",
+          `ls -1t /backup/etcd-*.db | tail -n +$((${keep} + 1)) | xargs -r rm -f --`,
+          "echo \"saved /backup/$name\"",
+        ].join("\n")],
+        resources,
+        volumeMounts: [{ name: "staging", mountPath: "/staging" }, { name: "backup", mountPath: "/backup" }],
+      }],
+    }, [
+      { name: "pki", hostPath: { path: ETCD_PKI, type: "Directory" } },
+      { name: "backup", hostPath: { path: `${BACKUP_ROOT}/etcd`, type: "DirectoryOrCreate" } },
+      { name: "staging", emptyDir: {} },
+    ]), opts);
+  }
+
+  private dumps(name: string, args: BackupsArgs, opts: pulumi.CustomResourceOptions): void {
+    const keep = args.policy.keepDumps;
+    const secretData: Record<string, pulumi.Input<string>> = {
+      MYSQL_PWD: args.mysql.password,
+      MONGO_PASSWORD: args.mongo.password,
+      ...(args.postgres ? { PGPASSWORD: args.postgres.password } : {}),
+    };
+    // The passwords come from the layers that own the databases; a copy lives here for the jobs.
+    new k8s.core.v1.Secret(`${name}-db-credentials`, {
+      metadata: { name: "db-credentials", namespace: this.namespace },
+      type: "Opaque",
+      stringData: Object.fromEntries(Object.entries(secretData).map(([k, v]) => [k, pulumi.secret(v)])),
+    }, opts);
+    const password = (key: string) => ({ name: key, valueFrom: { secretKeyRef: { name: "db-credentials", key } } });
+    const resources = { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } };
+    /** Writes the dump to a temporary name, renames it when complete, keeps the newest N. */
+    const script = (engine: string, ext: string, dump: string) => [
+      // bash where a pipe must fail as a whole (the mysql image's sh is bash; dash lacks pipefail).
+      dump.includes("|") ? "set -euo pipefail" : "set -eu",
+      `name=${engine}-$(date -u +%Y%m%dT%H%M%SZ).${ext}`,
+      `${dump} > "/backup/$name.part"`,
+      "test -s \"/backup/$name.part\"",
+      "mv \"/backup/$name.part\" \"/backup/$name\"",
+      `ls -1t /backup/${engine}-*.${ext} | tail -n +$((${keep} + 1)) | xargs -r rm -f --`,
+      "echo \"saved /backup/$name\"",
+    ].join("\n");
+    const job = (engine: string, image: string, env: k8s.types.input.core.v1.EnvVar[], command: string) =>
+      this.cronJob(name, `${engine}-dump`, args.policy.schedule, this.controlPlanePod({
+        containers: [{
+          name: "dump",
+          image,
+          command: [command.startsWith("set -euo pipefail") ? "bash" : "sh", "-c", command],
+          env,
+          resources,
+          volumeMounts: [{ name: "backup", mountPath: "/backup" }],
+        }],
+      }, [{ name: "backup", hostPath: { path: `${BACKUP_ROOT}/db/${engine}`, type: "DirectoryOrCreate" } }]), opts);
+
+    job("mysql", args.images.mysql, [
+      { name: "DB_HOST", value: args.mysql.host }, { name: "DB_PORT", value: String(args.mysql.port) },
+      { name: "DB_USER", value: args.mysql.username }, password("MYSQL_PWD"),
+    ], script("mysql", "sql.gz",
+      "mysqldump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$DB_USER\" --single-transaction --routines --events --all-databases | gzip"));
+
+    // The password goes through a config file, not the command line.
+    job("mongodb", args.images.mongo, [
+      { name: "DB_HOST", value: args.mongo.host }, { name: "DB_PORT", value: String(args.mongo.port) },
+      { name: "DB_USER", value: args.mongo.username }, password("MONGO_PASSWORD"),
+    ], script("mongodb", "archive.gz",
+      "umask 077; printf 'password: %s\\n' \"$MONGO_PASSWORD\" > /tmp/mongodump.yaml; " +
+      "mongodump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --username=\"$DB_USER\" --authenticationDatabase=admin --config=/tmp/mongodump.yaml --archive --gzip"));
+
+    if (args.postgres) {
+      job("postgresql", args.images.postgres, [
+        { name: "PGHOST", value: args.postgres.host }, { name: "PGPORT", value: String(args.postgres.port) },
+        { name: "PGUSER", value: args.postgres.username }, { name: "PGDATABASE", value: args.postgres.database }, password("PGPASSWORD"),
+      ], script("postgresql", "dump", "pg_dump --format=custom --no-owner"));
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The kubeflow MPI operator v0.8.2 (MPIJob kubeflow.org/v2beta1), which runs exec-api's dispel4py and
+ * CWL workflows as MPI jobs. The seed pinned 0.1.0, whose kubeflow.org/v1alpha1 API no longer exists.
+ *
+ * Upstream installs with `kubectl apply --server-side -f <release>/deploy/v2beta1/mpi-operator.yaml`.
+ * That manifest is a CRD plus a handful of small objects. Here:
+ *  - the CRD (670 kB of generated schema) comes from the upstream release, pinned by tag, as a
+ *    `k8s.yaml.v2.ConfigFile` that the provider fetches at deploy time: no copy of it lives in this
+ *    project, and the version pin is the same string as the operator image's tag;
+ *  - the namespace, ServiceAccount, ClusterRole, ClusterRoleBinding and Deployment are typed objects
+ *    below, equal to the manifest's (release-0.8 branch) except: the namespace comes from the project's
+ *    table (Pod Security "restricted"), the pod runs as non-root with a read-only root file system,
+ *    has probes on the operator's /healthz (port 8080), serves metrics on 8081, and has resources; the
+ *    Kubeflow-dashboard aggregation roles (kubeflow-mpijobs-admin/edit/view) are left out.
+ * The offline render and the tests see the typed objects in full and the CRD as its pinned URL; the
+ * CRD's schema itself is checked in tests against the copy in ../shared/crds/mpi-operator/v0.8.2.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { createNamespace, NAMESPACES } from "./namespaces";
+
+export const MPI_OPERATOR_VERSION = "v0.8.2";
+export const MPI_OPERATOR_CRD_URL =
+  `https://raw.githubusercontent.com/kubeflow/mpi-operator/${MPI_OPERATOR_VERSION}/manifests/base/kubeflow.org_mpijobs.yaml`;
+const HEALTH_PORT = 8080;
+const METRICS_PORT = 8081;
+
+export interface MpiOperatorArgs {
+  /** Provider of the cluster. */
+  provider: k8s.Provider;
+  /** Operator image with its tag; its tag must be the release this component pins (0.8.2). */
+  image: string;
+  /** URL of the MPIJob CRD; tests and air-gapped sites may point it elsewhere (a file path works too). */
+  crdSource?: string;
+}
+
+export class MpiOperator extends pulumi.ComponentResource {
+  /** The namespace the operator runs in. */
+  public readonly namespace: string;
+  /** API version of the jobs it runs. */
+  public readonly apiVersion = "kubeflow.org/v2beta1";
+
+  constructor(name: string, args: MpiOperatorArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dare:mpi:MpiOperator", name, {}, opts);
+    const tag = args.image.slice(args.image.lastIndexOf(":") + 1);
+    if (`v${tag}` !== MPI_OPERATOR_VERSION) {
+      throw new Error(`${name}: image ${args.image} does not match the CRD's release ${MPI_OPERATOR_VERSION}: the operator and its CRD upgrade together`);
+    }
+
+    const childOpts = { provider: args.provider, parent: this };
+    const ns = createNamespace("mpiOperator", childOpts);
+    this.namespace = NAMESPACES.mpiOperator.name;
+    const labels = { app: "mpi-operator", "app.kubernetes.io/name": "mpi-operator", "app.kubernetes.io/component": "mpijob", "app.kubernetes.io/version": MPI_OPERATOR_VERSION };
+
+    const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_URL }, childOpts);
+
+    const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, {
+      metadata: { name: "mpi-operator", namespace: this.namespace, labels },
+    }, { ...childOpts, dependsOn: [ns] });
+    // The operator watches MPIJobs in every namespace and creates their pods, Services, Secrets,
+    // ConfigMaps and launcher Jobs there: cluster-wide by design (upstream's rules, gang scheduling aside).
+    const role = new k8s.rbac.v1.ClusterRole(`${name}-role`, {
+      metadata: { name: "mpi-operator", labels },
+      rules: [
+        { apiGroups: [""], resources: ["configmaps", "secrets", "services"], verbs: ["create", "list", "watch", "update"] },
+        { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete", "update", "patch"] },
+        { apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] },
+        { apiGroups: [""], resources: ["endpoints"], verbs: ["create", "get", "update"] },
+        { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+        { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "list", "update", "watch"] },
+        { apiGroups: ["apiextensions.k8s.io"], resources: ["customresourcedefinitions"], verbs: ["create", "get"] },
+        { apiGroups: ["kubeflow.org"], resources: ["mpijobs", "mpijobs/finalizers", "mpijobs/status"], verbs: ["*"] },
+        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["*"] },
+        { apiGroups: ["scheduling.k8s.io"], resources: ["priorityclasses"], verbs: ["get", "list", "watch"] },
+      ],
+    }, childOpts);
+    new k8s.rbac.v1.ClusterRoleBinding(`${name}-binding`, {
+      metadata: { name: "mpi-operator", labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "mpi-operator" },
+      subjects: [{ kind: "ServiceAccount", name: "mpi-operator", namespace: this.namespace }],
+    }, { ...childOpts, dependsOn: [role, sa] });
+
+    const probe = { httpGet: { path: "/healthz", port: HEALTH_PORT }, periodSeconds: 20, timeoutSeconds: 5 };
+    new k8s.apps.v1.Deployment(`${name}-deployment`, {
+      metadata: { name: "mpi-operator", namespace: this.namespace, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: "mpi-operator" } },
+        template: {
+          metadata: {
+            labels: { ...labels, service: "mpi-operator" },
+            annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": String(METRICS_PORT), "prometheus.io/path": "/metrics" },
+          },
+          spec: {
+            serviceAccountName: "mpi-operator",
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
+            containers: [{
+              name: "mpi-operator",
+              image: args.image,
+              args: ["-alsologtostderr", `--lock-namespace=${this.namespace}`, `--monitoring-port=${METRICS_PORT}`],
+              ports: [{ name: "health", containerPort: HEALTH_PORT }, { name: "metrics", containerPort: METRICS_PORT }],
+              livenessProbe: { ...probe, initialDelaySeconds: 15 },
+              readinessProbe: probe,
+              resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+            }],
+            volumes: [{ name: "tmp", emptyDir: {} }],
+          },
+        },
+      },
+    }, { ...childOpts, dependsOn: [crd, sa] });
+
+    this.registerOutputs({ namespace: this.namespace, apiVersion: this.apiVersion });
+  }
+}

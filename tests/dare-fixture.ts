@@ -1,0 +1,72 @@
+/**
+ * The DARE layer (services, MPI operator, backups) built under mocks from a configuration, with
+ * placeholder A/A outputs: what tests/dare*.test.ts, mpi*.test.ts and backups*.test.ts inspect.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { Backups } from "../components/backups";
+import { DareConfig, loadConfig } from "../components/config";
+import { DareServices } from "../components/dare-services";
+import { MpiOperator } from "../components/mpi-operator";
+import { RecordedResource } from "../tools/mocks";
+import { redacted, runMocked } from "./support/mocked";
+
+export const BASE_CONFIG: Record<string, unknown> = {
+  domain: "dare.example.org",
+  adminCidrs: ["192.0.2.0/24"],
+  nodes: { controlPlane: { count: 1, flavor: "m1.medium" }, pools: [{ name: "workers", count: 3, flavor: "m1.large", disks: { count: 1, sizeGb: 50 } }] },
+  acmeEmail: "ops@example.org",
+};
+
+export function configFrom(values: Record<string, unknown>, secretKeys: string[] = []): DareConfig {
+  const all = { ...BASE_CONFIG, ...values };
+  return loadConfig({
+    stack: "test",
+    get: (key) => (all[key] === undefined ? undefined : typeof all[key] === "string" ? (all[key] as string) : JSON.stringify(all[key])),
+    isSecret: (key) => secretKeys.includes(key),
+  });
+}
+
+export interface Built {
+  resources: RecordedResource[];
+  /** Kubernetes objects as rendered (secrets "[secret]") */
+  objects: any[];
+}
+
+export async function buildDareLayer(config: DareConfig): Promise<Built> {
+  const resources = await runMocked(() => {
+    const provider = new k8s.Provider("test", { kubeconfig: "{}" });
+    const dare = config.dare;
+    new MpiOperator("mpi", { provider, image: dare.images["mpi-operator"] });
+    const services = new DareServices("dare", {
+      provider,
+      domain: config.domain,
+      images: dare.images,
+      services: dare.services,
+      sharedFilesystemSize: dare.sharedFilesystemSize,
+      jupyterhub: dare.jupyterhub,
+      clusterIssuer: config.tlsIssuer,
+      apiServerCidrs: ["10.10.0.10/32"],
+      keycloak: {
+        url: "https://dare.example.org/auth",
+        realm: "dare",
+        clientId: "dare-login",
+        clientSecret: pulumi.secret("placeholder-client-secret"),
+        adminUsername: pulumi.secret("placeholder-admin"),
+        adminPassword: pulumi.secret("placeholder-admin-password"),
+      },
+    });
+    new Backups("backups", {
+      provider,
+      policy: dare.backup,
+      images: { etcd: dare.images.etcd, mysql: dare.images["d4p-registry-db"], mongo: dare.images["sprov-db"], postgres: dare.images["postgres-client"], busybox: dare.images.busybox },
+      mysql: { host: services.mysqlHost, port: dare.services["d4p-registry-db"].port, username: "root", password: services.mysqlRootPassword },
+      mongo: { host: services.mongoHost, port: dare.services["sprov-db"].port, username: "root", password: services.mongoRootPassword },
+      postgres: { host: "keycloak-db-rw.keycloak.svc", port: 5432, username: "keycloak", database: "keycloak", password: pulumi.secret("placeholder-pg-password") },
+    });
+  });
+  const objects = resources
+    .filter((r) => r.custom && r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/"))
+    .map((r) => redacted(r));
+  return { resources, objects };
+}
