@@ -187,7 +187,7 @@ function matches(selector: any, labels: Record<string, string>): boolean {
   if (!selector) return true;
   const ok = Object.entries<string>(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
   const exprs = (selector.matchExpressions ?? []).every((e: any) =>
-    e.operator === "Exists" ? k in labels : e.operator === "In" ? e.values.includes(labels[e.key]) : e.operator === "NotIn" ? !e.values.includes(labels[e.key]) : !(e.key in labels));
+    e.operator === "Exists" ? e.key in labels : e.operator === "In" ? e.values.includes(labels[e.key]) : e.operator === "NotIn" ? !e.values.includes(labels[e.key]) : !(e.key in labels));
   return ok && exprs;
 }
 
@@ -195,8 +195,8 @@ function ipIn(ip: string | undefined, cidr: string): boolean {
   if (!ip) return false;
   const [base, bits] = cidr.split("/");
   const n = (a: string) => a.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
-  const mask = bits === "0" ? 0 : 2 ** 32 - 2 ** (32 - Number(bits));
-  return Math.floor(n(ip) / 2 ** (32 - Number(bits))) === Math.floor(n(base) / 2 ** (32 - Number(bits))) && mask >= 0;
+  const block = 2 ** (32 - Number(bits));
+  return Math.floor(n(ip) / block) === Math.floor(n(base) / block);
 }
 
 function peerMatches(peer: any, policyNs: string, other: Endpoint): boolean {
