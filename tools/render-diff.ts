@@ -157,7 +157,7 @@ export function formatMarkdown(diff: RenderDiff, title = "Render diff"): string 
   const { added, changed, removed, releases, otherFiles } = diff;
   const otherCount = otherFiles.added.length + otherFiles.changed.length + otherFiles.removed.length;
   if (added.length + changed.length + removed.length + releases.length + otherCount === 0) {
-    return [...lines, "No differences: this change does not alter what the program deploys.", ""].join("\n");
+    return [...lines, "No differences: this change does not alter what the program deploys.", "", ""].join("\n");
   }
 
   lines.push(`**Resources:** ${added.length} added, ${changed.length} changed, ${removed.length} removed`, "");
@@ -200,7 +200,8 @@ export function formatMarkdown(diff: RenderDiff, title = "Render diff"): string 
     if (entries.length > MAX_LISTED) lines.push(`- … ${entries.length - MAX_LISTED} more in the full diff`);
     lines.push("", "</details>", "");
   }
-  return lines.join("\n");
+  // A trailing blank line ends any HTML block, so whatever follows (the next stack's heading) stays Markdown.
+  return `${lines.join("\n").trimEnd()}\n\n`;
 }
 
 /** Unified diff of every rendered file; empty when the renders are identical. */
