@@ -6,6 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
 import { Infrastructure } from "./components/infrastructure";
 import { clusterNodes, KubernetesCluster } from "./components/cluster";
+import { ingressNodeNames, Networking } from "./components/networking";
+import { Security } from "./components/security";
+import { Storage } from "./components/storage";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
@@ -45,3 +48,42 @@ const cluster = new KubernetesCluster(config.clusterName, {
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);
 export const kubernetesVersion = cluster.kubernetesVersion;
+
+// 3. Networking: Calico, Traefik (the one IngressClass) and, on OpenStack, Octavia load balancers.
+const networking = new Networking("networking", {
+  provider: cluster.provider,
+  cloud: config.provider,
+  clusterName: config.clusterName,
+  hosts: infra.hosts,
+  podCidr: config.network.podCidr,
+  nodeCidr: config.network.cidr,
+  loadBalancer: config.ingressLoadBalancer,
+  ingressNodes: ingressNodeNames(config),
+  externalNetwork: config.provider === "openstack" ? config.network.externalNetwork : undefined,
+}, { dependsOn: [cluster] });
+/** Point the DNS names (domain, harbor.<domain>) here. */
+export const ingressAddresses = networking.ingressAddresses;
+
+// 4. Storage: Rook Ceph on the hosts' disks; rook-ceph-block (the default class) and rook-cephfs (RWX).
+const storage = new Storage("storage", {
+  provider: cluster.provider,
+  hosts: infra.hosts,
+  replicas: config.ceph.replicas,
+  monitors: config.ceph.monitors,
+}, { dependsOn: [networking] });
+
+// 5. Security: cert-manager and its ClusterIssuers; Harbor when switched on.
+const security = new Security("security", {
+  provider: cluster.provider,
+  clusterName: config.clusterName,
+  domain: config.domain,
+  ingressClassName: networking.ingressClassName,
+  tlsIssuer: config.tlsIssuer,
+  acmeEmail: config.acmeEmail,
+  harbor: config.harbor,
+  storageClass: storage.blockStorageClass,
+}, { dependsOn: [networking, storage] });
+export const clusterIssuer = security.clusterIssuer;
+export const dareCaCertificate = security.caCertificate;
+export const harborUrl = security.harborUrl;
+export const harborAdminPassword = security.harborAdminPassword;

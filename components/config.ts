@@ -450,7 +450,7 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
     r.problem("tlsIssuer", tlsIssuer, `must be one of ${TLS_ISSUERS.join(", ")}`, "pulumi config set tlsIssuer letsencrypt-staging");
   }
   const acmeEmail = r.string("acmeEmail", r.raw("acmeEmail"), "", `"ops@example.org"`, /^[^@\s]+@[^@\s]+\.[^@\s]+$/, "must be an e-mail address");
-  if (tlsIssuer.startsWith("letsencrypt") && acmeEmail === "") {
+  if (tlsIssuer.startsWith("letsencrypt") && r.raw("acmeEmail") === undefined) {
     r.problem("acmeEmail", r.raw("acmeEmail"), `${tlsIssuer} needs an account e-mail (Let's Encrypt sends expiry warnings there)`, "pulumi config set acmeEmail ops@example.org");
   }
 

@@ -27,9 +27,14 @@ export const NAMESPACES = {
 
 export type NamespaceKey = keyof typeof NAMESPACES;
 
-/** Creates one namespace of the table, with PSA enforce/audit/warn labels at its level. */
-export function createNamespace(key: NamespaceKey, opts: pulumi.CustomResourceOptions): k8s.core.v1.Namespace {
-  const { name, podSecurity } = NAMESPACES[key];
+/**
+ * Creates one namespace of the table, with PSA enforce/audit/warn labels at its level.
+ * `level` overrides the table where a deployment mode needs more: PSA baseline forbids host ports,
+ * so the ingress namespace is privileged only when Traefik binds ports 80/443 of its nodes.
+ */
+export function createNamespace(key: NamespaceKey, opts: pulumi.CustomResourceOptions, level?: PodSecurityLevel): k8s.core.v1.Namespace {
+  const name = NAMESPACES[key].name;
+  const podSecurity = level ?? NAMESPACES[key].podSecurity;
   return new k8s.core.v1.Namespace(`ns-${name}`, {
     metadata: {
       name,

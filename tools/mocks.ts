@@ -90,7 +90,12 @@ export class DareMocks implements pulumi.runtime.Mocks {
       return { ...args.inputs, id: `${args.inputs.name}-network-id` };
     }
     if (args.token === "openstack:identity/getAuthScope:getAuthScope") {
-      return { ...args.inputs, projectId: "mock-project-id", userId: "mock-user-id", region: "RegionOne" };
+      return {
+        ...args.inputs, projectId: "mock-project-id", userId: "mock-user-id", region: "RegionOne",
+        serviceCatalogs: [{ id: "keystone-id", name: "keystone", type: "identity", endpoints: [
+          { id: "keystone-public-id", interface: "public", region: "RegionOne", regionId: "RegionOne", url: "https://keystone.example.org:5000/v3" },
+        ] }],
+      };
     }
     return args.inputs;
   }
@@ -130,6 +135,8 @@ export class DareMocks implements pulumi.runtime.Mocks {
         return { accessIpV4: "" };
       case "openstack:identity/applicationCredential:ApplicationCredential":
         return { secret: randomText(name, { length: 32, special: false }), projectId: "mock-project-id" };
+      case "kubernetes:helm.sh/v3:Release":
+        return { status: { name: inputs.name ?? name, namespace: inputs.namespace ?? "default", chart: inputs.chart, version: inputs.version, status: "deployed", revision: 1 } };
       case "command:remote:Command":
       case "command:local:Command":
         return { stdout: "", stderr: "" };

@@ -1,0 +1,246 @@
+/**
+ * Layer 3, networking on the cluster: Calico (pod network), Traefik (the one ingress controller) and,
+ * on OpenStack, the cloud controller manager that turns LoadBalancer Services into Octavia load
+ * balancers. Without a load balancer, Traefik binds ports 80/443 of the nodes labelled for ingress.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as openstack from "@pulumi/openstack";
+import * as pulumi from "@pulumi/pulumi";
+import { CONTROL_PLANE_ROLE, DareConfig, Provider } from "./config";
+import { Host } from "./hosts";
+import { planNodes } from "./infrastructure";
+import { createNamespace } from "./namespaces";
+
+/** Pinned upstream charts (the versions in ../shared/charts). */
+export const CHARTS = {
+  calico: { chart: "tigera-operator", version: "v3.32.1", repo: "https://docs.tigera.io/calico/charts" },
+  traefik: { chart: "traefik", version: "41.3.0", repo: "https://traefik.github.io/charts" },
+  cloudController: { chart: "openstack-cloud-controller-manager", version: "2.36.0", repo: "https://kubernetes.github.io/cloud-provider-openstack" },
+} as const;
+
+/** The cluster's only IngressClass, and its default: every Ingress of every layer uses it. */
+export const INGRESS_CLASS = "traefik";
+/** Node label that places Traefik on a node when it listens on host ports. */
+export const INGRESS_NODE_LABEL = "dare.io/ingress";
+/** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
+export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
+
+export interface NetworkingArgs {
+  /** Provider of the cluster (KubernetesCluster.provider). */
+  provider: k8s.Provider;
+  /** `openstack` also installs the cloud controller manager; `existing` has no load balancer. */
+  cloud: Provider;
+  /** Prefix of cloud resource names (the load balancers OCCM creates carry it). */
+  clusterName: string;
+  /** Every host, from the IaaS layer. */
+  hosts: pulumi.Input<Host[]>;
+  /** Calico's pod range: the same range kubeadm's podSubnet uses (dare:network.podCidr). */
+  podCidr: string;
+  /** The nodes' subnet: Calico takes each node's address from it. */
+  nodeCidr: string;
+  /** Traefik behind an Octavia load balancer (openstack only); false: host ports 80/443 on `ingressNodes`. */
+  loadBalancer: boolean;
+  /** Nodes (by name) labelled for ingress and serving ports 80/443 when there is no load balancer. */
+  ingressNodes: string[];
+  /** OpenStack external network the load balancers' floating IPs come from (openstack only). */
+  externalNetwork?: string;
+}
+
+/**
+ * The nodes that serve ingress on host ports: workers with a public address, or every worker when
+ * none has one (existing hosts on one network). Known from the configuration alone, so each node's
+ * label is its own, stably named resource.
+ */
+export function ingressNodeNames(config: Pick<DareConfig, "provider" | "clusterName" | "nodes" | "hosts">): string[] {
+  const workers = config.provider === "openstack"
+    ? planNodes(config.clusterName, config.nodes).filter((n) => n.role === "worker").map((n) => ({ name: n.name, public: n.publicIp }))
+    : config.hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).map((h) => ({ name: h.name, public: h.address !== h.privateAddress }));
+  const withPublic = workers.filter((w) => w.public);
+  return (withPublic.length > 0 ? withPublic : workers).map((w) => w.name);
+}
+
+/** Calico's Installation: VXLAN between nodes (UDP 4789 is open between cluster members), no BGP. */
+export function calicoInstallation(podCidr: string, nodeCidr: string): Record<string, unknown> {
+  return {
+    apiVersion: "operator.tigera.io/v1",
+    kind: "Installation",
+    metadata: { name: "default" },
+    spec: {
+      calicoNetwork: {
+        // VXLAN carries pod traffic without BGP peering: nothing but UDP 4789 crosses the security groups.
+        bgp: "Disabled",
+        ipPools: [{
+          name: "default-ipv4-ippool",
+          cidr: podCidr,
+          encapsulation: "VXLAN",
+          natOutgoing: "Enabled",
+          nodeSelector: "all()",
+        }],
+        // Nodes may have more than one interface (docker0, a floating IP's NAT): pick the one in the node subnet.
+        nodeAddressAutodetectionV4: { cidrs: [nodeCidr] },
+      },
+      // Calico's own CSI driver is for its enterprise features; Ceph CSI serves the volumes here.
+      kubeletVolumePluginPath: "None",
+    },
+  };
+}
+
+/** The cloud controller manager's cloud.conf (INI): application credential, Octavia, security groups. */
+export function cloudConfig(c: { authUrl: string; region: string; credentialId: string; credentialSecret: string; floatingNetworkId: string }): string {
+  return [
+    "[Global]",
+    `auth-url=${c.authUrl}`,
+    `region=${c.region}`,
+    `application-credential-id=${c.credentialId}`,
+    `application-credential-secret=${c.credentialSecret}`,
+    "",
+    "[LoadBalancer]",
+    `floating-network-id=${c.floatingNetworkId}`,
+    // Octavia members are the nodes' NodePorts: OCCM opens exactly those ports from the load balancer.
+    "manage-security-groups=true",
+    "create-monitor=true",
+    "",
+  ].join("\n");
+}
+
+export class Networking extends pulumi.ComponentResource {
+  /** The IngressClass every Ingress uses (the cluster default). */
+  public readonly ingressClassName: string;
+  /** Addresses to point the DNS names at (A records): the load balancer's, or the ingress nodes'. */
+  public readonly ingressAddresses: pulumi.Output<string[]>;
+
+  constructor(name: string, args: NetworkingArgs, opts?: pulumi.ComponentResourceOptions) {
+    if (args.loadBalancer && args.cloud !== "openstack") {
+      throw new Error(`${name}: an ingress load balancer needs the OpenStack cloud controller manager (cloud "openstack"), not "${args.cloud}"`);
+    }
+    if (args.cloud === "openstack" && !args.externalNetwork) {
+      throw new Error(`${name}: cloud "openstack" needs externalNetwork for the load balancers' floating IPs`);
+    }
+    if (!args.loadBalancer && args.ingressNodes.length === 0) {
+      throw new Error(`${name}: without a load balancer Traefik needs at least one ingress node`);
+    }
+    super("dare:platform:Networking", name, {}, opts);
+    const k8sOpts = { provider: args.provider, parent: this };
+
+    // Calico first: no pod starts without a pod network.
+    const calicoNs = createNamespace("tigeraOperator", k8sOpts);
+    const calicoOperator = new k8s.helm.v3.Release(`${name}-calico`, {
+      name: "calico",
+      chart: CHARTS.calico.chart,
+      version: CHARTS.calico.version,
+      repositoryOpts: { repo: CHARTS.calico.repo },
+      namespace: calicoNs.metadata.name,
+      values: {
+        // The Installation is declared below as a typed custom resource, validated against its CRD.
+        installation: { enabled: false },
+        // Flow-log UI and its aggregator: not used, and they cost memory on every node.
+        goldmane: { enabled: false },
+        whisker: { enabled: false },
+      },
+    }, k8sOpts);
+    const installation = new k8s.apiextensions.CustomResource(`${name}-calico-installation`,
+      calicoInstallation(args.podCidr, args.nodeCidr) as k8s.apiextensions.CustomResourceArgs,
+      { ...k8sOpts, dependsOn: [calicoOperator] });
+
+    let cloudController: k8s.helm.v3.Release | undefined;
+    if (args.cloud === "openstack") cloudController = this.cloudController(name, args, k8sOpts, installation);
+
+    this.ingressClassName = INGRESS_CLASS;
+    const hostPorts = !args.loadBalancer;
+    // PSA baseline forbids host ports: only the host-port mode needs a privileged namespace.
+    const ingressNs = createNamespace("ingress", k8sOpts, hostPorts ? "privileged" : undefined);
+    const labels = hostPorts
+      ? args.ingressNodes.map((node) => new k8s.core.v1.NodePatch(`${name}-ingress-label-${node}`, {
+        metadata: { name: node, labels: { [INGRESS_NODE_LABEL]: "true" } },
+      }, k8sOpts))
+      : [];
+    const workers = pulumi.output(args.hosts).apply((hosts) => hosts.filter((h) => h.role === "worker").length);
+    const traefik = new k8s.helm.v3.Release(`${name}-traefik`, {
+      name: "traefik",
+      chart: CHARTS.traefik.chart,
+      version: CHARTS.traefik.version,
+      repositoryOpts: { repo: CHARTS.traefik.repo },
+      namespace: ingressNs.metadata.name,
+      // Pods wait for Calico, and for OCCM to initialise the nodes: give both time.
+      timeout: 900,
+      values: {
+        ingressClass: { enabled: true, isDefaultClass: true, name: INGRESS_CLASS },
+        ports: {
+          web: {
+            ...(hostPorts ? { hostPort: 80 } : {}),
+            http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true } } },
+          },
+          websecure: hostPorts ? { hostPort: 443 } : {},
+        },
+        resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+        ...(hostPorts
+          ? {
+            deployment: { kind: "DaemonSet" },
+            nodeSelector: { [INGRESS_NODE_LABEL]: "true" },
+            // A second pod cannot bind the same host ports: replace pods one at a time, never surge.
+            updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
+            service: { spec: { type: "ClusterIP" } },
+            // The Service's ClusterIP is no address for clients: leave Ingress status empty.
+            providers: { kubernetesIngress: { publishedService: { enabled: false } } },
+          }
+          : {
+            deployment: { kind: "Deployment", replicas: workers.apply((n) => Math.max(1, Math.min(2, n))) },
+            service: { spec: { type: "LoadBalancer" } },
+          }),
+      },
+    }, { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] });
+
+    if (hostPorts) {
+      const names = new Set(args.ingressNodes);
+      this.ingressAddresses = pulumi.output(args.hosts).apply((hosts) =>
+        hosts.filter((h) => names.has(h.name)).map((h) => h.publicAddress ?? h.address));
+    } else {
+      // Read back once the release exists: the id is unknown in a first preview, so nothing is read too early.
+      const service = k8s.core.v1.Service.get(`${name}-traefik-service`,
+        pulumi.interpolate`${traefik.status.namespace}/${traefik.status.name}`, { ...k8sOpts, dependsOn: [traefik] });
+      this.ingressAddresses = service.status.apply((s) =>
+        (s?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? i.hostname).filter((a): a is string => !!a));
+    }
+
+    this.registerOutputs({ ingressClassName: this.ingressClassName, ingressAddresses: this.ingressAddresses });
+  }
+
+  /** OCCM with an application credential of its own: never the operator's password. */
+  private cloudController(name: string, args: NetworkingArgs, k8sOpts: pulumi.CustomResourceOptions, installation: pulumi.Resource) {
+    const parent = { parent: this };
+    const scope = openstack.identity.getAuthScopeOutput({ name: `${name}-scope` }, parent);
+    const credential = new openstack.identity.ApplicationCredential(`${name}-cloud-controller`, {
+      name: `${args.clusterName}-cloud-controller`,
+      description: `openstack-cloud-controller-manager of ${args.clusterName}: Octavia load balancers for LoadBalancer Services`,
+    }, parent);
+    const external = openstack.networking.getNetworkOutput({ name: args.externalNetwork! }, parent);
+    const authUrl = scope.serviceCatalogs.apply((catalog) => {
+      const identity = catalog.find((s) => s.type === "identity")?.endpoints.find((e) => e.interface === "public");
+      if (!identity) throw new Error(`${name}: the OpenStack service catalog has no public identity endpoint for the cloud controller manager`);
+      return identity.url;
+    });
+    const conf = pulumi.secret(pulumi.all([authUrl, scope.region, credential.id, credential.secret, external.id])
+      .apply(([url, region, id, secret, networkId]) => cloudConfig({ authUrl: url, region, credentialId: id, credentialSecret: secret, floatingNetworkId: networkId })));
+
+    const ns = createNamespace("cloudController", k8sOpts);
+    const secret = new k8s.core.v1.Secret(`${name}-cloud-config`, {
+      metadata: { name: "cloud-config", namespace: ns.metadata.name },
+      type: "Opaque",
+      stringData: { "cloud.conf": conf },
+    }, k8sOpts);
+    return new k8s.helm.v3.Release(`${name}-cloud-controller`, {
+      name: "openstack-cloud-controller-manager",
+      chart: CHARTS.cloudController.chart,
+      version: CHARTS.cloudController.version,
+      repositoryOpts: { repo: CHARTS.cloudController.repo },
+      namespace: ns.metadata.name,
+      values: {
+        // The Secret above holds cloud.conf: credentials stay out of the Helm values.
+        secret: { enabled: true, create: false, name: "cloud-config" },
+        cluster: { name: args.clusterName },
+        // No "route" controller: Calico's VXLAN carries pod traffic, Neutron routes are not needed.
+        enabledControllers: ["cloud-node", "cloud-node-lifecycle", "service"],
+      },
+    }, { ...k8sOpts, dependsOn: [secret, installation] });
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Layer 5, security on the cluster: cert-manager with three ClusterIssuers (Let's Encrypt staging and
+ * production over HTTP-01 through the ingress, and a self-signed CA for installs without public DNS),
+ * and Harbor with Trivy scanning (optional). Namespace isolation lives in network-policies.ts;
+ * the host firewall is the cluster layer's (it mirrors the security groups).
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as tls from "@pulumi/tls";
+import { HarborSpec, TlsIssuer } from "./config";
+import { createNamespace } from "./namespaces";
+import { NamespaceIsolation } from "./network-policies";
+
+export const CHARTS = {
+  certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
+  harbor: { chart: "harbor", version: "1.19.1", repo: "https://helm.goharbor.io" },
+} as const;
+
+export const ACME_SERVERS = {
+  "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+  "letsencrypt-prod": "https://acme-v02.api.letsencrypt.org/directory",
+} as const;
+/** The self-signed CA's ClusterIssuer, and the Secret (in cert-manager's namespace) holding its key. */
+export const CA_ISSUER = "dare-ca";
+
+export interface SecurityArgs {
+  /** Provider of the cluster (KubernetesCluster.provider). */
+  provider: k8s.Provider;
+  /** Names the self-signed CA. */
+  clusterName: string;
+  /** DNS name the platform is served under; Harbor is at harbor.<domain>. */
+  domain: string;
+  /** IngressClass that serves ACME HTTP-01 challenges and Harbor (Networking.ingressClassName). */
+  ingressClassName: string;
+  /** The ClusterIssuer public endpoints use. */
+  tlsIssuer: TlsIssuer;
+  /** Let's Encrypt account e-mail; required when `tlsIssuer` is a Let's Encrypt issuer. */
+  acmeEmail: string;
+  /** Harbor switch and its registry volume size. */
+  harbor: HarborSpec;
+  /** StorageClass of Harbor's volumes (Storage.blockStorageClass). */
+  storageClass: string;
+}
+
+/** An ACME ClusterIssuer answering HTTP-01 challenges through the ingress class. */
+export function acmeIssuer(name: keyof typeof ACME_SERVERS, email: string, ingressClassName: string) {
+  return {
+    apiVersion: "cert-manager.io/v1",
+    kind: "ClusterIssuer",
+    metadata: { name },
+    spec: {
+      acme: {
+        server: ACME_SERVERS[name],
+        // Without an e-mail (self-signed CA chosen) the account simply has no contact.
+        ...(email ? { email } : {}),
+        privateKeySecretRef: { name: `${name}-account-key` },
+        solvers: [{ http01: { ingress: { ingressClassName } } }],
+      },
+    },
+  };
+}
+
+export class Security extends pulumi.ComponentResource {
+  /** ClusterIssuer for public endpoints: annotate Ingresses with `cert-manager.io/cluster-issuer`. */
+  public readonly clusterIssuer: string;
+  /**
+   * The self-signed CA's certificate (PEM): what browsers must trust when `dare-ca` is the issuer.
+   * Marked secret only because it also sits in a Kubernetes Secret (whose data Pulumi always hides);
+   * read it with `pulumi stack output dareCaCertificate --show-secrets`.
+   */
+  public readonly caCertificate: pulumi.Output<string>;
+  /** Harbor's URL, when Harbor is on. */
+  public readonly harborUrl?: string;
+  /** Harbor's generated admin password (secret), when Harbor is on. */
+  public readonly harborAdminPassword?: pulumi.Output<string>;
+
+  constructor(name: string, args: SecurityArgs, opts?: pulumi.ComponentResourceOptions) {
+    if (args.tlsIssuer !== CA_ISSUER && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(args.acmeEmail)) {
+      throw new Error(`${name}: ${args.tlsIssuer} needs an ACME account e-mail, got "${args.acmeEmail}"`);
+    }
+    if (args.harbor.enabled && args.harbor.registrySizeGb < 1) {
+      throw new Error(`${name}: Harbor's registry volume needs at least 1 GB, got ${args.harbor.registrySizeGb}`);
+    }
+    super("dare:platform:Security", name, {}, opts);
+    const k8sOpts = { provider: args.provider, parent: this };
+
+    const ns = createNamespace("certManager", k8sOpts);
+    const certManager = new k8s.helm.v3.Release(`${name}-cert-manager`, {
+      name: "cert-manager",
+      chart: CHARTS.certManager.chart,
+      version: CHARTS.certManager.version,
+      repositoryOpts: { repo: CHARTS.certManager.repo },
+      namespace: ns.metadata.name,
+      values: {
+        // CRDs with the chart, and kept if the release is ever removed (deleting them deletes every certificate).
+        crds: { enabled: true, keep: true },
+      },
+    }, k8sOpts);
+    const issuerOpts = { ...k8sOpts, dependsOn: [certManager] };
+
+    const issuers: Array<keyof typeof ACME_SERVERS> = ["letsencrypt-staging", "letsencrypt-prod"];
+    for (const issuer of issuers) {
+      // Both exist (switching is one config value); without an e-mail they are declared with none.
+      new k8s.apiextensions.CustomResource(`${name}-${issuer}`,
+        acmeIssuer(issuer, args.acmeEmail, args.ingressClassName) as k8s.apiextensions.CustomResourceArgs, issuerOpts);
+    }
+
+    // The CA is made by Pulumi, not by cert-manager, so that its certificate is a stack output to trust.
+    const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+    const caCert = new tls.SelfSignedCert(`${name}-ca`, {
+      privateKeyPem: caKey.privateKeyPem,
+      isCaCertificate: true,
+      validityPeriodHours: 10 * 365 * 24,
+      subject: { commonName: `${args.clusterName} CA`, organization: "DARE" },
+      allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+    }, { parent: this });
+    this.caCertificate = pulumi.secret(caCert.certPem);
+    const caSecret = new k8s.core.v1.Secret(`${name}-ca`, {
+      metadata: { name: CA_ISSUER, namespace: ns.metadata.name },
+      type: "kubernetes.io/tls",
+      stringData: { "tls.crt": caCert.certPem, "tls.key": pulumi.secret(caKey.privateKeyPem) },
+    }, k8sOpts);
+    new k8s.apiextensions.CustomResource(`${name}-${CA_ISSUER}`, {
+      apiVersion: "cert-manager.io/v1",
+      kind: "ClusterIssuer",
+      metadata: { name: CA_ISSUER },
+      spec: { ca: { secretName: CA_ISSUER } },
+    }, { ...issuerOpts, dependsOn: [certManager, caSecret] });
+    this.clusterIssuer = args.tlsIssuer;
+
+    if (args.harbor.enabled) {
+      const harbor = this.harbor(name, args, k8sOpts);
+      this.harborUrl = harbor.url;
+      this.harborAdminPassword = harbor.adminPassword;
+    }
+
+    this.registerOutputs({
+      clusterIssuer: this.clusterIssuer,
+      caCertificate: this.caCertificate,
+      harborUrl: this.harborUrl,
+      harborAdminPassword: this.harborAdminPassword,
+    });
+  }
+
+  /** Harbor behind the ingress with a certificate from the chosen issuer; every secret generated. */
+  private harbor(name: string, args: SecurityArgs, k8sOpts: pulumi.CustomResourceOptions) {
+    const parent = { parent: this };
+    const host = `harbor.${args.domain}`;
+    const ns = createNamespace("harbor", k8sOpts);
+    new NamespaceIsolation(`${name}-harbor`, { namespace: ns.metadata.name, allowWithinNamespace: true },
+      { provider: args.provider, parent: this });
+
+    // Harbor checks lengths: 16 characters for its internal secrets, 32 for the XSRF key.
+    const password = (suffix: string, length: number) =>
+      new random.RandomPassword(`${name}-harbor-${suffix}`, { length, special: false }, parent);
+    const generated = (suffix: string, length: number) => pulumi.secret(password(suffix, length).result);
+    const admin = generated("admin", 24);
+    const secretKey = generated("secret-key", 16);
+    const registryPassword = password("registry-password", 24);
+
+    const adminSecret = new k8s.core.v1.Secret(`${name}-harbor-admin`, {
+      metadata: { name: "harbor-admin", namespace: ns.metadata.name },
+      type: "Opaque",
+      stringData: { HARBOR_ADMIN_PASSWORD: admin },
+    }, k8sOpts);
+    const keySecret = new k8s.core.v1.Secret(`${name}-harbor-secret-key`, {
+      metadata: { name: "harbor-secret-key", namespace: ns.metadata.name },
+      type: "Opaque",
+      stringData: { secretKey },
+    }, k8sOpts);
+
+    const volume = (size?: string) => ({ storageClass: args.storageClass, ...(size ? { size } : {}) });
+    new k8s.helm.v3.Release(`${name}-harbor`, {
+      name: "harbor",
+      chart: CHARTS.harbor.chart,
+      version: CHARTS.harbor.version,
+      repositoryOpts: { repo: CHARTS.harbor.repo },
+      namespace: ns.metadata.name,
+      timeout: 900,
+      values: {
+        expose: {
+          type: "ingress",
+          // cert-manager fills harbor-tls from the Ingress annotation below.
+          tls: { enabled: true, certSource: "secret", secret: { secretName: "harbor-tls" } },
+          ingress: {
+            hosts: { core: host },
+            className: args.ingressClassName,
+            annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer },
+          },
+        },
+        externalURL: `https://${host}`,
+        existingSecretAdminPassword: adminSecret.metadata.name,
+        existingSecretAdminPasswordKey: "HARBOR_ADMIN_PASSWORD",
+        existingSecretSecretKey: keySecret.metadata.name,
+        persistence: {
+          enabled: true,
+          resourcePolicy: "keep",
+          persistentVolumeClaim: {
+            registry: volume(`${args.harbor.registrySizeGb}Gi`),
+            jobservice: { jobLog: volume() },
+            database: volume(),
+            redis: volume(),
+            trivy: volume(),
+          },
+        },
+        trivy: { enabled: true },
+        // The chart's defaults for these are public strings ("changeit", …): every one is generated.
+        database: { internal: { password: generated("database", 24) } },
+        core: { secret: generated("core", 16), xsrfKey: generated("xsrf", 32) },
+        jobservice: { secret: generated("jobservice", 16) },
+        registry: {
+          secret: generated("registry", 16),
+          credentials: {
+            password: pulumi.secret(registryPassword.result),
+            // A fixed htpasswd line: the chart's own htpasswd() salts anew, and changes, on every update.
+            htpasswdString: pulumi.secret(pulumi.interpolate`harbor_registry_user:${registryPassword.bcryptHash}`),
+          },
+        },
+      },
+    }, { ...k8sOpts, dependsOn: [adminSecret, keySecret] });
+
+    return { url: `https://${host}`, adminPassword: admin };
+  }
+}

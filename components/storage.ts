@@ -1,0 +1,174 @@
+/**
+ * Layer 4, storage: Rook (operator with the Ceph CSI operator) and one Ceph cluster whose OSDs are
+ * exactly the hosts' disks from the IaaS layer. Two storage classes: `rook-ceph-block` (RBD,
+ * ReadWriteOnce, the cluster default) and `rook-cephfs` (CephFS, ReadWriteMany, DARE's shared files).
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { Host } from "./hosts";
+import { createNamespace, NAMESPACES } from "./namespaces";
+
+export const CHARTS = {
+  operator: { chart: "rook-ceph", version: "v1.20.6", repo: "https://charts.rook.io/release" },
+  cluster: { chart: "rook-ceph-cluster", version: "v1.20.6", repo: "https://charts.rook.io/release" },
+} as const;
+
+export const BLOCK_STORAGE_CLASS = "rook-ceph-block";
+export const SHARED_STORAGE_CLASS = "rook-cephfs";
+
+export interface StorageArgs {
+  /** Provider of the cluster (KubernetesCluster.provider). */
+  provider: k8s.Provider;
+  /** Every host, from the IaaS layer; those with disks carry the OSDs, one per disk. */
+  hosts: pulumi.Input<Host[]>;
+  /** Copies of each object (block pool, file system pools); at most the number of hosts with disks. */
+  replicas: number;
+  /** Ceph monitors: 1, 3 or 5. */
+  monitors: number;
+}
+
+/** Rook's device name: a kernel name (`sdb`) for /dev/sdb, the full path for stable udev links. */
+export function rookDeviceName(disk: string): string {
+  return /^\/dev\/[^/]+$/.test(disk) ? disk.slice("/dev/".length) : disk;
+}
+
+/** The CephCluster's storage section: only the listed nodes and devices, never "all devices". */
+export function cephStorage(hosts: Host[]) {
+  return {
+    useAllNodes: false,
+    useAllDevices: false,
+    nodes: hosts
+      .filter((h) => h.disks.length > 0)
+      // By name, so that adding a host or a disk adds one entry and moves nothing else.
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((h) => ({ name: h.name, devices: h.disks.map((d) => ({ name: rookDeviceName(d) })) })),
+  };
+}
+
+/** Replication of every pool; size 1 (testbed) must be allowed explicitly in Rook. */
+function replicated(replicas: number) {
+  return { size: replicas, requireSafeReplicaSize: replicas > 1 };
+}
+
+/** CSI secrets Rook creates in its namespace, referenced by the storage classes. */
+function csiSecrets(kind: "rbd" | "cephfs") {
+  const ns = NAMESPACES.rookCeph.name;
+  return {
+    "csi.storage.k8s.io/provisioner-secret-name": `rook-csi-${kind}-provisioner`,
+    "csi.storage.k8s.io/provisioner-secret-namespace": ns,
+    "csi.storage.k8s.io/controller-expand-secret-name": `rook-csi-${kind}-provisioner`,
+    "csi.storage.k8s.io/controller-expand-secret-namespace": ns,
+    "csi.storage.k8s.io/controller-publish-secret-name": `rook-csi-${kind}-provisioner`,
+    "csi.storage.k8s.io/controller-publish-secret-namespace": ns,
+    "csi.storage.k8s.io/node-stage-secret-name": `rook-csi-${kind}-node`,
+    "csi.storage.k8s.io/node-stage-secret-namespace": ns,
+    "csi.storage.k8s.io/fstype": "ext4",
+  };
+}
+
+/** Values of the rook-ceph-cluster chart: the CephCluster, one block pool, one file system. */
+export function cephClusterValues(hosts: Host[], replicas: number, monitors: number) {
+  return {
+    operatorNamespace: NAMESPACES.rookCeph.name,
+    // `ceph status` and friends: kubectl -n rook-ceph exec deploy/rook-ceph-tools -- ceph status
+    toolbox: { enabled: true },
+    cephClusterSpec: {
+      mon: { count: monitors, allowMultiplePerNode: false },
+      mgr: { count: monitors > 1 ? 2 : 1, allowMultiplePerNode: false },
+      storage: cephStorage(hosts),
+    },
+    cephBlockPools: [{
+      name: "replicapool",
+      spec: { failureDomain: "host", replicated: replicated(replicas) },
+      storageClass: {
+        enabled: true,
+        name: BLOCK_STORAGE_CLASS,
+        isDefault: true,
+        reclaimPolicy: "Delete",
+        allowVolumeExpansion: true,
+        volumeBindingMode: "Immediate",
+        parameters: { imageFormat: "2", imageFeatures: "layering", ...csiSecrets("rbd") },
+      },
+    }],
+    cephFileSystems: [{
+      name: "cephfs",
+      spec: {
+        metadataPool: { failureDomain: "host", replicated: replicated(replicas) },
+        dataPools: [{ name: "data0", failureDomain: "host", replicated: replicated(replicas) }],
+        metadataServer: {
+          activeCount: 1,
+          // A standby MDS needs a second node; with one replica the testbed has no spare anyway.
+          activeStandby: replicas > 1,
+          resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "4Gi" } },
+          priorityClassName: "system-cluster-critical",
+        },
+      },
+      storageClass: {
+        enabled: true,
+        isDefault: false,
+        name: SHARED_STORAGE_CLASS,
+        pool: "data0",
+        reclaimPolicy: "Delete",
+        allowVolumeExpansion: true,
+        volumeBindingMode: "Immediate",
+        parameters: csiSecrets("cephfs"),
+      },
+    }],
+    // No object store: nothing in DARE speaks S3.
+    cephObjectStores: [],
+  };
+}
+
+export class Storage extends pulumi.ComponentResource {
+  /** ReadWriteOnce class (Ceph RBD), the cluster default. */
+  public readonly blockStorageClass: string;
+  /** ReadWriteMany class (CephFS) for volumes pods on several nodes share. */
+  public readonly sharedStorageClass: string;
+
+  constructor(name: string, args: StorageArgs, opts?: pulumi.ComponentResourceOptions) {
+    if (!Number.isInteger(args.replicas) || args.replicas < 1) {
+      throw new Error(`${name}: replicas must be a whole number ≥ 1, got ${args.replicas}`);
+    }
+    if (![1, 3, 5].includes(args.monitors)) {
+      throw new Error(`${name}: monitors must be 1, 3 or 5 (a majority must survive), got ${args.monitors}`);
+    }
+    super("dare:platform:Storage", name, {}, opts);
+    const k8sOpts = { provider: args.provider, parent: this };
+
+    const ns = createNamespace("rookCeph", k8sOpts);
+    const operator = new k8s.helm.v3.Release(`${name}-rook-operator`, {
+      name: "rook-ceph",
+      chart: CHARTS.operator.chart,
+      version: CHARTS.operator.version,
+      repositoryOpts: { repo: CHARTS.operator.repo },
+      namespace: ns.metadata.name,
+      values: {
+        crds: { enabled: true },
+        // Ceph CSI through the Ceph CSI operator (Rook 1.20's way); it drives both storage classes.
+        csi: { installCsiOperator: true },
+      },
+    }, k8sOpts);
+
+    const values = pulumi.output(args.hosts).apply((list) => {
+      const withDisks = list.filter((h) => h.disks.length > 0).length;
+      if (withDisks < args.replicas) {
+        throw new Error(`${name}: ${args.replicas} replicas need ${args.replicas} hosts with disks, there are ${withDisks}`);
+      }
+      return cephClusterValues(list, args.replicas, args.monitors);
+    });
+    new k8s.helm.v3.Release(`${name}-ceph-cluster`, {
+      name: "rook-ceph-cluster",
+      chart: CHARTS.cluster.chart,
+      version: CHARTS.cluster.version,
+      repositoryOpts: { repo: CHARTS.cluster.repo },
+      namespace: ns.metadata.name,
+      values,
+      // The chart only declares the CephCluster; OSDs come up afterwards, under the operator's watch.
+      timeout: 600,
+    }, { ...k8sOpts, dependsOn: [operator] });
+
+    this.blockStorageClass = BLOCK_STORAGE_CLASS;
+    this.sharedStorageClass = SHARED_STORAGE_CLASS;
+    this.registerOutputs({ blockStorageClass: this.blockStorageClass, sharedStorageClass: this.sharedStorageClass });
+  }
+}

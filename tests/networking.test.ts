@@ -1,0 +1,192 @@
+import * as k8s from "@pulumi/kubernetes";
+import { DEFAULT_NETWORK } from "../components/config";
+import { Host } from "../components/hosts";
+import { firewallRules } from "../components/infrastructure";
+import { NAMESPACES } from "../components/namespaces";
+import { CHARTS, INGRESS_CLASS, INGRESS_NODE_LABEL, ingressNodeNames, Networking, NetworkingArgs } from "../components/networking";
+import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { validateCustomResource } from "../tools/validate/crd";
+import { validateHelmValues } from "../tools/validate/helm-values";
+import { ofType, redacted, runMocked, valueOf } from "./support/mocked";
+
+const host = (name: string, role: Host["role"], over: Partial<Host> = {}): Host => ({
+  name, role, pool: role === "worker" ? "workers" : "control-plane", address: `10.10.0.${name.length}`, privateAddress: `10.10.0.${name.length}`,
+  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, ...over,
+});
+const HOSTS: Host[] = [
+  host("cp-0", "control-plane", { publicAddress: "203.0.113.10" }),
+  host("w-0", "worker", { privateAddress: "10.10.0.20", publicAddress: "203.0.113.20" }),
+  host("w-1", "worker", { privateAddress: "10.10.0.21", publicAddress: "203.0.113.21" }),
+  host("w-2", "worker", { privateAddress: "10.10.0.22" }),
+];
+
+const args = (over: Partial<NetworkingArgs> = {}): NetworkingArgs => ({
+  provider: new k8s.Provider("test", { kubeconfig: "{}" }),
+  cloud: "openstack",
+  clusterName: "dare-test",
+  hosts: HOSTS,
+  podCidr: "10.244.0.0/16",
+  nodeCidr: "10.10.0.0/24",
+  loadBalancer: true,
+  ingressNodes: ["w-0", "w-1"],
+  externalNetwork: "public",
+  ...over,
+});
+
+async function build(a: () => NetworkingArgs) {
+  let networking: Networking | undefined;
+  const resources = await runMocked(() => { networking = new Networking("net", a()); });
+  return { resources, networking: networking! };
+}
+
+const release = (resources: RecordedResource[], chart: string) =>
+  ofType(resources, "kubernetes:helm.sh/v3:Release").map((r) => redacted(r)).find((r) => r.chart === chart);
+const namespace = (resources: RecordedResource[], name: string) =>
+  ofType(resources, "kubernetes:core/v1:Namespace").map((r) => redacted(r)).find((n) => n.metadata.name === name);
+
+/** The value behind Pulumi's secret marker, and whether there was one. */
+function unwrap(value: any): { secret: boolean; value: any } {
+  if (value && value[SPECIAL_SIG_KEY] === SECRET_SIG) return { secret: true, value: value.value };
+  return { secret: false, value };
+}
+
+describe("Calico", () => {
+  let resources: RecordedResource[];
+  beforeAll(async () => { ({ resources } = await build(() => args({ podCidr: "10.200.0.0/16", nodeCidr: "10.20.0.0/22" }))); });
+
+  it("pins the tigera-operator chart and leaves the Installation to a typed custom resource", () => {
+    const calico = release(resources, "tigera-operator");
+    expect(calico.version).toBe("v3.32.1");
+    expect(calico.values.installation.enabled).toBe(false);
+    expect(validateHelmValues(calico)).toEqual([]);
+  });
+
+  it("uses the configured pod range with VXLAN, the encapsulation the security groups let through", () => {
+    const [installation] = ofType(resources, "kubernetes:operator.tigera.io/v1:Installation").map((r) => redacted(r));
+    expect(validateCustomResource(installation)).toEqual([]);
+    const pools = installation.spec.calicoNetwork.ipPools;
+    expect(pools).toHaveLength(1);
+    expect(pools[0].cidr).toBe("10.200.0.0/16");
+    expect(pools[0].encapsulation).toBe("VXLAN");
+    expect(installation.spec.calicoNetwork.nodeAddressAutodetectionV4.cidrs).toEqual(["10.20.0.0/22"]);
+    const vxlan = firewallRules({ adminCidrs: ["192.0.2.0/24"], network: DEFAULT_NETWORK }, false)
+      .filter((r) => r.protocol === "udp" && r.ports[0] <= 4789 && 4789 <= r.ports[1]);
+    expect(vxlan.length).toBeGreaterThan(0);
+    expect(vxlan.every((r) => "group" in r.from)).toBe(true);
+  });
+});
+
+describe("Traefik behind an Octavia load balancer", () => {
+  let resources: RecordedResource[];
+  beforeAll(async () => { ({ resources } = await build(() => args())); });
+
+  it("is the one default IngressClass, exposed by a LoadBalancer Service, never a NodePort", () => {
+    const traefik = release(resources, "traefik");
+    expect(traefik.version).toBe(CHARTS.traefik.version);
+    expect(traefik.values.ingressClass).toEqual({ enabled: true, isDefaultClass: true, name: INGRESS_CLASS });
+    expect(traefik.values.service.spec.type).toBe("LoadBalancer");
+    expect(traefik.values.deployment.kind).toBe("Deployment");
+    expect(traefik.values.deployment.replicas).toBe(2);
+    expect(JSON.stringify(traefik.values)).not.toContain("hostPort");
+    expect(validateHelmValues(traefik)).toEqual([]);
+    expect(ofType(resources, "kubernetes:core/v1:NodePatch")).toHaveLength(0);
+  });
+
+  it("runs Traefik's namespace at the table's Pod Security level", () => {
+    expect(namespace(resources, NAMESPACES.ingress.name).metadata.labels["pod-security.kubernetes.io/enforce"]).toBe(NAMESPACES.ingress.podSecurity);
+  });
+
+  it("gives the cloud controller an application credential of its own, in a Secret, never a password", () => {
+    const credentials = ofType(resources, "openstack:identity/applicationCredential:ApplicationCredential");
+    expect(credentials).toHaveLength(1);
+    const [secret] = ofType(resources, "kubernetes:core/v1:Secret").map((r) => r.inputs as any);
+    expect(secret.metadata.namespace).toBe(NAMESPACES.cloudController.name);
+    const stringData = unwrap(secret.stringData);
+    const conf = unwrap(stringData.value["cloud.conf"]);
+    expect(stringData.secret || conf.secret).toBe(true);
+    const text: string = conf.value;
+    expect(text).toMatch(/^application-credential-id=\S+$/m);
+    expect(text).toMatch(/^application-credential-secret=\S+$/m);
+    expect(text).toMatch(/^auth-url=https:\/\/keystone\.example\.org:5000\/v3$/m);
+    expect(text).toMatch(/^floating-network-id=public-network-id$/m);
+    expect(text).toMatch(/^manage-security-groups=true$/m);
+    expect(text).not.toMatch(/^(username|password|user-id)=/m);
+  });
+
+  it("installs OCCM from the pinned chart reading that Secret, without the route controller", () => {
+    const occm = release(resources, CHARTS.cloudController.chart);
+    expect(occm.version).toBe("2.36.0");
+    expect(occm.values.secret).toEqual({ enabled: true, create: false, name: "cloud-config" });
+    expect(occm.values.enabledControllers).not.toContain("route");
+    expect(JSON.stringify(occm.values)).not.toMatch(/password|credential/i);
+    expect(validateHelmValues(occm)).toEqual([]);
+  });
+});
+
+describe("Traefik on host ports (no load balancer)", () => {
+  let resources: RecordedResource[];
+  let addresses: string[];
+  beforeAll(async () => {
+    let networking: Networking;
+    resources = await runMocked(async () => {
+      networking = new Networking("net", args({ cloud: "existing", loadBalancer: false, externalNetwork: undefined }));
+      addresses = await valueOf(networking.ingressAddresses);
+    });
+  });
+
+  it("runs a DaemonSet binding 80 and 443 on the labelled nodes, and only those are labelled", () => {
+    const traefik = release(resources, "traefik");
+    expect(traefik.values.deployment.kind).toBe("DaemonSet");
+    expect(traefik.values.ports.web.hostPort).toBe(80);
+    expect(traefik.values.ports.websecure.hostPort).toBe(443);
+    expect(traefik.values.nodeSelector).toEqual({ [INGRESS_NODE_LABEL]: "true" });
+    expect(traefik.values.service.spec.type).toBe("ClusterIP");
+    expect(traefik.values.updateStrategy.rollingUpdate.maxSurge).toBe(0);
+    expect(validateHelmValues(traefik)).toEqual([]);
+    const labelled = ofType(resources, "kubernetes:core/v1:NodePatch").map((r) => redacted(r));
+    expect(labelled.map((n) => n.metadata.name).sort()).toEqual(["w-0", "w-1"]);
+    expect(labelled.every((n) => n.metadata.labels[INGRESS_NODE_LABEL] === "true")).toBe(true);
+  });
+
+  it("says where DNS points: the ingress nodes' public addresses", () => {
+    expect(addresses.sort()).toEqual(["203.0.113.20", "203.0.113.21"]);
+  });
+
+  it("makes the ingress namespace privileged (PSA baseline forbids host ports) and creates no cloud resources", () => {
+    expect(namespace(resources, NAMESPACES.ingress.name).metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("privileged");
+    expect(resources.filter((r) => r.type.startsWith("openstack:"))).toHaveLength(0);
+    expect(release(resources, CHARTS.cloudController.chart)).toBeUndefined();
+  });
+});
+
+describe("argument checks", () => {
+  it.each([
+    ["a load balancer without OpenStack", { cloud: "existing" as const, loadBalancer: true }, /needs the OpenStack cloud controller/],
+    ["host ports without ingress nodes", { loadBalancer: false, ingressNodes: [] }, /at least one ingress node/],
+    ["OpenStack without an external network", { externalNetwork: undefined }, /externalNetwork/],
+  ])("rejects %s before creating anything", async (_, over, message) => {
+    let error: unknown;
+    const resources = await runMocked(() => {
+      try { new Networking("net", args(over)); } catch (e) { error = e; }
+    });
+    expect(String(error)).toMatch(message);
+    expect(resources.filter((r) => r.type.startsWith("dare:") || r.type.startsWith("kubernetes:helm"))).toHaveLength(0);
+  });
+});
+
+describe("ingress nodes", () => {
+  const base = { clusterName: "dare-t", hosts: [] };
+  it("are the OpenStack workers with floating IPs", () => {
+    const nodes = { controlPlane: { count: 1, flavor: "m" }, pools: [
+      { name: "workers", count: 2, flavor: "m", disks: { count: 1, sizeGb: 10 }, publicIp: false },
+      { name: "edge", count: 2, flavor: "m", disks: { count: 0, sizeGb: 10 }, publicIp: true },
+    ] };
+    expect(ingressNodeNames({ ...base, provider: "openstack", nodes })).toEqual(["dare-t-edge-0", "dare-t-edge-1"]);
+  });
+
+  it("are every worker when existing hosts have no separate public address", () => {
+    const h = (name: string, role: string) => ({ name, role, address: "10.0.0.1", privateAddress: "10.0.0.1", user: "u", port: 22, disks: [] });
+    const hosts = [h("cp", "control-plane"), h("a", "workers"), h("b", "workers")];
+    expect(ingressNodeNames({ ...base, provider: "existing", nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [] }, hosts })).toEqual(["a", "b"]);
+  });
+});
