@@ -115,8 +115,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   private readonly pki: ClusterPki;
 
   constructor(name: string, args: KubernetesClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("dare:cluster:KubernetesCluster", name, {}, opts);
-
+    // Checked before anything registers, so a bad combination creates nothing.
     const controlPlanes = args.nodes.filter((n) => n.role === "control-plane");
     if (args.nodes.length === 0 || args.nodes[0].role !== "control-plane") {
       throw new Error(`${name}: nodes must start with a control plane (it runs kubeadm init); got ${args.nodes.map((n) => n.name).join(", ") || "none"}`);
@@ -129,6 +128,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       if (names.has(n.name)) throw new Error(`${name}: host ${n.name} appears twice`);
       names.add(n.name);
     }
+    super("dare:cluster:KubernetesCluster", name, {}, opts);
 
     this.kubernetesVersion = args.kubernetesVersion;
     this.pki = createClusterPki(name, this);
@@ -166,7 +166,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     });
     const step = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
       dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[] } = {}) =>
-      hostStep(name, { host: ref(node), step: stepName, script, env, ...extra }, access, { parent, dependsOn });
+      hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent, dependsOn });
 
     const [first, ...others] = args.nodes;
     const controlPlanes = args.nodes.filter((n) => n.role === "control-plane");

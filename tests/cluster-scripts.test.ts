@@ -1,0 +1,89 @@
+/**
+ * Host scripts on their own: shellcheck over every script, and the upgrade step's refusals, run with
+ * stand-ins for kubeadm and kubelet that report an installed version.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { SCRIPTS_DIR } from "../components/host-step";
+
+const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh"));
+
+it("has host scripts", () => {
+  expect(scripts).toEqual(expect.arrayContaining(["k8s-prepare.sh", "k8s-init.sh", "k8s-join.sh", "k8s-upgrade.sh"]));
+});
+
+it.each(scripts)("shellcheck passes on %s", (script) => {
+  const result = spawnSync("shellcheck", ["--shell=bash", "--severity=style", path.join(SCRIPTS_DIR, script)], { encoding: "utf8" });
+  if (result.error) throw result.error;
+  expect(result.stdout + result.stderr).toBe("");
+  expect(result.status).toBe(0);
+});
+
+describe("k8s-upgrade.sh", () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-upgrade-")); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs the script as installed at `installed`, with every other command a recorder. */
+  function upgrade(installed: string, target: string, role = "first") {
+    const bin = path.join(dir, "bin");
+    fs.mkdirSync(bin);
+    const log = path.join(dir, "calls.log");
+    const stub = (name: string, body = "") =>
+      fs.writeFileSync(path.join(bin, name), `#!/bin/bash\necho "${name} $*" >> ${log}\n${body}\n`, { mode: 0o755 });
+    stub("kubeadm", `[ "$1" = version ] && echo v${installed}; exit 0`);
+    stub("kubelet", `echo "Kubernetes v${installed}"`);
+    for (const name of ["apt-get", "apt-mark", "kubectl", "systemctl"]) stub(name);
+    // The script's guard looks for kubelet.conf: point it at a directory of this test.
+    const script = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-upgrade.sh"), "utf8")
+      .replaceAll("/etc/kubernetes/", `${dir}/etc/kubernetes/`).replaceAll("/etc/apt/", `${dir}/etc/apt/`);
+    fs.mkdirSync(path.join(dir, "etc/kubernetes"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "etc/apt/sources.list.d"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "etc/kubernetes/kubelet.conf"), "");
+    const result = spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: { PATH: `${bin}:/usr/bin:/bin`, KUBERNETES_VERSION: target, NODE_NAME: "cp-0", UPGRADE_ROLE: role, ADMIN_KUBECONFIG: "x" },
+    });
+    const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
+    return { status: result.status, stderr: result.stderr, calls };
+  }
+
+  it("refuses a downgrade with what to do instead", () => {
+    const r = upgrade("1.36.4", "1.35.9");
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/refusing to change cp-0 from v1.36.4 to v1.35.9: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.36.4/);
+    expect(r.calls).not.toMatch(/apt-get|kubeadm upgrade/);
+  });
+
+  it("refuses a jump of two minor versions", () => {
+    const r = upgrade("1.35.2", "1.37.0");
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/one minor version at a time; set dare:kubernetesVersion to 1.36.x first/);
+    expect(r.calls).not.toMatch(/kubeadm upgrade/);
+  });
+
+  it("does nothing at the target version", () => {
+    const r = upgrade("1.36.4", "1.36.4");
+    expect(r.status).toBe(0);
+    expect(r.calls).not.toMatch(/apt-get|upgrade|drain/);
+  });
+
+  it("upgrades the first control plane by one minor in kubeadm's order", () => {
+    const r = upgrade("1.35.2", "1.36.4");
+    expect(r.status).toBe(0);
+    const order = ["apt-get update", "apt-get install -y -q --allow-change-held-packages kubeadm=1.36.4-*", "kubeadm upgrade apply -y v1.36.4",
+      "kubectl drain cp-0", "kubelet=1.36.4-* kubectl=1.36.4-*", "systemctl restart kubelet", "kubectl uncordon cp-0"];
+    const positions = order.map((call) => r.calls.indexOf(call));
+    expect(positions).not.toContain(-1);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+  });
+
+  it("runs `kubeadm upgrade node` on the other hosts", () => {
+    const r = upgrade("1.36.1", "1.36.4", "control-plane");
+    expect(r.status).toBe(0);
+    expect(r.calls).toMatch(/kubeadm upgrade node/);
+    expect(r.calls).not.toMatch(/upgrade apply/);
+  });
+});

@@ -1,0 +1,265 @@
+/**
+ * The Kubernetes layer under mocks: step order (the dependency graph Pulumi will follow), secrets,
+ * the admin kubeconfig, kubeadm's configuration and the host firewall.
+ */
+import { spawnSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { ClusterNode, clusterNodes, KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
+import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
+import { recordedSteps } from "../components/host-step";
+import { Infrastructure } from "../components/infrastructure";
+import { TOKEN_PLACEHOLDER } from "../components/kubeadm-config";
+import { longestChain } from "../tools/bench-chain";
+import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { runMocked, valueOf } from "./support/mocked";
+
+const CLUSTER = "dare-test";
+const nodesSpec = (controlPlanes: number, workers: number): NodesSpec => ({
+  controlPlane: { count: controlPlanes, flavor: "m1.large" },
+  pools: [{ name: "workers", count: workers, flavor: "m1.large", disks: { count: 1, sizeGb: 50 }, publicIp: false }],
+});
+
+interface Built {
+  resources: RecordedResource[];
+  cluster: KubernetesCluster;
+  infra: Infrastructure;
+  nodes: ClusterNode[];
+}
+
+async function build(controlPlanes: number, workers: number): Promise<Built> {
+  let cluster: KubernetesCluster | undefined;
+  let infra: Infrastructure | undefined;
+  const nodes = clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [] });
+  const resources = await runMocked(() => {
+    infra = new Infrastructure(CLUSTER, {
+      provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [],
+      network: DEFAULT_NETWORK, adminCidrs: ["192.0.2.0/24"], image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: true,
+    });
+    cluster = new KubernetesCluster(CLUSTER, {
+      nodes, hosts: infra.hosts, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
+      kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+    });
+  });
+  return { resources, cluster: cluster!, infra: infra!, nodes };
+}
+
+const isSecret = (v: any) => v && v[SPECIAL_SIG_KEY] === SECRET_SIG;
+const plain = (v: any) => (isSecret(v) ? v.value : v);
+
+/** The parameters a recorded step received, as the script sees them (stdin's KEY='value' lines). */
+function stepEnv(r: RecordedResource): Record<string, string> {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
+  fs.writeFileSync(file, plain((r.inputs as any).stdin) as string);
+  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file],
+    { stdio: ["ignore", "pipe", "pipe"], env: {} }).stdout.toString();
+  fs.rmSync(path.dirname(file), { recursive: true });
+  return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+}
+
+describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () => {
+  let b: Built;
+  const step = (host: string, name: string) => {
+    const r = b.resources.find((x) => x.type === "command:remote:Command" && x.name === `k8s-${host}-${name}`);
+    if (!r) throw new Error(`no step ${name} on ${host}`);
+    return r;
+  };
+  const cp = (i: number) => `${CLUSTER}-cp-${i}`;
+  const worker = (i: number) => `${CLUSTER}-workers-${i}`;
+  const workers = [0, 1, 2, 3].map(worker);
+
+  beforeAll(async () => { b = await build(3, 4); });
+
+  it("prepares every host with no step before it", () => {
+    for (const host of [cp(0), cp(1), cp(2), ...workers]) {
+      const deps = step(host, "prepare").dependencies;
+      expect(deps.filter((d) => d.includes("command:remote:Command"))).toEqual([]);
+    }
+  });
+
+  it("initialises on the first control plane after its preparation and PKI", () => {
+    const deps = step(cp(0), "init").dependencies;
+    expect(deps).toEqual(expect.arrayContaining([step(cp(0), "prepare").urn, step(cp(0), "pki").urn]));
+    expect(b.resources.filter((r) => r.name.endsWith("-init"))).toHaveLength(1);
+  });
+
+  it("joins the other control planes one at a time", () => {
+    expect(step(cp(1), "join").dependencies).toEqual(expect.arrayContaining([step(cp(0), "init").urn, step(cp(0), "token").urn]));
+    expect(step(cp(2), "join").dependencies).toContain(step(cp(1), "join").urn);
+    expect(step(cp(1), "join").dependencies).not.toContain(step(cp(2), "join").urn);
+  });
+
+  it("joins workers after the last control plane, each independent of every other worker", () => {
+    const workerJoins = new Set(workers.map((w) => step(w, "join").urn));
+    for (const w of workers) {
+      const deps = step(w, "join").dependencies;
+      expect(deps).toEqual(expect.arrayContaining([step(cp(0), "init").urn, step(cp(0), "token").urn, step(cp(2), "join").urn, step(w, "prepare").urn]));
+      expect(deps.filter((d) => workerJoins.has(d))).toEqual([]);
+      // Nothing a worker's join depends on may wait for another worker either.
+      expect(deps.filter((d) => workers.some((o) => o !== w && d.includes(`::${o}-`) && d.includes("command:remote")))).toEqual([]);
+    }
+  });
+
+  it("removes a host in the right order: drain and delete on the first control plane, then reset, then the VM", () => {
+    for (const w of workers) {
+      const removal = step(cp(0), `node-${w}`);
+      const join = step(w, "join");
+      // Pulumi deletes dependents first: the removal step, then the join (kubeadm reset), then the instance.
+      expect(removal.dependencies).toContain(join.urn);
+      const instance = b.resources.find((r) => r.type === "openstack:compute/instance:Instance" && (r.inputs as any).name === w)!;
+      expect(join.dependencies).toContain(instance.urn);
+      expect((removal.inputs as any).delete).toContain("kubectl drain");
+      expect((removal.inputs as any).delete).toContain("--ignore-daemonsets --delete-emptydir-data");
+      expect((join.inputs as any).delete).toContain("kubeadm reset -f");
+    }
+    // Two etcd members are never removed at once.
+    expect(step(cp(0), `node-${cp(2)}`).dependencies).toContain(step(cp(0), `node-${cp(1)}`).urn);
+    expect((step(cp(0), `node-${cp(1)}`).inputs as any).delete).toContain("member remove");
+  });
+
+  it("upgrades in kubeadm's order: first control plane, the others one by one, workers in batches", () => {
+    expect(step(cp(1), "upgrade").dependencies).toContain(step(cp(0), "upgrade").urn);
+    expect(step(cp(2), "upgrade").dependencies).toContain(step(cp(1), "upgrade").urn);
+    const batch = upgradeBatchSize(4);
+    expect(batch).toBe(1);
+    // 4 workers, batches of one: a chain behind the last control plane.
+    expect(step(worker(0), "upgrade").dependencies).toContain(step(cp(2), "upgrade").urn);
+    for (let i = 1; i < 4; i++) expect(step(worker(i), "upgrade").dependencies).toContain(step(worker(i - 1), "upgrade").urn);
+    expect(stepEnv(step(cp(0), "upgrade")).UPGRADE_ROLE).toBe("first");
+    expect(stepEnv(step(cp(1), "upgrade")).UPGRADE_ROLE).toBe("control-plane");
+    expect(stepEnv(step(worker(3), "upgrade")).UPGRADE_ROLE).toBe("worker");
+  });
+
+  it("keeps key material, the token and the kubeconfig secret", async () => {
+    for (const [host, name] of [[cp(0), "pki"], [cp(0), "init"], [cp(0), "token"], [worker(0), "join"], [worker(0), "upgrade"]]) {
+      expect(isSecret((step(host, name).inputs as any).stdin)).toBe(true);
+    }
+    // Parameters without secrets stay readable.
+    expect(isSecret((step(worker(0), "prepare").inputs as any).stdin)).toBe(false);
+    const token = stepEnv(step(cp(0), "token")).BOOTSTRAP_TOKEN;
+    expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    const caKey = stepEnv(step(cp(0), "pki")).CA_KEY;
+    expect(caKey).toContain("PRIVATE KEY");
+    // Neither appears outside a secret anywhere the engine would record.
+    const visible = JSON.stringify(b.resources.map((r) => r.inputs), (_k, v) => (isSecret(v) ? "[secret]" : v));
+    expect(visible).not.toContain(token);
+    expect(visible).not.toContain(caKey.split("\n")[1]);
+    expect(((await (b.cluster.kubeconfig as any).isSecret) as boolean)).toBe(true);
+    // Nor on a command line: scripts read them from stdin.
+    for (const r of b.resources.filter((x) => x.type === "command:remote:Command")) {
+      expect(JSON.stringify((r.inputs as any).create)).not.toContain(token);
+    }
+  });
+
+  it("builds a kubeconfig for the API's public address, the cluster CA and an admin certificate", async () => {
+    const kubeconfig = YAML.parse(await valueOf(b.cluster.kubeconfig));
+    const api = await valueOf(b.infra.apiServer);
+    const ca = await valueOf(b.cluster.caCertPem);
+    expect(kubeconfig.clusters).toHaveLength(1);
+    expect(kubeconfig.clusters[0].cluster.server).toBe(`https://${api.publicAddress}:6443`);
+    expect(Buffer.from(kubeconfig.clusters[0].cluster["certificate-authority-data"], "base64").toString()).toBe(ca);
+    const context = kubeconfig.contexts.find((c: any) => c.name === kubeconfig["current-context"]).context;
+    const user = kubeconfig.users.find((u: any) => u.name === context.user).user;
+    expect(Buffer.from(user["client-key-data"], "base64").toString()).toContain("PRIVATE KEY");
+    const adminCsr = b.resources.find((r) => r.type === "tls:index/certRequest:CertRequest")!;
+    expect((adminCsr.inputs as any).subject.organization).toBe("kubeadm:cluster-admins");
+    const adminCert = b.resources.find((r) => r.type === "tls:index/locallySignedCert:LocallySignedCert")!;
+    expect((adminCert.inputs as any).allowedUses).toContain("client_auth");
+  });
+
+  it("pins joins to the CA with kubeadm's discovery hash", () => {
+    const env = stepEnv(step(worker(1), "join"));
+    const join = YAML.parse(env.KUBEADM_CONFIG);
+    // kubeadm's documented recipe: openssl over the CA's public key.
+    const caCert = stepEnv(step(cp(0), "pki")).CA_KEY;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-hash-"));
+    fs.writeFileSync(path.join(dir, "ca.key"), caCert);
+    const der = spawnSync("openssl", ["pkey", "-in", path.join(dir, "ca.key"), "-pubout", "-outform", "der"]).stdout;
+    fs.rmSync(dir, { recursive: true });
+    expect(der.length).toBeGreaterThan(50);
+    expect(join.discovery.bootstrapToken.caCertHashes).toEqual([`sha256:${crypto.createHash("sha256").update(der).digest("hex")}`]);
+  });
+
+  it("renders kubeadm v1beta4 configuration from the stack configuration", async () => {
+    const api = await valueOf(b.infra.apiServer);
+    const hosts = await valueOf(b.infra.hosts);
+    const [init, clusterConfig, kubelet] = YAML.parseAllDocuments(stepEnv(step(cp(0), "init")).KUBEADM_CONFIG).map((d) => d.toJS());
+    expect(init.kind).toBe("InitConfiguration");
+    expect(init.nodeRegistration.name).toBe(cp(0));
+    expect(init.bootstrapTokens[0].token).toBe(TOKEN_PLACEHOLDER);
+    expect(clusterConfig.apiVersion).toBe("kubeadm.k8s.io/v1beta4");
+    expect(clusterConfig.kubernetesVersion).toBe("v1.36.4");
+    // With three control planes the load balancer is the endpoint.
+    expect(clusterConfig.controlPlaneEndpoint).toBe(`${api.privateAddress}:6443`);
+    expect(api.privateAddress).not.toBe(hosts[0].privateAddress);
+    expect(clusterConfig.apiServer.certSANs).toContain(api.publicAddress);
+    expect(clusterConfig.networking).toMatchObject({ podSubnet: DEFAULT_NETWORK.podCidr, serviceSubnet: DEFAULT_NETWORK.serviceCidr });
+    expect(clusterConfig.encryptionAlgorithm).toBe("ECDSA-P256");
+    expect(kubelet.cgroupDriver).toBe("systemd");
+
+    const cpJoin = YAML.parse(stepEnv(step(cp(2), "join")).KUBEADM_CONFIG);
+    const workerJoin = YAML.parse(stepEnv(step(worker(2), "join")).KUBEADM_CONFIG);
+    expect(cpJoin.controlPlane.localAPIEndpoint.advertiseAddress).toBe(hosts.find((h) => h.name === cp(2))!.privateAddress);
+    expect(workerJoin.controlPlane).toBeUndefined();
+    expect(workerJoin.nodeRegistration.name).toBe(worker(2));
+    expect(workerJoin.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "node-ip", value: hosts.find((h) => h.name === worker(2))!.privateAddress });
+  });
+
+  it("opens on each host what its security groups open, and nothing of the others", () => {
+    const cpRules = stepEnv(step(cp(0), "prepare")).FIREWALL_RULESET;
+    const workerRules = stepEnv(step(worker(0), "prepare")).FIREWALL_RULESET;
+    expect(cpRules).toMatch(/ip saddr @control_planes tcp dport 2379-2380 accept/);
+    expect(cpRules).toMatch(/ip saddr 192\.0\.2\.0\/24 tcp dport 6443 accept/);
+    expect(cpRules).not.toMatch(/dport 443 /);
+    expect(workerRules).toMatch(/tcp dport 443 accept/);
+    expect(workerRules).not.toMatch(/2379/);
+    expect(workerRules).toMatch(/policy drop/);
+  });
+
+  it("records every host's steps for the render in the order they run", () => {
+    const mine = recordedSteps.filter((s) => s.host === worker(0)).map((s) => s.step);
+    expect(mine.slice(-3)).toEqual(["prepare", "join", "upgrade"]);
+  });
+});
+
+describe("scaling", () => {
+  it("adding a worker adds only that worker's steps and leaves every other step's parameters alone", async () => {
+    const before = await build(1, 2);
+    const after = await build(1, 3);
+    const params = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command")
+      .map((r) => [r.name, JSON.stringify(stepEnv(r))]));
+    const [p2, p3] = [params(before), params(after)];
+    const added = [...p3.keys()].filter((k) => !p2.has(k)).sort();
+    expect(added).toEqual([`k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`].sort());
+    const changed = [...p2.keys()].filter((k) => p3.get(k) !== p2.get(k));
+    expect(changed).toEqual([]);
+    // Workers join in parallel: one more does not lengthen the chain to the last join.
+    expect(longestChain(after.resources)).toBe(longestChain(before.resources));
+    expect(longestChain(after.resources)).toBeGreaterThan(3);
+  });
+});
+
+describe("refused arguments", () => {
+  const base = (nodes: ClusterNode[]): KubernetesClusterArgs => ({
+    nodes, hosts: [], apiServer: { privateAddress: "10.0.0.1", publicAddress: "203.0.113.1", port: 6443 }, bastion: undefined,
+    sshPrivateKey: "k", kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: "c", adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: false,
+  });
+  const cpNode = (name: string): ClusterNode => ({ name, role: "control-plane", pool: "control-plane" });
+  const workerNode = (name: string): ClusterNode => ({ name, role: "worker", pool: "workers" });
+
+  it.each([
+    ["a worker first", [workerNode("w"), cpNode("c")], /must start with a control plane/],
+    ["two control planes", [cpNode("a"), cpNode("b"), workerNode("w")], /etcd needs an odd number/],
+    ["a host twice", [cpNode("a"), workerNode("w"), workerNode("w")], /w appears twice/],
+  ])("refuses %s before creating anything", async (_what, nodes, message) => {
+    let error: unknown;
+    const resources = await runMocked(() => {
+      try { new KubernetesCluster("c", base(nodes)); } catch (e) { error = e; }
+    });
+    expect(String(error)).toMatch(message);
+    expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  });
+});
