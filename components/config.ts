@@ -146,7 +146,7 @@ export interface ConfigSource {
  * Keys that may hold secrets (set with `pulumi config set --secret`); their readers keep them Pulumi
  * secrets. Any other key set with --secret is refused: its value would end up in plain text.
  */
-export const SECRET_KEYS = new Set<string>(["backupPassphrase"]);
+export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase"]);
 
 /** Reads the project's keys from Pulumi's config (stack file over Pulumi.yaml defaults). */
 export function pulumiConfigSource(): ConfigSource {
@@ -758,6 +758,9 @@ function readIdentityProvider(r: Reader, key: string, item: unknown): IdentityPr
   if (typeof secretRaw !== "string" || secretRaw.length === 0) {
     r.problem(`${key}.clientSecret`, secretRaw === undefined ? undefined : SECRET_SHOWN, "is required: the secret the provider issued for this client",
       `pulumi config set --secret --path '${key}.clientSecret' <secret>`);
+  } else if (r.isSecretKey("identityProviders") === false) {
+    r.problem(`${key}.clientSecret`, "[not shown]", "must be set with --secret: it would be stored in plain text in the stack file",
+      `pulumi config set --secret --path '${key}.clientSecret' <secret>`);
   }
   return {
     protocol, alias, displayName,
@@ -802,6 +805,10 @@ function readAlerting(r: Reader): AlertingSpec | undefined {
   const password = a.smtpPassword;
   if (user !== "" && (typeof password !== "string" || password === "")) {
     r.problem("alerting.smtpPassword", password === undefined ? undefined : SECRET_SHOWN, "is required when alerting.user is set",
+      "pulumi config set --secret --path 'alerting.smtpPassword' <password>");
+  }
+  if (typeof password === "string" && password !== "" && r.isSecretKey("alerting") === false) {
+    r.problem("alerting.smtpPassword", "[not shown]", "must be set with --secret: it would be stored in plain text in the stack file",
       "pulumi config set --secret --path 'alerting.smtpPassword' <password>");
   }
   if (user === "" && password !== undefined) {

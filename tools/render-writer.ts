@@ -123,6 +123,16 @@ export async function renderFiles(
       namespace: inputs.namespace,
       values: inputs.values ?? {},
     });
+    // Alertmanager's configuration as amtool checks it (kube-prometheus-stack's alertmanager.stringConfig or .config).
+    const alertmanager = inputs.values?.alertmanager;
+    if (typeof alertmanager?.stringConfig === "string" && alertmanager.stringConfig) files["monitoring/alertmanager.yaml"] = alertmanager.stringConfig;
+    else if (alertmanager?.config) files["monitoring/alertmanager.yaml"] = yaml(alertmanager.config);
+  }
+
+  // Every PrometheusRule's groups as a rule file promtool checks.
+  for (const r of sorted.filter((x) => x.type === "kubernetes:monitoring.coreos.com/v1:PrometheusRule")) {
+    const obj = redactor.redact(r.inputs) as Record<string, any>;
+    files[`monitoring/rules/${safeName(obj.metadata?.name ?? r.name)}.yaml`] = yaml({ groups: obj.spec?.groups ?? [] });
   }
 
   const perHost = new Map<string, number>();

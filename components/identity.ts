@@ -1,0 +1,417 @@
+/**
+ * A/A layer: Keycloak (codecentric keycloakx chart, official image) on PostgreSQL run by the
+ * CloudNativePG operator, with the DARE realm configured as code.
+ *
+ * The seed created the realm, the dare-login client and an admin by hand in the web UI and pasted
+ * the client secret into a YAML file. Here the realm is a JSON document built from the stack's
+ * configuration and applied by keycloak-config-cli, which creates AND updates (a Keycloak
+ * `--import-realm` only imports a realm that does not exist yet, so later changes would be lost).
+ * The config-cli Job's name carries a hash of the realm document and of the secrets it substitutes:
+ * an unchanged configuration gives the same Job (a second `pulumi up` changes nothing), a changed one
+ * gives a new Job, which Pulumi creates and waits for, so the change reaches Keycloak.
+ */
+import * as crypto from "crypto";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as YAML from "yaml";
+import { IdentityProviderSpec } from "./config";
+import { createNamespace, NAMESPACES } from "./namespaces";
+
+/** Pinned versions. Keycloak: the newest 26.x release (26.7.4) rather than the chart's 26.5.6, for its
+ * security fixes; the chart's templates only pass KC_* settings and work for every 26.x. */
+export const VERSIONS = {
+  keycloakxChart: "7.1.11",
+  keycloakImage: "quay.io/keycloak/keycloak:26.7.4",
+  cnpgChart: "0.29.0",
+  postgresImage: "ghcr.io/cloudnative-pg/postgresql:18.4",
+  /** keycloak-config-cli 6.5.0 built against Keycloak 26.5.4; the admin REST API it uses is stable across 26.x */
+  configCliImage: "docker.io/adorsys/keycloak-config-cli:6.5.0-26.5.4",
+} as const;
+
+export const REALM = "dare";
+export const LOGIN_CLIENT_ID = "dare-login";
+export const REALM_ADMIN_USER = "dare-admin";
+export const KEYCLOAK_ADMIN_USER = "admin";
+/** keycloakx names everything after the release when fullnameOverride is set */
+const RELEASE = "keycloak";
+const HTTP_SERVICE = `${RELEASE}-http`;
+const DATABASE = "keycloak-db";
+const INGRESS_CLASS = "traefik";
+const RELATIVE_PATH = "/auth";
+
+export interface IdentityArgs {
+  /** DNS name Keycloak is served under, at https://<domain>/auth */
+  domain: string;
+  /** source ranges allowed to reach the admin console (/auth/admin) */
+  adminCidrs: string[];
+  /** cert-manager ClusterIssuer for the /auth certificate */
+  clusterIssuer: pulumi.Input<string>;
+  /** namespace of the DARE services, where dare-login's Secret is written; it must exist */
+  dareNamespace: pulumi.Input<string>;
+  /** OIDC and SAML providers users may log in with */
+  identityProviders: IdentityProviderSpec[];
+  /** Keycloak pods */
+  replicas: number;
+  /** PostgreSQL instances (1 primary, the rest replicas) */
+  databaseInstances: number;
+  /** size of each PostgreSQL volume, GiB */
+  databaseSizeGb: number;
+  /** the cluster's provider (KubernetesCluster.provider) */
+  provider: k8s.Provider;
+}
+
+/** Name of the environment variable that carries an identity provider's client secret into config-cli. */
+export function idpSecretVariable(alias: string): string {
+  return `IDP_${alias.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_CLIENT_SECRET`;
+}
+
+const env = (name: string) => `$(env:${name})`;
+
+/** Keycloak's representation of one identity provider; secrets are config-cli variables. */
+function identityProvider(p: IdentityProviderSpec): Record<string, unknown> {
+  const common = { alias: p.alias, displayName: p.displayName, enabled: true, trustEmail: false, storeToken: false };
+  if (p.protocol === "saml") {
+    return {
+      ...common,
+      providerId: "saml",
+      config: {
+        idpEntityId: p.idpEntityId,
+        singleSignOnServiceUrl: p.singleSignOnServiceUrl,
+        nameIDPolicyFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        principalType: "SUBJECT",
+        postBindingAuthnRequest: "true",
+        postBindingResponse: "true",
+        syncMode: "IMPORT",
+        validateSignature: p.signingCertificate ? "true" : "false",
+        ...(p.signingCertificate ? { signingCertificate: p.signingCertificate } : {}),
+      },
+    };
+  }
+  return {
+    ...common,
+    providerId: "oidc",
+    config: {
+      issuer: p.issuer,
+      authorizationUrl: p.authorizationUrl,
+      tokenUrl: p.tokenUrl,
+      jwksUrl: p.jwksUrl,
+      ...(p.userInfoUrl ? { userInfoUrl: p.userInfoUrl } : {}),
+      useJwksUrl: "true",
+      validateSignature: "true",
+      clientId: p.clientId,
+      clientSecret: env(idpSecretVariable(p.alias)),
+      clientAuthMethod: "client_secret_post",
+      defaultScope: "openid profile email",
+      pkceEnabled: "true",
+      pkceMethod: "S256",
+      syncMode: "IMPORT",
+    },
+  };
+}
+
+/**
+ * The realm as keycloak-config-cli imports it. It holds no secret: the client secret, the admin's
+ * password and the providers' secrets are `$(env:…)` variables that config-cli fills in from a Secret.
+ */
+export function realmConfig(domain: string, providers: IdentityProviderSpec[]): Record<string, unknown> {
+  const origin = `https://${domain}`;
+  return {
+    realm: REALM,
+    enabled: true,
+    displayName: "DARE",
+    sslRequired: "external",
+    registrationAllowed: false,
+    loginWithEmailAllowed: true,
+    duplicateEmailsAllowed: false,
+    bruteForceProtected: true,
+    clients: [{
+      clientId: LOGIN_CLIENT_ID,
+      name: "DARE login service",
+      enabled: true,
+      protocol: "openid-connect",
+      publicClient: false,
+      clientAuthenticatorType: "client-secret",
+      secret: env("DARE_LOGIN_CLIENT_SECRET"),
+      standardFlowEnabled: true,
+      // dare-login's POST /auth/ exchanges a user name and password for tokens (password grant).
+      directAccessGrantsEnabled: true,
+      serviceAccountsEnabled: false,
+      rootUrl: origin,
+      baseUrl: "/",
+      redirectUris: [`${origin}/*`],
+      webOrigins: [origin],
+      attributes: { "post.logout.redirect.uris": `${origin}/*` },
+    }],
+    users: [{
+      username: REALM_ADMIN_USER,
+      enabled: true,
+      firstName: "DARE",
+      lastName: "Administrator",
+      email: `${REALM_ADMIN_USER}@${domain}`,
+      emailVerified: true,
+      credentials: [{ type: "password", value: env("DARE_ADMIN_PASSWORD"), temporary: false }],
+      // dare-login creates the platform's users in the realm with this account.
+      clientRoles: { "realm-management": ["realm-admin"] },
+    }],
+    identityProviders: providers.map(identityProvider),
+  };
+}
+
+/**
+ * Non-secret entries of a Secret go to `data` (base64): Pulumi marks the whole `stringData` secret,
+ * and names such as "keycloak" would then count as secrets and be hidden wherever they appear.
+ */
+function plainData(values: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+}
+
+function sha256(text: string): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+export class Identity extends pulumi.ComponentResource {
+  /** https://<domain>/auth */
+  readonly url: string;
+  readonly adminConsoleUrl: string;
+  readonly realm: string = REALM;
+  /** Keycloak's bootstrap administrator (master realm) */
+  readonly keycloakAdmin: { username: string; password: pulumi.Output<string> };
+  /** the dare realm's administrator, used by dare-login to manage users */
+  readonly realmAdmin: { username: string; password: pulumi.Output<string> };
+  /** where dare-login's client credentials are: mount with envFrom (CLIENT_ID, CLIENT_SECRET, ADMIN_USERNAME, ADMIN_PASSWORD, KEYCLOAK_DOMAIN, REALM) */
+  readonly dareLoginClient: pulumi.Output<{ secretName: string; namespace: string; clientId: string }>;
+  /** dare-login's client secret (the value in Keycloak and in the Secret) */
+  readonly clientSecret: pulumi.Output<string>;
+  readonly namespace: string = NAMESPACES.keycloak.name;
+
+  constructor(name: string, args: IdentityArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dare:identity:Identity", name, {}, opts);
+    validateArgs(args);
+    const provider = args.provider;
+    const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({ parent: this, provider, ...extra });
+    const ns = NAMESPACES.keycloak.name;
+    const origin = `https://${args.domain}`;
+    this.url = `${origin}${RELATIVE_PATH}`;
+    this.adminConsoleUrl = `${origin}${RELATIVE_PATH}/admin/`;
+
+    const keycloakNs = createNamespace("keycloak", child());
+    const cnpgNs = createNamespace("cnpg", child());
+
+    const password = (suffix: string) =>
+      new random.RandomPassword(`${name}-${suffix}`, { length: 32, special: false }, { parent: this });
+    const dbPassword = password("db-password");
+    const adminPassword = password("admin-password");
+    const realmAdminPassword = password("realm-admin-password");
+    const clientSecret = password("dare-login-client-secret");
+
+    // CloudNativePG: the operator (cluster-wide), then one PostgreSQL cluster for Keycloak.
+    const cnpg = new k8s.helm.v3.Release(`${name}-cnpg`, {
+      name: "cnpg",
+      chart: "cloudnative-pg",
+      version: VERSIONS.cnpgChart,
+      repositoryOpts: { repo: "https://cloudnative-pg.github.io/charts" },
+      namespace: cnpgNs.metadata.name,
+      values: { crds: { create: true }, config: { clusterWide: true } },
+    }, child());
+
+    const dbSecret = new k8s.core.v1.Secret(`${name}-db-credentials`, {
+      metadata: { name: `${DATABASE}-app`, namespace: keycloakNs.metadata.name },
+      type: "kubernetes.io/basic-auth",
+      data: plainData({ username: "keycloak" }),
+      stringData: { password: dbPassword.result },
+    }, child());
+
+    const database = new k8s.apiextensions.CustomResource(`${name}-db`, {
+      apiVersion: "postgresql.cnpg.io/v1",
+      kind: "Cluster",
+      metadata: { name: DATABASE, namespace: keycloakNs.metadata.name },
+      spec: {
+        instances: args.databaseInstances,
+        imageName: VERSIONS.postgresImage,
+        enableSuperuserAccess: false,
+        storage: { size: `${args.databaseSizeGb}Gi` },
+        bootstrap: { initdb: { database: "keycloak", owner: "keycloak", secret: { name: dbSecret.metadata.name } } },
+      },
+    }, child({ dependsOn: [cnpg] }));
+
+    const adminSecret = new k8s.core.v1.Secret(`${name}-admin`, {
+      metadata: { name: "keycloak-admin", namespace: keycloakNs.metadata.name },
+      data: plainData({ username: KEYCLOAK_ADMIN_USER }),
+      stringData: { password: adminPassword.result },
+    }, child());
+
+    // Keycloak reads the bootstrap admin only on its first start, with an empty master realm.
+    const extraEnv = [
+      { name: "KC_HOSTNAME", value: this.url },
+      { name: "KC_BOOTSTRAP_ADMIN_USERNAME", valueFrom: { secretKeyRef: { name: "keycloak-admin", key: "username" } } },
+      { name: "KC_BOOTSTRAP_ADMIN_PASSWORD", valueFrom: { secretKeyRef: { name: "keycloak-admin", key: "password" } } },
+    ];
+    const restrictedContainer = {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    };
+    const keycloak = new k8s.helm.v3.Release(`${name}-keycloak`, {
+      name: RELEASE,
+      chart: "keycloakx",
+      version: VERSIONS.keycloakxChart,
+      repositoryOpts: { repo: "https://codecentric.github.io/helm-charts" },
+      namespace: keycloakNs.metadata.name,
+      values: {
+        fullnameOverride: RELEASE,
+        replicas: args.replicas,
+        image: { repository: VERSIONS.keycloakImage.split(":")[0], tag: VERSIONS.keycloakImage.split(":")[1] },
+        command: ["/opt/keycloak/bin/kc.sh", "start", "--http-port=8080"],
+        extraEnv: YAML.stringify(extraEnv),
+        podSecurityContext: { fsGroup: 1000, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+        securityContext: restrictedContainer,
+        resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "2Gi" } },
+        podDisruptionBudget: args.replicas > 1 ? { maxUnavailable: 1 } : {},
+        // Traefik terminates TLS and sends X-Forwarded-* headers.
+        proxy: { enabled: true, mode: "xforwarded", http: { enabled: true } },
+        http: { relativePath: RELATIVE_PATH },
+        database: {
+          vendor: "postgres",
+          hostname: `${DATABASE}-rw`,
+          port: 5432,
+          database: "keycloak",
+          username: "keycloak",
+          existingSecret: dbSecret.metadata.name,
+          existingSecretKey: "password",
+        },
+        dbchecker: { enabled: true, securityContext: restrictedContainer },
+        metrics: { enabled: true },
+        health: { enabled: true },
+      },
+    }, child({ dependsOn: [database, adminSecret] }));
+
+    // Ingress: /auth for everyone; /auth/admin (the longer, so the preferred route) only from adminCidrs.
+    const allowList = new k8s.apiextensions.CustomResource(`${name}-admin-allowlist`, {
+      apiVersion: "traefik.io/v1alpha1",
+      kind: "Middleware",
+      metadata: { name: "admin-allowlist", namespace: keycloakNs.metadata.name },
+      spec: { ipAllowList: { sourceRange: args.adminCidrs } },
+    }, child());
+    const tlsSecret = "keycloak-tls";
+    const ingress = (suffix: string, path: string, annotations: pulumi.Input<Record<string, pulumi.Input<string>>>, deps: pulumi.Resource[]) =>
+      new k8s.networking.v1.Ingress(`${name}-${suffix}`, {
+        metadata: { name: suffix, namespace: keycloakNs.metadata.name, annotations },
+        spec: {
+          ingressClassName: INGRESS_CLASS,
+          tls: [{ hosts: [args.domain], secretName: tlsSecret }],
+          rules: [{
+            host: args.domain,
+            http: { paths: [{ path, pathType: "Prefix", backend: { service: { name: HTTP_SERVICE, port: { name: "http" } } } }] },
+          }],
+        },
+      }, child({ dependsOn: deps }));
+    ingress("keycloak", RELATIVE_PATH, { "cert-manager.io/cluster-issuer": args.clusterIssuer }, [keycloak]);
+    ingress("keycloak-admin", `${RELATIVE_PATH}/admin`, {
+      "traefik.ingress.kubernetes.io/router.middlewares": `${ns}-admin-allowlist@kubernetescrd`,
+    }, [keycloak, allowList]);
+
+    // The realm: a ConfigMap without secrets, the secrets it refers to, and the config-cli Job.
+    const realmJson = JSON.stringify(realmConfig(args.domain, args.identityProviders), null, 2);
+    const realmMap = new k8s.core.v1.ConfigMap(`${name}-realm`, {
+      metadata: { name: `keycloak-realm-${REALM}`, namespace: keycloakNs.metadata.name },
+      data: { [`${REALM}.json`]: realmJson },
+    }, child());
+    const realmSecretValues: Record<string, pulumi.Output<string>> = {
+      DARE_LOGIN_CLIENT_SECRET: clientSecret.result,
+      DARE_ADMIN_PASSWORD: realmAdminPassword.result,
+    };
+    for (const p of args.identityProviders) {
+      if (p.protocol === "oidc") realmSecretValues[idpSecretVariable(p.alias)] = p.clientSecret;
+    }
+    const realmSecrets = new k8s.core.v1.Secret(`${name}-realm-secrets`, {
+      metadata: { name: `keycloak-realm-${REALM}-secrets`, namespace: keycloakNs.metadata.name },
+      stringData: realmSecretValues,
+    }, child());
+
+    // A hash of 256-bit random secrets and the public realm document reveals neither: it may be public.
+    const configHash = pulumi.unsecret(pulumi.all(realmSecretValues).apply((secrets) =>
+      sha256(JSON.stringify({ realm: realmJson, secrets: Object.entries(secrets).sort() })).slice(0, 10)));
+    new k8s.batch.v1.Job(`${name}-realm-config`, {
+      metadata: {
+        name: pulumi.interpolate`keycloak-realm-${REALM}-${configHash}`,
+        namespace: keycloakNs.metadata.name,
+        labels: { "app.kubernetes.io/name": "keycloak-config-cli", "app.kubernetes.io/part-of": "dare-platform" },
+      },
+      spec: {
+        backoffLimit: 6,
+        template: {
+          metadata: { labels: { "app.kubernetes.io/name": "keycloak-config-cli" } },
+          spec: {
+            restartPolicy: "Never",
+            securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+            containers: [{
+              name: "keycloak-config-cli",
+              image: VERSIONS.configCliImage,
+              securityContext: { ...restrictedContainer, readOnlyRootFilesystem: true },
+              env: [
+                { name: "KEYCLOAK_URL", value: `http://${HTTP_SERVICE}.${ns}.svc${RELATIVE_PATH}` },
+                { name: "KEYCLOAK_USER", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "username" } } },
+                { name: "KEYCLOAK_PASSWORD", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "password" } } },
+                { name: "KEYCLOAK_AVAILABILITYCHECK_ENABLED", value: "true" },
+                { name: "KEYCLOAK_AVAILABILITYCHECK_TIMEOUT", value: "600s" },
+                { name: "IMPORT_FILES_LOCATIONS", value: "/config/*.json" },
+                { name: "IMPORT_VARSUBSTITUTION_ENABLED", value: "true" },
+                // Apply every time the Job runs: it only runs when something changed.
+                { name: "IMPORT_CACHE_ENABLED", value: "false" },
+              ],
+              envFrom: [{ secretRef: { name: realmSecrets.metadata.name } }],
+              volumeMounts: [{ name: "realm", mountPath: "/config", readOnly: true }, { name: "tmp", mountPath: "/tmp" }],
+              resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
+            }],
+            volumes: [{ name: "realm", configMap: { name: realmMap.metadata.name } }, { name: "tmp", emptyDir: {} }],
+          },
+        },
+      },
+    }, child({ dependsOn: [keycloak] }));
+
+    // dare-login's credentials, from the same generated values as the realm's.
+    const loginSecret = new k8s.core.v1.Secret(`${name}-dare-login`, {
+      metadata: { name: "dare-login-keycloak", namespace: args.dareNamespace, labels: { "app.kubernetes.io/name": "dare-login" } },
+      data: plainData({ CLIENT_ID: LOGIN_CLIENT_ID, ADMIN_USERNAME: REALM_ADMIN_USER, KEYCLOAK_DOMAIN: this.url, REALM }),
+      stringData: { CLIENT_SECRET: clientSecret.result, ADMIN_PASSWORD: realmAdminPassword.result },
+    }, child());
+
+    this.keycloakAdmin = { username: KEYCLOAK_ADMIN_USER, password: pulumi.secret(adminPassword.result) };
+    this.realmAdmin = { username: REALM_ADMIN_USER, password: pulumi.secret(realmAdminPassword.result) };
+    this.clientSecret = pulumi.secret(clientSecret.result);
+    this.dareLoginClient = pulumi.output({
+      secretName: loginSecret.metadata.name,
+      namespace: loginSecret.metadata.namespace,
+      clientId: LOGIN_CLIENT_ID,
+    });
+    this.registerOutputs({
+      url: this.url,
+      adminConsoleUrl: this.adminConsoleUrl,
+      realm: this.realm,
+      keycloakAdmin: this.keycloakAdmin,
+      realmAdmin: this.realmAdmin,
+      dareLoginClient: this.dareLoginClient,
+      clientSecret: this.clientSecret,
+    });
+  }
+}
+
+function validateArgs(args: IdentityArgs): void {
+  const problems: string[] = [];
+  if (!Number.isInteger(args.replicas) || args.replicas < 1) problems.push(`replicas must be a whole number ≥ 1 (got ${args.replicas})`);
+  if (!Number.isInteger(args.databaseInstances) || args.databaseInstances < 1) {
+    problems.push(`databaseInstances must be a whole number ≥ 1 (got ${args.databaseInstances})`);
+  }
+  if (!Number.isInteger(args.databaseSizeGb) || args.databaseSizeGb < 1) problems.push(`databaseSizeGb must be ≥ 1 (got ${args.databaseSizeGb})`);
+  if (args.adminCidrs.length === 0) problems.push("adminCidrs is empty: nobody could reach the admin console");
+  if (!args.domain) problems.push("domain is required");
+  const aliases = args.identityProviders.map((p) => p.alias);
+  const duplicate = aliases.find((a, i) => aliases.indexOf(a) !== i);
+  if (duplicate) problems.push(`identity provider alias "${duplicate}" is used twice`);
+  const variables = args.identityProviders.map((p) => idpSecretVariable(p.alias));
+  const clash = variables.find((v, i) => variables.indexOf(v) !== i && aliases[i] !== duplicate);
+  if (clash) problems.push(`two identity provider aliases map to the same variable ${clash}`);
+  if (problems.length > 0) throw new Error(`Identity: invalid arguments:\n  - ${problems.join("\n  - ")}`);
+}

@@ -1,0 +1,317 @@
+/**
+ * Monitoring layer: kube-prometheus-stack (Prometheus Operator, Prometheus, Alertmanager, Grafana,
+ * node-exporter, kube-state-metrics), the DARE alert rules (components/alerts/*.yaml), the DARE
+ * dashboards (components/dashboards/*.json) and the scrape targets of the layers below.
+ *
+ * The seed added Grafana's Prometheus data source by hand; here it is provisioned. Prometheus and
+ * Alertmanager stay ClusterIP services (the seed's own advice): reach them with kubectl port-forward.
+ * Grafana is served at https://<domain>/grafana.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as YAML from "yaml";
+import { AlertingSpec } from "./config";
+import { createNamespace, NAMESPACES } from "./namespaces";
+
+export const VERSIONS = { kubePrometheusStackChart: "88.5.3" } as const;
+
+/** The seed's Alertmanager route: alerts of these services go to the DARE operators. */
+export const DARE_SERVICES = ["dare-login", "d4p-registry", "dare-shared-volumes", "keycloak", "sprov", "cwl"] as const;
+
+const NS = NAMESPACES.monitoring.name;
+/** kube-prometheus-stack names its objects after fullnameOverride: kps-prometheus, kps-alertmanager… */
+const FULLNAME = "kps";
+export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${NS}.svc:9090`;
+export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${NS}.svc:9093`;
+/** Alertmanager mounts `alertmanagerSpec.secrets` at /etc/alertmanager/secrets/<name>/ */
+const SMTP_SECRET = "alertmanager-smtp";
+const SMTP_PASSWORD_FILE = `/etc/alertmanager/secrets/${SMTP_SECRET}/password`;
+const GRAFANA_PATH = "/grafana";
+
+export interface MonitoringArgs {
+  /** becomes the `cluster` label of every series and alert (Alertmanager groups by it) */
+  clusterName: string;
+  /** DNS name Grafana is served under, at https://<domain>/grafana */
+  domain: string;
+  /** cert-manager ClusterIssuer for Grafana's certificate */
+  clusterIssuer: pulumi.Input<string>;
+  /** e-mail for alerts; undefined: alerts are only visible in Alertmanager and Grafana */
+  alerting?: AlertingSpec;
+  /** size of Prometheus' volume, GiB (default storage class) */
+  prometheusStorageGb?: number;
+  /** the cluster's provider (KubernetesCluster.provider) */
+  provider: k8s.Provider;
+}
+
+/** A rule group file of components/alerts: its name and the groups Prometheus loads. */
+export interface RuleFile {
+  name: string;
+  groups: Array<{ name: string; rules: Array<Record<string, unknown>> }>;
+}
+
+export const ALERTS_DIR = path.join(__dirname, "alerts");
+export const DASHBOARDS_DIR = path.join(__dirname, "dashboards");
+
+export function ruleFiles(dir = ALERTS_DIR): RuleFile[] {
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort().map((f) => ({
+    name: path.basename(f, ".yaml"),
+    groups: YAML.parse(fs.readFileSync(path.join(dir, f), "utf8")).groups,
+  }));
+}
+
+export function dashboardFiles(dir = DASHBOARDS_DIR): Array<{ name: string; json: string }> {
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => ({
+    name: path.basename(f, ".json"),
+    json: fs.readFileSync(path.join(dir, f), "utf8"),
+  }));
+}
+
+/**
+ * Alertmanager's configuration. It holds no secret: the SMTP password is a file from a Secret.
+ * Alerts group by alertname, cluster and service; a critical inhibits the warning of the same
+ * alert, cluster and service; the DARE services' alerts (the seed's route) and the platform's go
+ * to the operators by e-mail, with the configured severities (critical only by default).
+ */
+export function alertmanagerConfig(alerting?: AlertingSpec): Record<string, unknown> {
+  const receivers: Array<Record<string, unknown>> = [{ name: "null" }];
+  // kube-prometheus-stack's always-firing Watchdog and InfoInhibitor are plumbing, not news.
+  const routes: Array<Record<string, unknown>> = [
+    { receiver: "null", matchers: ['alertname=~"Watchdog|InfoInhibitor"'] },
+  ];
+  let global: Record<string, unknown> = {};
+  if (alerting) {
+    global = {
+      smtp_smarthost: alerting.smtpHost,
+      smtp_from: alerting.from,
+      smtp_require_tls: true,
+      ...(alerting.user ? { smtp_auth_username: alerting.user, smtp_auth_password_file: SMTP_PASSWORD_FILE } : {}),
+    };
+    receivers.push({ name: "dare-operators", email_configs: [{ to: alerting.to.join(", "), send_resolved: true }] });
+    const severity = `severity=~"${alerting.severities.join("|")}"`;
+    routes.push(
+      { receiver: "dare-operators", matchers: [`service=~"${DARE_SERVICES.join("|")}"`, severity], repeat_interval: "1h" },
+      { receiver: "dare-operators", matchers: [severity] },
+    );
+  }
+  return {
+    global,
+    route: {
+      receiver: "null",
+      group_by: ["alertname", "cluster", "service"],
+      group_wait: "30s",
+      group_interval: "5m",
+      repeat_interval: "4h",
+      routes,
+    },
+    inhibit_rules: [
+      { source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: ["alertname", "cluster", "service"] },
+      { source_matchers: ['alertname="InfoInhibitor"'], target_matchers: ['severity="info"'], equal: ["namespace"] },
+    ],
+    receivers,
+  };
+}
+
+/** Prometheus job for pods annotated prometheus.io/scrape: "true" (+ prometheus.io/path, prometheus.io/port): the seed's convention. */
+export const ANNOTATED_PODS_JOB = {
+  job_name: "kubernetes-pods",
+  kubernetes_sd_configs: [{ role: "pod" }],
+  relabel_configs: [
+    { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], action: "keep", regex: "true" },
+    { source_labels: ["__meta_kubernetes_pod_phase"], action: "drop", regex: "Pending|Succeeded|Failed" },
+    { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"], action: "replace", target_label: "__metrics_path__", regex: "(.+)" },
+    {
+      source_labels: ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+      action: "replace", regex: "([^:]+)(?::\\d+)?;(\\d+)", replacement: "$1:$2", target_label: "__address__",
+    },
+    { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
+    { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+    // `service` is what the alert route matches: the app's name, as ServiceMonitor targets have their Service's.
+    { source_labels: ["__meta_kubernetes_pod_label_app"], target_label: "service", regex: "(.+)" },
+    { source_labels: ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label: "service", regex: "(.+)" },
+  ],
+};
+
+export interface ServiceMonitorArgs {
+  /** namespace of the ServiceMonitor itself */
+  namespace: pulumi.Input<string>;
+  /** namespace of the Service, when it is another one */
+  targetNamespace?: pulumi.Input<string>;
+  /** labels that select the Service */
+  selector: Record<string, pulumi.Input<string>>;
+  /** name of the Service port that serves metrics */
+  port: string;
+  /** default /metrics */
+  path?: string;
+  /** default 30s */
+  interval?: string;
+}
+
+/**
+ * A ServiceMonitor (Prometheus Operator). For the DARE services: call it with
+ * `{ provider, parent: this, dependsOn: [monitoring] }` (the Monitoring component installs the CRD);
+ * Prometheus selects ServiceMonitors in every namespace.
+ */
+export function serviceMonitor(name: string, args: ServiceMonitorArgs, opts: pulumi.CustomResourceOptions): k8s.apiextensions.CustomResource {
+  return new k8s.apiextensions.CustomResource(name, {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "ServiceMonitor",
+    metadata: { name, namespace: args.namespace },
+    spec: {
+      selector: { matchLabels: args.selector },
+      ...(args.targetNamespace ? { namespaceSelector: { matchNames: [args.targetNamespace] } } : {}),
+      endpoints: [{ port: args.port, path: args.path ?? "/metrics", interval: args.interval ?? "30s" }],
+    },
+  }, opts);
+}
+
+export class Monitoring extends pulumi.ComponentResource {
+  /** https://<domain>/grafana */
+  readonly grafanaUrl: string;
+  readonly grafanaAdmin: { username: string; password: pulumi.Output<string> };
+  /** in-cluster addresses (not exposed): kubectl -n monitoring port-forward svc/kps-prometheus 9090 */
+  readonly prometheusUrl = PROMETHEUS_URL;
+  readonly alertmanagerUrl = ALERTMANAGER_URL;
+  readonly namespace = NS;
+
+  constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dare:monitoring:Monitoring", name, {}, opts);
+    const storageGb = args.prometheusStorageGb ?? 20;
+    if (!Number.isInteger(storageGb) || storageGb < 1) throw new Error(`Monitoring: prometheusStorageGb must be a whole number ≥ 1 (got ${storageGb})`);
+    if (!args.domain) throw new Error("Monitoring: domain is required");
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(args.clusterName)) throw new Error(`Monitoring: clusterName must be a DNS label (got "${args.clusterName}")`);
+    const provider = args.provider;
+    const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({ parent: this, provider, ...extra });
+    this.grafanaUrl = `https://${args.domain}${GRAFANA_PATH}`;
+
+    const ns = createNamespace("monitoring", child());
+    const grafanaPassword = new random.RandomPassword(`${name}-grafana-admin`, { length: 32, special: false }, { parent: this });
+    const grafanaSecret = new k8s.core.v1.Secret(`${name}-grafana-admin`, {
+      metadata: { name: "grafana-admin", namespace: ns.metadata.name },
+      stringData: { "admin-user": "admin", "admin-password": grafanaPassword.result },
+    }, child());
+    const secretDeps: pulumi.Resource[] = [grafanaSecret];
+    if (args.alerting?.smtpPassword) {
+      secretDeps.push(new k8s.core.v1.Secret(`${name}-alertmanager-smtp`, {
+        metadata: { name: SMTP_SECRET, namespace: ns.metadata.name },
+        stringData: { password: args.alerting.smtpPassword },
+      }, child()));
+    }
+
+    const stack = new k8s.helm.v3.Release(`${name}-kube-prometheus-stack`, {
+      name: "kube-prometheus-stack",
+      chart: "kube-prometheus-stack",
+      version: VERSIONS.kubePrometheusStackChart,
+      repositoryOpts: { repo: "https://prometheus-community.github.io/helm-charts" },
+      namespace: ns.metadata.name,
+      values: {
+        fullnameOverride: FULLNAME,
+        // Replaced by the DARE rules of the same purpose (components/alerts/workloads.yaml).
+        defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePersistentVolumeFillingUp: true } },
+        // kubeadm binds these to 127.0.0.1: scraping them from Prometheus' pod would only raise "down" alerts.
+        kubeControllerManager: { enabled: false },
+        kubeScheduler: { enabled: false },
+        kubeEtcd: { enabled: false },
+        kubeProxy: { enabled: false },
+        alertmanager: {
+          // The whole configuration as text: the chart's `config` only knows the keys of its default.
+          tplConfig: true,
+          stringConfig: YAML.stringify(alertmanagerConfig(args.alerting)),
+          alertmanagerSpec: { secrets: args.alerting?.smtpPassword ? [SMTP_SECRET] : [] },
+        },
+        prometheus: {
+          prometheusSpec: {
+            externalLabels: { cluster: args.clusterName },
+            // Select ServiceMonitors, PodMonitors and rules of every namespace, not only the chart's own.
+            serviceMonitorSelectorNilUsesHelmValues: false,
+            podMonitorSelectorNilUsesHelmValues: false,
+            ruleSelectorNilUsesHelmValues: false,
+            probeSelectorNilUsesHelmValues: false,
+            scrapeConfigSelectorNilUsesHelmValues: false,
+            retention: "15d",
+            retentionSize: `${Math.floor(storageGb * 0.9)}GB`,
+            storageSpec: {
+              volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: `${storageGb}Gi` } } } },
+            },
+            additionalScrapeConfigs: [ANNOTATED_PODS_JOB],
+          },
+        },
+        grafana: {
+          admin: { existingSecret: grafanaSecret.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
+          // Served under /grafana: Grafana builds its links from the root URL and strips the prefix itself.
+          env: { GF_SERVER_ROOT_URL: this.grafanaUrl, GF_SERVER_SERVE_FROM_SUB_PATH: "true" },
+          ingress: {
+            enabled: true,
+            ingressClassName: "traefik",
+            annotations: { "cert-manager.io/cluster-issuer": args.clusterIssuer },
+            hosts: [args.domain],
+            path: GRAFANA_PATH,
+            tls: [{ secretName: "grafana-tls", hosts: [args.domain] }],
+          },
+          // The data sources are spelled out here rather than left to the chart's defaults.
+          sidecar: { datasources: { defaultDatasourceEnabled: false, alertmanager: { enabled: false } } },
+          additionalDataSources: [
+            { name: "Prometheus", uid: "prometheus", type: "prometheus", access: "proxy", url: PROMETHEUS_URL, isDefault: true, jsonData: { timeInterval: "30s" } },
+            { name: "Alertmanager", uid: "alertmanager", type: "alertmanager", access: "proxy", url: ALERTMANAGER_URL, jsonData: { implementation: "prometheus" } },
+          ],
+        },
+      },
+    }, child({ dependsOn: secretDeps }));
+
+    // Objects of the operator's CRDs wait for the release that installs them.
+    const afterStack = (extra: pulumi.CustomResourceOptions = {}) => child({ dependsOn: [stack], ...extra });
+
+    for (const file of ruleFiles()) {
+      new k8s.apiextensions.CustomResource(`${name}-rules-${file.name}`, {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        metadata: { name: file.name, namespace: ns.metadata.name, labels: { "app.kubernetes.io/part-of": "dare-platform" } },
+        spec: { groups: file.groups },
+      }, afterStack());
+    }
+
+    for (const d of dashboardFiles()) {
+      new k8s.core.v1.ConfigMap(`${name}-dashboard-${d.name}`, {
+        // Grafana's dashboard sidecar loads every ConfigMap with this label.
+        metadata: { name: `grafana-dashboard-${d.name}`, namespace: ns.metadata.name, labels: { grafana_dashboard: "1" } },
+        data: { [`${d.name}.json`]: d.json },
+      }, child());
+    }
+
+    // The layers below install before the monitoring CRDs exist, so their scrape targets are declared here.
+    serviceMonitor(`${name}-rook-ceph-mgr`, {
+      namespace: ns.metadata.name, targetNamespace: NAMESPACES.rookCeph.name,
+      selector: { app: "rook-ceph-mgr" }, port: "http-metrics",
+    }, afterStack());
+    serviceMonitor(`${name}-cert-manager`, {
+      namespace: ns.metadata.name, targetNamespace: NAMESPACES.certManager.name,
+      selector: { "app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller" },
+      port: "tcp-prometheus-servicemonitor",
+    }, afterStack());
+    serviceMonitor(`${name}-keycloak`, {
+      namespace: ns.metadata.name, targetNamespace: NAMESPACES.keycloak.name,
+      selector: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/component": "http" },
+      port: "http-internal", path: "/auth/metrics",
+    }, afterStack());
+    new k8s.apiextensions.CustomResource(`${name}-keycloak-db`, {
+      apiVersion: "monitoring.coreos.com/v1",
+      kind: "PodMonitor",
+      metadata: { name: `${name}-keycloak-db`, namespace: ns.metadata.name },
+      spec: {
+        selector: { matchLabels: { "cnpg.io/cluster": "keycloak-db" } },
+        namespaceSelector: { matchNames: [NAMESPACES.keycloak.name] },
+        podMetricsEndpoints: [{ port: "metrics" }],
+      },
+    }, afterStack());
+
+    this.grafanaAdmin = { username: "admin", password: pulumi.secret(grafanaPassword.result) };
+    this.registerOutputs({
+      grafanaUrl: this.grafanaUrl,
+      grafanaAdmin: this.grafanaAdmin,
+      prometheusUrl: this.prometheusUrl,
+      alertmanagerUrl: this.alertmanagerUrl,
+    });
+  }
+}

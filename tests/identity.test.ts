@@ -1,0 +1,222 @@
+/**
+ * The A/A layer under Pulumi's mock runtime: the realm document, where the generated secrets go,
+ * what the render shows, when keycloak-config-cli runs again, and the admin console's allow-list.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { IdentityProviderSpec } from "../components/config";
+import { Identity, IdentityArgs, idpSecretVariable, LOGIN_CLIENT_ID, REALM } from "../components/identity";
+import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { renderFiles, writeFiles } from "../tools/render-writer";
+import { validateRenderDir } from "../tools/validate";
+import { isSecretOutput, ofType, runMocked, valueOf } from "./support/mocked";
+
+const egi: IdentityProviderSpec = {
+  protocol: "oidc",
+  alias: "egi-checkin",
+  displayName: "EGI Check-in",
+  issuer: "https://aai.egi.eu/auth/realms/egi",
+  authorizationUrl: "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/auth",
+  tokenUrl: "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token",
+  jwksUrl: "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/certs",
+  clientId: "dare-testbed",
+  clientSecret: pulumi.secret("egi-client-secret-value-0123456789"),
+};
+const b2access: IdentityProviderSpec = {
+  protocol: "saml",
+  alias: "b2access",
+  displayName: "EUDAT B2ACCESS",
+  idpEntityId: "https://b2access.eudat.eu/saml-idp/metadata",
+  singleSignOnServiceUrl: "https://b2access.eudat.eu/saml-idp/saml2webssoidp",
+};
+
+function args(over: Partial<IdentityArgs> = {}): IdentityArgs {
+  return {
+    domain: "dare.example.org",
+    adminCidrs: ["192.0.2.0/24", "198.51.100.0/24"],
+    clusterIssuer: "letsencrypt-staging",
+    dareNamespace: "dare",
+    identityProviders: [egi, b2access],
+    replicas: 2,
+    databaseInstances: 3,
+    databaseSizeGb: 20,
+    provider: undefined as unknown as k8s.Provider,
+    ...over,
+  };
+}
+
+async function build(a: IdentityArgs) {
+  let identity: Identity | undefined;
+  const resources = await runMocked(() => {
+    identity = new Identity("identity", { ...a, provider: new k8s.Provider("test", { kubeconfig: "{}" }) });
+  });
+  return { resources, identity: identity! };
+}
+
+/** Inputs with secret markers removed (the values the cluster would receive). */
+function plain(value: unknown): any {
+  if (Array.isArray(value)) return value.map(plain);
+  if (value === null || typeof value !== "object") return value;
+  const obj = value as Record<string, unknown>;
+  if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) return plain(obj.value);
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, plain(v)]));
+}
+
+function k8sObject(resources: RecordedResource[], kind: string, name: string): any {
+  const found = resources.filter((r) => r.type.startsWith("kubernetes:") && (r.inputs as any).kind === kind
+    && plain((r.inputs as any).metadata?.name) === name);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+function realmJob(resources: RecordedResource[]): any {
+  const jobs = ofType(resources, "kubernetes:batch/v1:Job");
+  expect(jobs).toHaveLength(1);
+  return plain(jobs[0].inputs);
+}
+
+describe("Identity (Keycloak, realm dare)", () => {
+  let resources: RecordedResource[];
+  let identity: Identity;
+  let realm: any;
+  beforeAll(async () => {
+    ({ resources, identity } = await build(args()));
+    const map = plain(k8sObject(resources, "ConfigMap", `keycloak-realm-${REALM}`).inputs);
+    realm = JSON.parse(map.data[`${REALM}.json`]);
+  });
+
+  it("imports realm dare with the confidential client dare-login and an admin", () => {
+    expect(realm.realm).toBe("dare");
+    const client = realm.clients.find((c: any) => c.clientId === "dare-login");
+    expect(client).toMatchObject({ publicClient: false, clientAuthenticatorType: "client-secret", enabled: true });
+    expect(client.redirectUris).toEqual(["https://dare.example.org/*"]);
+    expect(client.webOrigins).toEqual(["https://dare.example.org"]);
+    const admin = realm.users.find((u: any) => u.username === "dare-admin");
+    expect(admin.enabled).toBe(true);
+    expect(admin.clientRoles["realm-management"]).toContain("realm-admin");
+    expect(admin.credentials[0]).toMatchObject({ type: "password", temporary: false });
+  });
+
+  it("gives Keycloak and dare-login's Secret the same generated client secret", async () => {
+    const job = realmJob(resources);
+    const container = job.spec.template.spec.containers[0];
+    // The realm refers to a variable; config-cli takes it from the Secret the Job loads.
+    const client = realm.clients.find((c: any) => c.clientId === LOGIN_CLIENT_ID);
+    const variable = /^\$\(env:([A-Z_]+)\)$/.exec(client.secret)![1];
+    const secretName = container.envFrom[0].secretRef.name;
+    const realmSecrets = plain(k8sObject(resources, "Secret", secretName).inputs).stringData;
+    const login = plain(k8sObject(resources, "Secret", "dare-login-keycloak").inputs);
+    const entry = (key: string) => login.stringData[key] ?? Buffer.from(login.data[key], "base64").toString();
+    expect(login.metadata.namespace).toBe("dare");
+    expect(entry("CLIENT_ID")).toBe(client.clientId);
+    expect(realmSecrets[variable]).toBe(login.stringData.CLIENT_SECRET);
+    expect(await valueOf(identity.clientSecret)).toBe(login.stringData.CLIENT_SECRET);
+    expect(login.stringData.CLIENT_SECRET).toMatch(/^[A-Za-z0-9]{32}$/);
+    // The admin dare-login acts as is the realm's admin, with the password config-cli sets.
+    const admin = realm.users.find((u: any) => u.username === entry("ADMIN_USERNAME"));
+    const passwordVariable = /^\$\(env:([A-Z_]+)\)$/.exec(admin.credentials[0].value)![1];
+    expect(realmSecrets[passwordVariable]).toBe(login.stringData.ADMIN_PASSWORD);
+    expect(login.stringData.ADMIN_PASSWORD).not.toBe(login.stringData.CLIENT_SECRET);
+  });
+
+  it("keeps every secret a Pulumi secret, in the Secrets and in the outputs", async () => {
+    for (const name of ["dare-login-keycloak", `keycloak-realm-${REALM}-secrets`, "keycloak-admin", "keycloak-db-app"]) {
+      const stringData = (k8sObject(resources, "Secret", name).inputs as any).stringData;
+      const wrapped = stringData[SPECIAL_SIG_KEY] === SECRET_SIG
+        || Object.values(stringData).some((v: any) => v?.[SPECIAL_SIG_KEY] === SECRET_SIG);
+      expect(wrapped).toBe(true);
+    }
+    expect(await isSecretOutput(identity.clientSecret)).toBe(true);
+    expect(await isSecretOutput(identity.keycloakAdmin.password)).toBe(true);
+    expect(await isSecretOutput(identity.realmAdmin.password)).toBe(true);
+    expect(await valueOf(identity.dareLoginClient)).toEqual({ secretName: "dare-login-keycloak", namespace: "dare", clientId: "dare-login" });
+  });
+
+  it("renders without any secret in plain text, and the render passes validation", async () => {
+    const files = await renderFiles(resources, {}, []);
+    const text = Object.values(files).join("\n");
+    const secrets = [
+      await valueOf(identity.clientSecret),
+      await valueOf(identity.keycloakAdmin.password),
+      await valueOf(identity.realmAdmin.password),
+      "egi-client-secret-value-0123456789",
+    ];
+    for (const s of secrets) expect(text).not.toContain(s);
+    // The realm document itself is reviewable in the render.
+    expect(Object.keys(files)).toContain("kubernetes/keycloak/configmap-keycloak-realm-dare.yaml");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "identity-render-"));
+    writeFiles(dir, files);
+    expect(await validateRenderDir(dir)).toEqual([]);
+  });
+
+  it("brokers the configured OIDC provider with its secret from config and the SAML provider", () => {
+    const oidc = realm.identityProviders.find((p: any) => p.alias === "egi-checkin");
+    expect(oidc.providerId).toBe("oidc");
+    expect(oidc.config).toMatchObject({ issuer: egi.protocol === "oidc" && egi.issuer, clientId: "dare-testbed" });
+    expect(oidc.config.clientSecret).toBe(`$(env:${idpSecretVariable("egi-checkin")})`);
+    const job = realmJob(resources);
+    const realmSecrets = plain(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs);
+    expect(realmSecrets.stringData[idpSecretVariable("egi-checkin")]).toBe("egi-client-secret-value-0123456789");
+    const saml = realm.identityProviders.find((p: any) => p.alias === "b2access");
+    expect(saml.providerId).toBe("saml");
+    expect(saml.config.singleSignOnServiceUrl).toBe("https://b2access.eudat.eu/saml-idp/saml2webssoidp");
+  });
+
+  it("serves /auth with the chosen issuer and lets only adminCidrs reach /auth/admin", () => {
+    const ingresses = ofType(resources, "kubernetes:networking.k8s.io/v1:Ingress").map((r) => plain(r.inputs));
+    const byPath = (p: string) => ingresses.find((i) => i.spec.rules[0].http.paths[0].path === p);
+    const publicIngress = byPath("/auth");
+    const adminIngress = byPath("/auth/admin");
+    expect(publicIngress.metadata.annotations["cert-manager.io/cluster-issuer"]).toBe("letsencrypt-staging");
+    expect(publicIngress.spec.rules[0].host).toBe("dare.example.org");
+    expect(publicIngress.spec.ingressClassName).toBe("traefik");
+    const middlewareRef = adminIngress.metadata.annotations["traefik.ingress.kubernetes.io/router.middlewares"];
+    const [, ns, name] = /^([a-z0-9-]+?)-(admin-allowlist)@kubernetescrd$/.exec(middlewareRef)!;
+    const middleware = plain(k8sObject(resources, "Middleware", name).inputs);
+    expect(middleware.metadata.namespace).toBe(ns);
+    expect(middleware.spec.ipAllowList.sourceRange).toEqual(["192.0.2.0/24", "198.51.100.0/24"]);
+    // Both routes point at the Keycloak service.
+    expect(adminIngress.spec.rules[0].http.paths[0].backend).toEqual(publicIngress.spec.rules[0].http.paths[0].backend);
+  });
+
+  it("runs Keycloak on the CloudNativePG cluster with the generated database password", () => {
+    const release = plain(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs);
+    const cluster = plain(k8sObject(resources, "Cluster", "keycloak-db").inputs);
+    expect(cluster.spec.instances).toBe(3);
+    expect(release.values.database.hostname).toBe(`${cluster.metadata.name}-rw`);
+    expect(release.values.database.existingSecret).toBe(cluster.spec.bootstrap.initdb.secret.name);
+    expect(release.values.replicas).toBe(2);
+    expect(release.values.image.tag).toMatch(/^26\.\d+\.\d+$/);
+  });
+});
+
+describe("realm configuration runs", () => {
+  const jobName = async (a: IdentityArgs) => realmJob((await build(a)).resources).metadata.name as string;
+
+  it("a second run with the same configuration declares the same Job (nothing to do)", async () => {
+    expect(await jobName(args())).toBe(await jobName(args()));
+  });
+
+  it.each([
+    ["the domain (redirect URIs)", { domain: "dare2.example.org" }],
+    ["the identity providers", { identityProviders: [egi] }],
+    ["an identity provider's secret", { identityProviders: [{ ...egi, clientSecret: pulumi.secret("rotated-secret-abcdefghij") } as IdentityProviderSpec, b2access] }],
+  ])("a change of %s declares a new Job, which applies it", async (_what, over) => {
+    expect(await jobName(args(over as Partial<IdentityArgs>))).not.toBe(await jobName(args()));
+  });
+});
+
+describe("Identity arguments", () => {
+  it.each([
+    [{ replicas: 0 }, /replicas/],
+    [{ databaseInstances: 0 }, /databaseInstances/],
+    [{ adminCidrs: [] }, /adminCidrs/],
+    [{ identityProviders: [egi, { ...b2access, alias: "egi-checkin" }] }, /alias "egi-checkin" is used twice/],
+  ])("rejects %o", (over, message) => {
+    const provider = new k8s.Provider("reject", { kubeconfig: "{}" });
+    expect(() => new Identity("bad", { ...args(over as Partial<IdentityArgs>), provider })).toThrow(message);
+  });
+});
