@@ -1,5 +1,5 @@
 #!/bin/bash
-# The daily host backup, run by dare-borg-backup.service (installed as /usr/local/sbin/dare-borg-backup).
+# The daily host backup, run by dare-borg-backup.service (installed as /usr/local/bin/dare-borg-backup).
 # Environment (EnvironmentFile /etc/dare/borg/borg.env): BORG_REPO, BORG_PASSCOMMAND, BORG_RSH,
 # BORG_BASE_DIR, DARE_BORG_PATHS, DARE_BORG_EXCLUDES (pattern file), DARE_BORG_KEEP_DAILY/WEEKLY/MONTHLY.
 set -euo pipefail

@@ -17,7 +17,7 @@
 set -euo pipefail
 
 CONF=/etc/dare/borg
-SCRIPT=/usr/local/sbin/dare-borg-backup
+SCRIPT=/usr/local/bin/dare-borg-backup
 UNIT_DIR=/etc/systemd/system
 
 for var in DARE_HOST BORG_REPO_BASE BORG_PASSPHRASE BORG_SSH_PRIVATE_KEY BORG_BACKUP_SCRIPT BORG_SERVICE_UNIT \
