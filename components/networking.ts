@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CONTROL_PLANE_ROLE, DareConfig, Provider } from "./config";
 import { Host } from "./hosts";
 import { planNodes } from "./infrastructure";
+import { pinnedRelease } from "./helm";
 import { createNamespace } from "./namespaces";
 
 /** Pinned upstream charts (the versions in ../shared/charts). */
@@ -124,11 +125,9 @@ export class Networking extends pulumi.ComponentResource {
 
     // Calico first: no pod starts without a pod network.
     const calicoNs = createNamespace("tigeraOperator", k8sOpts);
-    const calicoOperator = new k8s.helm.v3.Release(`${name}-calico`, {
-      name: "calico",
-      chart: CHARTS.calico.chart,
-      version: CHARTS.calico.version,
-      repositoryOpts: { repo: CHARTS.calico.repo },
+    const calicoOperator = pinnedRelease(`${name}-calico`, {
+      release: "calico",
+      chart: CHARTS.calico,
       namespace: calicoNs.metadata.name,
       values: {
         // The Installation is declared below as a typed custom resource, validated against its CRD.
@@ -155,11 +154,9 @@ export class Networking extends pulumi.ComponentResource {
       }, k8sOpts))
       : [];
     const workers = pulumi.output(args.hosts).apply((hosts) => hosts.filter((h) => h.role === "worker").length);
-    const traefik = new k8s.helm.v3.Release(`${name}-traefik`, {
-      name: "traefik",
-      chart: CHARTS.traefik.chart,
-      version: CHARTS.traefik.version,
-      repositoryOpts: { repo: CHARTS.traefik.repo },
+    const traefik = pinnedRelease(`${name}-traefik`, {
+      release: "traefik",
+      chart: CHARTS.traefik,
       namespace: ingressNs.metadata.name,
       // Pods wait for Calico, and for OCCM to initialise the nodes: give both time.
       timeout: 900,
@@ -206,7 +203,7 @@ export class Networking extends pulumi.ComponentResource {
   }
 
   /** OCCM with an application credential of its own: never the operator's password. */
-  private cloudController(name: string, args: NetworkingArgs, k8sOpts: pulumi.CustomResourceOptions, installation: pulumi.Resource) {
+  private cloudController(name: string, args: NetworkingArgs, k8sOpts: pulumi.CustomResourceOptions, installation: pulumi.Resource): k8s.helm.v3.Release {
     const parent = { parent: this };
     const scope = openstack.identity.getAuthScopeOutput({ name: `${name}-scope` }, parent);
     const credential = new openstack.identity.ApplicationCredential(`${name}-cloud-controller`, {
@@ -228,11 +225,9 @@ export class Networking extends pulumi.ComponentResource {
       type: "Opaque",
       stringData: { "cloud.conf": conf },
     }, k8sOpts);
-    return new k8s.helm.v3.Release(`${name}-cloud-controller`, {
-      name: "openstack-cloud-controller-manager",
-      chart: CHARTS.cloudController.chart,
-      version: CHARTS.cloudController.version,
-      repositoryOpts: { repo: CHARTS.cloudController.repo },
+    return pinnedRelease(`${name}-cloud-controller`, {
+      release: "openstack-cloud-controller-manager",
+      chart: CHARTS.cloudController,
       namespace: ns.metadata.name,
       values: {
         // The Secret above holds cloud.conf: credentials stay out of the Helm values.

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { HarborSpec, TlsIssuer } from "./config";
+import { pinnedRelease } from "./helm";
 import { createNamespace } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
 
@@ -86,11 +87,9 @@ export class Security extends pulumi.ComponentResource {
     const k8sOpts = { provider: args.provider, parent: this };
 
     const ns = createNamespace("certManager", k8sOpts);
-    const certManager = new k8s.helm.v3.Release(`${name}-cert-manager`, {
-      name: "cert-manager",
-      chart: CHARTS.certManager.chart,
-      version: CHARTS.certManager.version,
-      repositoryOpts: { repo: CHARTS.certManager.repo },
+    const certManager = pinnedRelease(`${name}-cert-manager`, {
+      release: "cert-manager",
+      chart: CHARTS.certManager,
       namespace: ns.metadata.name,
       values: {
         // CRDs with the chart, and kept if the release is ever removed (deleting them deletes every certificate).
@@ -171,11 +170,9 @@ export class Security extends pulumi.ComponentResource {
     }, k8sOpts);
 
     const volume = (size?: string) => ({ storageClass: args.storageClass, ...(size ? { size } : {}) });
-    new k8s.helm.v3.Release(`${name}-harbor`, {
-      name: "harbor",
-      chart: CHARTS.harbor.chart,
-      version: CHARTS.harbor.version,
-      repositoryOpts: { repo: CHARTS.harbor.repo },
+    pinnedRelease(`${name}-harbor`, {
+      release: "harbor",
+      chart: CHARTS.harbor,
       namespace: ns.metadata.name,
       timeout: 900,
       values: {

@@ -5,6 +5,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { pinnedRelease } from "./helm";
 import { Host } from "./hosts";
 import { createNamespace, NAMESPACES } from "./namespaces";
 
@@ -136,11 +137,9 @@ export class Storage extends pulumi.ComponentResource {
     const k8sOpts = { provider: args.provider, parent: this };
 
     const ns = createNamespace("rookCeph", k8sOpts);
-    const operator = new k8s.helm.v3.Release(`${name}-rook-operator`, {
-      name: "rook-ceph",
-      chart: CHARTS.operator.chart,
-      version: CHARTS.operator.version,
-      repositoryOpts: { repo: CHARTS.operator.repo },
+    const operator = pinnedRelease(`${name}-rook-operator`, {
+      release: "rook-ceph",
+      chart: CHARTS.operator,
       namespace: ns.metadata.name,
       values: {
         crds: { enabled: true },
@@ -156,11 +155,9 @@ export class Storage extends pulumi.ComponentResource {
       }
       return cephClusterValues(list, args.replicas, args.monitors);
     });
-    new k8s.helm.v3.Release(`${name}-ceph-cluster`, {
-      name: "rook-ceph-cluster",
-      chart: CHARTS.cluster.chart,
-      version: CHARTS.cluster.version,
-      repositoryOpts: { repo: CHARTS.cluster.repo },
+    pinnedRelease(`${name}-ceph-cluster`, {
+      release: "rook-ceph-cluster",
+      chart: CHARTS.cluster,
       namespace: ns.metadata.name,
       values,
       // The chart only declares the CephCluster; OSDs come up afterwards, under the operator's watch.
