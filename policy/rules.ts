@@ -209,7 +209,8 @@ export function secretsMarkedSecret(type: string, props: Record<string, any>, is
   const problems: string[] = [];
   if (type === CONFIG_MAP) {
     for (const field of ["data", "binaryData"]) {
-      for (const [key, value] of Object.entries<unknown>(props[field] ?? {})) {
+      if (!isObject(props[field])) continue;
+      for (const [key, value] of Object.entries<unknown>(props[field])) {
         if (isCredentialName(key)) problems.push(`ConfigMap key ${field}.${key} looks like a credential; put it in a Secret`);
         else if (typeof value === "string" && PRIVATE_KEY_PEM.test(value)) problems.push(`ConfigMap key ${field}.${key} holds a private key; put it in a Secret`);
       }
@@ -226,7 +227,9 @@ export function secretsMarkedSecret(type: string, props: Record<string, any>, is
 
   if (type === K8S_SECRET) {
     for (const field of ["data", "stringData"]) {
-      for (const [key, value] of Object.entries<unknown>(props[field] ?? {})) {
+      // A whole map that is one secret (pulumi.secret({...})) is as good as secret values.
+      if (isSecret(props[field]) || !isObject(props[field])) continue;
+      for (const [key, value] of Object.entries<unknown>(props[field])) {
         if (!isSecret(value)) problems.push(`Secret ${props.metadata?.name ?? ""} ${field}.${key} is not a Pulumi secret`);
       }
     }

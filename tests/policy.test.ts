@@ -148,6 +148,8 @@ describe("secrets-marked-secret", () => {
       const secret = { metadata: { name: "db" }, stringData: { password: "hunter2", user: "[secret]" } };
       expect(secretsMarkedSecret("kubernetes:core/v1:Secret", secret, isSecret)).toEqual([expect.stringContaining("stringData.password")]);
       expect(secretsMarkedSecret("kubernetes:core/v1:Secret", { data: { password: "[secret]" } }, isSecret)).toEqual([]);
+      // the whole map made secret at once
+      expect(secretsMarkedSecret("kubernetes:core/v1:Secret", { stringData: "[secret]" }, isSecret)).toEqual([]);
     });
     it("rejects a plain-text credential in Helm values but not existingSecret (a Secret's name)", () => {
       const plain = release({ adminPassword: "hunter2", admin: { existingSecret: "grafana-admin" } });
