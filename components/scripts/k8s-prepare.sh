@@ -11,6 +11,8 @@ minor=${KUBERNETES_VERSION%.*}
 export DEBIAN_FRONTEND=noninteractive
 
 # Write a file only when its content differs, so reruns do not restart services needlessly.
+# (Feed it with a here-document or here-string, never a pipe: a pipe runs it in a subshell, which
+# would lose the record of what changed.)
 changed=()
 put() { # put PATH MODE  (content on stdin)
   local path=$1 mode=$2 tmp
@@ -33,11 +35,17 @@ if [ -f /etc/fstab ] && grep -Eq '^[^#].*\sswap\s' /etc/fstab; then
 fi
 
 echo "kernel modules and sysctls"
-printf 'overlay\nbr_netfilter\n' | put /etc/modules-load.d/kubernetes.conf 0644
+put /etc/modules-load.d/kubernetes.conf 0644 <<'CONF'
+overlay
+br_netfilter
+CONF
 modprobe overlay
 modprobe br_netfilter
-printf '%s\n' 'net.bridge.bridge-nf-call-iptables = 1' 'net.bridge.bridge-nf-call-ip6tables = 1' \
-  'net.ipv4.ip_forward = 1' | put /etc/sysctl.d/90-kubernetes.conf 0644
+put /etc/sysctl.d/90-kubernetes.conf 0644 <<'CONF'
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+net.ipv4.ip_forward = 1
+CONF
 sysctl --system >/dev/null
 
 echo "packages: containerd and prerequisites"
@@ -72,8 +80,8 @@ else
     curl -fsSL --retry 5 "https://pkgs.k8s.io/core:/stable:/v${minor}/deb/Release.key" \
       | gpg --dearmor --batch --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
   fi
-  echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v${minor}/deb/ /" \
-    | put /etc/apt/sources.list.d/kubernetes.list 0644
+  put /etc/apt/sources.list.d/kubernetes.list 0644 \
+    <<<"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v${minor}/deb/ /"
   apt-get update -q
   apt-get install -y -q --allow-change-held-packages \
     "kubelet=${KUBERNETES_VERSION}-*" "kubeadm=${KUBERNETES_VERSION}-*" "kubectl=${KUBERNETES_VERSION}-*"
@@ -82,7 +90,7 @@ fi
 systemctl enable kubelet
 
 echo "host firewall"
-printf '%s\n' "$FIREWALL_RULESET" | put /etc/dare/firewall.nft 0600
+put /etc/dare/firewall.nft 0600 <<<"$FIREWALL_RULESET"
 put /etc/systemd/system/dare-firewall.service 0644 <<'UNIT'
 [Unit]
 Description=DARE host firewall (nftables table inet dare_firewall)
