@@ -56,7 +56,7 @@ describe("every workflow", () => {
   it.each(files)("%s runs only npm scripts and program files that exist", (f) => {
     const commands = steps(workflows[f]).map((s) => s.run ?? "").join("\n");
     for (const [, script] of commands.matchAll(/npm run -?s? ?([\w-]+)/g)) expect(Object.keys(PACKAGE.scripts)).toContain(script);
-    for (const [file] of commands.matchAll(/\b(tools|policy)\/[\w-]+\.ts\b/g)) expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
+    for (const [file] of commands.matchAll(/\b(tools|policy)\/[\w-]+\.ts\b|\.ci\/[\w-]+/g)) expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
   });
 
   it.each(files)("%s gives pulumi/actions only inputs it has", (f) => {
@@ -97,6 +97,15 @@ describe("up.yml", () => {
     expect(job.environment).toBe("${{ inputs.stack }}");
     expect(job.if).toContain("github.event.repository.default_branch");
     expect(pulumiSteps(wf)[0].with).toMatchObject({ command: "up", "stack-name": "${{ inputs.stack }}", policyPacks: "policy" });
+  });
+});
+
+describe("test.yml", () => {
+  it("runs the README's test command through .ci/run on pull requests and the default branch, as root", () => {
+    const wf = workflows["test.yml"];
+    expect(Object.keys(wf.on).sort()).toEqual(["pull_request", "push"]);
+    expect(steps(wf).map((s) => s.run).filter(Boolean)).toEqual(['sudo env "PATH=$PATH" .ci/run']);
+    expect(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8")).toMatch(/^npm test$/m);
   });
 });
 
