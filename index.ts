@@ -9,6 +9,8 @@ import { clusterNodes, KubernetesCluster } from "./components/cluster";
 import { ingressNodeNames, Networking } from "./components/networking";
 import { Security } from "./components/security";
 import { Storage } from "./components/storage";
+import { Identity } from "./components/identity";
+import { Monitoring } from "./components/monitoring";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
@@ -87,3 +89,33 @@ export const clusterIssuer = security.clusterIssuer;
 export const dareCaCertificate = security.caCertificate;
 export const harborUrl = security.harborUrl;
 export const harborAdminPassword = security.harborAdminPassword;
+
+// 6. A/A: Keycloak at https://<domain>/auth on PostgreSQL (CloudNativePG); realm dare applied as code.
+const identity = new Identity("identity", {
+  provider: cluster.provider,
+  domain: config.domain,
+  adminCidrs: config.adminCidrs,
+  clusterIssuer: security.clusterIssuer,
+  identityProviders: config.identityProviders,
+  replicas: config.keycloak.replicas,
+  databaseInstances: config.keycloak.databaseInstances,
+  databaseSizeGb: config.keycloak.databaseSizeGb,
+}, { dependsOn: [networking, storage, security] });
+export const keycloakUrl = identity.url;
+export const keycloakAdminConsole = identity.adminConsoleUrl;
+/** master realm administrator (the admin console) */
+export const keycloakAdmin = identity.keycloakAdmin;
+/** realm dare's administrator, the account dare-login manages users with */
+export const dareRealmAdmin = identity.realmAdmin;
+export const dareLoginClientSecret = identity.clientSecret;
+
+// 7. Monitoring: Prometheus, Alertmanager (in-cluster only), Grafana at https://<domain>/grafana.
+const monitoring = new Monitoring("monitoring", {
+  provider: cluster.provider,
+  clusterName: config.clusterName,
+  domain: config.domain,
+  clusterIssuer: security.clusterIssuer,
+  alerting: config.alerting,
+}, { dependsOn: [networking, storage, security] });
+export const grafanaUrl = monitoring.grafanaUrl;
+export const grafanaAdmin = monitoring.grafanaAdmin;

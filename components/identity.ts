@@ -47,8 +47,6 @@ export interface IdentityArgs {
   adminCidrs: string[];
   /** cert-manager ClusterIssuer for the /auth certificate */
   clusterIssuer: pulumi.Input<string>;
-  /** namespace of the DARE services, where dare-login's Secret is written; it must exist */
-  dareNamespace: pulumi.Input<string>;
   /** OIDC and SAML providers users may log in with */
   identityProviders: IdentityProviderSpec[];
   /** Keycloak pods */
@@ -159,8 +157,9 @@ export function realmConfig(domain: string, providers: IdentityProviderSpec[]): 
 }
 
 /**
- * Non-secret entries of a Secret go to `data` (base64): Pulumi marks the whole `stringData` secret,
- * and names such as "keycloak" would then count as secrets and be hidden wherever they appear.
+ * Non-secret entries of a Secret go to `data`, base64-encoded. Pulumi marks a Secret's data and
+ * stringData secret as a whole, so a plain name such as "keycloak" would count as a secret and the
+ * render would refuse every file that mentions it; its base64 form occurs nowhere else.
  */
 function plainData(values: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
@@ -179,8 +178,18 @@ export class Identity extends pulumi.ComponentResource {
   readonly keycloakAdmin: { username: string; password: pulumi.Output<string> };
   /** the dare realm's administrator, used by dare-login to manage users */
   readonly realmAdmin: { username: string; password: pulumi.Output<string> };
-  /** where dare-login's client credentials are: mount with envFrom (CLIENT_ID, CLIENT_SECRET, ADMIN_USERNAME, ADMIN_PASSWORD, KEYCLOAK_DOMAIN, REALM) */
-  readonly dareLoginClient: pulumi.Output<{ secretName: string; namespace: string; clientId: string }>;
+  /**
+   * What dare-login needs (DareServicesArgs.keycloak): the DARE services layer writes the secrets into
+   * dare-login's Secret in its own namespace, so the values Keycloak gets and dare-login gets are one.
+   */
+  readonly dareLogin: {
+    url: string;
+    realm: string;
+    clientId: string;
+    clientSecret: pulumi.Output<string>;
+    adminUsername: string;
+    adminPassword: pulumi.Output<string>;
+  };
   /** dare-login's client secret (the value in Keycloak and in the Secret) */
   readonly clientSecret: pulumi.Output<string>;
   readonly namespace: string = NAMESPACES.keycloak.name;
@@ -371,28 +380,24 @@ export class Identity extends pulumi.ComponentResource {
       },
     }, child({ dependsOn: [keycloak] }));
 
-    // dare-login's credentials, from the same generated values as the realm's.
-    const loginSecret = new k8s.core.v1.Secret(`${name}-dare-login`, {
-      metadata: { name: "dare-login-keycloak", namespace: args.dareNamespace, labels: { "app.kubernetes.io/name": "dare-login" } },
-      data: plainData({ CLIENT_ID: LOGIN_CLIENT_ID, ADMIN_USERNAME: REALM_ADMIN_USER, KEYCLOAK_DOMAIN: this.url, REALM }),
-      stringData: { CLIENT_SECRET: clientSecret.result, ADMIN_PASSWORD: realmAdminPassword.result },
-    }, child());
-
     this.keycloakAdmin = { username: KEYCLOAK_ADMIN_USER, password: pulumi.secret(adminPassword.result) };
     this.realmAdmin = { username: REALM_ADMIN_USER, password: pulumi.secret(realmAdminPassword.result) };
     this.clientSecret = pulumi.secret(clientSecret.result);
-    this.dareLoginClient = pulumi.output({
-      secretName: loginSecret.metadata.name,
-      namespace: loginSecret.metadata.namespace,
+    this.dareLogin = {
+      url: this.url,
+      realm: REALM,
       clientId: LOGIN_CLIENT_ID,
-    });
+      clientSecret: this.clientSecret,
+      adminUsername: REALM_ADMIN_USER,
+      adminPassword: this.realmAdmin.password,
+    };
     this.registerOutputs({
       url: this.url,
       adminConsoleUrl: this.adminConsoleUrl,
       realm: this.realm,
       keycloakAdmin: this.keycloakAdmin,
       realmAdmin: this.realmAdmin,
-      dareLoginClient: this.dareLoginClient,
+      dareLogin: this.dareLogin,
       clientSecret: this.clientSecret,
     });
   }

@@ -8,10 +8,12 @@ import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { IdentityProviderSpec } from "../components/config";
-import { Identity, IdentityArgs, idpSecretVariable, LOGIN_CLIENT_ID, REALM } from "../components/identity";
+import { Identity, IdentityArgs, idpSecretVariable, REALM } from "../components/identity";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
+import { DareServices } from "../components/dare-services";
+import { configFrom } from "./dare-fixture";
 import { isSecretOutput, ofType, runMocked, valueOf } from "./support/mocked";
 
 const egi: IdentityProviderSpec = {
@@ -38,7 +40,6 @@ function args(over: Partial<IdentityArgs> = {}): IdentityArgs {
     domain: "dare.example.org",
     adminCidrs: ["192.0.2.0/24", "198.51.100.0/24"],
     clusterIssuer: "letsencrypt-staging",
-    dareNamespace: "dare",
     identityProviders: [egi, b2access],
     replicas: 2,
     databaseInstances: 3,
@@ -100,30 +101,24 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(admin.credentials[0]).toMatchObject({ type: "password", temporary: false });
   });
 
-  it("gives Keycloak and dare-login's Secret the same generated client secret", async () => {
+  it("hands dare-login the client secret and admin password config-cli gives Keycloak", async () => {
     const job = realmJob(resources);
     const container = job.spec.template.spec.containers[0];
-    // The realm refers to a variable; config-cli takes it from the Secret the Job loads.
-    const client = realm.clients.find((c: any) => c.clientId === LOGIN_CLIENT_ID);
-    const variable = /^\$\(env:([A-Z_]+)\)$/.exec(client.secret)![1];
-    const secretName = container.envFrom[0].secretRef.name;
-    const realmSecrets = plain(k8sObject(resources, "Secret", secretName).inputs).stringData;
-    const login = plain(k8sObject(resources, "Secret", "dare-login-keycloak").inputs);
-    const entry = (key: string) => login.stringData[key] ?? Buffer.from(login.data[key], "base64").toString();
-    expect(login.metadata.namespace).toBe("dare");
-    expect(entry("CLIENT_ID")).toBe(client.clientId);
-    expect(realmSecrets[variable]).toBe(login.stringData.CLIENT_SECRET);
-    expect(await valueOf(identity.clientSecret)).toBe(login.stringData.CLIENT_SECRET);
-    expect(login.stringData.CLIENT_SECRET).toMatch(/^[A-Za-z0-9]{32}$/);
-    // The admin dare-login acts as is the realm's admin, with the password config-cli sets.
-    const admin = realm.users.find((u: any) => u.username === entry("ADMIN_USERNAME"));
-    const passwordVariable = /^\$\(env:([A-Z_]+)\)$/.exec(admin.credentials[0].value)![1];
-    expect(realmSecrets[passwordVariable]).toBe(login.stringData.ADMIN_PASSWORD);
-    expect(login.stringData.ADMIN_PASSWORD).not.toBe(login.stringData.CLIENT_SECRET);
+    // The realm refers to variables; config-cli takes them from the Secret the Job loads.
+    const client = realm.clients.find((c: any) => c.clientId === identity.dareLogin.clientId);
+    const variable = (text: string) => /^\$\(env:([A-Z_]+)\)$/.exec(text)![1];
+    const realmSecrets = plain(k8sObject(resources, "Secret", container.envFrom[0].secretRef.name).inputs).stringData;
+    const clientSecret = realmSecrets[variable(client.secret)];
+    expect(clientSecret).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(await valueOf(identity.dareLogin.clientSecret)).toBe(clientSecret);
+    const admin = realm.users.find((u: any) => u.username === identity.dareLogin.adminUsername);
+    expect(await valueOf(identity.dareLogin.adminPassword)).toBe(realmSecrets[variable(admin.credentials[0].value)]);
+    expect(realmSecrets[variable(admin.credentials[0].value)]).not.toBe(clientSecret);
+    expect(identity.dareLogin.url).toBe("https://dare.example.org/auth");
   });
 
   it("keeps every secret a Pulumi secret, in the Secrets and in the outputs", async () => {
-    for (const name of ["dare-login-keycloak", `keycloak-realm-${REALM}-secrets`, "keycloak-admin", "keycloak-db-app"]) {
+    for (const name of [`keycloak-realm-${REALM}-secrets`, "keycloak-admin", "keycloak-db-app"]) {
       const stringData = (k8sObject(resources, "Secret", name).inputs as any).stringData;
       const wrapped = stringData[SPECIAL_SIG_KEY] === SECRET_SIG
         || Object.values(stringData).some((v: any) => v?.[SPECIAL_SIG_KEY] === SECRET_SIG);
@@ -132,7 +127,7 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(await isSecretOutput(identity.clientSecret)).toBe(true);
     expect(await isSecretOutput(identity.keycloakAdmin.password)).toBe(true);
     expect(await isSecretOutput(identity.realmAdmin.password)).toBe(true);
-    expect(await valueOf(identity.dareLoginClient)).toEqual({ secretName: "dare-login-keycloak", namespace: "dare", clientId: "dare-login" });
+    expect(await isSecretOutput(identity.dareLogin.clientSecret)).toBe(true);
   });
 
   it("renders without any secret in plain text, and the render passes validation", async () => {
@@ -218,5 +213,30 @@ describe("Identity arguments", () => {
   ])("rejects %o", (over, message) => {
     const provider = new k8s.Provider("reject", { kubeconfig: "{}" });
     expect(() => new Identity("bad", { ...args(over as Partial<IdentityArgs>), provider })).toThrow(message);
+  });
+});
+
+describe("with the DARE services layer", () => {
+  it("gives Keycloak's client and dare-login's Secret one generated value", async () => {
+    const config = configFrom({});
+    let identity: Identity | undefined;
+    const resources = await runMocked(() => {
+      const provider = new k8s.Provider("test", { kubeconfig: "{}" });
+      identity = new Identity("identity", { ...args(), provider });
+      const dare = config.dare;
+      new DareServices("dare", {
+        provider, domain: config.domain, images: dare.images, services: dare.services,
+        sharedFilesystemSize: dare.sharedFilesystemSize, jupyterhub: false, clusterIssuer: "dare-ca",
+        apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin,
+      });
+    });
+    const job = realmJob(resources);
+    const realmSecrets = plain(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs).stringData;
+    const loginSecrets = resources.filter((r) => (r.inputs as any).kind === "Secret" && (r.inputs as any).metadata?.namespace === "dare")
+      .map((r) => plain(r.inputs).stringData ?? {}).filter((d) => "CLIENT_SECRET" in d);
+    expect(loginSecrets).toHaveLength(1);
+    expect(loginSecrets[0].CLIENT_SECRET).toBe(realmSecrets.DARE_LOGIN_CLIENT_SECRET);
+    expect(loginSecrets[0].ADMIN_PASSWORD).toBe(realmSecrets.DARE_ADMIN_PASSWORD);
+    expect(loginSecrets[0].CLIENT_SECRET).toBe(await valueOf(identity!.clientSecret));
   });
 });
