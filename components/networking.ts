@@ -23,6 +23,12 @@ export const CHARTS = {
 export const INGRESS_CLASS = "traefik";
 /** Node label that places Traefik on a node when it listens on host ports. */
 export const INGRESS_NODE_LABEL = "dare.io/ingress";
+/**
+ * Annotation for every Ingress that serves the platform: its router listens on HTTPS only, so that on
+ * port 80 the low-priority redirect to HTTPS answers, except for cert-manager's HTTP-01 solver
+ * Ingresses (not annotated), which must be reached over plain HTTP.
+ */
+export const HTTPS_ONLY_ANNOTATIONS = { "traefik.ingress.kubernetes.io/router.entrypoints": "websecure" } as const;
 /** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
 
@@ -165,7 +171,9 @@ export class Networking extends pulumi.ComponentResource {
         ports: {
           web: {
             ...(hostPorts ? { hostPort: 80 } : {}),
-            http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true } } },
+            // Priority 1: any other router on port 80 wins, so ACME HTTP-01 challenges are not redirected
+            // (cert-manager's self-check and Let's Encrypt both ask over plain HTTP).
+            http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
           },
           websecure: hostPorts ? { hostPort: 443 } : {},
         },

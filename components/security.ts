@@ -12,6 +12,7 @@ import { HarborSpec, TlsIssuer } from "./config";
 import { pinnedRelease } from "./helm";
 import { createNamespace } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
+import { HTTPS_ONLY_ANNOTATIONS } from "./networking";
 
 export const CHARTS = {
   certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
@@ -183,7 +184,7 @@ export class Security extends pulumi.ComponentResource {
           ingress: {
             hosts: { core: host },
             className: args.ingressClassName,
-            annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer },
+            annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer, ...HTTPS_ONLY_ANNOTATIONS },
           },
         },
         externalURL: `https://${host}`,

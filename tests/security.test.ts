@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ConfigError, loadConfig } from "../components/config";
 import { NAMESPACES } from "../components/namespaces";
 import { allowTraffic, DEFAULT_DENY_POLICY, NamespaceIsolation } from "../components/network-policies";
-import { INGRESS_CLASS, INGRESS_POD_LABELS } from "../components/networking";
+import { HTTPS_ONLY_ANNOTATIONS, INGRESS_CLASS, INGRESS_POD_LABELS } from "../components/networking";
 import { ACME_SERVERS, CA_ISSUER, CHARTS, Security, SecurityArgs } from "../components/security";
 import { BLOCK_STORAGE_CLASS } from "../components/storage";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
@@ -99,6 +99,7 @@ describe("Harbor", () => {
     expect(expose.ingress.className).toBe(INGRESS_CLASS);
     expect(expose.ingress.hosts.core).toBe("harbor.dare.example.org");
     expect(expose.ingress.annotations["cert-manager.io/cluster-issuer"]).toBe("letsencrypt-prod");
+    expect(expose.ingress.annotations).toMatchObject(HTTPS_ONLY_ANNOTATIONS);
     expect(expose.tls).toMatchObject({ enabled: true, certSource: "secret" });
     expect(harbor.values.externalURL).toBe("https://harbor.dare.example.org");
   });
