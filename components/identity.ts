@@ -17,6 +17,7 @@ import * as random from "@pulumi/random";
 import * as YAML from "yaml";
 import { IdentityProviderSpec } from "./config";
 import { createNamespace, NAMESPACES } from "./namespaces";
+import { allowTraffic, NamespaceIsolation } from "./network-policies";
 
 /** Pinned versions. Keycloak: the newest 26.x release (26.7.4) rather than the chart's 26.5.6, for its
  * security fixes; the chart's templates only pass KC_* settings and work for every 26.x. */
@@ -206,6 +207,23 @@ export class Identity extends pulumi.ComponentResource {
 
     const keycloakNs = createNamespace("keycloak", child());
     const cnpgNs = createNamespace("cnpg", child());
+
+    // Only the ingress controller, monitoring, the namespace itself (Keycloak, its database, the
+    // config Job), the CloudNativePG operator and dare-login may open connections into it.
+    new NamespaceIsolation(`${name}-keycloak`, { namespace: keycloakNs.metadata.name, allowWithinNamespace: true }, { parent: this, provider });
+    allowTraffic(`${name}-cnpg-operator`, {
+      namespace: keycloakNs.metadata.name,
+      to: { "cnpg.io/cluster": DATABASE },
+      // the operator asks each instance's manager for its status
+      from: [{ podLabels: { "app.kubernetes.io/name": "cloudnative-pg" }, namespace: NAMESPACES.cnpg.name }],
+      ports: [8000],
+    }, child());
+    allowTraffic(`${name}-dare-login`, {
+      namespace: keycloakNs.metadata.name,
+      to: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": RELEASE },
+      from: [{ podLabels: { app: "dare-login" }, namespace: NAMESPACES.dare.name }],
+      ports: [8080],
+    }, child());
 
     const password = (suffix: string) =>
       new random.RandomPassword(`${name}-${suffix}`, { length: 32, special: false }, { parent: this });

@@ -177,6 +177,22 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(adminIngress.spec.rules[0].http.paths[0].backend).toEqual(publicIngress.spec.rules[0].http.paths[0].backend);
   });
 
+  it("lets only the ingress, monitoring, the namespace, the CNPG operator and dare-login connect", () => {
+    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => plain(r.inputs))
+      .filter((p) => p.metadata.namespace === "keycloak");
+    const deny = policies.find((p) => p.spec.ingress === undefined);
+    expect(deny.spec.podSelector).toEqual({});
+    const allowedInto = (labels: Record<string, string>, port: number) => policies.filter((p) => p.spec.ingress
+      && Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)
+      && p.spec.ingress.some((rule: any) => !rule.ports || rule.ports.some((x: any) => x.port === port)))
+      .flatMap((p) => p.spec.ingress.flatMap((rule: any) => rule.from));
+    const keycloakPod = { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": "keycloak" };
+    const callers = allowedInto(keycloakPod, 8080).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
+    expect(callers.sort()).toEqual(["(same)", "dare", "monitoring", "traefik"]);
+    const dbCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 8000).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
+    expect(dbCallers).toContain("cnpg-system");
+  });
+
   it("runs Keycloak on the CloudNativePG cluster with the generated database password", () => {
     const release = plain(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs);
     const cluster = plain(k8sObject(resources, "Cluster", "keycloak-db").inputs);
