@@ -8,7 +8,7 @@ import * as YAML from "yaml";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import { CONTROL_PLANE_ROLE, DareConfig, NetworkSpec } from "./config";
-import { nftablesRuleset } from "./host-firewall";
+import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
 import { firewallRules, planNodes } from "./infrastructure";
@@ -190,7 +190,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
       args.apiLoadBalancer && controlPlanes.length > 1);
     const members = hosts.apply((list) => ({
-      nodes: args.network.cidr,
+      nodes: nodeSources(args.network.cidr, list.map((h) => h.privateAddress)),
       controlPlane: list.filter((h) => h.role === "control-plane").map((h) => h.privateAddress),
     }));
     const prepare = new Map(args.nodes.map((node) => [node.name, step(node, "prepare", "k8s-prepare.sh", {

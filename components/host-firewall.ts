@@ -6,6 +6,7 @@
  * One table of its own (`inet dare_firewall`), replaced atomically, so kube-proxy's and Calico's
  * tables are never touched. Only the input hook is filtered: pod traffic is forwarded, not input.
  */
+import { cidrsOverlap, parseCidr } from "./cidr";
 import { firewallRules } from "./infrastructure";
 import { HostRole } from "./hosts";
 
@@ -21,12 +22,22 @@ export function groupsOf(role: HostRole): Group[] {
 
 export interface FirewallMembers {
   /**
-   * The nodes' subnet, standing for every host: a set of addresses would change every host's
-   * firewall (and update every host's step) whenever a worker is added.
+   * The nodes' subnet, standing for every host in it (listing each host would change every host's
+   * firewall, and update every host's step, whenever a worker is added), plus any host outside it.
    */
-  nodes: string;
+  nodes: string[];
   /** private addresses of the control planes (etcd); they change only with the control planes */
   controlPlane: string[];
+}
+
+/** The subnet, then the addresses it does not contain (existing hosts on another network). */
+export function nodeSources(subnet: string, addresses: string[]): string[] {
+  const net = parseCidr(subnet);
+  const outside = addresses.filter((a) => {
+    const host = parseCidr(`${a}/32`);
+    return !(net && host && cidrsOverlap(net, host));
+  });
+  return [subnet, ...outside];
 }
 
 const setName = { nodes: "nodes", controlPlane: "control_planes" } as const;
@@ -53,7 +64,7 @@ export function nftablesRuleset(rules: Rule[], role: HostRole, members: Firewall
     `table inet ${FIREWALL_TABLE}`,
     `delete table inet ${FIREWALL_TABLE}`,
     `table inet ${FIREWALL_TABLE} {`,
-    `  set ${setName.nodes} { type ipv4_addr; flags interval; elements = { ${members.nodes} } }`,
+    `  set ${setName.nodes} { type ipv4_addr; flags interval; elements = { ${elements(members.nodes)} } }`,
     `  set ${setName.controlPlane} { type ipv4_addr; flags interval; elements = { ${elements(members.controlPlane)} } }`,
     `  chain input {`,
     `    type filter hook input priority filter; policy drop;`,

@@ -12,12 +12,15 @@ import { ClusterNode, clusterNodes, KubernetesCluster, KubernetesClusterArgs, up
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
 import { recordedSteps } from "../components/host-step";
 import { Infrastructure } from "../components/infrastructure";
+import { nodeSources } from "../components/host-firewall";
 import { TOKEN_PLACEHOLDER } from "../components/kubeadm-config";
 import { longestChain } from "../tools/bench-chain";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { runMocked, valueOf } from "./support/mocked";
 
 const CLUSTER = "dare-test";
+// The mocks give ports addresses anywhere in 10.10.0.0/16: the node subnet must hold them, as on OpenStack.
+const NETWORK = { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" };
 const nodesSpec = (controlPlanes: number, workers: number): NodesSpec => ({
   controlPlane: { count: controlPlanes, flavor: "m1.large" },
   pools: [{ name: "workers", count: workers, flavor: "m1.large", disks: { count: 1, sizeGb: 50 }, publicIp: false }],
@@ -37,11 +40,11 @@ async function build(controlPlanes: number, workers: number): Promise<Built> {
   const resources = await runMocked(() => {
     infra = new Infrastructure(CLUSTER, {
       provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [],
-      network: DEFAULT_NETWORK, adminCidrs: ["192.0.2.0/24"], image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: true,
+      network: NETWORK, adminCidrs: ["192.0.2.0/24"], image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: true,
     });
     cluster = new KubernetesCluster(CLUSTER, {
       nodes, hosts: infra.hosts, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+      kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
     });
   });
   return { resources, cluster: cluster!, infra: infra!, nodes };
@@ -261,5 +264,12 @@ describe("refused arguments", () => {
     });
     expect(String(error)).toMatch(message);
     expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  });
+});
+
+describe("host firewall sources", () => {
+  it("admits the nodes' subnet, and existing hosts outside it by address", () => {
+    expect(nodeSources("10.10.0.0/24", ["10.10.0.5", "10.10.0.250"])).toEqual(["10.10.0.0/24"]);
+    expect(nodeSources("10.10.0.0/24", ["10.10.0.5", "10.0.0.10"])).toEqual(["10.10.0.0/24", "10.0.0.10"]);
   });
 });
