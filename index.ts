@@ -11,6 +11,9 @@ import { Security } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
+import { MpiOperator } from "./components/mpi-operator";
+import { DareServices } from "./components/dare-services";
+import { Backups } from "./components/backups";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
@@ -119,3 +122,56 @@ const monitoring = new Monitoring("monitoring", {
 }, { dependsOn: [networking, storage, security] });
 export const grafanaUrl = monitoring.grafanaUrl;
 export const grafanaAdmin = monitoring.grafanaAdmin;
+
+// 8. The MPI operator (MPIJob kubeflow.org/v2beta1), which runs exec-api's workflows.
+const mpiOperator = new MpiOperator("mpi-operator", {
+  provider: cluster.provider,
+  image: config.dare.images["mpi-operator"],
+}, { dependsOn: [networking] });
+export const mpiJobApiVersion = mpiOperator.apiVersion;
+
+// 9. The DARE services behind https://<domain>/<service>, with their databases and shared file system.
+const dare = new DareServices("dare", {
+  provider: cluster.provider,
+  domain: config.domain,
+  images: config.dare.images,
+  services: config.dare.services,
+  sharedFilesystemSize: config.dare.sharedFilesystemSize,
+  jupyterhub: config.dare.jupyterhub,
+  keycloak: identity.dareLogin,
+  clusterIssuer: security.clusterIssuer,
+  ingressClassName: networking.ingressClassName,
+  blockStorageClass: storage.blockStorageClass,
+  sharedStorageClass: storage.sharedStorageClass,
+  // exec-api reaches the API at the control planes (and the API load balancer) after Service translation.
+  apiServerCidrs: pulumi.all([infra.hosts, infra.apiServer]).apply(([list, api]) => [...new Set([
+    ...list.filter((h) => h.role === "control-plane").map((h) => `${h.privateAddress}/32`),
+    `${api.privateAddress}/32`,
+  ])]),
+}, { dependsOn: [identity, mpiOperator, storage] });
+export const dareUrl = dare.url;
+
+// 10. Backups: etcd snapshots and database dumps on the control planes; borg for every host when dare:backup is set.
+const backups = new Backups("backups", {
+  provider: cluster.provider,
+  policy: config.dare.backup,
+  images: {
+    etcd: config.dare.images.etcd,
+    mysql: config.dare.images["d4p-registry-db"],
+    mongo: config.dare.images["sprov-db"],
+    postgres: config.dare.images["postgres-client"],
+    busybox: config.dare.images.busybox,
+  },
+  mysql: { host: dare.mysqlHost, port: config.dare.services["d4p-registry-db"].port, username: "root", password: dare.mysqlRootPassword },
+  mongo: { host: dare.mongoHost, port: config.dare.services["sprov-db"].port, username: "root", password: dare.mongoRootPassword },
+  borg: config.dare.backup.repository ? {
+    hosts: clusterNodes(config).map((node) => ({
+      name: node.name,
+      host: infra.hosts.apply((list) => list.find((h) => h.name === node.name)!),
+    })),
+    ssh: { privateKey: infra.sshPrivateKey, bastion: infra.bastion },
+    dependsOn: [...cluster.steps.prepare.values()],
+  } : undefined,
+}, { dependsOn: [dare] });
+/** Add to the borg repository server's authorized_keys (see docs/recovery.md). */
+export const borgPublicKey = backups.borgPublicKey;

@@ -89,8 +89,8 @@ export function borgSetupEnv(host: string, policy: BackupSpec, sshPrivateKey: pu
 export class Backups extends pulumi.ComponentResource {
   /** The namespace of the backup jobs. */
   public readonly namespace: string;
-  /** Public half of the key hosts log in to the borg repository with: add it to the server's authorized_keys. */
-  public readonly borgPublicKey: pulumi.Output<string | undefined>;
+  /** Public half of the key hosts log in to the borg repository with ("" without a repository): add it to the server's authorized_keys. */
+  public readonly borgPublicKey: pulumi.Output<string>;
 
   constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:backups:Backups", name, {}, opts);
@@ -124,7 +124,7 @@ export class Backups extends pulumi.ComponentResource {
         }, args.borg.ssh, { parent: this, dependsOn: args.borg.dependsOn });
       }
     } else {
-      this.borgPublicKey = pulumi.output(undefined);
+      this.borgPublicKey = pulumi.output("");
     }
 
     this.registerOutputs({ namespace: this.namespace, borgPublicKey: this.borgPublicKey });

@@ -201,7 +201,6 @@ export class DareServices extends pulumi.ComponentResource {
     });
     secret("dare-login", {
       CLIENT_SECRET: args.keycloak.clientSecret,
-      ADMIN_USERNAME: args.keycloak.adminUsername,
       ADMIN_PASSWORD: args.keycloak.adminPassword,
     });
     const fromSecret = (secretName: string, key: string, env = key): k8s.types.input.core.v1.EnvVar =>
@@ -249,7 +248,7 @@ export class DareServices extends pulumi.ComponentResource {
         { name: "KEYCLOAK_REALM", value: args.keycloak.realm },
         { name: "CLIENT_ID", value: args.keycloak.clientId },
         fromSecret("dare-login", "CLIENT_SECRET"),
-        fromSecret("dare-login", "ADMIN_USERNAME"),
+        { name: "ADMIN_USERNAME", value: args.keycloak.adminUsername },
         fromSecret("dare-login", "ADMIN_PASSWORD"),
       ],
       "d4p-registry": [

@@ -52,7 +52,7 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
         realm: "dare",
         clientId: "dare-login",
         clientSecret: pulumi.secret("placeholder-client-secret"),
-        adminUsername: pulumi.secret("placeholder-admin"),
+        adminUsername: "dare-admin",
         adminPassword: pulumi.secret("placeholder-admin-password"),
       },
     });
