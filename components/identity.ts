@@ -284,6 +284,8 @@ export class Identity extends pulumi.ComponentResource {
       name: RELEASE,
       chart: "keycloakx",
       version: VERSIONS.keycloakxChart,
+      // The first start builds Keycloak's optimized server and creates the schema: minutes.
+      timeout: 900,
       repositoryOpts: { repo: "https://codecentric.github.io/helm-charts" },
       namespace: keycloakNs.metadata.name,
       values: {

@@ -204,6 +204,8 @@ export class Monitoring extends pulumi.ComponentResource {
       name: "kube-prometheus-stack",
       chart: "kube-prometheus-stack",
       version: VERSIONS.kubePrometheusStackChart,
+      // CRDs, the operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
+      timeout: 900,
       repositoryOpts: { repo: "https://prometheus-community.github.io/helm-charts" },
       namespace: ns.metadata.name,
       values: {

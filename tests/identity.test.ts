@@ -14,7 +14,7 @@ import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
 import { DareServices } from "../components/dare-services";
 import { configFrom } from "./dare-fixture";
-import { isSecretOutput, ofType, runMocked, valueOf } from "./support/mocked";
+import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const egi: IdentityProviderSpec = {
   protocol: "oidc",
@@ -57,18 +57,9 @@ async function build(a: IdentityArgs) {
   return { resources, identity: identity! };
 }
 
-/** Inputs with secret markers removed (the values the cluster would receive). */
-function plain(value: unknown): any {
-  if (Array.isArray(value)) return value.map(plain);
-  if (value === null || typeof value !== "object") return value;
-  const obj = value as Record<string, unknown>;
-  if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) return plain(obj.value);
-  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, plain(v)]));
-}
-
 function k8sObject(resources: RecordedResource[], kind: string, name: string): any {
   const found = resources.filter((r) => r.type.startsWith("kubernetes:") && (r.inputs as any).kind === kind
-    && plain((r.inputs as any).metadata?.name) === name);
+    && unsecret((r.inputs as any).metadata?.name) === name);
   expect(found).toHaveLength(1);
   return found[0];
 }
@@ -76,7 +67,7 @@ function k8sObject(resources: RecordedResource[], kind: string, name: string): a
 function realmJob(resources: RecordedResource[]): any {
   const jobs = ofType(resources, "kubernetes:batch/v1:Job");
   expect(jobs).toHaveLength(1);
-  return plain(jobs[0].inputs);
+  return unsecret(jobs[0].inputs);
 }
 
 describe("Identity (Keycloak, realm dare)", () => {
@@ -85,7 +76,7 @@ describe("Identity (Keycloak, realm dare)", () => {
   let realm: any;
   beforeAll(async () => {
     ({ resources, identity } = await build(args()));
-    const map = plain(k8sObject(resources, "ConfigMap", `keycloak-realm-${REALM}`).inputs);
+    const map = unsecret(k8sObject(resources, "ConfigMap", `keycloak-realm-${REALM}`).inputs);
     realm = JSON.parse(map.data[`${REALM}.json`]);
   });
 
@@ -107,7 +98,7 @@ describe("Identity (Keycloak, realm dare)", () => {
     // The realm refers to variables; config-cli takes them from the Secret the Job loads.
     const client = realm.clients.find((c: any) => c.clientId === identity.dareLogin.clientId);
     const variable = (text: string) => /^\$\(env:([A-Z_]+)\)$/.exec(text)![1];
-    const realmSecrets = plain(k8sObject(resources, "Secret", container.envFrom[0].secretRef.name).inputs).stringData;
+    const realmSecrets = unsecret(k8sObject(resources, "Secret", container.envFrom[0].secretRef.name).inputs).stringData;
     const clientSecret = realmSecrets[variable(client.secret)];
     expect(clientSecret).toMatch(/^[A-Za-z0-9]{32}$/);
     expect(await valueOf(identity.dareLogin.clientSecret)).toBe(clientSecret);
@@ -153,7 +144,7 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(oidc.config).toMatchObject({ issuer: egi.protocol === "oidc" && egi.issuer, clientId: "dare-testbed" });
     expect(oidc.config.clientSecret).toBe(`$(env:${idpSecretVariable("egi-checkin")})`);
     const job = realmJob(resources);
-    const realmSecrets = plain(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs);
+    const realmSecrets = unsecret(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs);
     expect(realmSecrets.stringData[idpSecretVariable("egi-checkin")]).toBe("egi-client-secret-value-0123456789");
     const saml = realm.identityProviders.find((p: any) => p.alias === "b2access");
     expect(saml.providerId).toBe("saml");
@@ -161,7 +152,7 @@ describe("Identity (Keycloak, realm dare)", () => {
   });
 
   it("serves /auth with the chosen issuer and lets only adminCidrs reach /auth/admin", () => {
-    const ingresses = ofType(resources, "kubernetes:networking.k8s.io/v1:Ingress").map((r) => plain(r.inputs));
+    const ingresses = ofType(resources, "kubernetes:networking.k8s.io/v1:Ingress").map((r) => unsecret(r.inputs));
     const byPath = (p: string) => ingresses.find((i) => i.spec.rules[0].http.paths[0].path === p);
     const publicIngress = byPath("/auth");
     const adminIngress = byPath("/auth/admin");
@@ -170,7 +161,7 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(publicIngress.spec.ingressClassName).toBe("traefik");
     const middlewareRef = adminIngress.metadata.annotations["traefik.ingress.kubernetes.io/router.middlewares"];
     const [, ns, name] = /^([a-z0-9-]+?)-(admin-allowlist)@kubernetescrd$/.exec(middlewareRef)!;
-    const middleware = plain(k8sObject(resources, "Middleware", name).inputs);
+    const middleware = unsecret(k8sObject(resources, "Middleware", name).inputs);
     expect(middleware.metadata.namespace).toBe(ns);
     expect(middleware.spec.ipAllowList.sourceRange).toEqual(["192.0.2.0/24", "198.51.100.0/24"]);
     // Both routes point at the Keycloak service.
@@ -178,7 +169,7 @@ describe("Identity (Keycloak, realm dare)", () => {
   });
 
   it("lets only the ingress, monitoring, the namespace, the CNPG operator and dare-login connect", () => {
-    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => plain(r.inputs))
+    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => unsecret(r.inputs))
       .filter((p) => p.metadata.namespace === "keycloak");
     const deny = policies.find((p) => p.spec.ingress === undefined);
     expect(deny.spec.podSelector).toEqual({});
@@ -194,8 +185,8 @@ describe("Identity (Keycloak, realm dare)", () => {
   });
 
   it("runs Keycloak on the CloudNativePG cluster with the generated database password", () => {
-    const release = plain(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs);
-    const cluster = plain(k8sObject(resources, "Cluster", "keycloak-db").inputs);
+    const release = unsecret(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs);
+    const cluster = unsecret(k8sObject(resources, "Cluster", "keycloak-db").inputs);
     expect(cluster.spec.instances).toBe(3);
     expect(release.values.database.hostname).toBe(`${cluster.metadata.name}-rw`);
     expect(release.values.database.existingSecret).toBe(cluster.spec.bootstrap.initdb.secret.name);
@@ -247,9 +238,9 @@ describe("with the DARE services layer", () => {
       });
     });
     const job = realmJob(resources);
-    const realmSecrets = plain(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs).stringData;
+    const realmSecrets = unsecret(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs).stringData;
     const loginSecrets = resources.filter((r) => (r.inputs as any).kind === "Secret" && (r.inputs as any).metadata?.namespace === "dare")
-      .map((r) => plain(r.inputs).stringData ?? {}).filter((d) => "CLIENT_SECRET" in d);
+      .map((r) => unsecret(r.inputs).stringData ?? {}).filter((d) => "CLIENT_SECRET" in d);
     expect(loginSecrets).toHaveLength(1);
     expect(loginSecrets[0].CLIENT_SECRET).toBe(realmSecrets.DARE_LOGIN_CLIENT_SECRET);
     expect(loginSecrets[0].ADMIN_PASSWORD).toBe(realmSecrets.DARE_ADMIN_PASSWORD);

@@ -11,10 +11,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { AlertingSpec } from "../components/config";
 import { dashboardFiles, Monitoring, MonitoringArgs, ruleFiles, serviceMonitor } from "../components/monitoring";
-import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { RecordedResource } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateCustomResource, validateRenderDir } from "../tools/validate";
-import { isSecretOutput, ofType, runMocked, valueOf } from "./support/mocked";
+import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const SMTP_PASSWORD = "smtp-password-value-0123456789";
 const alerting: AlertingSpec = {
@@ -25,14 +25,6 @@ const alerting: AlertingSpec = {
   smtpPassword: pulumi.secret(SMTP_PASSWORD),
   severities: ["critical"],
 };
-
-function plain(value: unknown): any {
-  if (Array.isArray(value)) return value.map(plain);
-  if (value === null || typeof value !== "object") return value;
-  const obj = value as Record<string, unknown>;
-  if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) return plain(obj.value);
-  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, plain(v)]));
-}
 
 async function build(over: Partial<MonitoringArgs> = {}) {
   let monitoring: Monitoring | undefined;
@@ -50,7 +42,7 @@ async function build(over: Partial<MonitoringArgs> = {}) {
 }
 
 const stackRelease = (resources: RecordedResource[]) =>
-  plain(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "kube-prometheus-stack")!.inputs);
+  unsecret(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "kube-prometheus-stack")!.inputs);
 
 /** amtool's answer to "which receiver gets an alert with these labels". */
 function receiverFor(configFile: string, labels: Record<string, string>): string {
@@ -108,7 +100,7 @@ describe("Monitoring", () => {
     const secretName = /secrets\/([a-z0-9-]+)\//.exec(config.global.smtp_auth_password_file)![1];
     expect(release.values.alertmanager.alertmanagerSpec.secrets).toEqual([secretName]);
     const secret = resources.find((r) => (r.inputs as any).kind === "Secret" && (r.inputs as any).metadata.name === secretName)!;
-    expect(plain(secret.inputs).stringData.password).toBe(SMTP_PASSWORD);
+    expect(unsecret(secret.inputs).stringData.password).toBe(SMTP_PASSWORD);
   });
 
   it.each([
@@ -138,12 +130,12 @@ describe("Monitoring", () => {
   });
 
   it("loads every rule file as a PrometheusRule and every dashboard as a sidecar ConfigMap", () => {
-    const rules = ofType(resources, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").map((r) => plain(r.inputs));
+    const rules = ofType(resources, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").map((r) => unsecret(r.inputs));
     const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
     expect(rules.map((r) => ({ name: r.metadata.name, groups: r.spec.groups })).sort(byName))
       .toEqual(ruleFiles().map((f) => ({ name: f.name, groups: f.groups })).sort(byName));
     for (const f of ruleFiles()) expect(files[`monitoring/rules/${f.name}.yaml`]).toBeDefined();
-    const dashboards = ofType(resources, "kubernetes:core/v1:ConfigMap").map((r) => plain(r.inputs))
+    const dashboards = ofType(resources, "kubernetes:core/v1:ConfigMap").map((r) => unsecret(r.inputs))
       .filter((c) => c.metadata.labels?.grafana_dashboard === "1");
     expect(dashboards).toHaveLength(dashboardFiles().length);
   });
@@ -162,7 +154,7 @@ describe("Monitoring", () => {
   });
 
   it("monitors Rook Ceph, cert-manager and Keycloak", () => {
-    const monitors = ofType(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor").map((r) => plain(r.inputs));
+    const monitors = ofType(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor").map((r) => unsecret(r.inputs));
     const targets = monitors.map((m) => m.spec.namespaceSelector.matchNames[0]).sort();
     expect(targets).toEqual(["cert-manager", "keycloak", "rook-ceph"]);
   });
@@ -200,7 +192,7 @@ describe("serviceMonitor helper (for the DARE services)", () => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
       serviceMonitor("d4p-registry", { namespace: "dare", selector: { app: "d4p-registry" }, port: "http", path: "/metrics" }, { provider });
     });
-    const monitor = plain(ofType(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")[0].inputs);
+    const monitor = unsecret(ofType(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")[0].inputs);
     expect(validateCustomResource(monitor)).toEqual([]);
     expect(monitor.spec.endpoints[0]).toMatchObject({ port: "http", path: "/metrics" });
   });

@@ -3,7 +3,7 @@
  * Each call installs fresh mocks, so one test file can compare several configurations.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { installMocks, RecordedResource, settle } from "../../tools/mocks";
+import { installMocks, RecordedResource, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../../tools/mocks";
 import { Redactor } from "../../tools/render-writer";
 
 export async function runMocked(build: () => unknown, stack = "test"): Promise<RecordedResource[]> {
@@ -16,6 +16,15 @@ export async function runMocked(build: () => unknown, stack = "test"): Promise<R
 /** Inputs with secrets replaced by "[secret]" (what an operator would see). */
 export function redacted(resource: RecordedResource): any {
   return new Redactor().redact(resource.inputs);
+}
+
+/** Inputs with Pulumi's secret markers removed: the values the cluster would receive. */
+export function unsecret(value: unknown): any {
+  if (Array.isArray(value)) return value.map(unsecret);
+  if (value === null || typeof value !== "object") return value;
+  const obj = value as Record<string, unknown>;
+  if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) return unsecret(obj.value);
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unsecret(v)]));
 }
 
 export function ofType(resources: RecordedResource[], type: string): RecordedResource[] {
