@@ -103,3 +103,34 @@ describe("promtool unit tests of the DARE alerts", () => {
     expect(run("promtool", ["test", "rules", "t.yaml"], scratch).ok).toBe(false);
   });
 });
+
+describe("the production stack's render, with an SMTP login set as a secret", () => {
+  const password = "smtp-secret-from-config-0123456789";
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "alerts-production-"));
+    execFileSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only", path.join(__dirname, "..", "tools", "render.ts"),
+      "--stack", "production", "--out", dir, "--set", "alerting.user=alertmanager", "--set-secret", `alerting.smtpPassword=${password}`],
+    { cwd: path.join(__dirname, ".."), stdio: "pipe" });
+  }, 120_000);
+
+  it("writes an Alertmanager configuration amtool accepts, mailing the operators", () => {
+    const file = path.join(dir, "monitoring/alertmanager.yaml");
+    expect(run("amtool", ["check-config", file]).ok).toBe(true);
+    const receiver = run("amtool", ["config", "routes", "test", `--config.file=${file}`, "service=dare-login", "severity=critical"]);
+    expect(receiver.output.trim()).toBe("dare-operators");
+    expect(YAML.parse(fs.readFileSync(file, "utf8")).global.smtp_auth_username).toBe("alertmanager");
+  });
+
+  it("writes every rule group, each accepted by promtool", () => {
+    const rulesDir = path.join(dir, "monitoring/rules");
+    for (const f of fs.readdirSync(rulesDir)) expect(run("promtool", ["check", "rules", path.join(rulesDir, f)]).ok).toBe(true);
+    expect(fs.readdirSync(rulesDir)).toHaveLength(ruleFiles().length);
+  });
+
+  it("shows the SMTP password nowhere", () => {
+    const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    for (const f of walk(dir)) expect(fs.readFileSync(f, "utf8")).not.toContain(password);
+  });
+});
