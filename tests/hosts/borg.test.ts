@@ -1,7 +1,7 @@
 /**
  * Host backups with real borg between two test hosts: bk-client backs up to bk-repo over SSH with
- * exactly what the program sends (borg-setup.sh through hostStep's wrapper, its parameters from
- * borgSetupEnv) and exactly the unit it installs (its ExecStart, run with its EnvironmentFile, since
+ * exactly what the program sends (the rendered borg step of the testbed's first control plane, through
+ * hostStep's wrapper, its parameters on stdin) and exactly the unit it installs (its ExecStart, run with its EnvironmentFile, since
  * systemd is a recording stand-in here). Then files are deleted and restored with `borg extract`.
  */
 import { spawnSync } from 'child_process';
@@ -9,10 +9,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as pulumi from '@pulumi/pulumi';
-import { borgSetupEnv } from '../../components/backups';
 import { BackupSpec } from '../../components/config';
-import { envFile, readScript, wrapScript } from '../../components/host-step';
+import { readScript, shellQuote, wrapScript } from '../../components/host-step';
+import { render } from '../support/render';
 import { readStubCalls, recordingStub, sshExec, startHosts, stopHosts, TestHost } from './harness';
 
 jest.setTimeout(180_000);
@@ -23,6 +22,7 @@ let borgKey: string;
 let client: TestHost;
 let repo: TestHost;
 let policy: BackupSpec;
+let rendered: { script: string; env: string };
 const PASSPHRASE = 'correct horse battery staple 42';
 
 function keygen(name: string): { priv: string; pub: string } {
@@ -32,18 +32,28 @@ function keygen(name: string): { priv: string; pub: string } {
   return { priv: fs.readFileSync(file, 'utf8'), pub: fs.readFileSync(`${file}.pub`, 'utf8').trim() };
 }
 
-async function resolve(env: Record<string, pulumi.Input<string>>): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) out[k] = await (pulumi.output(v) as any).promise();
-  return out;
+
+/**
+ * The borg step of the first control plane as the offline render writes it (the testbed stack with
+ * this test's repository host), with the two secrets the render hides filled in.
+ */
+function renderedStep(): { script: string; env: string } {
+  const result = render('testbed', ['--set', `backup=${policy.repository}`, '--set-secret', `backupPassphrase=${PASSPHRASE}`]);
+  if (result.status !== 0) throw new Error(`render failed: ${result.stderr}`);
+  const dir = path.join(result.dir, 'hosts', 'dare-testbed-cp-0');
+  const base = fs.readdirSync(dir).find((f) => /^\d+-borg-backup\.sh$/.test(f))!.replace(/\.sh$/, '');
+  const env = fs.readFileSync(path.join(dir, `${base}.env`), 'utf8')
+    .replace(`BORG_PASSPHRASE='[secret]'`, `BORG_PASSPHRASE=${shellQuote(PASSPHRASE)}`)
+    .replace(`BORG_SSH_PRIVATE_KEY='[secret]'`, `BORG_SSH_PRIVATE_KEY=${shellQuote(borgKey)}`);
+  return { script: fs.readFileSync(path.join(dir, `${base}.sh`), 'utf8'), env };
 }
 
 /** The setup step as hostStep sends it: the wrapped script over SSH as the login user, parameters on stdin. */
 async function runSetup(paths: string) {
-  const env = await resolve(borgSetupEnv('bk-client', policy, borgKey, PASSPHRASE));
   // The program backs up "/"; a test host's / holds the real machine's /usr, so the test names its own paths.
-  env.BORG_PATHS = paths;
-  return sshExec(client, loginKey, wrapScript(readScript('borg-setup.sh')), { stdin: envFile(env) });
+  const env = rendered.env.replace(/^BORG_PATHS='\/'$/m, `BORG_PATHS=${shellQuote(paths)}`);
+  expect(env).toContain(`BORG_PATHS=${shellQuote(paths)}`);
+  return sshExec(client, loginKey, wrapScript(rendered.script), { stdin: env });
 }
 
 /** Runs the installed unit's ExecStart with its EnvironmentFile, as systemd would. */
@@ -91,6 +101,9 @@ beforeAll(async () => {
     hostSchedule: '*-*-* 03:00:00',
     prune: { daily: 7, weekly: 4, monthly: 6 },
   };
+  rendered = renderedStep();
+  // What runs is the program's own script, not a test copy.
+  expect(rendered.script).toBe(readScript('borg-setup.sh'));
   // Files worth keeping, one of them a stand-in etcd snapshot, and two that must be left out.
   const data = crypto.randomBytes(3 * 1024 * 1024);
   await client.writeFile('/srv/data/measurements.bin', data);
@@ -113,7 +126,7 @@ test('setup installs the unit and timer, initialises the repository once, and en
   const first = await runSetup(PATHS);
   expect({ code: first.code, stderr: first.code === 0 ? '' : first.stderr + first.stdout }).toEqual({ code: 0, stderr: '' });
   expect(first.stdout).toContain('initialised');
-  const onRepo = await repo.exec('test -f /srv/borg/bk-client/config && echo repo');
+  const onRepo = await repo.exec('test -f /srv/borg/dare-testbed-cp-0/config && echo repo');
   expect(onRepo.stdout.trim()).toBe('repo');
   const timer = await client.readFile('/etc/systemd/system/dare-borg-backup.timer');
   expect(timer).toMatch(/^OnCalendar=\*-\*-\* 03:00:00$/m);
