@@ -24,11 +24,11 @@ export const INGRESS_CLASS = "traefik";
 /** Node label that places Traefik on a node when it listens on host ports. */
 export const INGRESS_NODE_LABEL = "dare.io/ingress";
 /**
- * Annotation for every Ingress that serves the platform: its router listens on HTTPS only, so that on
- * port 80 the low-priority redirect to HTTPS answers, except for cert-manager's HTTP-01 solver
- * Ingresses (not annotated), which must be reached over plain HTTP.
+ * Puts an Ingress's routes on plain HTTP (port 80). Every other Ingress is served on HTTPS only (the
+ * default entry point) and port 80 answers with a redirect; cert-manager's HTTP-01 solver Ingresses
+ * carry this annotation (see the ClusterIssuers), because ACME challenges are asked over plain HTTP.
  */
-export const HTTPS_ONLY_ANNOTATIONS = { "traefik.ingress.kubernetes.io/router.entrypoints": "websecure" } as const;
+export const PLAIN_HTTP_ANNOTATIONS = { "traefik.ingress.kubernetes.io/router.entrypoints": "web" } as const;
 /** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
 
@@ -171,11 +171,12 @@ export class Networking extends pulumi.ComponentResource {
         ports: {
           web: {
             ...(hostPorts ? { hostPort: 80 } : {}),
-            // Priority 1: any other router on port 80 wins, so ACME HTTP-01 challenges are not redirected
+            // Priority 1: the ACME solvers' routes on port 80 win, so HTTP-01 challenges are not redirected
             // (cert-manager's self-check and Let's Encrypt both ask over plain HTTP).
             http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
           },
-          websecure: hostPorts ? { hostPort: 443 } : {},
+          // Routes of an Ingress without an entry-point annotation: HTTPS only, whichever layer wrote it.
+          websecure: { asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}) },
         },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
         ...(hostPorts

@@ -12,7 +12,7 @@ import { HarborSpec, TlsIssuer } from "./config";
 import { pinnedRelease } from "./helm";
 import { createNamespace } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
-import { HTTPS_ONLY_ANNOTATIONS } from "./networking";
+import { PLAIN_HTTP_ANNOTATIONS } from "./networking";
 
 export const CHARTS = {
   certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
@@ -57,7 +57,8 @@ export function acmeIssuer(name: keyof typeof ACME_SERVERS, email: string, ingre
         // Without an e-mail (self-signed CA chosen) the account simply has no contact.
         ...(email ? { email } : {}),
         privateKeySecretRef: { name: `${name}-account-key` },
-        solvers: [{ http01: { ingress: { ingressClassName } } }],
+        // The solver's Ingress listens on port 80, where everything else is redirected to HTTPS.
+        solvers: [{ http01: { ingress: { ingressClassName, ingressTemplate: { metadata: { annotations: { ...PLAIN_HTTP_ANNOTATIONS } } } } } }],
       },
     },
   };
@@ -184,7 +185,7 @@ export class Security extends pulumi.ComponentResource {
           ingress: {
             hosts: { core: host },
             className: args.ingressClassName,
-            annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer, ...HTTPS_ONLY_ANNOTATIONS },
+            annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer },
           },
         },
         externalURL: `https://${host}`,

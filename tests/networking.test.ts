@@ -87,7 +87,9 @@ describe("Traefik behind an Octavia load balancer", () => {
     expect(traefik.values.service.spec.type).toBe("LoadBalancer");
     expect(traefik.values.deployment.kind).toBe("Deployment");
     expect(traefik.values.deployment.replicas).toBe(2);
-    // The redirect to HTTPS must lose against cert-manager's solver routers on port 80.
+    // Ingresses are HTTPS-only by default; the redirect on port 80 loses against cert-manager's solver routes.
+    expect(traefik.values.ports.websecure.asDefault).toBe(true);
+    expect(traefik.values.ports.web.asDefault).toBeUndefined();
     expect(traefik.values.ports.web.http.redirections.entryPoint).toMatchObject({ to: "websecure", priority: 1 });
     expect(JSON.stringify(traefik.values)).not.toContain("hostPort");
     expect(validateHelmValues(traefik)).toEqual([]);

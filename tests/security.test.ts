@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ConfigError, loadConfig } from "../components/config";
 import { NAMESPACES } from "../components/namespaces";
 import { allowTraffic, DEFAULT_DENY_POLICY, NamespaceIsolation } from "../components/network-policies";
-import { HTTPS_ONLY_ANNOTATIONS, INGRESS_CLASS, INGRESS_POD_LABELS } from "../components/networking";
+import { INGRESS_CLASS, INGRESS_POD_LABELS, PLAIN_HTTP_ANNOTATIONS } from "../components/networking";
 import { ACME_SERVERS, CA_ISSUER, CHARTS, Security, SecurityArgs } from "../components/security";
 import { BLOCK_STORAGE_CLASS } from "../components/storage";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
@@ -52,7 +52,8 @@ describe("cert-manager and the ClusterIssuers", () => {
       const acme = byName.get(name).spec.acme;
       expect(acme.server).toBe(ACME_SERVERS[name]);
       expect(acme.email).toBe("ops@example.org");
-      expect(acme.solvers).toEqual([{ http01: { ingress: { ingressClassName: INGRESS_CLASS } } }]);
+      // Solvers answer on plain HTTP (port 80), where every other route redirects to HTTPS.
+      expect(acme.solvers).toEqual([{ http01: { ingress: { ingressClassName: INGRESS_CLASS, ingressTemplate: { metadata: { annotations: PLAIN_HTTP_ANNOTATIONS } } } } }]);
     }
     expect(byName.get("letsencrypt-staging").spec.acme.server).toMatch(/staging/);
     expect(byName.get("letsencrypt-prod").spec.acme.server).not.toMatch(/staging/);
@@ -99,7 +100,6 @@ describe("Harbor", () => {
     expect(expose.ingress.className).toBe(INGRESS_CLASS);
     expect(expose.ingress.hosts.core).toBe("harbor.dare.example.org");
     expect(expose.ingress.annotations["cert-manager.io/cluster-issuer"]).toBe("letsencrypt-prod");
-    expect(expose.ingress.annotations).toMatchObject(HTTPS_ONLY_ANNOTATIONS);
     expect(expose.tls).toMatchObject({ enabled: true, certSource: "secret" });
     expect(harbor.values.externalURL).toBe("https://harbor.dare.example.org");
   });
