@@ -128,9 +128,10 @@ export const ANNOTATED_PODS_JOB = {
     },
     { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
     { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
-    // `service` is what the alert route matches: the app's name, as ServiceMonitor targets have their Service's.
+    // `service` is what the alert route matches: the pod's label `service`, else its app's name (the last match wins).
     { source_labels: ["__meta_kubernetes_pod_label_app"], target_label: "service", regex: "(.+)" },
     { source_labels: ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label: "service", regex: "(.+)" },
+    { source_labels: ["__meta_kubernetes_pod_label_service"], target_label: "service", regex: "(.+)" },
   ],
 };
 
@@ -217,6 +218,10 @@ export class Monitoring extends pulumi.ComponentResource {
         kubeScheduler: { enabled: false },
         kubeEtcd: { enabled: false },
         kubeProxy: { enabled: false },
+        // The DARE workloads' `service` label (kube_*_labels) names the service their alerts are routed by.
+        "kube-state-metrics": {
+          metricLabelsAllowlist: ["deployments=[service]", "statefulsets=[service]", "pods=[service]", "persistentvolumeclaims=[service]"],
+        },
         alertmanager: {
           // The whole configuration as text: the chart's `config` only knows the keys of its default.
           tplConfig: true,
