@@ -295,7 +295,8 @@ export class Monitoring extends pulumi.ComponentResource {
     serviceMonitor(`${name}-cert-manager`, {
       namespace: ns.metadata.name, targetNamespace: NAMESPACES.certManager.name,
       selector: { "app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller" },
-      port: "tcp-prometheus-servicemonitor",
+      // cert-manager 1.21 renamed its metrics port from tcp-prometheus-servicemonitor.
+      port: "http-metrics",
     }, afterStack());
     serviceMonitor(`${name}-keycloak`, {
       namespace: ns.metadata.name, targetNamespace: NAMESPACES.keycloak.name,
