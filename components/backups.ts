@@ -181,6 +181,7 @@ export class Backups extends pulumi.ComponentResource {
         image: args.images.busybox,
         command: ["sh", "-c", [
           "set -eu",
+          "rm -f /backup/etcd-*.part",
           "test -s /staging/snapshot.db",
           "name=etcd-$(date -u +%Y%m%dT%H%M%SZ).db",
           "mv /staging/snapshot.db \"/backup/$name.part\" && mv \"/backup/$name.part\" \"/backup/$name\"",
@@ -216,6 +217,8 @@ export class Backups extends pulumi.ComponentResource {
     const script = (engine: string, ext: string, dump: string) => [
       // bash where a pipe must fail as a whole (the mysql image's sh is bash; dash lacks pipefail).
       dump.includes("|") ? "set -euo pipefail" : "set -eu",
+      // What a failed run left behind.
+      `rm -f /backup/${engine}-*.part`,
       `name=${engine}-$(date -u +%Y%m%dT%H%M%SZ).${ext}`,
       `${dump} > "/backup/$name.part"`,
       "test -s \"/backup/$name.part\"",
