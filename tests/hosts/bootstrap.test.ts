@@ -18,7 +18,7 @@ import { readStubCalls, recordingStub, sshExec, startHosts, stopHosts, STUB_CALL
 jest.setTimeout(240_000);
 
 const CLUSTER = "bt";
-const NAMES = ["bt-cp-0", "bt-w-0", "bt-w-1", "bt-w-2"];
+const NAMES = ["bt-0", "bt-1", "bt-2", "bt-3"];
 // The program's SSH key: Infrastructure names it `<name>-ssh`, the mocks derive it from that name.
 const SSH_KEY = mockPrivateKey(`${CLUSTER}-ssh`, "ED25519");
 const STATE = "/var/lib/dare-stub";
@@ -39,7 +39,12 @@ case "$1" in
   reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
-  kubectl: recordingStub("kubectl", undefined, { env: ["KUBECONFIG"] }),
+  // etcd's member list as `etcdctl member list` prints it, for control-plane removal.
+  kubectl: recordingStub("kubectl", `
+case "$*" in
+  *"etcdctl"*"member list"*) for n in 0 1 2; do echo "\${n}a1b2c3d4e5f6a7b, started, bt-\${n}, https://10.213.0.\${n}:2380, https://10.213.0.\${n}:2379, false"; done ;;
+esac
+exit 0`, { env: ["KUBECONFIG"] }),
   "apt-get": recordingStub("apt-get", `
 for a in "$@"; do case "$a" in kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;; esac; done`),
   "apt-mark": recordingStub("apt-mark"),
@@ -73,21 +78,22 @@ function reveal(value: any): any {
 
 interface Step { name: string; host: string; create: string; delete?: string; stdin: string; urn: string; dependencies: string[] }
 
-/** The program for these hosts (first one control plane, the rest workers), its steps in dependency order. */
-async function program(names: string[]): Promise<Step[]> {
-  const nodes: ClusterNode[] = names.map((name, i) => ({ name, role: i === 0 ? "control-plane" : "worker", pool: i === 0 ? "control-plane" : "workers" }));
+/** The program for these hosts (the first `controlPlanes` are control planes), its steps in dependency order. */
+async function program(names: string[], { controlPlanes = 1, version = "1.36.4" } = {}): Promise<Step[]> {
+  const isControlPlane = (i: number) => i < controlPlanes;
+  const nodes: ClusterNode[] = names.map((name, i) => ({ name, role: isControlPlane(i) ? "control-plane" : "worker", pool: isControlPlane(i) ? "control-plane" : "workers" }));
   const resources: RecordedResource[] = await runMocked(() => {
     const infra = new Infrastructure(CLUSTER, {
       provider: "existing", clusterName: CLUSTER, nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
       hosts: names.map((name, i) => ({
-        name, role: i === 0 ? "control-plane" : "workers", address: byName(name).address, privateAddress: byName(name).address,
+        name, role: isControlPlane(i) ? "control-plane" : "workers", address: byName(name).address, privateAddress: byName(name).address,
         user: byName(name).user, port: 22, disks: [],
       })),
       network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
     });
     new KubernetesCluster(CLUSTER, {
       nodes, hosts: infra.hosts, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: "1.36.4", network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, clusterName: CLUSTER,
+      kubernetesVersion: version, network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, clusterName: CLUSTER,
       adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
     });
   });
@@ -123,6 +129,18 @@ async function runAll(steps: Step[]): Promise<string[]> {
   return ran;
 }
 
+/** The order Pulumi deletes these steps in: dependents first. */
+function deletionOrder(steps: Step[]): Step[] {
+  const left = [...steps];
+  const order: Step[] = [];
+  while (left.length > 0) {
+    const next = left.find((s) => !left.some((o) => o !== s && o.dependencies.includes(s.urn)))!;
+    order.push(next);
+    left.splice(left.indexOf(next), 1);
+  }
+  return order;
+}
+
 async function clearCalls(): Promise<void> {
   await Promise.all(hosts.map((h) => h.exec(`rm -f ${STUB_CALL_LOG}`)));
 }
@@ -139,11 +157,11 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     const ran = await runAll(first);
     const at = (suffix: string) => ran.findIndex((n) => n.endsWith(suffix));
-    expect(at("bt-cp-0-init")).toBeGreaterThan(at("bt-cp-0-prepare"));
-    expect(at("bt-cp-0-token")).toBeGreaterThan(at("bt-cp-0-init"));
-    expect(at("bt-w-0-join")).toBeGreaterThan(at("bt-cp-0-token"));
+    expect(at("bt-0-init")).toBeGreaterThan(at("bt-0-prepare"));
+    expect(at("bt-0-token")).toBeGreaterThan(at("bt-0-init"));
+    expect(at("bt-1-join")).toBeGreaterThan(at("bt-0-token"));
 
-    const cp = await calls("bt-cp-0");
+    const cp = await calls("bt-0");
     expect(cp.filter((c) => /^KUBECONFIG=\S* ?kubeadm init|^kubeadm init/.test(c))).toEqual(["kubeadm init --config /etc/kubernetes/dare/kubeadm-init.yaml --skip-token-print"]);
     expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml");
     expect(cp).toContainEqual(expect.stringMatching(/^apt-get install -y -q --allow-change-held-packages kubelet=1\.36\.4-\\\* kubeadm=1\.36\.4-\\\* kubectl=1\.36\.4-\\\*$/));
@@ -151,23 +169,23 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(cp).toContainEqual("swapoff -a");
     expect(cp).toContainEqual("modprobe br_netfilter");
     expect(cp).toContainEqual("nft -f /etc/dare/firewall.nft");
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl label node bt-w-0 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker=");
-    const init = YAML.parseAllDocuments(await byName("bt-cp-0").readFile(`${STATE}/kubeadm-init.yaml`)).map((d) => d.toJS());
+    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl label node bt-1 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker=");
+    const init = YAML.parseAllDocuments(await byName("bt-0").readFile(`${STATE}/kubeadm-init.yaml`)).map((d) => d.toJS());
     expect(init[0].bootstrapTokens[0].token).toBe(token);
-    expect(init[0].nodeRegistration.name).toBe("bt-cp-0");
-    expect(init[1].controlPlaneEndpoint).toBe(`${byName("bt-cp-0").address}:6443`);
+    expect(init[0].nodeRegistration.name).toBe("bt-0");
+    expect(init[1].controlPlaneEndpoint).toBe(`${byName("bt-0").address}:6443`);
 
-    for (const w of ["bt-w-0", "bt-w-1"]) {
+    for (const w of ["bt-1", "bt-2"]) {
       const wc = await calls(w);
       expect(wc).toContainEqual("kubeadm join --config /etc/kubernetes/dare/kubeadm-join.yaml");
       expect(wc.some((c) => c.includes("kubeadm init"))).toBe(false);
       const join = YAML.parse(await byName(w).readFile(`${STATE}/kubeadm-join.yaml`));
-      expect(join.discovery.bootstrapToken).toMatchObject({ token, apiServerEndpoint: `${byName("bt-cp-0").address}:6443` });
+      expect(join.discovery.bootstrapToken).toMatchObject({ token, apiServerEndpoint: `${byName("bt-0").address}:6443` });
       expect(join.discovery.bootstrapToken.caCertHashes[0]).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(join.nodeRegistration.name).toBe(w);
     }
     // Not yet in the cluster: nothing ran there.
-    expect(await calls("bt-w-2")).toEqual([]);
+    expect(await calls("bt-3")).toEqual([]);
   });
 
   it("never puts the token or a key on a command line", async () => {
@@ -181,7 +199,7 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
   });
 
   it("lands files with the right owners and modes", async () => {
-    const cp = byName("bt-cp-0");
+    const cp = byName("bt-0");
     for (const [file, mode] of [["/etc/kubernetes/pki/ca.key", 0o600], ["/etc/kubernetes/pki/etcd/ca.key", 0o600], ["/etc/kubernetes/pki/front-proxy-ca.key", 0o600],
       ["/etc/kubernetes/pki/sa.key", 0o600], ["/etc/kubernetes/pki/ca.crt", 0o644], ["/etc/kubernetes/pki/sa.pub", 0o644],
       ["/etc/kubernetes/dare", 0o700], ["/etc/kubernetes/dare/kubeadm-init.yaml", 0o600], ["/etc/dare/firewall.nft", 0o600],
@@ -196,7 +214,7 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     // Configuration files keep no token once used; the token file goes right away.
     expect(await cp.readFile("/etc/kubernetes/dare/kubeadm-init.yaml")).not.toContain(token);
     expect(await cp.exec("test -e /etc/kubernetes/dare/kubeadm-token.yaml")).toMatchObject({ code: 1 });
-    const worker = byName("bt-w-0");
+    const worker = byName("bt-1");
     expect((await worker.stat("/etc/kubernetes/dare/kubeadm-join.yaml")).mode).toBe(0o600);
     expect(await worker.readFile("/etc/kubernetes/dare/kubeadm-join.yaml")).not.toContain(token);
     // Workers get no CA key.
@@ -204,7 +222,7 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
   });
 
   it("second run changes nothing: no init, no join, no restart, no file rewritten", async () => {
-    const cp = byName("bt-cp-0");
+    const cp = byName("bt-0");
     const stamp = "stat -c '%n %Y %s' /etc/kubernetes/pki/ca.key /etc/containerd/config.toml /etc/dare/firewall.nft /etc/kubernetes/kubelet.conf";
     const before = (await cp.exec(stamp)).stdout;
     await clearCalls();
@@ -222,26 +240,109 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     second = await program(NAMES);
     await clearCalls();
     await runAll(second);
-    expect(await calls("bt-w-2")).toContainEqual("kubeadm join --config /etc/kubernetes/dare/kubeadm-join.yaml");
-    for (const w of ["bt-w-0", "bt-w-1"]) expect((await calls(w)).filter((l) => l.includes("kubeadm join"))).toEqual([]);
+    expect(await calls("bt-3")).toContainEqual("kubeadm join --config /etc/kubernetes/dare/kubeadm-join.yaml");
+    for (const w of ["bt-1", "bt-2"]) expect((await calls(w)).filter((l) => l.includes("kubeadm join"))).toEqual([]);
     // The token was made valid again before the join.
-    expect(await calls("bt-cp-0")).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml");
+    expect(await calls("bt-0")).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml");
   });
 
   it("removing a worker drains and deletes its node on the control plane, then resets it", async () => {
     await clearCalls();
-    const removed = second.filter((s) => s.delete && (s.host === "bt-w-2" || s.name.endsWith("node-bt-w-2")));
-    // Pulumi deletes dependents first: reverse dependency order.
-    const order = removed.sort((a, b) => (a.dependencies.includes(b.urn) ? -1 : b.dependencies.includes(a.urn) ? 1 : 0));
-    expect(order.map((s) => s.name)).toEqual(["k8s-bt-cp-0-node-bt-w-2", "k8s-bt-w-2-join"]);
+    const removed = second.filter((s) => s.delete && (s.host === "bt-3" || s.name.endsWith("node-bt-3")));
+    const order = deletionOrder(removed);
+    expect(order.map((s) => s.name)).toEqual(["k8s-bt-0-node-bt-3", "k8s-bt-3-join"]);
     for (const step of order) await run(step, "delete");
-    const cp = await calls("bt-cp-0");
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain bt-w-2 --ignore-daemonsets --delete-emptydir-data --timeout=600s");
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl delete node bt-w-2 --wait=true");
+    const cp = await calls("bt-0");
+    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain bt-3 --ignore-daemonsets --delete-emptydir-data --timeout=600s");
+    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl delete node bt-3 --wait=true");
     expect(cp.findIndex((l) => l.includes("drain"))).toBeLessThan(cp.findIndex((l) => l.includes("delete node")));
-    expect(await calls("bt-w-2")).toContainEqual("kubeadm reset -f");
-    expect((await byName("bt-w-2").exec("test -e /etc/kubernetes/kubelet.conf")).code).toBe(1);
+    expect(await calls("bt-3")).toContainEqual("kubeadm reset -f");
+    expect((await byName("bt-3").exec("test -e /etc/kubernetes/kubelet.conf")).code).toBe(1);
     // The others are untouched.
-    expect(await calls("bt-w-0")).toEqual([]);
+    expect(await calls("bt-1")).toEqual([]);
+  });
+
+  it("raising the version by one minor upgrades the control plane first, then the workers", async () => {
+    await clearCalls();
+    const steps = await program(NAMES.slice(0, 3), { version: "1.37.0" });
+    const ran = await runAll(steps);
+    expect(ran.indexOf("k8s-bt-0-upgrade")).toBeLessThan(ran.indexOf("k8s-bt-1-upgrade"));
+    const cp = await calls("bt-0");
+    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm upgrade apply -y v1.37.0");
+    // Preparation leaves installed packages to the upgrade step.
+    expect(cp.filter((l) => l.startsWith("apt-get install") && l.includes("kubeadm")))
+      .toEqual(["apt-get install -y -q --allow-change-held-packages kubeadm=1.37.0-\\*"]);
+    expect(await byName("bt-0").readFile("/etc/apt/sources.list.d/kubernetes.list")).toContain("/core:/stable:/v1.37/deb/");
+    for (const w of ["bt-1", "bt-2"]) {
+      const wc = await calls(w);
+      const at = (pattern: RegExp) => wc.findIndex((l) => pattern.test(l));
+      const order = [/kubeadm upgrade node/, /^KUBECONFIG=\/run\/dare-admin-\S+ kubectl drain bt-\d --ignore-daemonsets/, /kubelet=1\.37\.0/,
+        /systemctl restart kubelet/, /kubectl uncordon/].map(at);
+      expect(order).not.toContain(-1);
+      expect([...order].sort((a, b) => a - b)).toEqual(order);
+      expect(wc.some((l) => l.includes("upgrade apply"))).toBe(false);
+      // The admin credential was on the worker only while the step ran.
+      expect((await byName(w).exec("ls /run | grep -c dare-admin")).stdout.trim()).toBe("0");
+    }
+    // At the version now: a rerun upgrades nothing.
+    await clearCalls();
+    await runAll(steps);
+    for (const name of NAMES.slice(0, 3)) expect((await calls(name)).filter((l) => /upgrade|drain/.test(l))).toEqual([]);
+  });
+
+  it("refuses a downgrade on the first control plane before any host changes", async () => {
+    await clearCalls();
+    const steps = await program(NAMES.slice(0, 3), { version: "1.36.4" });
+    const upgrade = steps.find((s) => s.name === "k8s-bt-0-upgrade")!;
+    const result = await sshExec(byName("bt-0"), SSH_KEY.privateKeyOpenssh, upgrade.create, { stdin: upgrade.stdin });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("refusing to change bt-0 from v1.37.0 to v1.36.4: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.37.0");
+    expect((await calls("bt-0")).filter((l) => /apt-get|upgrade|drain/.test(l))).toEqual([]);
+  });
+});
+
+describe("three control planes", () => {
+  let steps: Step[];
+  beforeAll(async () => {
+    await Promise.all(hosts.map((h) => h.exec(`rm -rf /etc/kubernetes /etc/dare /etc/containerd ${STATE} ${STUB_CALL_LOG}`)));
+    steps = await program(NAMES, { controlPlanes: 3 });
+  });
+
+  it("joins the other control planes with the shared CAs, and the worker after them", async () => {
+    const ran = await runAll(steps);
+    expect(ran.indexOf("k8s-bt-1-join")).toBeLessThan(ran.indexOf("k8s-bt-2-join"));
+    expect(ran.indexOf("k8s-bt-2-join")).toBeLessThan(ran.indexOf("k8s-bt-3-join"));
+    const digest = (name: string) => byName(name).exec("sha256sum /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/sa.key /etc/kubernetes/pki/etcd/ca.key | cut -d' ' -f1");
+    const first = (await digest("bt-0")).stdout;
+    expect(first.trim().split("\n")).toHaveLength(3);
+    for (const cp of ["bt-1", "bt-2"]) {
+      expect((await digest(cp)).stdout).toBe(first);
+      const join = YAML.parse(await byName(cp).readFile(`${STATE}/kubeadm-join.yaml`));
+      expect(join.controlPlane.localAPIEndpoint.advertiseAddress).toBe(byName(cp).address);
+      expect(join.controlPlane.certificateKey).toBeUndefined();
+    }
+    expect((await byName("bt-3").exec("test -e /etc/kubernetes/pki/ca.key")).code).toBe(1);
+    expect(YAML.parse(await byName("bt-3").readFile(`${STATE}/kubeadm-join.yaml`)).controlPlane).toBeUndefined();
+  });
+
+  it("removing two control planes removes their etcd members one at a time, each after a health check", async () => {
+    await clearCalls();
+    const leaving = steps.filter((s) => s.delete && ["bt-1", "bt-2"].some((n) => s.host === n || s.name.endsWith(`node-${n}`)));
+    const order = deletionOrder(leaving).map((s) => s.name);
+    expect(order.indexOf("k8s-bt-0-node-bt-2")).toBeLessThan(order.indexOf("k8s-bt-0-node-bt-1"));
+    expect(order.indexOf("k8s-bt-0-node-bt-2")).toBeLessThan(order.indexOf("k8s-bt-2-join"));
+    expect(order.indexOf("k8s-bt-0-node-bt-1")).toBeLessThan(order.indexOf("k8s-bt-1-join"));
+    for (const step of deletionOrder(leaving)) await run(step, "delete");
+    const cp = (await calls("bt-0")).filter((l) => /etcdctl|drain|delete node/.test(l)).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""));
+    const etcd = "kubectl -n kube-system exec etcd-bt-0 -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+    expect(cp).toEqual([
+      "kubectl drain bt-2 --ignore-daemonsets --delete-emptydir-data --timeout=600s",
+      `${etcd} endpoint health --cluster`, `${etcd} member list`, `${etcd} member remove 2a1b2c3d4e5f6a7b`,
+      "kubectl delete node bt-2 --wait=true",
+      "kubectl drain bt-1 --ignore-daemonsets --delete-emptydir-data --timeout=600s",
+      `${etcd} endpoint health --cluster`, `${etcd} member list`, `${etcd} member remove 1a1b2c3d4e5f6a7b`,
+      "kubectl delete node bt-1 --wait=true",
+    ]);
+    for (const name of ["bt-1", "bt-2"]) expect(await calls(name)).toContainEqual("kubeadm reset -f");
   });
 });
