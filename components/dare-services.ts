@@ -13,6 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DareWorkload, ImageName, ServiceSizing } from "./config";
 import { createNamespace, NAMESPACES } from "./namespaces";
+import { INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
 
 /** Where exec-api and the execution pods expect users' files (`<sfs>/<user>/{uploads,runs,debug}`). */
 export const SHARED_FS_MOUNT = "/home/mpiuser/sfs";
@@ -455,7 +456,7 @@ export class DareServices extends pulumi.ComponentResource {
           // In the cluster, or through its public URL, which the ingress controller answers.
           return [
             { to: [{ namespaceSelector: nsSelector(NAMESPACES.keycloak.name) }], ports: [tcp(args.keycloakPort ?? 8080)] },
-            { to: [{ namespaceSelector: nsSelector(NAMESPACES.ingress.name) }], ports: [tcp(args.ingressHttpsPort ?? 8443)] },
+            { to: [INGRESS_CONTROLLER_PEER], ports: [tcp(args.ingressHttpsPort ?? 8443)] },
           ];
         case "kubernetes-api":
           return [{
@@ -466,10 +467,10 @@ export class DareServices extends pulumi.ComponentResource {
           throw new Error(`no egress to ${peer}`);
       }
     };
-    const fromOutside: Partial<Record<ExternalPeer, string>> = {
-      "ingress-controller": NAMESPACES.ingress.name,
-      monitoring: NAMESPACES.monitoring.name,
-      backups: NAMESPACES.backups.name,
+    const fromOutside: Partial<Record<ExternalPeer, k8s.types.input.networking.v1.NetworkPolicyPeer>> = {
+      "ingress-controller": INGRESS_CONTROLLER_PEER,
+      monitoring: MONITORING_PEER,
+      backups: { namespaceSelector: nsSelector(NAMESPACES.backups.name) },
     };
     const policy = (id: string, spec: k8s.types.input.networking.v1.NetworkPolicySpec) =>
       new k8s.networking.v1.NetworkPolicy(`${name}-netpol-${id}`, { metadata: { name: id, namespace: this.namespace }, spec }, opts);
@@ -492,7 +493,7 @@ export class DareServices extends pulumi.ComponentResource {
         if (to === self) {
           const ports = self === "mpi-jobs" ? undefined : [tcp(portOf(self as DareWorkload))];
           const outside = fromOutside[from as ExternalPeer];
-          if (outside) ingress.push({ from: [{ namespaceSelector: nsSelector(outside) }], ports });
+          if (outside) ingress.push({ from: [outside], ports });
           else ingress.push({ from: [{ podSelector: { matchLabels: selectorOf(from) } }], ports });
         }
         if (from === self) {
