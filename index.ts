@@ -164,6 +164,7 @@ const backups = new Backups("backups", {
   },
   mysql: { host: dare.mysqlHost, port: config.dare.services["d4p-registry-db"].port, username: "root", password: dare.mysqlRootPassword },
   mongo: { host: dare.mongoHost, port: config.dare.services["sprov-db"].port, username: "root", password: dare.mongoRootPassword },
+  postgres: identity.database,
   borg: config.dare.backup.repository ? {
     hosts: clusterNodes(config).map((node) => ({
       name: node.name,

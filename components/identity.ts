@@ -38,6 +38,9 @@ export const KEYCLOAK_ADMIN_USER = "admin";
 const RELEASE = "keycloak";
 const HTTP_SERVICE = `${RELEASE}-http`;
 const DATABASE = "keycloak-db";
+/** the database in it and its owner, the user Keycloak connects as */
+const DB_NAME = "keycloak";
+const DB_USER = "keycloak";
 const INGRESS_CLASS = "traefik";
 const RELATIVE_PATH = "/auth";
 
@@ -191,6 +194,8 @@ export class Identity extends pulumi.ComponentResource {
     adminUsername: string;
     adminPassword: pulumi.Output<string>;
   };
+  /** Keycloak's database for the dump CronJob (BackupsArgs.postgres): the read-write Service and its owner */
+  readonly database: { host: string; port: number; database: string; username: string; password: pulumi.Output<string> };
   /** dare-login's client secret (the value in Keycloak and in the Secret) */
   readonly clientSecret: pulumi.Output<string>;
   readonly namespace: string = NAMESPACES.keycloak.name;
@@ -217,6 +222,12 @@ export class Identity extends pulumi.ComponentResource {
       // the operator asks each instance's manager for its status
       from: [{ podLabels: { "app.kubernetes.io/name": "cloudnative-pg" }, namespace: NAMESPACES.cnpg.name }],
       ports: [8000],
+    }, child());
+    allowTraffic(`${name}-database-dumps`, {
+      namespace: keycloakNs.metadata.name,
+      to: { "cnpg.io/cluster": DATABASE },
+      from: [{ podLabels: { service: "dare-backups" }, namespace: NAMESPACES.backups.name }],
+      ports: [5432],
     }, child());
     allowTraffic(`${name}-dare-login`, {
       namespace: keycloakNs.metadata.name,
@@ -245,7 +256,7 @@ export class Identity extends pulumi.ComponentResource {
     const dbSecret = new k8s.core.v1.Secret(`${name}-db-credentials`, {
       metadata: { name: `${DATABASE}-app`, namespace: keycloakNs.metadata.name },
       type: "kubernetes.io/basic-auth",
-      data: plainData({ username: "keycloak" }),
+      data: plainData({ username: DB_USER }),
       stringData: { password: dbPassword.result },
     }, child());
 
@@ -258,7 +269,7 @@ export class Identity extends pulumi.ComponentResource {
         imageName: VERSIONS.postgresImage,
         enableSuperuserAccess: false,
         storage: { size: `${args.databaseSizeGb}Gi` },
-        bootstrap: { initdb: { database: "keycloak", owner: "keycloak", secret: { name: dbSecret.metadata.name } } },
+        bootstrap: { initdb: { database: DB_NAME, owner: DB_USER, secret: { name: dbSecret.metadata.name } } },
       },
     }, child({ dependsOn: [cnpg] }));
 
@@ -305,8 +316,8 @@ export class Identity extends pulumi.ComponentResource {
           vendor: "postgres",
           hostname: `${DATABASE}-rw`,
           port: 5432,
-          database: "keycloak",
-          username: "keycloak",
+          database: DB_NAME,
+          username: DB_USER,
           existingSecret: dbSecret.metadata.name,
           existingSecretKey: "password",
         },
@@ -410,6 +421,9 @@ export class Identity extends pulumi.ComponentResource {
       clientSecret: this.clientSecret,
       adminUsername: REALM_ADMIN_USER,
       adminPassword: this.realmAdmin.password,
+    };
+    this.database = {
+      host: `${DATABASE}-rw.${ns}.svc`, port: 5432, database: DB_NAME, username: DB_USER, password: pulumi.secret(dbPassword.result),
     };
     this.registerOutputs({
       url: this.url,

@@ -168,7 +168,7 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(adminIngress.spec.rules[0].http.paths[0].backend).toEqual(publicIngress.spec.rules[0].http.paths[0].backend);
   });
 
-  it("lets only the ingress, monitoring, the namespace, the CNPG operator and dare-login connect", () => {
+  it("lets only the ingress, monitoring, the namespace, the CNPG operator, dare-login and the database dumps connect", () => {
     const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => unsecret(r.inputs))
       .filter((p) => p.metadata.namespace === "keycloak");
     const deny = policies.find((p) => p.spec.ingress === undefined);
@@ -182,6 +182,8 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(callers.sort()).toEqual(["(same)", "dare", "monitoring", "traefik"]);
     const dbCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 8000).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
     expect(dbCallers).toContain("cnpg-system");
+    const dumpCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 5432).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
+    expect(dumpCallers.sort()).toEqual(["(same)", "dare-backups", "monitoring", "traefik"]);
   });
 
   it("runs Keycloak on the CloudNativePG cluster with the generated database password", () => {
@@ -189,6 +191,9 @@ describe("Identity (Keycloak, realm dare)", () => {
     const cluster = unsecret(k8sObject(resources, "Cluster", "keycloak-db").inputs);
     expect(cluster.spec.instances).toBe(3);
     expect(release.values.database.hostname).toBe(`${cluster.metadata.name}-rw`);
+    // The dump CronJob reaches the same read-write Service, as the database's owner.
+    expect(identity.database.host).toBe(`${cluster.metadata.name}-rw.${cluster.metadata.namespace}.svc`);
+    expect(identity.database).toMatchObject({ database: cluster.spec.bootstrap.initdb.database, username: cluster.spec.bootstrap.initdb.owner });
     expect(release.values.database.existingSecret).toBe(cluster.spec.bootstrap.initdb.secret.name);
     expect(release.values.replicas).toBe(2);
     expect(release.values.image.tag).toMatch(/^26\.\d+\.\d+$/);
