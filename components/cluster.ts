@@ -239,11 +239,34 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       join.set(node.name, joined);
       return joined;
     };
-    // Control planes one at a time (etcd grows by one member, keeping its majority) ...
+    // Control planes one at a time (etcd grows by one member, keeping its majority).
     let lastControlPlane: command.remote.Command = init;
     for (const node of controlPlanes.slice(1)) lastControlPlane = joinStep(node, [lastControlPlane]);
-    // ... then every worker at once: each waits for the control planes, none for another worker.
-    for (const node of workers) joinStep(node, [lastControlPlane]);
+
+    // Upgrades in kubeadm's order: first control plane, the others one at a time, workers in batches.
+    // No-ops at the installed version, so on a fresh cluster they only add a quick check.
+    const clusterAdmin = pulumi.secret(pulumi.all([api, pki.ca.certPem, pki.adminCertPem, pki.adminKeyPem])
+      .apply(([a, ca, cert, key]) => adminKubeconfig(args.clusterName, `https://${a.privateAddress}:${a.port}`, ca, cert, key)));
+    const upgrade = new Map<string, command.remote.Command>();
+    const upgradeStep = (member: ClusterNode, role: "first" | "control-plane" | "worker", dependsOn: pulumi.Resource[]) => {
+      const upgraded = step(member, "upgrade", "k8s-upgrade.sh", {
+        KUBERNETES_VERSION: args.kubernetesVersion,
+        NODE_NAME: member.name,
+        UPGRADE_ROLE: role,
+        ...(role === "worker" ? { ADMIN_KUBECONFIG: clusterAdmin } : {}),
+      }, dependsOn);
+      upgrade.set(member.name, upgraded);
+      return upgraded;
+    };
+    let previousUpgrades: command.remote.Command[] = [upgradeStep(first, "first", [init])];
+    for (const member of controlPlanes.slice(1)) {
+      previousUpgrades = [upgradeStep(member, "control-plane", [join.get(member.name)!, ...previousUpgrades])];
+    }
+    const controlPlanesUpgraded = previousUpgrades;
+
+    // Then every worker at once: each waits for the control planes (joined, and upgraded, so that a
+    // worker added with a version raise never runs a kubelet newer than the API), none for another worker.
+    for (const node of workers) joinStep(node, [lastControlPlane, ...controlPlanesUpgraded]);
 
     // Per joined host, on the first control plane: labels now, drain and delete when the host leaves.
     // Control planes are chained so that two etcd members are never removed at once.
@@ -262,24 +285,6 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       node.set(member.name, labelled);
     }
 
-    // Upgrades in kubeadm's order: first control plane, the others one at a time, workers in batches.
-    const clusterAdmin = pulumi.secret(pulumi.all([api, pki.ca.certPem, pki.adminCertPem, pki.adminKeyPem])
-      .apply(([a, ca, cert, key]) => adminKubeconfig(args.clusterName, `https://${a.privateAddress}:${a.port}`, ca, cert, key)));
-    const upgrade = new Map<string, command.remote.Command>();
-    const upgradeStep = (member: ClusterNode, role: "first" | "control-plane" | "worker", dependsOn: pulumi.Resource[]) => {
-      const upgraded = step(member, "upgrade", "k8s-upgrade.sh", {
-        KUBERNETES_VERSION: args.kubernetesVersion,
-        NODE_NAME: member.name,
-        UPGRADE_ROLE: role,
-        ...(role === "worker" ? { ADMIN_KUBECONFIG: clusterAdmin } : {}),
-      }, dependsOn);
-      upgrade.set(member.name, upgraded);
-      return upgraded;
-    };
-    let previousUpgrades: command.remote.Command[] = [upgradeStep(first, "first", [init])];
-    for (const member of controlPlanes.slice(1)) {
-      previousUpgrades = [upgradeStep(member, "control-plane", [join.get(member.name)!, ...previousUpgrades])];
-    }
     const batch = upgradeBatchSize(workers.length);
     for (let i = 0; i < workers.length; i += batch) {
       const before = previousUpgrades;

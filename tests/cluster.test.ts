@@ -100,6 +100,8 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     for (const w of workers) {
       const deps = step(w, "join").dependencies;
       expect(deps).toEqual(expect.arrayContaining([step(cp(0), "init").urn, step(cp(0), "token").urn, step(cp(2), "join").urn, step(w, "prepare").urn]));
+      // A worker added with a version raise joins after the control planes run the new version.
+      expect(deps).toContain(step(cp(2), "upgrade").urn);
       expect(deps.filter((d) => workerJoins.has(d))).toEqual([]);
       // Nothing a worker's join depends on may wait for another worker either.
       expect(deps.filter((d) => workers.some((o) => o !== w && d.includes(`::${o}-`) && d.includes("command:remote")))).toEqual([]);

@@ -68,7 +68,7 @@ version = 2
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
   SystemdCgroup = true
 TOML
-systemctl enable containerd
+systemctl enable --now containerd
 if was_changed /etc/containerd/config.toml; then systemctl restart containerd; fi
 
 echo "packages: kubeadm, kubelet, kubectl ${KUBERNETES_VERSION}"
