@@ -90,8 +90,9 @@ const security = new Security("security", {
 }, { dependsOn: [networking, storage] });
 export const clusterIssuer = security.clusterIssuer;
 export const dareCaCertificate = security.caCertificate;
-export const harborUrl = security.harborUrl;
-export const harborAdminPassword = security.harborAdminPassword;
+// null without Harbor: shown as such, rather than a warning about an undefined output.
+export const harborUrl = security.harborUrl ?? null;
+export const harborAdminPassword = security.harborAdminPassword ?? null;
 
 // 6. A/A: Keycloak at https://<domain>/auth on PostgreSQL (CloudNativePG); realm dare applied as code.
 const identity = new Identity("identity", {
