@@ -14,10 +14,33 @@ if [ -f /etc/kubernetes/admin.conf ]; then
 fi
 
 # The token reaches the file through the shell's own substitution: never a process argument.
+# A failed kubeadm leaves half a node (kubeconfigs, manifests, an etcd member) that would make the
+# guard above skip the next attempt: undo it with `kubeadm reset`, keeping the cluster's shared CAs
+# and keys, which the pki step placed and will not place again.
+undo_failed() {
+  local keep f
+  keep=$(mktemp -d)
+  cp -a /etc/kubernetes/pki/. "$keep"/ 2>/dev/null || true
+  kubeadm reset -f >&2 || true
+  # Only a control plane has them (a worker's ca.crt comes from the join and must not be there before).
+  if [ -f "$keep/ca.key" ]; then
+    for f in ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub etcd/ca.crt etcd/ca.key; do
+      if [ -f "$keep/$f" ]; then install -D -m "$(stat -c %a "$keep/$f")" -o root -g root "$keep/$f" "/etc/kubernetes/pki/$f"; fi
+    done
+  fi
+  rm -rf "$keep"
+}
+
 install -d -m 0700 -o root -g root /etc/kubernetes/dare
 umask 077
 printf '%s\n' "${KUBEADM_CONFIG//@BOOTSTRAP_TOKEN@/$BOOTSTRAP_TOKEN}" >"$config"
 echo "${NODE_NAME}: kubeadm init"
-kubeadm init --config "$config" --skip-token-print
-# The token in it expires; the configuration without it stays for operators to read.
+status=0
+kubeadm init --config "$config" --skip-token-print || status=$?
+# The token expires, but the file outlives it: what stays for operators to read has none.
 printf '%s\n' "${KUBEADM_CONFIG//@BOOTSTRAP_TOKEN@/<redacted>}" >"$config"
+if [ "$status" -ne 0 ]; then
+  undo_failed
+  echo "${NODE_NAME}: kubeadm init failed (output above); the host is reset, the next pulumi up tries again" >&2
+  exit 1
+fi

@@ -34,7 +34,9 @@ case "$1" in
     cp "$3" "${STATE}/kubeadm-$1.yaml"
     mkdir -p /etc/kubernetes
     if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; fi
-    echo "kubelet" > /etc/kubernetes/kubelet.conf ;;
+    echo "kubelet" > /etc/kubernetes/kubelet.conf
+    # A test may ask for one failure after kubeadm got half-way.
+    if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
   reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
 esac`, { env: ["KUBECONFIG"] }),
@@ -306,6 +308,17 @@ describe("three control planes", () => {
   beforeAll(async () => {
     await Promise.all(hosts.map((h) => h.exec(`rm -rf /etc/kubernetes /etc/dare /etc/containerd ${STATE} ${STUB_CALL_LOG}`)));
     steps = await program(NAMES, { controlPlanes: 3 });
+  });
+
+  it("a failed join is undone, keeping the shared CAs, so the next run joins", async () => {
+    await byName("bt-2").writeFile("/etc/dare-test-fail", "");
+    await expect(runAll(steps)).rejects.toThrow(/k8s-bt-2-join \(create\) failed[\s\S]*kubeadm join failed \(output above\); the host is reset/);
+    const host = byName("bt-2");
+    expect(await calls("bt-2")).toContainEqual("kubeadm reset -f");
+    expect((await host.exec("test -e /etc/kubernetes/kubelet.conf")).code).toBe(1);
+    expect((await host.stat("/etc/kubernetes/pki/ca.key")).mode).toBe(0o600);
+    expect((await host.exec("cmp /etc/kubernetes/pki/etcd/ca.key /dev/null")).code).toBe(1);
+    expect(await host.readFile("/etc/kubernetes/dare/kubeadm-join.yaml")).toContain("<redacted>");
   });
 
   it("joins the other control planes with the shared CAs, and the worker after them", async () => {
