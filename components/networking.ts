@@ -191,6 +191,14 @@ export class Networking extends pulumi.ComponentResource {
           }
           : {
             deployment: { kind: "Deployment", replicas: workers.apply((n) => Math.max(1, Math.min(2, n))) },
+            // Two pods on two nodes, and a node drain (upgrade, scale-down) never takes both.
+            topologySpreadConstraints: [{
+              labelSelector: { matchLabels: { ...INGRESS_POD_LABELS } },
+              maxSkew: 1,
+              topologyKey: "kubernetes.io/hostname",
+              whenUnsatisfiable: "ScheduleAnyway",
+            }],
+            podDisruptionBudget: workers.apply((n) => (n >= 2 ? { enabled: true, maxUnavailable: 1 } : { enabled: false })),
             service: { spec: { type: "LoadBalancer" } },
           }),
       },

@@ -87,6 +87,7 @@ describe("Traefik behind an Octavia load balancer", () => {
     expect(traefik.values.service.spec.type).toBe("LoadBalancer");
     expect(traefik.values.deployment.kind).toBe("Deployment");
     expect(traefik.values.deployment.replicas).toBe(2);
+    expect(traefik.values.podDisruptionBudget).toEqual({ enabled: true, maxUnavailable: 1 });
     // Ingresses are HTTPS-only by default; the redirect on port 80 loses against cert-manager's solver routes.
     expect(traefik.values.ports.websecure.asDefault).toBe(true);
     expect(traefik.values.ports.web.asDefault).toBeUndefined();
