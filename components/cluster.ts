@@ -109,7 +109,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   /** The Kubernetes version the cluster runs after this update. */
   public readonly kubernetesVersion: string;
 
-  /** The host steps, by kind, for tests and the benchmark. */
+  /** The host steps, by kind: other layers order their own host steps after these (e.g. after preparation). */
   public readonly steps: ClusterSteps;
 
   private readonly pki: ClusterPki;
