@@ -176,6 +176,9 @@ function sha256(text: string): string {
 export class Identity extends pulumi.ComponentResource {
   /** https://<domain>/auth */
   readonly url: string;
+  /** Keycloak inside the cluster: for services, which must not go round through the load balancer
+   * (and would meet the admin allow-list on /auth/admin, where dare-login creates users) */
+  readonly internalUrl: string;
   readonly adminConsoleUrl: string;
   readonly realm: string = REALM;
   /** Keycloak's bootstrap administrator (master realm) */
@@ -208,6 +211,7 @@ export class Identity extends pulumi.ComponentResource {
     const ns = NAMESPACES.keycloak.name;
     const origin = `https://${args.domain}`;
     this.url = `${origin}${RELATIVE_PATH}`;
+    this.internalUrl = `http://${HTTP_SERVICE}.${ns}.svc${RELATIVE_PATH}`;
     this.adminConsoleUrl = `${origin}${RELATIVE_PATH}/admin/`;
 
     const keycloakNs = createNamespace("keycloak", child());
@@ -391,7 +395,7 @@ export class Identity extends pulumi.ComponentResource {
               image: VERSIONS.configCliImage,
               securityContext: { ...restrictedContainer, readOnlyRootFilesystem: true },
               env: [
-                { name: "KEYCLOAK_URL", value: `http://${HTTP_SERVICE}.${ns}.svc${RELATIVE_PATH}` },
+                { name: "KEYCLOAK_URL", value: this.internalUrl },
                 { name: "KEYCLOAK_USER", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "username" } } },
                 { name: "KEYCLOAK_PASSWORD", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "password" } } },
                 { name: "KEYCLOAK_AVAILABILITYCHECK_ENABLED", value: "true" },
@@ -415,7 +419,8 @@ export class Identity extends pulumi.ComponentResource {
     this.realmAdmin = { username: REALM_ADMIN_USER, password: pulumi.secret(realmAdminPassword.result) };
     this.clientSecret = pulumi.secret(clientSecret.result);
     this.dareLogin = {
-      url: this.url,
+      // Tokens name the public URL as issuer whichever URL they were asked from (KC_HOSTNAME).
+      url: this.internalUrl,
       realm: REALM,
       clientId: LOGIN_CLIENT_ID,
       clientSecret: this.clientSecret,
@@ -427,6 +432,7 @@ export class Identity extends pulumi.ComponentResource {
     };
     this.registerOutputs({
       url: this.url,
+      internalUrl: this.internalUrl,
       adminConsoleUrl: this.adminConsoleUrl,
       realm: this.realm,
       keycloakAdmin: this.keycloakAdmin,
