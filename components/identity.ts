@@ -305,6 +305,8 @@ export class Identity extends pulumi.ComponentResource {
       namespace: keycloakNs.metadata.name,
       values: {
         fullnameOverride: RELEASE,
+        // Keycloak finds its peers through the database (jdbc-ping): it needs no Kubernetes API token.
+        serviceAccount: { automountServiceAccountToken: false },
         replicas: args.replicas,
         image: { repository: VERSIONS.keycloakImage.split(":")[0], tag: VERSIONS.keycloakImage.split(":")[1] },
         command: ["/opt/keycloak/bin/kc.sh", "start", "--http-port=8080"],

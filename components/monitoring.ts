@@ -226,7 +226,11 @@ export class Monitoring extends pulumi.ComponentResource {
           // The whole configuration as text: the chart's `config` only knows the keys of its default.
           tplConfig: true,
           stringConfig: YAML.stringify(alertmanagerConfig(args.alerting)),
-          alertmanagerSpec: { secrets: args.alerting?.smtpPassword ? [SMTP_SECRET] : [] },
+          alertmanagerSpec: {
+            secrets: args.alerting?.smtpPassword ? [SMTP_SECRET] : [],
+            // Silences and the notification log survive a restart.
+            storage: { volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } } },
+          },
         },
         prometheus: {
           prometheusSpec: {
