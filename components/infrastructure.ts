@@ -49,6 +49,8 @@ export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "net
   const members = { group: "nodes" } as const;
   return [
     ...fromAdmins("nodes", "ssh", 22),
+    // Hosts without a public address are reached through the bastion, the first control plane.
+    { group: "nodes", description: "ssh", protocol: "tcp", ports: [22, 22], from: { group: "controlPlane" } },
     ...fromAdmins("controlPlane", "kube-apiserver", API_PORT),
     { group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: members },
     // Octavia's amphorae sit in the node subnet and forward API traffic (and health checks) from there.
@@ -60,6 +62,8 @@ export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "net
     { group: "nodes", description: "calico-bgp", protocol: "tcp", ports: [179, 179], from: members },
     { group: "nodes", description: "calico-vxlan", protocol: "udp", ports: [4789, 4789], from: members },
     { group: "nodes", description: "calico-typha", protocol: "tcp", ports: [5473, 5473], from: members },
+    // node-exporter listens on the host network; Prometheus' scrapes of other nodes arrive from node addresses.
+    { group: "nodes", description: "node-exporter", protocol: "tcp", ports: [9100, 9100], from: members },
     { group: "web", description: "http", protocol: "tcp", ports: [80, 80], from: { cidr: "0.0.0.0/0" } },
     { group: "web", description: "https", protocol: "tcp", ports: [443, 443], from: { cidr: "0.0.0.0/0" } },
   ];

@@ -45,14 +45,16 @@ describe("OpenStack security groups", () => {
     expect(world.map((r) => r.portRangeMin).sort()).toEqual([443, 80]);
   });
 
-  it("lets only admin ranges reach SSH, and admins, members or the LB subnet reach the API", () => {
-    expect(open(22).map((r) => r.remoteIpPrefix)).toEqual(["192.0.2.0/24"]);
+  it("lets only admin ranges and the bastion reach SSH, and admins, members or the LB subnet reach the API", () => {
+    expect(open(22).filter((r) => r.remoteIpPrefix).map((r) => r.remoteIpPrefix)).toEqual(["192.0.2.0/24"]);
+    // The bastion (first control plane) forwards SSH to hosts without a public address.
+    expect(open(22).filter((r) => r.remoteGroupId)).toHaveLength(1);
     for (const r of open(6443)) {
       expect(r.remoteGroupId !== undefined || ["192.0.2.0/24", DEFAULT_NETWORK.cidr].includes(r.remoteIpPrefix!)).toBe(true);
     }
   });
 
-  it.each([[2379, "tcp"], [2380, "tcp"], [10250, "tcp"], [179, "tcp"], [4789, "udp"], [5473, "tcp"]])(
+  it.each([[2379, "tcp"], [2380, "tcp"], [10250, "tcp"], [179, "tcp"], [4789, "udp"], [5473, "tcp"], [9100, "tcp"]])(
     "keeps cluster port %i/%s between cluster members", (port, protocol) => {
       const found = open(port, protocol);
       expect(found.length).toBeGreaterThan(0);

@@ -62,9 +62,15 @@ class Addresses {
     }
     return this.byName.get(name)!;
   }
-  /** an address in 10.10.0.0/16 */
-  private(name: string): string {
-    return this.pick(name, 65000, (n) => `10.10.${Math.floor(n / 250)}.${(n % 250) + 2}`);
+  /** an address inside `cidr` (an IPv4 subnet of at least /24), past the gateway */
+  private(name: string, cidr = "10.10.0.0/16"): string {
+    const [base, bits] = cidr.split("/");
+    const start = base.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+    const size = 2 ** (32 - Number(bits)) - 12;
+    return this.pick(name, size, (n) => {
+      const a = start + 10 + n;
+      return [24, 16, 8, 0].map((shift) => Math.floor(a / 2 ** shift) % 256).join(".");
+    });
   }
   /** an address in the documentation ranges (RFC 5737) */
   public(name: string): string {
@@ -76,11 +82,14 @@ class Addresses {
 /** What each provider resource computes, faked deterministically from its name and inputs. */
 export class DareMocks implements pulumi.runtime.Mocks {
   private readonly addresses = new Addresses();
+  /** subnet id -> CIDR, so ports get addresses inside their subnet as Neutron would give them */
+  private readonly subnets = new Map<string, string>();
 
   newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
     const inputs = args.inputs as Record<string, any>;
     // OpenStack ids are UUIDs (a volume's disk name is cut from its id); others stay readable.
     const id = args.type.startsWith("openstack:") ? uuid(`${args.type}::${args.name}`) : `${args.name}-id`;
+    if (args.type === "openstack:networking/subnet:Subnet" && typeof inputs.cidr === "string") this.subnets.set(id, inputs.cidr);
     const computed = this.computed(args.type, args.name, inputs);
     return { id: args.custom ? id : undefined, state: { ...inputs, ...computed } };
   }
@@ -126,11 +135,11 @@ export class DareMocks implements pulumi.runtime.Mocks {
       case "random:index/randomUuid:RandomUuid":
         return { result: uuid(name) };
       case "openstack:networking/port:Port":
-        return { allFixedIps: [this.addresses.private(name)], macAddress: "fa:16:3e:00:00:00" };
+        return { allFixedIps: [this.addresses.private(name, this.subnets.get(inputs.fixedIps?.[0]?.subnetId))], macAddress: "fa:16:3e:00:00:00" };
       case "openstack:networking/floatingIp:FloatingIp":
         return { address: this.addresses.public(name) };
       case "openstack:loadbalancer/loadBalancer:LoadBalancer":
-        return { vipAddress: this.addresses.private(name), vipPortId: `${name}-vip-port-id` };
+        return { vipAddress: this.addresses.private(name, this.subnets.get(inputs.vipSubnetId)), vipPortId: `${name}-vip-port-id` };
       case "openstack:compute/instance:Instance":
         return { accessIpV4: "" };
       case "openstack:identity/applicationCredential:ApplicationCredential":
