@@ -139,6 +139,7 @@ const dare = new DareServices("dare", {
   services: config.dare.services,
   sharedFilesystemSize: config.dare.sharedFilesystemSize,
   jupyterhub: config.dare.jupyterhub,
+  monitoring,
   keycloak: identity.dareLogin,
   clusterIssuer: security.clusterIssuer,
   ingressClassName: networking.ingressClassName,

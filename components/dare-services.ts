@@ -13,7 +13,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DareWorkload, ImageName, ServiceSizing } from "./config";
 import { createNamespace, NAMESPACES } from "./namespaces";
-import { INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
+import { SCRAPED_BY_SERVICE_MONITOR, serviceMonitor } from "./monitoring";
+import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
 
 /** Where exec-api and the execution pods expect users' files (`<sfs>/<user>/{uploads,runs,debug}`). */
 export const SHARED_FS_MOUNT = "/home/mpiuser/sfs";
@@ -131,6 +132,8 @@ export interface DareServicesArgs {
   sharedStorageClass?: string;
   /** Install JupyterHub in its own namespace at /jupyter. */
   jupyterhub: boolean;
+  /** What installs the ServiceMonitor CRD (the Monitoring component): the services' ServiceMonitors wait for it. */
+  monitoring: pulumi.Resource;
 }
 
 export class DareServices extends pulumi.ComponentResource {
@@ -339,7 +342,11 @@ export class DareServices extends pulumi.ComponentResource {
       automountServiceAccountToken: workload === "exec-api",
       ...(spec.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),
     };
-    const template = { metadata: { labels, annotations }, spec: podSpec };
+    // A ServiceMonitor scrapes the pods behind a Service; the annotations stay (the seed's convention),
+    // and this label keeps the annotation job off those pods, so that nothing is scraped twice.
+    const monitoredByService = spec.scraped && spec.kind !== "CronJob";
+    const podLabels = monitoredByService ? { ...labels, ...SCRAPED_BY_SERVICE_MONITOR } : labels;
+    const template = { metadata: { labels: podLabels, annotations }, spec: podSpec };
     const metadata = { name: workload, namespace: this.namespace, labels };
 
     if (spec.kind === "Deployment") {
@@ -396,6 +403,18 @@ export class DareServices extends pulumi.ComponentResource {
         ports: [{ name: "main", port, targetPort: port }],
       },
     }, opts);
+
+    if (monitoredByService) {
+      serviceMonitor(`${name}-${workload}`, {
+        metadataName: workload,
+        namespace: this.namespace,
+        selector: { "app.kubernetes.io/name": workload, "app.kubernetes.io/part-of": "dare" },
+        port: "main",
+        path: annotations["prometheus.io/path"],
+        // The alert routes match the pods' `service` label (workflow-registry is "cwl"), not the Service's name.
+        relabelings: [{ sourceLabels: ["__meta_kubernetes_pod_label_service"], targetLabel: "service", regex: "(.+)", action: "replace" }],
+      }, { ...opts, dependsOn: [...(Array.isArray(opts.dependsOn) ? opts.dependsOn : []), args.monitoring] });
+    }
 
     if (spec.kind === "Deployment" && sizing.replicas > 1) {
       new k8s.policy.v1.PodDisruptionBudget(`${name}-${workload}`, {
@@ -476,6 +495,8 @@ export class DareServices extends pulumi.ComponentResource {
       new k8s.networking.v1.NetworkPolicy(`${name}-netpol-${id}`, { metadata: { name: id, namespace: this.namespace }, spec }, opts);
 
     policy("default-deny", { podSelector: {}, policyTypes: ["Ingress", "Egress"] });
+    // cert-manager's HTTP-01 solver pods, for any Ingress here that asks a Let's Encrypt issuer.
+    policy("allow-acme-http01-solver", ACME_SOLVER_POLICY);
     policy("allow-dns", {
       podSelector: {},
       policyTypes: ["Egress"],

@@ -114,12 +114,19 @@ export function alertmanagerConfig(alerting?: AlertingSpec): Record<string, unkn
   };
 }
 
+/**
+ * Pod label of pods a ServiceMonitor already scrapes: the annotation job below skips them, so that
+ * no pod is scraped twice while it keeps the seed's annotations.
+ */
+export const SCRAPED_BY_SERVICE_MONITOR = { "dare.io/scraped-by": "servicemonitor" } as const;
+
 /** Prometheus job for pods annotated prometheus.io/scrape: "true" (+ prometheus.io/path, prometheus.io/port): the seed's convention. */
 export const ANNOTATED_PODS_JOB = {
   job_name: "kubernetes-pods",
   kubernetes_sd_configs: [{ role: "pod" }],
   relabel_configs: [
     { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], action: "keep", regex: "true" },
+    { source_labels: ["__meta_kubernetes_pod_label_dare_io_scraped_by"], action: "drop", regex: SCRAPED_BY_SERVICE_MONITOR["dare.io/scraped-by"] },
     { source_labels: ["__meta_kubernetes_pod_phase"], action: "drop", regex: "Pending|Succeeded|Failed" },
     { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"], action: "replace", target_label: "__metrics_path__", regex: "(.+)" },
     {
@@ -136,6 +143,8 @@ export const ANNOTATED_PODS_JOB = {
 };
 
 export interface ServiceMonitorArgs {
+  /** metadata.name; default: the resource name */
+  metadataName?: string;
   /** namespace of the ServiceMonitor itself */
   namespace: pulumi.Input<string>;
   /** namespace of the Service, when it is another one */
@@ -148,6 +157,8 @@ export interface ServiceMonitorArgs {
   path?: string;
   /** default 30s */
   interval?: string;
+  /** endpoint relabelings (monitoring.coreos.com/v1 RelabelConfig), applied after the operator's own */
+  relabelings?: Array<Record<string, unknown>>;
 }
 
 /**
@@ -159,11 +170,14 @@ export function serviceMonitor(name: string, args: ServiceMonitorArgs, opts: pul
   return new k8s.apiextensions.CustomResource(name, {
     apiVersion: "monitoring.coreos.com/v1",
     kind: "ServiceMonitor",
-    metadata: { name, namespace: args.namespace },
+    metadata: { name: args.metadataName ?? name, namespace: args.namespace },
     spec: {
       selector: { matchLabels: args.selector },
       ...(args.targetNamespace ? { namespaceSelector: { matchNames: [args.targetNamespace] } } : {}),
-      endpoints: [{ port: args.port, path: args.path ?? "/metrics", interval: args.interval ?? "30s" }],
+      endpoints: [{
+        port: args.port, path: args.path ?? "/metrics", interval: args.interval ?? "30s",
+        ...(args.relabelings ? { relabelings: args.relabelings } : {}),
+      }],
     },
   }, opts);
 }

@@ -21,6 +21,21 @@ export const MONITORING_PEER = {
   namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACES.monitoring.name } },
 };
 
+/**
+ * Pods cert-manager starts, in the namespace of an Ingress or Certificate, to answer ACME HTTP-01
+ * challenges; Traefik forwards Let's Encrypt's request to them on this port. NamespaceIsolation's
+ * ingress-controller allow (every pod, every port) covers them; a namespace with narrower policies
+ * needs `ACME_SOLVER_POLICY`, or its certificates are never issued.
+ */
+export const ACME_SOLVER_POD_LABELS = { "acme.cert-manager.io/http01-solver": "true" } as const;
+export const ACME_SOLVER_PORT = 8089;
+/** Spec of the NetworkPolicy that lets the ingress controller reach the HTTP-01 solver pods. */
+export const ACME_SOLVER_POLICY = {
+  podSelector: { matchLabels: { ...ACME_SOLVER_POD_LABELS } },
+  policyTypes: ["Ingress"],
+  ingress: [{ from: [INGRESS_CONTROLLER_PEER], ports: [{ protocol: "TCP", port: ACME_SOLVER_PORT }] }],
+};
+
 /** The policy names a protected namespace always has. */
 export const DEFAULT_DENY_POLICY = "default-deny-ingress";
 

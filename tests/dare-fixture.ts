@@ -4,6 +4,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { Backups } from "../components/backups";
 import { DareConfig, loadConfig } from "../components/config";
 import { DareServices } from "../components/dare-services";
@@ -27,6 +28,13 @@ export function configFrom(values: Record<string, unknown>, secretKeys: string[]
   });
 }
 
+/** Stands in for the Monitoring component: one child, so that waiting for it is visible in dependencies. */
+export function monitoringStandIn(): pulumi.ComponentResource {
+  const monitoring = new pulumi.ComponentResource("test:monitoring:Monitoring", "monitoring");
+  new random.RandomString("monitoring-crds", { length: 8 }, { parent: monitoring });
+  return monitoring;
+}
+
 export interface Built {
   resources: RecordedResource[];
   /** Kubernetes objects as rendered (secrets "[secret]") */
@@ -45,6 +53,7 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
       services: dare.services,
       sharedFilesystemSize: dare.sharedFilesystemSize,
       jupyterhub: dare.jupyterhub,
+      monitoring: monitoringStandIn(),
       clusterIssuer: config.tlsIssuer,
       apiServerCidrs: ["10.10.0.10/32"],
       keycloak: {

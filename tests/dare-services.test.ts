@@ -12,7 +12,7 @@ import { DareServices } from "../components/dare-services";
 import { installMocks, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
-import { Built, buildDareLayer, configFrom } from "./dare-fixture";
+import { Built, buildDareLayer, configFrom, monitoringStandIn } from "./dare-fixture";
 
 jest.setTimeout(120_000);
 
@@ -325,7 +325,7 @@ describe("configuration", () => {
     expect(() => new DareServices("dare", {
       provider: new k8s.Provider("test", { kubeconfig: "{}" }),
       domain: "dare.example.org", images: config.dare.images, services, sharedFilesystemSize: "1Gi", jupyterhub: false,
-      clusterIssuer: "dare-ca", apiServerCidrs: [],
+      clusterIssuer: "dare-ca", apiServerCidrs: [], monitoring: monitoringStandIn(),
       keycloak: { url: "u", realm: "r", clientId: "c", clientSecret: pulumi.secret("s"), adminUsername: "a", adminPassword: pulumi.secret("p") },
     })).toThrow(/single-instance database/);
   });

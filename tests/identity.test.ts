@@ -13,7 +13,7 @@ import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
 import { DareServices } from "../components/dare-services";
-import { configFrom } from "./dare-fixture";
+import { configFrom, monitoringStandIn } from "./dare-fixture";
 import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const egi: IdentityProviderSpec = {
@@ -248,6 +248,7 @@ describe("with the DARE services layer", () => {
         provider, domain: config.domain, images: dare.images, services: dare.services,
         sharedFilesystemSize: dare.sharedFilesystemSize, jupyterhub: false, clusterIssuer: "dare-ca",
         apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin,
+        monitoring: monitoringStandIn(),
       });
     });
     const job = realmJob(resources);
