@@ -49,6 +49,8 @@ const cluster = new KubernetesCluster(config.clusterName, {
   clusterName: config.clusterName,
   adminCidrs: config.adminCidrs,
   apiLoadBalancer: config.apiLoadBalancer,
+  // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
+  externalCloudProvider: config.provider === "openstack",
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);

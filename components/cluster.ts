@@ -48,6 +48,12 @@ export interface KubernetesClusterArgs {
   adminCidrs: string[];
   /** The IaaS layer put a load balancer in front of the API (used with more than one control plane). */
   apiLoadBalancer: boolean;
+  /**
+   * Kubelets register with `--cloud-provider=external` and wait for a cloud controller manager to
+   * initialise their node: true on OpenStack (the networking layer installs OCCM there); default
+   * false (existing hosts have no cloud controller, and a node would stay tainted for ever).
+   */
+  externalCloudProvider?: boolean;
 }
 
 /** Workers upgraded at once: a tenth of them (at least one), so capacity stays while they drain. */
@@ -183,6 +189,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       kubernetesVersion: args.kubernetesVersion,
       apiServer,
       network: args.network,
+      externalCloudProvider: args.externalCloudProvider ?? false,
     }));
     const privateAddress = (node: ClusterNode) => hosts.apply((list) => list.find((h) => h.name === node.name)?.privateAddress ?? "");
 

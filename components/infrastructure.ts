@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
 import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
+import { METRICS_PORTS } from "./kubeadm-config";
 
 export const API_PORT = 6443;
 
@@ -64,6 +65,13 @@ export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "net
     { group: "nodes", description: "calico-typha", protocol: "tcp", ports: [5473, 5473], from: members },
     // node-exporter listens on the host network; Prometheus' scrapes of other nodes arrive from node addresses.
     { group: "nodes", description: "node-exporter", protocol: "tcp", ports: [9100, 9100], from: members },
+    // The same for the metrics kubeadm is told to serve on every address (kubeadm-config.ts).
+    ...([
+      ["controlPlane", "kube-controller-manager-metrics", METRICS_PORTS.controllerManager],
+      ["controlPlane", "kube-scheduler-metrics", METRICS_PORTS.scheduler],
+      ["controlPlane", "etcd-metrics", METRICS_PORTS.etcd],
+      ["nodes", "kube-proxy-metrics", METRICS_PORTS.kubeProxy],
+    ] as const).map(([group, description, port]): RuleSpec => ({ group, description, protocol: "tcp", ports: [port, port], from: members })),
     { group: "web", description: "http", protocol: "tcp", ports: [80, 80], from: { cidr: "0.0.0.0/0" } },
     { group: "web", description: "https", protocol: "tcp", ports: [443, 443], from: { cidr: "0.0.0.0/0" } },
   ];

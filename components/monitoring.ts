@@ -14,6 +14,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
 import { AlertingSpec } from "./config";
+import { METRICS_PORTS } from "./kubeadm-config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 
 export const VERSIONS = { kubePrometheusStackChart: "88.5.3" } as const;
@@ -227,11 +228,22 @@ export class Monitoring extends pulumi.ComponentResource {
         fullnameOverride: FULLNAME,
         // Replaced by the DARE rules of the same purpose (components/alerts/workloads.yaml).
         defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePersistentVolumeFillingUp: true } },
-        // kubeadm binds these to 127.0.0.1: scraping them from Prometheus' pod would only raise "down" alerts.
-        kubeControllerManager: { enabled: false },
-        kubeScheduler: { enabled: false },
-        kubeEtcd: { enabled: false },
-        kubeProxy: { enabled: false },
+        // The control plane's and kube-proxy's metrics, which kubeadm-config.ts binds to every address.
+        // The controller manager and scheduler serve HTTPS with a self-signed certificate kubeadm gives
+        // no CA for: not verified; Prometheus still authenticates with its token, RBAC authorises.
+        kubeControllerManager: {
+          enabled: true,
+          service: { port: METRICS_PORTS.controllerManager, targetPort: METRICS_PORTS.controllerManager },
+          serviceMonitor: { https: true, insecureSkipVerify: true },
+        },
+        kubeScheduler: {
+          enabled: true,
+          service: { port: METRICS_PORTS.scheduler, targetPort: METRICS_PORTS.scheduler },
+          serviceMonitor: { https: true, insecureSkipVerify: true },
+        },
+        // etcd's metrics listener is plain HTTP (listen-metrics-urls), apart from its TLS client port.
+        kubeEtcd: { enabled: true, service: { port: METRICS_PORTS.etcd, targetPort: METRICS_PORTS.etcd }, serviceMonitor: { scheme: "http" } },
+        kubeProxy: { enabled: true, service: { port: METRICS_PORTS.kubeProxy, targetPort: METRICS_PORTS.kubeProxy }, serviceMonitor: { https: false } },
         // The DARE workloads' `service` label (kube_*_labels) names the service their alerts are routed by.
         "kube-state-metrics": {
           metricLabelsAllowlist: ["deployments=[service]", "statefulsets=[service]", "pods=[service]", "persistentvolumeclaims=[service]"],

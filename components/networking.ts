@@ -29,6 +29,8 @@ export const INGRESS_NODE_LABEL = "dare.io/ingress";
  * carry this annotation (see the ClusterIssuers), because ACME challenges are asked over plain HTTP.
  */
 export const PLAIN_HTTP_ANNOTATIONS = { "traefik.ingress.kubernetes.io/router.entrypoints": "web" } as const;
+/** OCCM: the Octavia listeners speak PROXY protocol, passing each client's address on to Traefik. */
+export const PROXY_PROTOCOL_ANNOTATIONS = { "loadbalancer.openstack.org/proxy-protocol": "true" } as const;
 /** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
 
@@ -160,6 +162,14 @@ export class Networking extends pulumi.ComponentResource {
       }, k8sOpts))
       : [];
     const workers = pulumi.output(args.hosts).apply((hosts) => hosts.filter((h) => h.role === "worker").length);
+    // Behind Octavia, Traefik would see the balancer's or a node's address, and every ipAllowList (the
+    // Keycloak console's) would judge that: the listeners add a PROXY header with the client's address.
+    // Traefik believes a header only from the senders Octavia's traffic arrives from: the amphorae and
+    // the nodes (node subnet), and, when kube-proxy forwards a node port to a Traefik pod on another node,
+    // that node's VXLAN tunnel address (pod range). A header from elsewhere is ignored; a connection
+    // without one (in-cluster clients of the LB address, cut short by kube-proxy) is served as it is.
+    // Pods could forge a header either way (through a node port): the allow-list keeps out the world, not them.
+    const proxyProtocol = hostPorts ? {} : { proxyProtocol: { trustedIPs: [args.nodeCidr, args.podCidr] } };
     const traefik = pinnedRelease(`${name}-traefik`, {
       release: "traefik",
       chart: CHARTS.traefik,
@@ -171,12 +181,13 @@ export class Networking extends pulumi.ComponentResource {
         ports: {
           web: {
             ...(hostPorts ? { hostPort: 80 } : {}),
+            ...proxyProtocol,
             // Priority 1: the ACME solvers' routes on port 80 win, so HTTP-01 challenges are not redirected
             // (cert-manager's self-check and Let's Encrypt both ask over plain HTTP).
             http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
           },
           // Routes of an Ingress without an entry-point annotation: HTTPS only, whichever layer wrote it.
-          websecure: { asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}) },
+          websecure: { asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}), ...proxyProtocol },
         },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
         ...(hostPorts
@@ -199,7 +210,7 @@ export class Networking extends pulumi.ComponentResource {
               whenUnsatisfiable: "ScheduleAnyway",
             }],
             podDisruptionBudget: workers.apply((n) => (n >= 2 ? { enabled: true, maxUnavailable: 1 } : { enabled: false })),
-            service: { spec: { type: "LoadBalancer" } },
+            service: { spec: { type: "LoadBalancer" }, annotations: { ...PROXY_PROTOCOL_ANNOTATIONS } },
           }),
       },
     }, { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] });

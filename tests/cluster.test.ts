@@ -33,7 +33,7 @@ interface Built {
   nodes: ClusterNode[];
 }
 
-async function build(controlPlanes: number, workers: number): Promise<Built> {
+async function build(controlPlanes: number, workers: number, externalCloudProvider = true): Promise<Built> {
   let cluster: KubernetesCluster | undefined;
   let infra: Infrastructure | undefined;
   const nodes = clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [] });
@@ -45,6 +45,7 @@ async function build(controlPlanes: number, workers: number): Promise<Built> {
     cluster = new KubernetesCluster(CLUSTER, {
       nodes, hosts: infra.hosts, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
       kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+      externalCloudProvider,
     });
   });
   return { resources, cluster: cluster!, infra: infra!, nodes };
@@ -211,6 +212,43 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(workerJoin.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "node-ip", value: hosts.find((h) => h.name === worker(2))!.privateAddress });
   });
 
+  it("registers every kubelet with the external cloud provider, so OCCM can give the nodes their providerIDs", () => {
+    const configs = [YAML.parseAllDocuments(stepEnv(step(cp(0), "init")).KUBEADM_CONFIG)[0].toJS(),
+      ...[cp(1), cp(2), ...workers].map((host) => YAML.parse(stepEnv(step(host, "join")).KUBEADM_CONFIG))];
+    for (const config of configs) {
+      // v1beta4: a list of {name, value}, next to node-ip.
+      expect(config.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "cloud-provider", value: "external" });
+      expect(config.nodeRegistration.kubeletExtraArgs.map((a: { name: string }) => a.name)).toContain("node-ip");
+    }
+  });
+
+  it("serves the control plane's and kube-proxy's metrics beyond localhost, and admits them from members only", () => {
+    const docs = YAML.parseAllDocuments(stepEnv(step(cp(0), "init")).KUBEADM_CONFIG).map((d) => d.toJS());
+    const clusterConfig = docs.find((d) => d.kind === "ClusterConfiguration");
+    const arg = (args: Array<{ name: string; value: string }>, name: string) => args.find((a) => a.name === name)?.value;
+    expect(arg(clusterConfig.controllerManager.extraArgs, "bind-address")).toBe("0.0.0.0");
+    expect(arg(clusterConfig.scheduler.extraArgs, "bind-address")).toBe("0.0.0.0");
+    const etcdMetrics = new URL(arg(clusterConfig.etcd.local.extraArgs, "listen-metrics-urls")!);
+    expect(etcdMetrics.hostname).toBe("0.0.0.0");
+    const proxy = docs.find((d) => d.kind === "KubeProxyConfiguration");
+    expect(proxy.apiVersion).toBe("kubeproxy.config.k8s.io/v1alpha1");
+    const [proxyHost, proxyPort] = proxy.metricsBindAddress.split(":");
+    expect(proxyHost).toBe("0.0.0.0");
+
+    const cpRules = stepEnv(step(cp(0), "prepare")).FIREWALL_RULESET;
+    const workerRules = stepEnv(step(worker(0), "prepare")).FIREWALL_RULESET;
+    const admitted = (rules: string, port: string | number) => rules.split("\n").filter((l) => new RegExp(` tcp dport ${port} accept`).test(l));
+    for (const port of [10257, 10259, etcdMetrics.port]) {
+      expect(admitted(cpRules, port).length).toBeGreaterThan(0);
+      expect(admitted(cpRules, port).every((l) => l.includes("ip saddr @nodes"))).toBe(true);
+      expect(admitted(workerRules, port)).toEqual([]);
+    }
+    for (const rules of [cpRules, workerRules]) {
+      expect(admitted(rules, proxyPort).length).toBeGreaterThan(0);
+      expect(admitted(rules, proxyPort).every((l) => l.includes("ip saddr @nodes"))).toBe(true);
+    }
+  });
+
   it("opens on each host what its security groups open, and nothing of the others", () => {
     const cpRules = stepEnv(step(cp(0), "prepare")).FIREWALL_RULESET;
     const workerRules = stepEnv(step(worker(0), "prepare")).FIREWALL_RULESET;
@@ -225,6 +263,17 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
   it("records every host's steps for the render in the order they run", () => {
     const mine = recordedSteps.filter((s) => s.host === worker(0)).map((s) => s.step);
     expect(mine.slice(-3)).toEqual(["prepare", "join", "upgrade"]);
+  });
+});
+
+describe("existing hosts", () => {
+  it("keep the kubelet's own node initialisation: no cloud controller would lift the uninitialized taint", async () => {
+    const b = await build(1, 1, false);
+    const init = b.resources.find((r) => r.type === "command:remote:Command" && r.name === `k8s-${CLUSTER}-cp-0-init`)!;
+    const join = b.resources.find((r) => r.type === "command:remote:Command" && r.name === `k8s-${CLUSTER}-workers-0-join`)!;
+    for (const config of [YAML.parseAllDocuments(stepEnv(init).KUBEADM_CONFIG)[0].toJS(), YAML.parse(stepEnv(join).KUBEADM_CONFIG)]) {
+      expect(config.nodeRegistration.kubeletExtraArgs.map((a: { name: string }) => a.name)).not.toContain("cloud-provider");
+    }
   });
 });
 

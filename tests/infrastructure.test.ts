@@ -54,7 +54,9 @@ describe("OpenStack security groups", () => {
     }
   });
 
-  it.each([[2379, "tcp"], [2380, "tcp"], [10250, "tcp"], [179, "tcp"], [4789, "udp"], [5473, "tcp"], [9100, "tcp"]])(
+  // ... and the metrics Prometheus scrapes from the nodes: controller manager, scheduler, etcd, kube-proxy.
+  it.each([[2379, "tcp"], [2380, "tcp"], [10250, "tcp"], [179, "tcp"], [4789, "udp"], [5473, "tcp"], [9100, "tcp"],
+    [10257, "tcp"], [10259, "tcp"], [2381, "tcp"], [10249, "tcp"]])(
     "keeps cluster port %i/%s between cluster members", (port, protocol) => {
       const found = open(port, protocol);
       expect(found.length).toBeGreaterThan(0);

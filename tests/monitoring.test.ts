@@ -10,6 +10,9 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { AlertingSpec } from "../components/config";
+import { DEFAULT_NETWORK } from "../components/config";
+import { firewallRules } from "../components/infrastructure";
+import { initConfig } from "../components/kubeadm-config";
 import { dashboardFiles, Monitoring, MonitoringArgs, ruleFiles, serviceMonitor } from "../components/monitoring";
 import { RecordedResource } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
@@ -157,6 +160,38 @@ describe("Monitoring", () => {
     const monitors = ofType(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor").map((r) => unsecret(r.inputs));
     const targets = monitors.map((m) => m.spec.namespaceSelector.matchNames[0]).sort();
     expect(targets).toEqual(["cert-manager", "keycloak", "rook-ceph"]);
+  });
+
+  it("scrapes the control plane and kube-proxy where kubeadm serves their metrics, through the firewall", () => {
+    const docs = YAML.parseAllDocuments(initConfig({
+      clusterName: "c", kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, externalCloudProvider: false,
+      apiServer: { privateAddress: "10.10.0.5", publicAddress: "203.0.113.5", port: 6443 },
+    }, { name: "cp-0", privateAddress: "10.10.0.5" })).map((d) => d.toJS());
+    const cluster = docs.find((d) => d.kind === "ClusterConfiguration");
+    const arg = (args: Array<{ name: string; value: string }> | undefined, name: string) => args?.find((a) => a.name === name)?.value;
+    const rules = firewallRules({ adminCidrs: ["192.0.2.0/24"], network: DEFAULT_NETWORK }, false);
+    const components = [
+      // kube-controller-manager and kube-scheduler serve HTTPS on their secure ports (10257, 10259: defaults kubeadm keeps).
+      { values: "kubeControllerManager", on: "controlPlane", bind: `${arg(cluster.controllerManager?.extraArgs, "bind-address")}:10257`, scheme: "https" },
+      { values: "kubeScheduler", on: "controlPlane", bind: `${arg(cluster.scheduler?.extraArgs, "bind-address")}:10259`, scheme: "https" },
+      { values: "kubeEtcd", on: "controlPlane", bind: new URL(arg(cluster.etcd?.local?.extraArgs, "listen-metrics-urls") ?? "http://127.0.0.1:2381").host, scheme: "http" },
+      { values: "kubeProxy", on: "nodes", bind: docs.find((d) => d.kind === "KubeProxyConfiguration")?.metricsBindAddress ?? "127.0.0.1:10249", scheme: "http" },
+    ];
+    for (const c of components) {
+      const values = release.values[c.values];
+      expect([c.values, values.enabled]).toEqual([c.values, true]);
+      const [host, port] = c.bind.split(":");
+      // Not loopback: Prometheus scrapes from its pod, through the node's address.
+      expect([c.values, host]).toEqual([c.values, "0.0.0.0"]);
+      expect([c.values, values.service.targetPort]).toEqual([c.values, Number(port)]);
+      const https = values.serviceMonitor.https ?? values.serviceMonitor.scheme === "https";
+      expect([c.values, https]).toEqual([c.values, c.scheme === "https"]);
+      if (https) expect(values.serviceMonitor.insecureSkipVerify).toBe(true);
+      // Open where the component runs, to cluster members (Prometheus' scrapes arrive from node addresses), to nobody else.
+      const open = rules.filter((r) => r.ports[0] <= Number(port) && Number(port) <= r.ports[1]);
+      expect([c.values, open.some((r) => r.group === c.on && "group" in r.from)]).toEqual([c.values, true]);
+      expect(open.filter((r) => "cidr" in r.from)).toEqual([]);
+    }
   });
 
   it("renders objects and Helm values that pass validation", async () => {

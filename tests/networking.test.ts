@@ -97,6 +97,23 @@ describe("Traefik behind an Octavia load balancer", () => {
     expect(ofType(resources, "kubernetes:core/v1:NodePatch")).toHaveLength(0);
   });
 
+  it("learns each client's address from the load balancer's PROXY header, believed only from the cluster's own addresses", () => {
+    const traefik = release(resources, "traefik");
+    expect(traefik.values.service.annotations["loadbalancer.openstack.org/proxy-protocol"]).toBe("true");
+    for (const entryPoint of ["web", "websecure"]) {
+      const trusted: string[] = traefik.values.ports[entryPoint].proxyProtocol.trustedIPs;
+      // Octavia's amphorae and the nodes forwarding its traffic sit in the node subnet.
+      expect(trusted).toContain(args().nodeCidr);
+      // Traffic kube-proxy passes on to a Traefik pod on another node leaves through Calico's VXLAN
+      // interface, from that node's tunnel address in the pod range.
+      expect(trusted).toContain(args().podCidr);
+      // Never "anyone": a client on the internet could then claim an admin address.
+      expect(traefik.values.ports[entryPoint].proxyProtocol.insecure).toBeUndefined();
+      expect(trusted).not.toContain("0.0.0.0/0");
+    }
+    expect(validateHelmValues(traefik)).toEqual([]);
+  });
+
   it("runs Traefik's namespace at the table's Pod Security level", () => {
     expect(namespace(resources, NAMESPACES.ingress.name).metadata.labels["pod-security.kubernetes.io/enforce"]).toBe(NAMESPACES.ingress.podSecurity);
   });
@@ -147,6 +164,8 @@ describe("Traefik on host ports (no load balancer)", () => {
     expect(traefik.values.nodeSelector).toEqual({ [INGRESS_NODE_LABEL]: "true" });
     expect(traefik.values.service.spec.type).toBe("ClusterIP");
     expect(traefik.values.updateStrategy.rollingUpdate.maxSurge).toBe(0);
+    // Clients connect straight to the nodes: no PROXY header to expect, none to believe.
+    expect(JSON.stringify(traefik.values)).not.toMatch(/proxyProtocol|proxy-protocol/);
     expect(validateHelmValues(traefik)).toEqual([]);
     const labelled = ofType(resources, "kubernetes:core/v1:NodePatch").map((r) => redacted(r));
     expect(labelled.map((n) => n.metadata.name).sort()).toEqual(["w-0", "w-1"]);

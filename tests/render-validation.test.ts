@@ -105,6 +105,27 @@ describe.each(STACKS)("render of %s", (stack) => {
     }
   });
 
+  it("registers every kubelet with the external cloud provider wherever OCCM runs, and passes client addresses through its load balancer", () => {
+    const occm = r().releases.some((x) => x.chart === "openstack-cloud-controller-manager");
+    const hostsDir = path.join(r().dir, "hosts");
+    const kubeadmFiles = fs.readdirSync(hostsDir).flatMap((host) => fs.readdirSync(path.join(hostsDir, host))
+      .filter((f) => /^\d+-(init|join)\.env$/.test(f)).map((f) => path.join(hostsDir, host, f)));
+    expect(kubeadmFiles.length).toBeGreaterThan(1);
+    for (const file of kubeadmFiles) {
+      const config = /^KUBEADM_CONFIG='([^']*)'$/m.exec(fs.readFileSync(file, "utf8"))![1];
+      const registration = YAML.parseAllDocuments(config).map((d) => d.toJS()).find((d) => d.nodeRegistration).nodeRegistration;
+      expect([file, registration.kubeletExtraArgs.some((a: any) => a.name === "cloud-provider" && a.value === "external")]).toEqual([file, occm]);
+    }
+    const traefik = r().releases.find((x) => x.chart === "traefik")!;
+    if (traefik.values.service?.spec?.type === "LoadBalancer") {
+      expect(traefik.values.service.annotations["loadbalancer.openstack.org/proxy-protocol"]).toBe("true");
+      // Believed from the node subnet: the one Calico takes node addresses from.
+      const calico = r().objects.find((o) => o?.kind === "Installation");
+      const nodeCidr = calico.spec.calicoNetwork.nodeAddressAutodetectionV4.cidrs[0];
+      for (const entryPoint of ["web", "websecure"]) expect(traefik.values.ports[entryPoint].proxyProtocol.trustedIPs).toContain(nodeCidr);
+    }
+  });
+
   it("has no Service of type NodePort, in objects or chart values", () => {
     const services = r().objects.filter((o) => o.kind === "Service");
     expect(services.filter((s) => s.spec?.type === "NodePort").map((s) => s.metadata.name)).toEqual([]);
