@@ -101,7 +101,6 @@ const identity = new Identity("identity", {
   provider: cluster.provider,
   domain: config.domain,
   adminCidrs: config.adminCidrs,
-  clusterIssuer: security.clusterIssuer,
   identityProviders: config.identityProviders,
   replicas: config.keycloak.replicas,
   databaseInstances: config.keycloak.databaseInstances,
@@ -120,7 +119,6 @@ const monitoring = new Monitoring("monitoring", {
   provider: cluster.provider,
   clusterName: config.clusterName,
   domain: config.domain,
-  clusterIssuer: security.clusterIssuer,
   alerting: config.alerting,
 }, { dependsOn: [networking, storage, security] });
 export const grafanaUrl = monitoring.grafanaUrl;
@@ -143,7 +141,6 @@ const dare = new DareServices("dare", {
   jupyterhub: config.dare.jupyterhub,
   monitoring,
   keycloak: identity.dareLogin,
-  clusterIssuer: security.clusterIssuer,
   ingressClassName: networking.ingressClassName,
   blockStorageClass: storage.blockStorageClass,
   sharedStorageClass: storage.sharedStorageClass,

@@ -13,6 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DareWorkload, ImageName, ServiceSizing } from "./config";
 import { createNamespace, NAMESPACES } from "./namespaces";
+import { domainTls } from "./security";
 import { SCRAPED_BY_SERVICE_MONITOR, serviceMonitor } from "./monitoring";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
 
@@ -114,8 +115,6 @@ export interface DareServicesArgs {
   sharedFilesystemSize: string;
   /** Keycloak and dare-login's client in it, from the A/A layer. */
   keycloak: KeycloakClient;
-  /** cert-manager ClusterIssuer of the Ingress' certificate. */
-  clusterIssuer: pulumi.Input<string>;
   /** IngressClass of the ingress controller (Traefik). */
   ingressClassName?: string;
   /** Pod port Keycloak listens on inside its namespace (keycloakx: 8080). */
@@ -439,13 +438,12 @@ export class DareServices extends pulumi.ComponentResource {
         name: "dare",
         namespace: this.namespace,
         annotations: {
-          "cert-manager.io/cluster-issuer": args.clusterIssuer,
           "traefik.ingress.kubernetes.io/router.middlewares": `${this.namespace}-strip-prefix@kubernetescrd`,
         },
       },
       spec: {
         ingressClassName: args.ingressClassName ?? "traefik",
-        tls: [{ hosts: [args.domain], secretName: "dare-tls" }],
+        tls: domainTls(args.domain),
         rules: [{
           host: args.domain,
           http: {
@@ -551,10 +549,9 @@ export class DareServices extends pulumi.ComponentResource {
         ingress: {
           enabled: true,
           ingressClassName: args.ingressClassName ?? "traefik",
-          annotations: { "cert-manager.io/cluster-issuer": args.clusterIssuer },
           hosts: [args.domain],
           pathType: "Prefix",
-          tls: [{ hosts: [args.domain], secretName: "jupyterhub-tls" }],
+          tls: domainTls(args.domain),
         },
       },
     }, { ...this.opts, dependsOn: [ns] });

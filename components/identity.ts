@@ -18,6 +18,7 @@ import * as YAML from "yaml";
 import { IdentityProviderSpec } from "./config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { allowTraffic, NamespaceIsolation } from "./network-policies";
+import { domainTls } from "./security";
 
 /** Pinned versions. Keycloak: the newest 26.x release (26.7.4) rather than the chart's 26.5.6, for its
  * security fixes; the chart's templates only pass KC_* settings and work for every 26.x. */
@@ -49,8 +50,6 @@ export interface IdentityArgs {
   domain: string;
   /** source ranges allowed to reach the admin console (/auth/admin) */
   adminCidrs: string[];
-  /** cert-manager ClusterIssuer for the /auth certificate */
-  clusterIssuer: pulumi.Input<string>;
   /** OIDC and SAML providers users may log in with */
   identityProviders: IdentityProviderSpec[];
   /** Keycloak pods */
@@ -340,20 +339,19 @@ export class Identity extends pulumi.ComponentResource {
       metadata: { name: "admin-allowlist", namespace: keycloakNs.metadata.name },
       spec: { ipAllowList: { sourceRange: args.adminCidrs } },
     }, child());
-    const tlsSecret = "keycloak-tls";
     const ingress = (suffix: string, path: string, annotations: pulumi.Input<Record<string, pulumi.Input<string>>>, deps: pulumi.Resource[]) =>
       new k8s.networking.v1.Ingress(`${name}-${suffix}`, {
         metadata: { name: suffix, namespace: keycloakNs.metadata.name, annotations },
         spec: {
           ingressClassName: INGRESS_CLASS,
-          tls: [{ hosts: [args.domain], secretName: tlsSecret }],
+          tls: domainTls(args.domain),
           rules: [{
             host: args.domain,
             http: { paths: [{ path, pathType: "Prefix", backend: { service: { name: HTTP_SERVICE, port: { name: "http" } } } }] },
           }],
         },
       }, child({ dependsOn: deps }));
-    ingress("keycloak", RELATIVE_PATH, { "cert-manager.io/cluster-issuer": args.clusterIssuer }, [keycloak]);
+    ingress("keycloak", RELATIVE_PATH, {}, [keycloak]);
     ingress("keycloak-admin", `${RELATIVE_PATH}/admin`, {
       "traefik.ingress.kubernetes.io/router.middlewares": `${ns}-admin-allowlist@kubernetescrd`,
     }, [keycloak, allowList]);

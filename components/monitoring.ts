@@ -16,6 +16,7 @@ import * as YAML from "yaml";
 import { AlertingSpec } from "./config";
 import { METRICS_PORTS } from "./kubeadm-config";
 import { createNamespace, NAMESPACES } from "./namespaces";
+import { domainTls } from "./security";
 
 export const VERSIONS = { kubePrometheusStackChart: "88.5.3" } as const;
 
@@ -37,8 +38,6 @@ export interface MonitoringArgs {
   clusterName: string;
   /** DNS name Grafana is served under, at https://<domain>/grafana */
   domain: string;
-  /** cert-manager ClusterIssuer for Grafana's certificate */
-  clusterIssuer: pulumi.Input<string>;
   /** e-mail for alerts; undefined: alerts are only visible in Alertmanager and Grafana */
   alerting?: AlertingSpec;
   /** size of Prometheus' volume, GiB (default storage class) */
@@ -282,10 +281,9 @@ export class Monitoring extends pulumi.ComponentResource {
           ingress: {
             enabled: true,
             ingressClassName: "traefik",
-            annotations: { "cert-manager.io/cluster-issuer": args.clusterIssuer },
             hosts: [args.domain],
             path: GRAFANA_PATH,
-            tls: [{ secretName: "grafana-tls", hosts: [args.domain] }],
+            tls: domainTls(args.domain),
           },
           // The data sources are spelled out here rather than left to the chart's defaults.
           sidecar: { datasources: { defaultDatasourceEnabled: false, alertmanager: { enabled: false } } },

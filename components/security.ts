@@ -1,6 +1,7 @@
 /**
  * Layer 5, security on the cluster: cert-manager with three ClusterIssuers (Let's Encrypt staging and
  * production over HTTP-01 through the ingress, and a self-signed CA for installs without public DNS),
+ * dare:domain's one certificate as Traefik's default,
  * and Harbor with Trivy scanning (optional). Namespace isolation lives in network-policies.ts;
  * the host firewall is the cluster layer's (it mirrors the security groups).
  */
@@ -10,7 +11,7 @@ import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { HarborSpec, TlsIssuer } from "./config";
 import { pinnedRelease } from "./helm";
-import { createNamespace } from "./namespaces";
+import { createNamespace, NAMESPACES } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
 import { PLAIN_HTTP_ANNOTATIONS } from "./networking";
 
@@ -25,6 +26,21 @@ export const ACME_SERVERS = {
 } as const;
 /** The self-signed CA's ClusterIssuer, and the Secret (in cert-manager's namespace) holding its key. */
 export const CA_ISSUER = "dare-ca";
+/**
+ * The one certificate of dare:domain, in Traefik's namespace, which Traefik's default TLSStore serves.
+ * Keycloak, Grafana, the DARE services and JupyterHub all answer on https://<domain>/<path>: one
+ * certificate each would be four orders for the same name at every install and renewal, against Let's
+ * Encrypt's limit of 5 certificates a week for one exact set of names (a reinstall in the same week fails).
+ */
+export const DOMAIN_CERTIFICATE = { name: "dare-domain", secretName: "dare-domain-tls", namespace: NAMESPACES.ingress.name } as const;
+
+/**
+ * The `tls` of an Ingress on dare:domain: the host without a secretName (and no cert-manager
+ * annotation), so that Traefik answers with the domain certificate of its default TLSStore.
+ */
+export function domainTls(domain: string): Array<{ hosts: string[] }> {
+  return [{ hosts: [domain] }];
+}
 
 export interface SecurityArgs {
   /** Provider of the cluster (KubernetesCluster.provider). */
@@ -101,11 +117,9 @@ export class Security extends pulumi.ComponentResource {
     const issuerOpts = { ...k8sOpts, dependsOn: [certManager] };
 
     const issuers: Array<keyof typeof ACME_SERVERS> = ["letsencrypt-staging", "letsencrypt-prod"];
-    for (const issuer of issuers) {
-      // Both exist (switching is one config value); without an e-mail they are declared with none.
-      new k8s.apiextensions.CustomResource(`${name}-${issuer}`,
-        acmeIssuer(issuer, args.acmeEmail, args.ingressClassName) as k8s.apiextensions.CustomResourceArgs, issuerOpts);
-    }
+    // Both exist (switching is one config value); without an e-mail they are declared with none.
+    const issuerResources: pulumi.Resource[] = issuers.map((issuer) => new k8s.apiextensions.CustomResource(`${name}-${issuer}`,
+      acmeIssuer(issuer, args.acmeEmail, args.ingressClassName) as k8s.apiextensions.CustomResourceArgs, issuerOpts));
 
     // The CA is made by Pulumi, not by cert-manager, so that its certificate is a stack output to trust.
     const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
@@ -122,13 +136,33 @@ export class Security extends pulumi.ComponentResource {
       type: "kubernetes.io/tls",
       stringData: { "tls.crt": caCert.certPem, "tls.key": pulumi.secret(caKey.privateKeyPem) },
     }, k8sOpts);
-    new k8s.apiextensions.CustomResource(`${name}-${CA_ISSUER}`, {
+    const caIssuer = new k8s.apiextensions.CustomResource(`${name}-${CA_ISSUER}`, {
       apiVersion: "cert-manager.io/v1",
       kind: "ClusterIssuer",
       metadata: { name: CA_ISSUER },
       spec: { ca: { secretName: CA_ISSUER } },
     }, { ...issuerOpts, dependsOn: [certManager, caSecret] });
+    issuerResources.push(caIssuer);
     this.clusterIssuer = args.tlsIssuer;
+
+    // dare:domain's certificate, the default of Traefik's TLS store (the HTTP-01 solver runs in Traefik's namespace).
+    new k8s.apiextensions.CustomResource(`${name}-domain-certificate`, {
+      apiVersion: "cert-manager.io/v1",
+      kind: "Certificate",
+      metadata: { name: DOMAIN_CERTIFICATE.name, namespace: DOMAIN_CERTIFICATE.namespace },
+      spec: {
+        secretName: DOMAIN_CERTIFICATE.secretName,
+        dnsNames: [args.domain],
+        issuerRef: { group: "cert-manager.io", kind: "ClusterIssuer", name: args.tlsIssuer },
+      },
+    }, { ...k8sOpts, dependsOn: [certManager, ...issuerResources] });
+    // Traefik uses only the store named "default"; until the Secret exists it serves its own self-signed certificate.
+    new k8s.apiextensions.CustomResource(`${name}-default-tls-store`, {
+      apiVersion: "traefik.io/v1alpha1",
+      kind: "TLSStore",
+      metadata: { name: "default", namespace: DOMAIN_CERTIFICATE.namespace },
+      spec: { defaultCertificate: { secretName: DOMAIN_CERTIFICATE.secretName } },
+    }, k8sOpts);
 
     if (args.harbor.enabled) {
       const harbor = this.harbor(name, args, k8sOpts);

@@ -29,7 +29,7 @@ describe("rendered rule groups", () => {
   let dir: string;
   beforeAll(async () => {
     const resources = await runMocked(() => new Monitoring("monitoring", {
-      clusterName: "dare-test", domain: "dare.example.org", clusterIssuer: "dare-ca",
+      clusterName: "dare-test", domain: "dare.example.org",
       provider: new k8s.Provider("test", { kubeconfig: "{}" }),
     }));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "alerts-render-"));

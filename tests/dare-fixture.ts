@@ -54,7 +54,6 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
       sharedFilesystemSize: dare.sharedFilesystemSize,
       jupyterhub: dare.jupyterhub,
       monitoring: monitoringStandIn(),
-      clusterIssuer: config.tlsIssuer,
       apiServerCidrs: ["10.10.0.10/32"],
       keycloak: {
         url: "https://dare.example.org/auth",

@@ -129,12 +129,13 @@ describe("exposure", () => {
     }
   });
 
-  it("routes one path per service on dare:domain with TLS from the configured issuer", () => {
+  it("routes one path per service on dare:domain, with TLS from the domain certificate", () => {
     const ingresses = objectsOf("Ingress", DARE_NS);
     expect(ingresses).toHaveLength(1);
     const [ing] = ingresses;
-    expect(ing.metadata.annotations["cert-manager.io/cluster-issuer"]).toBe(configFrom({}).tlsIssuer);
-    expect(ing.spec.tls).toEqual([{ hosts: ["dare.example.org"], secretName: expect.any(String) }]);
+    // TLS with the domain's one certificate (Traefik's default): no certificate of the layer's own.
+    expect(ing.metadata.annotations["cert-manager.io/cluster-issuer"]).toBeUndefined();
+    expect(ing.spec.tls).toEqual([{ hosts: ["dare.example.org"] }]);
     const paths = ing.spec.rules[0].http.paths;
     expect(ing.spec.rules[0].host).toBe("dare.example.org");
     expect(new Set(paths.map((p: any) => p.path)).size).toBe(paths.length);
@@ -325,7 +326,7 @@ describe("configuration", () => {
     expect(() => new DareServices("dare", {
       provider: new k8s.Provider("test", { kubeconfig: "{}" }),
       domain: "dare.example.org", images: config.dare.images, services, sharedFilesystemSize: "1Gi", jupyterhub: false,
-      clusterIssuer: "dare-ca", apiServerCidrs: [], monitoring: monitoringStandIn(),
+      apiServerCidrs: [], monitoring: monitoringStandIn(),
       keycloak: { url: "u", realm: "r", clientId: "c", clientSecret: pulumi.secret("s"), adminUsername: "a", adminPassword: pulumi.secret("p") },
     })).toThrow(/single-instance database/);
   });

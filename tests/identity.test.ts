@@ -39,7 +39,6 @@ function args(over: Partial<IdentityArgs> = {}): IdentityArgs {
   return {
     domain: "dare.example.org",
     adminCidrs: ["192.0.2.0/24", "198.51.100.0/24"],
-    clusterIssuer: "letsencrypt-staging",
     identityProviders: [egi, b2access],
     replicas: 2,
     databaseInstances: 3,
@@ -164,7 +163,11 @@ describe("Identity (Keycloak, realm dare)", () => {
     const byPath = (p: string) => ingresses.find((i) => i.spec.rules[0].http.paths[0].path === p);
     const publicIngress = byPath("/auth");
     const adminIngress = byPath("/auth/admin");
-    expect(publicIngress.metadata.annotations["cert-manager.io/cluster-issuer"]).toBe("letsencrypt-staging");
+    // TLS with the domain's one certificate (Traefik's default): no certificate of Keycloak's own.
+    for (const ing of [publicIngress, adminIngress]) {
+      expect(ing.spec.tls).toEqual([{ hosts: ["dare.example.org"] }]);
+      expect(ing.metadata.annotations?.["cert-manager.io/cluster-issuer"]).toBeUndefined();
+    }
     expect(publicIngress.spec.rules[0].host).toBe("dare.example.org");
     expect(publicIngress.spec.ingressClassName).toBe("traefik");
     const middlewareRef = adminIngress.metadata.annotations["traefik.ingress.kubernetes.io/router.middlewares"];
@@ -246,7 +249,7 @@ describe("with the DARE services layer", () => {
       const dare = config.dare;
       new DareServices("dare", {
         provider, domain: config.domain, images: dare.images, services: dare.services,
-        sharedFilesystemSize: dare.sharedFilesystemSize, jupyterhub: false, clusterIssuer: "dare-ca",
+        sharedFilesystemSize: dare.sharedFilesystemSize, jupyterhub: false,
         apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin,
         monitoring: monitoringStandIn(),
       });

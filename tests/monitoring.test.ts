@@ -35,7 +35,6 @@ async function build(over: Partial<MonitoringArgs> = {}) {
     monitoring = new Monitoring("monitoring", {
       clusterName: "dare-testbed",
       domain: "dare.example.org",
-      clusterIssuer: "letsencrypt-prod",
       alerting,
       provider: new k8s.Provider("test", { kubeconfig: "{}" }),
       ...over,
@@ -85,7 +84,9 @@ describe("Monitoring", () => {
     const ingresses = Object.keys(files).filter((f) => /\/ingress-/.test(f));
     expect(ingresses).toEqual([]);
     expect(release.values.grafana.ingress).toMatchObject({ enabled: true, hosts: ["dare.example.org"], path: "/grafana" });
-    expect(release.values.grafana.ingress.annotations["cert-manager.io/cluster-issuer"]).toBe("letsencrypt-prod");
+    // TLS with the domain's one certificate (Traefik's default): no certificate of Grafana's own.
+    expect(release.values.grafana.ingress.tls).toEqual([{ hosts: ["dare.example.org"] }]);
+    expect(release.values.grafana.ingress.annotations?.["cert-manager.io/cluster-issuer"]).toBeUndefined();
     for (const part of ["prometheus", "alertmanager"]) {
       expect(release.values[part].ingress?.enabled ?? false).toBe(false);
       expect(["ClusterIP", undefined]).toContain(release.values[part].service?.type);
@@ -239,7 +240,7 @@ describe("Monitoring arguments", () => {
     [{ clusterName: "Not A Label" }, /clusterName/],
   ])("rejects %o", (over, message) => {
     const provider = new k8s.Provider("reject", { kubeconfig: "{}" });
-    const args: MonitoringArgs = { clusterName: "dare-testbed", domain: "dare.example.org", clusterIssuer: "dare-ca", provider };
+    const args: MonitoringArgs = { clusterName: "dare-testbed", domain: "dare.example.org", provider };
     expect(() => new Monitoring("bad", { ...args, ...over })).toThrow(message);
   });
 });

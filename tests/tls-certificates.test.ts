@@ -1,7 +1,9 @@
 /**
  * Certificates on the rendered stacks (testbed and production use Let's Encrypt over HTTP-01):
  * cert-manager's solver pods must be reachable from Traefik through every namespace's
- * NetworkPolicies, evaluated here with Kubernetes' NetworkPolicy semantics.
+ * NetworkPolicies, evaluated here with Kubernetes' NetworkPolicy semantics; and dare:domain, which
+ * Keycloak, Grafana and the DARE services share, is ordered once (Let's Encrypt issues at most 5
+ * certificates a week for one exact set of names), then served by Traefik as its default certificate.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -19,7 +21,7 @@ const SOLVER_PORT = 8089;
 /** Traefik's pods as its chart labels them. */
 const TRAEFIK = { namespace: NAMESPACES.ingress.name, labels: { ...INGRESS_POD_LABELS, "app.kubernetes.io/instance": "traefik-traefik" } };
 
-interface Rendered { objects: any[]; releases: any[] }
+interface Rendered { objects: any[]; releases: any[]; domain: string }
 const rendered = {} as Record<Stack, Rendered>;
 
 beforeAll(() => {
@@ -32,7 +34,8 @@ beforeAll(() => {
       if (file.startsWith(`kubernetes${path.sep}`)) objects.push(...YAML.parseAllDocuments(text).map((d) => d.toJS()));
       if (file.startsWith(`helm${path.sep}`)) releases.push(YAML.parse(text));
     }
-    rendered[stack] = { objects, releases };
+    const outputs = JSON.parse(fs.readFileSync(path.join(result.dir, "outputs.json"), "utf8"));
+    rendered[stack] = { objects, releases, domain: new URL(outputs.dareUrl).hostname };
     fs.rmSync(path.dirname(result.dir), { recursive: true, force: true });
   }
 });
@@ -104,5 +107,69 @@ describe.each(STACKS)("%s", (stack) => {
     expect(admits(objects(), TRAEFIK, { namespace: dare, labels: { app: "not-a-solver" } }, SOLVER_PORT)).toBe(false);
     expect(admits(objects(), { namespace: dare, labels: { app: "playground" } }, solver, SOLVER_PORT)).toBe(false);
     expect(admits(objects(), TRAEFIK, solver, SOLVER_PORT + 1)).toBe(false);
+  });
+});
+
+/** Every node of a value tree. */
+function* nodes(value: unknown): Generator<any> {
+  if (Array.isArray(value)) for (const v of value) yield* nodes(v);
+  else if (value && typeof value === "object") {
+    yield value;
+    for (const v of Object.values(value)) yield* nodes(v);
+  }
+}
+const ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer";
+const hostsOf = (h: unknown): string[] => (Array.isArray(h) ? h : h && typeof h === "object" ? Object.values(h) : []).filter((x): x is string => typeof x === "string");
+
+describe.each(STACKS)("certificates of %s", (stack) => {
+  const r = () => rendered[stack];
+  /** Each certificate cert-manager will order: its exact set of names, whoever asks (a Certificate, or an annotated Ingress in objects or chart values). */
+  const orders = (): Array<{ by: string; names: string }> => {
+    const list: Array<{ by: string; names: string }> = [];
+    for (const o of r().objects) {
+      if (o.kind === "Certificate") list.push({ by: `Certificate ${o.metadata.namespace}/${o.metadata.name}`, names: [...o.spec.dnsNames].sort().join(",") });
+      if (o.kind === "Ingress" && o.metadata.annotations?.[ISSUER_ANNOTATION]) {
+        for (const tls of o.spec.tls ?? []) list.push({ by: `Ingress ${o.metadata.namespace}/${o.metadata.name}`, names: [...tls.hosts].sort().join(",") });
+      }
+    }
+    for (const release of r().releases) {
+      for (const node of nodes(release.values)) {
+        if (node.annotations?.[ISSUER_ANNOTATION]) list.push({ by: `chart ${release.chart}`, names: hostsOf(node.hosts).sort().join(",") });
+      }
+    }
+    return list;
+  };
+
+  it("orders dare:domain's certificate once, and no name set twice", () => {
+    const all = orders();
+    expect(all.filter((o) => o.names === r().domain)).toHaveLength(1);
+    const counts = new Map<string, string[]>();
+    for (const o of all) counts.set(o.names, [...(counts.get(o.names) ?? []), o.by]);
+    expect([...counts.entries()].filter(([, by]) => by.length > 1)).toEqual([]);
+  });
+
+  it("makes that certificate Traefik's default, in the namespace of its Secret", () => {
+    const [cert] = r().objects.filter((o) => o.kind === "Certificate" && o.spec.dnsNames.includes(r().domain));
+    expect(cert.spec.issuerRef).toMatchObject({ kind: "ClusterIssuer", name: expect.stringMatching(/^letsencrypt-/) });
+    // Traefik reads only the TLSStore named "default", and one of them in the whole cluster.
+    const stores = r().objects.filter((o) => o.kind === "TLSStore" && o.metadata.name === "default");
+    expect(stores).toHaveLength(1);
+    expect(stores[0].metadata.namespace).toBe(cert.metadata.namespace);
+    expect(stores[0].spec.defaultCertificate.secretName).toBe(cert.spec.secretName);
+    expect(cert.metadata.namespace).toBe(TRAEFIK.namespace);
+  });
+
+  it("serves every route on dare:domain over TLS without a certificate of its own", () => {
+    const onDomain = r().objects.filter((o) => o.kind === "Ingress" && o.spec.rules.some((rule: any) => rule.host === r().domain));
+    const grafana = r().releases.find((x) => x.chart === "kube-prometheus-stack")!.values.grafana.ingress;
+    const routes = [
+      ...onDomain.map((o) => ({ by: `${o.metadata.namespace}/${o.metadata.name}`, tls: o.spec.tls })),
+      { by: "grafana", tls: grafana.tls },
+    ];
+    expect(onDomain.map((o) => o.metadata.namespace).sort()).toEqual([NAMESPACES.dare.name, NAMESPACES.keycloak.name, NAMESPACES.keycloak.name].sort());
+    for (const { by, tls } of routes) {
+      // A named Secret would be that namespace's own certificate (or none at all without an issuer annotation).
+      expect({ by, tls }).toEqual({ by, tls: [{ hosts: [r().domain] }] });
+    }
   });
 });
