@@ -40,7 +40,7 @@ export const sshPrivateKey = pulumi.secret(infra.sshPrivateKey);
 // 2. Kubernetes: kubeadm over SSH on those hosts; its provider carries every later layer's objects.
 const cluster = new KubernetesCluster(config.clusterName, {
   nodes: clusterNodes(config),
-  hosts: infra.hosts,
+  hosts: infra.hostByName,
   apiServer: infra.apiServer,
   bastion: infra.bastion,
   sshPrivateKey: infra.sshPrivateKey,
@@ -169,7 +169,7 @@ const backups = new Backups("backups", {
   borg: config.dare.backup.repository ? {
     hosts: clusterNodes(config).map((node) => ({
       name: node.name,
-      host: infra.hosts.apply((list) => list.find((h) => h.name === node.name)!),
+      host: infra.hostByName[node.name],
     })),
     ssh: { privateKey: infra.sshPrivateKey, bastion: infra.bastion },
     dependsOn: [...cluster.steps.prepare.values()],

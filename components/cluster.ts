@@ -22,6 +22,8 @@ export interface ClusterNode {
   role: HostRole;
   /** pool name ("control-plane" for control planes) */
   pool: string;
+  /** the private address, when the configuration already knows it (existing hosts) */
+  privateAddress?: string;
 }
 
 export interface KubernetesClusterArgs {
@@ -30,8 +32,11 @@ export interface KubernetesClusterArgs {
    * Plain values, so each host gets its own, stably named steps; see `clusterNodes()`.
    */
   nodes: ClusterNode[];
-  /** The same hosts with their addresses, from the IaaS layer (known once the machines exist). */
-  hosts: pulumi.Input<Host[]>;
+  /**
+   * The same hosts with their addresses, by name, from the IaaS layer (`Infrastructure.hostByName`):
+   * each host's steps depend on that host's machine only, never on another host's.
+   */
+  hosts: Record<string, pulumi.Input<Host>>;
   /** Where nodes (private) and operators (public) reach the Kubernetes API. */
   apiServer: pulumi.Input<ApiEndpoint>;
   /** SSH entry host for hosts without a public address; undefined when every host is reachable directly. */
@@ -73,6 +78,7 @@ export function clusterNodes(config: Pick<DareConfig, "provider" | "clusterName"
     name: h.name,
     role: h.role === CONTROL_PLANE_ROLE ? "control-plane" : "worker",
     pool: h.role,
+    privateAddress: h.privateAddress,
   }));
   // Stable sort, as Infrastructure does: "the first control plane" is the same host everywhere.
   return nodes.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
@@ -134,6 +140,10 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       if (names.has(n.name)) throw new Error(`${name}: host ${n.name} appears twice`);
       names.add(n.name);
     }
+    const missing = args.nodes.filter((n) => !(n.name in args.hosts)).map((n) => n.name);
+    if (missing.length > 0) {
+      throw new Error(`${name}: no address from the IaaS layer for ${missing.join(", ")} (hosts: ${Object.keys(args.hosts).join(", ") || "none"})`);
+    }
     super("dare:cluster:KubernetesCluster", name, {}, opts);
 
     this.kubernetesVersion = args.kubernetesVersion;
@@ -160,16 +170,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   private bootstrap(name: string, args: KubernetesClusterArgs): ClusterSteps {
     const parent = this;
     const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion };
-    const hosts = pulumi.output(args.hosts);
     const api = pulumi.output(args.apiServer);
-    const ref = (node: ClusterNode): HostRef => ({
-      name: node.name,
-      host: hosts.apply((list) => {
-        const host = list.find((h) => h.name === node.name);
-        if (!host) throw new Error(`${name}: host ${node.name} is in the plan but not among the IaaS layer's hosts (${list.map((h) => h.name).join(", ")})`);
-        return host;
-      }),
-    });
+    const hostOf = (node: ClusterNode): pulumi.Output<Host> => pulumi.output(args.hosts[node.name]);
+    const ref = (node: ClusterNode): HostRef => ({ name: node.name, host: hostOf(node) });
     const step = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
       dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[] } = {}) =>
       hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent, dependsOn });
@@ -191,14 +194,16 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       network: args.network,
       externalCloudProvider: args.externalCloudProvider ?? false,
     }));
-    const privateAddress = (node: ClusterNode) => hosts.apply((list) => list.find((h) => h.name === node.name)?.privateAddress ?? "");
+    const privateAddress = (node: ClusterNode) => hostOf(node).apply((h) => h.privateAddress);
 
     // Host preparation: every host at once, nothing before it.
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
       args.apiLoadBalancer && controlPlanes.length > 1);
-    const members = hosts.apply((list) => ({
-      nodes: nodeSources(args.network.cidr, list.map((h) => h.privateAddress)),
-      controlPlane: list.filter((h) => h.role === "control-plane").map((h) => h.privateAddress),
+    // Machines the IaaS layer makes sit in the subnet; only configured (existing) hosts may sit outside
+    // it, and their addresses are known from the configuration: no host's firewall waits for all machines.
+    const members = pulumi.all(controlPlanes.map(privateAddress)).apply((controlPlane) => ({
+      nodes: nodeSources(args.network.cidr, args.nodes.flatMap((n) => (n.privateAddress ? [n.privateAddress] : []))),
+      controlPlane,
     }));
     const prepare = new Map(args.nodes.map((node) => [node.name, step(node, "prepare", "k8s-prepare.sh", {
       KUBERNETES_VERSION: args.kubernetesVersion,

@@ -124,6 +124,11 @@ export function planNodes(clusterName: string, nodes: NodesSpec): NodePlan[] {
 export class Infrastructure extends pulumi.ComponentResource {
   /** Every host, control planes first, in a stable order. */
   public readonly hosts: pulumi.Output<Host[]>;
+  /**
+   * Each host by name, depending only on that host's own resources: a layer that works per host
+   * (SSH steps) reads these, so a host's work never waits for another host's machine.
+   */
+  public readonly hostByName: Record<string, pulumi.Output<Host>>;
   /** Where nodes and operators reach the Kubernetes API. */
   public readonly apiServer: pulumi.Output<ApiEndpoint>;
   /** The SSH entry host for hosts without a public address; undefined when every host is reachable directly. */
@@ -148,6 +153,7 @@ export class Infrastructure extends pulumi.ComponentResource {
     this.sshPublicKey = sshKey.publicKeyOpenssh.apply((k) => k.trim());
 
     const built = args.provider === "openstack" ? this.openstack(name, args, sshKey) : this.existing(args);
+    this.hostByName = built.hostByName;
     this.hosts = built.hosts;
     this.apiServer = built.apiServer;
     this.bastion = built.bastion;
@@ -179,6 +185,7 @@ export class Infrastructure extends pulumi.ComponentResource {
     const first = hosts[0];
     return {
       hosts: pulumi.output(hosts),
+      hostByName: Object.fromEntries(hosts.map((h) => [h.name, pulumi.output(h)])),
       apiServer: pulumi.output<ApiEndpoint>({
         privateAddress: first.privateAddress,
         publicAddress: first.publicAddress ?? first.address,
@@ -290,7 +297,7 @@ export class Infrastructure extends pulumi.ComponentResource {
       return { node, privateAddress, publicAddress, disks, instance };
     });
 
-    const hosts = pulumi.all(nodeOutputs.map((n) =>
+    const perHost = nodeOutputs.map((n) =>
       pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), pulumi.all(n.disks), n.instance.id])
         .apply(([privateAddress, publicAddress, disks]): Host => ({
           name: n.node.name,
@@ -303,7 +310,7 @@ export class Infrastructure extends pulumi.ComponentResource {
           port: 22,
           disks,
           viaBastion: publicAddress === undefined,
-        }))));
+        })));
 
     const firstControlPlane = nodeOutputs[0];
     const bastionAddress = firstControlPlane.publicAddress as pulumi.Output<string>;
@@ -360,6 +367,7 @@ export class Infrastructure extends pulumi.ComponentResource {
         privateAddress, publicAddress, port: API_PORT,
       }));
     }
-    return { hosts, apiServer, bastion };
+    const hostByName = Object.fromEntries(plan.map((node, i) => [node.name, perHost[i]]));
+    return { hosts: pulumi.all(perHost), hostByName, apiServer, bastion };
   }
 }

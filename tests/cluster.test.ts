@@ -43,7 +43,7 @@ async function build(controlPlanes: number, workers: number, externalCloudProvid
       network: NETWORK, adminCidrs: ["192.0.2.0/24"], image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: true,
     });
     cluster = new KubernetesCluster(CLUSTER, {
-      nodes, hosts: infra.hosts, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
+      nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
       kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
       externalCloudProvider,
     });
@@ -106,6 +106,8 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
       expect(deps.filter((d) => workerJoins.has(d))).toEqual([]);
       // Nothing a worker's join depends on may wait for another worker either.
       expect(deps.filter((d) => workers.some((o) => o !== w && d.includes(`::${o}-`) && d.includes("command:remote")))).toEqual([]);
+      // Nor on another worker's machine: a slow or failed VM holds up only its own host.
+      expect(deps.filter((d) => workers.some((o) => o !== w && (d.endsWith(`::${o}`) || d.includes(`::${o}-`))))).toEqual([]);
     }
   });
 
@@ -288,6 +290,10 @@ describe("scaling", () => {
     expect(added).toEqual([`k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`].sort());
     const changed = [...p2.keys()].filter((k) => p3.get(k) !== p2.get(k));
     expect(changed).toEqual([]);
+    // Nor does any existing step gain a dependency (on the new machine, say).
+    const deps = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, r.dependencies.join()]));
+    const [d2, d3] = [deps(before), deps(after)];
+    expect([...d2.keys()].filter((k) => d3.get(k) !== d2.get(k))).toEqual([]);
     // Workers join in parallel: one more does not lengthen the chain to the last join.
     expect(longestChain(after.resources)).toBe(longestChain(before.resources));
     expect(longestChain(after.resources)).toBeGreaterThan(3);
@@ -296,7 +302,7 @@ describe("scaling", () => {
 
 describe("refused arguments", () => {
   const base = (nodes: ClusterNode[]): KubernetesClusterArgs => ({
-    nodes, hosts: [], apiServer: { privateAddress: "10.0.0.1", publicAddress: "203.0.113.1", port: 6443 }, bastion: undefined,
+    nodes, hosts: {}, apiServer: { privateAddress: "10.0.0.1", publicAddress: "203.0.113.1", port: 6443 }, bastion: undefined,
     sshPrivateKey: "k", kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: "c", adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: false,
   });
   const cpNode = (name: string): ClusterNode => ({ name, role: "control-plane", pool: "control-plane" });
@@ -306,6 +312,7 @@ describe("refused arguments", () => {
     ["a worker first", [workerNode("w"), cpNode("c")], /must start with a control plane/],
     ["two control planes", [cpNode("a"), cpNode("b"), workerNode("w")], /etcd needs an odd number/],
     ["a host twice", [cpNode("a"), workerNode("w"), workerNode("w")], /w appears twice/],
+    ["a host the IaaS layer has no address for", [cpNode("a")], /no address from the IaaS layer for a/],
   ])("refuses %s before creating anything", async (_what, nodes, message) => {
     let error: unknown;
     const resources = await runMocked(() => {

@@ -9,6 +9,11 @@ import { recordedSteps } from "../components/host-step";
 import { readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
 import { renderFiles, writeFiles } from "./render-writer";
 
+// Pulumi's runtime records a stack trace for every promise it makes (for its leak report) and ts-node
+// source-maps each one: that was most of a large render's time. Off unless asked for, to debug the program.
+const STACK_TRACES = Boolean(process.env.DARE_RENDER_STACK_TRACES);
+if (!STACK_TRACES) Error.stackTraceLimit = 0;
+
 const USAGE = "usage: npm run render -- --stack NAME [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
 
 interface RenderArgs {
@@ -61,7 +66,8 @@ function report(err: unknown): number {
     process.stderr.write(`${e.message}\n`);
     return 2;
   }
-  process.stderr.write(`render failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  const hint = STACK_TRACES ? "" : "\n(run again with DARE_RENDER_STACK_TRACES=1 for the stack trace)";
+  process.stderr.write(`render failed: ${err instanceof Error ? err.stack : String(err)}${hint}\n`);
   return 1;
 }
 

@@ -94,7 +94,7 @@ async function program(names: string[], { controlPlanes = 1, version = "1.36.4" 
       network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
     });
     new KubernetesCluster(CLUSTER, {
-      nodes, hosts: infra.hosts, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
+      nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
       kubernetesVersion: version, network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, clusterName: CLUSTER,
       adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
     });
