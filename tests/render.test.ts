@@ -69,6 +69,28 @@ describe("render command line", () => {
     expect(fs.existsSync(result.dir)).toBe(false);
   });
 
+  it("writes a --set-secret value as [secret] wherever it is used, and nowhere in plain text", () => {
+    const passphrase = "CorrectHorseBatteryStaple42";
+    const smtpPassword = "SmtpPassw0rdSecret";
+    const result = render("testbed", [
+      "--set", "backup=borg@backup.example.org:/srv/borg", "--set-secret", `backupPassphrase=${passphrase}`,
+      "--set", "alerting.smtpHost=smtp.example.org:587", "--set", "alerting.from=dare@example.org",
+      "--set", "alerting.user=alertmanager", "--set", 'alerting.to=["ops@example.org"]',
+      "--set-secret", `alerting.smtpPassword=${smtpPassword}`,
+    ]);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    const files = readTree(result.dir);
+    for (const [file, content] of files) {
+      expect({ file, leak: content.includes(passphrase) || content.includes(smtpPassword) }).toEqual({ file, leak: false });
+    }
+    // The values are used: each host's borg step gets the passphrase, Alertmanager a Secret with the password.
+    const borgEnvs = [...files.entries()].filter(([f]) => /^hosts\/[^/]+\/\d+-borg-backup\.env$/.test(f));
+    expect(borgEnvs.length).toBe(3);
+    for (const [, env] of borgEnvs) expect(env).toContain("BORG_PASSPHRASE='[secret]'");
+    expect(files.get("kubernetes/monitoring/secret-alertmanager-smtp.yaml")).toContain("[secret]");
+  });
+
   it("refuses --set-secret on a key that is not a secret setting, rather than show it", () => {
     const result = render("testbed", ["--set-secret", "sshUser=hushhushuser"]);
     expect(result.status).not.toBe(0);
