@@ -225,7 +225,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     };
     const pkiSteps = new Map(controlPlanes.map((node) => [node.name, step(node, "pki", "k8s-pki.sh", pkiEnv, [])]));
 
-    const init = step(first, "init", "k8s-init.sh", {
+    const init = step(first, "init", "k8s-kubeadm.sh", {
+      KUBEADM_ACTION: "init",
       KUBEADM_CONFIG: pulumi.all([settings, privateAddress(first)]).apply(([s, address]) =>
         initConfig(s, { name: first.name, privateAddress: address })),
       BOOTSTRAP_TOKEN: token,
@@ -241,7 +242,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const join = new Map<string, command.remote.Command>();
     const joinStep = (node: ClusterNode, dependsOn: pulumi.Resource[]) => {
       const controlPlane = node.role === "control-plane";
-      const joined = step(node, "join", "k8s-join.sh", {
+      const joined = step(node, "join", "k8s-kubeadm.sh", {
+        KUBEADM_ACTION: "join",
         KUBEADM_CONFIG: pulumi.all([settings, privateAddress(node), pki.discoveryHash]).apply(([s, address, hash]) =>
           joinConfig(s, { name: node.name, privateAddress: address }, hash, controlPlane)),
         BOOTSTRAP_TOKEN: token,

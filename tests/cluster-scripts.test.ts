@@ -11,7 +11,7 @@ import { SCRIPTS_DIR } from "../components/host-step";
 const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh"));
 
 it("has host scripts", () => {
-  expect(scripts).toEqual(expect.arrayContaining(["k8s-prepare.sh", "k8s-init.sh", "k8s-join.sh", "k8s-upgrade.sh"]));
+  expect(scripts).toEqual(expect.arrayContaining(["k8s-prepare.sh", "k8s-kubeadm.sh", "k8s-upgrade.sh"]));
 });
 
 it.each(scripts)("shellcheck passes on %s", (script) => {

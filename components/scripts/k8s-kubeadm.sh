@@ -1,0 +1,53 @@
+#!/bin/bash
+# `kubeadm init` on the first control plane (the PKI already placed by k8s-pki.sh) or `kubeadm join` of
+# a control plane or worker (the discovery hash pins the cluster CA), with the configuration rendered by
+# the program. Guarded: init is skipped when the cluster exists (admin.conf), join when the host has
+# joined (kubelet.conf).
+#
+# Env: KUBEADM_ACTION (init or join), KUBEADM_CONFIG (Init/Cluster/KubeletConfiguration, or
+#      JoinConfiguration, with the placeholder @BOOTSTRAP_TOKEN@), BOOTSTRAP_TOKEN (secret), NODE_NAME
+set -euo pipefail
+: "${KUBEADM_ACTION:?}" "${KUBEADM_CONFIG:?}" "${BOOTSTRAP_TOKEN:?}" "${NODE_NAME:?}"
+config=/etc/kubernetes/dare/kubeadm-${KUBEADM_ACTION}.yaml
+
+case "$KUBEADM_ACTION" in
+  init) done_file=/etc/kubernetes/admin.conf; args=(init --config "$config" --skip-token-print) ;;
+  join) done_file=/etc/kubernetes/kubelet.conf; args=(join --config "$config") ;;
+  *) echo "KUBEADM_ACTION must be init or join, not ${KUBEADM_ACTION}" >&2; exit 2 ;;
+esac
+if [ -f "$done_file" ]; then
+  echo "${NODE_NAME}: kubeadm ${KUBEADM_ACTION} already done (${done_file} exists): nothing to do"
+  exit 0
+fi
+
+# A failed kubeadm leaves half a node (kubeconfigs, manifests, an etcd member) that would make the
+# guard above skip the next attempt: undo it with `kubeadm reset`, keeping the cluster's shared CAs
+# and keys, which the pki step placed and will not place again.
+undo_failed() {
+  local keep f
+  keep=$(mktemp -d)
+  cp -a /etc/kubernetes/pki/. "$keep"/ 2>/dev/null || true
+  kubeadm reset -f >&2 || true
+  # Only a control plane has them (a worker's ca.crt comes from the join and must not be there before).
+  if [ -f "$keep/ca.key" ]; then
+    for f in ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub etcd/ca.crt etcd/ca.key; do
+      if [ -f "$keep/$f" ]; then install -D -m "$(stat -c %a "$keep/$f")" -o root -g root "$keep/$f" "/etc/kubernetes/pki/$f"; fi
+    done
+  fi
+  rm -rf "$keep"
+}
+
+install -d -m 0700 -o root -g root /etc/kubernetes/dare
+umask 077
+# The token reaches the file through the shell's own substitution: never a process argument.
+printf '%s\n' "${KUBEADM_CONFIG//@BOOTSTRAP_TOKEN@/$BOOTSTRAP_TOKEN}" >"$config"
+echo "${NODE_NAME}: kubeadm ${KUBEADM_ACTION}"
+status=0
+kubeadm "${args[@]}" || status=$?
+# The token expires, but the file outlives it: what stays for operators to read has none.
+printf '%s\n' "${KUBEADM_CONFIG//@BOOTSTRAP_TOKEN@/<redacted>}" >"$config"
+if [ "$status" -ne 0 ]; then
+  undo_failed
+  echo "${NODE_NAME}: kubeadm ${KUBEADM_ACTION} failed (output above); the host is reset, the next pulumi up tries again" >&2
+  exit 1
+fi
