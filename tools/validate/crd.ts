@@ -49,7 +49,8 @@ function crdsDir(): string {
   return path.join(sharedDir(), "crds");
 }
 
-function listYaml(dir: string): string[] {
+/** Every .yaml/.yml file under dir, sorted; none when dir does not exist. */
+export function listYaml(dir: string): string[] {
   const out: string[] = [];
   let entries: fs.Dirent[];
   try {

@@ -12,7 +12,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { validateCustomResource } from "./crd";
+import { listYaml, validateCustomResource } from "./crd";
 import { HelmRelease, validateHelmValues } from "./helm-values";
 
 export { validateCustomResource, crdVersions, customResourceKinds, sharedDir } from "./crd";
@@ -60,22 +60,6 @@ export async function validateObject(obj: unknown): Promise<string[]> {
 function unknownKind(obj: unknown): string {
   const o = (obj ?? {}) as { apiVersion?: unknown; kind?: unknown };
   return `unknown kind: apiVersion ${JSON.stringify(o.apiVersion)} kind ${JSON.stringify(o.kind)} is neither a built-in Kubernetes kind nor defined by a CRD in shared/crds`;
-}
-
-function listYaml(dir: string): string[] {
-  const out: string[] = [];
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listYaml(p));
-    else if (/\.ya?ml$/.test(e.name)) out.push(p);
-  }
-  return out;
 }
 
 function parseDocs(file: string): { docs: unknown[]; errors: string[] } {
