@@ -12,7 +12,7 @@ import { Storage } from "./components/storage";
 import { Identity } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
 import { MpiOperator } from "./components/mpi-operator";
-import { DareServices } from "./components/dare-services";
+import { DareServices, WORKLOADS } from "./components/dare-services";
 import { Backups } from "./components/backups";
 
 // Validate the whole configuration before any resource is declared.
@@ -33,6 +33,8 @@ const infra = new Infrastructure(config.clusterName, {
 
 export const hosts = infra.hosts;
 export const apiServer = infra.apiServer;
+/** What kubectl talks to (from dare:adminCidrs); the kubeconfig output points here. */
+export const apiServerUrl = pulumi.interpolate`https://${infra.apiServer.publicAddress}:${infra.apiServer.port}`;
 export const bastion = infra.bastion;
 export const sshPublicKey = infra.sshPublicKey;
 export const sshPrivateKey = pulumi.secret(infra.sshPrivateKey);
@@ -151,6 +153,11 @@ const dare = new DareServices("dare", {
   ])]),
 }, { dependsOn: [identity, mpiOperator, storage] });
 export const dareUrl = dare.url;
+/** Each DARE service's address behind the ingress, by workload name (JupyterHub's base URL is /jupyter). */
+export const dareServiceUrls: Record<string, string> = {
+  ...Object.fromEntries(Object.entries(WORKLOADS).flatMap(([service, w]) => (w.ingressPath ? [[service, `${dare.url}${w.ingressPath}`]] : []))),
+  ...(config.dare.jupyterhub ? { jupyterhub: `${dare.url}/jupyter` } : {}),
+};
 
 // 10. Backups: etcd snapshots and database dumps on the control planes; borg for every host when dare:backup is set.
 const backups = new Backups("backups", {

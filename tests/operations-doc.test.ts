@@ -2,8 +2,11 @@
  * docs/operations.md: every command an operator copies from it exists — npm scripts and program files of
  * this project, Pulumi subcommands and flags, and the stack outputs it names (exported by index.ts).
  */
+import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
+import { WORKLOADS } from "../components/dare-services";
 
 const ROOT = path.join(__dirname, "..");
 const DOC = fs.readFileSync(path.join(ROOT, "docs", "operations.md"), "utf8");
@@ -38,6 +41,9 @@ function commands(): string[] {
 
 const words = (command: string) => command.match(/'[^']*'|\S+/g) ?? [];
 
+/** Output names in the document's stack-output table (third column's first code span). */
+const tableOutputs = () => [...DOC.matchAll(/^\|[^|]+\|[^|]+\| `(\w+)`/gm)].map((m) => m[1]);
+
 describe("docs/operations.md", () => {
   const all = commands();
 
@@ -71,8 +77,27 @@ describe("docs/operations.md", () => {
       .filter((c) => c.startsWith("pulumi stack output "))
       .map((c) => words(c).slice(3).filter((x) => !x.startsWith("-"))[0])
       .filter((x): x is string => x !== undefined && x !== ">");
-    const table = [...DOC.matchAll(/^\|[^|]+\|[^|]+\| `(\w+)`/gm)].map((m) => m[1]);
+    const table = tableOutputs();
     expect(named.length + table.length).toBeGreaterThan(3);
     for (const output of [...named, ...table]) expect({ output, exported: exported.has(output) }).toEqual({ output, exported: true });
   });
+
+  it("documents outputs that a render of the testbed really prints, with the addresses under dare:domain", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "operations-doc-"));
+    try {
+      execFileSync(path.join(ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out], { cwd: ROOT, stdio: "pipe" });
+      const outputs = JSON.parse(fs.readFileSync(path.join(out, "outputs.json"), "utf8"));
+      // harborUrl is null on the testbed (Harbor off) but still printed.
+      for (const name of tableOutputs()) expect({ name, printed: name in outputs }).toEqual({ name, printed: true });
+      const site = "https://testbed.dare.example.org";
+      for (const name of ["dareUrl", "keycloakUrl", "keycloakAdminConsole", "grafanaUrl"]) expect(outputs[name]).toMatch(new RegExp(`^${site}(/|$)`));
+      const served = Object.entries(WORKLOADS).filter(([, w]) => w.ingressPath).map(([name]) => name);
+      expect(Object.keys(outputs.dareServiceUrls).sort()).toEqual(served.sort());
+      for (const url of Object.values<string>(outputs.dareServiceUrls)) expect(url.startsWith(`${site}/`)).toBe(true);
+      expect(outputs.apiServerUrl).toBe(`https://${outputs.apiServer.publicAddress}:${outputs.apiServer.port}`);
+      expect(outputs.kubeconfig).toBe("[secret]");
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 120000);
 });
