@@ -149,9 +149,10 @@ export async function renderFiles(
   }
 
   // Belt and braces: a secret that lost its marker somewhere (a plain apply) must not reach the disk.
+  const secrets = [...redactor.secrets].filter((secret) => secret.length >= 8);
   for (const [file, content] of Object.entries(files)) {
-    for (const secret of redactor.secrets) {
-      if (secret.length >= 8 && content.includes(secret)) {
+    for (const secret of secrets) {
+      if (content.includes(secret)) {
         throw new Error(`render refused: ${file} contains the value of a Pulumi secret in plain text (a secret lost its marker)`);
       }
     }
@@ -162,9 +163,14 @@ export async function renderFiles(
 /** Replaces `dir` with exactly these files. */
 export function writeFiles(dir: string, files: RenderFiles): void {
   fs.rmSync(dir, { recursive: true, force: true });
+  const made = new Set<string>();
   for (const [relative, content] of Object.entries(files)) {
     const target = path.join(dir, relative);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const folder = path.dirname(target);
+    if (!made.has(folder)) {
+      fs.mkdirSync(folder, { recursive: true });
+      made.add(folder);
+    }
     fs.writeFileSync(target, content);
   }
 }
