@@ -9,6 +9,7 @@
  * tags) is configuration with documented defaults.
  */
 import * as k8s from "@pulumi/kubernetes";
+import { pinnedRelease } from "./helm";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DareWorkload, ImageName, ServiceSizing } from "./config";
@@ -537,12 +538,11 @@ export class DareServices extends pulumi.ComponentResource {
   private jupyterhub(name: string, args: DareServicesArgs): void {
     const ns = createNamespace("jupyterhub", this.opts);
     const token = new random.RandomBytes(`${name}-jupyterhub-proxy-token`, { length: 32 }, { parent: this });
-    new k8s.helm.v3.Release(`${name}-jupyterhub`, {
-      name: "jupyterhub",
-      namespace: NAMESPACES.jupyterhub.name,
-      chart: JUPYTERHUB_CHART.chart,
-      version: JUPYTERHUB_CHART.version,
-      repositoryOpts: { repo: JUPYTERHUB_CHART.repo },
+    // The namespace's output, not its name: the release waits for the namespace to exist.
+    pinnedRelease(`${name}-jupyterhub`, {
+      release: "jupyterhub",
+      namespace: ns.metadata.name,
+      chart: JUPYTERHUB_CHART,
       values: {
         hub: { baseUrl: "/jupyter" },
         proxy: { secretToken: pulumi.secret(token.hex), service: { type: "ClusterIP" } },

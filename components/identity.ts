@@ -12,6 +12,7 @@
  */
 import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
+import { pinnedRelease } from "./helm";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
@@ -23,9 +24,9 @@ import { domainTls } from "./security";
 /** Pinned versions. Keycloak: the newest 26.x release (26.7.4) rather than the chart's 26.5.6, for its
  * security fixes; the chart's templates only pass KC_* settings and work for every 26.x. */
 export const VERSIONS = {
-  keycloakxChart: "7.1.11",
+  keycloakxChart: { chart: "keycloakx", version: "7.1.11", repo: "https://codecentric.github.io/helm-charts" },
   keycloakImage: "quay.io/keycloak/keycloak:26.7.4",
-  cnpgChart: "0.29.0",
+  cnpgChart: { chart: "cloudnative-pg", version: "0.29.0", repo: "https://cloudnative-pg.github.io/charts" },
   postgresImage: "ghcr.io/cloudnative-pg/postgresql:18.4",
   /** keycloak-config-cli 6.5.0 built against Keycloak 26.5.4; the admin REST API it uses is stable across 26.x */
   configCliImage: "docker.io/adorsys/keycloak-config-cli:6.5.0-26.5.4",
@@ -247,11 +248,9 @@ export class Identity extends pulumi.ComponentResource {
     const clientSecret = password("dare-login-client-secret");
 
     // CloudNativePG: the operator (cluster-wide), then one PostgreSQL cluster for Keycloak.
-    const cnpg = new k8s.helm.v3.Release(`${name}-cnpg`, {
-      name: "cnpg",
-      chart: "cloudnative-pg",
-      version: VERSIONS.cnpgChart,
-      repositoryOpts: { repo: "https://cloudnative-pg.github.io/charts" },
+    const cnpg = pinnedRelease(`${name}-cnpg`, {
+      release: "cnpg",
+      chart: VERSIONS.cnpgChart,
       namespace: cnpgNs.metadata.name,
       values: { crds: { create: true }, config: { clusterWide: true } },
     }, child());
@@ -294,13 +293,11 @@ export class Identity extends pulumi.ComponentResource {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },
     };
-    const keycloak = new k8s.helm.v3.Release(`${name}-keycloak`, {
-      name: RELEASE,
-      chart: "keycloakx",
-      version: VERSIONS.keycloakxChart,
+    const keycloak = pinnedRelease(`${name}-keycloak`, {
+      release: RELEASE,
+      chart: VERSIONS.keycloakxChart,
       // The first start builds Keycloak's optimized server and creates the schema: minutes.
       timeout: 900,
-      repositoryOpts: { repo: "https://codecentric.github.io/helm-charts" },
       namespace: keycloakNs.metadata.name,
       values: {
         fullnameOverride: RELEASE,

@@ -10,6 +10,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
+import { pinnedRelease } from "./helm";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
@@ -18,7 +19,9 @@ import { METRICS_PORTS } from "./kubeadm-config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
 
-export const VERSIONS = { kubePrometheusStackChart: "88.5.3" } as const;
+export const VERSIONS = {
+  kubePrometheusStackChart: { chart: "kube-prometheus-stack", version: "88.5.3", repo: "https://prometheus-community.github.io/helm-charts" },
+} as const;
 
 /** The seed's Alertmanager route: alerts of these services go to the DARE operators. */
 export const DARE_SERVICES = ["dare-login", "d4p-registry", "dare-shared-volumes", "keycloak", "sprov", "cwl"] as const;
@@ -215,13 +218,11 @@ export class Monitoring extends pulumi.ComponentResource {
       }, child()));
     }
 
-    const stack = new k8s.helm.v3.Release(`${name}-kube-prometheus-stack`, {
-      name: "kube-prometheus-stack",
-      chart: "kube-prometheus-stack",
-      version: VERSIONS.kubePrometheusStackChart,
+    const stack = pinnedRelease(`${name}-kube-prometheus-stack`, {
+      release: "kube-prometheus-stack",
+      chart: VERSIONS.kubePrometheusStackChart,
       // CRDs, the operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
       timeout: 900,
-      repositoryOpts: { repo: "https://prometheus-community.github.io/helm-charts" },
       namespace: ns.metadata.name,
       values: {
         fullnameOverride: FULLNAME,
