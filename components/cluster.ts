@@ -205,10 +205,16 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       nodes: nodeSources(args.network.cidr, args.nodes.flatMap((n) => (n.privateAddress ? [n.privateAddress] : []))),
       controlPlane,
     }));
+    // One ruleset per role: every worker's is the same text.
+    const rulesets = new Map<ClusterNode["role"], pulumi.Output<string>>();
+    const rulesetFor = (role: ClusterNode["role"]) => {
+      if (!rulesets.has(role)) rulesets.set(role, members.apply((m) => nftablesRuleset(rules, role, m, args.network.podCidr)));
+      return rulesets.get(role)!;
+    };
     const prepare = new Map(args.nodes.map((node) => [node.name, step(node, "prepare", "k8s-prepare.sh", {
       KUBERNETES_VERSION: args.kubernetesVersion,
       PAUSE_IMAGE,
-      FIREWALL_RULESET: members.apply((m) => nftablesRuleset(rules, node.role, m, args.network.podCidr)),
+      FIREWALL_RULESET: rulesetFor(node.role),
     }, [])]));
 
     // The shared CAs on every control plane, before kubeadm runs there.

@@ -93,6 +93,19 @@ export function connectionFor(target: pulumi.Input<Host>, access: SshAccess): pu
   }));
 }
 
+/**
+ * One connection per host and access: a host's steps share it rather than each building its own
+ * (a host name names one host within one access).
+ */
+const connections = new WeakMap<SshAccess, Map<string, pulumi.Output<command.types.input.remote.ConnectionArgs>>>();
+function sharedConnection(hostName: string, target: pulumi.Input<Host>, access: SshAccess) {
+  let byHost = connections.get(access);
+  if (!byHost) connections.set(access, (byHost = new Map()));
+  let connection = byHost.get(hostName);
+  if (!connection) byHost.set(hostName, (connection = connectionFor(target, access)));
+  return connection;
+}
+
 /** Declares one host step. `prefix` is the owning component's name. */
 export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, opts: pulumi.CustomResourceOptions): command.remote.Command {
   const scriptText = readScript(args.script);
@@ -102,9 +115,9 @@ export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, 
   const target = "host" in args.host ? args.host.host : args.host;
   recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env: args.env, deleteScript: args.deleteScript });
   return new command.remote.Command(`${prefix}-${args.host.name}-${args.step}`, {
-    connection: connectionFor(target, access),
+    connection: sharedConnection(args.host.name, target, access),
+    // No `update`: on a change the provider runs `create` again, which is what a guarded script wants.
     create: wrapScript(scriptText),
-    update: wrapScript(scriptText),
     delete: args.deleteScript ? wrapScript(readScript(args.deleteScript)) : undefined,
     // The delete script needs its parameters again long after the create ran.
     addPreviousOutputInEnv: false,

@@ -40,6 +40,19 @@ describe("offline render", () => {
     for (const [file, content] of a) expect({ file, content: b.get(file) }).toEqual({ file, content });
   });
 
+  it("writes each distinct content once: the workers' copies of a script are hard links to one file", () => {
+    const hostFile = (host: string, file: string) => `${first.dir}/hosts/dare-testbed-${host}/${file}`;
+    const [a, b] = ["workers-0", "workers-1"].map((w) => fs.statSync(hostFile(w, "01-prepare.sh")));
+    expect(b.ino).toBe(a.ino);
+    expect(fs.readFileSync(hostFile("workers-1", "01-prepare.sh"), "utf8"))
+      .toBe(fs.readFileSync(`${__dirname}/../components/scripts/k8s-prepare.sh`, "utf8"));
+    // Each worker joins under its own name: separate files.
+    const joins = ["workers-0", "workers-1"].map((w) => hostFile(w, "02-join.env"));
+    expect(fs.statSync(joins[0]).ino).not.toBe(fs.statSync(joins[1]).ino);
+    expect(fs.readFileSync(joins[0], "utf8")).toContain("NODE_NAME='dare-testbed-workers-0'");
+    expect(fs.readFileSync(joins[1], "utf8")).toContain("NODE_NAME='dare-testbed-workers-1'");
+  });
+
   it("writes no secret value anywhere, generated or configured", () => {
     // The generated SSH key: its private half must not appear, its public half may.
     const files = readTree(first.dir);

@@ -124,6 +124,9 @@ describe("render-diff.yml", () => {
     const refs = job.steps.filter((s) => s.uses?.startsWith("actions/checkout@")).map((s) => s.with!.ref);
     expect(refs).toEqual(["${{ github.event.pull_request.base.sha }}", "${{ github.event.pull_request.head.sha }}"]);
     for (const stack of stacks) expect(run).toMatch(new RegExp(`for stack in [^;]*\\b${stack}\\b`));
+    // Each side renders with its own `npm run render` (its own Node flags and tools).
+    expect(run).toContain('(cd head && npm run -s render -- --stack "$stack"');
+    expect(run).toContain('(cd base && npm run -s render -- --stack "$stack"');
     expect(run).toContain("npm run -s render-diff -- ");
     expect(run).toContain("--full");
     expect(run).toContain("$GITHUB_STEP_SUMMARY");

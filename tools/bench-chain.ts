@@ -9,6 +9,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderCommand } from "./render-command";
 
 export interface ChainResource {
   urn: string;
@@ -49,9 +50,8 @@ function main(): void {
   try {
     for (const workers of sizes) {
       const out = path.join(tmp, String(workers));
-      const result = spawnSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only",
-        path.join(root, "tools", "render.ts"), "--stack", stack, "--set", `nodes.pools[0].count=${workers}`, "--out", out],
-      { cwd: root, encoding: "utf8" });
+      const [program, args] = renderCommand(["--stack", stack, "--set", `nodes.pools[0].count=${workers}`, "--out", out]);
+      const result = spawnSync(program, args, { cwd: root, encoding: "utf8" });
       if (result.status !== 0) throw new Error(`render of ${workers} workers failed:\n${result.stderr}`);
       const resources = JSON.parse(fs.readFileSync(path.join(out, "resources.json"), "utf8")) as ChainResource[];
       console.log(`${stack}, ${workers} workers: longest chain to a join: ${longestChain(resources)} resources`);

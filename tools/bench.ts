@@ -9,15 +9,14 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderCommand } from "./render-command";
 
 const ROOT = path.resolve(__dirname, "..");
 
 function renderOnce(workers: number, out: string): number {
   const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, [
-    require.resolve("ts-node/dist/bin.js"), "--transpile-only", path.join(ROOT, "tools", "render.ts"),
-    "--stack", "production", "--set", `nodes.pools[0].count=${workers}`, "--out", out,
-  ], { cwd: ROOT, encoding: "utf8" });
+  const [program, args] = renderCommand(["--stack", "production", "--set", `nodes.pools[0].count=${workers}`, "--out", out]);
+  const result = spawnSync(program, args, { cwd: ROOT, encoding: "utf8" });
   if (result.status !== 0) throw new Error(`render of ${workers} workers failed:\n${result.stderr}`);
   return Number(process.hrtime.bigint() - started) / 1e9;
 }

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { RecordedStep, shellQuote } from "../components/host-step";
+import { envFile, readScript, RecordedStep } from "../components/host-step";
 import { RESOURCE_SIG, RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY, UNKNOWN_VALUE } from "./mocks";
 
 export const SECRET = "[secret]";
@@ -69,8 +69,7 @@ export interface RenderFiles {
 }
 
 async function resolveEnv(env: Record<string, pulumi.Input<string>>, redactor: Redactor): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const key of Object.keys(env).sort()) {
+  const entries = await Promise.all(Object.keys(env).map(async (key) => {
     const output = pulumi.output(env[key]);
     // Output.isSecret is how the SDK itself tracks secretness of a resolved value.
     const [value, secret] = await Promise.all([
@@ -78,9 +77,9 @@ async function resolveEnv(env: Record<string, pulumi.Input<string>>, redactor: R
       (output as any).isSecret as Promise<boolean>,
     ]);
     if (secret) redactor.collect(value);
-    out[key] = secret ? SECRET : String(value);
-  }
-  return out;
+    return [key, secret ? SECRET : String(value)] as const;
+  }));
+  return Object.fromEntries(entries);
 }
 
 /** Builds every file of a render in memory (so that nothing is written when anything fails). */
@@ -135,22 +134,25 @@ export async function renderFiles(
     files[`monitoring/rules/${safeName(obj.metadata?.name ?? r.name)}.yaml`] = yaml({ groups: obj.spec?.groups ?? [] });
   }
 
+  // Every step's parameters at once: resolving them one after another was a large render's slowest part.
+  const envs = await Promise.all(steps.map((step) => resolveEnv(step.env, redactor)));
   const perHost = new Map<string, number>();
-  for (const step of steps) {
+  steps.forEach((step, i) => {
     const n = (perHost.get(step.host) ?? 0) + 1;
     perHost.set(step.host, n);
     const base = `hosts/${safeName(step.host)}/${String(n).padStart(2, "0")}-${safeName(step.step)}`;
-    files[`${base}.sh`] = fs.readFileSync(path.join(__dirname, "..", "components", "scripts", step.script), "utf8");
-    files[`${base}.env`] = Object.entries(await resolveEnv(step.env, redactor))
-      .map(([k, v]) => `${k}=${shellQuote(v)}\n`).join("");
-    if (step.deleteScript) {
-      files[`${base}.delete.sh`] = fs.readFileSync(path.join(__dirname, "..", "components", "scripts", step.deleteScript), "utf8");
-    }
-  }
+    files[`${base}.sh`] = readScript(step.script);
+    files[`${base}.env`] = envFile(envs[i]);
+    if (step.deleteScript) files[`${base}.delete.sh`] = readScript(step.deleteScript);
+  });
 
   // Belt and braces: a secret that lost its marker somewhere (a plain apply) must not reach the disk.
+  // Each distinct content is searched once (every worker's copy of a script is the same text).
   const secrets = [...redactor.secrets].filter((secret) => secret.length >= 8);
+  const searched = new Set<string>();
   for (const [file, content] of Object.entries(files)) {
+    if (searched.has(content)) continue;
+    searched.add(content);
     for (const secret of secrets) {
       if (content.includes(secret)) {
         throw new Error(`render refused: ${file} contains the value of a Pulumi secret in plain text (a secret lost its marker)`);
@@ -160,10 +162,15 @@ export async function renderFiles(
   return files;
 }
 
-/** Replaces `dir` with exactly these files. */
+/**
+ * Replaces `dir` with exactly these files. Files with the same content are hard links to one file:
+ * every worker's copy of a script is the same text, and creating a file costs far more than linking
+ * one (a 300-worker render has thousands).
+ */
 export function writeFiles(dir: string, files: RenderFiles): void {
   fs.rmSync(dir, { recursive: true, force: true });
   const made = new Set<string>();
+  const written = new Map<string, string>();
   for (const [relative, content] of Object.entries(files)) {
     const target = path.join(dir, relative);
     const folder = path.dirname(target);
@@ -171,6 +178,12 @@ export function writeFiles(dir: string, files: RenderFiles): void {
       fs.mkdirSync(folder, { recursive: true });
       made.add(folder);
     }
-    fs.writeFileSync(target, content);
+    const same = written.get(content);
+    if (same !== undefined) {
+      fs.linkSync(same, target);
+    } else {
+      fs.writeFileSync(target, content);
+      written.set(content, target);
+    }
   }
 }

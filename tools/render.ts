@@ -9,10 +9,15 @@ import { recordedSteps } from "../components/host-step";
 import { readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
 import { renderFiles, writeFiles } from "./render-writer";
 
-// Pulumi's runtime records a stack trace for every promise it makes (for its leak report) and ts-node
-// source-maps each one: that was most of a large render's time. Off unless asked for, to debug the program.
+// Pulumi's runtime records a stack trace for every promise it makes (for its leak report) and reads
+// one per resource for its source position (which the render does not record); ts-node source-maps
+// each of them. That was most of a large render's time: off unless asked for, to debug the program.
 const STACK_TRACES = Boolean(process.env.DARE_RENDER_STACK_TRACES);
-if (!STACK_TRACES) Error.stackTraceLimit = 0;
+if (!STACK_TRACES) {
+  Error.stackTraceLimit = 0;
+  // Pulumi raises the limit for its source positions; then only the first line is formatted.
+  Error.prepareStackTrace = (error: Error) => Error.prototype.toString.call(error);
+}
 
 const USAGE = "usage: npm run render -- --stack NAME [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
 

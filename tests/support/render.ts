@@ -1,8 +1,9 @@
-/** Runs the offline render CLI in a child process, as an operator would. */
+/** Runs the offline render CLI in a child process, as an operator would (`npm run render`'s command line). */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderCommand } from "../../tools/render-command";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -15,10 +16,8 @@ export interface RenderResult {
 
 export function render(stack: string, extra: string[] = [], dir = fs.mkdtempSync(path.join(os.tmpdir(), `dare-${stack}-`))): RenderResult {
   const out = path.join(dir, "out");
-  const result = spawnSync(process.execPath, [
-    require.resolve("ts-node/dist/bin.js"), "--transpile-only", path.join(ROOT, "tools", "render.ts"),
-    "--stack", stack, "--out", out, ...extra,
-  ], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+  const [program, args] = renderCommand(["--stack", stack, "--out", out, ...extra]);
+  const result = spawnSync(program, args, { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr, dir: out };
 }
 
