@@ -13,7 +13,7 @@ import { renderFiles, writeFiles } from "./render-writer";
 // one per resource for its source position (which the render does not record); ts-node source-maps
 // each of them. That was most of a large render's time: off unless asked for, to debug the program.
 const STACK_TRACES = Boolean(process.env.DARE_RENDER_STACK_TRACES);
-if (!STACK_TRACES) {
+function withoutStackTraces(): void {
   Error.stackTraceLimit = 0;
   // Pulumi raises the limit for its source positions; then only the first line is formatted.
   Error.prepareStackTrace = (error: Error) => Error.prototype.toString.call(error);
@@ -77,5 +77,6 @@ function report(err: unknown): number {
 }
 
 if (require.main === module) {
+  if (!STACK_TRACES) withoutStackTraces();
   main().then((code) => process.exit(code), (err) => process.exit(report(err)));
 }
