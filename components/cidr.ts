@@ -65,9 +65,3 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   const shortest = BigInt(bits - Math.min(a.prefix, b.prefix));
   return a.network >> shortest === b.network >> shortest;
 }
-
-/** The n-th address of an IPv4 network (n = 1 is the usual gateway), as text. */
-export function ipv4Host(cidr: Cidr, n: number): string {
-  const value = cidr.network + BigInt(n);
-  return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 255n)).join(".");
-}

@@ -51,12 +51,6 @@ export function validateBuiltinObjects(objs: unknown[]): Promise<(string[] | nul
   });
 }
 
-/** Validates one object (built-in, else CRD, else "unknown kind"). Spawns a child process. */
-export async function validateObject(obj: unknown): Promise<string[]> {
-  const [builtin] = await validateBuiltinObjects([obj]);
-  return builtin ?? validateCustomResource(obj) ?? [unknownKind(obj)];
-}
-
 function unknownKind(obj: unknown): string {
   const o = (obj ?? {}) as { apiVersion?: unknown; kind?: unknown };
   return `unknown kind: apiVersion ${JSON.stringify(o.apiVersion)} kind ${JSON.stringify(o.kind)} is neither a built-in Kubernetes kind nor defined by a CRD in shared/crds`;

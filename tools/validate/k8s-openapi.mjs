@@ -21,12 +21,9 @@
 //     They are re-allowed by `strippedFieldAllowed` (PriorityClass root; anywhere in a CRD).
 //
 // Exports: validateBuiltin(obj) -> Promise<string[] | null>  (null: apiVersion/kind unknown here)
-// CLI:
-//   node tools/validate/k8s-openapi.mjs DIR          validate DIR/kubernetes/**.yaml, exit 1 on errors
-//   node tools/validate/k8s-openapi.mjs --json DIR   print {"<file>": [{apiVersion,kind,name,errors}]}
+// CLI (tools/validate/index.ts runs it; a render directory is validated by validateRenderDir there):
 //   node tools/validate/k8s-openapi.mjs --stdin      read a JSON array of objects on stdin, print a
 //                                                    JSON array of (string[] | null), same order
-import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -220,44 +217,6 @@ export async function validateBuiltin(obj) {
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-function listYaml(dir) {
-  const out = [];
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listYaml(p));
-    else if (/\.ya?ml$/.test(e.name)) out.push(p);
-  }
-  return out;
-}
-
-async function validateDir(dir) {
-  const { parseAllDocuments } = await import("yaml");
-  const kdir = path.join(dir, "kubernetes");
-  const result = {};
-  for (const file of listYaml(kdir)) {
-    const rel = path.relative(dir, file);
-    const entries = [];
-    for (const doc of parseAllDocuments(readFileSync(file, "utf8"))) {
-      if (doc.errors.length) {
-        entries.push({ apiVersion: null, kind: null, name: null, errors: doc.errors.map((e) => `YAML: ${e.message}`) });
-        continue;
-      }
-      const obj = doc.toJS();
-      if (obj === null || obj === undefined) continue;
-      const errors = await validateBuiltin(obj);
-      entries.push({ apiVersion: obj.apiVersion ?? null, kind: obj.kind ?? null, name: obj.metadata?.name ?? null, errors });
-    }
-    result[rel] = entries;
-  }
-  return result;
-}
-
 async function readStdin() {
   const chunks = [];
   for await (const c of process.stdin) chunks.push(c);
@@ -265,37 +224,15 @@ async function readStdin() {
 }
 
 async function main(argv) {
-  if (argv[0] === "--stdin") {
-    const objs = JSON.parse(await readStdin());
-    const out = [];
-    for (const o of objs) out.push(await validateBuiltin(o));
-    process.stdout.write(JSON.stringify(out));
-    return 0;
-  }
-  const json = argv[0] === "--json";
-  const dir = json ? argv[1] : argv[0];
-  if (!dir || !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
-    process.stderr.write("usage: node tools/validate/k8s-openapi.mjs [--json] RENDER_DIR | --stdin\n");
+  if (argv[0] !== "--stdin") {
+    process.stderr.write("usage: node tools/validate/k8s-openapi.mjs --stdin  (JSON array of objects in, array of errors out)\n");
     return 2;
   }
-  const result = await validateDir(dir);
-  if (json) {
-    process.stdout.write(JSON.stringify(result, null, 1) + "\n");
-    return Object.values(result).some((es) => es.some((e) => e.errors && e.errors.length)) ? 1 : 0;
-  }
-  let bad = 0, ok = 0, skipped = 0;
-  for (const [file, entries] of Object.entries(result)) {
-    for (const e of entries) {
-      if (e.errors === null) skipped++;
-      else if (e.errors.length === 0) ok++;
-      else {
-        bad++;
-        for (const msg of e.errors) process.stdout.write(`${file}: ${e.kind}/${e.name}: ${msg}\n`);
-      }
-    }
-  }
-  process.stdout.write(`built-in objects: ${ok} valid, ${bad} invalid; ${skipped} not built-in (not checked here)\n`);
-  return bad ? 1 : 0;
+  const objs = JSON.parse(await readStdin());
+  const out = [];
+  for (const o of objs) out.push(await validateBuiltin(o));
+  process.stdout.write(JSON.stringify(out));
+  return 0;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
