@@ -4,6 +4,8 @@ module.exports = {
   testMatch: ["<rootDir>/tests/**/*.test.ts"],
   transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
   testTimeout: 60000,
+  // Fails at once, with one message, when the upstream charts and CRDs the validators need are missing.
+  globalSetup: "<rootDir>/tests/support/require-shared.ts",
   // Pulumi's runtime keeps process-wide state; jest's global clean-up only warns about it.
   testEnvironmentOptions: { globalsCleanup: "off" },
 };
