@@ -61,6 +61,7 @@ export const kubernetesVersion = cluster.kubernetesVersion;
 // 3. Networking: Calico, Traefik (the one IngressClass) and, on OpenStack, Octavia load balancers.
 const networking = new Networking("networking", {
   provider: cluster.provider,
+  chartMirror: config.chartMirror,
   cloud: config.provider,
   clusterName: config.clusterName,
   hosts: infra.hosts,
@@ -76,6 +77,7 @@ export const ingressAddresses = networking.ingressAddresses;
 // 4. Storage: Rook Ceph on the hosts' disks; rook-ceph-block (the default class) and rook-cephfs (RWX).
 const storage = new Storage("storage", {
   provider: cluster.provider,
+  chartMirror: config.chartMirror,
   hosts: infra.hosts,
   replicas: config.ceph.replicas,
   monitors: config.ceph.monitors,
@@ -84,6 +86,7 @@ const storage = new Storage("storage", {
 // 5. Security: cert-manager and its ClusterIssuers; Harbor when switched on.
 const security = new Security("security", {
   provider: cluster.provider,
+  chartMirror: config.chartMirror,
   clusterName: config.clusterName,
   domain: config.domain,
   ingressClassName: networking.ingressClassName,
@@ -101,6 +104,7 @@ export const harborAdminPassword = security.harborAdminPassword ?? null;
 // 6. A/A: Keycloak at https://<domain>/auth on PostgreSQL (CloudNativePG); realm dare applied as code.
 const identity = new Identity("identity", {
   provider: cluster.provider,
+  chartMirror: config.chartMirror,
   domain: config.domain,
   adminCidrs: config.adminCidrs,
   identityProviders: config.identityProviders,
@@ -119,6 +123,7 @@ export const dareLoginClientSecret = identity.clientSecret;
 // 7. Monitoring: Prometheus, Alertmanager (in-cluster only), Grafana at https://<domain>/grafana.
 const monitoring = new Monitoring("monitoring", {
   provider: cluster.provider,
+  chartMirror: config.chartMirror,
   clusterName: config.clusterName,
   domain: config.domain,
   alerting: config.alerting,
@@ -136,6 +141,7 @@ export const mpiJobApiVersion = mpiOperator.apiVersion;
 // 9. The DARE services behind https://<domain>/<service>, with their databases and shared file system.
 const dare = new DareServices("dare", {
   provider: cluster.provider,
+  chartMirror: config.chartMirror,
   domain: config.domain,
   images: config.dare.images,
   services: config.dare.services,

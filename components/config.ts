@@ -1,18 +1,21 @@
 /**
  * The stack configuration: the project's public interface.
  *
- * Every key is declared in Pulumi.yaml (type, description, default). This module reads them all,
+ * Every key is declared once in config-keys.ts (type, default, description), from which Pulumi.yaml is
+ * generated. This module reads them all,
  * validates them together and fails with ONE message that lists every problem (key, value, why, a
  * valid example) before any resource is declared. Later layers add their keys here in the same style:
  * a typed field on `DareConfig`, a `read…` function that pushes problems instead of throwing.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
+import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 
 /** Kubernetes minors this program installs and upgrades (upstream support, late 2026). */
 export const SUPPORTED_KUBERNETES_MINORS = [35, 36, 37] as const;
 
-export type Provider = "openstack" | "existing";
+export { PROVIDERS, TLS_ISSUERS } from "./config-keys";
+export type Provider = (typeof PROVIDERS)[number];
 export const CONTROL_PLANE_ROLE = "control-plane";
 
 export interface DiskSpec {
@@ -85,6 +88,8 @@ export interface DareConfig {
   /** Let's Encrypt account e-mail ("" with the self-signed CA) */
   acmeEmail: string;
   harbor: HarborSpec;
+  /** Helm repository every chart is pulled from instead of its upstream one; undefined: upstream */
+  chartMirror?: string;
   keycloak: KeycloakSpec;
   /** OIDC and SAML providers users may log in with (Keycloak identity brokering) */
   identityProviders: IdentityProviderSpec[];
@@ -94,7 +99,6 @@ export interface DareConfig {
   dare: DareLayerSpec;
 }
 
-export const TLS_ISSUERS = ["letsencrypt-prod", "letsencrypt-staging", "dare-ca"] as const;
 export type TlsIssuer = (typeof TLS_ISSUERS)[number];
 
 export interface CephSpec {
@@ -160,20 +164,12 @@ export function pulumiConfigSource(): ConfigSource {
   };
 }
 
-export const DEFAULT_NODES: NodesSpec = {
-  controlPlane: { count: 1, flavor: "m1.medium" },
-  // One disk each: Ceph needs OSDs for the storage classes every later layer uses.
-  pools: [{ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 100 }, publicIp: false }],
-};
+export const DEFAULT_NODES: NodesSpec = defaultOf("nodes");
+export const DEFAULT_NETWORK: NetworkSpec = defaultOf("network");
 
-export const DEFAULT_NETWORK: NetworkSpec = {
-  cidr: "10.10.0.0/24",
-  podCidr: "10.244.0.0/16",
-  serviceCidr: "10.96.0.0/12",
-  externalNetwork: "public",
-  dnsNameservers: ["1.1.1.1", "9.9.9.9"],
-};
-
+/** `repo[:port]/path:tag`; `latest` and digests-only are refused: a pinned tag is the point. */
+const IMAGE = /^[a-z0-9]([a-z0-9._\/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const QUANTITY = /^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 const NAME = /^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const VERSION = /^(\d+)\.(\d+)\.(\d+)$/;
@@ -200,11 +196,31 @@ export class Reader {
       this.problem(key, "[secret]", "is set as a secret, but it is not a secret setting: its value would be stored and shown in plain text",
         `pulumi config set ${key} <value>   (without --secret)`);
     }
+    let value: unknown;
     try {
-      return JSON.parse(text);
+      value = JSON.parse(text);
     } catch {
-      return text;
+      value = text;
     }
+    const decl: KeyDeclaration | undefined = CONFIG_KEYS[key as ConfigKey];
+    return decl ? withDefaults(value, decl.default) : value;
+  }
+
+  /** A plain key's value when it is one of its declared values, else the default (and a problem). */
+  oneOf<K extends ConfigKey>(key: K, example: string): unknown {
+    const decl: KeyDeclaration = CONFIG_KEYS[key];
+    const value = this.raw(key) ?? decl.default;
+    if (decl.oneOf && !decl.oneOf.includes(value)) {
+      this.problem(key, value, `must be one of ${decl.oneOf.map(String).join(", ")}`, example);
+      return decl.default;
+    }
+    return value;
+  }
+
+  /** A Kubernetes quantity; `pulumi config set --path` stores a plain number such as 2 as an integer. */
+  quantity(key: string, value: unknown, fallback: string, example: string): string {
+    const text = typeof value === "number" ? String(value) : value;
+    return this.string(key, text, fallback, example, QUANTITY, "must be a Kubernetes quantity");
   }
 
   string(key: string, value: unknown, fallback: string, example: string, pattern?: RegExp, why?: string): string {
@@ -313,7 +329,9 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
   const example = `[{"name": "cp-0", "role": "control-plane", "address": "203.0.113.10", "privateAddress": "10.0.0.10", "user": "ubuntu", "port": 22, "disks": ["/dev/sdb"]}]`;
   const raw = r.raw("hosts");
   if (provider !== "existing") {
-    if (raw !== undefined) r.problem("hosts", raw, "is only used with dare:provider = existing", "remove it, or set dare:provider to existing");
+    if (Array.isArray(raw) ? raw.length > 0 : raw !== undefined) {
+      r.problem("hosts", raw, "is only used with dare:provider = existing", "pulumi config rm hosts, or pulumi config set provider existing");
+    }
     return [];
   }
   const list = r.list("hosts", raw, example);
@@ -409,9 +427,10 @@ function readKubernetesVersion(r: Reader): string {
 
 /** Keys of the platform base (networking, storage, security): ingress, Ceph, certificates, Harbor. */
 function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts: ExistingHostSpec[]) {
-  const lbRaw = r.raw("ingressLoadBalancer");
-  // Follows apiLoadBalancer by default: a cloud without Octavia switches that off, and then has no ingress LB either.
-  const ingressLoadBalancer = r.boolean("ingressLoadBalancer", lbRaw, provider === "openstack" && r.raw("apiLoadBalancer") !== false, "false");
+  // `pulumi config set ingressLoadBalancer false` (without --path) stores the string "false": raw() parses it.
+  const lbRaw = r.oneOf("ingressLoadBalancer", "pulumi config set ingressLoadBalancer false");
+  // auto follows apiLoadBalancer: a cloud without Octavia switches that off, and then has no ingress LB either.
+  const ingressLoadBalancer = lbRaw === "auto" ? provider === "openstack" && r.raw("apiLoadBalancer") !== false : lbRaw === true;
   if (ingressLoadBalancer && provider === "existing") {
     r.problem("ingressLoadBalancer", lbRaw, "needs Octavia: with dare:provider = existing the ingress listens on host ports 80/443", "pulumi config set ingressLoadBalancer false");
   }
@@ -444,15 +463,16 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
     r.problem("ceph.monitors", monitors, `each monitor needs its own worker node and there are ${workers}`, "pulumi config set --path 'ceph.monitors' 1");
   }
 
-  const issuerRaw = r.raw("tlsIssuer");
-  const tlsIssuer = r.string("tlsIssuer", issuerRaw, "dare-ca", `"letsencrypt-staging"`) as TlsIssuer;
-  if (!(TLS_ISSUERS as readonly string[]).includes(tlsIssuer)) {
-    r.problem("tlsIssuer", tlsIssuer, `must be one of ${TLS_ISSUERS.join(", ")}`, "pulumi config set tlsIssuer letsencrypt-staging");
-  }
-  const acmeEmail = r.string("acmeEmail", r.raw("acmeEmail"), "", `"ops@example.org"`, /^[^@\s]+@[^@\s]+\.[^@\s]+$/, "must be an e-mail address");
-  if (tlsIssuer.startsWith("letsencrypt") && r.raw("acmeEmail") === undefined) {
+  const tlsIssuer = r.oneOf("tlsIssuer", "pulumi config set tlsIssuer letsencrypt-staging") as TlsIssuer;
+  // "" (the default) is unset.
+  const acmeRaw = r.raw("acmeEmail") || undefined;
+  const acmeEmail = r.string("acmeEmail", acmeRaw, "", `"ops@example.org"`, /^[^@\s]+@[^@\s]+\.[^@\s]+$/, "must be an e-mail address");
+  if (tlsIssuer.startsWith("letsencrypt") && acmeRaw === undefined) {
     r.problem("acmeEmail", r.raw("acmeEmail"), `${tlsIssuer} needs an account e-mail (Let's Encrypt sends expiry warnings there)`, "pulumi config set acmeEmail ops@example.org");
   }
+
+  const chartMirror = r.string("chartMirror", r.raw("chartMirror") || undefined, "", `"http://charts.example.org:8879"`,
+    /^https?:\/\/[^\s/]+(\/\S*)?$/, "must be an http:// or https:// URL of a Helm chart repository") || undefined;
 
   const harborExample = `{"enabled": true, "registrySizeGb": 100}`;
   const harbor = r.object("harbor", r.raw("harbor"), harborExample) ?? {};
@@ -462,6 +482,7 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
     ceph: { replicas, monitors },
     tlsIssuer,
     acmeEmail,
+    chartMirror,
     harbor: {
       enabled: r.boolean("harbor.enabled", harbor.enabled, false, "true"),
       registrySizeGb: r.integer("harbor.registrySizeGb", harbor.registrySizeGb, 50, 1, "pulumi config set --path 'harbor.registrySizeGb' 100"),
@@ -477,28 +498,11 @@ export const DARE_WORKLOADS = [
 export type DareWorkload = (typeof DARE_WORKLOADS)[number];
 
 /**
- * Default images. The DARE platform's own tags are not published anywhere readable from here except
- * dare-login's (v1.1, D5.4); the others default to the last platform release (v3.6) and are config.
- * Databases and tools: official images, pinned patch releases.
+ * Default images (declared in config-keys.ts). The DARE platform's own tags are not published anywhere
+ * readable from here except dare-login's (v1.1, D5.4); the others default to the last platform release
+ * (v3.6) and are config. Databases and tools: official images, pinned patch releases.
  */
-export const DEFAULT_IMAGES = {
-  "dare-login": "registry.gitlab.com/project-dare/dare-platform/dare-login:v1.1",
-  "d4p-registry": "registry.gitlab.com/project-dare/dare-platform/d4p-registry:v3.6",
-  "d4p-registry-db": "mysql:8.4.6",
-  "exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6",
-  "exec-registry": "registry.gitlab.com/project-dare/dare-platform/exec-registry:v3.6",
-  "playground": "registry.gitlab.com/project-dare/dare-platform/playground:v3.6",
-  "workflow-registry": "registry.gitlab.com/project-dare/dare-platform/workflow-registry:v3.6",
-  "semantic-data": "registry.gitlab.com/project-dare/dare-platform/semantic-data:v3.6",
-  "sprov": "registry.gitlab.com/project-dare/dare-platform/sprov:v3.6",
-  "sprov-db": "mongo:8.0.12",
-  "sprov-view": "registry.gitlab.com/project-dare/dare-platform/sprov-view:v3.6",
-  "sprov-cronjob": "registry.gitlab.com/project-dare/dare-platform/sprov-cronjob:v3.6",
-  "mpi-operator": "mpioperator/mpi-operator:0.8.2",
-  "etcd": "registry.k8s.io/etcd:3.6.4-0",
-  "postgres-client": "postgres:18.1",
-  "busybox": "busybox:1.37.0",
-} as const satisfies Record<DareWorkload | "mpi-operator" | "etcd" | "postgres-client" | "busybox", string>;
+export const DEFAULT_IMAGES = CONFIG_KEYS.images.default satisfies Record<DareWorkload | "mpi-operator" | "etcd" | "postgres-client" | "busybox", string>;
 export type ImageName = keyof typeof DEFAULT_IMAGES;
 
 export interface ServiceSizing {
@@ -550,9 +554,6 @@ export function defaultSizing(name: DareWorkload): ServiceSizing {
   };
 }
 
-/** `repo[:port]/path:tag`; `latest` and digests-only are refused: a pinned tag is the point. */
-const IMAGE = /^[a-z0-9]([a-z0-9._\/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const QUANTITY = /^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 const CRON = /^(\S+\s+){4}\S+$/;
 const BORG_REPO = /^[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+:\S+$/;
 
@@ -582,8 +583,8 @@ function readDareLayer(r: Reader): DareLayerSpec {
       const q = r.object(`${key}.${field}`, s[field], `{"cpu": "500m", "memory": "1Gi"}`) ?? {};
       r.unknownKeys(`${key}.${field}`, q, ["cpu", "memory"], `{"cpu": "500m", "memory": "1Gi"}`);
       return {
-        cpu: r.string(`${key}.${field}.cpu`, q.cpu, base[field].cpu, `"500m"`, QUANTITY, "must be a Kubernetes quantity"),
-        memory: r.string(`${key}.${field}.memory`, q.memory, base[field].memory, `"1Gi"`, QUANTITY, "must be a Kubernetes quantity"),
+        cpu: r.quantity(`${key}.${field}.cpu`, q.cpu, base[field].cpu, `"500m"`),
+        memory: r.quantity(`${key}.${field}.memory`, q.memory, base[field].memory, `"1Gi"`),
       };
     };
     const replicas = r.integer(`${key}.replicas`, s.replicas, base.replicas, 1, `pulumi config set --path '${key}.replicas' 2`);
@@ -596,7 +597,7 @@ function readDareLayer(r: Reader): DareLayerSpec {
       port: r.integer(`${key}.port`, s.port, base.port, 1, "8080"),
       requests: quantities("requests"),
       limits: quantities("limits"),
-      storageSize: r.string(`${key}.storageSize`, s.storageSize, base.storageSize, `"20Gi"`, QUANTITY, "must be a Kubernetes quantity"),
+      storageSize: r.quantity(`${key}.storageSize`, s.storageSize, base.storageSize, `"20Gi"`),
     };
   }
 
@@ -606,11 +607,12 @@ function readDareLayer(r: Reader): DareLayerSpec {
   const prune = r.object("backupPolicy.prune", policy.prune, `{"daily": 7, "weekly": 4, "monthly": 6}`) ?? {};
   r.unknownKeys("backupPolicy.prune", prune, ["daily", "weekly", "monthly"], `{"daily": 7, "weekly": 4, "monthly": 6}`);
 
-  const repoRaw = r.raw("backup");
+  // "" (the default) is unset, for both keys.
+  const repoRaw = r.raw("backup") || undefined;
   const repository = repoRaw === undefined ? undefined
     : r.string("backup", repoRaw, "", `"borg@backup.example.org:/srv/borg/dare"`, BORG_REPO, "must name a borg repository as user@host:path");
   let passphrase: pulumi.Output<string> | undefined;
-  const passRaw = r.raw("backupPassphrase");
+  const passRaw = r.raw("backupPassphrase") || undefined;
   if (repository) {
     if (typeof passRaw !== "string" || passRaw.length < 12) {
       r.problem("backupPassphrase", passRaw === undefined ? undefined : "[secret]", "dare:backup needs a passphrase of at least 12 characters for the borg repository's key",
@@ -627,7 +629,7 @@ function readDareLayer(r: Reader): DareLayerSpec {
   return {
     images,
     services,
-    sharedFilesystemSize: r.string("sharedFilesystemSize", r.raw("sharedFilesystemSize"), "100Gi", `"200Gi"`, QUANTITY, "must be a Kubernetes quantity"),
+    sharedFilesystemSize: r.quantity("sharedFilesystemSize", r.raw("sharedFilesystemSize"), defaultOf("sharedFilesystemSize"), `"200Gi"`),
     jupyterhub: r.boolean("jupyterhub", r.raw("jupyterhub"), false, "true"),
     backup: {
       repository: repository || undefined,
@@ -655,7 +657,7 @@ export interface KeycloakSpec {
   databaseSizeGb: number;
 }
 
-export const DEFAULT_KEYCLOAK: KeycloakSpec = { replicas: 1, databaseInstances: 1, databaseSizeGb: 10 };
+export const DEFAULT_KEYCLOAK: KeycloakSpec = defaultOf("keycloak");
 
 /** An OpenID Connect identity provider (EGI Check-in, EUDAT B2ACCESS, Google…) users may log in with. */
 export interface OidcIdentityProvider {
@@ -791,7 +793,8 @@ function readIdentityProviders(r: Reader): IdentityProviderSpec[] {
 function readAlerting(r: Reader): AlertingSpec | undefined {
   const example = `{"smtpHost": "smtp.example.org:587", "from": "alertmanager@dare.example.org", "to": ["dare-ops@example.org"], "user": "alertmanager"}`;
   const raw = r.raw("alerting");
-  if (raw === undefined) return undefined;
+  // {} (the default) is unset.
+  if (raw === undefined || (typeof raw === "object" && raw !== null && Object.keys(raw).length === 0)) return undefined;
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     r.problem("alerting", SECRET_SHOWN, "must be an object", example);
     return undefined;
@@ -839,10 +842,7 @@ function readAccessAndMonitoring(r: Reader) {
 /** Reads and validates the whole configuration; throws one ConfigError listing every problem. */
 export function loadConfig(source: ConfigSource): DareConfig {
   const r = new Reader(source);
-  const providerRaw = r.raw("provider") ?? "openstack";
-  let provider: Provider = "openstack";
-  if (providerRaw === "openstack" || providerRaw === "existing") provider = providerRaw;
-  else r.problem("provider", providerRaw, `unknown provider: must be "openstack" or "existing"`, `pulumi config set provider openstack`);
+  const provider = r.oneOf("provider", "pulumi config set provider openstack") as Provider;
 
   const nodes = readNodes(r);
   const hosts = readHosts(r, provider, nodes.pools);
@@ -867,7 +867,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
   const stackName = source.stack.toLowerCase().replace(/[^a-z0-9-]/g, "-");
   const config: DareConfig = {
     stack: source.stack,
-    clusterName: r.string("clusterName", r.raw("clusterName"), `dare-${stackName}`, `"dare-testbed"`, NAME,
+    clusterName: r.string("clusterName", r.raw("clusterName") || undefined, `dare-${stackName}`, `"dare-testbed"`, NAME,
       "must be a lower-case DNS label, at most 32 characters"),
     provider,
     nodes,

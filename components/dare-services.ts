@@ -104,6 +104,8 @@ export interface KeycloakClient {
 }
 
 export interface DareServicesArgs {
+  /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
+  chartMirror?: string;
   /** Provider of the cluster the services run in. */
   provider: k8s.Provider;
   /** DNS name the Ingress serves (dare:domain). */
@@ -543,6 +545,7 @@ export class DareServices extends pulumi.ComponentResource {
       release: "jupyterhub",
       namespace: ns.metadata.name,
       chart: JUPYTERHUB_CHART,
+      mirror: args.chartMirror,
       values: {
         hub: { baseUrl: "/jupyter" },
         proxy: { secretToken: pulumi.secret(token.hex), service: { type: "ClusterIP" } },

@@ -18,6 +18,8 @@ export interface PinnedReleaseArgs {
   /** Helm's release name (resources in the chart are named after it). */
   release: string;
   chart: PinnedChart;
+  /** a Helm repository holding the same chart versions, used instead of `chart.repo` (an offline mirror) */
+  mirror?: string;
   namespace: pulumi.Input<string>;
   values: pulumi.Input<Record<string, unknown>>;
   /** Seconds Helm waits for the release's resources to be ready (Pulumi's default: 300). */
@@ -30,7 +32,7 @@ export function pinnedRelease(resourceName: string, args: PinnedReleaseArgs, opt
     name: args.release,
     chart: args.chart.chart,
     version: args.chart.version,
-    repositoryOpts: { repo: args.chart.repo },
+    repositoryOpts: { repo: args.mirror || args.chart.repo },
     namespace: args.namespace,
     values: args.values,
     ...(args.timeout ? { timeout: args.timeout } : {}),

@@ -47,6 +47,8 @@ const INGRESS_CLASS = "traefik";
 const RELATIVE_PATH = "/auth";
 
 export interface IdentityArgs {
+  /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
+  chartMirror?: string;
   /** DNS name Keycloak is served under, at https://<domain>/auth */
   domain: string;
   /** source ranges allowed to reach the admin console (/auth/admin) */
@@ -251,6 +253,7 @@ export class Identity extends pulumi.ComponentResource {
     const cnpg = pinnedRelease(`${name}-cnpg`, {
       release: "cnpg",
       chart: VERSIONS.cnpgChart,
+      mirror: args.chartMirror,
       namespace: cnpgNs.metadata.name,
       values: { crds: { create: true }, config: { clusterWide: true } },
     }, child());
@@ -296,6 +299,7 @@ export class Identity extends pulumi.ComponentResource {
     const keycloak = pinnedRelease(`${name}-keycloak`, {
       release: RELEASE,
       chart: VERSIONS.keycloakxChart,
+      mirror: args.chartMirror,
       // The first start builds Keycloak's optimized server and creates the schema: minutes.
       timeout: 900,
       namespace: keycloakNs.metadata.name,

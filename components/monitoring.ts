@@ -37,6 +37,8 @@ const SMTP_PASSWORD_FILE = `/etc/alertmanager/secrets/${SMTP_SECRET}/password`;
 const GRAFANA_PATH = "/grafana";
 
 export interface MonitoringArgs {
+  /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
+  chartMirror?: string;
   /** becomes the `cluster` label of every series and alert (Alertmanager groups by it) */
   clusterName: string;
   /** DNS name Grafana is served under, at https://<domain>/grafana */
@@ -221,6 +223,7 @@ export class Monitoring extends pulumi.ComponentResource {
     const stack = pinnedRelease(`${name}-kube-prometheus-stack`, {
       release: "kube-prometheus-stack",
       chart: VERSIONS.kubePrometheusStackChart,
+      mirror: args.chartMirror,
       // CRDs, the operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
       timeout: 900,
       namespace: ns.metadata.name,

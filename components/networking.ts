@@ -35,6 +35,8 @@ export const PROXY_PROTOCOL_ANNOTATIONS = { "loadbalancer.openstack.org/proxy-pr
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
 
 export interface NetworkingArgs {
+  /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
+  chartMirror?: string;
   /** Provider of the cluster (KubernetesCluster.provider). */
   provider: k8s.Provider;
   /** `openstack` also installs the cloud controller manager; `existing` has no load balancer. */
@@ -136,6 +138,7 @@ export class Networking extends pulumi.ComponentResource {
     const calicoOperator = pinnedRelease(`${name}-calico`, {
       release: "calico",
       chart: CHARTS.calico,
+      mirror: args.chartMirror,
       namespace: calicoNs.metadata.name,
       values: {
         // The Installation is declared below as a typed custom resource, validated against its CRD.
@@ -173,6 +176,7 @@ export class Networking extends pulumi.ComponentResource {
     const traefik = pinnedRelease(`${name}-traefik`, {
       release: "traefik",
       chart: CHARTS.traefik,
+      mirror: args.chartMirror,
       namespace: ingressNs.metadata.name,
       // Pods wait for Calico, and for OCCM to initialise the nodes: give both time.
       timeout: 900,
@@ -256,6 +260,7 @@ export class Networking extends pulumi.ComponentResource {
     return pinnedRelease(`${name}-cloud-controller`, {
       release: "openstack-cloud-controller-manager",
       chart: CHARTS.cloudController,
+      mirror: args.chartMirror,
       namespace: ns.metadata.name,
       values: {
         // The Secret above holds cloud.conf: credentials stay out of the Helm values.

@@ -43,6 +43,8 @@ export function domainTls(domain: string): Array<{ hosts: string[] }> {
 }
 
 export interface SecurityArgs {
+  /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
+  chartMirror?: string;
   /** Provider of the cluster (KubernetesCluster.provider). */
   provider: k8s.Provider;
   /** Names the self-signed CA. */
@@ -108,6 +110,7 @@ export class Security extends pulumi.ComponentResource {
     const certManager = pinnedRelease(`${name}-cert-manager`, {
       release: "cert-manager",
       chart: CHARTS.certManager,
+      mirror: args.chartMirror,
       namespace: ns.metadata.name,
       values: {
         // CRDs with the chart, and kept if the release is ever removed (deleting them deletes every certificate).
@@ -209,6 +212,7 @@ export class Security extends pulumi.ComponentResource {
     pinnedRelease(`${name}-harbor`, {
       release: "harbor",
       chart: CHARTS.harbor,
+      mirror: args.chartMirror,
       namespace: ns.metadata.name,
       timeout: 900,
       values: {

@@ -18,6 +18,8 @@ export const BLOCK_STORAGE_CLASS = "rook-ceph-block";
 export const SHARED_STORAGE_CLASS = "rook-cephfs";
 
 export interface StorageArgs {
+  /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
+  chartMirror?: string;
   /** Provider of the cluster (KubernetesCluster.provider). */
   provider: k8s.Provider;
   /** Every host, from the IaaS layer; those with disks carry the OSDs, one per disk. */
@@ -140,6 +142,7 @@ export class Storage extends pulumi.ComponentResource {
     const operator = pinnedRelease(`${name}-rook-operator`, {
       release: "rook-ceph",
       chart: CHARTS.operator,
+      mirror: args.chartMirror,
       namespace: ns.metadata.name,
       values: {
         crds: { enabled: true },
@@ -158,6 +161,7 @@ export class Storage extends pulumi.ComponentResource {
     pinnedRelease(`${name}-ceph-cluster`, {
       release: "rook-ceph-cluster",
       chart: CHARTS.cluster,
+      mirror: args.chartMirror,
       namespace: ns.metadata.name,
       values,
       // The chart only declares the CephCluster; OSDs come up afterwards, under the operator's watch.

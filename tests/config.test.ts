@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { ConfigError, ConfigSource, loadConfig, Problem } from "../components/config";
+import { CONFIG_KEYS, KeyDeclaration } from "../components/config-keys";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -65,7 +66,7 @@ describe("stack files", () => {
       .filter((f) => f.endsWith(".ts"))
       .map((f) => fs.readFileSync(path.join(ROOT, "components", f), "utf8"))
       .join("\n");
-    const read = [...loaderSource.matchAll(/r\.raw\("([A-Za-z]+)"\)/g)].map((m) => m[1]);
+    const read = [...loaderSource.matchAll(/r\.(?:raw|oneOf)\("([A-Za-z]+)"/g)].map((m) => m[1]);
     expect(read.length).toBeGreaterThan(5);
     for (const key of new Set(read)) {
       expect(project.config[key]).toBeDefined();
@@ -112,7 +113,8 @@ describe("config loader", () => {
     ["service range overlapping pods", { network: { podCidr: "10.96.0.0/16" } }, "network.serviceCidr", /overlaps dare:network.podCidr/],
     ["admin CIDR that does not parse", { adminCidrs: ["192.0.2.0"] }, "adminCidrs[0]", /CIDR/],
     ["no admin CIDR", { adminCidrs: [] }, "adminCidrs", /at least one/],
-    ["unknown provider", { provider: "aws" }, "provider", /unknown provider/],
+    ["unknown provider", { provider: "aws" }, "provider", /must be one of openstack, existing/],
+    ["ingress load balancer neither auto nor a boolean", { ingressLoadBalancer: "yes" }, "ingressLoadBalancer", /must be one of auto, true, false/],
     ["existing without hosts", { provider: "existing" }, "hosts", /at least one host/],
     ["host with an unknown role", { provider: "existing", hosts: [host(), host({ name: "w-0", role: "gpu" })] }, "hosts[1].role", /unknown role/],
     ["duplicate host names", { provider: "existing", hosts: [host(), host({ role: "workers" })] }, "hosts[1].name", /duplicate/],
@@ -124,6 +126,35 @@ describe("config loader", () => {
     ["missing domain", { domain: undefined }, "domain", /required/],
   ])("refuses %s", (_label, values, key, why) => {
     expectProblem(values as Record<string, unknown>, key, why);
+  });
+
+  it("reads the declared 'unset' defaults as unset: the CLI applies them to every key a stack leaves out", () => {
+    const defaults = Object.fromEntries(Object.entries(CONFIG_KEYS).flatMap(([k, d]: [string, KeyDeclaration]) => (d.default === undefined ? [] : [[k, d.default]])));
+    const config = loadConfig(source({ ...defaults, ...valid }, "lab"));
+    expect(config.clusterName).toBe("dare-lab");
+    expect(config.hosts).toEqual([]);
+    expect(config.ingressLoadBalancer).toBe(true);
+    expect(config.acmeEmail).toBe("");
+    expect(config.alerting).toBeUndefined();
+    expect(config.dare.backup.repository).toBeUndefined();
+    expect(config.dare.backup.passphrase).toBeUndefined();
+    expect(loadConfig(source({ ...defaults, ...valid, apiLoadBalancer: false, nodes: { pools: [{ publicIp: true }] } })).ingressLoadBalancer).toBe(false);
+    expect(loadConfig(source({ ...defaults, ...valid, ingressLoadBalancer: "false", nodes: { pools: [{ publicIp: true }] } })).ingressLoadBalancer).toBe(false);
+  });
+
+  it("fills the fields a stack leaves out of a structured key from its default, as --path on an unset key needs", () => {
+    // What `pulumi config set --path 'nodes.pools[0].count' 4` writes into a stack that did not set dare:nodes.
+    const config = loadConfig(source({ ...valid, nodes: { pools: [{ count: 4 }] }, harbor: { enabled: true } }));
+    expect(config.nodes.controlPlane).toEqual(CONFIG_KEYS.nodes.default.controlPlane);
+    expect(config.nodes.pools).toEqual([{ ...CONFIG_KEYS.nodes.default.pools[0], count: 4 }]);
+    expect(config.harbor).toEqual({ enabled: true, registrySizeGb: CONFIG_KEYS.harbor.default.registrySizeGb });
+    // A list of plain values is the stack's own, never mixed with the default's.
+    expect(loadConfig(source({ ...valid, network: { dnsNameservers: ["192.0.2.53"] } })).network.dnsNameservers).toEqual(["192.0.2.53"]);
+  });
+
+  it("takes a quantity that --path stored as an integer", () => {
+    const config = loadConfig(source({ ...valid, services: { "exec-api": { limits: { cpu: 2 } } } }));
+    expect(config.dare.services["exec-api"].limits.cpu).toBe("2");
   });
 
   it("accepts existing hosts whose roles name declared pools", () => {

@@ -1,4 +1,5 @@
 import * as fs from "fs";
+import * as YAML from "yaml";
 import { parseConfigPath, setConfigPath, StackConfig } from "../tools/program";
 import { readTree, render } from "./support/render";
 
@@ -70,6 +71,18 @@ describe("render command line", () => {
     const instances = resources.filter((r: any) => r.type === "openstack:compute/instance:Instance");
     expect(instances).toHaveLength(4);
     expect(new Set(instances.map((r: any) => r.inputs.imageName))).toEqual(new Set(["Debian 13"]));
+  });
+
+  it("pulls every chart from dare:chartMirror when it is set, and from upstream otherwise", () => {
+    const mirrored = render("production", ["--set", "chartMirror=http://127.0.0.1:8879", "--set", "jupyterhub=true"]);
+    expect(mirrored.status).toBe(0);
+    const repositories = (dir: string) => fs.readdirSync(`${dir}/helm`).map((f) => YAML.parse(fs.readFileSync(`${dir}/helm/${f}`, "utf8")).repository);
+    const releases = repositories(mirrored.dir);
+    expect(releases.length).toBeGreaterThanOrEqual(10);
+    expect(new Set(releases)).toEqual(new Set(["http://127.0.0.1:8879"]));
+    expect(repositories(render("testbed").dir)).not.toContain("http://127.0.0.1:8879");
+    const bad = render("testbed", ["--set", "chartMirror=charts.example.org"]);
+    expect(bad.stderr).toContain('dare:chartMirror = "charts.example.org": must be an http:// or https:// URL');
   });
 
   it("refuses bad config with the loader's message on stderr, exit status non-zero, nothing written", () => {

@@ -1,21 +1,24 @@
 /**
- * The configuration reference, generated from Pulumi.yaml (the one place keys are declared), and the
- * check that README.md's copy agrees with it.
+ * Pulumi.yaml's `config:` block and README.md's configuration reference, both generated from the key
+ * declarations in components/config-keys.ts, and the check that the files agree with them.
  *
- *   npx ts-node --transpile-only tools/config-reference.ts            print the reference
- *   npx ts-node --transpile-only tools/config-reference.ts --check    exit 1 when README.md disagrees
- *   npx ts-node --transpile-only tools/config-reference.ts --write    rewrite README.md between the markers
+ *   npm run config-reference              print the reference
+ *   npm run config-reference -- --check   exit 1 when Pulumi.yaml or README.md disagrees
+ *   npm run config-reference -- --write   rewrite Pulumi.yaml's config block and README.md between the markers
  *
- * Only the text between START_MARKER and END_MARKER in README.md is generated; the rest is hand-written.
+ * Pulumi.yaml's text before its top-level `config:` line is hand-written, and so is README.md outside
+ * START_MARKER and END_MARKER.
  */
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { pulumiYamlConfig } from "../components/config-keys";
 
 export const START_MARKER = "<!-- config-reference:start -->";
 export const END_MARKER = "<!-- config-reference:end -->";
 const ROOT = path.resolve(__dirname, "..");
-const WRITE_COMMAND = "npx ts-node --transpile-only tools/config-reference.ts --write";
+const WRITE_COMMAND = "npm run config-reference -- --write";
+const CONFIG_LINE = /^config:\s*$/m;
 
 interface ConfigDeclaration {
   type?: string;
@@ -79,6 +82,15 @@ export function replaceSection(readme: string, reference: string): string {
   return `${readme.slice(0, start + START_MARKER.length)}\n${reference}${readme.slice(end)}`;
 }
 
+/** Pulumi.yaml with its `config:` block generated from the declarations (the text before it kept). */
+export function generatePulumiYaml(pulumiYaml: string): string {
+  const match = CONFIG_LINE.exec(pulumiYaml);
+  const head = match ? pulumiYaml.slice(0, match.index) : `${pulumiYaml.trimEnd()}\n`;
+  const generated = `# Generated from components/config-keys.ts by \`${WRITE_COMMAND}\`; edit that file, not this block.\n`;
+  const block = YAML.stringify({ config: pulumiYamlConfig() }, { lineWidth: 120 });
+  return `${head.replace(/# Generated from components\/config-keys.ts[^\n]*\n$/, "")}${generated}${block}`;
+}
+
 /** Undefined when README.md's section is what Pulumi.yaml generates, else what is wrong. */
 export function checkReadme(readme: string, pulumiYaml: string): string | undefined {
   const expected = replaceSection(readme, generateReference(pulumiYaml));
@@ -93,10 +105,12 @@ export function checkReadme(readme: string, pulumiYaml: string): string | undefi
 function main(argv: string[]): number {
   const mode = argv[0] ?? "--print";
   if (argv.length > 1 || !["--print", "--check", "--write"].includes(mode)) {
-    process.stderr.write("usage: npx ts-node --transpile-only tools/config-reference.ts [--check | --write]\n");
+    process.stderr.write("usage: npm run config-reference -- [--check | --write]\n");
     return 2;
   }
-  const pulumiYaml = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+  const pulumiYamlPath = path.join(ROOT, "Pulumi.yaml");
+  const current = fs.readFileSync(pulumiYamlPath, "utf8");
+  const pulumiYaml = generatePulumiYaml(current);
   if (mode === "--print") {
     process.stdout.write(generateReference(pulumiYaml));
     return 0;
@@ -104,15 +118,20 @@ function main(argv: string[]): number {
   const readmePath = path.join(ROOT, "README.md");
   const readme = fs.existsSync(readmePath) ? fs.readFileSync(readmePath, "utf8") : "";
   if (mode === "--write") {
+    fs.writeFileSync(pulumiYamlPath, pulumiYaml);
     fs.writeFileSync(readmePath, replaceSection(readme, generateReference(pulumiYaml)));
     return 0;
+  }
+  if (current !== pulumiYaml) {
+    process.stderr.write(`Pulumi.yaml's config block disagrees with components/config-keys.ts; run ${WRITE_COMMAND}\n`);
+    return 1;
   }
   const problem = checkReadme(readme, pulumiYaml);
   if (problem) {
     process.stderr.write(`${problem}\n`);
     return 1;
   }
-  process.stdout.write("README.md's configuration reference matches Pulumi.yaml\n");
+  process.stdout.write("Pulumi.yaml and README.md's configuration reference match components/config-keys.ts\n");
   return 0;
 }
 

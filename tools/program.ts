@@ -27,20 +27,19 @@ function fullKey(key: string): string {
   return key.includes(":") ? key : `${NAMESPACE}:${key}`;
 }
 
-/** Project defaults from Pulumi.yaml, then the stack file: what `pulumi up` would read. */
+/**
+ * The stack file's values, as the Pulumi CLI stores them. The project defaults join only when the program
+ * runs (`withProjectDefaults`), after any --set, as the CLI applies them: to keys the stack does not set.
+ */
 export function readStackConfig(stack: string, root = PROJECT_ROOT): StackConfig {
   const stackFile = path.join(root, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(stackFile)) {
     const stacks = fs.readdirSync(root).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).map((f) => f.slice(7, -5));
     throw new UsageError(`no stack "${stack}": ${stackFile} does not exist (stacks: ${stacks.join(", ")})`);
   }
-  const project = YAML.parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) ?? {};
   const values: Record<string, unknown> = {};
   const secretKeys = new Set<string>();
   const secretValues: unknown[] = [];
-  for (const [key, decl] of Object.entries<Record<string, unknown>>(project.config ?? {})) {
-    if (decl && typeof decl === "object" && "default" in decl) values[fullKey(key)] = decl.default;
-  }
   const stackConfig = (YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {}).config ?? {};
   // Encrypted values need the stack's passphrase, which the offline render does not have: placeholders.
   const decrypt = (value: unknown, where: string): unknown => {
@@ -62,6 +61,16 @@ export function readStackConfig(stack: string, root = PROJECT_ROOT): StackConfig
   return { values, secretKeys, secretValues };
 }
 
+/** Each key Pulumi.yaml declares with a default and the stack leaves unset gets that default (the CLI's mergeConfig). */
+export function withProjectDefaults(values: Record<string, unknown>, root = PROJECT_ROOT): Record<string, unknown> {
+  const project = YAML.parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) ?? {};
+  const merged = { ...values };
+  for (const [key, decl] of Object.entries<Record<string, unknown>>(project.config ?? {})) {
+    if (decl && typeof decl === "object" && "default" in decl && !(fullKey(key) in merged)) merged[fullKey(key)] = decl.default;
+  }
+  return merged;
+}
+
 /** Splits `nodes.pools[0].count` or `dare:hosts[1]["name"]` into the key and the path inside it. */
 export function parseConfigPath(text: string): { key: string; path: Array<string | number> } {
   const segments: Array<string | number> = [];
@@ -81,7 +90,10 @@ export function parseConfigPath(text: string): { key: string; path: Array<string
   return { key: fullKey(key), path: rest };
 }
 
-/** `pulumi config set --path KEY VALUE`: VALUE is JSON when it parses, else a string. */
+/**
+ * `pulumi config set --path KEY VALUE` on the stack file's value (never on a project default, as the CLI).
+ * VALUE is JSON when it parses, else a string (the CLI itself types only integers and true/false).
+ */
 export function setConfigPath(config: StackConfig, keyPath: string, rawValue: string, secret: boolean): void {
   let value: unknown;
   try {
@@ -128,7 +140,7 @@ export interface ProgramRun {
 export async function runProgram(stack: string, config: StackConfig, entry = path.join(PROJECT_ROOT, "index.ts")): Promise<ProgramRun> {
   const resources = installMocks(stack);
   const allConfig: Record<string, string> = {};
-  for (const [key, value] of Object.entries(config.values)) {
+  for (const [key, value] of Object.entries(withProjectDefaults(config.values))) {
     allConfig[key] = typeof value === "string" ? value : JSON.stringify(value);
   }
   pulumi.runtime.setAllConfig(allConfig, [...config.secretKeys]);

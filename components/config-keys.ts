@@ -1,0 +1,272 @@
+/**
+ * The stack configuration's keys, declared once: type, default, description and (for plain values)
+ * constraint. Pulumi.yaml's `config:` block and the README's configuration reference are generated from
+ * this table (`npm run config-reference -- --write`; a test fails when either disagrees), and the loader
+ * (config.ts) takes its defaults and scalar constraints from it.
+ *
+ * The Pulumi CLI's contract (pkg/workspace/config.go, mergeConfig): a key declared with neither `default`
+ * nor `value` must be set in every stack, or `pulumi preview` stops before the program runs. So only keys
+ * a stack must really set (domain, adminCidrs) have no default; optional keys default to an "unset" value
+ * ("", [], {} or "auto") that the loader reads as such. The CLI applies a default only to a key the stack
+ * does not set at all: it never merges a default into a structured key the stack sets in part (as
+ * `pulumi config set --path 'nodes.pools[0].count' 4` does), so the loader fills the missing fields from
+ * the same default (see `withDefaults`).
+ */
+
+/** Pulumi.yaml's config types (checked by the CLI); structured keys carry none. */
+export type PulumiConfigType = "string" | "integer" | "boolean" | "array";
+
+export interface KeyDeclaration {
+  /** the type the CLI checks; absent for structured (object) keys and keys that take several types */
+  type?: PulumiConfigType;
+  /** element type of an array */
+  items?: { type: "string" };
+  /**
+   * The key is a secret (set with --secret). Only untyped keys say so in Pulumi.yaml: the CLI applies a
+   * typed secret key's default as plain text and then refuses it ("must be encrypted").
+   */
+  secret?: boolean;
+  /** applied by the CLI (and the offline render) when the stack does not set the key; absent: required */
+  default?: unknown;
+  /** allowed values of a plain key, checked by the loader */
+  oneOf?: readonly unknown[];
+  description: string;
+}
+
+export const PROVIDERS = ["openstack", "existing"] as const;
+export const TLS_ISSUERS = ["letsencrypt-prod", "letsencrypt-staging", "dare-ca"] as const;
+
+const declare = <T extends Record<string, KeyDeclaration>>(keys: T) => keys;
+
+export const CONFIG_KEYS = declare({
+  provider: {
+    type: "string",
+    default: "openstack",
+    oneOf: PROVIDERS,
+    description: "Where the machines come from: `openstack` (created by this program) or `existing` (listed in dare:hosts).",
+  },
+  clusterName: {
+    type: "string",
+    default: "",
+    description: "Prefix of every cloud resource and host name. Empty: dare-<stack>.",
+  },
+  nodes: {
+    default: {
+      controlPlane: { count: 1, flavor: "m1.medium" },
+      // One disk each: Ceph needs OSDs for the storage classes every later layer uses.
+      pools: [{ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 100 }, publicIp: false }],
+    },
+    description: "Machines to create (openstack): `controlPlane: {count, flavor}` (count odd: 1, 3 or 5) and " +
+      "`pools: [{name, count, flavor, disks: {count, sizeGb}, publicIp}]`. Disks are block volumes that become Ceph OSDs; " +
+      "a pool may have none. With `existing`, only the pool names are used (host roles). Fields a stack leaves out " +
+      "take the default's values (pool N from default pool N), so " +
+      "`pulumi config set --path 'nodes.pools[0].count' 4 && pulumi up` scales the default pool.",
+  },
+  hosts: {
+    default: [],
+    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks}]`; role is " +
+      "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph. Set it field " +
+      "by field with `--path` (`hosts[0].name`, `hosts[0].address`, …).",
+  },
+  network: {
+    default: {
+      cidr: "10.10.0.0/24",
+      podCidr: "10.244.0.0/16",
+      serviceCidr: "10.96.0.0/12",
+      externalNetwork: "public",
+      dnsNameservers: ["1.1.1.1", "9.9.9.9"],
+    },
+    description: "`{cidr, podCidr, serviceCidr, externalNetwork, dnsNameservers}`: the nodes' subnet, Calico's pod range, " +
+      "the Service range (all three disjoint), the OpenStack external network for the router and floating IPs.",
+  },
+  adminCidrs: {
+    type: "array",
+    items: { type: "string" },
+    description: "Source ranges (CIDR) allowed to reach SSH and the Kubernetes API. Required.",
+  },
+  domain: {
+    type: "string",
+    description: "DNS name the DARE services, Keycloak and Grafana are served under. Required.",
+  },
+  kubernetesVersion: {
+    type: "string",
+    default: "1.36.4",
+    description: "Kubernetes MAJOR.MINOR.PATCH (supported minors 1.35-1.37). Raise by one minor at a time to upgrade.",
+  },
+  image: {
+    type: "string",
+    default: "Ubuntu 24.04",
+    description: "OpenStack image name (Ubuntu 24.04 LTS). Applies to new nodes; running nodes are upgraded in place.",
+  },
+  sshUser: {
+    type: "string",
+    default: "ubuntu",
+    description: "Login user of the image (openstack) and default user of existing hosts.",
+  },
+  apiLoadBalancer: {
+    type: "boolean",
+    default: true,
+    description: "Octavia load balancer in front of the API when there is more than one control plane. Off: nodes use " +
+      "the first control plane as the API endpoint, so losing it stops the API until it returns.",
+  },
+  ingressLoadBalancer: {
+    default: "auto",
+    oneOf: ["auto", true, false],
+    description: "openstack only: an Octavia load balancer (made by the OpenStack cloud controller manager) in front of " +
+      "Traefik; point DNS at its floating IP (stack output ingressAddresses). `auto`: the value of apiLoadBalancer with " +
+      "openstack, off with existing hosts. Off: Traefik listens on ports 80/443 of the ingress nodes (workers with a " +
+      "public address; with `existing`, every worker); point DNS at those addresses.",
+  },
+  ceph: {
+    default: {},
+    description: "`{replicas, monitors}`: copies of each object in the Ceph pools (at most the number of hosts with " +
+      "disks; 1 keeps a single copy: testbed only) and Ceph monitors (1, 3 or 5, at most one per worker). " +
+      "Unset: 3 of each, fewer when the cluster is smaller.",
+  },
+  tlsIssuer: {
+    type: "string",
+    default: "dare-ca",
+    oneOf: TLS_ISSUERS,
+    description: "ClusterIssuer for every public endpoint's certificate: `letsencrypt-prod`, `letsencrypt-staging` " +
+      "(test certificates, not trusted by browsers) or `dare-ca` (a self-signed CA, for installs without public DNS; " +
+      "browsers must trust its certificate: `pulumi stack output dareCaCertificate --show-secrets`).",
+  },
+  acmeEmail: {
+    type: "string",
+    default: "",
+    description: "Let's Encrypt account e-mail (expiry notices). Required with a letsencrypt-* tlsIssuer.",
+  },
+  chartMirror: {
+    type: "string",
+    default: "",
+    description: "A Helm chart repository (http:// or https:// URL) that every release is installed from instead of " +
+      "its upstream repository: an air-gapped site's mirror holding the same chart versions (README, \"What it " +
+      "installs\"). Empty: each chart's upstream repository.",
+  },
+  harbor: {
+    default: { enabled: false, registrySizeGb: 50 },
+    description: "`{enabled, registrySizeGb}`: Harbor container registry (with Trivy scanning) at harbor.<domain>, " +
+      "its image store on Ceph block storage of registrySizeGb.",
+  },
+  images: {
+    default: {
+      "dare-login": "registry.gitlab.com/project-dare/dare-platform/dare-login:v1.1",
+      "d4p-registry": "registry.gitlab.com/project-dare/dare-platform/d4p-registry:v3.6",
+      "d4p-registry-db": "mysql:8.4.6",
+      "exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6",
+      "exec-registry": "registry.gitlab.com/project-dare/dare-platform/exec-registry:v3.6",
+      "playground": "registry.gitlab.com/project-dare/dare-platform/playground:v3.6",
+      "workflow-registry": "registry.gitlab.com/project-dare/dare-platform/workflow-registry:v3.6",
+      "semantic-data": "registry.gitlab.com/project-dare/dare-platform/semantic-data:v3.6",
+      "sprov": "registry.gitlab.com/project-dare/dare-platform/sprov:v3.6",
+      "sprov-db": "mongo:8.0.12",
+      "sprov-view": "registry.gitlab.com/project-dare/dare-platform/sprov-view:v3.6",
+      "sprov-cronjob": "registry.gitlab.com/project-dare/dare-platform/sprov-cronjob:v3.6",
+      "mpi-operator": "mpioperator/mpi-operator:0.8.2",
+      "etcd": "registry.k8s.io/etcd:3.6.4-0",
+      "postgres-client": "postgres:18.1",
+      "busybox": "busybox:1.37.0",
+    },
+    description: "Image and pinned tag of each DARE workload, the MPI operator and the backup tools, by name. Set only " +
+      "the ones to change, e.g. `pulumi config set --path 'images.exec-api' registry.gitlab.com/project-dare/dare-platform/exec-api:v3.7`. " +
+      "The DARE platform's own tags are not published where this project could read them except dare-login's " +
+      "(v1.1): the others default to v3.6, the last platform release; check them against your registry.",
+  },
+  services: {
+    default: {},
+    description: "Per-workload sizing, by the names of dare:images (DARE workloads only): `{replicas, port, requests: {cpu, memory}, " +
+      "limits: {cpu, memory}, storageSize}`. Defaults: 1 replica; ports 8000 (d4p-registry, workflow-registry), " +
+      "8082 (sprov), 8080 (sprov-view), 3306/27017 (databases), else 80; requests 100m/256Mi, limits 1/1Gi " +
+      "(databases 250m/512Mi and 2/2Gi, 10Gi volumes). More than one replica adds a PodDisruptionBudget.",
+  },
+  sharedFilesystemSize: {
+    type: "string",
+    default: "100Gi",
+    description: "Size of the DARE shared file system (CephFS, ReadWriteMany) mounted at /home/mpiuser/sfs.",
+  },
+  jupyterhub: {
+    type: "boolean",
+    default: false,
+    description: "Install JupyterHub (upstream chart) at https://<domain>/jupyter in its own namespace.",
+  },
+  backup: {
+    type: "string",
+    default: "",
+    description: "Borg repository for host backups, `user@host:path` (each host uses path/<host name>). Empty: no host " +
+      "backups. Needs dare:backupPassphrase. Add the stack output borgPublicKey to the repository server's authorized_keys.",
+  },
+  backupPassphrase: {
+    secret: true,
+    default: "",
+    description: "Passphrase of the borg repositories' keys (repokey-blake2). Set with --secret.",
+  },
+  backupPolicy: {
+    default: {
+      schedule: "0 2 * * *",
+      keepEtcdSnapshots: 7,
+      keepDumps: 7,
+      hostSchedule: "*-*-* 03:00:00",
+      prune: { daily: 7, weekly: 4, monthly: 6 },
+    },
+    description: "`{schedule, keepEtcdSnapshots, keepDumps, hostSchedule, prune: {daily, weekly, monthly}}`: cron schedule " +
+      "of the etcd snapshot and database dump CronJobs, how many of each to keep on the control planes " +
+      "(/var/backups/dare), the systemd OnCalendar of the hosts' borg run (after the dumps), and borg prune's keep counts.",
+  },
+  keycloak: {
+    default: { replicas: 1, databaseInstances: 1, databaseSizeGb: 10 },
+    description: "`{replicas, databaseInstances, databaseSizeGb}`: Keycloak pods (served at https://<domain>/auth) and the " +
+      "PostgreSQL cluster (CloudNativePG) behind them: instances (1 primary + streaming replicas) and volume size.",
+  },
+  identityProviders: {
+    default: [],
+    description: "Identity providers users may log in with, a list. OpenID Connect: `{alias, displayName, issuer, " +
+      "authorizationUrl, tokenUrl, jwksUrl, userInfoUrl?, clientId, clientSecret}`; set the secret with " +
+      "`pulumi config set --secret --path 'identityProviders[0].clientSecret' …`. SAML: `{protocol: saml, alias, " +
+      "displayName, idpEntityId, singleSignOnServiceUrl, signingCertificate?}`. Register " +
+      "https://<domain>/auth/realms/dare/broker/<alias>/endpoint as the redirect URI at the provider.",
+  },
+  alerting: {
+    default: {},
+    description: "Alertmanager e-mail `{smtpHost: \"host:port\", from, to: [addresses], user?, severities?}`; with a user, set " +
+      "the password with `pulumi config set --secret --path 'alerting.smtpPassword' …`. severities (default " +
+      "[critical]) are the ones mailed. Empty: alerts are only visible in Alertmanager and Grafana.",
+  },
+});
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/** A key's declared default, as a fresh copy (callers may change it). */
+export function defaultOf<K extends ConfigKey>(key: K): (typeof CONFIG_KEYS)[K] extends { default: infer D } ? D : undefined {
+  const decl: KeyDeclaration = CONFIG_KEYS[key];
+  return (decl.default === undefined ? undefined : structuredClone(decl.default)) as never;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * A structured value with the fields it leaves out taken from the default: objects merge field by field,
+ * a list of objects element by element (element i from the default's element i), anything else is the
+ * stack's value as it is. What `pulumi config set --path` on a key the stack does not set yet would need.
+ */
+export function withDefaults(value: unknown, fallback: unknown): unknown {
+  if (isPlainObject(value) && isPlainObject(fallback)) {
+    const merged: Record<string, unknown> = { ...fallback };
+    for (const [k, v] of Object.entries(value)) merged[k] = k in fallback ? withDefaults(v, fallback[k]) : v;
+    return merged;
+  }
+  if (Array.isArray(value) && Array.isArray(fallback) && value.every(isPlainObject)) {
+    return value.map((v, i) => (i < fallback.length ? withDefaults(v, fallback[i]) : v));
+  }
+  return value;
+}
+
+/** Pulumi.yaml's `config:` block: what the CLI reads of each declaration. */
+export function pulumiYamlConfig(): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(Object.entries(CONFIG_KEYS).map(([key, decl]: [string, KeyDeclaration]) => [key, {
+    ...(decl.type ? { type: decl.type } : {}),
+    ...(decl.items ? { items: decl.items } : {}),
+    ...(decl.secret && !decl.type ? { secret: true } : {}),
+    description: decl.description,
+    ...(decl.default !== undefined ? { default: decl.default } : {}),
+  }]));
+}

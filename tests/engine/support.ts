@@ -1,0 +1,116 @@
+/**
+ * The engine tier's workspaces: a folder with the project's Pulumi.yaml and one stack file, a local
+ * file:// backend and a passphrase secrets provider, driven by the real Pulumi CLI through
+ * tools/engine/pulumi.ts (as `npm run pulumi` does). The chart mirror from the shared folder is served on
+ * 127.0.0.1 so Helm releases resolve their charts offline.
+ */
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as os from "os";
+import * as path from "path";
+import { AddressInfo } from "net";
+import { sharedDir } from "../../tools/validate/crd";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+const HARNESS = path.join(ROOT, "tools", "engine", "pulumi.ts");
+const TS_NODE = require.resolve("ts-node/register/transpile-only", { paths: [ROOT] });
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Workspace {
+  dir: string;
+  stack: string;
+  /** Runs `pulumi ARGS --stack <stack>` in the workspace; never throws on a non-zero exit. */
+  pulumi(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
+  /** Like pulumi(), but throws with the CLI's output when it fails. */
+  ok(args: string[], opts?: { timeoutMs?: number }): Promise<string>;
+  /** The stack's configuration as the CLI resolves it (project defaults applied), secrets shown. */
+  config(): Promise<Record<string, unknown>>;
+  remove(): void;
+}
+
+/**
+ * A new workspace with Pulumi.yaml (or `projectYaml`) and `stackYaml` as Pulumi.<stack>.yaml, its stack
+ * created in a fresh file:// backend under the workspace.
+ */
+export async function workspace(stack: string, stackYaml: string, projectYaml = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")): Promise<Workspace> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `dare-engine-${stack}-`));
+  fs.mkdirSync(path.join(dir, "state"));
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), projectYaml);
+  const env = {
+    ...process.env,
+    PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE: "engine-tier-test-passphrase",
+    // Plain output, nothing to a terminal.
+    PULUMI_SKIP_CONFIRMATIONS: "true",
+    NO_COLOR: "1",
+    // ts-node reads the project's tsconfig, not one in the workspace.
+    TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
+  };
+  const run = (args: string[], timeoutMs = 600_000): Promise<CliResult> => new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--require", TS_NODE, HARNESS, ...args, "--stack", stack, "--non-interactive"], { cwd: dir, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => { stdout += d; });
+    child.stderr.on("data", (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+  const ws: Workspace = {
+    dir,
+    stack,
+    pulumi: (args, opts) => run(args, opts?.timeoutMs),
+    ok: async (args, opts) => {
+      const result = await run(args, opts?.timeoutMs);
+      if (result.code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.code}:\n${result.stdout}\n${result.stderr}`);
+      return result.stdout;
+    },
+    config: async () => {
+      const entries = JSON.parse(await ws.ok(["config", "--json", "--show-secrets"])) as Record<string, { value?: string; objectValue?: unknown }>;
+      return Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, v.objectValue ?? v.value]));
+    },
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+  const init = await run(["stack", "init", "--secrets-provider", "passphrase"]);
+  if (init.code !== 0) throw new Error(`pulumi stack init failed:\n${init.stdout}\n${init.stderr}`);
+  // After init: `stack init` writes the stack file's encryption salt, which the stack file below must keep.
+  const salt = /^encryptionsalt: .*$/m.exec(fs.readFileSync(path.join(dir, `Pulumi.${stack}.yaml`), "utf8"))?.[0] ?? "";
+  fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), `${salt}\n${stackYaml}`);
+  return ws;
+}
+
+/** Serves ../shared/chart-mirror (a static Helm repository) on 127.0.0.1; resolves to its URL. */
+export async function serveChartMirror(): Promise<{ url: string; close: () => Promise<void> }> {
+  const root = path.join(sharedDir(), "chart-mirror");
+  if (!fs.existsSync(path.join(root, "index.yaml"))) throw new Error(`no Helm chart mirror at ${root} (see README, "The engine tier")`);
+  const server = http.createServer((req, res) => {
+    const name = path.basename(decodeURIComponent((req.url ?? "/").split("?")[0]));
+    const file = path.join(root, name);
+    if (!name || !fs.existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": name.endsWith(".yaml") ? "text/yaml" : "application/gzip" });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** Whether tools/engine/build.sh has assembled the engine (npm run test:engine does that first). */
+export function requireEngine(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { engineDir } = require("../../tools/engine/pulumi");
+  const cli = path.join(engineDir(), "bin", "pulumi");
+  if (!fs.existsSync(cli)) throw new Error(`no engine at ${cli}: run the engine tier with npm run test:engine (it builds the engine first)`);
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds the engine tier's tools from Go modules (the only source of them this project may download from),
+# at the versions pinned in tools/engine/modules/*/go.mod and go.sum, and assembles them where the Pulumi CLI
+# finds them with no download:
+#
+#   $DARE_ENGINE_CACHE/engine/bin/pulumi                       the CLI (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+#   $DARE_ENGINE_CACHE/engine/bin/pulumi-resource-{command,random,tls}
+#                                                              test-only stand-ins (tests/engine/standin-providers):
+#                                                              their provider modules are not served, see README
+#   $DARE_ENGINE_CACHE/engine/home/plugins/resource-kubernetes-v<version>/pulumi-resource-kubernetes
+#                                                              the real Kubernetes provider, in the plugin cache layout
+#
+# Each build lands in a folder keyed on its module files and flags, so a rerun builds nothing. Prints the
+# engine folder on its last line. DARE_ENGINE_CACHE defaults to ~/.cache/dare-engine.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+modules="$root/tools/engine/modules"
+cache=${DARE_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dare-engine}
+engine="$cache/engine"
+# The release tag of the commit pinned in modules/pulumi-resource-kubernetes/go.mod; package.json's
+# @pulumi/kubernetes names the same version (a test checks it).
+KUBERNETES_PROVIDER_VERSION=4.25.0
+
+export GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0
+mkdir -p "$cache"
+
+log() { printf '%s\n' "$*" >&2; }
+
+# The version a wrapper module requires of a module, read from its go.mod.
+required_version() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+
+# build_once NAME BUILDER FILES... : runs the function BUILDER (which writes into $out) unless its cache
+# folder, keyed on FILES, the builder's own text and the Go version, is complete. Sets $built to the folder.
+build_once() {
+  local name=$1 builder=$2; shift 2
+  local key
+  key=$( (cat "$@"; declare -f "$builder"; go env GOVERSION) | sha256sum | cut -c1-16)
+  built="$cache/builds/$name-$key"
+  if [ -f "$built/.complete" ]; then log "cached: $built"; return; fi
+  rm -rf "$built.partial"; mkdir -p "$built.partial"
+  local start=$SECONDS
+  out="$built.partial" "$builder"
+  touch "$built.partial/.complete"
+  rm -rf "$built"; mv "$built.partial" "$built"
+  log "built: $built in $((SECONDS - start)) s"
+}
+
+build_pulumi() {
+  local version
+  version=$(required_version "$modules/pulumi" github.com/pulumi/pulumi/pkg/v3)
+  (cd "$modules/pulumi" && go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+    -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+}
+
+# The provider's main package embeds files its `go generate` step writes (the schema with the version set),
+# which the read-only module cache cannot hold: build it from a scratch copy of that one package, generated
+# by upstream's own generate.go, inside a copy of the wrapper module.
+build_kubernetes() {
+  local work src
+  work=$(mktemp -d)
+  cp "$modules/pulumi-resource-kubernetes/go.mod" "$modules/pulumi-resource-kubernetes/go.sum" "$work/"
+  src=$(cd "$work" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)/cmd/pulumi-resource-kubernetes
+  mkdir "$work/cmd"
+  cp "$src/main.go" "$src/generate.go" "$src/schema.json" "$src/terraform-mapping.json" "$work/cmd/"
+  chmod -R u+w "$work"
+  (cd "$work/cmd" && VERSION="$KUBERNETES_PROVIDER_VERSION" go run generate.go)
+  (cd "$work" && go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION" \
+    -o "$out/pulumi-resource-kubernetes" ./cmd)
+  rm -rf "$work"
+}
+
+build_standins() {
+  (cd "$root/tests/engine/standin-providers" && go build -trimpath -ldflags "-s -w" -o "$out/" ./cmd/...)
+}
+
+build_once pulumi build_pulumi "$modules/pulumi/go.mod" "$modules/pulumi/go.sum"
+pulumi_dir=$built
+
+build_once "pulumi-resource-kubernetes-$KUBERNETES_PROVIDER_VERSION" build_kubernetes \
+  "$modules/pulumi-resource-kubernetes/go.mod" "$modules/pulumi-resource-kubernetes/go.sum"
+kubernetes_dir=$built
+
+mapfile -t standin_sources < <(find "$root/tests/engine/standin-providers" -type f \
+  \( -name '*.go' -o -name go.mod -o -name go.sum \) ! -name '*_test.go' | sort)
+build_once standin-providers build_standins "${standin_sources[@]}"
+standin_dir=$built
+
+# Assemble: symlinks into the keyed builds, replaced whole so a version change leaves nothing stale.
+rm -rf "$engine.partial"
+mkdir -p "$engine.partial/bin" "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION"
+ln -s "$pulumi_dir/pulumi" "$engine.partial/bin/pulumi"
+for provider in command random tls; do
+  ln -s "$standin_dir/pulumi-resource-$provider" "$engine.partial/bin/pulumi-resource-$provider"
+done
+ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
+  "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
+rm -rf "$engine"; mv "$engine.partial" "$engine"
+echo "$engine"
