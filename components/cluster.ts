@@ -51,7 +51,7 @@ export interface KubernetesClusterArgs {
   clusterName: string;
   /** Source ranges allowed to reach SSH and the API: the host firewall opens them as the security groups do. */
   adminCidrs: string[];
-  /** The IaaS layer put a load balancer in front of the API (used with more than one control plane). */
+  /** The IaaS layer put a load balancer in front of the API (OpenStack with dare:apiLoadBalancer). */
   apiLoadBalancer: boolean;
   /**
    * Kubelets register with `--cloud-provider=external` and wait for a cloud controller manager to
@@ -103,6 +103,8 @@ export interface ClusterSteps {
   pki: Map<string, command.remote.Command>;
   init: command.remote.Command;
   token: command.remote.Command;
+  /** deletes the bootstrap token after every join */
+  tokenRevoke: command.remote.Command;
   /** every host but the first control plane */
   join: Map<string, command.remote.Command>;
   /** on the first control plane, per joined host: labels it; deleted (drain, delete) before the host resets */
@@ -157,7 +159,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const steps = this.bootstrap(name, args);
     this.steps = steps;
 
-    this.provider = new k8s.Provider(`${name}-k8s`, { kubeconfig: this.kubeconfig }, {
+    this.provider = new k8s.Provider(`${name}-k8s`, {
+      kubeconfig: this.kubeconfig,
+      // Replaced (and with it every Kubernetes object of later layers) only if this changes, never
+      // because a kubeconfig field did: the endpoint and certificates are updates of the same cluster.
+      clusterIdentifier: args.clusterName,
+    }, {
       parent: this,
       // Ready means: initialised, every node joined and labelled, every upgrade done.
       dependsOn: steps.all,
@@ -174,7 +181,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const hostOf = (node: ClusterNode): pulumi.Output<Host> => pulumi.output(args.hosts[node.name]);
     const ref = (node: ClusterNode): HostRef => ({ name: node.name, host: hostOf(node) });
     const step = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
-      dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[] } = {}) =>
+      dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean } = {}) =>
       hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent, dependsOn });
 
     const [first, ...others] = args.nodes;
@@ -198,7 +205,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     // Host preparation: every host at once, nothing before it.
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
-      args.apiLoadBalancer && controlPlanes.length > 1);
+      args.apiLoadBalancer);
     // Machines the IaaS layer makes sit in the subnet; only configured (existing) hosts may sit outside
     // it, and their addresses are known from the configuration: no host's firewall waits for all machines.
     const members = pulumi.all(controlPlanes.map(privateAddress)).apply((controlPlane) => ({
@@ -237,13 +244,21 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         initConfig(s, { name: first.name, privateAddress: address })),
       BOOTSTRAP_TOKEN: token,
       NODE_NAME: first.name,
-    }, [prepare.get(first.name)!, pkiSteps.get(first.name)!]);
+    }, [prepare.get(first.name)!, pkiSteps.get(first.name)!], {
+      // A lone control plane re-created is a lost cluster: init builds it again. With others still
+      // running, init would start a second cluster: that host is re-joined by hand (docs/recovery.md).
+      rerunOnNewMachine: controlPlanes.length === 1,
+    });
 
-    // Re-run whenever the set of hosts changes: a host added later finds a valid token.
+    // Minted again whenever a join will run: a host added, or a machine re-created (a new id under the
+    // same name). It never expires by itself; the revoke step below deletes it once every join is done,
+    // so a join that failed finds it still valid when it is retried, however much later.
+    const joinRound = pulumi.all(others.map((n) => hostOf(n).apply((h) => `${n.name}=${h.machineId ?? ""}`)))
+      .apply((members) => members.join(","));
     const tokenStep = step(first, "token", "k8s-token.sh", {
       BOOTSTRAP_TOKEN: token,
       TOKEN_CONFIG: tokenConfig(),
-    }, [init], { triggers: [args.nodes.map((n) => n.name).join(",")] });
+    }, [init], { triggers: [joinRound] });
 
     const join = new Map<string, command.remote.Command>();
     const joinStep = (node: ClusterNode, dependsOn: pulumi.Resource[]) => {
@@ -299,11 +314,19 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         NODE_ROLE: member.role,
         NODE_POOL: member.pool,
         FIRST_CONTROL_PLANE: first.name,
+        // A re-created machine registers a Node without labels: label it again.
+        NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
+        // The drain reaches the API here (admin.conf's server): taking it as a parameter keeps the load
+        // balancer in place until the drain has run, on destroy and scale-in.
+        API_ENDPOINT: api.apply((a) => `${a.privateAddress}:${a.port}`),
       }, [join.get(member.name)!, ...(isControlPlane && previousControlPlaneNode ? [previousControlPlaneNode] : [])],
       { deleteScript: "k8s-remove-node.sh" });
       if (isControlPlane) previousControlPlaneNode = labelled;
       node.set(member.name, labelled);
     }
+
+    const revoke = step(first, "token-revoke", "k8s-token-revoke.sh", { BOOTSTRAP_TOKEN: token },
+      [tokenStep, ...join.values()], { triggers: [joinRound] });
 
     const batch = upgradeBatchSize(workers.length);
     for (let i = 0; i < workers.length; i += batch) {
@@ -317,10 +340,11 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       pki: pkiSteps,
       init,
       token: tokenStep,
+      tokenRevoke: revoke,
       join,
       node,
       upgrade,
-      all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), ...node.values(), ...upgrade.values()],
+      all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(), ...upgrade.values()],
     };
   }
 }

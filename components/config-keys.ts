@@ -106,8 +106,10 @@ export const CONFIG_KEYS = declare({
   apiLoadBalancer: {
     type: "boolean",
     default: true,
-    description: "Octavia load balancer in front of the API when there is more than one control plane. Off: nodes use " +
-      "the first control plane as the API endpoint, so losing it stops the API until it returns.",
+    description: "openstack: an Octavia load balancer in front of the API, whatever the control-plane count, so the API " +
+      "endpoint never changes for the life of the cluster (going from 1 to 3 control planes keeps it). Off: nodes use " +
+      "the first control plane as the API endpoint, so losing it stops the API until it returns. Decide before the " +
+      "first `pulumi up`: switching it on a running cluster changes the endpoint, which the bootstrap refuses.",
   },
   ingressLoadBalancer: {
     default: "auto",

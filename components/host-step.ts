@@ -44,6 +44,12 @@ export interface HostStepArgs {
   deleteScript?: string;
   /** re-run the step when any of these change (a script's own text and env always do) */
   triggers?: pulumi.Input<unknown>[];
+  /**
+   * Run the step again on a re-created machine (a new `Host.machineId` under the same name): default true.
+   * The parameter MACHINE_ID carries it, so the change is an update (the provider runs `create` again),
+   * not a replacement whose delete script would then undo the step on the new machine.
+   */
+  rerunOnNewMachine?: boolean;
 }
 
 export interface RecordedStep {
@@ -109,11 +115,13 @@ function sharedConnection(hostName: string, target: pulumi.Input<Host>, access: 
 /** Declares one host step. `prefix` is the owning component's name. */
 export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, opts: pulumi.CustomResourceOptions): command.remote.Command {
   const scriptText = readScript(args.script);
-  const keys = Object.keys(args.env).sort();
-  const stdin = pulumi.all(keys.map((k) => pulumi.output(args.env[k]))).apply((values) =>
-    envFile(Object.fromEntries(keys.map((k, i) => [k, values[i]]))));
   const target = "host" in args.host ? args.host.host : args.host;
-  recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env: args.env, deleteScript: args.deleteScript });
+  const env = args.rerunOnNewMachine === false ? args.env
+    : { ...args.env, MACHINE_ID: pulumi.output(target).apply((h) => h.machineId ?? "") };
+  const keys = Object.keys(env).sort();
+  const stdin = pulumi.all(keys.map((k) => pulumi.output(env[k]))).apply((values) =>
+    envFile(Object.fromEntries(keys.map((k, i) => [k, values[i]]))));
+  recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env, deleteScript: args.deleteScript });
   return new command.remote.Command(`${prefix}-${args.host.name}-${args.step}`, {
     connection: sharedConnection(args.host.name, target, access),
     // No `update`: on a change the provider runs `create` again, which is what a guarded script wants.

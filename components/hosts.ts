@@ -20,6 +20,12 @@ export interface Host {
   disks: string[];
   /** true when SSH must jump through the bastion to reach `address` */
   viaBastion: boolean;
+  /**
+   * The machine's identity (OpenStack: the instance id). A lost VM re-created under the same name keeps
+   * its addresses and volumes but not this, so the steps that set a host up run again on the new one.
+   * Undefined for existing hosts.
+   */
+  machineId?: string;
 }
 
 export interface SshEndpoint {

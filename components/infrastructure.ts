@@ -29,7 +29,10 @@ export interface InfrastructureArgs {
   image: pulumi.Input<string>;
   /** Login user of the image. */
   sshUser: string;
-  /** Put an Octavia load balancer in front of the API when there is more than one control plane. */
+  /**
+   * Put an Octavia load balancer in front of the API, whatever the control-plane count: the API endpoint
+   * is fixed for the life of the cluster, so going from 1 to 3 control planes changes no address.
+   */
   apiLoadBalancer: boolean;
 }
 
@@ -198,8 +201,7 @@ export class Infrastructure extends pulumi.ComponentResource {
   private openstack(name: string, args: InfrastructureArgs, sshKey: tls.PrivateKey) {
     const parent = { parent: this };
     const plan = planNodes(args.clusterName, args.nodes);
-    const controlPlaneCount = args.nodes.controlPlane.count;
-    const useLoadBalancer = args.apiLoadBalancer && controlPlaneCount > 1;
+    const useLoadBalancer = args.apiLoadBalancer;
 
     const external = openstack.networking.getNetworkOutput({ name: args.network.externalNetwork }, parent);
     const network = new openstack.networking.Network(`${name}-net`, { name: `${args.clusterName}-net`, adminStateUp: true }, parent);
@@ -224,7 +226,7 @@ export class Infrastructure extends pulumi.ComponentResource {
       controlPlane: new openstack.networking.SecGroup(`${name}-control-plane`, { name: `${args.clusterName}-control-plane`, description: "DARE control planes" }, parent),
       web: new openstack.networking.SecGroup(`${name}-web`, { name: `${args.clusterName}-web`, description: "HTTP(S) to DARE ingress nodes" }, parent),
     };
-    for (const rule of firewallRules(args, useLoadBalancer)) {
+    const rules = firewallRules(args, useLoadBalancer).map((rule) =>
       new openstack.networking.SecGroupRule(`${name}-${ruleName(rule)}`, {
         description: rule.description,
         direction: "ingress",
@@ -234,8 +236,11 @@ export class Infrastructure extends pulumi.ComponentResource {
         portRangeMax: rule.ports[1],
         securityGroupId: groups[rule.group].id,
         ...("cidr" in rule.from ? { remoteIpPrefix: rule.from.cidr } : { remoteGroupId: groups[rule.from.group].id }),
-      }, parent);
-    }
+      }, parent));
+    // What SSH and the API need to stay open while host steps run. Every address handed to a later layer
+    // is derived from these, so the engine deletes (on destroy, on scale-in) the drain and reset steps
+    // that still use them before the rules, the floating-IP associations and the load balancer.
+    const rulesReady = pulumi.all(rules.map((r) => r.id));
 
     const keypair = new openstack.compute.Keypair(`${name}-keypair`, {
       name: `${args.clusterName}-deployer`,
@@ -287,19 +292,19 @@ export class Infrastructure extends pulumi.ComponentResource {
           pool: args.network.externalNetwork,
           description: `${node.name}`,
         }, parent);
-        new openstack.networking.FloatingIpAssociate(`${name}-${node.key}-fip`, {
+        const association = new openstack.networking.FloatingIpAssociate(`${name}-${node.key}-fip`, {
           floatingIp: fip.address,
           portId: port.id,
         }, { ...parent, dependsOn: [routerInterface] });
-        publicAddress = fip.address;
+        publicAddress = pulumi.all([association.floatingIp, rulesReady]).apply(([address]) => address);
       }
-      const privateAddress = port.allFixedIps.apply((ips) => ips[0]);
+      const privateAddress = pulumi.all([port.allFixedIps, rulesReady]).apply(([ips]) => ips[0]);
       return { node, privateAddress, publicAddress, disks, instance };
     });
 
     const perHost = nodeOutputs.map((n) =>
       pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), pulumi.all(n.disks), n.instance.id])
-        .apply(([privateAddress, publicAddress, disks]): Host => ({
+        .apply(([privateAddress, publicAddress, disks, machineId]): Host => ({
           name: n.node.name,
           role: n.node.role,
           pool: n.node.pool,
@@ -310,6 +315,7 @@ export class Infrastructure extends pulumi.ComponentResource {
           port: 22,
           disks,
           viaBastion: publicAddress === undefined,
+          machineId,
         })));
 
     const firstControlPlane = nodeOutputs[0];
@@ -336,30 +342,31 @@ export class Infrastructure extends pulumi.ComponentResource {
         protocol: "TCP",
         lbMethod: "ROUND_ROBIN",
       }, parent);
-      new openstack.loadbalancer.Monitor(`${name}-api`, {
+      const monitor = new openstack.loadbalancer.Monitor(`${name}-api`, {
         poolId: pool.id,
         type: "TCP",
         delay: 5,
         timeout: 3,
         maxRetries: 3,
       }, parent);
-      for (const cp of nodeOutputs.filter((n) => n.node.role === "control-plane")) {
+      const members = nodeOutputs.filter((n) => n.node.role === "control-plane").map((cp) =>
         new openstack.loadbalancer.Member(`${name}-api-${cp.node.key}`, {
           poolId: pool.id,
           subnetId: subnet.id,
           address: cp.privateAddress,
           protocolPort: API_PORT,
-        }, parent);
-      }
+        }, parent));
       const fip = new openstack.networking.FloatingIp(`${name}-api-fip`, {
         pool: args.network.externalNetwork,
         description: `${args.clusterName} Kubernetes API`,
       }, parent);
-      new openstack.networking.FloatingIpAssociate(`${name}-api-fip`, {
+      const association = new openstack.networking.FloatingIpAssociate(`${name}-api-fip`, {
         floatingIp: fip.address,
         portId: lb.vipPortId,
       }, { ...parent, dependsOn: [routerInterface] });
-      apiServer = pulumi.all([lb.vipAddress, fip.address]).apply(([privateAddress, publicAddress]) => ({
+      // Derived from every part of the load balancer, for the same reason as the hosts' addresses.
+      const lbReady = pulumi.all([rulesReady, listener.id, pool.id, monitor.id, ...members.map((m) => m.id)] as pulumi.Input<unknown>[]);
+      apiServer = pulumi.all([lb.vipAddress, association.floatingIp, lbReady] as const).apply(([privateAddress, publicAddress]) => ({
         privateAddress, publicAddress, port: API_PORT,
       }));
     } else {

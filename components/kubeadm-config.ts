@@ -12,8 +12,11 @@ export const TOKEN_PLACEHOLDER = "@BOOTSTRAP_TOKEN@";
 export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
 /** The sandbox image kubeadm ≥1.34 expects; containerd is configured with the same. */
 export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1";
-/** The token only has to outlive one `pulumi up`'s joins: it is re-created before the next ones. */
-export const TOKEN_TTL = "4h";
+/**
+ * The bootstrap token lives until the joins it was minted for are done (the token-revoke step deletes it),
+ * not for a fixed time: a join that failed and is retried days later still finds it valid.
+ */
+export const TOKEN_TTL = "0s";
 /**
  * Where the control-plane components and kube-proxy serve their metrics. kubeadm binds them to
  * 127.0.0.1; here they listen on every address so Prometheus (in a pod) can scrape them. The host
@@ -67,7 +70,7 @@ const bootstrapTokens = [{
   ttl: TOKEN_TTL,
   usages: ["signing", "authentication"],
   groups: ["system:bootstrappers:kubeadm:default-node-token"],
-  description: "DARE: joins of this pulumi up",
+  description: "DARE: joins of this pulumi up (revoked after them)",
 }];
 
 export function endpoint(api: ApiEndpoint): string {

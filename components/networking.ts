@@ -241,7 +241,11 @@ export class Networking extends pulumi.ComponentResource {
     const credential = new openstack.identity.ApplicationCredential(`${name}-cloud-controller`, {
       name: `${args.clusterName}-cloud-controller`,
       description: `openstack-cloud-controller-manager of ${args.clusterName}: Octavia load balancers for LoadBalancer Services`,
-    }, parent);
+    }, {
+      ...parent,
+      // Keystone refuses a second application credential of the same name for a user.
+      deleteBeforeReplace: true,
+    });
     const external = openstack.networking.getNetworkOutput({ name: args.externalNetwork! }, parent);
     const authUrl = scope.serviceCatalogs.apply((catalog) => {
       const identity = catalog.find((s) => s.type === "identity")?.endpoints.find((e) => e.interface === "public");

@@ -80,9 +80,9 @@ describe("OpenStack machines", () => {
     expect(names("openstack:blockstorage/volume:Volume")).toEqual([
       "dare-test-workers-0-disk-0", "dare-test-workers-0-disk-1", "dare-test-workers-1-disk-0", "dare-test-workers-1-disk-1"]);
     expect(names("openstack:compute/volumeAttach:VolumeAttach")).toHaveLength(4);
-    // One control plane: no load balancer; its floating IP is the bastion and the API address.
-    expect(ofType(resources, "openstack:loadbalancer/loadBalancer:LoadBalancer")).toHaveLength(0);
-    expect(names("openstack:networking/floatingIp:FloatingIp")).toEqual(["dare-test-cp-0-fip"]);
+    // One control plane still gets the API load balancer: the endpoint must not move when more join.
+    expect(ofType(resources, "openstack:loadbalancer/loadBalancer:LoadBalancer")).toHaveLength(1);
+    expect(names("openstack:networking/floatingIp:FloatingIp")).toEqual(["dare-test-api-fip", "dare-test-cp-0-fip"]);
   });
 
   it("puts control planes in an anti-affinity group and the API behind Octavia when there are three", async () => {

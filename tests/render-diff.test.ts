@@ -143,11 +143,12 @@ describe("real renders: scaling the testbed's workers from 2 to 3", () => {
     // What is added is about the new node (a step may run on an old node for it: `…-cp-0-node-…-workers-2`).
     expect(diff.added.filter((r) => oldNode.test(r.name) && !r.name.includes("workers-2"))).toEqual([]);
     // No cloud resource of an existing node changes (that would be an update or a replacement of a
-    // running machine), no existing host's steps re-run: only the join token is refreshed for the new
-    // node, and Ceph learns the new node's disk.
+    // running machine), no existing host's steps re-run: only the join token is minted for the new
+    // node (and revoked after its join), and Ceph learns the new node's disk.
     expect(diff.changed.filter((r) => r.type.startsWith("openstack:"))).toEqual([]);
     expect(diff.changed.map((r) => [r.name, r.paths])).toEqual([
       ["k8s-dare-testbed-cp-0-token", ["triggers[0]"]],
+      ["k8s-dare-testbed-cp-0-token-revoke", ["triggers[0]"]],
       ["storage-ceph-cluster", ["values.cephClusterSpec.storage.nodes[2]"]],
     ]);
   }, 120000);

@@ -25,6 +25,43 @@ export interface RecordedResource {
   inputs: unknown;
   /** outputs registered by a component or the stack (wire form) */
   outputs?: unknown;
+  /** the options that decide the resource's lifecycle, where set (see lifecycleOptions) */
+  options?: LifecycleOptions;
+}
+
+/** Resource options a reviewer must see: what the engine may replace, keep, or hide. */
+export interface LifecycleOptions {
+  protect?: true;
+  retainOnDelete?: true;
+  deleteBeforeReplace?: true;
+  replaceOnChanges?: string[];
+  ignoreChanges?: string[];
+  additionalSecretOutputs?: string[];
+  customTimeouts?: { create?: string; update?: string; delete?: string };
+}
+
+interface RegisterOptions {
+  getProtect(): boolean; getRetainondelete(): boolean; getDeletebeforereplace(): boolean;
+  getReplaceonchangesList(): string[]; getIgnorechangesList(): string[]; getAdditionalsecretoutputsList(): string[];
+  getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
+}
+
+/** The lifecycle options of a registration, only those set; undefined when none is. */
+export function lifecycleOptions(req: RegisterOptions): LifecycleOptions | undefined {
+  const timeouts = req.getCustomtimeouts();
+  const customTimeouts = timeouts && Object.fromEntries(
+    ([["create", timeouts.getCreate()], ["update", timeouts.getUpdate()], ["delete", timeouts.getDelete()]] as const).filter(([, v]) => v));
+  const list = (values: string[]) => (values.length > 0 ? [...values].sort() : undefined);
+  const options: LifecycleOptions = {
+    ...(req.getProtect() ? { protect: true } : {}),
+    ...(req.getRetainondelete() ? { retainOnDelete: true } : {}),
+    ...(req.getDeletebeforereplace() ? { deleteBeforeReplace: true } : {}),
+    ...(list(req.getReplaceonchangesList()) ? { replaceOnChanges: list(req.getReplaceonchangesList()) } : {}),
+    ...(list(req.getIgnorechangesList()) ? { ignoreChanges: list(req.getIgnorechangesList()) } : {}),
+    ...(list(req.getAdditionalsecretoutputsList()) ? { additionalSecretOutputs: list(req.getAdditionalsecretoutputsList()) } : {}),
+    ...(customTimeouts && Object.keys(customTimeouts).length > 0 ? { customTimeouts } : {}),
+  };
+  return Object.keys(options).length > 0 ? options : undefined;
 }
 
 /** Characters of a mock random string, honouring the flags @pulumi/random takes. */
@@ -159,7 +196,7 @@ export class DareMocks implements pulumi.runtime.Mocks {
 }
 
 interface ProtoStruct { toJavaScript(): unknown }
-interface RegisterRequest {
+interface RegisterRequest extends RegisterOptions {
   getType(): string; getName(): string; getParent(): string; getCustom(): boolean; getProvider(): string;
   getDependenciesList(): string[]; getObject(): ProtoStruct | undefined;
 }
@@ -194,6 +231,8 @@ export function installMocks(stack: string, mocks: pulumi.runtime.Mocks = new Da
           dependencies: [...new Set(req.getDependenciesList())].sort(),
           inputs: req.getObject()?.toJavaScript() ?? {},
         };
+        const options = lifecycleOptions(req);
+        if (options) entry.options = options;
         recorded.push(entry);
         byUrn.set(entry.urn, entry);
       }

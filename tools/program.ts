@@ -31,8 +31,7 @@ function fullKey(key: string): string {
  * The stack file's values, as the Pulumi CLI stores them. The project defaults join only when the program
  * runs (`withProjectDefaults`), after any --set, as the CLI applies them: to keys the stack does not set.
  */
-export function readStackConfig(stack: string, root = PROJECT_ROOT): StackConfig {
-  const stackFile = path.join(root, `Pulumi.${stack}.yaml`);
+export function readStackConfig(stack: string, root = PROJECT_ROOT, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): StackConfig {
   if (!fs.existsSync(stackFile)) {
     const stacks = fs.readdirSync(root).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).map((f) => f.slice(7, -5));
     throw new UsageError(`no stack "${stack}": ${stackFile} does not exist (stacks: ${stacks.join(", ")})`);

@@ -101,6 +101,7 @@ export async function renderFiles(
     provider: r.provider,
     dependencies: r.dependencies,
     inputs: r.type === "command:remote:Command" ? redactHostStep(redactor, r.inputs) : redactor.redact(r.inputs),
+    ...(r.options ? { options: r.options } : {}),
   })));
   files["outputs.json"] = json(redactor.redact(outputs));
 

@@ -2,7 +2,9 @@
  * Offline render: evaluates the real program with a stack's configuration under Pulumi's mock
  * runtime (no cloud, no Pulumi CLI) and writes what it would create.
  *
- *   npm run render -- --stack NAME [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]
+ *   npm run render -- --stack NAME [--stack-file FILE] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]
+ *
+ * --stack-file reads the stack's configuration from FILE instead of Pulumi.<NAME>.yaml.
  */
 import * as path from "path";
 import { recordedSteps } from "../components/host-step";
@@ -19,10 +21,11 @@ function withoutStackTraces(): void {
   Error.prepareStackTrace = (error: Error) => Error.prototype.toString.call(error);
 }
 
-const USAGE = "usage: npm run render -- --stack NAME [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
+const USAGE = "usage: npm run render -- --stack NAME [--stack-file FILE] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
 
 interface RenderArgs {
   stack: string;
+  stackFile?: string;
   sets: Array<{ key: string; value: string; secret: boolean }>;
   out: string;
 }
@@ -30,6 +33,7 @@ interface RenderArgs {
 export function parseArgs(argv: string[]): RenderArgs {
   let stack: string | undefined;
   let out: string | undefined;
+  let stackFile: string | undefined;
   const sets: RenderArgs["sets"] = [];
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -40,6 +44,7 @@ export function parseArgs(argv: string[]): RenderArgs {
     };
     if (flag === "--stack") stack = next();
     else if (flag === "--out") out = next();
+    else if (flag === "--stack-file") stackFile = next();
     else if (flag === "--set" || flag === "--set-secret") {
       const pair = next();
       const eq = pair.indexOf("=");
@@ -48,12 +53,12 @@ export function parseArgs(argv: string[]): RenderArgs {
     } else throw new UsageError(`unknown argument ${flag}\n${USAGE}`);
   }
   if (!stack) throw new UsageError(`--stack is required\n${USAGE}`);
-  return { stack, sets, out: out ?? path.join("out", stack) };
+  return { stack, stackFile, sets, out: out ?? path.join("out", stack) };
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const config = readStackConfig(args.stack);
+  const config = readStackConfig(args.stack, undefined, args.stackFile && path.resolve(args.stackFile));
   for (const s of args.sets) setConfigPath(config, s.key, s.value, s.secret);
   const run = await runProgram(args.stack, config);
   const files = await renderFiles(run.resources, run.outputs, recordedSteps, config.secretValues);

@@ -16,6 +16,15 @@ case "$KUBEADM_ACTION" in
   *) echo "KUBEADM_ACTION must be init or join, not ${KUBEADM_ACTION}" >&2; exit 2 ;;
 esac
 if [ -f "$done_file" ]; then
+  # The API endpoint is fixed for the life of a cluster: every kubeconfig, certificate and node points at
+  # it. A configuration that moves it (apiLoadBalancer switched, hosts reordered) must not pass silently.
+  wanted=$(printf '%s\n' "$KUBEADM_CONFIG" | sed -n 's/^ *\(controlPlaneEndpoint\|apiServerEndpoint\): *\([^ ]*\)$/\2/p' | head -n 1)
+  current=$(sed -n 's|^ *server: *https://\([^ ]*\)$|\1|p' "$done_file" | head -n 1)
+  if [ -n "$wanted" ] && [ -n "$current" ] && [ "$wanted" != "$current" ]; then
+    echo "${NODE_NAME}: refusing to move the running cluster's API endpoint from ${current} to ${wanted}." \
+      "Put the configuration back (dare:apiLoadBalancer, the first control plane), or rebuild the cluster." >&2
+    exit 1
+  fi
   echo "${NODE_NAME}: kubeadm ${KUBEADM_ACTION} already done (${done_file} exists): nothing to do"
   exit 0
 fi

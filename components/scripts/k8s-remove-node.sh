@@ -3,7 +3,8 @@
 # stay, emptyDir data goes), removes a control plane's etcd member, then deletes the Node. The host's
 # own `kubeadm reset` (k8s-reset.sh) runs after this, and its VM is deleted after that.
 #
-# Env: NODE_NAME, NODE_ROLE (control-plane|worker), FIRST_CONTROL_PLANE
+# Env: NODE_NAME, NODE_ROLE (control-plane|worker), FIRST_CONTROL_PLANE; API_ENDPOINT (admin.conf's
+# server, for the record: the step depends on it so the API outlives the drain)
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ROLE:?}" "${FIRST_CONTROL_PLANE:?}"
 export KUBECONFIG=/etc/kubernetes/admin.conf

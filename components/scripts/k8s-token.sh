@@ -1,6 +1,7 @@
 #!/bin/bash
 # (Re)creates the bootstrap token on the first control plane right before joins, so a host added
-# months after `kubeadm init` still joins. Deleting and creating it again resets its lifetime.
+# months after `kubeadm init` still joins. It has no expiry: k8s-token-revoke.sh deletes it once the
+# joins are done, and a join that failed in between can be retried any time before that.
 #
 # Env: BOOTSTRAP_TOKEN (secret), TOKEN_CONFIG (InitConfiguration with the placeholder @BOOTSTRAP_TOKEN@)
 set -euo pipefail

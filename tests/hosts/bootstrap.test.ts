@@ -13,7 +13,8 @@ import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";
 import { runMocked } from "../support/mocked";
-import { readStubCalls, recordingStub, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
+import { readStubCalls, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
+import { bootstrapStubs, STUB_STATE as STATE } from "./stubs";
 
 jest.setTimeout(240_000);
 
@@ -21,44 +22,7 @@ const CLUSTER = "bt";
 const NAMES = ["bt-0", "bt-1", "bt-2", "bt-3"];
 // The program's SSH key: Infrastructure names it `<name>-ssh`, the mocks derive it from that name.
 const SSH_KEY = mockPrivateKey(`${CLUSTER}-ssh`, "ED25519");
-const STATE = "/var/lib/dare-stub";
-
-/** Stand-ins that behave enough for the scripts' guards to be exercised for real. */
-const STUBS: Record<string, string> = {
-  kubeadm: recordingStub("kubeadm", `
-set -e
-case "$1" in
-  version) [ -f ${STATE}/version ] || exit 1; echo "v$(cat ${STATE}/version)" ;;
-  init|join)
-    # Keep what kubeadm was given, to check it; then leave what the real one leaves.
-    cp "$3" "${STATE}/kubeadm-$1.yaml"
-    mkdir -p /etc/kubernetes
-    if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; fi
-    echo "kubelet" > /etc/kubernetes/kubelet.conf
-    # A test may ask for one failure after kubeadm got half-way.
-    if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
-  token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
-  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
-esac`, { env: ["KUBECONFIG"] }),
-  kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
-  // etcd's member list as `etcdctl member list` prints it, for control-plane removal.
-  kubectl: recordingStub("kubectl", `
-case "$*" in
-  *"etcdctl"*"member list"*) for n in 0 1 2; do echo "\${n}a1b2c3d4e5f6a7b, started, bt-\${n}, https://10.213.0.\${n}:2380, https://10.213.0.\${n}:2379, false"; done ;;
-esac
-exit 0`, { env: ["KUBECONFIG"] }),
-  "apt-get": recordingStub("apt-get", `
-for a in "$@"; do case "$a" in kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;; esac; done`),
-  "apt-mark": recordingStub("apt-mark"),
-  curl: recordingStub("curl", "echo 'stand-in release key'"),
-  gpg: recordingStub("gpg", `
-while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; done; cat`),
-  modprobe: recordingStub("modprobe"),
-  sysctl: recordingStub("sysctl"),
-  swapoff: recordingStub("swapoff"),
-  systemctl: recordingStub("systemctl"),
-  nft: recordingStub("nft"),
-};
+const STUBS = bootstrapStubs(NAMES);
 
 let hosts: TestHost[] = [];
 const byName = (name: string) => hosts.find((h) => h.name === name)!;
@@ -300,6 +264,22 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("refusing to change bt-0 from v1.37.0 to v1.36.4: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.37.0");
     expect((await calls("bt-0")).filter((l) => /apt-get|upgrade|drain/.test(l))).toEqual([]);
+  });
+
+  it("refuses to move a running cluster's API endpoint, and skips init when it stays", async () => {
+    const steps = await program(NAMES.slice(0, 3), { version: "1.37.0" });
+    const init = steps.find((s) => s.name === "k8s-bt-0-init")!;
+    const address = byName("bt-0").address;
+    const runInit = () => sshExec(byName("bt-0"), SSH_KEY.privateKeyOpenssh, init.create, { stdin: init.stdin });
+    // What kubeadm init leaves: the admin kubeconfig pointing at the endpoint it was given.
+    await byName("bt-0").writeFile("/etc/kubernetes/admin.conf", `clusters:\n- cluster:\n    server: https://${address}:6443\n`);
+    const same = await runInit();
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain("bt-0: kubeadm init already done");
+    await byName("bt-0").writeFile("/etc/kubernetes/admin.conf", "clusters:\n- cluster:\n    server: https://192.0.2.10:6443\n");
+    const moved = await runInit();
+    expect(moved.code).not.toBe(0);
+    expect(moved.stderr).toContain(`bt-0: refusing to move the running cluster's API endpoint from 192.0.2.10:6443 to ${address}:6443`);
   });
 });
 

@@ -1,0 +1,39 @@
+/** Stack files of the engine tier: existing hosts (the network-namespace test hosts, or any addresses for a preview). */
+import * as YAML from "yaml";
+
+export interface ExistingHostsStack {
+  /** addresses of the hosts: the first is the control plane, the others workers of pool `workers` */
+  hosts: string[];
+  /** the hosts' subnet (dare:network.cidr and dare:adminCidrs) */
+  subnet: string;
+  /** the Helm chart mirror every release is installed from */
+  chartMirror: string;
+  /** login user of the hosts */
+  user?: string;
+}
+
+export const hostName = (i: number) => (i === 0 ? "cp-0" : `w-${i - 1}`);
+
+export function existingHostsStack(args: ExistingHostsStack): string {
+  return YAML.stringify({
+    config: {
+      "dare:provider": "existing",
+      "dare:domain": "engine.dare.example.org",
+      "dare:adminCidrs": [args.subnet],
+      "dare:network": { cidr: args.subnet },
+      "dare:hosts": args.hosts.map((address, i) => ({
+        name: hostName(i),
+        role: i === 0 ? "control-plane" : "workers",
+        address,
+        privateAddress: address,
+        user: args.user ?? "ubuntu",
+        port: 22,
+        // Ceph needs a disk; the stand-ins never touch it.
+        disks: i === 0 ? [] : ["/dev/vdb"],
+      })),
+      "dare:ceph": { replicas: 1, monitors: 1 },
+      "dare:ingressLoadBalancer": false,
+      "dare:chartMirror": args.chartMirror,
+    },
+  });
+}
