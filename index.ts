@@ -50,7 +50,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   network: config.network,
   clusterName: config.clusterName,
   adminCidrs: config.adminCidrs,
-  apiLoadBalancer: config.apiLoadBalancer,
+  apiLoadBalancer: config.provider === "openstack" && config.apiLoadBalancer,
   // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
   externalCloudProvider: config.provider === "openstack",
 });
