@@ -248,6 +248,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       // A lone control plane re-created is a lost cluster: init builds it again. With others still
       // running, init would start a second cluster: that host is re-joined by hand (docs/recovery.md).
       rerunOnNewMachine: controlPlanes.length === 1,
+      // `pulumi destroy` leaves the first control plane as clean as the others (after every join's reset).
+      deleteScript: "k8s-reset.sh",
     });
 
     // Minted again whenever a join will run: a host added, or a machine re-created (a new id under the

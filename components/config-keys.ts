@@ -103,6 +103,15 @@ export const CONFIG_KEYS = declare({
     default: "ubuntu",
     description: "Login user of the image (openstack) and default user of existing hosts.",
   },
+  sshPrivateKey: {
+    secret: true,
+    default: "",
+    description: "The private key (OpenSSH format, no passphrase) the program logs in to every host with, instead of " +
+      "one it generates: needed with existing hosts, which must accept the key before the first `pulumi up` " +
+      "(`ssh-keygen -t ed25519 -N '' -f dare-deployer`, authorise dare-deployer.pub on the hosts, then " +
+      "`pulumi config set --secret sshPrivateKey < dare-deployer`). Empty: an ED25519 key made by the program " +
+      "(stack output sshPublicKey), which OpenStack gives its VMs.",
+  },
   apiLoadBalancer: {
     type: "boolean",
     default: true,
@@ -137,6 +146,14 @@ export const CONFIG_KEYS = declare({
     type: "string",
     default: "",
     description: "Let's Encrypt account e-mail (expiry notices). Required with a letsencrypt-* tlsIssuer.",
+  },
+  stopAfter: {
+    type: "string",
+    default: "",
+    oneOf: ["", "bootstrap"],
+    description: "`bootstrap`: stop after the Kubernetes bootstrap (hosts prepared, the cluster initialised and joined); " +
+      "nothing is applied to the cluster and the later stack outputs are null. For a staged bring-up (check the " +
+      "hosts first), and the engine tier's tests, which have no API server. Empty: every layer.",
   },
   chartMirror: {
     type: "string",

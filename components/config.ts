@@ -9,6 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
+import { opensshKeyProblem } from "./ssh-key";
 import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 
 /** Kubernetes minors this program installs and upgrades (upstream support, late 2026). */
@@ -78,6 +79,8 @@ export interface DareConfig {
   kubernetesVersion: string;
   image: string;
   sshUser: string;
+  /** the operator's own SSH key (secret); undefined: the program generates one */
+  sshPrivateKey?: pulumi.Output<string>;
   /** Octavia load balancer in front of the API when there is more than one control plane */
   apiLoadBalancer: boolean;
   /** Octavia load balancer in front of the ingress (openstack); false: Traefik binds ports 80/443 of the ingress nodes */
@@ -88,6 +91,8 @@ export interface DareConfig {
   /** Let's Encrypt account e-mail ("" with the self-signed CA) */
   acmeEmail: string;
   harbor: HarborSpec;
+  /** "bootstrap": declare only the IaaS and bootstrap layers; "": every layer */
+  stopAfter: "" | "bootstrap";
   /** Helm repository every chart is pulled from instead of its upstream one; undefined: upstream */
   chartMirror?: string;
   keycloak: KeycloakSpec;
@@ -150,7 +155,7 @@ export interface ConfigSource {
  * Keys that may hold secrets (set with `pulumi config set --secret`); their readers keep them Pulumi
  * secrets. Any other key set with --secret is refused: its value would end up in plain text.
  */
-export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase"]);
+export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase", "sshPrivateKey"]);
 
 /** Reads the project's keys from Pulumi's config (stack file over Pulumi.yaml defaults). */
 export function pulumiConfigSource(): ConfigSource {
@@ -211,7 +216,7 @@ export class Reader {
     const decl: KeyDeclaration = CONFIG_KEYS[key];
     const value = this.raw(key) ?? decl.default;
     if (decl.oneOf && !decl.oneOf.includes(value)) {
-      this.problem(key, value, `must be one of ${decl.oneOf.map(String).join(", ")}`, example);
+      this.problem(key, value, `must be one of ${decl.oneOf.map((v) => (typeof v === "string" ? `"${v}"` : String(v))).join(", ")}`, example);
       return decl.default;
     }
     return value;
@@ -839,6 +844,23 @@ function readAccessAndMonitoring(r: Reader) {
   return { keycloak: readKeycloak(r), identityProviders: readIdentityProviders(r), alerting: readAlerting(r) };
 }
 
+function readSshPrivateKey(r: Reader): pulumi.Output<string> | undefined {
+  // The value is never shown: a problem names the key only. raw() does not parse a PEM text.
+  const value = r.raw("sshPrivateKey");
+  if (value === undefined || value === "") return undefined;
+  const example = "pulumi config set --secret sshPrivateKey < dare-deployer";
+  const problem = typeof value === "string" ? opensshKeyProblem(value) : "must be the text of a private key";
+  if (problem) {
+    r.problem("sshPrivateKey", SECRET_SHOWN, problem, example);
+    return undefined;
+  }
+  if (r.isSecretKey("sshPrivateKey") === false) {
+    r.problem("sshPrivateKey", "[not shown]", "must be set with --secret: it logs in as root on every host", example);
+    return undefined;
+  }
+  return pulumi.secret(value as string);
+}
+
 /** Reads and validates the whole configuration; throws one ConfigError listing every problem. */
 export function loadConfig(source: ConfigSource): DareConfig {
   const r = new Reader(source);
@@ -878,7 +900,9 @@ export function loadConfig(source: ConfigSource): DareConfig {
     kubernetesVersion: readKubernetesVersion(r),
     image: r.string("image", r.raw("image"), "Ubuntu 24.04", `"Ubuntu 24.04"`),
     sshUser: r.string("sshUser", r.raw("sshUser"), "ubuntu", `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
+    sshPrivateKey: readSshPrivateKey(r),
     apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), true, "false"),
+    stopAfter: r.oneOf("stopAfter", "pulumi config set stopAfter bootstrap") as DareConfig["stopAfter"],
     ...readPlatformBase(r, provider, nodes, hosts),
     ...readAccessAndMonitoring(r),
     dare: readDareLayer(r),

@@ -6,6 +6,7 @@
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { opensshPublicKey } from "./ssh-key";
 import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
 import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
 import { METRICS_PORTS } from "./kubeadm-config";
@@ -29,6 +30,8 @@ export interface InfrastructureArgs {
   image: pulumi.Input<string>;
   /** Login user of the image. */
   sshUser: string;
+  /** The operator's own SSH key (OpenSSH format, secret); undefined: an ED25519 key made here. */
+  sshPrivateKey?: pulumi.Input<string>;
   /**
    * Put an Octavia load balancer in front of the API, whatever the control-plane count: the API endpoint
    * is fixed for the life of the cluster, so going from 1 to 3 control planes changes no address.
@@ -151,11 +154,16 @@ export class Infrastructure extends pulumi.ComponentResource {
     }
     super("dare:iaas:Infrastructure", name, {}, opts);
 
-    const sshKey = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, { parent: this });
-    this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);
-    this.sshPublicKey = sshKey.publicKeyOpenssh.apply((k) => k.trim());
+    if (args.sshPrivateKey) {
+      this.sshPrivateKey = pulumi.secret(args.sshPrivateKey);
+      this.sshPublicKey = pulumi.unsecret(pulumi.output(args.sshPrivateKey).apply(opensshPublicKey));
+    } else {
+      const sshKey = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, { parent: this });
+      this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);
+      this.sshPublicKey = sshKey.publicKeyOpenssh.apply((k) => k.trim());
+    }
 
-    const built = args.provider === "openstack" ? this.openstack(name, args, sshKey) : this.existing(args);
+    const built = args.provider === "openstack" ? this.openstack(name, args) : this.existing(args);
     this.hostByName = built.hostByName;
     this.hosts = built.hosts;
     this.apiServer = built.apiServer;
@@ -198,7 +206,7 @@ export class Infrastructure extends pulumi.ComponentResource {
     };
   }
 
-  private openstack(name: string, args: InfrastructureArgs, sshKey: tls.PrivateKey) {
+  private openstack(name: string, args: InfrastructureArgs) {
     const parent = { parent: this };
     const plan = planNodes(args.clusterName, args.nodes);
     const useLoadBalancer = args.apiLoadBalancer;
@@ -244,7 +252,7 @@ export class Infrastructure extends pulumi.ComponentResource {
 
     const keypair = new openstack.compute.Keypair(`${name}-keypair`, {
       name: `${args.clusterName}-deployer`,
-      publicKey: sshKey.publicKeyOpenssh,
+      publicKey: this.sshPublicKey,
     }, parent);
     const controlPlaneGroup = new openstack.compute.ServerGroup(`${name}-control-plane-group`, {
       name: `${args.clusterName}-control-plane`,

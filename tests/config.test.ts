@@ -3,6 +3,9 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { ConfigError, ConfigSource, loadConfig, Problem } from "../components/config";
 import { CONFIG_KEYS, KeyDeclaration } from "../components/config-keys";
+import { opensshPublicKey } from "../components/ssh-key";
+import { spawnSync } from "child_process";
+import * as os from "os";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -113,8 +116,8 @@ describe("config loader", () => {
     ["service range overlapping pods", { network: { podCidr: "10.96.0.0/16" } }, "network.serviceCidr", /overlaps dare:network.podCidr/],
     ["admin CIDR that does not parse", { adminCidrs: ["192.0.2.0"] }, "adminCidrs[0]", /CIDR/],
     ["no admin CIDR", { adminCidrs: [] }, "adminCidrs", /at least one/],
-    ["unknown provider", { provider: "aws" }, "provider", /must be one of openstack, existing/],
-    ["ingress load balancer neither auto nor a boolean", { ingressLoadBalancer: "yes" }, "ingressLoadBalancer", /must be one of auto, true, false/],
+    ["unknown provider", { provider: "aws" }, "provider", /must be one of "openstack", "existing"/],
+    ["ingress load balancer neither auto nor a boolean", { ingressLoadBalancer: "yes" }, "ingressLoadBalancer", /must be one of "auto", true, false/],
     ["existing without hosts", { provider: "existing" }, "hosts", /at least one host/],
     ["host with an unknown role", { provider: "existing", hosts: [host(), host({ name: "w-0", role: "gpu" })] }, "hosts[1].role", /unknown role/],
     ["duplicate host names", { provider: "existing", hosts: [host(), host({ role: "workers" })] }, "hosts[1].name", /duplicate/],
@@ -155,6 +158,29 @@ describe("config loader", () => {
   it("takes a quantity that --path stored as an integer", () => {
     const config = loadConfig(source({ ...valid, services: { "exec-api": { limits: { cpu: 2 } } } }));
     expect(config.dare.services["exec-api"].limits.cpu).toBe("2");
+  });
+
+  it("takes an operator's own SSH key only as an unencrypted OpenSSH key set with --secret, never showing it", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-key-"));
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "op", "-f", path.join(dir, "k")]);
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", path.join(dir, "locked")]);
+    const key = fs.readFileSync(path.join(dir, "k"), "utf8");
+    const secretSource = (values: Record<string, unknown>) => ({ ...source({ ...valid, ...values }), isSecret: (k: string) => k === "sshPrivateKey" });
+    expect(loadConfig(secretSource({ sshPrivateKey: key })).sshPrivateKey).toBeDefined();
+    expect(opensshPublicKey(key)).toBe(fs.readFileSync(path.join(dir, "k.pub"), "utf8").replace(/ op\n$/, ""));
+    const problem = (values: Record<string, unknown>, secret = true) => {
+      try {
+        loadConfig(secret ? secretSource(values) : { ...source({ ...valid, ...values }), isSecret: () => false });
+      } catch (err) {
+        return (err as ConfigError).problems.find((p) => p.key === "sshPrivateKey");
+      }
+      return undefined;
+    };
+    expect(problem({ sshPrivateKey: "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----" })).toMatchObject({ value: "[secret]", why: expect.stringMatching(/OpenSSH format/) });
+    expect(problem({ sshPrivateKey: fs.readFileSync(path.join(dir, "locked"), "utf8") })?.why).toMatch(/is encrypted/);
+    expect(problem({ sshPrivateKey: key }, false)).toMatchObject({ value: "[not shown]", why: expect.stringMatching(/must be set with --secret/) });
+    expect(JSON.stringify(problem({ sshPrivateKey: key }, false))).not.toContain(key.split("\n")[1]);
+    expect(loadConfig(source(valid)).sshPrivateKey).toBeUndefined();
   });
 
   it("accepts existing hosts whose roles name declared pools", () => {

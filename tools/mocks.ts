@@ -216,7 +216,16 @@ export function installMocks(stack: string, mocks: pulumi.runtime.Mocks = new Da
   pulumi.runtime.setMocks(mocks, "dare", stack, false);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const settings = require("@pulumi/pulumi/runtime/settings");
-  const monitor = settings.getMonitor() as MonitorLike;
+  const monitor = settings.getMonitor() as MonitorLike & { newUrn(parent: string, type: string, name: string): string };
+  // URNs as the engine makes them (pkg/resource/urn.go, NewURN): the parent's whole type chain, without
+  // the root stack's type. The SDK's mock took only the parent's last type and kept the stack's, so
+  // resources three levels deep and the stack's children had URNs no real state has (the engine tier's
+  // preview compares the two).
+  monitor.newUrn = (parent, type, name) => {
+    const parentType = parent ? parent.split("::")[2] : "";
+    const qualified = parentType && parentType !== "pulumi:pulumi:Stack" ? `${parentType}$${type}` : type;
+    return `urn:pulumi:${stack}::dare::${qualified}::${name}`;
+  };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) =>
     register(req, (err, res) => {

@@ -19,8 +19,8 @@ let preview: { steps: Array<{ op: string; urn: string; newState?: { type: string
 beforeAll(async () => {
   requireEngine();
   mirror = await serveChartMirror();
-  const hosts = ["10.99.0.10", "10.99.0.11", "10.99.0.12"];
-  ws = await workspace("engine", existingHostsStack({ hosts, subnet: "10.99.0.0/24", chartMirror: mirror.url }));
+  const hosts = ["10.213.0.200", "10.213.0.201", "10.213.0.202"];
+  ws = await workspace("engine", existingHostsStack({ hosts, subnet: "10.213.0.0/24", chartMirror: mirror.url }));
   const result = await ws.pulumi(["preview", "--json"]);
   if (result.code !== 0) throw new Error(`pulumi preview failed:\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`);
   preview = JSON.parse(result.stdout);

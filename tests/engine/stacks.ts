@@ -10,6 +10,8 @@ export interface ExistingHostsStack {
   chartMirror: string;
   /** login user of the hosts */
   user?: string;
+  /** dare:stopAfter */
+  stopAfter?: "bootstrap";
 }
 
 export const hostName = (i: number) => (i === 0 ? "cp-0" : `w-${i - 1}`);
@@ -34,6 +36,7 @@ export function existingHostsStack(args: ExistingHostsStack): string {
       "dare:ceph": { replicas: 1, monitors: 1 },
       "dare:ingressLoadBalancer": false,
       "dare:chartMirror": args.chartMirror,
+      ...(args.stopAfter ? { "dare:stopAfter": args.stopAfter } : {}),
     },
   });
 }

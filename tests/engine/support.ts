@@ -22,13 +22,19 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface RunOptions {
+  timeoutMs?: number;
+  /** written to the CLI's standard input (e.g. a secret for `config set`, which then stays off the command line) */
+  stdin?: string;
+}
+
 export interface Workspace {
   dir: string;
   stack: string;
   /** Runs `pulumi ARGS --stack <stack>` in the workspace; never throws on a non-zero exit. */
-  pulumi(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
+  pulumi(args: string[], opts?: RunOptions): Promise<CliResult>;
   /** Like pulumi(), but throws with the CLI's output when it fails. */
-  ok(args: string[], opts?: { timeoutMs?: number }): Promise<string>;
+  ok(args: string[], opts?: RunOptions): Promise<string>;
   /** The stack's configuration as the CLI resolves it (project defaults applied), secrets shown. */
   config(): Promise<Record<string, unknown>>;
   remove(): void;
@@ -52,12 +58,13 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
     // ts-node reads the project's tsconfig, not one in the workspace.
     TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
   };
-  const run = (args: string[], timeoutMs = 600_000): Promise<CliResult> => new Promise((resolve, reject) => {
+  const run = (args: string[], { timeoutMs = 600_000, stdin }: RunOptions = {}): Promise<CliResult> => new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--require", TS_NODE, HARNESS, ...args, "--stack", stack, "--non-interactive"], { cwd: dir, env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => { stdout += d; });
     child.stderr.on("data", (d) => { stderr += d; });
+    child.stdin.end(stdin ?? "");
     const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
     child.on("error", reject);
     child.on("exit", (code) => {
@@ -68,9 +75,9 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
   const ws: Workspace = {
     dir,
     stack,
-    pulumi: (args, opts) => run(args, opts?.timeoutMs),
+    pulumi: (args, opts) => run(args, opts),
     ok: async (args, opts) => {
-      const result = await run(args, opts?.timeoutMs);
+      const result = await run(args, opts);
       if (result.code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.code}:\n${result.stdout}\n${result.stderr}`);
       return result.stdout;
     },
