@@ -95,6 +95,8 @@ it("accepts what every documented `pulumi config set` command writes, applied in
     PULUMI_CONFIG_PASSPHRASE: "engine-tier-test-passphrase",
     TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
   };
+  // The deployment key the docs have the reader make with ssh-keygen before `config set … < dare-deployer`.
+  spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(ws.dir, "dare-deployer")]);
   try {
     for (const { file: from, command } of commands) {
       // Placeholders become values; a following `&& pulumi up` is the reader's next step, not this test's.
@@ -112,6 +114,7 @@ it("accepts what every documented `pulumi config set` command writes, applied in
     expect(config.alerting).toMatchObject({ smtpHost: "smtp.example.org:587", severities: ["critical"] });
     expect(config.dare.backup.repository).toBe("borg@backup.example.org:/srv/borg/dare");
     expect(config.tlsIssuer).toBe("letsencrypt-prod");
+    expect(config.sshPrivateKey).toBeDefined();
   } finally {
     ws.remove();
     fs.rmSync(bin, { recursive: true, force: true });

@@ -22,7 +22,7 @@ engine="$cache/engine"
 # @pulumi/kubernetes names the same version (a test checks it).
 KUBERNETES_PROVIDER_VERSION=4.25.0
 
-export GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0
+export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 mkdir -p "$cache"
 
 log() { printf '%s\n' "$*" >&2; }
