@@ -8,7 +8,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { startHosts, stopHosts } from "../tests/hosts/harness";
+import { startHosts, stopHosts, TEST_SUBNET_PREFIX } from "../tests/hosts/harness";
 import { bootstrapStubs } from "../tests/hosts/stubs";
 import { existingHostsStack, hostName } from "../tests/engine/stacks";
 import { requireEngine, serveChartMirror, workspace } from "../tests/engine/support";
@@ -34,8 +34,9 @@ async function main(): Promise<void> {
   try {
     const preview: Record<number, number> = {};
     for (const workers of [3, 30]) {
-      const hosts = Array.from({ length: workers + 1 }, (_, i) => `10.213.0.${100 + i}`);
-      const ws = await workspace("bench", existingHostsStack({ hosts, subnet: "10.213.0.0/24", chartMirror: mirror.url }));
+      // A preview dials no host: any addresses of the subnet do.
+      const hosts = Array.from({ length: workers + 1 }, (_, i) => `${TEST_SUBNET_PREFIX}.${100 + i}`);
+      const ws = await workspace("bench", existingHostsStack({ hosts, chartMirror: mirror.url }));
       try {
         preview[workers] = await best(() => ws.ok(["preview"]));
       } finally {
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-bench-key-"));
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(keyDir, "k")]);
     const hosts = await startHosts(names, { authorizedKey: fs.readFileSync(path.join(keyDir, "k.pub"), "utf8").trim(), stubs: bootstrapStubs(names) });
-    const ws = await workspace("bench", existingHostsStack({ hosts: hosts.map((h) => h.address), subnet: "10.213.0.0/24", chartMirror: mirror.url, stopAfter: "bootstrap" }));
+    const ws = await workspace("bench", existingHostsStack({ hosts: hosts.map((h) => h.address), chartMirror: mirror.url, stopAfter: "bootstrap" }));
     try {
       await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: fs.readFileSync(path.join(keyDir, "k"), "utf8") });
       const first = await timed(() => ws.ok(["up", "--yes", "--skip-preview"]));

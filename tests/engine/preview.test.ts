@@ -9,6 +9,7 @@ import * as path from "path";
 import { render } from "../support/render";
 import { requireEngine, serveChartMirror, workspace, Workspace } from "./support";
 import { existingHostsStack } from "./stacks";
+import { TEST_SUBNET_PREFIX } from "../hosts/harness";
 
 jest.setTimeout(600_000);
 
@@ -19,8 +20,9 @@ let preview: { steps: Array<{ op: string; urn: string; newState?: { type: string
 beforeAll(async () => {
   requireEngine();
   mirror = await serveChartMirror();
-  const hosts = ["10.213.0.200", "10.213.0.201", "10.213.0.202"];
-  ws = await workspace("engine", existingHostsStack({ hosts, subnet: "10.213.0.0/24", chartMirror: mirror.url }));
+  // A preview dials no host: any addresses of the subnet do.
+  const hosts = [1, 2, 3].map((i) => `${TEST_SUBNET_PREFIX}.${i}`);
+  ws = await workspace("engine", existingHostsStack({ hosts, chartMirror: mirror.url }));
   const result = await ws.pulumi(["preview", "--json"]);
   if (result.code !== 0) throw new Error(`pulumi preview failed:\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`);
   preview = JSON.parse(result.stdout);

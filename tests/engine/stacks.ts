@@ -1,11 +1,15 @@
 /** Stack files of the engine tier: existing hosts (the network-namespace test hosts, or any addresses for a preview). */
 import * as YAML from "yaml";
+import { TEST_SUBNET_PREFIX } from "../hosts/harness";
+
+/** The test hosts' subnet (tests/hosts/harness.ts). */
+export const TEST_SUBNET = `${TEST_SUBNET_PREFIX}.0/24`;
 
 export interface ExistingHostsStack {
   /** addresses of the hosts: the first is the control plane, the others workers of pool `workers` */
   hosts: string[];
-  /** the hosts' subnet (dare:network.cidr and dare:adminCidrs) */
-  subnet: string;
+  /** the hosts' subnet (dare:network.cidr and dare:adminCidrs); default the test hosts' */
+  subnet?: string;
   /** the Helm chart mirror every release is installed from */
   chartMirror: string;
   /** login user of the hosts */
@@ -21,8 +25,8 @@ export function existingHostsStack(args: ExistingHostsStack): string {
     config: {
       "dare:provider": "existing",
       "dare:domain": "engine.dare.example.org",
-      "dare:adminCidrs": [args.subnet],
-      "dare:network": { cidr: args.subnet },
+      "dare:adminCidrs": [args.subnet ?? TEST_SUBNET],
+      "dare:network": { cidr: args.subnet ?? TEST_SUBNET },
       "dare:hosts": args.hosts.map((address, i) => ({
         name: hostName(i),
         role: i === 0 ? "control-plane" : "workers",
