@@ -12,6 +12,7 @@ import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
 import { METRICS_PORTS } from "./kubeadm-config";
 
 export const API_PORT = 6443;
+export const SSH_PORT = 22;
 
 export interface InfrastructureArgs {
   /** `openstack` creates the machines; `existing` uses `hosts` as they are. */
@@ -234,7 +235,8 @@ export class Infrastructure extends pulumi.ComponentResource {
       controlPlane: new openstack.networking.SecGroup(`${name}-control-plane`, { name: `${args.clusterName}-control-plane`, description: "DARE control planes" }, parent),
       web: new openstack.networking.SecGroup(`${name}-web`, { name: `${args.clusterName}-web`, description: "HTTP(S) to DARE ingress nodes" }, parent),
     };
-    const rules = firewallRules(args, useLoadBalancer).map((rule) =>
+    const ruleSpecs = firewallRules(args, useLoadBalancer);
+    const rules = ruleSpecs.map((rule) =>
       new openstack.networking.SecGroupRule(`${name}-${ruleName(rule)}`, {
         description: rule.description,
         direction: "ingress",
@@ -245,10 +247,11 @@ export class Infrastructure extends pulumi.ComponentResource {
         securityGroupId: groups[rule.group].id,
         ...("cidr" in rule.from ? { remoteIpPrefix: rule.from.cidr } : { remoteGroupId: groups[rule.from.group].id }),
       }, parent));
-    // What SSH and the API need to stay open while host steps run. Every address handed to a later layer
-    // is derived from these, so the engine deletes (on destroy, on scale-in) the drain and reset steps
-    // that still use them before the rules, the floating-IP associations and the load balancer.
-    const rulesReady = pulumi.all(rules.map((r) => r.id));
+    // The rules SSH and the API need while host steps run (drain and reset included). Every address handed
+    // to a later layer is derived from them, so the engine deletes (on destroy, on scale-in) the steps that
+    // still use them before these rules, the floating-IP associations and the load balancer.
+    const opens = (i: number, port: number) => ruleSpecs[i].ports[0] <= port && port <= ruleSpecs[i].ports[1];
+    const rulesReady = pulumi.all(rules.filter((_, i) => opens(i, SSH_PORT) || opens(i, API_PORT)).map((r) => r.id));
 
     const keypair = new openstack.compute.Keypair(`${name}-keypair`, {
       name: `${args.clusterName}-deployer`,
