@@ -28,6 +28,13 @@ export interface Host {
   machineId?: string;
 }
 
+/**
+ * How long a load balancer or proxy keeps an idle connection open: long enough for `kubectl logs -f`,
+ * `exec`, `port-forward`, watches and websockets, and for a large image upload to Harbor. Octavia's own
+ * default is 50 s; Traefik v3 reads a request for at most 60 s by default.
+ */
+export const LONG_CONNECTION_SECONDS = 3600;
+
 export interface SshEndpoint {
   address: string;
   port: number;

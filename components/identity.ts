@@ -271,6 +271,9 @@ export class Identity extends pulumi.ComponentResource {
       metadata: { name: DATABASE, namespace: keycloakNs.metadata.name },
       spec: {
         instances: args.databaseInstances,
+        // One instance cannot keep a minAvailable of 1 through a drain: CloudNativePG's default PDB would stop
+        // every upgrade and node removal; its CRD advises turning it off where the database is not replicated.
+        ...(args.databaseInstances === 1 ? { enablePDB: false } : {}),
         imageName: VERSIONS.postgresImage,
         enableSuperuserAccess: false,
         storage: { size: `${args.databaseSizeGb}Gi` },

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { opensshPublicKey } from "./ssh-key";
 import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
-import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
+import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
 import { METRICS_PORTS } from "./kubeadm-config";
 
 export const API_PORT = 6443;
@@ -346,6 +346,9 @@ export class Infrastructure extends pulumi.ComponentResource {
         protocolPort: API_PORT,
         // Operators from adminCidrs; nodes and pods from the private network.
         allowedCidrs: [...args.adminCidrs, args.network.cidr],
+        // Octavia cuts idle connections after 50 s: watches, logs -f and exec would drop.
+        timeoutClientData: LONG_CONNECTION_SECONDS * 1000,
+        timeoutMemberData: LONG_CONNECTION_SECONDS * 1000,
       }, parent);
       const pool = new openstack.loadbalancer.Pool(`${name}-api`, {
         name: `${args.clusterName}-api`,

@@ -7,7 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
 import { CONTROL_PLANE_ROLE, DareConfig, Provider } from "./config";
-import { Host } from "./hosts";
+import { Host, LONG_CONNECTION_SECONDS } from "./hosts";
 import { planNodes } from "./infrastructure";
 import { pinnedRelease } from "./helm";
 import { createNamespace } from "./namespaces";
@@ -31,6 +31,13 @@ export const INGRESS_NODE_LABEL = "dare.io/ingress";
 export const PLAIN_HTTP_ANNOTATIONS = { "traefik.ingress.kubernetes.io/router.entrypoints": "web" } as const;
 /** OCCM: the Octavia listeners speak PROXY protocol, passing each client's address on to Traefik. */
 export const PROXY_PROTOCOL_ANNOTATIONS = { "loadbalancer.openstack.org/proxy-protocol": "true" } as const;
+/** The cloud controller's Octavia listener keeps websockets and long uploads open (its default: 50 s). */
+export const LONG_CONNECTION_ANNOTATIONS = {
+  "loadbalancer.openstack.org/timeout-client-data": String(LONG_CONNECTION_SECONDS * 1000),
+  "loadbalancer.openstack.org/timeout-member-data": String(LONG_CONNECTION_SECONDS * 1000),
+} as const;
+/** Traefik reads a request body for at most this long (v3's default, 60 s, breaks large Harbor pushes). */
+const LONG_TRANSPORT = { respondingTimeouts: { readTimeout: `${LONG_CONNECTION_SECONDS}s` } };
 /** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
 
@@ -71,7 +78,7 @@ export function ingressNodeNames(config: Pick<DareConfig, "provider" | "clusterN
 }
 
 /** Calico's Installation: VXLAN between nodes (UDP 4789 is open between cluster members), no BGP. */
-export function calicoInstallation(podCidr: string, nodeCidr: string): Record<string, unknown> {
+export function calicoInstallation(podCidr: string): Record<string, unknown> {
   return {
     apiVersion: "operator.tigera.io/v1",
     kind: "Installation",
@@ -87,8 +94,9 @@ export function calicoInstallation(podCidr: string, nodeCidr: string): Record<st
           natOutgoing: "Enabled",
           nodeSelector: "all()",
         }],
-        // Nodes may have more than one interface (docker0, a floating IP's NAT): pick the one in the node subnet.
-        nodeAddressAutodetectionV4: { cidrs: [nodeCidr] },
+        // The address the kubelet registered (kubeadm's node-ip, the host's private address): right for
+        // existing hosts outside dare:network.cidr too, where a subnet filter found none and calico-node exited.
+        nodeAddressAutodetectionV4: { kubernetes: "NodeInternalIP" },
       },
       // Calico's own CSI driver is for its enterprise features; Ceph CSI serves the volumes here.
       kubeletVolumePluginPath: "None",
@@ -149,7 +157,7 @@ export class Networking extends pulumi.ComponentResource {
       },
     }, k8sOpts);
     const installation = new k8s.apiextensions.CustomResource(`${name}-calico-installation`,
-      calicoInstallation(args.podCidr, args.nodeCidr) as k8s.apiextensions.CustomResourceArgs,
+      calicoInstallation(args.podCidr) as k8s.apiextensions.CustomResourceArgs,
       { ...k8sOpts, dependsOn: [calicoOperator] });
 
     let cloudController: k8s.helm.v3.Release | undefined;
@@ -191,7 +199,7 @@ export class Networking extends pulumi.ComponentResource {
             http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
           },
           // Routes of an Ingress without an entry-point annotation: HTTPS only, whichever layer wrote it.
-          websecure: { asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}), ...proxyProtocol },
+          websecure: { asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}), ...proxyProtocol, transport: LONG_TRANSPORT },
         },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
         ...(hostPorts
@@ -214,7 +222,7 @@ export class Networking extends pulumi.ComponentResource {
               whenUnsatisfiable: "ScheduleAnyway",
             }],
             podDisruptionBudget: workers.apply((n) => (n >= 2 ? { enabled: true, maxUnavailable: 1 } : { enabled: false })),
-            service: { spec: { type: "LoadBalancer" }, annotations: { ...PROXY_PROTOCOL_ANNOTATIONS } },
+            service: { spec: { type: "LoadBalancer" }, annotations: { ...PROXY_PROTOCOL_ANNOTATIONS, ...LONG_CONNECTION_ANNOTATIONS } },
           }),
       },
     }, { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] });

@@ -230,6 +230,9 @@ export class Security extends pulumi.ComponentResource {
         existingSecretAdminPassword: adminSecret.metadata.name,
         existingSecretAdminPasswordKey: "HARBOR_ADMIN_PASSWORD",
         existingSecretSecretKey: keySecret.metadata.name,
+        // Its volumes are single-node (Ceph RBD, ReadWriteOnce): a rolling update would start the new pod
+        // before the old one lets go of the volume and wait for ever on a Multi-Attach error (values.yaml).
+        updateStrategy: { type: "Recreate" },
         persistence: {
           enabled: true,
           resourcePolicy: "keep",

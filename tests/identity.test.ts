@@ -201,6 +201,8 @@ describe("Identity (Keycloak, realm dare)", () => {
     const release = unsecret(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs);
     const cluster = unsecret(k8sObject(resources, "Cluster", "keycloak-db").inputs);
     expect(cluster.spec.instances).toBe(3);
+    // Replicated: CloudNativePG's own PodDisruptionBudget stays (a drain waits for a replica to take over).
+    expect(cluster.spec.enablePDB).toBeUndefined();
     expect(release.values.database.hostname).toBe(`${cluster.metadata.name}-rw`);
     // The dump CronJob reaches the same read-write Service, as the database's owner.
     expect(identity.database.host).toBe(`${cluster.metadata.name}-rw.${cluster.metadata.namespace}.svc`);

@@ -6,6 +6,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import * as YAML from "yaml";
 import { render, RenderResult } from "./support/render";
 
 jest.setTimeout(180_000);
@@ -123,6 +124,28 @@ describe("the API endpoint", () => {
   it("names the cluster to the Kubernetes provider, so a kubeconfig change is an update, not a replacement of every object", () => {
     const provider = resources.find((r) => r.type === "pulumi:providers:kubernetes")!;
     expect(provider.inputs.clusterIdentifier).toBe("dare-production");
+  });
+});
+
+describe("drains", () => {
+  it("can finish on the testbed: a one-instance Keycloak database has no PodDisruptionBudget of its own", () => {
+    const database = (r: RenderResult) => YAML.parse(fs.readFileSync(path.join(r.dir, "kubernetes", "keycloak", "cluster-keycloak-db.yaml"), "utf8"));
+    const testbed = database(render("testbed"));
+    expect(testbed.spec.instances).toBe(1);
+    expect(testbed.spec.enablePDB).toBe(false);
+    expect(database(production).spec.enablePDB).toBeUndefined();
+  });
+});
+
+describe("long-lived connections", () => {
+  it("stay open for an hour through the API load balancer, the ingress load balancer and Traefik", () => {
+    const listener = byType("openstack:loadbalancer/listener:Listener")[0];
+    expect([listener.inputs.timeoutClientData, listener.inputs.timeoutMemberData]).toEqual([3_600_000, 3_600_000]);
+    const traefik = YAML.parse(fs.readFileSync(path.join(production.dir, "helm", "traefik.yaml"), "utf8")).values;
+    expect(traefik.service.annotations).toMatchObject({
+      "loadbalancer.openstack.org/timeout-client-data": "3600000", "loadbalancer.openstack.org/timeout-member-data": "3600000",
+    });
+    expect(traefik.ports.websecure.transport.respondingTimeouts.readTimeout).toBe("3600s");
   });
 });
 

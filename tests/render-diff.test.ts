@@ -13,7 +13,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "render-diff-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 interface Fixture {
-  resources: Array<{ type: string; name: string; inputs: unknown }>;
+  resources: Array<{ type: string; name: string; inputs: unknown; options?: unknown }>;
   helm?: Record<string, { chart: string; version: string; values: unknown }>;
   files?: Record<string, string>;
 }
@@ -120,6 +120,15 @@ describe("render-diff command", () => {
     expect(notRender.stderr).toContain("not a render directory");
     expect(cli(base).status).toBe(2);
   });
+});
+
+it("lists a changed lifecycle option as a change of the resource", () => {
+  const volume = (options?: unknown) => ({ type: "openstack:blockstorage/volume:Volume", name: "disk-0", inputs: { size: 100 }, ...(options ? { options } : {}) });
+  const before = writeRender("options-before", { resources: [volume({ protect: true })] });
+  const after = writeRender("options-after", { resources: [volume()] });
+  const diff = diffRenders(readRender(before), readRender(after));
+  expect(diff.changed.map((c) => [c.name, c.paths])).toEqual([["disk-0", ["options.protect"]]]);
+  expect(formatMarkdown(diff)).toContain("`options.protect`");
 });
 
 describe("real renders: scaling the testbed's workers from 2 to 3", () => {

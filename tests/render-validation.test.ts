@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
+import { CONFIG_KEYS } from "../components/config-keys";
 import { NAMESPACES } from "../components/namespaces";
 import { DEFAULT_DENY_POLICY } from "../components/network-policies";
 import { crdVersions, sharedDir, validateRenderDir } from "../tools/validate";
@@ -119,9 +120,8 @@ describe.each(STACKS)("render of %s", (stack) => {
     const traefik = r().releases.find((x) => x.chart === "traefik")!;
     if (traefik.values.service?.spec?.type === "LoadBalancer") {
       expect(traefik.values.service.annotations["loadbalancer.openstack.org/proxy-protocol"]).toBe("true");
-      // Believed from the node subnet: the one Calico takes node addresses from.
-      const calico = r().objects.find((o) => o?.kind === "Installation");
-      const nodeCidr = calico.spec.calicoNetwork.nodeAddressAutodetectionV4.cidrs[0];
+      // Believed from the node subnet, where the load balancer's addresses are.
+      const nodeCidr = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config["dare:network"]?.cidr ?? CONFIG_KEYS.network.default.cidr;
       for (const entryPoint of ["web", "websecure"]) expect(traefik.values.ports[entryPoint].proxyProtocol.trustedIPs).toContain(nodeCidr);
     }
   });

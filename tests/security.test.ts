@@ -91,6 +91,8 @@ describe("Harbor", () => {
   it("is the pinned chart with Trivy, values the chart knows", () => {
     expect(harbor.version).toBe(CHARTS.harbor.version);
     expect(harbor.values.trivy.enabled).toBe(true);
+    // Single-node volumes: an upgrade must stop the old pod before the new one mounts them.
+    expect(harbor.values.updateStrategy).toEqual({ type: "Recreate" });
     expect(validateHelmValues(harbor)).toEqual([]);
   });
 

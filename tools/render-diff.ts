@@ -22,6 +22,8 @@ interface RenderedResource {
   type: string;
   name: string;
   inputs: unknown;
+  /** lifecycle options (protect, retainOnDelete, deleteBeforeReplace…), where set */
+  options?: unknown;
 }
 
 interface RenderedRelease {
@@ -117,7 +119,8 @@ export function diffRenders(base: Render, head: Render): RenderDiff {
   const changed = [...head.resources.values()].flatMap((r) => {
     const before = base.resources.get(r.urn);
     if (!before) return [];
-    const paths = changedPaths(before.inputs, r.inputs);
+    // A changed lifecycle option (say protect dropped) matters as much as a changed input.
+    const paths = [...changedPaths(before.inputs, r.inputs), ...changedPaths(before.options ?? {}, r.options ?? {}).map((p) => `options.${p}`)];
     return paths.length > 0 ? [change(r, paths)] : [];
   });
 
