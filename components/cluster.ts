@@ -271,8 +271,13 @@ export class KubernetesCluster extends pulumi.ComponentResource {
           joinConfig(s, { name: node.name, privateAddress: address }, hash, controlPlane)),
         BOOTSTRAP_TOKEN: token,
         NODE_NAME: node.name,
-      }, [prepare.get(node.name)!, ...(controlPlane ? [pkiSteps.get(node.name)!] : []), init, tokenStep, ...dependsOn],
-      { deleteScript: "k8s-reset.sh" });
+      }, [
+        prepare.get(node.name)!,
+        // A control plane joins etcd: every control plane's firewall must admit it first (their prepare
+        // steps re-run with the new member's address when one is added).
+        ...(controlPlane ? [pkiSteps.get(node.name)!, ...controlPlanes.map((cp) => prepare.get(cp.name)!)] : []),
+        init, tokenStep, ...dependsOn,
+      ], { deleteScript: "k8s-reset.sh" });
       join.set(node.name, joined);
       return joined;
     };

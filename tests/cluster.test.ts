@@ -96,6 +96,15 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(step(cp(1), "join").dependencies).not.toContain(step(cp(2), "join").urn);
   });
 
+  it("joins a control plane only after every control plane's firewall (its prepare step) admits it to etcd", () => {
+    for (const joining of [cp(1), cp(2)]) {
+      const deps = step(joining, "join").dependencies;
+      expect([cp(0), cp(1), cp(2)].filter((other) => !deps.includes(step(other, "prepare").urn))).toEqual([]);
+    }
+    // A worker's join waits for no other host's firewall.
+    expect(step(worker(0), "join").dependencies.filter((d) => d.endsWith("-prepare") && !d.endsWith(`${worker(0)}-prepare`))).toEqual([]);
+  });
+
   it("joins workers after the last control plane, each independent of every other worker", () => {
     const workerJoins = new Set(workers.map((w) => step(w, "join").urn));
     for (const w of workers) {
