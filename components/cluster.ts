@@ -191,7 +191,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     const token = pulumi.secret(pulumi.all([
       new random.RandomString(`${name}-token-id`, { length: 6, upper: false, special: false }, { parent }).result,
-      new random.RandomString(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent }).result,
+      // A RandomPassword: its result is a secret in the state too (a RandomString's is plain text there).
+      new random.RandomPassword(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent }).result,
     ]).apply(([id, secret]) => `${id}.${secret}`));
 
     const settings: pulumi.Output<ClusterSettings> = api.apply((apiServer) => ({

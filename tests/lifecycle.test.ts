@@ -76,6 +76,12 @@ describe("the join token", () => {
     expect(envText(production, "dare-production-cp-0", "token")).toMatch(/^ {4}ttl: 0s$/m);
   });
 
+  it("keeps its secret half a secret in the state (a RandomPassword, not a RandomString)", () => {
+    const secretHalf = resources.find((r) => r.name === "dare-production-token-secret")!;
+    expect(secretHalf.type).toBe("random:index/randomPassword:RandomPassword");
+    expect(secretHalf.options?.additionalSecretOutputs).toContain("result");
+  });
+
   it("is revoked only after every join of the round, so a failed join can be retried any time", () => {
     const revoke = steps().find((s) => s.name === "k8s-dare-production-cp-0-token-revoke")!;
     const joins = steps().filter((s) => s.name.endsWith("-join")).map((s) => s.urn);

@@ -72,7 +72,9 @@ test('four hosts come up in parallel within seconds, each on its own address', (
     expect(h.address).toMatch(/^10\.213\.0\.\d+$/);
     expect(h.port).toBe(22);
     expect(h.user).toBe('ubuntu');
-    expect(netnsList()).toContain(`dare-t-${h.name}`);
+    expect(netnsList()).toContain(`dare-t-${h.id}`);
+    // This run's own names: another run's host cp-0 is another namespace.
+    expect(h.id).toBe(`r${process.pid.toString(36)}-${h.name}`);
   }
   expect(startupMs).toBeLessThan(15_000);
 });
@@ -199,7 +201,7 @@ test('sshExec through a jump host, with stdin', async () => {
   const r = await sshExec(c, privateKey, 'cat; hostname', { via: a, stdin: 'from-stdin\n' });
   expect(r).toEqual({ code: 0, stdout: 'from-stdin\nhc\n', stderr: '' });
   // C's sshd saw the connection come from A, not from the test process.
-  const log = fs.readFileSync(path.join(hostsBaseDir(), 'hc.log'), 'utf8');
+  const log = fs.readFileSync(path.join(hostsBaseDir(), `${c.id}.log`), 'utf8');
   expect(log).toContain(`Connection from ${a.address} port`);
 });
 

@@ -44,6 +44,8 @@ export interface HostStat {
 }
 
 export interface TestHost {
+  /** `<run>-<name>`: its namespace is `dare-t-<id>`, its private tree and log under hostsBaseDir() are named so */
+  id: string;
   name: string;
   /** IPv4 address on the test subnet (10.213.0.0/24), reachable from the test process and from every other host. */
   address: string;
@@ -328,11 +330,18 @@ function probeSsh(address: string, port: number, timeoutMs: number): Promise<voi
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,30}$/;
+/**
+ * This test run's prefix of namespace, private-tree and slot names: two runs on one machine (a developer's
+ * and CI's, or two tiers) may both start a host called cp-0 and must not tear down each other's.
+ */
+const RUN_ID = `r${process.pid.toString(36)}`;
 
 class Host implements TestHost {
   readonly port = 22 as const;
   constructor(
     readonly name: string,
+    /** the run-qualified name of its namespace (`dare-t-<id>`), private tree and slot */
+    readonly id: string,
     readonly address: string,
     readonly user: string,
     readonly root: string,
@@ -377,12 +386,12 @@ class Host implements TestHost {
   }
 }
 
-async function startOne(name: string, peers: string, slot: number, opts: StartHostsOptions, user: string): Promise<Host> {
+async function startOne(name: string, id: string, peers: string, slot: number, opts: StartHostsOptions, user: string): Promise<Host> {
   const base = hostsBaseDir();
-  const root = path.join(base, name);
+  const root = path.join(base, id);
   const veth = vethName(slot);
   const address = `${TEST_SUBNET_PREFIX}.${slot}`;
-  const logFile = path.join(base, `${name}.log`);
+  const logFile = path.join(base, `${id}.log`);
 
   // The private tree exists before the host does, with the caller's stand-ins in it.
   const bin = path.join(root, 'usr/local/bin');
@@ -400,7 +409,7 @@ async function startOne(name: string, peers: string, slot: number, opts: StartHo
     child = spawn(
       'bash',
       [HOST_UP, name, address, String(PREFIX_LEN), veth, BRIDGE, BRIDGE_ADDRESS, root, user, peers, opts.authorizedKey.trim()],
-      { detached: true, stdio: ['ignore', logFd, logFd], env: cleanEnv() },
+      { detached: true, stdio: ['ignore', logFd, logFd], env: { ...cleanEnv(), DARE_TEST_HOST_ID: id } },
     );
   } finally {
     fs.closeSync(logFd);
@@ -450,7 +459,7 @@ async function startOne(name: string, peers: string, slot: number, opts: StartHo
     await sleep(50);
   }
   const hostPublicKey = fs.readFileSync(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim();
-  return new Host(name, address, user, root, hostPublicKey, pid, slot, veth);
+  return new Host(name, id, address, user, root, hostPublicKey, pid, slot, veth);
 }
 
 /**
@@ -474,24 +483,25 @@ export async function startHosts(names: string[], opts: StartHostsOptions): Prom
   const base = hostsBaseDir();
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
 
-  // Clean what a crashed earlier run left under the same names.
-  await Promise.all(names.map((n) => hostDown(n, path.join(base, n))));
-  names.forEach(releaseSlotsOf);
+  // Clean what a crashed earlier start of this run left under the same names.
+  const ids = names.map((n) => `${RUN_ID}-${n}`);
+  await Promise.all(ids.map((id) => hostDown(id, path.join(base, id))));
+  ids.forEach(releaseSlotsOf);
 
   const slots: number[] = [];
   try {
-    for (const n of names) slots.push(claimSlot(n));
+    for (const id of ids) slots.push(claimSlot(id));
   } catch (e) {
-    slots.forEach((s, i) => releaseSlot(s, names[i]));
+    slots.forEach((s, i) => releaseSlot(s, ids[i]));
     throw e;
   }
   const peers = names.map((n, i) => `${n}=${TEST_SUBNET_PREFIX}.${slots[i]}`).join(' ');
 
-  const results = await Promise.allSettled(names.map((n, i) => startOne(n, peers, slots[i], opts, user)));
+  const results = await Promise.allSettled(names.map((n, i) => startOne(n, ids[i], peers, slots[i], opts, user)));
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length) {
-    await Promise.allSettled(names.map((n, i) => hostDown(n, path.join(base, n), vethName(slots[i]))));
-    slots.forEach((s, i) => releaseSlot(s, names[i]));
+    await Promise.allSettled(ids.map((id, i) => hostDown(id, path.join(base, id), vethName(slots[i]))));
+    slots.forEach((s, i) => releaseSlot(s, ids[i]));
     await deleteBridgeIfUnused();
     throw new Error(failed.map((f) => (f.reason as Error).message ?? String(f.reason)).join('\n\n'));
   }
@@ -510,12 +520,12 @@ export async function stopHosts(hosts: TestHost[]): Promise<void> {
     hosts.map(async (h) => {
       const host = h as Host;
       try {
-        await hostDown(host.name, host.root, host.veth);
+        await hostDown(host.id, host.root, host.veth);
       } catch (e) {
         errors.push((e as Error).message);
       }
-      if (host.slot !== undefined) releaseSlot(host.slot, host.name);
-      fs.rmSync(path.join(hostsBaseDir(), `${host.name}.log`), { force: true });
+      if (host.slot !== undefined) releaseSlot(host.slot, host.id);
+      fs.rmSync(path.join(hostsBaseDir(), `${host.id}.log`), { force: true });
     }),
   );
   await deleteBridgeIfUnused();

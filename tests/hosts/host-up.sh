@@ -85,7 +85,8 @@ fi
 
 [ "$#" -eq 10 ] || die "usage: $0 NAME ADDRESS PREFIXLEN VETH BRIDGE BRIDGE_ADDRESS ROOTDIR USER PEERS AUTHORIZED_KEY"
 NAME=$1 ADDRESS=$2 PREFIXLEN=$3 VETH=$4 BRIDGE=$5 BRIDGE_ADDRESS=$6 ROOT=$7 LOGIN=$8 PEERS=$9 AUTHORIZED_KEY=${10}
-NS="dare-t-$NAME"
+# The namespace carries the test run's id (DARE_TEST_HOST_ID, harness.ts) so two runs never share one.
+NS="dare-t-${DARE_TEST_HOST_ID:-$NAME}"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 [ -d "$ROOT" ] || die "private directory $ROOT does not exist"
