@@ -1,6 +1,7 @@
 /**
  * Test hosts for host-level tests (bootstrap scripts over SSH, borg between
- * hosts): each host is a Linux network namespace (`dare-t-<name>`) joined by a
+ * hosts): each host is a Linux network namespace (`dare-t-<run>-<name>`, the run's id first so that two
+ * test runs on one machine never share one) joined by a
  * veth pair to a bridge in the root namespace, plus a mount + UTS namespace
  * whose root is a tmpfs holding the real /usr (read-only, with the host's
  * private /usr/local/bin on top) and the host's private /etc, /var, /root,
