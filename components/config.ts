@@ -81,7 +81,7 @@ export interface DareConfig {
   sshUser: string;
   /** the operator's own SSH key (secret); undefined: the program generates one */
   sshPrivateKey?: pulumi.Output<string>;
-  /** Octavia load balancer in front of the API when there is more than one control plane */
+  /** Octavia load balancer in front of the API (openstack), whatever the control-plane count */
   apiLoadBalancer: boolean;
   /** Octavia load balancer in front of the ingress (openstack); false: Traefik binds ports 80/443 of the ingress nodes */
   ingressLoadBalancer: boolean;
@@ -295,7 +295,7 @@ function readPool(r: Reader, key: string, value: unknown): PoolSpec | undefined 
   return {
     name,
     count: r.integer(`${key}.count`, pool.count, 0, 0, `pulumi config set --path 'nodes.pools[0].count' 3`),
-    flavor: r.string(`${key}.flavor`, pool.flavor, "m1.large", `"m1.large"`),
+    flavor: r.string(`${key}.flavor`, pool.flavor, DEFAULT_NODES.pools[0].flavor, `"m1.large"`),
     disks: {
       count: r.integer(`${disksKey}.count`, disks.count, 0, 0, `pulumi config set --path '${disksKey}.count' 1`),
       sizeGb: r.integer(`${disksKey}.sizeGb`, disks.sizeGb, 100, 1, `pulumi config set --path '${disksKey}.sizeGb' 100`),
@@ -373,7 +373,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
       role,
       address,
       privateAddress,
-      user: r.string(`${key}.user`, host.user, r.string("sshUser", r.raw("sshUser"), "ubuntu", `"ubuntu"`), `"ubuntu"`),
+      user: r.string(`${key}.user`, host.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`),
       port: r.integer(`${key}.port`, host.port, 22, 1, "22"),
       disks,
     });
@@ -418,7 +418,7 @@ function readKubernetesVersion(r: Reader): string {
   const value = r.raw("kubernetesVersion");
   const text = typeof value === "string" ? value : value === undefined ? undefined : String(value);
   const example = `"1.36.4"`;
-  const version = r.string("kubernetesVersion", text, "1.36.4", example, VERSION, "must be MAJOR.MINOR.PATCH, without a leading v");
+  const version = r.string("kubernetesVersion", text, defaultOf("kubernetesVersion"), example, VERSION, "must be MAJOR.MINOR.PATCH, without a leading v");
   const match = VERSION.exec(version);
   if (match && VERSION.test(text ?? version)) {
     const [major, minor] = [Number(match[1]), Number(match[2])];
@@ -489,8 +489,8 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
     acmeEmail,
     chartMirror,
     harbor: {
-      enabled: r.boolean("harbor.enabled", harbor.enabled, false, "true"),
-      registrySizeGb: r.integer("harbor.registrySizeGb", harbor.registrySizeGb, 50, 1, "pulumi config set --path 'harbor.registrySizeGb' 100"),
+      enabled: r.boolean("harbor.enabled", harbor.enabled, defaultOf("harbor").enabled, "true"),
+      registrySizeGb: r.integer("harbor.registrySizeGb", harbor.registrySizeGb, defaultOf("harbor").registrySizeGb, 1, "pulumi config set --path 'harbor.registrySizeGb' 100"),
     },
   };
 }
@@ -561,6 +561,9 @@ export function defaultSizing(name: DareWorkload): ServiceSizing {
 
 const CRON = /^(\S+\s+){4}\S+$/;
 const BORG_REPO = /^[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+:\S+$/;
+
+/** dare:backupPolicy's declared default, the fallback of each of its fields. */
+const POLICY = defaultOf("backupPolicy");
 
 function readDareLayer(r: Reader): DareLayerSpec {
   const imagesExample = `{"exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6"}`;
@@ -635,19 +638,19 @@ function readDareLayer(r: Reader): DareLayerSpec {
     images,
     services,
     sharedFilesystemSize: r.quantity("sharedFilesystemSize", r.raw("sharedFilesystemSize"), defaultOf("sharedFilesystemSize"), `"200Gi"`),
-    jupyterhub: r.boolean("jupyterhub", r.raw("jupyterhub"), false, "true"),
+    jupyterhub: r.boolean("jupyterhub", r.raw("jupyterhub"), defaultOf("jupyterhub"), "true"),
     backup: {
       repository: repository || undefined,
       passphrase,
-      schedule: r.string("backupPolicy.schedule", policy.schedule, "0 2 * * *", `"0 2 * * *"`, CRON, "must be a cron schedule (five fields)"),
-      keepEtcdSnapshots: r.integer("backupPolicy.keepEtcdSnapshots", policy.keepEtcdSnapshots, 7, 1, "7"),
-      keepDumps: r.integer("backupPolicy.keepDumps", policy.keepDumps, 7, 1, "7"),
-      hostSchedule: r.string("backupPolicy.hostSchedule", policy.hostSchedule, "*-*-* 03:00:00", `"*-*-* 03:00:00"`, /^[0-9*][-0-9*,:. /A-Za-z]*$/,
+      schedule: r.string("backupPolicy.schedule", policy.schedule, POLICY.schedule, `"0 2 * * *"`, CRON, "must be a cron schedule (five fields)"),
+      keepEtcdSnapshots: r.integer("backupPolicy.keepEtcdSnapshots", policy.keepEtcdSnapshots, POLICY.keepEtcdSnapshots, 1, "7"),
+      keepDumps: r.integer("backupPolicy.keepDumps", policy.keepDumps, POLICY.keepDumps, 1, "7"),
+      hostSchedule: r.string("backupPolicy.hostSchedule", policy.hostSchedule, POLICY.hostSchedule, `"*-*-* 03:00:00"`, /^[0-9*][-0-9*,:. /A-Za-z]*$/,
         "must be a systemd OnCalendar expression"),
       prune: {
-        daily: r.integer("backupPolicy.prune.daily", prune.daily, 7, 0, "7"),
-        weekly: r.integer("backupPolicy.prune.weekly", prune.weekly, 4, 0, "4"),
-        monthly: r.integer("backupPolicy.prune.monthly", prune.monthly, 6, 0, "6"),
+        daily: r.integer("backupPolicy.prune.daily", prune.daily, POLICY.prune.daily, 0, "7"),
+        weekly: r.integer("backupPolicy.prune.weekly", prune.weekly, POLICY.prune.weekly, 0, "4"),
+        monthly: r.integer("backupPolicy.prune.monthly", prune.monthly, POLICY.prune.monthly, 0, "6"),
       },
     },
   };
@@ -898,10 +901,10 @@ export function loadConfig(source: ConfigSource): DareConfig {
     adminCidrs,
     domain: r.string("domain", r.raw("domain"), "", `"dare.example.org"`, DOMAIN, "must be a lower-case DNS name with at least one dot"),
     kubernetesVersion: readKubernetesVersion(r),
-    image: r.string("image", r.raw("image"), "Ubuntu 24.04", `"Ubuntu 24.04"`),
-    sshUser: r.string("sshUser", r.raw("sshUser"), "ubuntu", `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
+    image: r.string("image", r.raw("image"), defaultOf("image"), `"Ubuntu 24.04"`),
+    sshUser: r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
     sshPrivateKey: readSshPrivateKey(r),
-    apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), true, "false"),
+    apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), defaultOf("apiLoadBalancer"), "false"),
     stopAfter: r.oneOf("stopAfter", "pulumi config set stopAfter bootstrap") as DareConfig["stopAfter"],
     ...readPlatformBase(r, provider, nodes, hosts),
     ...readAccessAndMonitoring(r),

@@ -10,9 +10,11 @@ import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { AddressInfo } from "net";
+import { engineDir } from "../../tools/engine/pulumi";
 import { sharedDir } from "../../tools/validate/crd";
+import { ROOT } from "../support/render";
 
-export const ROOT = path.resolve(__dirname, "..", "..");
+export { ROOT };
 const HARNESS = path.join(ROOT, "tools", "engine", "pulumi.ts");
 const TS_NODE = require.resolve("ts-node/register/transpile-only", { paths: [ROOT] });
 
@@ -116,8 +118,6 @@ export async function serveChartMirror(): Promise<{ url: string; close: () => Pr
 
 /** Whether tools/engine/build.sh has assembled the engine (npm run test:engine does that first). */
 export function requireEngine(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { engineDir } = require("../../tools/engine/pulumi");
   const cli = path.join(engineDir(), "bin", "pulumi");
   if (!fs.existsSync(cli)) throw new Error(`no engine at ${cli}: run the engine tier with npm run test:engine (it builds the engine first)`);
 }
