@@ -6,13 +6,14 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
 import { Infrastructure } from "./components/infrastructure";
 import { clusterNodes, KubernetesCluster } from "./components/cluster";
-import { ingressNodeNames, Networking } from "./components/networking";
+import { INGRESS_SERVICE_URL, ingressNodeNames, Networking } from "./components/networking";
 import { Security } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
 import { MpiOperator } from "./components/mpi-operator";
 import { DareServices, WORKLOADS } from "./components/dare-services";
+import { AvailabilityProbes } from "./components/availability-probes";
 import { Backups } from "./components/backups";
 
 // Validate the whole configuration before any resource is declared.
@@ -139,7 +140,9 @@ function platformLayers() {
   const mpiOperator = new MpiOperator("mpi-operator", {
     provider: cluster.provider,
     image: config.dare.images["mpi-operator"],
-  }, { dependsOn: [networking] });
+    conversionImage: config.dare.images["mpijob-conversion"],
+    // The conversion webhook's Issuer and Certificate are cert-manager's (Security).
+  }, { dependsOn: [networking, security] });
   const mpiJobApiVersion = mpiOperator.apiVersion;
 
   // 9. The DARE services behind https://<domain>/<service>, with their databases and shared file system.
@@ -151,7 +154,7 @@ function platformLayers() {
     services: config.dare.services,
     sharedFilesystemSize: config.dare.sharedFilesystemSize,
     jupyterhub: config.dare.jupyterhub,
-    monitoring,
+    workflowInternetAccess: config.dare.workflowInternetAccess,
     keycloak: identity.dareLogin,
     ingressClassName: networking.ingressClassName,
     blockStorageClass: storage.blockStorageClass,
@@ -163,9 +166,18 @@ function platformLayers() {
     ])]),
   }, { dependsOn: [identity, mpiOperator, storage] });
   const dareUrl = dare.url;
+  // Availability of each DARE service, in the cluster and through the ingress (no DARE service exports metrics).
+  new AvailabilityProbes("availability", {
+    provider: cluster.provider,
+    image: config.dare.images["blackbox-exporter"],
+    domain: config.domain,
+    ingressServiceUrl: INGRESS_SERVICE_URL,
+    targets: dare.probeTargets,
+    monitoring,
+  });
   /** Each DARE service's address behind the ingress, by workload name (JupyterHub's base URL is /jupyter). */
   const dareServiceUrls: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(WORKLOADS).flatMap(([service, w]) => (w.ingressPath ? [[service, `${dare.url}${w.ingressPath}`]] : []))),
+    ...Object.fromEntries(Object.entries(WORKLOADS).flatMap(([service, w]) => (w.routes ? [[service, `${dare.url}${w.routes.paths[0]}`]] : []))),
     ...(config.dare.jupyterhub ? { jupyterhub: `${dare.url}/jupyter` } : {}),
   };
 
@@ -181,7 +193,7 @@ function platformLayers() {
       busybox: config.dare.images.busybox,
     },
     mysql: { host: dare.mysqlHost, port: config.dare.services["d4p-registry-db"].port, username: "root", password: dare.mysqlRootPassword },
-    mongo: { host: dare.mongoHost, port: config.dare.services["sprov-db"].port, username: "root", password: dare.mongoRootPassword },
+    mongo: { host: dare.mongoHost, port: config.dare.services["sprov-db"].port },
     postgres: identity.database,
     borg: config.dare.backup.repository ? {
       hosts: clusterNodes(config).map((node) => ({

@@ -59,8 +59,8 @@ export interface BackupsArgs {
   images: { etcd: string; mysql: string; mongo: string; postgres: string; busybox: string };
   /** d4p-registry's MySQL. */
   mysql: DatabaseTarget;
-  /** s-ProvFlow's MongoDB (username is the root user of the admin database). */
-  mongo: DatabaseTarget;
+  /** s-ProvFlow's MongoDB: no authentication (its client cannot pass credentials; NetworkPolicies isolate it). */
+  mongo: { host: pulumi.Input<string>; port: number };
   /** Keycloak's PostgreSQL (CloudNativePG read-write Service) and the database to dump. */
   postgres?: DatabaseTarget & { database: pulumi.Input<string> };
   /** Hosts for borg; required when policy.repository is set. */
@@ -202,7 +202,6 @@ export class Backups extends pulumi.ComponentResource {
     const keep = args.policy.keepDumps;
     const secretData: Record<string, pulumi.Input<string>> = {
       MYSQL_PWD: args.mysql.password,
-      MONGO_PASSWORD: args.mongo.password,
       ...(args.postgres ? { PGPASSWORD: args.postgres.password } : {}),
     };
     // The passwords come from the layers that own the databases; a copy lives here for the jobs.
@@ -244,13 +243,9 @@ export class Backups extends pulumi.ComponentResource {
     ], script("mysql", "sql.gz",
       "mysqldump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$DB_USER\" --single-transaction --routines --events --all-databases | gzip"));
 
-    // The password goes through a config file, not the command line.
     job("mongodb", args.images.mongo, [
       { name: "DB_HOST", value: args.mongo.host }, { name: "DB_PORT", value: String(args.mongo.port) },
-      { name: "DB_USER", value: args.mongo.username }, password("MONGO_PASSWORD"),
-    ], script("mongodb", "archive.gz",
-      "umask 077; printf 'password: %s\\n' \"$MONGO_PASSWORD\" > /tmp/mongodump.yaml; " +
-      "mongodump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --username=\"$DB_USER\" --authenticationDatabase=admin --config=/tmp/mongodump.yaml --archive --gzip"));
+    ], script("mongodb", "archive.gz", "mongodump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --archive --gzip"));
 
     if (args.postgres) {
       job("postgresql", args.images.postgres, [

@@ -169,34 +169,50 @@ export const CONFIG_KEYS = declare({
   },
   images: {
     default: {
+      // D5.4's appendix names this image and tag.
       "dare-login": "registry.gitlab.com/project-dare/dare-platform/dare-login:v1.1",
-      "d4p-registry": "registry.gitlab.com/project-dare/dare-platform/d4p-registry:v3.6",
+      // No image or tag of these is published: each must be configured (the loader names its GitLab project).
+      "d4p-registry": "",
       "d4p-registry-db": "mysql:8.4.6",
-      "exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6",
-      "exec-registry": "registry.gitlab.com/project-dare/dare-platform/exec-registry:v3.6",
-      "playground": "registry.gitlab.com/project-dare/dare-platform/playground:v3.6",
-      "workflow-registry": "registry.gitlab.com/project-dare/dare-platform/workflow-registry:v3.6",
-      "semantic-data": "registry.gitlab.com/project-dare/dare-platform/semantic-data:v3.6",
-      "sprov": "registry.gitlab.com/project-dare/dare-platform/sprov:v3.6",
-      "sprov-db": "mongo:8.0.12",
-      "sprov-view": "registry.gitlab.com/project-dare/dare-platform/sprov-view:v3.6",
-      "sprov-cronjob": "registry.gitlab.com/project-dare/dare-platform/sprov-cronjob:v3.6",
+      "exec-api": "",
+      "exec-registry": "",
+      "playground": "",
+      "workflow-registry": "",
+      "semantic-data": "",
+      "sprov": "",
+      // s-ProvFlow's client (pymongo 3.4.0) speaks the OP_QUERY command protocol MongoDB 5.1 removed: 5.0 is
+      // the newest server it can use (end of life; docker-library rebuilt 5.0.33 for CVE-2026-8053 in
+      // official-images#21477; isolated, see docs/dare-services.md).
+      "sprov-db": "mongo:5.0.33",
+      "sprov-view": "",
+      "sprov-cronjob": "",
       "mpi-operator": "mpioperator/mpi-operator:0.8.2",
+      // The MPIJob conversion webhook's runtime (docker-library official-images library/node at 37079fb):
+      // a dependency-free script, components/mpijob-conversion/webhook.js.
+      "mpijob-conversion": "node:24.19.0-alpine3.24",
+      // prometheus/blackbox_exporter tag v0.28.0 (2025-12-04), published to quay.io by its release CI.
+      "blackbox-exporter": "quay.io/prometheus/blackbox-exporter:v0.28.0",
       "etcd": "registry.k8s.io/etcd:3.6.4-0",
       "postgres-client": "postgres:18.1",
       "busybox": "busybox:1.37.0",
     },
-    description: "Image and pinned tag of each DARE workload, the MPI operator and the backup tools, by name. Set only " +
-      "the ones to change, e.g. `pulumi config set --path 'images.exec-api' registry.gitlab.com/project-dare/dare-platform/exec-api:v3.7`. " +
-      "The DARE platform's own tags are not published where this project could read them except dare-login's " +
-      "(v1.1): the others default to v3.6, the last platform release; check them against your registry.",
+    description: "Image and pinned tag of each DARE workload, the MPI operator, the blackbox exporter and the backup tools, by name. Set only " +
+      "the ones to change, e.g. `pulumi config set --path 'images.exec-api' harbor.dare.example.org/dare/exec-api:v3.6`. " +
+      "Only dare-login's image is published (registry.gitlab.com/project-dare/dare-platform/dare-login:v1.1, D5.4): " +
+      "d4p-registry, exec-api, exec-registry, playground, workflow-registry, semantic-data, sprov, sprov-view and " +
+      "sprov-cronjob have no public image or tag and are required: build each from its GitLab project under " +
+      "gitlab.com/project-dare (docs/dare-services.md) and push it to your registry. sprov-db is MongoDB 5.0, the newest " +
+      "server s-ProvFlow's pymongo 3.4 can talk to.",
   },
   services: {
     default: {},
     description: "Per-workload sizing, by the names of dare:images (DARE workloads only): `{replicas, port, requests: {cpu, memory}, " +
-      "limits: {cpu, memory}, storageSize}`. Defaults: 1 replica; ports 8000 (d4p-registry, workflow-registry), " +
-      "8082 (sprov), 8080 (sprov-view), 3306/27017 (databases), else 80; requests 100m/256Mi, limits 1/1Gi " +
-      "(databases 250m/512Mi and 2/2Gi, 10Gi volumes). More than one replica adds a PodDisruptionBudget.",
+      "limits: {cpu, memory}, storageSize, dataPath}`. Defaults: 1 replica; requests 100m/256Mi, limits 1/1Gi (databases " +
+      "250m/512Mi and 2/2Gi); 10Gi volumes. Ports with a source: d4p-registry 8000, sprov 8082, sprov-view 8080, databases " +
+      "3306/27017. Ports that are guesses (confirm in each service's GitLab project): dare-login 80, exec-api 80, " +
+      "exec-registry 80, playground 80, semantic-data 80, workflow-registry 8000. exec-api and workflow-registry keep a " +
+      "\"local DB\" on a volume of storageSize at dataPath (default /data, a guess: the path is not published); they run " +
+      "one replica. More than one replica adds a PodDisruptionBudget.",
   },
   sharedFilesystemSize: {
     type: "string",
@@ -207,6 +223,12 @@ export const CONFIG_KEYS = declare({
     type: "boolean",
     default: false,
     description: "Install JupyterHub (upstream chart) at https://<domain>/jupyter in its own namespace.",
+  },
+  workflowInternetAccess: {
+    type: "boolean",
+    default: false,
+    description: "Let workflow pods (MPIJobs) reach the internet on any port (pip, GitLab downloads, FDSN data), " +
+      "private and link-local ranges excepted. Off: they reach only s-ProvFlow, exec-api and each other.",
   },
   backup: {
     type: "string",

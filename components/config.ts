@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
 import { opensshKeyProblem } from "./ssh-key";
 import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
+import { DARE_WORKLOADS, DareWorkload, DATABASES, REQUIRED_IMAGES, WORKLOADS } from "./dare-workloads";
 
 /** Kubernetes minors this program installs and upgrades (upstream support, late 2026). */
 export const SUPPORTED_KUBERNETES_MINORS = [35, 36, 37] as const;
@@ -495,19 +496,15 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
   };
 }
 
-/** The DARE services layer: every workload that has an image, by name (see components/dare-services.ts). */
-export const DARE_WORKLOADS = [
-  "dare-login", "d4p-registry", "d4p-registry-db", "exec-api", "exec-registry", "playground", "workflow-registry",
-  "semantic-data", "sprov", "sprov-db", "sprov-view", "sprov-cronjob",
-] as const;
-export type DareWorkload = (typeof DARE_WORKLOADS)[number];
+export { DARE_WORKLOADS };
+export type { DareWorkload };
 
 /**
- * Default images (declared in config-keys.ts). The DARE platform's own tags are not published anywhere
- * readable from here except dare-login's (v1.1, D5.4); the others default to the last platform release
- * (v3.6) and are config. Databases and tools: official images, pinned patch releases.
+ * Default images (declared in config-keys.ts). Only dare-login's image is published; the other DARE
+ * images default to "" and are required (REQUIRED_IMAGES names the project that builds each).
+ * Databases and tools: official images, pinned patch releases.
  */
-export const DEFAULT_IMAGES = CONFIG_KEYS.images.default satisfies Record<DareWorkload | "mpi-operator" | "etcd" | "postgres-client" | "busybox", string>;
+export const DEFAULT_IMAGES = CONFIG_KEYS.images.default satisfies Record<DareWorkload | "mpi-operator" | "mpijob-conversion" | "blackbox-exporter" | "etcd" | "postgres-client" | "busybox", string>;
 export type ImageName = keyof typeof DEFAULT_IMAGES;
 
 export interface ServiceSizing {
@@ -516,8 +513,10 @@ export interface ServiceSizing {
   port: number;
   requests: { cpu: string; memory: string };
   limits: { cpu: string; memory: string };
-  /** databases only: size of the Ceph block volume */
+  /** databases and workloads with local state: size of the Ceph block volume */
   storageSize: string;
+  /** workloads with local state (WORKLOADS[…].localState): where their volume is mounted */
+  dataPath?: string;
 }
 
 export interface BackupSpec {
@@ -540,22 +539,21 @@ export interface DareLayerSpec {
   /** size of the DARE shared file system (CephFS, ReadWriteMany) */
   sharedFilesystemSize: string;
   jupyterhub: boolean;
+  /** workflow pods may reach the internet (pip, downloads of input data) */
+  workflowInternetAccess: boolean;
   backup: BackupSpec;
 }
 
-const KNOWN_PORTS: Partial<Record<DareWorkload, number>> = {
-  "d4p-registry": 8000, "d4p-registry-db": 3306, "workflow-registry": 8000, "sprov": 8082, "sprov-db": 27017, "sprov-view": 8080,
-};
-const DATABASES: DareWorkload[] = ["d4p-registry-db", "sprov-db"];
-
 export function defaultSizing(name: DareWorkload): ServiceSizing {
   const db = DATABASES.includes(name);
+  const state = WORKLOADS[name].localState;
   return {
     replicas: 1,
-    port: KNOWN_PORTS[name] ?? 80,
+    port: WORKLOADS[name].port,
     requests: db ? { cpu: "250m", memory: "512Mi" } : { cpu: "100m", memory: "256Mi" },
     limits: db ? { cpu: "2", memory: "2Gi" } : { cpu: "1", memory: "1Gi" },
     storageSize: "10Gi",
+    ...(state ? { dataPath: state.path } : {}),
   };
 }
 
@@ -566,16 +564,24 @@ const BORG_REPO = /^[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+:\S+$/;
 const POLICY = defaultOf("backupPolicy");
 
 function readDareLayer(r: Reader): DareLayerSpec {
-  const imagesExample = `{"exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:v3.6"}`;
+  const imagesExample = `{"exec-api": "harbor.dare.example.org/dare/exec-api:v3.6"}`;
   const imagesRaw = r.object("images", r.raw("images"), imagesExample) ?? {};
   r.unknownKeys("images", imagesRaw, Object.keys(DEFAULT_IMAGES), imagesExample);
   const images = { ...DEFAULT_IMAGES } as Record<ImageName, string>;
   for (const name of Object.keys(DEFAULT_IMAGES) as ImageName[]) {
     const value = imagesRaw[name];
-    if (value === undefined) continue;
+    // "" is the declared default of an image that must be configured: unset, reported below.
+    if (value === undefined || value === "") continue;
     images[name] = r.string(`images.${name}`, value, DEFAULT_IMAGES[name], `"${DEFAULT_IMAGES[name]}"`, IMAGE,
       "must be an image reference with a pinned tag (repository:tag, not latest)");
     if (images[name].endsWith(":latest")) r.problem(`images.${name}`, value, "`latest` is not a pinned tag", `"${DEFAULT_IMAGES[name]}"`);
+  }
+  // No public image or tag exists for these: the site builds them (the project is named) and says where they are.
+  for (const [name, project] of REQUIRED_IMAGES) {
+    if (images[name] === "") {
+      r.problem(`images.${name}`, undefined, `is required: no published image of ${name} exists; build it from ${project} and push it to your registry`,
+        `pulumi config set --path 'images.${name}' harbor.dare.example.org/dare/${name}:v3.6`);
+    }
   }
 
   const servicesExample = `{"dare-login": {"replicas": 2, "requests": {"cpu": "200m", "memory": "256Mi"}}}`;
@@ -586,7 +592,7 @@ function readDareLayer(r: Reader): DareLayerSpec {
     const base = defaultSizing(name);
     const key = `services.${name}`;
     const s = r.object(key, servicesRaw[name], servicesExample) ?? {};
-    r.unknownKeys(key, s, ["replicas", "port", "requests", "limits", "storageSize"], servicesExample);
+    r.unknownKeys(key, s, ["replicas", "port", "requests", "limits", "storageSize", ...(base.dataPath ? ["dataPath"] : [])], servicesExample);
     const quantities = (field: "requests" | "limits") => {
       const q = r.object(`${key}.${field}`, s[field], `{"cpu": "500m", "memory": "1Gi"}`) ?? {};
       r.unknownKeys(`${key}.${field}`, q, ["cpu", "memory"], `{"cpu": "500m", "memory": "1Gi"}`);
@@ -600,12 +606,17 @@ function readDareLayer(r: Reader): DareLayerSpec {
     if (DATABASES.includes(name) && replicas > 1) {
       r.problem(`${key}.replicas`, replicas, "a database here is a single instance (no replication is configured)", "1");
     }
+    // A "local DB" lives on one ReadWriteOnce volume: a second pod could not mount it, or would diverge.
+    if (base.dataPath && replicas > 1) {
+      r.problem(`${key}.replicas`, replicas, `${name} keeps its local state on one volume: it runs one replica`, "1");
+    }
     services[name] = {
       replicas,
       port: r.integer(`${key}.port`, s.port, base.port, 1, "8080"),
       requests: quantities("requests"),
       limits: quantities("limits"),
       storageSize: r.quantity(`${key}.storageSize`, s.storageSize, base.storageSize, `"20Gi"`),
+      ...(base.dataPath ? { dataPath: r.string(`${key}.dataPath`, s.dataPath, base.dataPath, `"/var/lib/${name}"`, /^\/[^\s]*$/, "must be an absolute path") } : {}),
     };
   }
 
@@ -639,6 +650,7 @@ function readDareLayer(r: Reader): DareLayerSpec {
     services,
     sharedFilesystemSize: r.quantity("sharedFilesystemSize", r.raw("sharedFilesystemSize"), defaultOf("sharedFilesystemSize"), `"200Gi"`),
     jupyterhub: r.boolean("jupyterhub", r.raw("jupyterhub"), defaultOf("jupyterhub"), "true"),
+    workflowInternetAccess: r.boolean("workflowInternetAccess", r.raw("workflowInternetAccess"), defaultOf("workflowInternetAccess"), "true"),
     backup: {
       repository: repository || undefined,
       passphrase,

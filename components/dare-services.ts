@@ -3,92 +3,105 @@
  * registry, the playground, the CWL workflow registry, semantic-data, s-ProvFlow (API, MongoDB, viewer,
  * cron job), the shared file system (CephFS, ReadWriteMany) and, optionally, JupyterHub.
  *
- * Every workload is declared from one table (`WORKLOADS`), and every network path from one call graph
- * (`CALL_GRAPH`): the NetworkPolicies are derived from it, so a call the graph does not name is refused.
- * What is known of each service comes from ../shared/dare-services.md; what is not (most ports and
- * tags) is configuration with documented defaults.
+ * What is known of each workload (ports, paths, health, Service names, settings files) is the table in
+ * dare-workloads.ts, each fact with its source or marked as a guess. Every network path comes from one
+ * call graph (`CALL_GRAPH`): the NetworkPolicies are derived from it, so a call the graph does not name
+ * is refused. The availability probes (`probeTargets`) follow the same table; no DARE service is known to
+ * export metrics, so none is scraped.
  */
 import * as k8s from "@pulumi/kubernetes";
 import { pinnedRelease } from "./helm";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { DareWorkload, ImageName, ServiceSizing } from "./config";
+import { ImageName, ServiceSizing } from "./config";
+import { DARE_WORKLOADS, DareWorkload, SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS } from "./dare-workloads";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
-import { SCRAPED_BY_SERVICE_MONITOR, serviceMonitor } from "./monitoring";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
 
-/** Where exec-api and the execution pods expect users' files (`<sfs>/<user>/{uploads,runs,debug}`). */
-export const SHARED_FS_MOUNT = "/home/mpiuser/sfs";
-export const SHARED_FS_CLAIM = "dare-sfs";
+export { SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS };
+
+/** dj-vercereg's database name (local_settings_template.py) and the registry's own user in it. */
 export const MYSQL_DATABASE = "dj_vercereg";
 export const MYSQL_USER = "d4p";
+/** s-ProvFlow's database name: SPROV_DB's upstream default. */
 export const SPROV_DATABASE = "sprov-db";
-export const SPROV_USER = "sprov";
 /** The z2jh chart (jupyterhub/zero-to-jupyterhub-k8s tag 4.4.0, 2026-06-10). */
 export const JUPYTERHUB_CHART = { repo: "https://hub.jupyter.org/helm-chart/", chart: "jupyterhub", version: "4.4.0" };
 /** Labels MPIJob pods carry (kubeflow/mpi-operator v2beta1 constants.go, OperatorNameLabel). */
 export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-operator" };
-
-type Probe = { http: string } | { tcp: true } | { exec: string[] };
-
-interface WorkloadSpec {
-  kind: "Deployment" | "StatefulSet" | "CronJob";
-  /** the value of the `service` label the Alertmanager routes match */
-  monitoringService: string;
-  /** path prefix on the Ingress; the prefix is stripped unless `keepPrefix` */
-  ingressPath?: string;
-  keepPrefix?: boolean;
-  probe: Probe;
-  /** mounts the shared file system at SHARED_FS_MOUNT */
-  sharedFs?: boolean;
-  /** exports metrics for Prometheus on its port */
-  scraped: boolean;
-}
-
-const DB_PING_MYSQL = ["mysqladmin", "ping", "-h", "127.0.0.1"];
-const DB_PING_MONGO = ["mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"];
-
-/** Every DARE workload. `service` labels follow the original guide's alert route (cwl, sprov, …). */
-export const WORKLOADS: Record<DareWorkload, WorkloadSpec> = {
-  "dare-login": { kind: "Deployment", monitoringService: "dare-login", ingressPath: "/dare-login", probe: { tcp: true }, scraped: true },
-  "d4p-registry": { kind: "Deployment", monitoringService: "d4p-registry", ingressPath: "/d4p-registry", probe: { tcp: true }, scraped: true },
-  "d4p-registry-db": { kind: "StatefulSet", monitoringService: "d4p-registry", probe: { exec: DB_PING_MYSQL }, scraped: false },
-  "exec-api": { kind: "Deployment", monitoringService: "exec-api", ingressPath: "/exec-api", probe: { tcp: true }, sharedFs: true, scraped: true },
-  "exec-registry": { kind: "Deployment", monitoringService: "exec-registry", ingressPath: "/exec-registry", probe: { tcp: true }, sharedFs: true, scraped: true },
-  "playground": { kind: "Deployment", monitoringService: "playground", ingressPath: "/playground", probe: { tcp: true }, scraped: true },
-  "workflow-registry": { kind: "Deployment", monitoringService: "cwl", ingressPath: "/workflow-registry", probe: { tcp: true }, scraped: true },
-  "semantic-data": { kind: "Deployment", monitoringService: "semantic-data", ingressPath: "/semantic-data", probe: { tcp: true }, scraped: true },
-  // s-ProvFlow's API answers "This is the s-prov service" on GET /.
-  "sprov": { kind: "Deployment", monitoringService: "sprov", ingressPath: "/prov", probe: { http: "/" }, scraped: true },
-  "sprov-db": { kind: "StatefulSet", monitoringService: "sprov", probe: { exec: DB_PING_MONGO }, scraped: false },
-  // Tomcat serves the viewer under its own context path, so the prefix stays.
-  "sprov-view": { kind: "Deployment", monitoringService: "sprov", ingressPath: "/sprovflow-viewer", keepPrefix: true, probe: { tcp: true }, scraped: true },
-  "sprov-cronjob": { kind: "CronJob", monitoringService: "sprov", probe: { tcp: true }, scraped: false },
-};
+/**
+ * Addresses that are not "the internet" for egress rules: private (RFC 1918), shared (RFC 6598) and
+ * link-local ranges, which hold the nodes, pods, Services and the cloud's metadata service.
+ */
+export const NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
 
 /** Peers outside the DARE workloads that appear in the call graph. */
-export type ExternalPeer = "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs";
+export type ExternalPeer = "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
 export type Peer = DareWorkload | ExternalPeer;
 
-const APPS = (Object.keys(WORKLOADS) as DareWorkload[]).filter((w) => WORKLOADS[w].kind !== "StatefulSet");
+const ALL = [...DARE_WORKLOADS];
+const SERVED = ALL.filter((w) => WORKLOADS[w].kind !== "CronJob");
+const DATABASE_WORKLOADS = ALL.filter((w) => WORKLOADS[w].kind === "StatefulSet");
+/** Services that check sign-ins through dare-login (release notes v3.2: every DARE service but s-ProvFlow's). */
+const SIGN_IN_CLIENTS: DareWorkload[] = ["d4p-registry", "exec-api", "exec-registry", "playground", "workflow-registry", "semantic-data"];
 
 /**
- * Who calls whom. dare-login creates users in the registries and exec-api; exec-api reads the
- * registries and starts MPIJobs through the Kubernetes API; every service validates tokens at Keycloak;
- * the ingress controller reaches what is exposed, Prometheus what is scraped, the backup jobs the databases.
+ * Who calls whom (../shared/dare-services.md, "Evidence gathered later", column "calls"). dare-login signs
+ * users in at Keycloak and creates them in the registries and exec-api; the other services check sign-ins
+ * through dare-login; exec-api reads the registries, starts MPIJobs through the Kubernetes API and sends
+ * files to B2DROP; workflow pods report provenance to sprov and fetch their specification from exec-api.
+ * The ingress controller reaches what is routed, the blackbox exporter what has a Service, the backup
+ * jobs the databases. Internet egress for workflow pods is added only when dare:workflowInternetAccess is on.
  */
 export const CALL_GRAPH: Array<[Peer, Peer]> = [
-  ["dare-login", "d4p-registry"], ["dare-login", "workflow-registry"], ["dare-login", "exec-api"],
+  ["dare-login", "keycloak"], ["dare-login", "d4p-registry"], ["dare-login", "workflow-registry"], ["dare-login", "exec-api"],
+  ...SIGN_IN_CLIENTS.map((w): [Peer, Peer] => [w, "dare-login"]),
   ["exec-api", "d4p-registry"], ["exec-api", "workflow-registry"], ["exec-api", "exec-registry"], ["exec-api", "kubernetes-api"],
+  ["exec-api", "internet-https"],
+  ["playground", "d4p-registry"],
   ["d4p-registry", "d4p-registry-db"],
   ["sprov", "sprov-db"], ["sprov-view", "sprov"], ["sprov-cronjob", "sprov-db"],
-  ["mpi-jobs", "mpi-jobs"],
-  ...APPS.map((w): [Peer, Peer] => [w, "keycloak"]),
-  ...(Object.keys(WORKLOADS) as DareWorkload[]).filter((w) => WORKLOADS[w].ingressPath).map((w): [Peer, Peer] => ["ingress-controller", w]),
-  ...(Object.keys(WORKLOADS) as DareWorkload[]).filter((w) => WORKLOADS[w].scraped).map((w): [Peer, Peer] => ["monitoring", w]),
-  ["backups", "d4p-registry-db"], ["backups", "sprov-db"],
+  ["mpi-jobs", "mpi-jobs"], ["mpi-jobs", "sprov"], ["mpi-jobs", "exec-api"],
+  ...ALL.filter((w) => WORKLOADS[w].routes).map((w): [Peer, Peer] => ["ingress-controller", w]),
+  ...SERVED.map((w): [Peer, Peer] => ["monitoring", w]),
+  ...DATABASE_WORKLOADS.map((w): [Peer, Peer] => ["backups", w]),
 ];
+
+/** One availability probe of the blackbox exporter (components/availability-probes.ts). */
+export interface DareProbeTarget {
+  /** the `service` label of its alerts, which the Alertmanager route matches */
+  service: string;
+  workload: DareWorkload;
+  /** "cluster": the Service directly; "ingress": through the ingress controller, with the platform's host name */
+  via: "cluster" | "ingress";
+  /** cluster: a URL (http modules) or host:port (tcp_connect); ingress: the path on the platform's host */
+  target: string;
+  module: "http_2xx" | "http_reachable" | "tcp_connect";
+}
+
+/**
+ * What the blackbox exporter checks for each workload: its Service (the health path where a real one is
+ * known, else the port) and its first route through the ingress (2xx where the route ends at a known
+ * health path, else "the application answers", which a missing backend's 502/503 is not).
+ */
+export function probeTargets(namespace: string, ports: Record<DareWorkload, number>): DareProbeTarget[] {
+  return SERVED.flatMap((workload) => {
+    const w = WORKLOADS[workload];
+    const host = `${w.serviceName}.${namespace}.svc`;
+    const service = w.monitoringService;
+    const cluster: DareProbeTarget = "http" in w.health
+      ? { service, workload, via: "cluster", target: `http://${host}:${ports[workload]}${w.health.http}`, module: "http_2xx" }
+      : { service, workload, via: "cluster", target: `${host}:${ports[workload]}`, module: "tcp_connect" };
+    if (!w.routes) return [cluster];
+    const route = w.routes.paths[0];
+    const healthy = "http" in w.health && w.routes.strip;
+    const ingress: DareProbeTarget = healthy && "http" in w.health
+      ? { service, workload, via: "ingress", target: `${route}${w.health.http}`, module: "http_2xx" }
+      : { service, workload, via: "ingress", target: `${route}/`, module: "http_reachable" };
+    return [cluster, ingress];
+  });
+}
 
 export interface KeycloakClient {
   /** Keycloak's base URL as dare-login calls it, e.g. https://dare.example.org/auth */
@@ -112,7 +125,7 @@ export interface DareServicesArgs {
   domain: string;
   /** Image and pinned tag per workload. */
   images: Record<ImageName, string>;
-  /** Replicas, port, requests/limits and volume size per workload. */
+  /** Replicas, port, requests/limits, volume size and data path per workload. */
   services: Record<DareWorkload, ServiceSizing>;
   /** Size of the shared file system (CephFS). */
   sharedFilesystemSize: string;
@@ -128,14 +141,14 @@ export interface DareServicesArgs {
   apiServerCidrs: pulumi.Input<string[]>;
   /** Port of the Kubernetes API on those addresses. */
   apiServerPort?: number;
-  /** Block StorageClass for the databases. */
+  /** Block StorageClass for the databases and local state. */
   blockStorageClass?: string;
   /** ReadWriteMany StorageClass for the shared file system. */
   sharedStorageClass?: string;
+  /** Workflow pods may reach the internet (dare:workflowInternetAccess). */
+  workflowInternetAccess: boolean;
   /** Install JupyterHub in its own namespace at /jupyter. */
   jupyterhub: boolean;
-  /** What installs the ServiceMonitor CRD (the Monitoring component): the services' ServiceMonitors wait for it. */
-  monitoring: pulumi.Resource;
 }
 
 export class DareServices extends pulumi.ComponentResource {
@@ -145,13 +158,13 @@ export class DareServices extends pulumi.ComponentResource {
   public readonly url: string;
   /** MySQL root password of d4p-registry's database (secret), for the dump job. */
   public readonly mysqlRootPassword: pulumi.Output<string>;
-  /** MongoDB root password of s-ProvFlow's database (secret), for the dump job. */
-  public readonly mongoRootPassword: pulumi.Output<string>;
   /** In-cluster host names of the databases. */
   public readonly mysqlHost: string;
   public readonly mongoHost: string;
   /** The ServiceAccount exec-api starts MPIJobs as. */
   public readonly execApiServiceAccount: string;
+  /** What the blackbox exporter probes, per workload (components/availability-probes.ts). */
+  public readonly probeTargets: DareProbeTarget[];
 
   private readonly opts: pulumi.CustomResourceOptions;
 
@@ -159,8 +172,9 @@ export class DareServices extends pulumi.ComponentResource {
     super("dare:services:DareServices", name, {}, opts);
 
     for (const [workload, sizing] of Object.entries(args.services)) {
-      if (WORKLOADS[workload as DareWorkload].kind === "StatefulSet" && sizing.replicas !== 1) {
-        throw new Error(`${name}: ${workload} is a single-instance database; replicas must be 1, got ${sizing.replicas}`);
+      const facts = WORKLOADS[workload as DareWorkload];
+      if ((facts.kind === "StatefulSet" || facts.localState) && sizing.replicas !== 1) {
+        throw new Error(`${name}: ${workload} keeps its data on one volume; replicas must be 1, got ${sizing.replicas}`);
       }
     }
     if (!args.domain) throw new Error(`${name}: domain is required: the Ingress serves the services under it`);
@@ -170,6 +184,8 @@ export class DareServices extends pulumi.ComponentResource {
     this.namespace = NAMESPACES.dare.name;
     const nsOpts = { ...this.opts, dependsOn: [ns] };
     this.url = `https://${args.domain}`;
+    const ports = Object.fromEntries(ALL.map((w) => [w, args.services[w].port])) as Record<DareWorkload, number>;
+    this.probeTargets = probeTargets(this.namespace, ports);
 
     const password = (id: string) => new random.RandomPassword(`${name}-${id}`, { length: 32, special: false }, { parent: this }).result;
 
@@ -186,12 +202,9 @@ export class DareServices extends pulumi.ComponentResource {
     // --- Secrets: every value generated here or handed over as a Pulumi secret.
     const mysqlRoot = password("mysql-root");
     const mysqlApp = password("mysql-app");
-    const mongoRoot = password("mongo-root");
-    const mongoApp = password("mongo-sprov");
     this.mysqlRootPassword = pulumi.secret(mysqlRoot);
-    this.mongoRootPassword = pulumi.secret(mongoRoot);
-    this.mysqlHost = `d4p-registry-db.${this.namespace}.svc`;
-    this.mongoHost = `sprov-db.${this.namespace}.svc`;
+    this.mysqlHost = `${WORKLOADS["d4p-registry-db"].serviceName}.${this.namespace}.svc`;
+    this.mongoHost = `${WORKLOADS["sprov-db"].serviceName}.${this.namespace}.svc`;
     const secret = (id: string, data: Record<string, pulumi.Input<string>>) =>
       new k8s.core.v1.Secret(`${name}-${id}`, {
         metadata: { name: id, namespace: this.namespace, labels: { "app.kubernetes.io/part-of": "dare" } },
@@ -199,11 +212,8 @@ export class DareServices extends pulumi.ComponentResource {
         stringData: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, pulumi.secret(v)])),
       }, nsOpts);
     secret("d4p-registry-db", { MYSQL_ROOT_PASSWORD: mysqlRoot, MYSQL_PASSWORD: mysqlApp });
-    // s-ProvFlow builds mongodb://$SPROV_DB_HOST/$SPROV_DB: the credentials ride in the host part.
-    secret("sprov-db", {
-      MONGO_INITDB_ROOT_PASSWORD: mongoRoot,
-      SPROV_DB_PASSWORD: mongoApp,
-      SPROV_DB_HOST: pulumi.interpolate`${SPROV_USER}:${mongoApp}@sprov-db`,
+    secret("d4p-registry-settings", {
+      "local_settings.py": mysqlApp.apply((pw) => d4pRegistrySettings(args.domain, this.namespace, ports["d4p-registry-db"], pw)),
     });
     secret("dare-login", {
       CLIENT_SECRET: args.keycloak.clientSecret,
@@ -211,22 +221,6 @@ export class DareServices extends pulumi.ComponentResource {
     });
     const fromSecret = (secretName: string, key: string, env = key): k8s.types.input.core.v1.EnvVar =>
       ({ name: env, valueFrom: { secretKeyRef: { name: secretName, key } } });
-
-    // MongoDB creates the application user on first start (docker-entrypoint-initdb.d).
-    new k8s.core.v1.ConfigMap(`${name}-sprov-db-init`, {
-      metadata: { name: "sprov-db-init", namespace: this.namespace },
-      data: {
-        "create-sprov-user.js": [
-          "// Runs once, on an empty data directory: s-ProvFlow's own user, limited to its database.",
-          "db.getSiblingDB(process.env.SPROV_DB).createUser({",
-          "  user: process.env.SPROV_DB_USER,",
-          "  pwd: process.env.SPROV_DB_PASSWORD,",
-          "  roles: [{ role: 'readWrite', db: process.env.SPROV_DB }],",
-          "});",
-          "",
-        ].join("\n"),
-      },
-    }, nsOpts);
 
     // --- exec-api's identity: MPIJobs and pods in this namespace, nothing else.
     this.execApiServiceAccount = "exec-api";
@@ -248,21 +242,21 @@ export class DareServices extends pulumi.ComponentResource {
       subjects: [{ kind: "ServiceAccount", name: this.execApiServiceAccount, namespace: this.namespace }],
     }, nsOpts);
 
+    const sprovDb = WORKLOADS["sprov-db"].serviceName;
     const env: Partial<Record<DareWorkload, k8s.types.input.core.v1.EnvVar[]>> = {
+      // D5.4's appendix names these five.
       "dare-login": [
         { name: "KEYCLOAK_DOMAIN", value: args.keycloak.url },
-        { name: "KEYCLOAK_REALM", value: args.keycloak.realm },
         { name: "CLIENT_ID", value: args.keycloak.clientId },
         fromSecret("dare-login", "CLIENT_SECRET"),
         { name: "ADMIN_USERNAME", value: args.keycloak.adminUsername },
         fromSecret("dare-login", "ADMIN_PASSWORD"),
       ],
-      "d4p-registry": [
-        { name: "MYSQL_HOST", value: "d4p-registry-db" },
-        { name: "MYSQL_PORT", value: String(args.services["d4p-registry-db"].port) },
-        { name: "MYSQL_DATABASE", value: MYSQL_DATABASE },
-        { name: "MYSQL_USER", value: MYSQL_USER },
-        fromSecret("d4p-registry-db", "MYSQL_PASSWORD"),
+      // The older exec-api code reads these to tell workflow pods where to fetch their specification
+      // (NGINX_API_SERVICE_HOST/PORT in their environment).
+      "exec-api": [
+        { name: "NGINX-API-IP", value: `${WORKLOADS["exec-api"].serviceName}.${this.namespace}.svc` },
+        { name: "NGINX-API-PORT", value: String(ports["exec-api"]) },
       ],
       "d4p-registry-db": [
         { name: "MYSQL_DATABASE", value: MYSQL_DATABASE },
@@ -270,23 +264,19 @@ export class DareServices extends pulumi.ComponentResource {
         fromSecret("d4p-registry-db", "MYSQL_ROOT_PASSWORD"),
         fromSecret("d4p-registry-db", "MYSQL_PASSWORD"),
       ],
-      "sprov-db": [
-        { name: "MONGO_INITDB_ROOT_USERNAME", value: "root" },
-        fromSecret("sprov-db", "MONGO_INITDB_ROOT_PASSWORD"),
-        { name: "SPROV_DB", value: SPROV_DATABASE },
-        { name: "SPROV_DB_USER", value: SPROV_USER },
-        fromSecret("sprov-db", "SPROV_DB_PASSWORD"),
-      ],
     };
+    // s-ProvFlow builds mongodb://$SPROV_DB_HOST/$SPROV_DB, and its index script runs
+    // `mongo $SPROV_DB_HOST:$SPROV_DB_PORT/$SPROV_DB`: the host is a bare host name, so the database runs
+    // without authentication, reachable only from s-ProvFlow and the dump job (NetworkPolicies below).
     const sprovClientEnv = [
       { name: "SPROV_DB", value: SPROV_DATABASE },
-      { name: "SPROV_DB_PORT", value: String(args.services["sprov-db"].port) },
-      fromSecret("sprov-db", "SPROV_DB_HOST"),
+      { name: "SPROV_DB_HOST", value: sprovDb },
+      { name: "SPROV_DB_PORT", value: String(ports["sprov-db"]) },
     ];
     env["sprov"] = sprovClientEnv;
     env["sprov-cronjob"] = sprovClientEnv;
 
-    for (const workload of Object.keys(WORKLOADS) as DareWorkload[]) {
+    for (const workload of ALL) {
       this.workload(name, workload, args, env[workload] ?? [], nsOpts);
     }
 
@@ -298,74 +288,87 @@ export class DareServices extends pulumi.ComponentResource {
   }
 
   private workload(name: string, workload: DareWorkload, args: DareServicesArgs, env: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions): void {
-    const spec = WORKLOADS[workload];
+    const facts = WORKLOADS[workload];
     const sizing = args.services[workload];
     const port = sizing.port;
-    const labels = { app: workload, service: spec.monitoringService, "app.kubernetes.io/name": workload, "app.kubernetes.io/part-of": "dare" };
+    const labels = { app: workload, service: facts.monitoringService, "app.kubernetes.io/name": workload, "app.kubernetes.io/part-of": "dare" };
     const selector = { app: workload };
-    const probeHandler = "http" in spec.probe ? { httpGet: { path: spec.probe.http, port } }
-      : "exec" in spec.probe ? { exec: { command: spec.probe.exec } }
+    const health = facts.health;
+    const probeHandler = "http" in health ? { httpGet: { path: health.http, port } }
+      : "exec" in health ? { exec: { command: health.exec } }
       : { tcpSocket: { port } };
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [];
     const volumes: k8s.types.input.core.v1.Volume[] = [];
-    if (spec.sharedFs) {
+    if (facts.sharedFs) {
       mounts.push({ name: "sfs", mountPath: SHARED_FS_MOUNT });
       volumes.push({ name: "sfs", persistentVolumeClaim: { claimName: SHARED_FS_CLAIM } });
     }
-    if (workload === "sprov-db") {
-      mounts.push({ name: "init", mountPath: "/docker-entrypoint-initdb.d", readOnly: true });
-      volumes.push({ name: "init", configMap: { name: "sprov-db-init" } });
+    if (facts.settingsFile) {
+      // One file over the image's own (subPath): the rest of the directory stays the image's.
+      mounts.push({ name: "settings", mountPath: facts.settingsFile.path, subPath: "local_settings.py", readOnly: true });
+      volumes.push({ name: "settings", secret: { secretName: `${workload}-settings` } });
     }
-    if (spec.kind === "StatefulSet") {
+    if (facts.kind === "StatefulSet") {
       mounts.push({ name: "data", mountPath: workload === "d4p-registry-db" ? "/var/lib/mysql" : "/data/db" });
+    }
+    if (facts.localState) {
+      new k8s.core.v1.PersistentVolumeClaim(`${name}-${workload}-data`, {
+        metadata: { name: `${workload}-data`, namespace: this.namespace, labels },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          storageClassName: args.blockStorageClass ?? "rook-ceph-block",
+          resources: { requests: { storage: sizing.storageSize } },
+        },
+      }, opts);
+      mounts.push({ name: "data", mountPath: sizing.dataPath! });
+      volumes.push({ name: "data", persistentVolumeClaim: { claimName: `${workload}-data` } });
     }
     const container: k8s.types.input.core.v1.Container = {
       name: workload,
       image: args.images[workload],
       env,
-      ports: spec.kind === "CronJob" ? undefined : [{ name: "main", containerPort: port }],
+      ports: facts.kind === "CronJob" ? undefined : [{ name: "main", containerPort: port }],
       resources: { requests: sizing.requests, limits: sizing.limits },
       volumeMounts: mounts,
       securityContext: { allowPrivilegeEscalation: false, seccompProfile: { type: "RuntimeDefault" } },
-      ...(spec.kind === "CronJob" ? {} : {
+      ...(facts.kind === "CronJob" ? {} : {
         readinessProbe: { ...probeHandler, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
         // Databases replay their logs after a crash: give them time before the first liveness check.
-        livenessProbe: { ...probeHandler, initialDelaySeconds: spec.kind === "StatefulSet" ? 60 : 20, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 6 },
+        livenessProbe: { ...probeHandler, initialDelaySeconds: facts.kind === "StatefulSet" ? 60 : 20, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 6 },
       }),
     };
-    const annotations: Record<string, string> = spec.scraped
-      ? { "prometheus.io/scrape": "true", "prometheus.io/port": String(port), "prometheus.io/path": "/metrics" }
-      : {};
     const podSpec: k8s.types.input.core.v1.PodSpec = {
       containers: [container],
       volumes,
       serviceAccountName: workload === "exec-api" ? this.execApiServiceAccount : undefined,
       // Only exec-api talks to the Kubernetes API.
       automountServiceAccountToken: workload === "exec-api",
-      ...(spec.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),
+      ...(facts.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),
     };
-    // A ServiceMonitor scrapes the pods behind a Service; the annotations stay (the seed's convention),
-    // and this label keeps the annotation job off those pods, so that nothing is scraped twice.
-    const monitoredByService = spec.scraped && spec.kind !== "CronJob";
-    const podLabels = monitoredByService ? { ...labels, ...SCRAPED_BY_SERVICE_MONITOR } : labels;
-    const template = { metadata: { labels: podLabels, annotations }, spec: podSpec };
+    const template = { metadata: { labels }, spec: podSpec };
     const metadata = { name: workload, namespace: this.namespace, labels };
 
-    if (spec.kind === "Deployment") {
+    if (facts.kind === "Deployment") {
       new k8s.apps.v1.Deployment(`${name}-${workload}`, {
         metadata,
-        spec: { replicas: sizing.replicas, selector: { matchLabels: selector }, template },
+        spec: {
+          replicas: sizing.replicas,
+          // A ReadWriteOnce volume is attached to one node: the old pod lets go before the new one starts.
+          ...(facts.localState ? { strategy: { type: "Recreate" } } : {}),
+          selector: { matchLabels: selector },
+          template,
+        },
       }, opts);
-    } else if (spec.kind === "StatefulSet") {
+    } else if (facts.kind === "StatefulSet") {
       new k8s.apps.v1.StatefulSet(`${name}-${workload}`, {
         metadata,
         spec: {
           replicas: 1,
-          serviceName: workload,
+          serviceName: facts.serviceName,
           selector: { matchLabels: selector },
           template,
           volumeClaimTemplates: [{
-            metadata: { name: "data", labels: { service: spec.monitoringService } },
+            metadata: { name: "data", labels: { service: facts.monitoringService } },
             spec: {
               accessModes: ["ReadWriteOnce"],
               storageClassName: args.blockStorageClass ?? "rook-ceph-block",
@@ -387,7 +390,7 @@ export class DareServices extends pulumi.ComponentResource {
             spec: {
               backoffLimit: 2,
               activeDeadlineSeconds: 3000,
-              template: { metadata: { labels, annotations }, spec: { ...podSpec, restartPolicy: "OnFailure" } },
+              template: { metadata: { labels }, spec: { ...podSpec, restartPolicy: "OnFailure" } },
             },
           },
         },
@@ -396,29 +399,17 @@ export class DareServices extends pulumi.ComponentResource {
     }
 
     new k8s.core.v1.Service(`${name}-${workload}`, {
-      metadata: { name: workload, namespace: this.namespace, labels },
+      metadata: { name: facts.serviceName, namespace: this.namespace, labels },
       spec: {
         type: "ClusterIP",
         // A StatefulSet's governing Service is headless: clients reach the one pod by name.
-        ...(spec.kind === "StatefulSet" ? { clusterIP: "None" } : {}),
+        ...(facts.kind === "StatefulSet" ? { clusterIP: "None" } : {}),
         selector,
         ports: [{ name: "main", port, targetPort: port }],
       },
     }, opts);
 
-    if (monitoredByService) {
-      serviceMonitor(`${name}-${workload}`, {
-        metadataName: workload,
-        namespace: this.namespace,
-        selector: { "app.kubernetes.io/name": workload, "app.kubernetes.io/part-of": "dare" },
-        port: "main",
-        path: annotations["prometheus.io/path"],
-        // The alert routes match the pods' `service` label (workflow-registry is "cwl"), not the Service's name.
-        relabelings: [{ sourceLabels: ["__meta_kubernetes_pod_label_service"], targetLabel: "service", regex: "(.+)", action: "replace" }],
-      }, { ...opts, dependsOn: [...(Array.isArray(opts.dependsOn) ? opts.dependsOn : []), args.monitoring] });
-    }
-
-    if (spec.kind === "Deployment" && sizing.replicas > 1) {
+    if (facts.kind === "Deployment" && sizing.replicas > 1) {
       new k8s.policy.v1.PodDisruptionBudget(`${name}-${workload}`, {
         metadata: { name: workload, namespace: this.namespace, labels },
         spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
@@ -427,9 +418,10 @@ export class DareServices extends pulumi.ComponentResource {
   }
 
   private ingress(name: string, args: DareServicesArgs, opts: pulumi.CustomResourceOptions): void {
-    const exposed = (Object.keys(WORKLOADS) as DareWorkload[]).filter((w) => WORKLOADS[w].ingressPath);
-    const stripped = exposed.filter((w) => !WORKLOADS[w].keepPrefix).map((w) => WORKLOADS[w].ingressPath!);
-    // The services answer at their own root: Traefik removes the routing prefix before forwarding.
+    const routed = ALL.filter((w) => WORKLOADS[w].routes);
+    const stripped = routed.filter((w) => WORKLOADS[w].routes!.strip).flatMap((w) => WORKLOADS[w].routes!.paths);
+    // Services that answer at their own root: Traefik removes the routing prefix before forwarding;
+    // the others (playground's /playground and /run-command) get the path as it came.
     new k8s.apiextensions.CustomResource(`${name}-strip-prefix`, {
       apiVersion: "traefik.io/v1alpha1",
       kind: "Middleware",
@@ -450,11 +442,11 @@ export class DareServices extends pulumi.ComponentResource {
         rules: [{
           host: args.domain,
           http: {
-            paths: exposed.map((w) => ({
-              path: WORKLOADS[w].ingressPath!,
+            paths: routed.flatMap((w) => WORKLOADS[w].routes!.paths.map((path) => ({
+              path,
               pathType: "Prefix",
-              backend: { service: { name: w, port: { number: args.services[w].port } } },
-            })),
+              backend: { service: { name: WORKLOADS[w].serviceName, port: { number: args.services[w].port } } },
+            }))),
           },
         }],
       },
@@ -465,12 +457,14 @@ export class DareServices extends pulumi.ComponentResource {
   private networkPolicies(name: string, args: DareServicesArgs, opts: pulumi.CustomResourceOptions): void {
     type Peer_ = k8s.types.input.networking.v1.NetworkPolicyPeer;
     type Port_ = k8s.types.input.networking.v1.NetworkPolicyPort;
+    type Egress = k8s.types.input.networking.v1.NetworkPolicyEgressRule;
     const nsSelector = (ns: string) => ({ matchLabels: { "kubernetes.io/metadata.name": ns } });
     const tcp = (port: number): Port_ => ({ protocol: "TCP", port });
     const selectorOf = (peer: Peer): Record<string, string> => (peer === "mpi-jobs" ? MPI_JOB_POD_LABELS : { app: peer });
     const portOf = (w: DareWorkload) => args.services[w].port;
+    const internet: Peer_ = { ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_RANGES } };
     /** Where a call to an outside peer goes, as NetworkPolicy egress rules. */
-    const egressTo = (peer: ExternalPeer): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] => {
+    const egressTo = (peer: ExternalPeer): Egress[] => {
       switch (peer) {
         case "keycloak":
           // In the cluster, or through its public URL, which the ingress controller answers.
@@ -483,6 +477,11 @@ export class DareServices extends pulumi.ComponentResource {
             to: pulumi.output(args.apiServerCidrs).apply((cidrs) => cidrs.map((cidr): Peer_ => ({ ipBlock: { cidr } }))),
             ports: [tcp(args.apiServerPort ?? 6443)],
           }];
+        // B2DROP (b2drop.eudat.eu) has no fixed address: HTTPS to public addresses.
+        case "internet-https":
+          return [{ to: [internet], ports: [tcp(443)] }];
+        case "internet":
+          return [{ to: [internet] }];
         default:
           throw new Error(`no egress to ${peer}`);
       }
@@ -507,11 +506,12 @@ export class DareServices extends pulumi.ComponentResource {
       }],
     });
 
-    const peers: Peer[] = [...(Object.keys(WORKLOADS) as DareWorkload[]), "mpi-jobs"];
+    const edges: Array<[Peer, Peer]> = [...CALL_GRAPH, ...(args.workflowInternetAccess ? [["mpi-jobs", "internet"] as [Peer, Peer]] : [])];
+    const peers: Peer[] = [...ALL, "mpi-jobs"];
     for (const self of peers) {
       const ingress: k8s.types.input.networking.v1.NetworkPolicyIngressRule[] = [];
-      const egress: k8s.types.input.networking.v1.NetworkPolicyEgressRule[] = [];
-      for (const [from, to] of CALL_GRAPH) {
+      const egress: Egress[] = [];
+      for (const [from, to] of edges) {
         if (to === self) {
           const ports = self === "mpi-jobs" ? undefined : [tcp(portOf(self as DareWorkload))];
           const outside = fromOutside[from as ExternalPeer];
@@ -559,4 +559,31 @@ export class DareServices extends pulumi.ComponentResource {
       },
     }, { ...this.opts, dependsOn: [ns] });
   }
+}
+
+/**
+ * d4p-registry's local_settings.py: dj-vercereg's template with the platform's database, user and host
+ * names, DEBUG off. Only one line may hold USER and one PASSWORD: start-registry.sh greps them to create
+ * the registry's superuser.
+ */
+export function d4pRegistrySettings(domain: string, namespace: string, dbPort: number, password: string): string {
+  const service = WORKLOADS["d4p-registry"].serviceName;
+  const hosts = [domain, service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+  return [
+    "# Written by the DARE deployer: replaces dj-vercereg's local_settings_template.py.",
+    "DEBUG = False",
+    `ALLOWED_HOSTS = [${hosts.map((h) => `'${h}'`).join(", ")}]`,
+    "DATABASES = {",
+    "    'default': {",
+    "        'ENGINE': 'django.db.backends.mysql',",
+    `        'NAME': '${MYSQL_DATABASE}',`,
+    `        'USER': '${MYSQL_USER}',`,
+    `        'PASSWORD': '${password}',`,
+    `        'HOST': '${WORKLOADS["d4p-registry-db"].serviceName}',`,
+    `        'PORT': '${dbPort}',`,
+    "        'OPTIONS': {'charset': 'utf8mb3'},",
+    "    }",
+    "}",
+    "",
+  ].join("\n");
 }

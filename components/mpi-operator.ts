@@ -14,9 +14,17 @@
  *    Kubeflow-dashboard aggregation roles (kubeflow-mpijobs-admin/edit/view) are left out.
  * The offline render and the tests see the typed objects in full and the CRD as its pinned URL; the
  * CRD's schema itself is checked in tests against the copy in ../shared/crds/mpi-operator/v0.8.2.
+ *
+ * DARE's exec-api still creates kubeflow.org/v1alpha1 MPIJobs (0.1.0's API). The CRD is applied with a
+ * `transforms` entry (withV1alpha1Conversion, mpijob-conversion.ts) that adds v1alpha1 as a served,
+ * deprecated, non-storage version converted by the mpijob-conversion webhook, which runs here too
+ * (docs/mpi-workflows.md). Its certificate comes from cert-manager: the component needs the Security
+ * layer installed first.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { SHARED_FS_CLAIM } from "./dare-workloads";
+import { MPIJOB_CONVERSION_IMAGE, MpiJobConversion, mpijobCrdTransform } from "./mpijob-conversion";
 import { createNamespace, NAMESPACES } from "./namespaces";
 
 export const MPI_OPERATOR_VERSION = "v0.8.2";
@@ -32,6 +40,8 @@ export interface MpiOperatorArgs {
   image: string;
   /** URL of the MPIJob CRD; tests and air-gapped sites may point it elsewhere (a file path works too). */
   crdSource?: string;
+  /** Node.js image of the v1alpha1 conversion webhook (default MPIJOB_CONVERSION_IMAGE). */
+  conversionImage?: string;
 }
 
 export class MpiOperator extends pulumi.ComponentResource {
@@ -39,6 +49,10 @@ export class MpiOperator extends pulumi.ComponentResource {
   public readonly namespace: string;
   /** API version of the jobs it runs. */
   public readonly apiVersion = "kubeflow.org/v2beta1";
+  /** The older API version it also accepts, through the conversion webhook (what DARE's exec-api sends). */
+  public readonly legacyApiVersion = "kubeflow.org/v1alpha1";
+  /** The transform applied to the CRD's ConfigFile (exposed for tests). */
+  public readonly crdTransform: pulumi.ResourceTransform;
 
   constructor(name: string, args: MpiOperatorArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:mpi:MpiOperator", name, {}, opts);
@@ -52,7 +66,14 @@ export class MpiOperator extends pulumi.ComponentResource {
     this.namespace = NAMESPACES.mpiOperator.name;
     const labels = { app: "mpi-operator", "app.kubernetes.io/name": "mpi-operator", "app.kubernetes.io/component": "mpijob", "app.kubernetes.io/version": MPI_OPERATOR_VERSION };
 
-    const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_URL }, childOpts);
+    // v1alpha1 -> v2beta1 conversion for exec-api's jobs: the webhook, and the CRD changes that call it.
+    const conversion = new MpiJobConversion(`${name}-conversion`, {
+      namespace: this.namespace,
+      image: args.conversionImage ?? MPIJOB_CONVERSION_IMAGE,
+      sharedFsClaim: SHARED_FS_CLAIM,
+    }, { ...childOpts, dependsOn: [ns] });
+    this.crdTransform = mpijobCrdTransform(conversion.webhook);
+    const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_URL }, { ...childOpts, transforms: [this.crdTransform] });
 
     const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, {
       metadata: { name: "mpi-operator", namespace: this.namespace, labels },

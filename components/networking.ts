@@ -40,6 +40,11 @@ export const LONG_CONNECTION_ANNOTATIONS = {
 const LONG_TRANSPORT = { respondingTimeouts: { readTimeout: `${LONG_CONNECTION_SECONDS}s` } };
 /** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
+/**
+ * Traefik's Service inside the cluster (the chart names it after the release, "traefik"; port 443 in both
+ * load-balancer and host-port modes): in-cluster callers of the platform's public names reach it here.
+ */
+export const INGRESS_SERVICE_URL = "https://traefik.traefik.svc";
 
 export interface NetworkingArgs {
   /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */

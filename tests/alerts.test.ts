@@ -11,6 +11,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
 import { ALERT_SEVERITIES } from "../components/config";
 import { Monitoring, ruleFiles } from "../components/monitoring";
+import { probeTargets } from "../components/dare-services";
+import { DARE_WORKLOADS, WORKLOADS } from "../components/dare-workloads";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { runMocked } from "./support/mocked";
 
@@ -60,7 +62,7 @@ describe("alert rules", () => {
 
   it("cover what the operators asked for", () => {
     const names = new Set(rules.map((r) => r.alert));
-    for (const name of ["DareServiceNoReadyReplicas", "DareServiceDown", "PodCrashLooping", "PersistentVolumeNearlyFull",
+    for (const name of ["DareServiceNoReadyReplicas", "DareServiceProbeFailed", "PodCrashLooping", "PersistentVolumeNearlyFull",
       "NodeDiskPressure", "NodeMemoryPressure", "CephHealthNotOK", "CertificateExpiringSoon", "KeycloakDown"]) {
       expect(names).toContain(name);
     }
@@ -75,7 +77,7 @@ describe("alert rules", () => {
 
   it("label DARE and Keycloak alerts with the service the Alertmanager route matches", () => {
     for (const r of rules.filter((x) => x.file === "dare-services" || x.file === "keycloak")) {
-      const labelled = r.labels?.service !== undefined || /group_left \(service\)/.test(r.expr) || /\bup\{/.test(r.expr);
+      const labelled = r.labels?.service !== undefined || /group_left \(service\)/.test(r.expr) || /\b(up|probe_success)\{/.test(r.expr);
       expect({ alert: r.alert, labelled }).toEqual({ alert: r.alert, labelled: true });
     }
   });
@@ -121,6 +123,19 @@ describe("the production stack's render, with an SMTP login set as a secret", ()
     const receiver = run("amtool", ["config", "routes", "test", `--config.file=${file}`, "service=dare-login", "severity=critical"]);
     expect(receiver.output.trim()).toBe("dare-operators");
     expect(YAML.parse(fs.readFileSync(file, "utf8")).global.smtp_auth_username).toBe("alertmanager");
+  });
+
+  it("routes the DARE probe alerts of the seed's services to the DARE operators, as the seed's route did", () => {
+    const file = path.join(dir, "monitoring/alertmanager.yaml");
+    const seedRoute = /^(dare-login|d4p-registry|dare-shared-volumes|keycloak|sprov|cwl)$/;
+    const targets = probeTargets("dare", Object.fromEntries(DARE_WORKLOADS.map((w) => [w, WORKLOADS[w].port])) as any);
+    const routed = targets.filter((t) => seedRoute.test(t.service));
+    expect(new Set(routed.map((t) => t.service))).toEqual(new Set(["dare-login", "d4p-registry", "sprov", "cwl"]));
+    for (const t of routed) {
+      const receiver = run("amtool", ["config", "routes", "test", `--config.file=${file}`, "alertname=DareServiceProbeFailed",
+        `service=${t.service}`, `workload=${t.workload}`, `via=${t.via}`, "severity=critical"]);
+      expect({ target: `${t.workload}/${t.via}`, receiver: receiver.output.trim() }).toEqual({ target: `${t.workload}/${t.via}`, receiver: "dare-operators" });
+    }
   });
 
   it("writes every rule group, each accepted by promtool", () => {

@@ -4,6 +4,8 @@ import * as YAML from "yaml";
 import { ConfigError, ConfigSource, loadConfig, Problem } from "../components/config";
 import { CONFIG_KEYS, KeyDeclaration } from "../components/config-keys";
 import { opensshPublicKey } from "../components/ssh-key";
+import { REQUIRED_IMAGES } from "../components/dare-workloads";
+import { SITE_IMAGES } from "./support/images";
 import { spawnSync } from "child_process";
 import * as os from "os";
 
@@ -20,7 +22,7 @@ function source(values: Record<string, unknown>, stack = "test"): ConfigSource {
   };
 }
 
-const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"] };
+const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], images: SITE_IMAGES };
 
 function problemsOf(values: Record<string, unknown>): Problem[] {
   try {
@@ -181,6 +183,30 @@ describe("config loader", () => {
     expect(problem({ sshPrivateKey: key }, false)).toMatchObject({ value: "[not shown]", why: expect.stringMatching(/must be set with --secret/) });
     expect(JSON.stringify(problem({ sshPrivateKey: key }, false))).not.toContain(key.split("\n")[1]);
     expect(loadConfig(source(valid)).sshPrivateKey).toBeUndefined();
+  });
+
+  it("requires each DARE image that has no published default, naming the GitLab project that builds it", () => {
+    const problems = problemsOf({ images: {} });
+    const missing = problems.filter((p) => /^images\./.test(p.key));
+    expect(missing.map((p) => p.key).sort()).toEqual(REQUIRED_IMAGES.map(([name]) => `images.${name}`).sort());
+    for (const [name, project] of REQUIRED_IMAGES) {
+      const problem = missing.find((p) => p.key === `images.${name}`)!;
+      expect(problem.why).toContain(project);
+      expect(problem.example).toBe(`pulumi config set --path 'images.${name}' harbor.dare.example.org/dare/${name}:v3.6`);
+    }
+    // dare-login's image is published (D5.4): it keeps its default.
+    expect(missing.some((p) => p.key === "images.dare-login")).toBe(false);
+  });
+
+  it("gives services with a local DB one replica on a volume at a configurable path", () => {
+    const config = loadConfig(source({ ...valid, services: { "exec-api": { dataPath: "/var/lib/exec-api" } } }));
+    expect(config.dare.services["exec-api"].dataPath).toBe("/var/lib/exec-api");
+    expect(config.dare.services["workflow-registry"].dataPath).toBe("/data");
+    expect(config.dare.services["dare-login"].dataPath).toBeUndefined();
+    expectProblem({ services: { "workflow-registry": { replicas: 2 } } }, "services.workflow-registry.replicas", /local state on one volume/);
+    expectProblem({ services: { "exec-api": { dataPath: "data" } } }, "services.exec-api.dataPath", /absolute path/);
+    // Only services with local state have a data path.
+    expectProblem({ services: { "dare-login": { dataPath: "/data" } } }, "services.dare-login.dataPath", /unknown key/);
   });
 
   it("accepts existing hosts whose roles name declared pools", () => {

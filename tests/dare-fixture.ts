@@ -8,19 +8,24 @@ import * as random from "@pulumi/random";
 import { Backups } from "../components/backups";
 import { DareConfig, loadConfig } from "../components/config";
 import { DareServices } from "../components/dare-services";
+import { SITE_IMAGES } from "./support/images";
 import { MpiOperator } from "../components/mpi-operator";
 import { RecordedResource } from "../tools/mocks";
 import { redacted, runMocked } from "./support/mocked";
+
+const TEST_IMAGES = SITE_IMAGES;
 
 export const BASE_CONFIG: Record<string, unknown> = {
   domain: "dare.example.org",
   adminCidrs: ["192.0.2.0/24"],
   nodes: { controlPlane: { count: 1, flavor: "m1.medium" }, pools: [{ name: "workers", count: 3, flavor: "m1.large", disks: { count: 1, sizeGb: 50 } }] },
   acmeEmail: "ops@example.org",
+  images: TEST_IMAGES,
 };
 
 export function configFrom(values: Record<string, unknown>, secretKeys: string[] = []): DareConfig {
-  const all = { ...BASE_CONFIG, ...values };
+  // A test's images add to the required ones a site always sets.
+  const all: Record<string, unknown> = { ...BASE_CONFIG, ...values, images: { ...TEST_IMAGES, ...(values.images as object | undefined) } };
   return loadConfig({
     stack: "test",
     get: (key) => (all[key] === undefined ? undefined : typeof all[key] === "string" ? (all[key] as string) : JSON.stringify(all[key])),
@@ -53,7 +58,7 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
       services: dare.services,
       sharedFilesystemSize: dare.sharedFilesystemSize,
       jupyterhub: dare.jupyterhub,
-      monitoring: monitoringStandIn(),
+      workflowInternetAccess: dare.workflowInternetAccess,
       apiServerCidrs: ["10.10.0.10/32"],
       keycloak: {
         url: "https://dare.example.org/auth",
@@ -69,7 +74,7 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
       policy: dare.backup,
       images: { etcd: dare.images.etcd, mysql: dare.images["d4p-registry-db"], mongo: dare.images["sprov-db"], postgres: dare.images["postgres-client"], busybox: dare.images.busybox },
       mysql: { host: services.mysqlHost, port: dare.services["d4p-registry-db"].port, username: "root", password: services.mysqlRootPassword },
-      mongo: { host: services.mongoHost, port: dare.services["sprov-db"].port, username: "root", password: services.mongoRootPassword },
+      mongo: { host: services.mongoHost, port: dare.services["sprov-db"].port },
       postgres: { host: "keycloak-db-rw.keycloak.svc", port: 5432, username: "keycloak", database: "keycloak", password: pulumi.secret("placeholder-pg-password") },
     });
   });

@@ -9,10 +9,13 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../components/config";
 import { DareServices } from "../components/dare-services";
+import { CONFIG_KEYS } from "../components/config-keys";
+import { DARE_WORKLOADS, isGuess, WORKLOADS } from "../components/dare-workloads";
 import { installMocks, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
-import { Built, buildDareLayer, configFrom, monitoringStandIn } from "./dare-fixture";
+import { Built, buildDareLayer, configFrom } from "./dare-fixture";
+import { allowed, Endpoint, matches } from "./support/netpol";
 
 jest.setTimeout(120_000);
 
@@ -70,19 +73,94 @@ describe("workloads", () => {
     expect(mount.mountPath).toBe("/home/mpiuser/sfs");
   });
 
-  it("labels what the Alertmanager routes match, and annotates what Prometheus scrapes", () => {
+  it("labels what the Alertmanager routes match, and scrapes no DARE pod for metrics it does not export", () => {
     const route = /^(dare-login|d4p-registry|dare-shared-volumes|keycloak|sprov|cwl)$/;
     const byName = new Map(podTemplates().map((p) => [p.name, p.tpl]));
     for (const name of ["dare-login", "d4p-registry", "d4p-registry-db", "sprov", "sprov-db", "sprov-view", "workflow-registry"]) {
       expect({ name, service: byName.get(name).metadata.labels.service }).toEqual({ name, service: expect.stringMatching(route) });
     }
     expect(objectsOf("PersistentVolumeClaim", DARE_NS).map((p) => p.metadata.labels.service)).toContain("dare-shared-volumes");
-    for (const name of DEPLOYMENTS) {
-      const a = byName.get(name).metadata.annotations;
-      const port = Number(a["prometheus.io/port"]);
-      expect({ name, scrape: a["prometheus.io/scrape"] }).toEqual({ name, scrape: "true" });
-      expect(byName.get(name).spec.containers[0].ports.map((p: any) => p.containerPort)).toContain(port);
+    // No DARE service is known to serve /metrics: availability is probed instead (availability-probes.ts).
+    for (const [name, tpl] of byName) {
+      expect({ name, annotations: Object.keys(tpl.metadata.annotations ?? {}).filter((a) => a.startsWith("prometheus.io/")) }).toEqual({ name, annotations: [] });
     }
+    expect(objectsOf("ServiceMonitor", DARE_NS)).toEqual([]);
+  });
+});
+
+describe("the services as the evidence shows them", () => {
+  const byName = () => new Map(podTemplates().map((p) => [p.name, p.tpl]));
+  const envOf = (name: string) => new Map<string, any>((byName().get(name).spec.containers[0].env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
+
+  it("gives d4p-registry its database in a mounted local_settings.py (it reads no environment), at the Service name dj-reg-db", () => {
+    const tpl = byName().get("d4p-registry");
+    expect([...envOf("d4p-registry").keys()].filter((k) => k.startsWith("MYSQL"))).toEqual([]);
+    const mount = tpl.spec.containers[0].volumeMounts.find((m: any) => m.mountPath.endsWith("/local_settings.py"));
+    expect(mount).toMatchObject({ mountPath: "/registry/dj_vercereg/dj_vercereg/local_settings.py", subPath: "local_settings.py", readOnly: true });
+    const volume = tpl.spec.volumes.find((v: any) => v.name === mount.name);
+    const settings = built.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as any).metadata.name === volume.secret.secretName)!;
+    const [[, text, wrapped]] = secretEntries((settings.inputs as any).stringData);
+    expect(wrapped).toBe(true);
+    expect(text).toContain("'HOST': 'dj-reg-db'");
+    expect(text).toContain("'NAME': 'dj_vercereg'");
+    expect(text).toContain("DEBUG = False");
+    expect(text).toMatch(/ALLOWED_HOSTS = \[.*'dare\.example\.org'.*'d4p-registry'/);
+    // start-registry.sh greps the one USER and the one PASSWORD line for the registry's superuser.
+    expect(text.split("\n").filter((l) => l.includes("USER"))).toHaveLength(1);
+    expect(text.split("\n").filter((l) => l.includes("PASSWORD"))).toHaveLength(1);
+    const dbSecret = built.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && r.name === "dare-d4p-registry-db")!;
+    const appPassword = secretEntries((dbSecret.inputs as any).stringData).find(([k]) => k === "MYSQL_PASSWORD")![1];
+    expect(text).toContain(`'PASSWORD': '${appPassword}'`);
+    const services = objectsOf("Service", DARE_NS).map((x) => x.metadata.name);
+    expect(services).toContain("dj-reg-db");
+    expect(services).not.toContain("d4p-registry-db");
+  });
+
+  it("is a settings file Python reads as the registry needs it", () => {
+    const settings = built.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as any).metadata.name === "d4p-registry-settings")!;
+    const [[, text]] = secretEntries((settings.inputs as any).stringData);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "d4p-settings-"));
+    fs.writeFileSync(path.join(dir, "local_settings.py"), text);
+    const out = require("child_process").execFileSync("python3", ["-c",
+      "import json, local_settings as s; print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'db': s.DATABASES['default']}))"], { cwd: dir }).toString();
+    fs.rmSync(dir, { recursive: true, force: true });
+    const parsed = JSON.parse(out);
+    expect(parsed.debug).toBe(false);
+    expect(parsed.hosts).toEqual(expect.arrayContaining(["dare.example.org", "d4p-registry", "d4p-registry.dare.svc"]));
+    expect(parsed.db).toMatchObject({ ENGINE: "django.db.backends.mysql", NAME: "dj_vercereg", USER: "d4p", HOST: "dj-reg-db", PORT: "3306" });
+  });
+
+  it("gives s-ProvFlow a bare database host name (its index script breaks on credentials) and MongoDB 5.0, the newest its pymongo 3.4 speaks to", () => {
+    const env = envOf("sprov");
+    expect(env.get("SPROV_DB_HOST")).toBe("sprov-db");
+    expect(env.get("SPROV_DB_PORT")).toBe("27017");
+    expect(env.get("SPROV_DB")).toBe("sprov-db");
+    expect(envOf("sprov-cronjob").get("SPROV_DB_HOST")).toBe("sprov-db");
+    expect(byName().get("sprov-db").spec.containers[0].image).toMatch(/^mongo:5\.0\.\d+$/);
+    // Without credentials in the client, the server runs without authentication (isolated by NetworkPolicies).
+    expect([...envOf("sprov-db").keys()].filter((k) => k.startsWith("MONGO_INITDB"))).toEqual([]);
+    // MPI pods find it through SPROV_SERVICE_HOST: the Service is called sprov.
+    const sprov = objectsOf("Service", DARE_NS).find((x) => x.metadata.name === "sprov");
+    expect(sprov.spec.ports[0].port).toBe(8082);
+    expect(byName().get("sprov").spec.containers[0].readinessProbe.httpGet).toEqual({ path: "/", port: 8082 });
+  });
+
+  it("keeps exec-api's and workflow-registry's local DB on a volume, one pod at a time", () => {
+    for (const name of ["exec-api", "workflow-registry"]) {
+      const d = objectsOf("Deployment", DARE_NS).find((x) => x.metadata.name === name);
+      const claim = `${name}-data`;
+      const pvc = objectsOf("PersistentVolumeClaim", DARE_NS).find((p) => p.metadata.name === claim);
+      expect(pvc.spec).toMatchObject({ accessModes: ["ReadWriteOnce"], storageClassName: "rook-ceph-block" });
+      const volume = d.spec.template.spec.volumes.find((v: any) => v.persistentVolumeClaim?.claimName === claim);
+      expect(d.spec.template.spec.containers[0].volumeMounts.find((m: any) => m.name === volume.name).mountPath).toBe("/data");
+      expect(d.spec.strategy).toEqual({ type: "Recreate" });
+    }
+    const others = objectsOf("PersistentVolumeClaim", DARE_NS).map((p) => p.metadata.name).filter((n) => n.endsWith("-data"));
+    expect(others.sort()).toEqual(["exec-api-data", "workflow-registry-data"]);
+  });
+
+  it("gives dare-login exactly the settings D5.4 names", () => {
+    expect([...envOf("dare-login").keys()].sort()).toEqual(["ADMIN_PASSWORD", "ADMIN_USERNAME", "CLIENT_ID", "CLIENT_SECRET", "KEYCLOAK_DOMAIN"]);
   });
 });
 
@@ -113,7 +191,7 @@ describe("secrets", () => {
 
   it("generates the database passwords (random, distinct, 32 characters)", () => {
     const passwords = built.resources.filter((r) => r.type === "random:index/randomPassword:RandomPassword" && r.name.startsWith("dare-"));
-    expect(passwords.map((p) => p.name).sort()).toEqual(["dare-mongo-root", "dare-mongo-sprov", "dare-mysql-app", "dare-mysql-root"]);
+    expect(passwords.map((p) => p.name).sort()).toEqual(["dare-mysql-app", "dare-mysql-root"]);
     for (const p of passwords) expect((p.inputs as any).length).toBeGreaterThanOrEqual(32);
     const dbSecret = built.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && r.name === "dare-d4p-registry-db")!;
     const values = secretEntries((dbSecret.inputs as any).stringData).map(([, v]) => v);
@@ -129,7 +207,7 @@ describe("exposure", () => {
     }
   });
 
-  it("routes one path per service on dare:domain, with TLS from the domain certificate", () => {
+  it("routes each service's paths on dare:domain, stripping the prefix only of services that answer at their root", () => {
     const ingresses = objectsOf("Ingress", DARE_NS);
     expect(ingresses).toHaveLength(1);
     const [ing] = ingresses;
@@ -140,18 +218,21 @@ describe("exposure", () => {
     expect(ing.spec.rules[0].host).toBe("dare.example.org");
     expect(new Set(paths.map((p: any) => p.path)).size).toBe(paths.length);
     const services = new Map(objectsOf("Service", DARE_NS).map((s) => [s.metadata.name, s]));
-    expect(paths.map((p: any) => p.backend.service.name).sort()).toEqual([...DEPLOYMENTS].sort());
+    expect([...new Set(paths.map((p: any) => p.backend.service.name))].sort()).toEqual([...DEPLOYMENTS].sort());
     for (const p of paths) {
       const svc = services.get(p.backend.service.name);
       expect(svc.spec.ports.map((x: any) => x.port)).toContain(p.backend.service.port.number);
     }
-    expect(paths.find((p: any) => p.backend.service.name === "sprov").path).toBe("/prov");
-    // The strip-prefix middleware the Ingress names exists and leaves the viewer's context path alone.
+    const route = (path: string) => paths.find((p: any) => p.path === path)?.backend.service.name;
+    expect([route("/prov"), route("/sprovflow-viewer"), route("/d4p-registry"), route("/playground"), route("/run-command")])
+      .toEqual(["sprov", "sprov-view", "d4p-registry", "playground", "playground"]);
     const [nsName, provider] = ing.metadata.annotations["traefik.ingress.kubernetes.io/router.middlewares"].split("@");
     expect(provider).toBe("kubernetescrd");
     const mw = objectsOf("Middleware", DARE_NS).find((m) => `${DARE_NS}-${m.metadata.name}` === nsName);
-    expect(mw.spec.stripPrefix.prefixes).toContain("/prov");
-    expect(mw.spec.stripPrefix.prefixes).not.toContain("/sprovflow-viewer");
+    // The API and the viewer answer at / in their containers; the playground's clients call /playground and /run-command.
+    expect(mw.spec.stripPrefix.prefixes).toEqual(expect.arrayContaining(["/prov", "/sprovflow-viewer", "/d4p-registry"]));
+    expect(mw.spec.stripPrefix.prefixes).not.toContain("/playground");
+    expect(mw.spec.stripPrefix.prefixes).not.toContain("/run-command");
   });
 });
 
@@ -181,67 +262,28 @@ describe("exec-api's access to the Kubernetes API", () => {
   });
 });
 
-/** A pod as NetworkPolicies see it. */
-interface Endpoint { ns: string; labels: Record<string, string>; ip?: string; port: number }
-
-function matches(selector: any, labels: Record<string, string>): boolean {
-  if (!selector) return true;
-  const ok = Object.entries<string>(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
-  const exprs = (selector.matchExpressions ?? []).every((e: any) =>
-    e.operator === "Exists" ? e.key in labels : e.operator === "In" ? e.values.includes(labels[e.key]) : e.operator === "NotIn" ? !e.values.includes(labels[e.key]) : !(e.key in labels));
-  return ok && exprs;
-}
-
-function ipIn(ip: string | undefined, cidr: string): boolean {
-  if (!ip) return false;
-  const [base, bits] = cidr.split("/");
-  const n = (a: string) => a.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
-  const block = 2 ** (32 - Number(bits));
-  return Math.floor(n(ip) / block) === Math.floor(n(base) / block);
-}
-
-function peerMatches(peer: any, policyNs: string, other: Endpoint): boolean {
-  if (peer.ipBlock) return ipIn(other.ip, peer.ipBlock.cidr) && !(peer.ipBlock.except ?? []).some((c: string) => ipIn(other.ip, c));
-  if (other.ip && !other.labels) return false;
-  const nsOk = peer.namespaceSelector ? matches(peer.namespaceSelector, { "kubernetes.io/metadata.name": other.ns }) : other.ns === policyNs;
-  return nsOk && matches(peer.podSelector, other.labels);
-}
-
-function portMatches(ports: any[] | undefined, port: number): boolean {
-  return !ports || ports.length === 0 || ports.some((p) => (p.port === undefined || p.port === port) && (p.protocol ?? "TCP") === "TCP");
-}
-
-/** Whether the policies in force let `from` open a TCP connection to `to` on `to.port`. */
-function allowed(policies: any[], from: Endpoint, to: Endpoint): boolean {
-  const side = (self: Endpoint, type: "Egress" | "Ingress", other: Endpoint) => {
-    const selecting = policies.filter((p) => p.metadata.namespace === self.ns && matches(p.spec.podSelector, self.labels)
-      && (p.spec.policyTypes ?? ["Ingress"]).includes(type));
-    if (selecting.length === 0) return true;
-    const rules = selecting.flatMap((p) => (type === "Egress" ? p.spec.egress : p.spec.ingress) ?? []);
-    return rules.some((rule: any) => {
-      const peers = type === "Egress" ? rule.to : rule.from;
-      return (!peers || peers.some((peer: any) => peerMatches(peer, self.ns, other))) && portMatches(rule.ports, to.port);
-    });
-  };
-  return side(from, "Egress", to) && side(to, "Ingress", from);
-}
-
 describe("NetworkPolicies", () => {
-  it("allow exactly the calls the services make to each other", () => {
-    const policies = built.objects.filter((o) => o.kind === "NetworkPolicy");
+  /** Every peer as the cluster would show it, and the edges the policies let through. */
+  function edgesOf(objects: any[]): string[] {
+    const policies = objects.filter((o) => o.kind === "NetworkPolicy");
     const endpoints = new Map<string, Endpoint>();
-    for (const { name, tpl } of podTemplates()) {
-      const port = tpl.spec.containers[0].ports?.[0]?.containerPort ?? 80;
-      endpoints.set(name, { ns: DARE_NS, labels: tpl.metadata.labels, port });
+    const templates = [
+      ...objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet").map((d) => [d.metadata.name, d.spec.template] as const),
+      ...objects.filter((o) => o.kind === "CronJob").map((d) => [d.metadata.name, d.spec.jobTemplate.spec.template] as const),
+    ].filter(([, tpl]) => tpl.metadata.labels["app.kubernetes.io/part-of"] === "dare");
+    for (const [name, tpl] of templates) {
+      endpoints.set(name, { ns: DARE_NS, labels: tpl.metadata.labels, port: tpl.spec.containers[0].ports?.[0]?.containerPort ?? 80 });
     }
-    // Who the outside peers are, as the cluster would show them.
     endpoints.set("mpi-jobs", { ns: DARE_NS, labels: { "training.kubeflow.org/operator-name": "mpi-operator", "training.kubeflow.org/job-role": "worker" }, port: 2222 });
     endpoints.set("keycloak", { ns: "keycloak", labels: { "app.kubernetes.io/name": "keycloakx" }, port: 8080 });
     endpoints.set("ingress-controller", { ns: "traefik", labels: { "app.kubernetes.io/name": "traefik" }, port: 8443 });
-    endpoints.set("monitoring", { ns: "monitoring", labels: { "app.kubernetes.io/name": "prometheus" }, port: 9090 });
+    endpoints.set("monitoring", { ns: "monitoring", labels: { "app.kubernetes.io/name": "blackbox-exporter" }, port: 9115 });
     endpoints.set("backups", { ns: "dare-backups", labels: { app: "mysql-dump" }, port: 1 });
     endpoints.set("kubernetes-api", { ns: "", labels: undefined as any, ip: "10.10.0.10", port: 6443 });
-
+    // B2DROP (HTTPS), an FDSN data centre on another port, and what must stay out of reach: the cloud's metadata service.
+    endpoints.set("internet-https", { ns: "", labels: undefined as any, ip: "198.51.100.7", port: 443 });
+    endpoints.set("internet-8080", { ns: "", labels: undefined as any, ip: "203.0.113.9", port: 8080 });
+    endpoints.set("metadata-service", { ns: "", labels: undefined as any, ip: "169.254.169.254", port: 80 });
     const actual: string[] = [];
     for (const [a, from] of endpoints) {
       for (const [b, to] of endpoints) {
@@ -250,22 +292,37 @@ describe("NetworkPolicies", () => {
       }
     }
     // Only the DARE namespace is governed here: calls among outside peers are not this layer's business.
-    const outside = new Set(["keycloak", "ingress-controller", "monitoring", "backups", "kubernetes-api"]);
-    const dareActual = actual.filter((e) => { const [a, b] = e.split(" -> "); return !(outside.has(a) && outside.has(b)); });
+    const outside = new Set(["keycloak", "ingress-controller", "monitoring", "backups", "kubernetes-api", "internet-https", "internet-8080", "metadata-service"]);
+    return actual.filter((e) => { const [a, b] = e.split(" -> "); return !(outside.has(a) && outside.has(b)); });
+  }
 
-    const apps = [...DEPLOYMENTS, "sprov-cronjob"];
-    const expected = [
-      "dare-login -> d4p-registry", "dare-login -> workflow-registry", "dare-login -> exec-api",
-      "exec-api -> d4p-registry", "exec-api -> workflow-registry", "exec-api -> exec-registry", "exec-api -> kubernetes-api",
-      "d4p-registry -> d4p-registry-db", "sprov -> sprov-db", "sprov-view -> sprov", "sprov-cronjob -> sprov-db",
-      "mpi-jobs -> mpi-jobs",
-      // Keycloak in its namespace, or at its public URL, which the ingress controller serves.
-      ...apps.flatMap((w) => [`${w} -> keycloak`, `${w} -> ingress-controller`]),
-      ...DEPLOYMENTS.map((w) => `ingress-controller -> ${w}`),
-      ...DEPLOYMENTS.map((w) => `monitoring -> ${w}`),
-      "backups -> d4p-registry-db", "backups -> sprov-db",
-    ];
-    expect(dareActual.sort()).toEqual(expected.sort());
+  const signInClients = ["d4p-registry", "exec-api", "exec-registry", "playground", "workflow-registry", "semantic-data"];
+  const expected = [
+    // dare-login signs users in at Keycloak (in its namespace or at its public URL, which the ingress controller serves)
+    // and creates them in the registries and exec-api; since v3.2 the other services check sign-ins through it.
+    "dare-login -> keycloak", "dare-login -> ingress-controller",
+    "dare-login -> d4p-registry", "dare-login -> workflow-registry", "dare-login -> exec-api",
+    ...signInClients.map((w) => `${w} -> dare-login`),
+    "exec-api -> d4p-registry", "exec-api -> workflow-registry", "exec-api -> exec-registry", "exec-api -> kubernetes-api",
+    "exec-api -> internet-https",
+    "playground -> d4p-registry",
+    "d4p-registry -> d4p-registry-db", "sprov -> sprov-db", "sprov-view -> sprov", "sprov-cronjob -> sprov-db",
+    // Workflow pods: each other (SSH, MPI), provenance to sprov, their specification from exec-api.
+    "mpi-jobs -> mpi-jobs", "mpi-jobs -> sprov", "mpi-jobs -> exec-api",
+    ...DEPLOYMENTS.map((w) => `ingress-controller -> ${w}`),
+    ...[...DEPLOYMENTS, ...DATABASES].map((w) => `monitoring -> ${w}`),
+    "backups -> d4p-registry-db", "backups -> sprov-db",
+  ];
+
+  it("allow exactly the calls the evidence shows the services make", () => {
+    expect(edgesOf(built.objects).sort()).toEqual(expected.sort());
+  });
+
+  it("let workflow pods reach the internet only when dare:workflowInternetAccess is on, never the metadata service", async () => {
+    const open = await buildDareLayer(configFrom({ workflowInternetAccess: true }));
+    const edges = edgesOf(open.objects);
+    expect(edges.filter((e) => !expected.includes(e)).sort()).toEqual(["mpi-jobs -> internet-8080", "mpi-jobs -> internet-https"]);
+    expect(edges).not.toContain("mpi-jobs -> metadata-service");
   });
 
   it("let every DARE pod resolve names, and nothing else in by default", () => {
@@ -281,13 +338,22 @@ describe("NetworkPolicies", () => {
 });
 
 describe("configuration", () => {
+  it("calls each default port a guess in the configuration reference exactly where the facts table has no source for it", () => {
+    const [known, guessed] = CONFIG_KEYS.services.description.split("Ports that are guesses");
+    for (const w of DARE_WORKLOADS.filter((x) => WORKLOADS[x].kind === "Deployment")) {
+      const mention = `${w} ${WORKLOADS[w].port}`;
+      const where = isGuess(WORKLOADS[w].portSource) ? guessed : known;
+      expect({ w, listed: where.includes(mention) }).toEqual({ w, listed: true });
+    }
+  });
+
   it("adds a PodDisruptionBudget exactly where a service has more than one replica", async () => {
     const scaled = await buildDareLayer(configFrom({ services: { "dare-login": { replicas: 2 }, "sprov-view": { replicas: 3 } } }));
-    const pdbs = scaled.objects.filter((o) => o.kind === "PodDisruptionBudget");
+    const pdbs = scaled.objects.filter((o) => o.kind === "PodDisruptionBudget" && o.metadata.namespace === DARE_NS);
     expect(pdbs.map((p) => p.metadata.name).sort()).toEqual(["dare-login", "sprov-view"]);
     const deployment = scaled.objects.find((o) => o.kind === "Deployment" && o.metadata.name === "dare-login");
     expect(matches(pdbs.find((p) => p.metadata.name === "dare-login").spec.selector, deployment.spec.template.metadata.labels)).toBe(true);
-    expect(objectsOf("PodDisruptionBudget")).toHaveLength(0);
+    expect(objectsOf("PodDisruptionBudget", DARE_NS)).toHaveLength(0);
   });
 
   it("takes each image and its resources from config", async () => {
@@ -326,9 +392,9 @@ describe("configuration", () => {
     expect(() => new DareServices("dare", {
       provider: new k8s.Provider("test", { kubeconfig: "{}" }),
       domain: "dare.example.org", images: config.dare.images, services, sharedFilesystemSize: "1Gi", jupyterhub: false,
-      apiServerCidrs: [], monitoring: monitoringStandIn(),
+      apiServerCidrs: [], workflowInternetAccess: false,
       keycloak: { url: "u", realm: "r", clientId: "c", clientSecret: pulumi.secret("s"), adminUsername: "a", adminPassword: pulumi.secret("p") },
-    })).toThrow(/single-instance database/);
+    })).toThrow(/keeps its data on one volume; replicas must be 1/);
   });
 });
 

@@ -13,7 +13,7 @@ import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
 import { DareServices } from "../components/dare-services";
-import { configFrom, monitoringStandIn } from "./dare-fixture";
+import { configFrom } from "./dare-fixture";
 import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const egi: IdentityProviderSpec = {
@@ -252,8 +252,7 @@ describe("with the DARE services layer", () => {
       new DareServices("dare", {
         provider, domain: config.domain, images: dare.images, services: dare.services,
         sharedFilesystemSize: dare.sharedFilesystemSize, jupyterhub: false,
-        apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin,
-        monitoring: monitoringStandIn(),
+        apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin, workflowInternetAccess: false,
       });
     });
     const job = realmJob(resources);

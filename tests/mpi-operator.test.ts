@@ -3,10 +3,16 @@
  * "restricted" Pod Security level, and able to run the jobs exec-api starts (checked against the
  * upstream v0.8.2 CRD schema in ../shared/crds).
  */
+import * as fs from "fs";
+import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
+import * as YAML from "yaml";
+import { SHARED_FS_CLAIM } from "../components/dare-services";
 import { MpiOperator } from "../components/mpi-operator";
+import { DEPRECATION_WARNING, MPIJOB_CONVERSION_IMAGE, WEBHOOK_SCRIPT_FILE } from "../components/mpijob-conversion";
+import { runMocked } from "./support/mocked";
 import { installMocks } from "../tools/mocks";
-import { validateCustomResource } from "../tools/validate";
+import { sharedDir, validateCustomResource } from "../tools/validate";
 import { Built, buildDareLayer, configFrom } from "./dare-fixture";
 
 jest.setTimeout(120_000);
@@ -44,7 +50,7 @@ describe("MPI operator", () => {
   it("pins the CRD to the same upstream release as the operator image", () => {
     const crd = built.resources.find((r) => r.type === "kubernetes:yaml/v2:ConfigFile")!;
     const url = (crd.inputs as any).file as string;
-    const deployment = built.objects.find((o) => o.kind === "Deployment" && o.metadata.namespace === "mpi-operator");
+    const deployment = built.objects.find((o) => o.kind === "Deployment" && o.metadata.name === "mpi-operator");
     const tag = deployment.spec.template.spec.containers[0].image.split(":").pop();
     expect(url).toBe(`https://raw.githubusercontent.com/kubeflow/mpi-operator/v${tag}/manifests/base/kubeflow.org_mpijobs.yaml`);
     expect(tag).toBe("0.8.2");
@@ -63,15 +69,21 @@ describe("MPI operator", () => {
   it("runs under the restricted Pod Security level of its namespace", () => {
     const ns = built.objects.find((o) => o.kind === "Namespace" && o.metadata.name === "mpi-operator");
     expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
-    const pod = built.objects.find((o) => o.kind === "Deployment" && o.metadata.namespace === "mpi-operator").spec.template.spec;
-    const [c] = pod.containers;
-    expect(pod.securityContext.runAsNonRoot).toBe(true);
-    expect(pod.securityContext.seccompProfile.type).toBe("RuntimeDefault");
-    expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
-    expect(c.securityContext.capabilities.drop).toEqual(["ALL"]);
-    expect(pod.volumes.every((v: any) => !v.hostPath)).toBe(true);
-    expect(c.livenessProbe.httpGet.path).toBe("/healthz");
-    expect(c.resources.limits.memory).toBeDefined();
+    const deployments = built.objects.filter((o) => o.kind === "Deployment" && o.metadata.namespace === "mpi-operator");
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["mpi-operator", "mpijob-conversion"]);
+    for (const deployment of deployments) {
+      const pod = deployment.spec.template.spec;
+      const [c] = pod.containers;
+      expect(pod.securityContext.runAsNonRoot).toBe(true);
+      expect(pod.securityContext.seccompProfile.type).toBe("RuntimeDefault");
+      expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
+      expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+      expect(c.securityContext.capabilities.drop).toEqual(["ALL"]);
+      expect(pod.volumes.every((v: any) => !v.hostPath)).toBe(true);
+      expect(c.livenessProbe.httpGet.path).toBe("/healthz");
+      expect(c.readinessProbe.httpGet.path).toBe("/healthz");
+      expect(c.resources.limits.memory).toBeDefined();
+    }
   });
 
   it("is bound cluster-wide only to its own ServiceAccount", () => {
@@ -80,11 +92,70 @@ describe("MPI operator", () => {
     expect(bindings[0].subjects).toEqual([{ kind: "ServiceAccount", name: "mpi-operator", namespace: "mpi-operator" }]);
   });
 
-  it("accepts the jobs exec-api starts on kubeflow.org/v2beta1, and the seed's v1alpha1 API is gone", () => {
+  it("accepts jobs on kubeflow.org/v2beta1; the upstream CRD has no v1alpha1 (the conversion webhook adds it)", () => {
     expect(validateCustomResource(execApiJob(4))).toEqual([]);
     const typo = execApiJob(2) as any;
     typo.spec.mpiReplicaSpecs.Worker.replica = 2;
     expect(validateCustomResource(typo)?.join("\n")).toMatch(/replica/);
     expect(validateCustomResource({ ...execApiJob(2), apiVersion: "kubeflow.org/v1alpha1" })).toEqual([expect.stringMatching(/no version "v1alpha1"/)]);
+  });
+
+  it("runs the v1alpha1 conversion webhook: the script from components/, pinned node image, cert-manager certificate, Service", () => {
+    const ns = "mpi-operator";
+    const of = (kind: string, name: string) => built.objects.find((o) => o.kind === kind && o.metadata.namespace === ns && o.metadata.name === name);
+    const script = of("ConfigMap", "mpijob-conversion-script");
+    expect(script.data["webhook.js"]).toBe(fs.readFileSync(WEBHOOK_SCRIPT_FILE, "utf8"));
+    const deployment = of("Deployment", "mpijob-conversion");
+    const pod = deployment.spec.template.spec;
+    const [c] = pod.containers;
+    expect(c.image).toBe(MPIJOB_CONVERSION_IMAGE);
+    expect(MPIJOB_CONVERSION_IMAGE).toMatch(/^node:\d+\.\d+\.\d+-alpine\d+\.\d+$/);
+    expect(c.command).toEqual(["node", "/opt/mpijob-conversion/webhook.js"]);
+    expect(c.env).toContainEqual({ name: "SHARED_FS_CLAIM", value: SHARED_FS_CLAIM });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(deployment.spec.replicas).toBe(2);
+    const certificate = of("Certificate", "mpijob-conversion");
+    expect(certificate.spec.dnsNames).toContain("mpijob-conversion.mpi-operator.svc");
+    expect(certificate.spec.issuerRef).toEqual({ group: "cert-manager.io", kind: "Issuer", name: "mpijob-conversion-selfsigned" });
+    expect(of("Issuer", "mpijob-conversion-selfsigned").spec).toEqual({ selfSigned: {} });
+    expect(pod.volumes).toContainEqual({ name: "tls", secret: { secretName: certificate.spec.secretName } });
+    const service = of("Service", "mpijob-conversion");
+    expect(service.spec.ports).toEqual([{ name: "https", port: 443, targetPort: "https", protocol: "TCP" }]);
+    expect(c.ports).toEqual([{ name: "https", containerPort: 8443 }]);
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    for (const o of [script, deployment, certificate, service]) expect(validateCustomResource(o) ?? []).toEqual([]);
+  });
+
+  it("transforms the pinned upstream CRD: v1alpha1 served (deprecated, not stored), v2beta1 stored, conversion by the webhook's Service", async () => {
+    let operator: MpiOperator | undefined;
+    const resources = await runMocked(() => {
+      const provider = new k8s.Provider("test", { kubeconfig: "{}" });
+      operator = new MpiOperator("mpi", { provider, image: "mpioperator/mpi-operator:0.8.2" });
+    });
+    const upstream = YAML.parseAllDocuments(fs.readFileSync(path.join(sharedDir(), "crds/mpi-operator/v0.8.2/kubeflow.org_mpijobs.yaml"), "utf8"))
+      .map((d) => d.toJS()).find((d) => d?.kind === "CustomResourceDefinition");
+    const before = JSON.stringify(upstream);
+    const type = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition";
+    const result = await operator!.crdTransform({ type, name: "mpi-crd:mpijobs.kubeflow.org", custom: true, props: upstream, opts: {} });
+    expect(JSON.stringify(upstream)).toBe(before); // pure: the input is left alone
+    const crd = (result as any).props;
+    const versions = Object.fromEntries(crd.spec.versions.map((v: any) => [v.name, v]));
+    expect(Object.keys(versions)).toEqual(["v2beta1", "v1alpha1"]);
+    expect(versions.v2beta1).toEqual(upstream.spec.versions[0]);
+    expect(versions.v2beta1).toMatchObject({ served: true, storage: true });
+    expect(versions.v1alpha1).toMatchObject({ served: true, storage: false, deprecated: true, deprecationWarning: DEPRECATION_WARNING, subresources: { status: {} } });
+    expect(Object.keys(versions.v1alpha1.schema.openAPIV3Schema.properties.spec.properties).sort()).toEqual(["backoffLimit", "gpus", "launcherOnMaster", "replicas", "template"]);
+    // No defaults (a v1alpha1 object reads back as written) but those the API server requires of map-list keys.
+    const defaults = [...JSON.stringify(versions.v1alpha1.schema).matchAll(/"(\w+)":\{[^{}]*"default":("[^"]*")/g)].map((m) => `${m[1]}=${m[2]}`);
+    expect(new Set(defaults)).toEqual(new Set(['protocol="TCP"', 'name=""']));
+    const service = built.objects.find((o) => o.kind === "Service" && o.metadata.name === "mpijob-conversion");
+    expect(crd.spec.conversion).toEqual({
+      strategy: "Webhook",
+      webhook: { conversionReviewVersions: ["v1"], clientConfig: { service: { namespace: service.metadata.namespace, name: service.metadata.name, port: service.spec.ports[0].port, path: "/convert" } } },
+    });
+    expect(crd.metadata.annotations["cert-manager.io/inject-ca-from"]).toBe("mpi-operator/mpijob-conversion");
+    // Other resources pass through untouched; the ConfigFile still names the pinned URL.
+    expect(await operator!.crdTransform({ type: "kubernetes:core/v1:Namespace", name: "x", custom: true, props: { metadata: { name: "x" } }, opts: {} })).toBeUndefined();
+    expect((resources.find((r) => r.type === "kubernetes:yaml/v2:ConfigFile")!.inputs as any).file).toMatch(/v0\.8\.2\/manifests\/base\/kubeflow\.org_mpijobs\.yaml$/);
   });
 });

@@ -91,7 +91,7 @@ describe("docs/operations.md", () => {
       for (const name of tableOutputs()) expect({ name, printed: name in outputs }).toEqual({ name, printed: true });
       const site = "https://testbed.dare.example.org";
       for (const name of ["dareUrl", "keycloakUrl", "keycloakAdminConsole", "grafanaUrl"]) expect(outputs[name]).toMatch(new RegExp(`^${site}(/|$)`));
-      const served = Object.entries(WORKLOADS).filter(([, w]) => w.ingressPath).map(([name]) => name);
+      const served = Object.entries(WORKLOADS).filter(([, w]) => w.routes).map(([name]) => name);
       expect(Object.keys(outputs.dareServiceUrls).sort()).toEqual(served.sort());
       for (const url of Object.values<string>(outputs.dareServiceUrls)) expect(url.startsWith(`${site}/`)).toBe(true);
       expect(outputs.apiServerUrl).toBe(`https://${outputs.apiServer.publicAddress}:${outputs.apiServer.port}`);

@@ -1,4 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
+import { SITE_IMAGES } from "./support/images";
 import { ConfigError, loadConfig } from "../components/config";
 import { Host } from "../components/hosts";
 import { Infrastructure } from "../components/infrastructure";
@@ -33,7 +34,7 @@ const existingHosts = (w1Disks: string[]) => [
   { name: "w-1", role: "workers", address: "10.0.0.21", disks: w1Disks },
   { name: "w-2", role: "workers", address: "10.0.0.22", disks: ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"] },
 ];
-const base = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"] };
+const base = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], images: SITE_IMAGES };
 
 describe("OSDs are exactly the configured disks", () => {
   it("adds one device when a disk is added to an existing host, and changes nothing else", async () => {

@@ -1,6 +1,7 @@
 /** Stack files of the engine tier: existing hosts (the network-namespace test hosts, or any addresses for a preview). */
 import * as YAML from "yaml";
 import { TEST_SUBNET_PREFIX } from "../hosts/harness";
+import { SITE_IMAGES } from "../support/images";
 
 /** The test hosts' subnet (tests/hosts/harness.ts). */
 export const TEST_SUBNET = `${TEST_SUBNET_PREFIX}.0/24`;
@@ -40,6 +41,8 @@ export function existingHostsStack(args: ExistingHostsStack): string {
       "dare:ceph": { replicas: 1, monitors: 1 },
       "dare:ingressLoadBalancer": false,
       "dare:chartMirror": args.chartMirror,
+      // The DARE images without a published default, as a site that built them sets them.
+      "dare:images": SITE_IMAGES,
       ...(args.stopAfter ? { "dare:stopAfter": args.stopAfter } : {}),
     },
   });

@@ -9,9 +9,14 @@
 #                                                              their provider modules are not served, see README
 #   $DARE_ENGINE_CACHE/engine/home/plugins/resource-kubernetes-v<version>/pulumi-resource-kubernetes
 #                                                              the real Kubernetes provider, in the plugin cache layout
+#   $DARE_ENGINE_CACHE/engine/bin/kube-apiserver               k8s.io/kubernetes/cmd/kube-apiserver, the pinned Kubernetes
+#   $DARE_ENGINE_CACHE/engine/bin/etcd                         go.etcd.io/etcd/server/v3, the etcd kubeadm deploys with it
+#                                                              (both for tests/engine/apiserver.ts)
 #
 # Each build lands in a folder keyed on its module files and flags, so a rerun builds nothing. Prints the
 # engine folder on its last line. DARE_ENGINE_CACHE defaults to ~/.cache/dare-engine.
+# $out is set by build_once for the builder it runs.
+# shellcheck disable=SC2154
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -76,6 +81,26 @@ build_standins() {
   (cd "$root/tests/engine/standin-providers" && go build -trimpath -ldflags "-s -w" -o "$out/" ./cmd/...)
 }
 
+# kube-apiserver, stamped as the release's own build stamps it (hack/lib/version.sh): gitVersion and
+# major/minor in both version packages; the build date is the module version's time, so rebuilds are identical.
+build_kube_apiserver() {
+  local version minor date flags pkg
+  version=$(required_version "$modules/kube-apiserver" k8s.io/kubernetes)
+  minor=${version#v1.}; minor=${minor%%.*}
+  date=$(cd "$modules/kube-apiserver" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
+  flags="-s -w"
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    flags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.buildDate=$date"
+  done
+  (cd "$modules/kube-apiserver" && go build -trimpath -ldflags "$flags" \
+    -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+}
+
+# etcd's server module is its `etcd` command; its version is in its source (go.etcd.io/etcd/api/v3/version).
+build_etcd() {
+  (cd "$modules/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+}
+
 build_once pulumi build_pulumi "$modules/pulumi/go.mod" "$modules/pulumi/go.sum"
 pulumi_dir=$built
 
@@ -88,6 +113,12 @@ mapfile -t standin_sources < <(find "$root/tests/engine/standin-providers" -type
 build_once standin-providers build_standins "${standin_sources[@]}"
 standin_dir=$built
 
+build_once etcd build_etcd "$modules/etcd/go.mod" "$modules/etcd/go.sum"
+etcd_dir=$built
+
+build_once kube-apiserver build_kube_apiserver "$modules/kube-apiserver/go.mod" "$modules/kube-apiserver/go.sum"
+kube_apiserver_dir=$built
+
 # Assemble: symlinks into the keyed builds, replaced whole so a version change leaves nothing stale.
 rm -rf "$engine.partial"
 mkdir -p "$engine.partial/bin" "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION"
@@ -95,6 +126,8 @@ ln -s "$pulumi_dir/pulumi" "$engine.partial/bin/pulumi"
 for provider in command random tls; do
   ln -s "$standin_dir/pulumi-resource-$provider" "$engine.partial/bin/pulumi-resource-$provider"
 done
+ln -s "$etcd_dir/etcd" "$engine.partial/bin/etcd"
+ln -s "$kube_apiserver_dir/kube-apiserver" "$engine.partial/bin/kube-apiserver"
 ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
   "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
 rm -rf "$engine"; mv "$engine.partial" "$engine"
