@@ -15,9 +15,13 @@ import { MpiOperator } from "./components/mpi-operator";
 import { DareServices, WORKLOADS } from "./components/dare-services";
 import { AvailabilityProbes } from "./components/availability-probes";
 import { Backups } from "./components/backups";
+import { DataProtection } from "./components/data-protection";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
+// Before the first resource: every data-holding resource is protected (docs/operations.md, "Letting data go").
+const dataProtection = new DataProtection(config.allowDataLoss);
+dataProtection.install();
 
 // 1. IaaS: OpenStack machines, or the hosts that already exist.
 const infra = new Infrastructure(config.clusterName, {
@@ -98,7 +102,7 @@ function platformLayers() {
     tlsIssuer: config.tlsIssuer,
     acmeEmail: config.acmeEmail,
     harbor: config.harbor,
-    storageClass: storage.blockStorageClass,
+    storageClass: storage.retainedBlockStorageClass,
   }, { dependsOn: [networking, storage] });
   const clusterIssuer = security.clusterIssuer;
   const dareCaCertificate = security.caCertificate;
@@ -116,6 +120,8 @@ function platformLayers() {
     replicas: config.keycloak.replicas,
     databaseInstances: config.keycloak.databaseInstances,
     databaseSizeGb: config.keycloak.databaseSizeGb,
+    // Volumes that hold data outlive their claims (reclaimPolicy Retain).
+    databaseStorageClass: storage.retainedBlockStorageClass,
   }, { dependsOn: [networking, storage, security] });
   const keycloakUrl = identity.url;
   const keycloakAdminConsole = identity.adminConsoleUrl;
@@ -157,8 +163,8 @@ function platformLayers() {
     workflowInternetAccess: config.dare.workflowInternetAccess,
     keycloak: identity.dareLogin,
     ingressClassName: networking.ingressClassName,
-    blockStorageClass: storage.blockStorageClass,
-    sharedStorageClass: storage.sharedStorageClass,
+    blockStorageClass: storage.retainedBlockStorageClass,
+    sharedStorageClass: storage.retainedSharedStorageClass,
     // exec-api reaches the API at the control planes (and the API load balancer) after Service translation.
     apiServerCidrs: pulumi.all([infra.hosts, infra.apiServer]).apply(([list, api]) => [...new Set([
       ...list.filter((h) => h.role === "control-plane").map((h) => `${h.privateAddress}/32`),
@@ -204,9 +210,11 @@ function platformLayers() {
       dependsOn: [...cluster.steps.prepare.values()],
     } : undefined,
   }, { dependsOn: [dare] });
-  /** Add to the borg repository server's authorized_keys (see docs/recovery.md). */
-  const borgPublicKey = backups.borgPublicKey;
-  return { ingressAddresses, clusterIssuer, dareCaCertificate, harborUrl, harborAdminPassword, keycloakUrl, keycloakAdminConsole, keycloakAdmin, dareRealmAdmin, dareLoginClientSecret, grafanaUrl, grafanaAdmin, mpiJobApiVersion, dareUrl, dareServiceUrls, borgPublicKey };
+  /** The borg repository server's authorized_keys: one line per host, its own key confined to its own repository (docs/recovery.md). */
+  const borgAuthorizedKeys = backups.borgAuthorizedKeys;
+  /** The borg passphrase (secret): keep a copy outside the state, or the archives cannot be read. */
+  const borgPassphrase = backups.borgPassphrase;
+  return { ingressAddresses, clusterIssuer, dareCaCertificate, harborUrl, harborAdminPassword, keycloakUrl, keycloakAdminConsole, keycloakAdmin, dareRealmAdmin, dareLoginClientSecret, grafanaUrl, grafanaAdmin, mpiJobApiVersion, dareUrl, dareServiceUrls, borgAuthorizedKeys, borgPassphrase };
 }
 
 // dare:stopAfter = bootstrap stops after layer 2: hosts prepared and joined, nothing applied to the cluster
@@ -227,4 +235,7 @@ export const grafanaAdmin = platform ? platform.grafanaAdmin : null;
 export const mpiJobApiVersion = platform ? platform.mpiJobApiVersion : null;
 export const dareUrl = platform ? platform.dareUrl : null;
 export const dareServiceUrls = platform ? platform.dareServiceUrls : null;
-export const borgPublicKey = platform ? platform.borgPublicKey : null;
+export const borgAuthorizedKeys = platform ? platform.borgAuthorizedKeys : null;
+export const borgPassphrase = platform ? platform.borgPassphrase : null;
+/** The data-holding resources of this update; the next one refuses to lose any of them unless allowed (dare:allowDataLoss). */
+export const dataResources = dataProtection.checkedInventory();

@@ -11,6 +11,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { BackupSpec } from "./config";
 import { HostRef, hostStep, readScript, SshAccess } from "./host-step";
@@ -21,15 +22,33 @@ export const ETCD_PKI = "/etc/kubernetes/pki/etcd";
 
 /**
  * What borg leaves out: the seed's /tmp, /root and /boot, plus what is rebuilt at boot or by
- * Kubernetes (kernel file systems, container images and pod volumes, live etcd and Ceph monitor
- * stores whose consistent copies are the snapshots, caches).
+ * Kubernetes (kernel file systems, container images, the kubelet's pod volumes and CSI mounts (Ceph
+ * RBD and CephFS volumes mounted on the node), live etcd and Ceph monitor stores whose consistent
+ * copies are the snapshots, caches). borg also stays on the host's own disk file systems
+ * (`--one-file-system`, components/scripts/borg-backup.sh).
  */
 export const BORG_EXCLUDES = [
   "/tmp", "/root", "/boot",
   "/proc", "/sys", "/dev", "/run", "/mnt", "/media", "/lost+found", "/swap.img",
-  "/var/tmp", "/var/cache", "/var/lib/containerd", "/var/lib/kubelet/pods", "/var/lib/etcd",
+  "/var/tmp", "/var/cache", "/var/lib/containerd", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins", "/var/lib/etcd",
   "/var/lib/rook", "/var/log/pods", "/var/log/containers", "/var/lib/dare-borg",
 ];
+
+/** A repository path that is safe unquoted in an authorized_keys command (read by the borg user's shell). */
+const BORG_SERVE_PATH = /^(~[a-z0-9_-]*\/)?[A-Za-z0-9._+\/-]+$/;
+
+/**
+ * The repository server's authorized_keys line for one host: its own key may only run `borg serve`
+ * restricted to its own repository, `<dare:backup path>/<host>` (borg's "Hosting repositories").
+ */
+export function borgAuthorizedKey(repository: string, host: string, publicKeyOpenssh: string): string {
+  const base = repository.slice(repository.indexOf(":") + 1).replace(/\/+$/, "");
+  const path = `${base}/${host}`;
+  if (!BORG_SERVE_PATH.test(path)) {
+    throw new Error(`borg repository path ${JSON.stringify(path)}: use letters, digits and . _ + - / only (it goes unquoted into the server's authorized_keys)`);
+  }
+  return `command="borg serve --restrict-to-path ${path}",restrict ${publicKeyOpenssh.trim()} dare-borg@${host}`;
+}
 
 export interface DatabaseTarget {
   /** in-cluster host name */
@@ -89,16 +108,18 @@ export function borgSetupEnv(host: string, policy: BackupSpec, sshPrivateKey: pu
 export class Backups extends pulumi.ComponentResource {
   /** The namespace of the backup jobs. */
   public readonly namespace: string;
-  /** Public half of the key hosts log in to the borg repository with ("" without a repository): add it to the server's authorized_keys. */
-  public readonly borgPublicKey: pulumi.Output<string>;
+  /**
+   * The borg repository server's authorized_keys lines, one per host ("" without a repository): each
+   * host's own key, confined to that host's repository by `borg serve --restrict-to-path`.
+   */
+  public readonly borgAuthorizedKeys: pulumi.Output<string>;
+  /** The borg repositories' passphrase (secret; "" without a repository): dare:backupPassphrase, or generated. */
+  public readonly borgPassphrase: pulumi.Output<string>;
 
   constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:backups:Backups", name, {}, opts);
     if (args.policy.repository && !args.borg) {
       throw new Error(`${name}: a borg repository (${args.policy.repository}) needs the hosts to back up (borg)`);
-    }
-    if (args.policy.repository && !args.policy.passphrase) {
-      throw new Error(`${name}: a borg repository needs a passphrase`);
     }
     if (args.borg && !args.policy.repository) {
       throw new Error(`${name}: hosts were given for borg but no repository (dare:backup)`);
@@ -112,22 +133,32 @@ export class Backups extends pulumi.ComponentResource {
     this.etcdSnapshots(name, args, nsOpts);
     this.dumps(name, args, nsOpts);
 
-    if (args.policy.repository && args.borg && args.policy.passphrase) {
-      const key = new tls.PrivateKey(`${name}-borg-ssh`, { algorithm: "ED25519" }, { parent: this });
-      this.borgPublicKey = key.publicKeyOpenssh.apply((k) => k.trim());
+    if (args.policy.repository && args.borg) {
+      // The operator's passphrase, or one made here: a secret in the state, shown by `pulumi stack output borgPassphrase`.
+      const passphrase = args.policy.passphrase
+        ?? new random.RandomPassword(`${name}-borg-passphrase`, { length: 40, special: false }, { parent: this }).result;
+      this.borgPassphrase = pulumi.secret(passphrase);
+      // One key per host, each confined on the server to that host's repository: root on one host
+      // cannot read (or delete) another host's archives, e.g. a control plane's etcd snapshots and CA keys.
+      const repository = args.policy.repository;
+      const lines: pulumi.Output<string>[] = [];
       for (const host of args.borg.hosts) {
+        const key = new tls.PrivateKey(`${name}-borg-ssh-${host.name}`, { algorithm: "ED25519" }, { parent: this });
+        lines.push(key.publicKeyOpenssh.apply((k) => borgAuthorizedKey(repository, host.name, k)));
         hostStep(name, {
           host,
           step: "borg-backup",
           script: "borg-setup.sh",
-          env: borgSetupEnv(host.name, args.policy, key.privateKeyOpenssh, args.policy.passphrase),
+          env: borgSetupEnv(host.name, args.policy, key.privateKeyOpenssh, passphrase),
         }, args.borg.ssh, { parent: this, dependsOn: args.borg.dependsOn });
       }
+      this.borgAuthorizedKeys = pulumi.all(lines).apply((l) => l.join("\n"));
     } else {
-      this.borgPublicKey = pulumi.output("");
+      this.borgAuthorizedKeys = pulumi.output("");
+      this.borgPassphrase = pulumi.output("");
     }
 
-    this.registerOutputs({ namespace: this.namespace, borgPublicKey: this.borgPublicKey });
+    this.registerOutputs({ namespace: this.namespace, borgAuthorizedKeys: this.borgAuthorizedKeys });
   }
 
   /** A pod spec pinned to a control-plane node, writing under BACKUP_ROOT on that node. */
@@ -216,6 +247,8 @@ export class Backups extends pulumi.ComponentResource {
     const script = (engine: string, ext: string, dump: string) => [
       // bash where a pipe must fail as a whole (the mysql image's sh is bash; dash lacks pipefail).
       dump.includes("|") ? "set -euo pipefail" : "set -eu",
+      // Dumps hold every row (password hashes, tokens): readable by root only (tests/restore/dump-mode.test.ts).
+      "umask 077",
       // What a failed run left behind.
       `rm -f /backup/${engine}-*.part`,
       `name=${engine}-$(date -u +%Y%m%dT%H%M%SZ).${ext}`,

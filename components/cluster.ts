@@ -24,6 +24,11 @@ export interface ClusterNode {
   pool: string;
   /** the private address, when the configuration already knows it (existing hosts) */
   privateAddress?: string;
+  /**
+   * Disks the configuration gives this host for Ceph (one OSD each; default 0). A host with disks gets
+   * OSD-removal steps, and its upgrades drain it alone (Rook's PodDisruptionBudgets allow one OSD host down).
+   */
+  disks?: number;
 }
 
 export interface KubernetesClusterArgs {
@@ -61,9 +66,27 @@ export interface KubernetesClusterArgs {
   externalCloudProvider?: boolean;
 }
 
-/** Workers upgraded at once: a tenth of them (at least one), so capacity stays while they drain. */
+/** Workers without OSDs upgraded at once: a tenth of them (at least one), so capacity stays while they drain. */
 export function upgradeBatchSize(workers: number): number {
   return Math.max(1, Math.ceil(workers / 10));
+}
+
+/** Seconds the OSD removal waits for Ceph to re-replicate (every placement group active+clean) before it fails. */
+export const CEPH_CLEAN_TIMEOUT_SECONDS = 3600;
+
+/**
+ * Worker upgrades in the order they run: lists that run one after another, the hosts of a list at once.
+ * Workers that hold OSDs go alone, one after another (Rook's PodDisruptionBudgets let one OSD host
+ * drain at a time; a second drain would wait on them until it timed out); the others, alongside,
+ * in batches of `upgradeBatchSize`.
+ */
+export function workerUpgradeWaves(workers: ClusterNode[]): { osd: ClusterNode[][]; other: ClusterNode[][] } {
+  const osd = workers.filter((w) => (w.disks ?? 0) > 0);
+  const other = workers.filter((w) => (w.disks ?? 0) === 0);
+  const batch = upgradeBatchSize(other.length);
+  const waves: ClusterNode[][] = [];
+  for (let i = 0; i < other.length; i += batch) waves.push(other.slice(i, i + batch));
+  return { osd: osd.map((w) => [w]), other: waves };
 }
 
 /**
@@ -72,13 +95,14 @@ export function upgradeBatchSize(workers: number): number {
  */
 export function clusterNodes(config: Pick<DareConfig, "provider" | "clusterName" | "nodes" | "hosts">): ClusterNode[] {
   if (config.provider === "openstack") {
-    return planNodes(config.clusterName, config.nodes).map((n) => ({ name: n.name, role: n.role, pool: n.pool }));
+    return planNodes(config.clusterName, config.nodes).map((n) => ({ name: n.name, role: n.role, pool: n.pool, disks: n.disks.count }));
   }
   const nodes = config.hosts.map((h): ClusterNode => ({
     name: h.name,
     role: h.role === CONTROL_PLANE_ROLE ? "control-plane" : "worker",
     pool: h.role,
     privateAddress: h.privateAddress,
+    disks: h.disks.length,
   }));
   // Stable sort, as Infrastructure does: "the first control plane" is the same host everywhere.
   return nodes.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
@@ -109,6 +133,16 @@ export interface ClusterSteps {
   join: Map<string, command.remote.Command>;
   /** on the first control plane, per joined host: labels it; deleted (drain, delete) before the host resets */
   node: Map<string, command.remote.Command>;
+  /**
+   * On the first control plane, per joined host with disks: deleted (its OSDs out, re-replicated, purged)
+   * before that host's node step drains it. Keyed by host name.
+   */
+  osdHost: Map<string, command.remote.Command>;
+  /**
+   * On the first control plane, per disk of those hosts: deleted (that disk's OSD out, re-replicated,
+   * purged) before the disk's volume attachment, from which the disk's path derives. Keyed `<host>/<j>`.
+   */
+  osdDisk: Map<string, command.remote.Command>;
   upgrade: Map<string, command.remote.Command>;
   all: command.remote.Command[];
 }
@@ -286,7 +320,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     let lastControlPlane: command.remote.Command = init;
     for (const node of controlPlanes.slice(1)) lastControlPlane = joinStep(node, [lastControlPlane]);
 
-    // Upgrades in kubeadm's order: first control plane, the others one at a time, workers in batches.
+    // Upgrades in kubeadm's order: first control plane, the others one at a time, then the workers: those
+    // with OSDs one at a time, the others in batches (workerUpgradeWaves).
     // No-ops at the installed version, so on a fresh cluster they only add a quick check.
     const clusterAdmin = pulumi.secret(pulumi.all([api, pki.ca.certPem, pki.adminCertPem, pki.adminKeyPem])
       .apply(([a, ca, cert, key]) => adminKubeconfig(args.clusterName, `https://${a.privateAddress}:${a.port}`, ca, cert, key)));
@@ -336,11 +371,40 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const revoke = step(first, "token-revoke", "k8s-token-revoke.sh", { BOOTSTRAP_TOKEN: token },
       [tokenStep, ...join.values()], { triggers: [joinRound] });
 
-    const batch = upgradeBatchSize(workers.length);
-    for (let i = 0; i < workers.length; i += batch) {
-      const before = previousUpgrades;
-      previousUpgrades = workers.slice(i, i + batch).map((member) =>
-        upgradeStep(member, "worker", [join.get(member.name)!, node.get(member.name)!, ...before]));
+    // Per joined host with disks, on the first control plane: nothing while it stays; when the host or a
+    // disk leaves, its OSDs are taken out of Ceph first (ceph-remove-osds.sh). Deletes run dependents
+    // first, so each of these depends on what must outlive it: a disk's step on the disk's path (which the
+    // IaaS layer derives from the volume attachment), the host's step on the node step (the drain) and
+    // on its disks' steps, so that a host leaving moves its data once, for all its OSDs together.
+    const osdHost = new Map<string, command.remote.Command>();
+    const osdDisk = new Map<string, command.remote.Command>();
+    const apiEndpoint = api.apply((a) => `${a.privateAddress}:${a.port}`);
+    for (const member of others.filter((n) => (n.disks ?? 0) > 0)) {
+      const osdEnv = (device: pulumi.Input<string>) => ({
+        OSD_HOST: member.name,
+        OSD_DEVICE: device,
+        CEPH_CLEAN_TIMEOUT: String(CEPH_CLEAN_TIMEOUT_SECONDS),
+        API_ENDPOINT: apiEndpoint,
+      });
+      const disks = Array.from({ length: member.disks! }, (_, j) => {
+        const disk = step(first, `osd-${member.name}-disk-${j}`, "ceph-osd.sh",
+          osdEnv(hostOf(member).apply((h) => h.disks[j] ?? "")), [init],
+          { deleteScript: "ceph-remove-osds.sh", rerunOnNewMachine: false });
+        osdDisk.set(`${member.name}/${j}`, disk);
+        return disk;
+      });
+      osdHost.set(member.name, step(first, `osd-${member.name}`, "ceph-osd.sh", osdEnv(""),
+        [node.get(member.name)!, ...disks], { deleteScript: "ceph-remove-osds.sh", rerunOnNewMachine: false }));
+    }
+
+    // Workers after the control planes: those with OSDs one at a time, the others alongside in batches.
+    const waves = workerUpgradeWaves(workers);
+    for (const stream of [waves.osd, waves.other]) {
+      let before = controlPlanesUpgraded;
+      for (const wave of stream) {
+        const previous = before;
+        before = wave.map((member) => upgradeStep(member, "worker", [join.get(member.name)!, node.get(member.name)!, ...previous]));
+      }
     }
 
     return {
@@ -351,8 +415,11 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       tokenRevoke: revoke,
       join,
       node,
+      osdHost,
+      osdDisk,
       upgrade,
-      all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(), ...upgrade.values()],
+      all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(),
+        ...osdDisk.values(), ...osdHost.values(), ...upgrade.values()],
     };
   }
 }

@@ -64,9 +64,10 @@ export const CONFIG_KEYS = declare({
   },
   hosts: {
     default: [],
-    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks}]`; role is " +
-      "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph. Set it field " +
-      "by field with `--path` (`hosts[0].name`, `hosts[0].address`, …).",
+    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, installation}]`; role is " +
+      "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph; installation " +
+      "(optional) names the host's installation: give it a new value after re-installing the host, and `pulumi up` sets " +
+      "it up again (docs/recovery.md). Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …).",
   },
   network: {
     default: {
@@ -192,7 +193,8 @@ export const CONFIG_KEYS = declare({
       "mpijob-conversion": "node:24.19.0-alpine3.24",
       // prometheus/blackbox_exporter tag v0.28.0 (2025-12-04), published to quay.io by its release CI.
       "blackbox-exporter": "quay.io/prometheus/blackbox-exporter:v0.28.0",
-      "etcd": "registry.k8s.io/etcd:3.6.4-0",
+      // The etcd kubeadm 1.36 deploys (cmd/kubeadm/app/constants: DefaultEtcdVersion 3.6.8-0): etcdctl of the same release.
+      "etcd": "registry.k8s.io/etcd:3.6.8-0",
       "postgres-client": "postgres:18.1",
       "busybox": "busybox:1.37.0",
     },
@@ -234,12 +236,30 @@ export const CONFIG_KEYS = declare({
     type: "string",
     default: "",
     description: "Borg repository for host backups, `user@host:path` (each host uses path/<host name>). Empty: no host " +
-      "backups. Needs dare:backupPassphrase. Add the stack output borgPublicKey to the repository server's authorized_keys.",
+      "backups. Needs dare:backupPassphrase. Install the stack output borgAuthorizedKeys (one line per host: its own key, " +
+      "confined to its own repository) as the repository server's authorized_keys.",
   },
   backupPassphrase: {
     secret: true,
     default: "",
-    description: "Passphrase of the borg repositories' keys (repokey-blake2). Set with --secret.",
+    description: "Passphrase of the borg repositories' keys (repokey-blake2). Set with --secret. Empty: the program " +
+      "generates one (a secret in the state); keep a copy outside it (`pulumi stack output borgPassphrase " +
+      "--show-secrets`): without it no archive can be read.",
+  },
+  allowDataLoss: {
+    type: "array",
+    items: { type: "string" },
+    default: [],
+    description: "Names of data-holding resources (volumes, VMs, volume claims, the database cluster, data " +
+      "namespaces) that this run may delete or replace. Empty: the program refuses any change that would delete " +
+      "one, naming it (docs/operations.md, \"Letting data go\"). Remove the entries after the run.",
+  },
+  backupOptOut: {
+    type: "string",
+    default: "",
+    description: "Why this stack runs without off-host backups (dare:backup unset), e.g. \"testbed: disposable " +
+      "data\". Without dare:backup or this reason the configuration is refused: etcd snapshots and database " +
+      "dumps would otherwise live only on the control planes' disks.",
   },
   backupPolicy: {
     default: {

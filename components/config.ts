@@ -52,6 +52,11 @@ export interface ExistingHostSpec {
   port: number;
   /** block devices for Ceph OSDs, e.g. /dev/sdb */
   disks: string[];
+  /**
+   * Names this installation of the machine's system; a new value (after re-installing the host) makes the
+   * program set the host up again, as a re-created VM's new instance id does. Undefined: never re-installed.
+   */
+  installation?: string;
 }
 
 export interface NetworkSpec {
@@ -94,6 +99,8 @@ export interface DareConfig {
   harbor: HarborSpec;
   /** "bootstrap": declare only the IaaS and bootstrap layers; "": every layer */
   stopAfter: "" | "bootstrap";
+  /** names of data resources whose protection is lifted for this run (dare:allowDataLoss) */
+  allowDataLoss: string[];
   /** Helm repository every chart is pulled from instead of its upstream one; undefined: upstream */
   chartMirror?: string;
   keycloak: KeycloakSpec;
@@ -352,7 +359,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const key = `hosts[${i}]`;
     const host = r.object(key, item, example);
     if (!host) return;
-    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks"], example);
+    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "installation"], example);
     const name = r.string(`${key}.name`, host.name ?? "", "", `"worker-3"`, NAME,
       "must be a lower-case DNS label: it becomes the Kubernetes node name");
     if (name && names.has(name)) r.problem(`${key}.name`, name, "duplicate host name", `"worker-4"`);
@@ -377,6 +384,10 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
       user: r.string(`${key}.user`, host.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`),
       port: r.integer(`${key}.port`, host.port, 22, 1, "22"),
       disks,
+      ...(host.installation === undefined || host.installation === "" ? {} : {
+        installation: r.string(`${key}.installation`, host.installation, "", `"reinstalled-2026-12-01"`, /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
+          "must be a short identifier (letters, digits, . _ : -)"),
+      }),
     });
   });
   return hosts;
@@ -632,9 +643,19 @@ function readDareLayer(r: Reader): DareLayerSpec {
     : r.string("backup", repoRaw, "", `"borg@backup.example.org:/srv/borg/dare"`, BORG_REPO, "must name a borg repository as user@host:path");
   let passphrase: pulumi.Output<string> | undefined;
   const passRaw = r.raw("backupPassphrase") || undefined;
+  const optOut = (r.raw("backupOptOut") as string | undefined) || undefined;
+  if (!repository && !optOut) {
+    r.problem("backup", undefined, "off-host backups are required: without them etcd snapshots and database dumps live only on the control planes' disks",
+      "pulumi config set backup borg@backup.example.org:/srv/borg/dare (or, for disposable data: pulumi config set backupOptOut 'testbed: disposable data')");
+  } else if (repository && optOut) {
+    r.problem("backupOptOut", optOut, "contradicts dare:backup, which is set", "pulumi config rm backupOptOut");
+  }
   if (repository) {
-    if (typeof passRaw !== "string" || passRaw.length < 12) {
-      r.problem("backupPassphrase", passRaw === undefined ? undefined : "[secret]", "dare:backup needs a passphrase of at least 12 characters for the borg repository's key",
+    // Unset: Backups generates one (stack output borgPassphrase).
+    if (passRaw === undefined) {
+      passphrase = undefined;
+    } else if (typeof passRaw !== "string" || passRaw.length < 12) {
+      r.problem("backupPassphrase", "[secret]", "a borg passphrase needs at least 12 characters",
         "pulumi config set --secret backupPassphrase \"$(openssl rand -base64 32)\"");
     } else if (r.isSecretKey("backupPassphrase") === false) {
       r.problem("backupPassphrase", "[not shown]", "must be set with --secret: it protects every host's backup", "pulumi config set --secret backupPassphrase <passphrase>");
@@ -918,6 +939,8 @@ export function loadConfig(source: ConfigSource): DareConfig {
     sshPrivateKey: readSshPrivateKey(r),
     apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), defaultOf("apiLoadBalancer"), "false"),
     stopAfter: r.oneOf("stopAfter", "pulumi config set stopAfter bootstrap") as DareConfig["stopAfter"],
+    allowDataLoss: (r.list("allowDataLoss", r.raw("allowDataLoss"), `["dare-production-workers-2-disk-0"]`) ?? []).map((name, i) => r.string(`allowDataLoss[${i}]`, name, "",
+      `"dare-production-workers-2-disk-0"`, /^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a resource name as the refusal prints it")),
     ...readPlatformBase(r, provider, nodes, hosts),
     ...readAccessAndMonitoring(r),
     dare: readDareLayer(r),

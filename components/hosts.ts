@@ -23,7 +23,7 @@ export interface Host {
   /**
    * The machine's identity (OpenStack: the instance id). A lost VM re-created under the same name keeps
    * its addresses and volumes but not this, so the steps that set a host up run again on the new one.
-   * Undefined for existing hosts.
+   * Existing hosts: their `installation` (dare:hosts), undefined until the first re-install.
    */
   machineId?: string;
 }

@@ -61,6 +61,8 @@ export interface IdentityArgs {
   databaseInstances: number;
   /** size of each PostgreSQL volume, GiB */
   databaseSizeGb: number;
+  /** StorageClass of the database's volumes (Storage.retainedBlockStorageClass); default: the cluster's default class. */
+  databaseStorageClass?: string;
   /** the cluster's provider (KubernetesCluster.provider) */
   provider: k8s.Provider;
 }
@@ -276,7 +278,7 @@ export class Identity extends pulumi.ComponentResource {
         ...(args.databaseInstances === 1 ? { enablePDB: false } : {}),
         imageName: VERSIONS.postgresImage,
         enableSuperuserAccess: false,
-        storage: { size: `${args.databaseSizeGb}Gi` },
+        storage: { size: `${args.databaseSizeGb}Gi`, ...(args.databaseStorageClass ? { storageClass: args.databaseStorageClass } : {}) },
         bootstrap: { initdb: { database: DB_NAME, owner: DB_USER, secret: { name: dbSecret.metadata.name } } },
       },
     }, child({ dependsOn: [cnpg] }));

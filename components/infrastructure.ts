@@ -191,6 +191,8 @@ export class Infrastructure extends pulumi.ComponentResource {
       port: h.port,
       disks: h.disks,
       viaBastion: false,
+      // An existing machine's identity is its installation: a new one after a re-install sets it up again.
+      ...(h.installation ? { machineId: h.installation } : {}),
     }));
     // Control planes first, as on OpenStack, so "the first control plane" means the same everywhere.
     hosts.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
@@ -290,12 +292,14 @@ export class Infrastructure extends pulumi.ComponentResource {
           size: node.disks.sizeGb,
           description: `Ceph OSD ${j} of ${node.name}`,
         }, parent);
-        new openstack.compute.VolumeAttach(`${name}-${node.key}-disk-${j}`, {
+        const attachment = new openstack.compute.VolumeAttach(`${name}-${node.key}-disk-${j}`, {
           instanceId: instance.id,
           volumeId: volume.id,
         }, parent);
         // Virtio names a volume's disk after the first 20 characters of its id: stable, unlike /dev/vdX.
-        return volume.id.apply((id) => `/dev/disk/by-id/virtio-${id.substring(0, 20)}`);
+        // The path comes through the attachment: Ceph is handed only attached disks, and the step that takes
+        // the disk's OSD out of Ceph depends on the attachment, so Pulumi runs that removal before the detach.
+        return pulumi.all([volume.id, attachment.id]).apply(([id]) => `/dev/disk/by-id/virtio-${id.substring(0, 20)}`);
       });
       let publicAddress: pulumi.Output<string> | undefined;
       if (node.publicIp) {

@@ -16,6 +16,11 @@ export const CHARTS = {
 
 export const BLOCK_STORAGE_CLASS = "rook-ceph-block";
 export const SHARED_STORAGE_CLASS = "rook-cephfs";
+export const RETAINED_BLOCK_STORAGE_CLASS = "rook-ceph-block-retain";
+export const RETAINED_SHARED_STORAGE_CLASS = "rook-cephfs-retain";
+const BLOCK_POOL = "replicapool";
+const FILE_SYSTEM = "cephfs";
+const SHARED_DATA_POOL = "data0";
 
 export interface StorageArgs {
   /** Helm repository every chart of this layer is pulled from instead of its upstream one (dare:chartMirror). */
@@ -69,6 +74,10 @@ function csiSecrets(kind: "rbd" | "cephfs") {
   };
 }
 
+/** The classes' own parameters (the chart adds pool, clusterID and, for CephFS, fsName). */
+const BLOCK_PARAMETERS = { imageFormat: "2", imageFeatures: "layering", ...csiSecrets("rbd") };
+const SHARED_PARAMETERS = csiSecrets("cephfs");
+
 /** Values of the rook-ceph-cluster chart: the CephCluster, one block pool, one file system. */
 export function cephClusterValues(hosts: Host[], replicas: number, monitors: number) {
   return {
@@ -81,7 +90,7 @@ export function cephClusterValues(hosts: Host[], replicas: number, monitors: num
       storage: cephStorage(hosts),
     },
     cephBlockPools: [{
-      name: "replicapool",
+      name: BLOCK_POOL,
       spec: { failureDomain: "host", replicated: replicated(replicas) },
       storageClass: {
         enabled: true,
@@ -90,14 +99,14 @@ export function cephClusterValues(hosts: Host[], replicas: number, monitors: num
         reclaimPolicy: "Delete",
         allowVolumeExpansion: true,
         volumeBindingMode: "Immediate",
-        parameters: { imageFormat: "2", imageFeatures: "layering", ...csiSecrets("rbd") },
+        parameters: BLOCK_PARAMETERS,
       },
     }],
     cephFileSystems: [{
-      name: "cephfs",
+      name: FILE_SYSTEM,
       spec: {
         metadataPool: { failureDomain: "host", replicated: replicated(replicas) },
-        dataPools: [{ name: "data0", failureDomain: "host", replicated: replicated(replicas) }],
+        dataPools: [{ name: SHARED_DATA_POOL, failureDomain: "host", replicated: replicated(replicas) }],
         metadataServer: {
           activeCount: 1,
           // A standby MDS needs a second node; with one replica the testbed has no spare anyway.
@@ -110,11 +119,11 @@ export function cephClusterValues(hosts: Host[], replicas: number, monitors: num
         enabled: true,
         isDefault: false,
         name: SHARED_STORAGE_CLASS,
-        pool: "data0",
+        pool: SHARED_DATA_POOL,
         reclaimPolicy: "Delete",
         allowVolumeExpansion: true,
         volumeBindingMode: "Immediate",
-        parameters: csiSecrets("cephfs"),
+        parameters: SHARED_PARAMETERS,
       },
     }],
     // No object store: nothing in DARE speaks S3.
@@ -122,11 +131,40 @@ export function cephClusterValues(hosts: Host[], replicas: number, monitors: num
   };
 }
 
+/**
+ * The same classes with reclaimPolicy Retain, for claims that hold data (databases, the shared file system,
+ * local state): deleting the claim, by mistake or with its namespace, leaves the volume (a Released PV) to be
+ * bound again. Typed objects with the chart's provisioner and parameters (templates/cephblockpool.yaml and
+ * cephfilesystem.yaml at v1.20.6): the chart's own classes stay as they are, since a StorageClass's
+ * reclaimPolicy cannot change in place and Helm would fail to upgrade them.
+ */
+function retainedStorageClasses(name: string, opts: pulumi.CustomResourceOptions): void {
+  const ns = NAMESPACES.rookCeph.name;
+  const common = { reclaimPolicy: "Retain", allowVolumeExpansion: true, volumeBindingMode: "Immediate" };
+  const notDefault = { "storageclass.kubernetes.io/is-default-class": "false" };
+  new k8s.storage.v1.StorageClass(`${name}-block-retain`, {
+    metadata: { name: RETAINED_BLOCK_STORAGE_CLASS, annotations: notDefault },
+    provisioner: `${ns}.rbd.csi.ceph.com`,
+    parameters: { pool: BLOCK_POOL, clusterID: ns, ...BLOCK_PARAMETERS },
+    ...common,
+  }, opts);
+  new k8s.storage.v1.StorageClass(`${name}-shared-retain`, {
+    metadata: { name: RETAINED_SHARED_STORAGE_CLASS, annotations: notDefault },
+    provisioner: `${ns}.cephfs.csi.ceph.com`,
+    parameters: { fsName: FILE_SYSTEM, pool: `${FILE_SYSTEM}-${SHARED_DATA_POOL}`, clusterID: ns, ...SHARED_PARAMETERS },
+    ...common,
+  }, opts);
+}
+
 export class Storage extends pulumi.ComponentResource {
   /** ReadWriteOnce class (Ceph RBD), the cluster default. */
   public readonly blockStorageClass: string;
   /** ReadWriteMany class (CephFS) for volumes pods on several nodes share. */
   public readonly sharedStorageClass: string;
+  /** The block class with reclaimPolicy Retain: for claims that hold data. */
+  public readonly retainedBlockStorageClass = RETAINED_BLOCK_STORAGE_CLASS;
+  /** The shared class with reclaimPolicy Retain: for the shared file system. */
+  public readonly retainedSharedStorageClass = RETAINED_SHARED_STORAGE_CLASS;
 
   constructor(name: string, args: StorageArgs, opts?: pulumi.ComponentResourceOptions) {
     if (!Number.isInteger(args.replicas) || args.replicas < 1) {
@@ -158,7 +196,7 @@ export class Storage extends pulumi.ComponentResource {
       }
       return cephClusterValues(list, args.replicas, args.monitors);
     });
-    pinnedRelease(`${name}-ceph-cluster`, {
+    const cluster = pinnedRelease(`${name}-ceph-cluster`, {
       release: "rook-ceph-cluster",
       chart: CHARTS.cluster,
       mirror: args.chartMirror,
@@ -167,9 +205,13 @@ export class Storage extends pulumi.ComponentResource {
       // The chart only declares the CephCluster; OSDs come up afterwards, under the operator's watch.
       timeout: 600,
     }, { ...k8sOpts, dependsOn: [operator] });
+    retainedStorageClasses(name, { ...k8sOpts, dependsOn: [cluster] });
 
     this.blockStorageClass = BLOCK_STORAGE_CLASS;
     this.sharedStorageClass = SHARED_STORAGE_CLASS;
-    this.registerOutputs({ blockStorageClass: this.blockStorageClass, sharedStorageClass: this.sharedStorageClass });
+    this.registerOutputs({
+      blockStorageClass: this.blockStorageClass, sharedStorageClass: this.sharedStorageClass,
+      retainedBlockStorageClass: this.retainedBlockStorageClass, retainedSharedStorageClass: this.retainedSharedStorageClass,
+    });
   }
 }

@@ -15,7 +15,10 @@ const RENDERED_SECRET = "[secret]";
 interface RenderedResource {
   urn: string;
   type: string;
+  /** absent in renders written before options were recorded */
+  name?: string;
   inputs: Record<string, any>;
+  options?: { protect?: boolean };
 }
 
 /** `urn [rule] message` for every violation in a render's resources. */
@@ -24,7 +27,8 @@ export function checkResources(resources: RenderedResource[]): string[] {
   return resources.flatMap((r) => {
     const inputs = r.inputs ?? {};
     return RULES.flatMap((rule) => {
-      const messages = rule.name === "secrets-marked-secret" ? secretsMarkedSecret(r.type, inputs, isSecret) : rule.check(r.type, inputs);
+      const messages = rule.name === "secrets-marked-secret" ? secretsMarkedSecret(r.type, inputs, isSecret)
+        : rule.check(r.type, inputs, r.name === undefined ? undefined : { name: r.name, protect: r.options?.protect });
       return messages.map((m) => `${r.urn} [${rule.name}] ${m}`);
     });
   });

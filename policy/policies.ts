@@ -10,6 +10,6 @@ export const policies: ResourceValidationPolicy[] = RULES.map((rule) => ({
   description: rule.description,
   enforcementLevel: "mandatory",
   validateResource: (args, reportViolation) => {
-    for (const message of rule.check(args.type, args.props)) reportViolation(message);
+    for (const message of rule.check(args.type, args.props, { name: args.name, protect: args.opts?.protect })) reportViolation(message);
   },
 }));

@@ -7,9 +7,16 @@
  * "can't run policy during preview" as advisory. The rules do not catch that on purpose: at
  * `pulumi up` the values are known and the rules are enforced for real.
  */
+import { dataKindOf } from "../components/data-kinds";
+
+/** What a rule may know of a resource besides its inputs: its name and lifecycle options. */
+export interface ResourceFacts {
+  name: string;
+  protect?: boolean;
+}
 
 /** A rule: violation messages for one resource, empty when it complies. */
-export type Rule = (type: string, props: Record<string, any>) => string[];
+export type Rule = (type: string, props: Record<string, any>, resource?: ResourceFacts) => string[];
 
 const SERVICE = "kubernetes:core/v1:Service";
 const HELM_RELEASE = "kubernetes:helm.sh/v3:Release";
@@ -246,6 +253,16 @@ export function secretsMarkedSecret(type: string, props: Record<string, any>, is
   return problems;
 }
 
+/**
+ * Every resource that holds data is protected (components/data-protection.ts). A deliberate removal lifts
+ * the protection and runs with policy/allow-data-loss.json, which makes this rule advisory for that run.
+ */
+export function dataResourcesProtected(type: string, props: Record<string, any>, resource?: ResourceFacts): string[] {
+  if (!resource) return [];
+  const kind = dataKindOf(type, resource.name, props);
+  return kind && !resource.protect ? [`${resource.name} holds data (${kind.what}) but is not protected: an edit could delete it`] : [];
+}
+
 export interface RuleDefinition {
   /** policy name, unique in the pack */
   name: string;
@@ -261,4 +278,5 @@ export const RULES: RuleDefinition[] = [
   { name: "no-world-open-security-group-rules", description: "No security group rule open to 0.0.0.0/0 or ::/0 except TCP/UDP 80 and 443.", check: noWorldOpenSecurityGroupRules },
   { name: "pinned-helm-releases", description: "Every Helm release is pinned to an exact chart version.", check: pinnedHelmReleases },
   { name: "secrets-marked-secret", description: "Credentials live in Secrets (not ConfigMaps or literal env values).", check: (type, props) => secretsMarkedSecret(type, props) },
+  { name: "data-resources-protected", description: "Every resource that holds data (volumes, VMs, claims, the database cluster, data namespaces) is protected.", check: dataResourcesProtected },
 ];

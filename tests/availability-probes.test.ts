@@ -25,6 +25,7 @@ import { RecordedResource } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateCustomResource, validateRenderDir } from "../tools/validate";
 import { ofType, runMocked, unsecret } from "./support/mocked";
+import { DataProtection } from "../components/data-protection";
 
 const DOMAIN = "dare.example.org";
 const INGRESS = "https://traefik.traefik.svc";
@@ -41,6 +42,8 @@ type Build = Partial<Omit<AvailabilityProbesArgs, "provider" | "monitoring">>;
 async function build(over: Build = {}): Promise<{ resources: RecordedResource[]; probes: AvailabilityProbes }> {
   let probes: AvailabilityProbes | undefined;
   const resources = await runMocked(() => {
+    // As index.ts does: the monitoring namespace holds Prometheus' volume and is protected.
+    new DataProtection([]).install();
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const monitoring = new Monitoring("monitoring", { clusterName: "dare-test", domain: DOMAIN, provider });
     probes = new AvailabilityProbes("availability", {

@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Backups } from "../components/backups";
+import { Backups, borgAuthorizedKey } from "../components/backups";
 import { ConfigError } from "../components/config";
 import { readScript } from "../components/host-step";
 import { installMocks } from "../tools/mocks";
@@ -135,12 +135,12 @@ describe("database dumps", () => {
 });
 
 describe("borg host backups", () => {
-  it("are absent without dare:backup, and then every host gets the borg step with its secrets hidden", () => {
+  it("are absent without dare:backup, and then every host gets the borg step with its own key, its secrets hidden", () => {
     const without = render("testbed");
     expect(without.status).toBe(0);
     expect([...readTree(without.dir).keys()].filter((f) => f.includes("borg"))).toEqual([]);
 
-    const withBorg = render("testbed", ["--set", "backup=borg@backup.example.org:/srv/borg/dare", "--set-secret", "backupPassphrase=a passphrase long enough"]);
+    const withBorg = render("testbed", ["--set", "backup=borg@backup.example.org:/srv/borg/dare", "--set", "backupOptOut=", "--set-secret", "backupPassphrase=a passphrase long enough"]);
     expect(withBorg.stderr).not.toMatch(/render failed|Invalid/);
     expect(withBorg.status).toBe(0);
     const files = readTree(withBorg.dir);
@@ -155,17 +155,39 @@ describe("borg host backups", () => {
       expect(env).toContain(`DARE_HOST='${step.split("/")[1]}'`);
       expect(env).toMatch(/^BORG_REPO_BASE='borg@backup\.example\.org:\/srv\/borg\/dare'$/m);
       expect(env).toMatch(/OnCalendar=\*-\*-\* 03:00:00/);
-      for (const excluded of ["/tmp", "/root", "/boot", "/proc", "/sys", "/dev", "/run", "/var/lib/containerd", "/var/lib/kubelet/pods"]) {
+      for (const excluded of ["/tmp", "/root", "/boot", "/proc", "/sys", "/dev", "/run", "/var/lib/containerd", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins"]) {
         expect(env.split("\n")).toContain(excluded === "/tmp" ? "BORG_EXCLUDES='/tmp" : excluded);
       }
       // The snapshots and dumps are inside what is saved.
       expect(env).not.toMatch(/^\/var\/backups/m);
     }
     for (const [file, content] of files) expect({ file, leak: content.includes("a passphrase long enough") }).toEqual({ file, leak: false });
-    expect(JSON.parse(files.get("outputs.json")!).borgPublicKey).toMatch(/^ssh-ed25519 /);
+    // One key per host (a resource named after it), each confined on the server to that host's repository.
+    const keys = JSON.parse(files.get("resources.json")!).filter((r: any) => r.type === "tls:index/privateKey:PrivateKey" && r.name.includes("borg"));
+    expect(keys.map((k: any) => k.name).sort()).toEqual(hosts.map((h: string) => `backups-borg-ssh-${h}`).sort());
+    for (const step of steps) {
+      const host = step.split("/")[1];
+      const command = JSON.parse(files.get("resources.json")!).find((r: any) => r.name === `backups-${host}-borg-backup`);
+      expect(command.dependencies).toContain(keys.find((k: any) => k.name === `backups-borg-ssh-${host}`).urn);
+      expect(command.dependencies.filter((d: string) => d.includes("privateKey:PrivateKey::backups-borg-ssh"))).toHaveLength(1);
+    }
+    const lines: string[] = JSON.parse(files.get("outputs.json")!).borgAuthorizedKeys.split("\n");
+    expect(lines.map((l) => /^command="borg serve --restrict-to-path \/srv\/borg\/dare\/([^"]+)",restrict ssh-ed25519 \S+ dare-borg@(\S+)$/.exec(l)?.slice(1)))
+      .toEqual(hosts.map((h: string) => [h, h]));
+    expect(new Set(lines.map((l) => l.split(" ")[5])).size).toBe(hosts.length);
   });
 
-  it("refuse a repository without a secret passphrase, a malformed repository, and a passphrase without a repository", () => {
+  it("authorise a host's key for its own repository only, and refuse a path the server's shell would read otherwise", () => {
+    expect(borgAuthorizedKey("borg@b.example.org:/srv/borg/dare/", "cp-0", "ssh-ed25519 AAAAkey\n"))
+      .toBe('command="borg serve --restrict-to-path /srv/borg/dare/cp-0",restrict ssh-ed25519 AAAAkey dare-borg@cp-0');
+    expect(borgAuthorizedKey("borg@b.example.org:~/dare", "w-1", "ssh-ed25519 AAAAkey"))
+      .toBe('command="borg serve --restrict-to-path ~/dare/w-1",restrict ssh-ed25519 AAAAkey dare-borg@w-1');
+    for (const bad of ['/srv/"x', "/srv/a;rm", "/srv/$(id)", "/srv/a,b"]) {
+      expect(() => borgAuthorizedKey(`borg@b.example.org:${bad}`, "cp-0", "ssh-ed25519 AAAAkey")).toThrow(/unquoted/);
+    }
+  });
+
+  it("refuse a passphrase not set as a secret, a malformed repository, and a passphrase without a repository", () => {
     const problems = (values: Record<string, unknown>, secret: string[] = []) => {
       try {
         configFrom(values, secret);
@@ -175,7 +197,8 @@ describe("borg host backups", () => {
         return (e as Error).message;
       }
     };
-    expect(problems({ backup: "borg@backup.example.org:/srv/borg" })).toContain("dare:backupPassphrase");
+    // No passphrase: Backups generates one (stack output borgPassphrase).
+    expect(problems({ backup: "borg@backup.example.org:/srv/borg" })).toBe("");
     expect(problems({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, [])).toMatch(/backupPassphrase.*--secret/s);
     expect(problems({ backup: "backup.example.org/srv/borg", backupPassphrase: "long enough passphrase" }, ["backupPassphrase"])).toContain("user@host:path");
     expect(problems({ backupPassphrase: "long enough passphrase" }, ["backupPassphrase"])).toContain("only used with dare:backup");

@@ -5,7 +5,7 @@ import { ConfigError, ConfigSource, loadConfig, Problem } from "../components/co
 import { CONFIG_KEYS, KeyDeclaration } from "../components/config-keys";
 import { opensshPublicKey } from "../components/ssh-key";
 import { REQUIRED_IMAGES } from "../components/dare-workloads";
-import { SITE_IMAGES } from "./support/images";
+import { SITE_CONFIG } from "./support/site";
 import { spawnSync } from "child_process";
 import * as os from "os";
 
@@ -22,7 +22,7 @@ function source(values: Record<string, unknown>, stack = "test"): ConfigSource {
   };
 }
 
-const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], images: SITE_IMAGES };
+const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
 
 function problemsOf(values: Record<string, unknown>): Problem[] {
   try {

@@ -8,24 +8,21 @@ import * as random from "@pulumi/random";
 import { Backups } from "../components/backups";
 import { DareConfig, loadConfig } from "../components/config";
 import { DareServices } from "../components/dare-services";
-import { SITE_IMAGES } from "./support/images";
+import { withSite } from "./support/site";
 import { MpiOperator } from "../components/mpi-operator";
 import { RecordedResource } from "../tools/mocks";
 import { redacted, runMocked } from "./support/mocked";
 
-const TEST_IMAGES = SITE_IMAGES;
 
 export const BASE_CONFIG: Record<string, unknown> = {
   domain: "dare.example.org",
   adminCidrs: ["192.0.2.0/24"],
   nodes: { controlPlane: { count: 1, flavor: "m1.medium" }, pools: [{ name: "workers", count: 3, flavor: "m1.large", disks: { count: 1, sizeGb: 50 } }] },
   acmeEmail: "ops@example.org",
-  images: TEST_IMAGES,
 };
 
 export function configFrom(values: Record<string, unknown>, secretKeys: string[] = []): DareConfig {
-  // A test's images add to the required ones a site always sets.
-  const all: Record<string, unknown> = { ...BASE_CONFIG, ...values, images: { ...TEST_IMAGES, ...(values.images as object | undefined) } };
+  const all: Record<string, unknown> = { ...BASE_CONFIG, ...withSite(values) };
   return loadConfig({
     stack: "test",
     get: (key) => (all[key] === undefined ? undefined : typeof all[key] === "string" ? (all[key] as string) : JSON.stringify(all[key])),

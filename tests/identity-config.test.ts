@@ -4,10 +4,10 @@
  * never appear in the message and stay Pulumi secrets.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { SITE_IMAGES } from "./support/images";
+import { SITE_CONFIG } from "./support/site";
 import { ConfigError, ConfigSource, DareConfig, loadConfig, Problem } from "../components/config";
 
-const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], images: SITE_IMAGES };
+const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
 const CLIENT_SECRET = "egi-client-secret-0123456789";
 const SMTP_PASSWORD = "smtp-password-0123456789";
 

@@ -110,12 +110,95 @@ describe("destroy and scale-in", () => {
       || r.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && r.name === "dare-production-api-fip").map((r) => r.urn);
     expect(lbParts.length).toBe(8); // load balancer, listener, pool, monitor, 3 members, floating-IP association
     // Joins and the node steps' drains reach the API through it; so do worker upgrades (their drain).
-    const apiSteps = steps().filter((s) => /-join$|-workers-\d+-upgrade$|-node-/.test(s.name));
-    expect(apiSteps.length).toBe(5 + 3 + 5);
+    // So do the OSD removals (ceph in the toolbox through the API), per worker and per disk.
+    const apiSteps = steps().filter((s) => /-join$|-workers-\d+-upgrade$|-node-|-osd-/.test(s.name));
+    expect(apiSteps.length).toBe(5 + 3 + 5 + 3 * 2);
     for (const step of apiSteps) {
       const missing = lbParts.filter((u) => !step.dependencies.includes(u));
       expect({ step: step.name, missing }).toEqual({ step: step.name, missing: [] });
     }
+  });
+});
+
+describe("removing a worker or a disk that holds Ceph OSDs", () => {
+  const step = (name: string) => steps().find((s) => s.name === name)!;
+  const worker = (i: number) => `dare-production-workers-${i}`;
+
+  it("takes the OSDs out of Ceph before the drain and reset (the OSD steps depend on what must outlive them)", () => {
+    for (let i = 0; i < 3; i++) {
+      const osdHost = step(`k8s-dare-production-cp-0-osd-${worker(i)}`);
+      const osdDisk = step(`k8s-dare-production-cp-0-osd-${worker(i)}-disk-0`);
+      // Deleted first: the node step (drain, delete Node) and, through it, the join step (reset) come after.
+      expect(osdHost.dependencies).toEqual(expect.arrayContaining([step(`k8s-dare-production-cp-0-node-${worker(i)}`).urn, osdDisk.urn]));
+      expect(step(`k8s-dare-production-cp-0-node-${worker(i)}`).dependencies).toContain(step(`k8s-${worker(i)}-join`).urn);
+      // The disk's step names the disk as Rook has it, and is deleted before the detach and the volume: the
+      // IaaS layer's disk path derives from both.
+      const volume = byType("openstack:blockstorage/volume:Volume").find((v) => v.inputs.name === `${worker(i)}-disk-0`)!;
+      const attachment = byType("openstack:compute/volumeAttach:VolumeAttach").find((a) => a.name === `${worker(i)}-disk-0`)!;
+      expect(osdDisk.dependencies).toEqual(expect.arrayContaining([volume.urn, attachment.urn]));
+      expect(envOf(production, "dare-production-cp-0", `osd-${worker(i)}-disk-0`)).toMatchObject({
+        OSD_HOST: worker(i), OSD_DEVICE: expect.stringMatching(/^\/dev\/disk\/by-id\/virtio-.{20}$/), CEPH_CLEAN_TIMEOUT: "3600",
+      });
+      expect(osdHost.inputs.delete).toContain("ceph osd purge");
+    }
+    // Control planes hold no disks here: no OSD steps for them.
+    expect(steps().filter((s) => /-osd-dare-production-cp-/.test(s.name))).toEqual([]);
+  });
+
+  it("is refused by the configuration loader when fewer hosts with disks than ceph.replicas would remain", () => {
+    const two = render("production", ["--set", "nodes.pools[0].count=2"]);
+    expect(two.status).not.toBe(0);
+    expect(two.stderr).toContain("ceph.replicas");
+    expect(two.stderr).toContain("2 host(s) have disks: each replica needs its own host, so at most 2");
+    // Fewer disks per host is fine while every host keeps one.
+    expect(render("production", ["--set", "nodes.pools[0].count=4"]).status).toBe(0);
+  });
+});
+
+describe("worker upgrades with Ceph OSDs", () => {
+  /** Every upgrade step's upgrade steps before it (transitively), by host. */
+  const upgradeOrder = (result: RenderResult) => {
+    const all = resourcesOf(result).filter((r) => r.type === "command:remote:Command");
+    const byUrn = new Map(all.map((r) => [r.urn, r]));
+    const upgrades = all.filter((r) => r.name.endsWith("-upgrade"));
+    const hostOf = (r: Resource) => r.name.replace(/^k8s-/, "").replace(/-upgrade$/, "");
+    const before = new Map<string, Set<string>>();
+    const visit = (urn: string, into: Set<string>) => {
+      for (const d of byUrn.get(urn)?.dependencies ?? []) {
+        const dep = byUrn.get(d);
+        if (!dep || into.has(d)) continue;
+        into.add(d);
+        visit(d, into);
+      }
+    };
+    for (const u of upgrades) {
+      const deps = new Set<string>();
+      visit(u.urn, deps);
+      before.set(hostOf(u), new Set([...deps].map((d) => byUrn.get(d)!).filter((r) => r.name.endsWith("-upgrade")).map(hostOf)));
+    }
+    return before;
+  };
+  const ordered = (before: Map<string, Set<string>>, a: string, b: string) => before.get(a)!.has(b) || before.get(b)!.has(a);
+
+  it("drain one OSD host at a time, however many workers; workers without OSDs still go in batches alongside", () => {
+    const mixed = upgradeOrder(render("production", ["--set", "nodes.pools[0].count=4",
+      "--set", 'nodes.pools[1]={"name":"compute","count":27,"flavor":"m1.xlarge"}']));
+    const osd = [0, 1, 2, 3].map((i) => `dare-production-workers-${i}`);
+    const compute = Array.from({ length: 27 }, (_, i) => `dare-production-compute-${i}`);
+    for (const a of osd) for (const b of osd) if (a !== b) expect({ a, b, ordered: ordered(mixed, a, b) }).toEqual({ a, b, ordered: true });
+    // After every control plane; no worker waits for an OSD host, nor an OSD host for one of them.
+    const controlPlanes = [0, 1, 2].map((i) => `dare-production-cp-${i}`);
+    for (const w of [...osd, ...compute]) expect([...mixed.get(w)!].filter((h) => controlPlanes.includes(h)).sort()).toEqual(controlPlanes);
+    for (const w of compute) expect([...mixed.get(w)!].filter((h) => osd.includes(h))).toEqual([]);
+    for (const w of osd) expect([...mixed.get(w)!].filter((h) => compute.includes(h))).toEqual([]);
+    // 27 workers without OSDs: batches of 3 (a tenth), 9 one after another.
+    expect(compute.filter((w) => mixed.get(w)!.size === 3)).toEqual(compute.slice(0, 3));
+    expect(Math.max(...compute.map((w) => [...mixed.get(w)!].filter((h) => compute.includes(h)).length))).toBe(24);
+
+    const thirty = upgradeOrder(render("production", ["--set", "nodes.pools[0].count=30"]));
+    const workers = Array.from({ length: 30 }, (_, i) => `dare-production-workers-${i}`);
+    // Every worker holds an OSD: 30 drains one after another, after the 3 control planes.
+    expect(workers.map((w) => thirty.get(w)!.size)).toEqual(workers.map((_, i) => 3 + i));
   });
 });
 

@@ -16,10 +16,12 @@ const INDEX = fs.readFileSync(path.join(ROOT, "index.ts"), "utf8");
 /** Pulumi CLI 3.x subcommands and the flags this document may use with them (`pulumi <cmd> --help`). */
 const PULUMI: Record<string, string[]> = {
   "preview": ["--diff", "--policy-pack", "--stack"],
-  "up": ["--policy-pack", "--replace", "--target", "--stack", "--diff"],
+  "up": ["--policy-pack", "--policy-pack-config", "--replace", "--target", "--stack", "--diff"],
   "refresh": ["--diff"],
   "config get": [],
   "config set": ["--path", "--secret"],
+  "config rm": [],
+  "state unprotect": [],
   "stack": ["--show-urns"],
   "stack output": ["--show-secrets", "--json"],
   "stack select": ["--create"],

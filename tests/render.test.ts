@@ -100,7 +100,7 @@ describe("render command line", () => {
     const passphrase = "CorrectHorseBatteryStaple42";
     const smtpPassword = "SmtpPassw0rdSecret";
     const result = render("testbed", [
-      "--set", "backup=borg@backup.example.org:/srv/borg", "--set-secret", `backupPassphrase=${passphrase}`,
+      "--set", "backup=borg@backup.example.org:/srv/borg", "--set", "backupOptOut=", "--set-secret", `backupPassphrase=${passphrase}`,
       "--set", "alerting.smtpHost=smtp.example.org:587", "--set", "alerting.from=dare@example.org",
       "--set", "alerting.user=alertmanager", "--set", 'alerting.to=["ops@example.org"]',
       "--set-secret", `alerting.smtpPassword=${smtpPassword}`,

@@ -1,5 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
-import { SITE_IMAGES } from "./support/images";
+import { SITE_CONFIG } from "./support/site";
 import { ConfigError, loadConfig } from "../components/config";
 import { NAMESPACES } from "../components/namespaces";
 import { allowTraffic, DEFAULT_DENY_POLICY, NamespaceIsolation } from "../components/network-policies";
@@ -160,7 +160,7 @@ describe("argument and config checks", () => {
   });
 
   it("the loader names tlsIssuer and acmeEmail problems in one message", () => {
-    const values: Record<string, unknown> = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], images: SITE_IMAGES, tlsIssuer: "letsencrypt", acmeEmail: "not-an-address" };
+    const values: Record<string, unknown> = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG, tlsIssuer: "letsencrypt", acmeEmail: "not-an-address" };
     let error: ConfigError | undefined;
     try {
       loadConfig({ stack: "t", get: (k) => (values[k] === undefined ? undefined : JSON.stringify(values[k])) });

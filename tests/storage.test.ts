@@ -1,5 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
-import { SITE_IMAGES } from "./support/images";
+import { SITE_CONFIG } from "./support/site";
 import { ConfigError, loadConfig } from "../components/config";
 import { Host } from "../components/hosts";
 import { Infrastructure } from "../components/infrastructure";
@@ -34,7 +34,7 @@ const existingHosts = (w1Disks: string[]) => [
   { name: "w-1", role: "workers", address: "10.0.0.21", disks: w1Disks },
   { name: "w-2", role: "workers", address: "10.0.0.22", disks: ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"] },
 ];
-const base = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], images: SITE_IMAGES };
+const base = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
 
 describe("OSDs are exactly the configured disks", () => {
   it("adds one device when a disk is added to an existing host, and changes nothing else", async () => {
@@ -112,13 +112,17 @@ describe("Ceph cluster, pools and storage classes", () => {
     }
   });
 
-  it("has exactly one default StorageClass, rook-ceph-block, and a CephFS class for shared volumes", () => {
+  it("has exactly one default StorageClass, rook-ceph-block, a CephFS class for shared volumes, and both again with Retain for data", () => {
     const values = release(production, "rook-ceph-cluster").values;
     const classes = [...values.cephBlockPools, ...values.cephFileSystems, ...values.cephObjectStores]
       .map((x: any) => x.storageClass).filter((c: any) => c?.enabled);
     expect(classes.filter((c: any) => c.isDefault).map((c: any) => c.name)).toEqual([BLOCK_STORAGE_CLASS]);
     expect(classes.map((c: any) => c.name).sort()).toEqual([BLOCK_STORAGE_CLASS, SHARED_STORAGE_CLASS].sort());
-    expect(ofType(production, "kubernetes:storage.k8s.io/v1:StorageClass")).toHaveLength(0);
+    // The chart's classes delete a volume with its claim; the typed copies keep it, and are not the default.
+    expect(classes.map((c: any) => c.reclaimPolicy)).toEqual(["Delete", "Delete"]);
+    const retained = ofType(production, "kubernetes:storage.k8s.io/v1:StorageClass").map((r) => r.inputs as any);
+    expect(retained.map((c) => [c.metadata.name, c.reclaimPolicy, c.metadata.annotations["storageclass.kubernetes.io/is-default-class"]]).sort())
+      .toEqual([["rook-ceph-block-retain", "Retain", "false"], ["rook-cephfs-retain", "Retain", "false"]]);
   });
 
   it("replicates every pool as configured, across hosts, and allows a single copy only when asked", () => {

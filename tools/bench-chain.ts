@@ -40,6 +40,25 @@ export function longestChain(resources: ChainResource[], endsAt: (r: ChainResour
   return Math.max(0, ...resources.filter(endsAt).map((r) => lengthTo(r.urn)));
 }
 
+/**
+ * Worker-upgrade time model: the most upgrade steps on one dependency path (each drains and upgrades a
+ * host; the others of its wave run at the same time), and that many times `perHostSeconds`.
+ */
+export function upgradeWaves(resources: ChainResource[]): number {
+  const isUpgrade = (r: ChainResource) => r.type === "command:remote:Command" && r.name.endsWith("-upgrade");
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  const memo = new Map<string, number>();
+  const upgradesTo = (urn: string): number => {
+    const known = memo.get(urn);
+    if (known !== undefined) return known;
+    const r = byUrn.get(urn)!;
+    const n = (isUpgrade(r) ? 1 : 0) + Math.max(0, ...r.dependencies.filter((d) => byUrn.has(d)).map(upgradesTo));
+    memo.set(urn, n);
+    return n;
+  };
+  return Math.max(0, ...resources.filter(isUpgrade).map((r) => upgradesTo(r.urn)));
+}
+
 function main(): void {
   const argv = process.argv.slice(2);
   const stackAt = argv.indexOf("--stack");

@@ -23,6 +23,8 @@ export interface RecordedResource {
   dependencies: string[];
   /** inputs as sent to the engine: secrets still wrapped in Pulumi's secret marker */
   inputs: unknown;
+  /** read, not managed (a `.get` or StackReference): the engine lists it, the program creates nothing */
+  read?: true;
   /** outputs registered by a component or the stack (wire form) */
   outputs?: unknown;
   /** the options that decide the resource's lifecycle, where set (see lifecycleOptions) */
@@ -118,6 +120,9 @@ class Addresses {
 
 /** What each provider resource computes, faked deterministically from its name and inputs. */
 export class DareMocks implements pulumi.runtime.Mocks {
+  /** @param lastUpdateOutputs what a StackReference to the stack itself reads: its last update's outputs */
+  constructor(private readonly lastUpdateOutputs: Record<string, unknown> = {}) {}
+
   private readonly addresses = new Addresses();
   /** subnet id -> CIDR, so ports get addresses inside their subnet as Neutron would give them */
   private readonly subnets = new Map<string, string>();
@@ -148,6 +153,8 @@ export class DareMocks implements pulumi.runtime.Mocks {
 
   private computed(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
     switch (type) {
+      case "pulumi:pulumi:StackReference":
+        return { outputs: this.lastUpdateOutputs, secretOutputNames: [] };
       case "tls:index/privateKey:PrivateKey":
         return mockPrivateKey(name, inputs.algorithm, inputs.ecdsaCurve) as unknown as Record<string, any>;
       case "tls:index/selfSignedCert:SelfSignedCert":
@@ -203,6 +210,17 @@ interface RegisterRequest extends RegisterOptions {
 interface MonitorLike {
   registerResource(req: RegisterRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void): Promise<void>;
   registerResourceOutputs(req: { getUrn(): string; getOutputs(): ProtoStruct | undefined }, cb: (err: unknown, res: unknown) => void): void;
+  readResource(req: ReadRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void): Promise<void>;
+}
+
+/** The parts of a ReadResourceRequest the recorder reads. */
+interface ReadRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getProvider(): string;
+  getDependenciesList(): string[];
+  getProperties(): ProtoStruct | undefined;
 }
 
 /**
@@ -213,7 +231,8 @@ export function installMocks(stack: string, mocks: pulumi.runtime.Mocks = new Da
   const recorded: RecordedResource[] = [];
   const byUrn = new Map<string, RecordedResource>();
   // preview=false: outputs of mocked resources are known, as after a real `pulumi up`.
-  pulumi.runtime.setMocks(mocks, "dare", stack, false);
+  // "organization": the name DIY backends (file://, s3://) give every stack's organization.
+  pulumi.runtime.setMocks(mocks, "dare", stack, false, "organization");
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const settings = require("@pulumi/pulumi/runtime/settings");
   const monitor = settings.getMonitor() as MonitorLike & { newUrn(parent: string, type: string, name: string): string };
@@ -226,25 +245,34 @@ export function installMocks(stack: string, mocks: pulumi.runtime.Mocks = new Da
     const qualified = parentType && parentType !== "pulumi:pulumi:Stack" ? `${parentType}$${type}` : type;
     return `urn:pulumi:${stack}::dare::${qualified}::${name}`;
   };
+  /** What a registration and a read have in common, recorded once the engine (the mock) answers. */
+  const record = (req: Omit<ReadRequest, "getProperties">, res: { getUrn(): string }, extra: Pick<RecordedResource, "custom" | "inputs" | "read" | "options">) => {
+    const entry: RecordedResource = {
+      urn: res.getUrn(),
+      type: req.getType(),
+      name: req.getName(),
+      parent: req.getParent(),
+      provider: req.getProvider(),
+      dependencies: [...new Set(req.getDependenciesList())].sort(),
+      ...extra,
+    };
+    recorded.push(entry);
+    byUrn.set(entry.urn, entry);
+  };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) =>
     register(req, (err, res) => {
       if (!err && res) {
-        const entry: RecordedResource = {
-          urn: res.getUrn(),
-          type: req.getType(),
-          name: req.getName(),
-          parent: req.getParent(),
-          custom: req.getCustom(),
-          provider: req.getProvider(),
-          dependencies: [...new Set(req.getDependenciesList())].sort(),
-          inputs: req.getObject()?.toJavaScript() ?? {},
-        };
         const options = lifecycleOptions(req);
-        if (options) entry.options = options;
-        recorded.push(entry);
-        byUrn.set(entry.urn, entry);
+        record(req, res, { custom: req.getCustom(), inputs: req.getObject()?.toJavaScript() ?? {}, ...(options ? { options } : {}) });
       }
+      cb(err, res);
+    });
+  // Reads (a StackReference, a `.get`) are resources of the stack too: the engine lists them in its plan.
+  const read = monitor.readResource.bind(monitor);
+  monitor.readResource = (req, cb) =>
+    read(req, (err, res) => {
+      if (!err && res) record(req, res, { custom: true, read: true, inputs: req.getProperties()?.toJavaScript() ?? {} });
       cb(err, res);
     });
   const registerOutputs = monitor.registerResourceOutputs.bind(monitor);

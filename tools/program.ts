@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { installMocks, RecordedResource, settle } from "./mocks";
+import { DareMocks, installMocks, RecordedResource, settle } from "./mocks";
 
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
 const NAMESPACE = "dare";
@@ -136,8 +136,9 @@ export interface ProgramRun {
  * Loads index.ts inside a mocked Pulumi stack and waits for every registration.
  * One run per process: Pulumi's runtime is a process-wide singleton.
  */
-export async function runProgram(stack: string, config: StackConfig, entry = path.join(PROJECT_ROOT, "index.ts")): Promise<ProgramRun> {
-  const resources = installMocks(stack);
+export async function runProgram(stack: string, config: StackConfig, lastUpdateOutputs: Record<string, unknown> = {},
+  entry = path.join(PROJECT_ROOT, "index.ts")): Promise<ProgramRun> {
+  const resources = installMocks(stack, new DareMocks(lastUpdateOutputs));
   const allConfig: Record<string, string> = {};
   for (const [key, value] of Object.entries(withProjectDefaults(config.values))) {
     allConfig[key] = typeof value === "string" ? value : JSON.stringify(value);

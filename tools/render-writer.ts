@@ -46,9 +46,9 @@ const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 const yaml = (value: unknown) => YAML.stringify(value, { sortMapEntries: true, lineWidth: 0 });
 const safeName = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, "_");
 
-/** Kubernetes objects the program declares directly (not components, providers or Helm releases). */
+/** Kubernetes objects the program declares directly (not components, providers, Helm releases or reads). */
 function isKubernetesObject(r: RecordedResource): boolean {
-  return r.custom && r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/")
+  return r.custom && !r.read && r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/")
     && !r.type.startsWith("pulumi:providers:");
 }
 

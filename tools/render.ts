@@ -2,10 +2,13 @@
  * Offline render: evaluates the real program with a stack's configuration under Pulumi's mock
  * runtime (no cloud, no Pulumi CLI) and writes what it would create.
  *
- *   npm run render -- --stack NAME [--stack-file FILE] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]
+ *   npm run render -- --stack NAME [--stack-file FILE] [--last-update OUTPUTS.json] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]
  *
  * --stack-file reads the stack's configuration from FILE instead of Pulumi.<NAME>.yaml.
+ * --last-update reads the stack's last outputs (e.g. a render of the base branch: its outputs.json), so that
+ * the program refuses a change that would delete data as it does against the real stack.
  */
+import * as fs from "fs";
 import * as path from "path";
 import { recordedSteps } from "../components/host-step";
 import { readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
@@ -21,11 +24,12 @@ function withoutStackTraces(): void {
   Error.prepareStackTrace = (error: Error) => Error.prototype.toString.call(error);
 }
 
-const USAGE = "usage: npm run render -- --stack NAME [--stack-file FILE] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
+const USAGE = "usage: npm run render -- --stack NAME [--stack-file FILE] [--last-update OUTPUTS.json] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
 
 interface RenderArgs {
   stack: string;
   stackFile?: string;
+  lastUpdate?: string;
   sets: Array<{ key: string; value: string; secret: boolean }>;
   out: string;
 }
@@ -34,6 +38,7 @@ export function parseArgs(argv: string[]): RenderArgs {
   let stack: string | undefined;
   let out: string | undefined;
   let stackFile: string | undefined;
+  let lastUpdate: string | undefined;
   const sets: RenderArgs["sets"] = [];
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -45,6 +50,7 @@ export function parseArgs(argv: string[]): RenderArgs {
     if (flag === "--stack") stack = next();
     else if (flag === "--out") out = next();
     else if (flag === "--stack-file") stackFile = next();
+    else if (flag === "--last-update") lastUpdate = next();
     else if (flag === "--set" || flag === "--set-secret") {
       const pair = next();
       const eq = pair.indexOf("=");
@@ -53,20 +59,27 @@ export function parseArgs(argv: string[]): RenderArgs {
     } else throw new UsageError(`unknown argument ${flag}\n${USAGE}`);
   }
   if (!stack) throw new UsageError(`--stack is required\n${USAGE}`);
-  return { stack, stackFile, sets, out: out ?? path.join("out", stack) };
+  return { stack, stackFile, lastUpdate, sets, out: out ?? path.join("out", stack) };
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const config = readStackConfig(args.stack, undefined, args.stackFile && path.resolve(args.stackFile));
   for (const s of args.sets) setConfigPath(config, s.key, s.value, s.secret);
-  const run = await runProgram(args.stack, config);
+  const lastUpdate = args.lastUpdate ? readOutputs(args.lastUpdate) : {};
+  const run = await runProgram(args.stack, config, lastUpdate);
   const files = await renderFiles(run.resources, run.outputs, recordedSteps, config.secretValues);
   const outDir = path.resolve(process.cwd(), args.out);
   writeFiles(outDir, files);
   const count = run.resources.length;
   process.stdout.write(`rendered stack ${args.stack}: ${count} resources, ${Object.keys(files).length} files in ${path.relative(process.cwd(), outDir) || "."}\n`);
   return 0;
+}
+
+/** A render's outputs.json, as the stack's last outputs. */
+function readOutputs(file: string): Record<string, unknown> {
+  if (!fs.existsSync(file)) throw new UsageError(`--last-update ${file}: no such file (a render's outputs.json)`);
+  return JSON.parse(fs.readFileSync(file, "utf8"));
 }
 
 /** A user's mistake prints its message alone; only a bug in the program prints a stack trace. */

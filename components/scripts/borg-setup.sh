@@ -1,5 +1,6 @@
 #!/bin/bash
-# Host backups with BorgBackup: installs borg, the program's dedicated SSH key and the repository
+# Host backups with BorgBackup: installs borg, this host's own SSH key (the repository server confines
+# it to this host's repository: `borg serve --restrict-to-path <path>/<DARE_HOST>`) and the repository
 # passphrase, the backup script and its systemd service + timer, and initialises this host's
 # repository (<BORG_REPO_BASE>/<DARE_HOST>) once. Rerunning changes nothing but files whose content changed.
 #
@@ -7,7 +8,7 @@
 #   DARE_HOST              this host's name; its repository is BORG_REPO_BASE/DARE_HOST
 #   BORG_REPO_BASE         user@host:path of the repository server
 #   BORG_PASSPHRASE        passphrase of the repository key (secret)
-#   BORG_SSH_PRIVATE_KEY   OpenSSH private key that may log in to the repository server (secret)
+#   BORG_SSH_PRIVATE_KEY   this host's OpenSSH private key for the repository server (secret)
 #   BORG_BACKUP_SCRIPT     text of the backup script (components/scripts/borg-backup.sh)
 #   BORG_SERVICE_UNIT      text of dare-borg-backup.service
 #   BORG_TIMER_UNIT        text of dare-borg-backup.timer

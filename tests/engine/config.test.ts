@@ -59,7 +59,7 @@ it("refuses a project whose optional key has no default, as the CLI did before (
   }
 });
 
-/** `pulumi config set` commands in README.md and docs/*.md, in reading order: fenced lines and inline code. */
+/** `pulumi config set` and `rm` commands in README.md and docs/*.md, in reading order: fenced lines and inline code. */
 function documentedCommands(): Array<{ file: string; command: string }> {
   const files = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
   const found: Array<{ file: string; command: string }> = [];
@@ -69,17 +69,18 @@ function documentedCommands(): Array<{ file: string; command: string }> {
       if (/^\s*```/.test(line)) {
         fenced = !fenced;
       } else if (fenced) {
-        if (/^\s*pulumi config set /.test(line)) found.push({ file, command: line.trim() });
+        if (/^\s*pulumi config (set|rm) /.test(line)) found.push({ file, command: line.trim() });
       } else {
-        for (const m of line.matchAll(/`(pulumi config set [^`]*)`/g)) found.push({ file, command: m[1] });
+        for (const m of line.matchAll(/`(pulumi config (?:set|rm) [^`]*)`/g)) found.push({ file, command: m[1] });
       }
     }
   }
   // A full command names a key and a value; `pulumi config set dare:KEY VALUE` and bare flags are prose.
-  return found.filter(({ command }) => !/\bKEY\b|\bVALUE\b/.test(command) && /^pulumi config set( --\S+)* \S+ \S+/.test(command));
+  return found.filter(({ command }) => !/\bKEY\b|\bVALUE\b/.test(command)
+    && (/^pulumi config set( --\S+)* \S+ \S+/.test(command) || /^pulumi config rm \S+$/.test(command)));
 }
 
-it("accepts what every documented `pulumi config set` command writes, applied in reading order", async () => {
+it("accepts what every documented `pulumi config set`/`rm` command writes, applied in reading order", async () => {
   const commands = documentedCommands();
   expect(commands.length).toBeGreaterThan(20);
   const ws = await workspace("testbed", stackFile("testbed"));

@@ -1,7 +1,7 @@
 /** Stack files of the engine tier: existing hosts (the network-namespace test hosts, or any addresses for a preview). */
 import * as YAML from "yaml";
 import { TEST_SUBNET_PREFIX } from "../hosts/harness";
-import { SITE_IMAGES } from "../support/images";
+import { SITE_IMAGES } from "../support/site";
 
 /** The test hosts' subnet (tests/hosts/harness.ts). */
 export const TEST_SUBNET = `${TEST_SUBNET_PREFIX}.0/24`;
@@ -43,6 +43,7 @@ export function existingHostsStack(args: ExistingHostsStack): string {
       "dare:chartMirror": args.chartMirror,
       // The DARE images without a published default, as a site that built them sets them.
       "dare:images": SITE_IMAGES,
+      "dare:backupOptOut": "engine tier: disposable test hosts",
       ...(args.stopAfter ? { "dare:stopAfter": args.stopAfter } : {}),
     },
   });

@@ -77,6 +77,8 @@ it("one more worker: only the new host's steps, and a fresh join token", async (
   const plan = changed((await previewJson()).steps);
   expect(plan).toEqual([
     "create k8s-w-2-join", "create k8s-w-2-prepare", "create k8s-w-2-upgrade", "create k8s-cp-0-node-w-2",
+    // It holds a disk: the steps that take its OSD out of Ceph before it leaves.
+    "create k8s-cp-0-osd-w-2", "create k8s-cp-0-osd-w-2-disk-0",
     "replace k8s-cp-0-token", "replace k8s-cp-0-token-revoke",
   ].sort());
   await ws.ok(["up", ...upArgs]);

@@ -11,10 +11,11 @@ import { ClusterNode, KubernetesCluster } from "../../components/cluster";
 import { DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
-import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";
+import { RecordedResource } from "../../tools/mocks";
 import { runMocked } from "../support/mocked";
 import { readStubCalls, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { bootstrapStubs, STUB_STATE as STATE } from "./stubs";
+import { creationOrder, reveal, Step, stepsOf } from "./program";
 
 jest.setTimeout(240_000);
 
@@ -32,17 +33,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { await stopHosts(hosts); });
 
-/** Replaces Pulumi's secret markers by their values: what the provider would send. */
-function reveal(value: any): any {
-  if (Array.isArray(value)) return value.map(reveal);
-  if (value && typeof value === "object") {
-    if (value[SPECIAL_SIG_KEY] === SECRET_SIG) return reveal(value.value);
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, reveal(v)]));
-  }
-  return value;
-}
 
-interface Step { name: string; host: string; create: string; delete?: string; stdin: string; urn: string; dependencies: string[] }
 
 /** The program for these hosts (the first `controlPlanes` are control planes), its steps in dependency order. */
 async function program(names: string[], { controlPlanes = 1, version = "1.36.4" } = {}): Promise<Step[]> {
@@ -63,21 +54,11 @@ async function program(names: string[], { controlPlanes = 1, version = "1.36.4" 
       adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
     });
   });
-  const commands = resources.filter((r) => r.type === "command:remote:Command").map((r): Step => {
-    const inputs = reveal(r.inputs);
-    const host = hosts.find((h) => h.address === inputs.connection.host)!;
-    expect(inputs.connection.privateKey).toBe(SSH_KEY.privateKeyOpenssh);
-    return { name: r.name, host: host.name, create: inputs.create, delete: inputs.delete, stdin: inputs.stdin, urn: r.urn, dependencies: r.dependencies };
-  });
-  // Dependency order, as Pulumi creates them (ties in declaration order).
-  const done = new Set<string>();
-  const ordered: Step[] = [];
-  while (ordered.length < commands.length) {
-    const ready = commands.filter((c) => !done.has(c.urn) && c.dependencies.every((d) => done.has(d) || !commands.some((o) => o.urn === d)));
-    if (ready.length === 0) throw new Error("dependency cycle among host steps");
-    for (const c of ready) { done.add(c.urn); ordered.push(c); }
+  const commands = stepsOf(resources, hosts);
+  for (const r of resources.filter((x) => x.type === "command:remote:Command")) {
+    expect(reveal(r.inputs).connection.privateKey).toBe(SSH_KEY.privateKeyOpenssh);
   }
-  return ordered;
+  return creationOrder(commands);
 }
 
 async function run(step: Step, which: "create" | "delete" = "create"): Promise<string> {

@@ -7,6 +7,8 @@ import { recordingStub } from "./harness";
 
 export const STUB_STATE = "/var/lib/dare-stub";
 const STATE = STUB_STATE;
+/** The simulated Ceph cluster (seedCeph): OSDs, CRUSH host buckets, Rook's OSD deployments, backfill. */
+const CEPH = `${STATE}/ceph`;
 
 /**
  * Stand-ins that behave enough for the scripts' guards to be exercised for real. `hosts` are the
@@ -30,12 +32,31 @@ case "$1" in
   reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
-  // etcd's member list as `etcdctl member list` prints it, for control-plane removal.
+  // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
+  // deleted are gone until labelled again; Rook's objects and the toolbox once seedCeph() ran (cephStub).
   kubectl: recordingStub("kubectl", `
+C=${CEPH}
 case "$*" in
   *"etcdctl"*"member list"*) n=0; for h in ${hosts.slice(0, 3).join(" ")}; do echo "\${n}a1b2c3d4e5f6a7b, started, \${h}, https://10.213.0.\${n}:2380, https://10.213.0.\${n}:2379, false"; n=$((n + 1)); done ;;
+  "get node "*) [ ! -f "${STATE}/deleted-node-$3" ] || { echo "Error from server (NotFound): nodes $3 not found" >&2; exit 1; } ;;
+  "delete node "*) mkdir -p ${STATE}; touch "${STATE}/deleted-node-$3" ;;
+  "label node "*) rm -f "${STATE}/deleted-node-$3" ;;
+  "get crd cephclusters.ceph.rook.io "*) [ ! -d $C ] || echo customresourcedefinition.apiextensions.k8s.io/cephclusters.ceph.rook.io ;;
+  "-n rook-ceph get cephcluster "*) [ ! -d $C ] || echo "rook-ceph $(cat $C/deleting 2>/dev/null)" ;;
+  "-n rook-ceph get deployment rook-ceph-tools "*) [ ! -d $C ] || [ -f $C/no-toolbox ] || echo deployment.apps/rook-ceph-tools ;;
+  "-n rook-ceph exec deploy/rook-ceph-tools -- ceph "*) shift 6; exec ceph "$@" ;;
+  "-n rook-ceph exec deploy/rook-ceph-osd-"*" -c osd -- readlink -f "*)
+    id=\${4#deploy/rook-ceph-osd-}
+    awk -v id="$id" '$1 == id && $3 != 0 { found = 1 } END { exit !found }' $C/deployments || { echo "error: no running pod of rook-ceph-osd-$id" >&2; exit 1; }
+    kname=$(awk -v d="\${10}" '$1 == d { print $2 }' $C/links); echo "/dev/\${kname:-\${10#/dev/}}" ;;
+  "-n rook-ceph get deployment -l app=rook-ceph-osd,topology-location-host="*) awk -v h="\${5#*topology-location-host=}" '$2 == h { print $1 }' $C/deployments ;;
+  "-n rook-ceph get deployment rook-ceph-operator "*) cat $C/operator-replicas 2>/dev/null || echo 1 ;;
+  "-n rook-ceph scale deployment rook-ceph-operator "*) echo "\${6#--replicas=}" > $C/operator-replicas ;;
+  "-n rook-ceph scale deployment rook-ceph-osd-"*) id=\${5#rook-ceph-osd-}; awk -v id="$id" -v r="\${6#--replicas=}" '$1 == id { $3 = r } { print }' $C/deployments > $C/d.new; mv $C/d.new $C/deployments ;;
+  "-n rook-ceph delete deployment rook-ceph-osd-"*) id=\${5#rook-ceph-osd-}; awk -v id="$id" '$1 != id' $C/deployments > $C/d.new; mv $C/d.new $C/deployments ;;
 esac
 exit 0`, { env: ["KUBECONFIG"] }),
+  ceph: cephStub(),
   "apt-get": recordingStub("apt-get", `
 for a in "$@"; do case "$a" in kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;; esac; done`),
   "apt-mark": recordingStub("apt-mark"),
@@ -50,3 +71,83 @@ while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; don
   };
 }
 
+
+/**
+ * `ceph` as the Rook toolbox runs it (kubectl exec deploy/rook-ceph-tools -- ceph …), on a simulated
+ * cluster in ${CEPH}: \`osds\` ("ID HOST KERNEL-NAME in|out up|down"), \`buckets\` (CRUSH hosts). Marking an
+ * OSD out starts a backfill that lasts \`backfill-polls\` polls of \`ceph pg stat\` (default 2; "never": it
+ * never ends); until it has, placement groups are not all active+clean and safe-to-destroy refuses.
+ */
+export function cephStub(): string {
+  return recordingStub("ceph", `
+C=${CEPH}
+osd_field() { awk -v id="$1" -v f="$2" '$1 == id { print $f }' $C/osds; }
+set_osd() { awk -v id="$1" -v f="$2" -v v="$3" '$1 == id { $f = v } { print }' $C/osds > $C/o.new; mv $C/o.new $C/osds; }
+remaining() { cat $C/backfill 2>/dev/null || echo 0; }
+case "$1 $2" in
+  "health ") echo HEALTH_OK ;;
+  "osd ls-tree") grep -qx -- "$3" $C/buckets || { echo "Error ENOENT: bucket '$3' does not exist" >&2; exit 2; }; awk -v h="$3" '$2 == h { print $1 }' $C/osds ;;
+  "osd ls") awk '{ print $1 }' $C/osds ;;
+  "osd metadata")
+    [ -n "$(osd_field "$3" 1)" ] || { echo "Error ENOENT: osd.$3 does not exist" >&2; exit 2; }
+    printf '{\n    "id": %s,\n    "devices": "%s",\n    "hostname": "%s",\n    "osd_objectstore": "bluestore"\n}\n' "$3" "$(osd_field "$3" 3)" "$(osd_field "$3" 2)" ;;
+  "osd out"|"osd in"|"osd down")
+    id=\${3#osd.}; [ -n "$(osd_field "$id" 1)" ] || { echo "Error ENOENT: osd.$id does not exist" >&2; exit 2; }
+    if [ "$2" = down ]; then set_osd "$id" 5 down; echo "marked down osd.$id."; exit 0; fi
+    if [ "$(osd_field "$id" 4)" != "$2" ]; then set_osd "$id" 4 "$2"; cat $C/backfill-polls 2>/dev/null > $C/backfill || echo 2 > $C/backfill; fi
+    echo "marked $2 osd.$id." ;;
+  "pg stat")
+    r=$(remaining)
+    if [ "$r" = never ] || [ "$r" -gt 0 ]; then
+      [ "$r" = never ] || echo $((r - 1)) > $C/backfill
+      echo "64 pgs: 57 active+clean, 7 active+remapped+backfilling; 2.1 GiB data, 6.4 GiB used, 594 GiB / 600 GiB avail; 12 MiB/s, 3 objects/s recovering"
+    else
+      echo "64 pgs: 64 active+clean; 2.1 GiB data, 6.4 GiB used, 594 GiB / 600 GiB avail"
+    fi ;;
+  "osd safe-to-destroy")
+    shift 2
+    for o in "$@"; do [ "$(osd_field "\${o#osd.}" 4)" = out ] || { echo "Error EBUSY: $o has data on it" >&2; exit 16; }; done
+    [ "$(remaining)" = 0 ] || { echo "Error EBUSY: 7 pgs are backfilling from $*" >&2; exit 16; }
+    echo "OSD(s) $* are safe to destroy without reducing data durability." ;;
+  "osd purge")
+    [ -n "$(osd_field "$3" 1)" ] || { echo "osd.$3 does not exist"; exit 0; }
+    [ "$(osd_field "$3" 5)" = down ] || { echo "Error EBUSY: osd.$3 is still up; must be down before removal." >&2; exit 16; }
+    awk -v id="$3" '$1 != id' $C/osds > $C/o.new; mv $C/o.new $C/osds; echo "purged osd.$3" ;;
+  "osd crush")
+    [ "$3" = rm ] || exit 1
+    [ -z "$(awk -v h="$4" '$2 == h' $C/osds)" ] || { echo "Error ENOTEMPTY: (39) Directory not empty" >&2; exit 39; }
+    grep -vx -- "$4" $C/buckets > $C/b.new || true; mv $C/b.new $C/buckets; echo "removed item name '$4' from crush map" ;;
+  *) echo "ceph stand-in: not simulated: $*" >&2; exit 1 ;;
+esac`);
+}
+
+export interface SimulatedOsd {
+  id: number;
+  host: string;
+  /** the disk as Rook was given it (/dev/disk/by-id/… or /dev/sdX) */
+  device: string;
+  /** the kernel name it resolves to on the host, e.g. vdb */
+  kernelName: string;
+}
+
+/**
+ * Shell command (run as root on the first control plane) that installs a Rook Ceph cluster for the
+ * stand-ins: the OSDs up and in, a CRUSH bucket per host, a running deployment per OSD, the operator
+ * at one replica. `backfillPolls`: how many \`ceph pg stat\` polls a re-replication takes, or "never".
+ */
+export function seedCeph(osds: SimulatedOsd[], backfillPolls: number | "never" = 2): string {
+  const lines = (rows: string[]) => rows.map((r) => `${r}\n`).join("");
+  const files: Record<string, string> = {
+    osds: lines(osds.map((o) => `${o.id} ${o.host} ${o.kernelName} in up`)),
+    buckets: lines([...new Set(osds.map((o) => o.host))]),
+    deployments: lines(osds.map((o) => `${o.id} ${o.host} 1`)),
+    links: lines(osds.map((o) => `${o.device} ${o.kernelName}`)),
+    "backfill-polls": `${backfillPolls}\n`,
+    "operator-replicas": "1\n",
+  };
+  return [`rm -rf ${CEPH}`, `mkdir -p ${CEPH}`,
+    ...Object.entries(files).map(([name, text]) => `printf '%s' '${text}' > ${CEPH}/${name}`)].join(" && ");
+}
+
+/** Shell command printing the simulated cluster's state files (for assertions). */
+export const CEPH_STATE = CEPH;

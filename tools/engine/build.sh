@@ -12,6 +12,8 @@
 #   $DARE_ENGINE_CACHE/engine/bin/kube-apiserver               k8s.io/kubernetes/cmd/kube-apiserver, the pinned Kubernetes
 #   $DARE_ENGINE_CACHE/engine/bin/etcd                         go.etcd.io/etcd/server/v3, the etcd kubeadm deploys with it
 #                                                              (both for tests/engine/apiserver.ts)
+#   $DARE_ENGINE_CACHE/engine/bin/etcdctl, etcdutl             go.etcd.io/etcd/etcdctl/v3 and etcdutl/v3 at etcd's version: the
+#                                                              snapshot job's and the runbook's tools (tests/engine/restore-etcd.test.ts)
 #
 # Each build lands in a folder keyed on its module files and flags, so a rerun builds nothing. Prints the
 # engine folder on its last line. DARE_ENGINE_CACHE defaults to ~/.cache/dare-engine.
@@ -101,6 +103,14 @@ build_etcd() {
   (cd "$modules/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
 }
 
+# etcdctl (the snapshot CronJob's client) and etcdutl (docs/recovery.md's restore), each its own module.
+build_etcdctl() {
+  (cd "$modules/etcdctl" && go build -trimpath -ldflags "-s -w" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+}
+build_etcdutl() {
+  (cd "$modules/etcdutl" && go build -trimpath -ldflags "-s -w" -o "$out/etcdutl" go.etcd.io/etcd/etcdutl/v3)
+}
+
 build_once pulumi build_pulumi "$modules/pulumi/go.mod" "$modules/pulumi/go.sum"
 pulumi_dir=$built
 
@@ -116,6 +126,12 @@ standin_dir=$built
 build_once etcd build_etcd "$modules/etcd/go.mod" "$modules/etcd/go.sum"
 etcd_dir=$built
 
+build_once etcdctl build_etcdctl "$modules/etcdctl/go.mod" "$modules/etcdctl/go.sum"
+etcdctl_dir=$built
+
+build_once etcdutl build_etcdutl "$modules/etcdutl/go.mod" "$modules/etcdutl/go.sum"
+etcdutl_dir=$built
+
 build_once kube-apiserver build_kube_apiserver "$modules/kube-apiserver/go.mod" "$modules/kube-apiserver/go.sum"
 kube_apiserver_dir=$built
 
@@ -127,6 +143,8 @@ for provider in command random tls; do
   ln -s "$standin_dir/pulumi-resource-$provider" "$engine.partial/bin/pulumi-resource-$provider"
 done
 ln -s "$etcd_dir/etcd" "$engine.partial/bin/etcd"
+ln -s "$etcdctl_dir/etcdctl" "$engine.partial/bin/etcdctl"
+ln -s "$etcdutl_dir/etcdutl" "$engine.partial/bin/etcdutl"
 ln -s "$kube_apiserver_dir/kube-apiserver" "$engine.partial/bin/kube-apiserver"
 ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
   "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
