@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
 import { Infrastructure } from "./components/infrastructure";
 import { clusterNodes, KubernetesCluster } from "./components/cluster";
-import { INGRESS_SERVICE_URL, ingressNodeNames, Networking } from "./components/networking";
+import { INGRESS_SERVICE_URL, ingressNodeNames, Networking, platformHostNames } from "./components/networking";
 import { Security } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity } from "./components/identity";
@@ -75,6 +75,7 @@ function platformLayers() {
     clusterName: config.clusterName,
     hosts: infra.hosts,
     podCidr: config.network.podCidr,
+    serviceCidr: config.network.serviceCidr,
     nodeCidr: config.network.cidr,
     loadBalancer: config.ingressLoadBalancer,
     ingressNodes: ingressNodeNames(config),
@@ -161,6 +162,8 @@ function platformLayers() {
     sharedFilesystemSize: config.dare.sharedFilesystemSize,
     jupyterhub: config.dare.jupyterhub,
     workflowInternetAccess: config.dare.workflowInternetAccess,
+    // The platform's public names resolve to Traefik's in-cluster Service inside DARE pods.
+    publicNames: { address: networking.clusterIp, hostnames: platformHostNames(config) },
     keycloak: identity.dareLogin,
     ingressClassName: networking.ingressClassName,
     blockStorageClass: storage.retainedBlockStorageClass,

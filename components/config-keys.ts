@@ -78,7 +78,8 @@ export const CONFIG_KEYS = declare({
       dnsNameservers: ["1.1.1.1", "9.9.9.9"],
     },
     description: "`{cidr, podCidr, serviceCidr, externalNetwork, dnsNameservers}`: the nodes' subnet, Calico's pod range, " +
-      "the Service range (all three disjoint), the OpenStack external network for the router and floating IPs.",
+      "the Service range (all three disjoint; at least /28: its 1st, 10th and 12th addresses are the API's, DNS's and " +
+      "Traefik's in-cluster Service's), the OpenStack external network for the router and floating IPs.",
   },
   adminCidrs: {
     type: "array",
@@ -160,8 +161,9 @@ export const CONFIG_KEYS = declare({
     type: "string",
     default: "",
     description: "A Helm chart repository (http:// or https:// URL) that every release is installed from instead of " +
-      "its upstream repository: an air-gapped site's mirror holding the same chart versions (README, \"What it " +
-      "installs\"). Empty: each chart's upstream repository.",
+      "its upstream repository: an air-gapped site's mirror holding the same chart versions, and Traefik's and " +
+      "kube-prometheus-stack's charts unpacked beside their archives, for their CRDs (README, \"Air-gapped sites\"). " +
+      "Empty: each chart's upstream repository.",
   },
   harbor: {
     default: { enabled: false, registrySizeGb: 50 },

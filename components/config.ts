@@ -405,6 +405,11 @@ function readNetwork(r: Reader): NetworkSpec {
     if (!cidr || cidr.version !== 4) r.problem(key, value, "must be an IPv4 CIDR such as a.b.c.d/n", `"${ex}"`);
     return { key, cidr: cidr?.version === 4 ? cidr : undefined };
   });
+  // Traefik's in-cluster Service takes the 12th Service address, inside the band the API server keeps for fixed ones.
+  const services = parsed[2].cidr;
+  if (services && services.prefix > 28) {
+    r.problem("network.serviceCidr", services.text, "needs at least 16 addresses (/28): fixed Service addresses (the API, DNS, Traefik's in-cluster Service) come from its start", `"10.96.0.0/12"`);
+  }
   for (let i = 0; i < parsed.length; i++) {
     for (let j = i + 1; j < parsed.length; j++) {
       const a = parsed[i], b = parsed[j];

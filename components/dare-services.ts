@@ -18,6 +18,7 @@ import { DARE_WORKLOADS, DareWorkload, SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOA
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
+import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 
 export { SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS };
 
@@ -137,6 +138,13 @@ export interface DareServicesArgs {
   keycloakPort?: number;
   /** Pod port of the ingress controller's HTTPS entry point: calls to Keycloak's public URL arrive there (Traefik: 8443). */
   ingressHttpsPort?: number;
+  /**
+   * The platform's public names and the ingress controller's in-cluster address (Networking.clusterIp):
+   * every DARE pod resolves the names there (hostAliases), so https://<domain>/… works from inside the
+   * cluster in both ingress modes. Without it, pods resolve the names through DNS to the public address,
+   * which the namespace's egress policies do not let them reach.
+   */
+  publicNames?: PublicNames;
   /** Addresses (CIDR) of the Kubernetes API as pods reach it after Service translation: control planes and the API load balancer. */
   apiServerCidrs: pulumi.Input<string[]>;
   /** Port of the Kubernetes API on those addresses. */
@@ -178,6 +186,9 @@ export class DareServices extends pulumi.ComponentResource {
       }
     }
     if (!args.domain) throw new Error(`${name}: domain is required: the Ingress serves the services under it`);
+    if (args.publicNames && !args.publicNames.hostnames.includes(args.domain)) {
+      throw new Error(`${name}: publicNames must include the domain ${args.domain} (got ${args.publicNames.hostnames.join(", ")})`);
+    }
 
     this.opts = { provider: args.provider, parent: this };
     const ns = createNamespace("dare", this.opts);
@@ -343,6 +354,8 @@ export class DareServices extends pulumi.ComponentResource {
       serviceAccountName: workload === "exec-api" ? this.execApiServiceAccount : undefined,
       // Only exec-api talks to the Kubernetes API.
       automountServiceAccountToken: workload === "exec-api",
+      // https://<domain>/… (Keycloak's issuer URL among them) answered by Traefik's ClusterIP, not the public address.
+      ...(args.publicNames ? { hostAliases: [{ ip: args.publicNames.address, hostnames: [...args.publicNames.hostnames] }] } : {}),
       ...(facts.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),
     };
     const template = { metadata: { labels }, spec: podSpec };
@@ -470,7 +483,7 @@ export class DareServices extends pulumi.ComponentResource {
           // In the cluster, or through its public URL, which the ingress controller answers.
           return [
             { to: [{ namespaceSelector: nsSelector(NAMESPACES.keycloak.name) }], ports: [tcp(args.keycloakPort ?? 8080)] },
-            { to: [INGRESS_CONTROLLER_PEER], ports: [tcp(args.ingressHttpsPort ?? 8443)] },
+            { to: [INGRESS_CONTROLLER_PEER], ports: [tcp(args.ingressHttpsPort ?? INGRESS_POD_PORTS.websecure)] },
           ];
         case "kubernetes-api":
           return [{

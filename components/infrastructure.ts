@@ -8,11 +8,17 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { opensshPublicKey } from "./ssh-key";
 import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
+import { hostStep, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
 import { METRICS_PORTS } from "./kubeadm-config";
 
 export const API_PORT = 6443;
 export const SSH_PORT = 22;
+
+/** Where udev names an OpenStack volume's disk on its host, whatever the bus (disk-link.sh): Ceph's device path. */
+export function diskPath(volumeId: string): string {
+  return `/dev/disk/dare/${volumeId}`;
+}
 
 export interface InfrastructureArgs {
   /** `openstack` creates the machines; `existing` uses `hosts` as they are. */
@@ -286,7 +292,7 @@ export class Infrastructure extends pulumi.ComponentResource {
         // A new image applies to new nodes; running nodes are upgraded in place, never re-created by surprise.
         ignoreChanges: ["imageName"],
       });
-      const disks = Array.from({ length: node.disks.count }, (_, j) => {
+      const volumes = Array.from({ length: node.disks.count }, (_, j) => {
         const volume = new openstack.blockstorage.Volume(`${name}-${node.key}-disk-${j}`, {
           name: `${node.name}-disk-${j}`,
           size: node.disks.sizeGb,
@@ -296,10 +302,7 @@ export class Infrastructure extends pulumi.ComponentResource {
           instanceId: instance.id,
           volumeId: volume.id,
         }, parent);
-        // Virtio names a volume's disk after the first 20 characters of its id: stable, unlike /dev/vdX.
-        // The path comes through the attachment: Ceph is handed only attached disks, and the step that takes
-        // the disk's OSD out of Ceph depends on the attachment, so Pulumi runs that removal before the detach.
-        return pulumi.all([volume.id, attachment.id]).apply(([id]) => `/dev/disk/by-id/virtio-${id.substring(0, 20)}`);
+        return { volume, attachment };
       });
       let publicAddress: pulumi.Output<string> | undefined;
       if (node.publicIp) {
@@ -314,12 +317,18 @@ export class Infrastructure extends pulumi.ComponentResource {
         publicAddress = pulumi.all([association.floatingIp, rulesReady]).apply(([address]) => address);
       }
       const privateAddress = pulumi.all([port.allFixedIps, rulesReady]).apply(([ips]) => ips[0]);
-      return { node, privateAddress, publicAddress, disks, instance };
+      return { node, privateAddress, publicAddress, volumes, instance };
     });
 
-    const perHost = nodeOutputs.map((n) =>
-      pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), pulumi.all(n.disks), n.instance.id])
-        .apply(([privateAddress, publicAddress, disks, machineId]): Host => ({
+    const firstControlPlane = nodeOutputs[0];
+    const bastionAddress = firstControlPlane.publicAddress as pulumi.Output<string>;
+    const bastion = bastionAddress.apply((address): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser }));
+
+    const access: SshAccess = { privateKey: this.sshPrivateKey, bastion };
+    const perHost = nodeOutputs.map((n) => {
+      // How SSH reaches the host, before its disks are known (the disk steps need it).
+      const reach = pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id])
+        .apply(([privateAddress, publicAddress, machineId]): Host => ({
           name: n.node.name,
           role: n.node.role,
           pool: n.node.pool,
@@ -328,14 +337,31 @@ export class Infrastructure extends pulumi.ComponentResource {
           ...(publicAddress ? { publicAddress } : {}),
           sshUser: args.sshUser,
           port: 22,
-          disks,
+          disks: [],
           viaBastion: publicAddress === undefined,
           machineId,
-        })));
-
-    const firstControlPlane = nodeOutputs[0];
-    const bastionAddress = firstControlPlane.publicAddress as pulumi.Output<string>;
-    const bastion = bastionAddress.apply((address): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser }));
+        }));
+      // A volume's disk is named by the bus it sits on (virtio-blk: virtio-<20 characters of its id>,
+      // virtio-scsi: scsi-0QEMU_QEMU_HARDDISK_<id>, …), and /dev/vdX or /dev/sdX move between boots. A step on
+      // the host finds the disk by the volume id and has udev name it /dev/disk/dare/<volume id>, at every boot
+      // (disk-link.sh); Rook and the OSD-removal step are given that name, which exists once the step ran.
+      // The path comes through the attachment and the step: Ceph is handed only attached, named disks, and
+      // the step that takes the disk's OSD out of Ceph depends on the path, so Pulumi runs that removal
+      // before the rule goes and the volume is detached.
+      const disks = n.volumes.map(({ volume, attachment }, j) => {
+        const link = hostStep("iaas", {
+          host: { name: n.node.name, host: reach },
+          step: `disk-${j}`,
+          script: "disk-link.sh",
+          deleteScript: "disk-unlink.sh",
+          env: { VOLUME_ID: volume.id, DISK_HOST: n.node.name },
+          // Runs again on a re-created machine (MACHINE_ID), as an update: never a replacement, whose
+          // delete would remove the rule the new step relies on.
+        }, access, { ...parent, dependsOn: [attachment] });
+        return pulumi.all([volume.id, attachment.id, link.id]).apply(([id]) => diskPath(id));
+      });
+      return pulumi.all([reach, pulumi.all(disks)]).apply(([host, paths]): Host => ({ ...host, disks: paths }));
+    });
 
     let apiServer: pulumi.Output<ApiEndpoint>;
     if (useLoadBalancer) {

@@ -10,7 +10,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
-import { pinnedRelease } from "./helm";
+import { pinnedReleaseWithCrds } from "./helm";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
@@ -220,11 +220,13 @@ export class Monitoring extends pulumi.ComponentResource {
       }, child()));
     }
 
-    const stack = pinnedRelease(`${name}-kube-prometheus-stack`, {
+    // The Prometheus Operator's CRDs are applied from the chart's source at its version, before the
+    // release (helm.ts, CHART_CRDS): a chart version bump moves them too, which Helm's crds/ folder never did.
+    const { release: stack, crds } = pinnedReleaseWithCrds(`${name}-kube-prometheus-stack`, {
       release: "kube-prometheus-stack",
       chart: VERSIONS.kubePrometheusStackChart,
       mirror: args.chartMirror,
-      // CRDs, the operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
+      // The operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
       timeout: 900,
       namespace: ns.metadata.name,
       values: {
@@ -299,8 +301,8 @@ export class Monitoring extends pulumi.ComponentResource {
       },
     }, child({ dependsOn: secretDeps }));
 
-    // Objects of the operator's CRDs wait for the release that installs them.
-    const afterStack = (extra: pulumi.CustomResourceOptions = {}) => child({ dependsOn: [stack], ...extra });
+    // Objects of the operator's CRDs wait for the CRDs, and for the operator that acts on them.
+    const afterStack = (extra: pulumi.CustomResourceOptions = {}) => child({ dependsOn: [...crds, stack], ...extra });
 
     for (const file of ruleFiles()) {
       new k8s.apiextensions.CustomResource(`${name}-rules-${file.name}`, {

@@ -6,11 +6,12 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
-import { CONTROL_PLANE_ROLE, DareConfig, Provider } from "./config";
+import { CONTROL_PLANE_ROLE, DareConfig, DEFAULT_NETWORK, Provider } from "./config";
 import { Host, LONG_CONNECTION_SECONDS } from "./hosts";
 import { planNodes } from "./infrastructure";
 import { pinnedRelease } from "./helm";
-import { createNamespace } from "./namespaces";
+import { parseCidr } from "./cidr";
+import { createNamespace, NAMESPACES } from "./namespaces";
 
 /** Pinned upstream charts (the versions in ../shared/charts). */
 export const CHARTS = {
@@ -40,9 +41,66 @@ export const LONG_CONNECTION_ANNOTATIONS = {
 const LONG_TRANSPORT = { respondingTimeouts: { readTimeout: `${LONG_CONNECTION_SECONDS}s` } };
 /** Labels of the Traefik pods (chart defaults), for NetworkPolicies that admit the ingress controller. */
 export const INGRESS_POD_LABELS = { "app.kubernetes.io/name": "traefik" } as const;
+/** The chart's selector of its pods (traefik.labelselector: name, and instance `<release>-<namespace>`). */
+export const INGRESS_POD_SELECTOR = { ...INGRESS_POD_LABELS, "app.kubernetes.io/instance": `traefik-${NAMESPACES.ingress.name}` } as const;
+/**
+ * Container ports of Traefik's entry points (the chart's defaults, set explicitly below): the in-cluster
+ * Service forwards to them, and NetworkPolicies see them, since they judge the address after Service translation.
+ */
+export const INGRESS_POD_PORTS = { web: 8000, websecure: 8443 } as const;
+/**
+ * In-cluster entry to Traefik for the platform's public names (dare:domain, harbor.<domain>), a ClusterIP
+ * Service of its own with a fixed address: pods that call https://<domain>/… carry hostAliases to it.
+ * The public address does not serve them: behind Octavia with PROXY protocol, OCCM publishes the load
+ * balancer's address with ipMode Proxy, so kube-proxy no longer short-circuits it and the packet leaves for
+ * the floating IP (where egress policies drop it); on host ports only the ingress nodes answer it.
+ * A Service of its own, not the chart's: a ClusterIP is immutable, and replacing the chart's LoadBalancer
+ * Service would replace the Octavia load balancer and its floating IP, the address DNS points at.
+ */
+export const INGRESS_CLUSTER_SERVICE = "traefik-cluster";
+/**
+ * Index of that Service's address in dare:network.serviceCidr. kubeadm takes index 1 (the kubernetes
+ * Service) and 10 (kube-dns); the API server hands out addresses from the low band of the range (its first
+ * min(max(16, size/16), 256) addresses) only when the rest is used up, so a fixed address there is not
+ * taken by a Service created first. 12 is in that band for every range of 16 addresses or more.
+ */
+export const INGRESS_CLUSTER_IP_INDEX = 12;
+/** Service addresses kubeadm fixes (kubernetes, kube-dns) and the network address: never ours. */
+const KUBEADM_SERVICE_INDEXES = [0, 1, 10];
+
+/** The ingress controller's fixed in-cluster address in a service range (IPv4). */
+export function ingressClusterIp(serviceCidr: string): string {
+  const cidr = parseCidr(serviceCidr);
+  if (!cidr || cidr.version !== 4) throw new Error(`service range ${serviceCidr}: must be an IPv4 CIDR`);
+  const size = 2 ** (32 - cidr.prefix);
+  const staticBand = Math.min(Math.max(16, size / 16), 256);
+  const index = INGRESS_CLUSTER_IP_INDEX;
+  if (KUBEADM_SERVICE_INDEXES.includes(index) || index >= staticBand || index > size - 2) {
+    throw new Error(`service range ${serviceCidr} is too small for the ingress controller's fixed address (index ${index}): use /28 or larger`);
+  }
+  const address = cidr.network + BigInt(index);
+  return [24n, 16n, 8n, 0n].map((shift) => String((address >> shift) & 255n)).join(".");
+}
+
+/**
+ * The platform's public names that pods inside the cluster call, all answered by Traefik: dare:domain
+ * (Keycloak, Grafana, the DARE services, JupyterHub) and, with Harbor, harbor.<domain> (components/security.ts).
+ */
+export function platformHostNames(config: { domain: string; harbor: { enabled: boolean } }): string[] {
+  return [config.domain, ...(config.harbor.enabled ? [`harbor.${config.domain}`] : [])];
+}
+
+/** hostAliases that make a pod resolve the platform's public names to the ingress controller's ClusterIP. */
+export interface PublicNames {
+  /** the ClusterIP of INGRESS_CLUSTER_SERVICE (Networking.clusterIp) */
+  address: string;
+  /** platformHostNames(config) */
+  hostnames: string[];
+}
 /**
  * Traefik's Service inside the cluster (the chart names it after the release, "traefik"; port 443 in both
- * load-balancer and host-port modes): in-cluster callers of the platform's public names reach it here.
+ * load-balancer and host-port modes): the availability probes reach it here by its Service name. Pods that
+ * call the platform's public names reach Traefik at INGRESS_CLUSTER_SERVICE's fixed address instead.
  */
 export const INGRESS_SERVICE_URL = "https://traefik.traefik.svc";
 
@@ -59,6 +117,11 @@ export interface NetworkingArgs {
   hosts: pulumi.Input<Host[]>;
   /** Calico's pod range: the same range kubeadm's podSubnet uses (dare:network.podCidr). */
   podCidr: string;
+  /**
+   * kubeadm's serviceSubnet (dare:network.serviceCidr): Traefik's in-cluster Service gets a fixed address in
+   * it. Default: the configuration's default range (DEFAULT_NETWORK.serviceCidr); pass the stack's own.
+   */
+  serviceCidr?: string;
   /** The nodes' subnet: Calico takes each node's address from it. */
   nodeCidr: string;
   /** Traefik behind an Octavia load balancer (openstack only); false: host ports 80/443 on `ingressNodes`. */
@@ -132,6 +195,11 @@ export class Networking extends pulumi.ComponentResource {
   public readonly ingressClassName: string;
   /** Addresses to point the DNS names at (A records): the load balancer's, or the ingress nodes'. */
   public readonly ingressAddresses: pulumi.Output<string[]>;
+  /**
+   * Traefik's fixed address inside the cluster (Service INGRESS_CLUSTER_SERVICE, ports 443 and 80, in both
+   * modes): pods resolve the platform's public names to it with hostAliases (DareServicesArgs.publicNames).
+   */
+  public readonly clusterIp: string;
 
   constructor(name: string, args: NetworkingArgs, opts?: pulumi.ComponentResourceOptions) {
     if (args.loadBalancer && args.cloud !== "openstack") {
@@ -143,7 +211,10 @@ export class Networking extends pulumi.ComponentResource {
     if (!args.loadBalancer && args.ingressNodes.length === 0) {
       throw new Error(`${name}: without a load balancer Traefik needs at least one ingress node`);
     }
+    // Before anything is created: a range too small for the fixed address stops here.
+    const clusterIp = ingressClusterIp(args.serviceCidr ?? DEFAULT_NETWORK.serviceCidr);
     super("dare:platform:Networking", name, {}, opts);
+    this.clusterIp = clusterIp;
     const k8sOpts = { provider: args.provider, parent: this };
 
     // Calico first: no pod starts without a pod network.
@@ -183,7 +254,8 @@ export class Networking extends pulumi.ComponentResource {
     // Traefik believes a header only from the senders Octavia's traffic arrives from: the amphorae and
     // the nodes (node subnet), and, when kube-proxy forwards a node port to a Traefik pod on another node,
     // that node's VXLAN tunnel address (pod range). A header from elsewhere is ignored; a connection
-    // without one (in-cluster clients of the LB address, cut short by kube-proxy) is served as it is.
+    // without one is served as it is (go-proxyproto: policy USE, or IGNORE for untrusted senders, accepts
+    // a connection without a header): that is how pods reach Traefik through its ClusterIP Service below.
     // Pods could forge a header either way (through a node port): the allow-list keeps out the world, not them.
     const proxyProtocol = hostPorts ? {} : { proxyProtocol: { trustedIPs: [args.nodeCidr, args.podCidr] } };
     const traefik = pinnedRelease(`${name}-traefik`, {
@@ -197,6 +269,7 @@ export class Networking extends pulumi.ComponentResource {
         ingressClass: { enabled: true, isDefaultClass: true, name: INGRESS_CLASS },
         ports: {
           web: {
+            port: INGRESS_POD_PORTS.web,
             ...(hostPorts ? { hostPort: 80 } : {}),
             ...proxyProtocol,
             // Priority 1: the ACME solvers' routes on port 80 win, so HTTP-01 challenges are not redirected
@@ -204,7 +277,7 @@ export class Networking extends pulumi.ComponentResource {
             http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
           },
           // Routes of an Ingress without an entry-point annotation: HTTPS only, whichever layer wrote it.
-          websecure: { asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}), ...proxyProtocol, transport: LONG_TRANSPORT },
+          websecure: { port: INGRESS_POD_PORTS.websecure, asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}), ...proxyProtocol, transport: LONG_TRANSPORT },
         },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
         ...(hostPorts
@@ -232,6 +305,27 @@ export class Networking extends pulumi.ComponentResource {
       },
     }, { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] });
 
+    // The public names from inside the cluster (see INGRESS_CLUSTER_SERVICE): a plain ClusterIP Service,
+    // which kube-proxy translates on the caller's node in both modes. Created after the release: Pulumi
+    // waits for a Service to select pods.
+    new k8s.core.v1.Service(`${name}-traefik-cluster`, {
+      metadata: {
+        name: INGRESS_CLUSTER_SERVICE,
+        namespace: ingressNs.metadata.name,
+        // Not the pods' name label: nothing that selects Traefik's own Service should pick this one up.
+        labels: { "app.kubernetes.io/part-of": "dare-platform" },
+      },
+      spec: {
+        type: "ClusterIP",
+        clusterIP: clusterIp,
+        selector: { ...INGRESS_POD_SELECTOR },
+        ports: [
+          { name: "websecure", protocol: "TCP", port: 443, targetPort: INGRESS_POD_PORTS.websecure },
+          { name: "web", protocol: "TCP", port: 80, targetPort: INGRESS_POD_PORTS.web },
+        ],
+      },
+    }, { ...k8sOpts, dependsOn: [traefik] });
+
     if (hostPorts) {
       const names = new Set(args.ingressNodes);
       this.ingressAddresses = pulumi.output(args.hosts).apply((hosts) =>
@@ -244,7 +338,7 @@ export class Networking extends pulumi.ComponentResource {
         (s?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? i.hostname).filter((a): a is string => !!a));
     }
 
-    this.registerOutputs({ ingressClassName: this.ingressClassName, ingressAddresses: this.ingressAddresses });
+    this.registerOutputs({ ingressClassName: this.ingressClassName, ingressAddresses: this.ingressAddresses, clusterIp: this.clusterIp });
   }
 
   /** OCCM with an application credential of its own: never the operator's password. */

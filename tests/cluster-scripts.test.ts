@@ -21,6 +21,29 @@ it.each(scripts)("shellcheck passes on %s", (script) => {
   expect(result.status).toBe(0);
 });
 
+describe("k8s-prepare.sh: containerd", () => {
+  // Behaviour on test hosts: tests/hosts/containerd.test.ts. Here, what the script pins and writes.
+  const text = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-prepare.sh"), "utf8");
+  const toml = /<<TOML\n([\s\S]*?)\nTOML\n/.exec(text)![1];
+
+  it("pins containerd 2.x from Docker's signed repository and holds it", () => {
+    expect(text).toMatch(/^CONTAINERD_VERSION=2\.\d+\.\d+$/m);
+    expect(text).toMatch(/^DOCKER_KEY_FINGERPRINT=9DC858229FC7DD38854AE2D88D81803C0EBFCD88$/m);
+    expect(text).toContain("signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${codename} stable");
+    expect(text).toContain('"containerd.io=${CONTAINERD_VERSION}-*"');
+    expect(text).toContain("apt-mark hold containerd.io");
+    // Ubuntu's containerd is no longer a prerequisite.
+    expect(text).not.toMatch(/for pkg in [^;]*\bcontainerd\b/);
+  });
+
+  it("writes configuration version 3 with the CRI v1 plugins, systemd cgroups and the pause image", () => {
+    expect(toml.split("\n")[0]).toBe("version = 3");
+    expect(toml).toContain("[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = '${PAUSE_IMAGE}'");
+    expect(toml).toContain("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  SystemdCgroup = true");
+    expect(toml).not.toMatch(/io\.containerd\.grpc\.v1\.cri|sandbox_image/);
+  });
+});
+
 describe("k8s-upgrade.sh", () => {
   let dir: string;
   beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-upgrade-")); });

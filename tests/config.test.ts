@@ -209,6 +209,11 @@ describe("config loader", () => {
     expectProblem({ services: { "dare-login": { dataPath: "/data" } } }, "services.dare-login.dataPath", /unknown key/);
   });
 
+  it("refuses a Service range too small for the fixed Service addresses (Traefik's in-cluster Service is the 12th)", () => {
+    expectProblem({ network: { serviceCidr: "10.96.0.0/29" } }, "network.serviceCidr", /at least 16 addresses/);
+    expect(loadConfig(source({ ...valid, network: { serviceCidr: "10.96.0.0/28" } })).network.serviceCidr).toBe("10.96.0.0/28");
+  });
+
   it("accepts existing hosts whose roles name declared pools", () => {
     const config = loadConfig(source({
       ...valid,

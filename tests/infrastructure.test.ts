@@ -1,8 +1,12 @@
+import * as k8s from "@pulumi/kubernetes";
+import { clusterNodes, KubernetesCluster } from "../components/cluster";
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
+import { readScript, wrapScript } from "../components/host-step";
 import { Host } from "../components/hosts";
-import { Infrastructure, InfrastructureArgs } from "../components/infrastructure";
-import { installMocks, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../tools/mocks";
-import { isSecretOutput, ofType, redacted, runMocked, valueOf } from "./support/mocked";
+import { diskPath, Infrastructure, InfrastructureArgs } from "../components/infrastructure";
+import { CHARTS, Storage } from "../components/storage";
+import { installMocks, RecordedResource, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { isSecretOutput, ofType, redacted, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const nodes = (workers: number, controlPlanes = 1, disks = 1): NodesSpec => ({
   controlPlane: { count: controlPlanes, flavor: "m1.medium" },
@@ -123,7 +127,8 @@ describe("OpenStack machines", () => {
     expect(volumeIds).toHaveLength(2);
     const disks = hosts.flatMap((h: Host) => h.disks);
     expect(disks).toHaveLength(2);
-    for (const d of disks) expect(d).toMatch(/^\/dev\/disk\/by-id\/virtio-[0-9a-f-]{20}$/);
+    // Named by the whole volume id, whatever the bus (disk-link.sh): see "Ceph disks on any OpenStack" below.
+    for (const d of disks) expect(d).toMatch(/^\/dev\/disk\/dare\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(new Set(disks).size).toBe(2);
   });
 
@@ -156,7 +161,7 @@ describe("scaling", () => {
     const changed = [...before.keys()].filter((u) => after.has(u) && after.get(u) !== before.get(u));
     expect(removed).toEqual([]);
     expect(added.length).toBeGreaterThan(0);
-    expect(added.every((u) => /::dare-test-workers-2(-|$)/.test(u))).toBe(true);
+    expect(added.every((u) => /::(iaas-)?dare-test-workers-2(-|$)/.test(u))).toBe(true);
     // Only the list of hosts the component reports grows: no resource input changes.
     expect(changed.filter((u) => !u.endsWith("dare:iaas:Infrastructure::dare-test") && !u.includes("pulumi:pulumi:Stack"))).toEqual([]);
   });
@@ -166,7 +171,7 @@ describe("scaling", () => {
     const after = await snapshot(2);
     const removed = [...before.keys()].filter((u) => !after.has(u));
     expect(removed.length).toBeGreaterThan(0);
-    expect(removed.every((u) => /::dare-test-workers-2(-|$)/.test(u))).toBe(true);
+    expect(removed.every((u) => /::(iaas-)?dare-test-workers-2(-|$)/.test(u))).toBe(true);
     expect([...after.keys()].filter((u) => !before.has(u))).toEqual([]);
   });
 });
@@ -199,5 +204,81 @@ describe("existing hosts", () => {
     expect(() => new Infrastructure("x", args({ hosts: existing.hosts }))).toThrow(/only used with provider "existing"/);
     await settle();
     expect(resources).toEqual([]);
+  });
+});
+
+describe("Ceph disks on any OpenStack: found by volume id on the host, named /dev/disk/dare/<volume id> by udev", () => {
+  const CLUSTER = "dare-test";
+  // The mocks give ports addresses anywhere in 10.10.0.0/16: the node subnet must hold them, as on OpenStack.
+  const network = { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" };
+  const spec = nodes(2, 1, 2);
+  let resources: RecordedResource[];
+  let hosts: Host[];
+  const commands = () => ofType(resources, "command:remote:Command");
+  const diskStep = (host: string, j: number) => {
+    const r = commands().find((c) => c.name === `iaas-${host}-disk-${j}`);
+    if (!r) throw new Error(`no disk step ${j} on ${host}`);
+    return r;
+  };
+  const attachment = (host: string, j: number) =>
+    ofType(resources, "openstack:compute/volumeAttach:VolumeAttach").find((a) => a.name === `${CLUSTER}-${host.slice(CLUSTER.length + 1)}-disk-${j}`)!;
+  const volumeId = (host: string, j: number) => (attachment(host, j).inputs as any).volumeId as string;
+  const workers = ["dare-test-workers-0", "dare-test-workers-1"];
+
+  beforeAll(async () => {
+    let infra: Infrastructure | undefined;
+    resources = await runMocked(() => {
+      infra = new Infrastructure(CLUSTER, { ...args({ nodes: spec }), network });
+      new Storage("storage", { provider: new k8s.Provider("test", { kubeconfig: "{}" }), hosts: infra.hosts, replicas: 2, monitors: 1 });
+      new KubernetesCluster(CLUSTER, {
+        nodes: clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: spec, hosts: [] }),
+        hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4", network, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+      });
+    });
+    hosts = await valueOf(infra!.hosts);
+  });
+
+  it("hands Rook /dev/disk/dare/<volume id> for each volume: never a bus-specific /dev/disk/by-id name", () => {
+    const values = redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cluster.chart)!);
+    expect(values.values.cephClusterSpec.storage.nodes).toEqual(workers.map((w) => ({
+      name: w, devices: [0, 1].map((j) => ({ name: `/dev/disk/dare/${volumeId(w, j)}` })),
+    })));
+    for (const w of workers) expect(hosts.find((h) => h.name === w)!.disks).toEqual([0, 1].map((j) => diskPath(volumeId(w, j))));
+  });
+
+  it("runs one step per volume on its worker (through the bastion), after the attachment: disk-link.sh, and disk-unlink.sh when it goes", () => {
+    const bastion = hosts[0].publicAddress;
+    for (const w of workers) {
+      const host = hosts.find((h) => h.name === w)!;
+      for (const j of [0, 1]) {
+        const step = diskStep(w, j);
+        const inputs = unsecret(step.inputs);
+        expect(inputs.connection).toMatchObject({ host: host.privateAddress, proxy: { host: bastion } });
+        expect(inputs.create).toBe(wrapScript(readScript("disk-link.sh")));
+        expect(inputs.delete).toBe(wrapScript(readScript("disk-unlink.sh")));
+        expect(inputs.stdin).toContain(`VOLUME_ID='${volumeId(w, j)}'\n`);
+        expect(inputs.stdin).toContain(`DISK_HOST='${w}'\n`);
+        expect(step.dependencies).toContain(attachment(w, j).urn);
+        // A re-attached volume or a re-created machine updates the step (create runs again): no replacement,
+        // whose delete would take away the rule the new step just installed.
+        expect(inputs.triggers).toBeUndefined();
+      }
+    }
+    // Control planes have no volumes, so no disk step.
+    expect(commands().filter((c) => /^iaas-/.test(c.name)).map((c) => c.name).sort())
+      .toEqual(workers.flatMap((w) => [0, 1].map((j) => `iaas-${w}-disk-${j}`)).sort());
+  });
+
+  it("makes Rook's values and every OSD step wait for the disk steps that create the paths they name", () => {
+    const rook = ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cluster.chart)!;
+    for (const w of workers) {
+      for (const j of [0, 1]) {
+        expect(rook.dependencies).toContain(diskStep(w, j).urn);
+        const osd = commands().find((c) => c.name === `k8s-${CLUSTER}-cp-0-osd-${w}-disk-${j}`)!;
+        expect(osd.dependencies).toContain(diskStep(w, j).urn);
+        expect(unsecret(osd.inputs).stdin).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
+      }
+    }
   });
 });

@@ -3,7 +3,11 @@ import { DEFAULT_NETWORK } from "../components/config";
 import { Host } from "../components/hosts";
 import { firewallRules } from "../components/infrastructure";
 import { NAMESPACES } from "../components/namespaces";
-import { CHARTS, INGRESS_CLASS, INGRESS_NODE_LABEL, ingressNodeNames, Networking, NetworkingArgs } from "../components/networking";
+import {
+  CHARTS, INGRESS_CLASS, INGRESS_CLUSTER_SERVICE, INGRESS_NODE_LABEL, INGRESS_POD_SELECTOR, ingressClusterIp, ingressNodeNames, Networking,
+  NetworkingArgs, platformHostNames,
+} from "../components/networking";
+import { ipIn } from "./support/netpol";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { validateCustomResource } from "../tools/validate/crd";
 import { validateHelmValues } from "../tools/validate/helm-values";
@@ -26,6 +30,7 @@ const args = (over: Partial<NetworkingArgs> = {}): NetworkingArgs => ({
   clusterName: "dare-test",
   hosts: HOSTS,
   podCidr: "10.244.0.0/16",
+  serviceCidr: "10.96.0.0/12",
   nodeCidr: "10.10.0.0/24",
   loadBalancer: true,
   ingressNodes: ["w-0", "w-1"],
@@ -213,5 +218,61 @@ describe("ingress nodes", () => {
     const h = (name: string, role: string) => ({ name, role, address: "10.0.0.1", privateAddress: "10.0.0.1", user: "u", port: 22, disks: [] });
     const hosts = [h("cp", "control-plane"), h("a", "workers"), h("b", "workers")];
     expect(ingressNodeNames({ ...base, provider: "existing", nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [] }, hosts })).toEqual(["a", "b"]);
+  });
+});
+
+describe("Traefik inside the cluster (the platform's public names from pods)", () => {
+  it("has a fixed address in the service range, clear of kubeadm's and in the API server's static band", () => {
+    expect(ingressClusterIp("10.96.0.0/12")).toBe("10.96.0.12");
+    expect(ingressClusterIp("172.20.128.0/17")).toBe("172.20.128.12");
+    expect(ingressClusterIp("10.0.0.16/28")).toBe("10.0.0.28");
+    for (const range of ["10.96.0.0/12", "192.168.7.0/24", "10.0.0.16/28"]) {
+      const ip = ingressClusterIp(range);
+      expect(ipIn(ip, range)).toBe(true);
+      const [base] = range.split("/");
+      const index = Number(ip.split(".")[3]) - Number(base.split(".")[3]);
+      // kubeadm: the first address is the kubernetes Service, the tenth kube-dns.
+      expect([0, 1, 10]).not.toContain(index);
+      // The allocator's static band (KEP-3070): min(max(16, size/16), 256) lowest addresses.
+      expect(index).toBeLessThan(16);
+    }
+    expect(() => ingressClusterIp("10.0.0.0/29")).toThrow(/too small/);
+    expect(() => ingressClusterIp("fd00::/108")).toThrow(/IPv4/);
+  });
+
+  it("names dare:domain, and harbor.<domain> only with Harbor", () => {
+    expect(platformHostNames({ domain: "dare.example.org", harbor: { enabled: false } })).toEqual(["dare.example.org"]);
+    expect(platformHostNames({ domain: "dare.example.org", harbor: { enabled: true } })).toEqual(["dare.example.org", "harbor.dare.example.org"]);
+  });
+
+  it.each([
+    ["behind an Octavia load balancer", {}],
+    ["on host ports", { cloud: "existing" as const, loadBalancer: false, externalNetwork: undefined }],
+  ])("%s: a ClusterIP Service of its own at that address, on the pods' HTTPS and HTTP entry points", async (_mode, over) => {
+    const { resources, networking } = await build(() => args({ serviceCidr: "10.100.0.0/16", ...over }));
+    expect(networking.clusterIp).toBe("10.100.0.12");
+    const services = ofType(resources, "kubernetes:core/v1:Service").map((r) => redacted(r));
+    const service = services.find((s) => s.metadata.name === INGRESS_CLUSTER_SERVICE);
+    expect(service).toBeDefined();
+    expect(service.metadata.namespace).toBe(NAMESPACES.ingress.name);
+    expect(service.spec.type).toBe("ClusterIP");
+    expect(service.spec.clusterIP).toBe(networking.clusterIp);
+    const traefik = release(resources, "traefik");
+    // The chart's own selector (traefik.labelselector: name, instance <release>-<namespace>).
+    expect(service.spec.selector).toEqual({ ...INGRESS_POD_SELECTOR });
+    expect(service.spec.selector["app.kubernetes.io/instance"]).toBe(`${traefik.name}-${traefik.namespace}`);
+    const port = (p: number) => service.spec.ports.find((x: any) => x.port === p);
+    expect(port(443).targetPort).toBe(traefik.values.ports.websecure.port);
+    expect(port(80).targetPort).toBe(traefik.values.ports.web.port);
+    expect(validateHelmValues(traefik)).toEqual([]);
+  });
+
+  it("refuses a service range too small for the address before creating anything", async () => {
+    let error: unknown;
+    const resources = await runMocked(() => {
+      try { new Networking("net", args({ serviceCidr: "10.96.0.0/29" })); } catch (e) { error = e; }
+    });
+    expect(String(error)).toMatch(/too small/);
+    expect(resources.filter((r) => r.type.startsWith("dare:") || r.type.startsWith("kubernetes:"))).toHaveLength(0);
   });
 });

@@ -1,8 +1,10 @@
 #!/bin/bash
 # Prepares a host for Kubernetes (Ubuntu 24.04): swap off, kernel modules and sysctls for pod
-# networking, containerd from the OS packages with the systemd cgroup driver, kubeadm/kubelet/kubectl
-# from pkgs.k8s.io held at the configured version, and the host firewall. Every part is idempotent.
-# Packages already installed are left alone: version changes are the upgrade step's job, in kubeadm's order.
+# networking, containerd 2.x (containerd.io from Docker's signed apt repository, pinned and held)
+# configured for the kubelet (config version 3, systemd cgroup driver, the pause image), kubeadm/kubelet/
+# kubectl from pkgs.k8s.io held at the configured version, and the host firewall. Every part is idempotent.
+# Kubernetes packages already installed are left alone: version changes are the upgrade step's job, in
+# kubeadm's order. containerd is moved to the pinned version in place (see "containerd" below).
 #
 # Env: KUBERNETES_VERSION (e.g. 1.36.4), PAUSE_IMAGE, FIREWALL_RULESET (nftables text)
 set -euo pipefail
@@ -48,9 +50,9 @@ net.ipv4.ip_forward = 1
 CONF
 sysctl --system >/dev/null
 
-echo "packages: containerd and prerequisites"
+echo "packages: prerequisites"
 need=()
-for pkg in containerd ca-certificates curl gpg nftables; do
+for pkg in ca-certificates curl gpg nftables; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -58,18 +60,73 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -q "${need[@]}"
 fi
 
-# containerd 1.7 (Ubuntu 24.04) reads config version 2; kubelet and containerd must agree on systemd cgroups.
+# containerd: Kubernetes 1.36 is tested with containerd 2.2+/2.3+ only, and only containerd 2.x answers the
+# kubelet's RuntimeConfig call (cgroup driver); 1.7 reaches its end of life in September 2026. 2.3 is
+# containerd's long-term line (to April 2028) and the one it supports upgrading 1.7 to directly.
+# The pin: containerd.io's upstream version; raising it reruns this step on every host.
+CONTAINERD_VERSION=2.3.6
+DOCKER_KEY_FINGERPRINT=9DC858229FC7DD38854AE2D88D81803C0EBFCD88
+echo "packages: containerd.io ${CONTAINERD_VERSION}"
+install -d -m 0755 /etc/apt/keyrings
+if [ ! -s /etc/apt/keyrings/docker.gpg ]; then
+  key=$(mktemp) gnupg=$(mktemp -d)
+  curl -fsSL --retry 5 https://download.docker.com/linux/ubuntu/gpg >"$key"
+  fingerprint=$(GNUPGHOME=$gnupg gpg --batch --show-keys --with-colons "$key" | awk -F: '$1 == "fpr" { print $10; exit }')
+  if [ "$fingerprint" != "$DOCKER_KEY_FINGERPRINT" ]; then
+    rm -rf "$key" "$gnupg"
+    echo "refusing Docker's apt key: fingerprint '${fingerprint}', expected ${DOCKER_KEY_FINGERPRINT}" >&2
+    exit 1
+  fi
+  gpg --dearmor --batch --yes -o /etc/apt/keyrings/docker.gpg <"$key"
+  rm -rf "$key" "$gnupg"
+fi
+# shellcheck source=/dev/null
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
+put /etc/apt/sources.list.d/docker.list 0644 \
+  <<<"deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${codename} stable"
+# Guard: containerd.io at the pinned version. Anything else (Ubuntu's containerd 1.7 or 2.2, another
+# containerd.io) is replaced in place: containerd.io conflicts with Ubuntu's containerd and runc, so apt
+# removes them in the same transaction. Containers survive it (containerd.service stops with
+# KillMode=process: shims and containers keep running, and the new containerd takes them over).
+# The package is downloaded first; on a cluster member the kubelet is stopped only for the swap, and
+# started again afterwards so that it asks the new containerd for its cgroup driver.
+# --force-confold: our /etc/containerd/config.toml stays (containerd.io's own would disable the CRI).
+swapped=false member=false
+if ! dpkg-query -W -f='${Status} ${Version}' containerd.io 2>/dev/null | grep -q "^install ok installed ${CONTAINERD_VERSION}-"; then
+  apt_install=(apt-get install -y -q --allow-change-held-packages
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "containerd.io=${CONTAINERD_VERSION}-*")
+  apt-get update -q
+  "${apt_install[@]}" --download-only
+  if [ -f /etc/kubernetes/kubelet.conf ]; then
+    member=true
+    trap 'systemctl start kubelet' EXIT # whatever happens next, the kubelet runs again
+    systemctl stop kubelet
+  fi
+  "${apt_install[@]}"
+  apt-mark hold containerd.io
+  swapped=true
+fi
+
+# containerd 2.x config version 3: the CRI plugin is split into io.containerd.cri.v1.images (the pause
+# image, pinned so that image garbage collection keeps it) and io.containerd.cri.v1.runtime (runc with
+# the systemd cgroup driver, as the kubelet is configured by kubeadm).
 put /etc/containerd/config.toml 0644 <<TOML
-version = 2
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${PAUSE_IMAGE}"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+version = 3
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = '${PAUSE_IMAGE}'
+[plugins.'io.containerd.cri.v1.runtime'.containerd]
+  default_runtime_name = 'runc'
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+  runtime_type = 'io.containerd.runc.v2'
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   SystemdCgroup = true
 TOML
 systemctl enable --now containerd
-if was_changed /etc/containerd/config.toml; then systemctl restart containerd; fi
+if was_changed /etc/containerd/config.toml || [ "$swapped" = true ]; then
+  containerd config dump >/dev/null # refuses a configuration containerd cannot read, before the restart
+  systemctl restart containerd
+fi
+if [ "$member" = true ]; then systemctl start kubelet; trap - EXIT; fi
 
 echo "packages: kubeadm, kubelet, kubectl ${KUBERNETES_VERSION}"
 if installed=$(kubeadm version -o short 2>/dev/null); then

@@ -13,6 +13,7 @@ import { AddressInfo } from "net";
 import { engineDir } from "../../tools/engine/pulumi";
 import { sharedDir } from "../../tools/validate/crd";
 import { ROOT } from "../support/render";
+import { untgz } from "../support/untgz";
 
 export { ROOT };
 const HARNESS = path.join(ROOT, "tools", "engine", "pulumi.ts");
@@ -97,12 +98,28 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
   return ws;
 }
 
-/** Serves ../shared/chart-mirror (a static Helm repository) on 127.0.0.1; resolves to its URL. */
+/**
+ * Serves ../shared/chart-mirror (a static Helm repository) on 127.0.0.1; resolves to its URL. Like an
+ * air-gapped site's mirror (README, "Air-gapped sites"), it also serves each chart unpacked beside its
+ * archive, `<chart>-<version>/<path in chart>`: the CRD files the program applies itself (components/helm.ts).
+ */
 export async function serveChartMirror(): Promise<{ url: string; close: () => Promise<void> }> {
   const root = path.join(sharedDir(), "chart-mirror");
   if (!fs.existsSync(path.join(root, "index.yaml"))) throw new Error(`no Helm chart mirror at ${root} (see README, "The engine tier")`);
+  const unpacked = new Map<string, Map<string, Buffer>>();
   const server = http.createServer((req, res) => {
-    const name = path.basename(decodeURIComponent((req.url ?? "/").split("?")[0]));
+    const parts = decodeURIComponent((req.url ?? "/").split("?")[0]).split("/").filter((p) => p && p !== "..");
+    const archive = parts.length > 1 ? path.join(root, `${parts[0]}.tgz`) : undefined;
+    if (archive && fs.existsSync(archive)) {
+      if (!unpacked.has(archive)) unpacked.set(archive, untgz(archive));
+      // The archive's entries start with the chart's name: <chart>/<path>.
+      const chart = parts[0].replace(/-v?\d[^-]*$/, "");
+      const content = unpacked.get(archive)!.get([chart, ...parts.slice(1)].join("/"));
+      if (content) res.writeHead(200, { "content-type": "text/yaml" }).end(content);
+      else res.writeHead(404).end();
+      return;
+    }
+    const name = parts.length === 1 ? parts[0] : "";
     const file = path.join(root, name);
     if (!name || !fs.existsSync(file)) {
       res.writeHead(404).end();

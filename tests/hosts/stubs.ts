@@ -7,6 +7,11 @@ import { recordingStub } from "./harness";
 
 export const STUB_STATE = "/var/lib/dare-stub";
 const STATE = STUB_STATE;
+/** Packages the apt-get stand-in installed (containerd, containerd.io): a file per package holding its version. */
+export const STUB_PACKAGES = `${STATE}/packages`;
+const PACKAGES = STUB_PACKAGES;
+/** Docker's release key (docs.docker.com/engine/install/ubuntu), as the stand-in for curl serves it. */
+export const DOCKER_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
 /** The simulated Ceph cluster (seedCeph): OSDs, CRUSH host buckets, Rook's OSD deployments, backfill. */
 const CEPH = `${STATE}/ceph`;
 
@@ -58,10 +63,35 @@ esac
 exit 0`, { env: ["KUBECONFIG"] }),
   ceph: cephStub(),
   "apt-get": recordingStub("apt-get", `
-for a in "$@"; do case "$a" in kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;; esac; done`),
+case " $* " in *" --download-only "*) exit 0 ;; esac
+for a in "$@"; do case "$a" in
+  kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;;
+  # containerd.io replaces Ubuntu's containerd (Conflicts/Replaces), as apt would.
+  containerd.io=*) v=\${a#containerd.io=}; mkdir -p ${PACKAGES}; echo "\${v%\\*}1~ubuntu.24.04~noble" > ${PACKAGES}/containerd.io; rm -f ${PACKAGES}/containerd ;;
+esac; done`),
   "apt-mark": recordingStub("apt-mark"),
-  curl: recordingStub("curl", "echo 'stand-in release key'"),
+  // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
+  "dpkg-query": `#!/bin/bash
+pkg=\${*: -1}
+if [ "$pkg" = containerd.io ] || [ "$pkg" = containerd ]; then
+  [ -f ${PACKAGES}/$pkg ] || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }
+  format='\${Status} \${Version}\n'
+  for a in "$@"; do case "$a" in -f=*|--showformat=*) format=\${a#*=} ;; esac; done
+  format=\${format//'\${Status}'/install ok installed}
+  printf '%b' "\${format//'\${Version}'/$(cat ${PACKAGES}/$pkg)}"
+  exit 0
+fi
+exec /usr/bin/dpkg-query "$@"
+`,
+  containerd: recordingStub("containerd"),
+  // Docker's key carries its fingerprint (a test may put another in ${STATE}/docker-key-fingerprint).
+  curl: recordingStub("curl", `
+case "$*" in
+  *download.docker.com*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/docker-key-fingerprint 2>/dev/null || echo ${DOCKER_KEY_FINGERPRINT})" ;;
+  *) echo 'stand-in release key' ;;
+esac`),
   gpg: recordingStub("gpg", `
+case " $* " in *" --show-keys "*) sed -n 's/^fingerprint: \\(.*\\)$/fpr:::::::::\\1:/p' "\${*: -1}"; exit 0 ;; esac
 while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; done; cat`),
   modprobe: recordingStub("modprobe"),
   sysctl: recordingStub("sysctl"),
