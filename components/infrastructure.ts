@@ -135,7 +135,10 @@ export function planNodes(clusterName: string, nodes: NodesSpec): NodePlan[] {
 }
 
 export class Infrastructure extends pulumi.ComponentResource {
-  /** Every host, control planes first, in a stable order. */
+  /**
+   * Every host, control planes first, in a stable order; on OpenStack known once every disk step ran, so
+   * that Ceph (which reads this list) is handed only disks udev has named.
+   */
   public readonly hosts: pulumi.Output<Host[]>;
   /**
    * Each host by name, depending only on that host's own resources: a layer that works per host
@@ -325,10 +328,21 @@ export class Infrastructure extends pulumi.ComponentResource {
     const bastion = bastionAddress.apply((address): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser }));
 
     const access: SshAccess = { privateKey: this.sshPrivateKey, bastion };
+    // Per host: `reach` (how SSH gets there, its disks' paths) depends on that host's own resources only;
+    // `named` also waits for its disk steps. The per-host layers (SSH steps) read `reach`, so no host's
+    // preparation waits for a disk step; Ceph reads the list, built from `named`: it is handed only disks
+    // that have their names.
     const perHost = nodeOutputs.map((n) => {
-      // How SSH reaches the host, before its disks are known (the disk steps need it).
-      const reach = pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id])
-        .apply(([privateAddress, publicAddress, machineId]): Host => ({
+      // A volume's disk is named by the bus it sits on (virtio-blk: virtio-<20 characters of its id>,
+      // virtio-scsi: scsi-0QEMU_QEMU_HARDDISK_<id>, …), and /dev/vdX or /dev/sdX move between boots. A step on
+      // the host finds the disk by the volume id and has udev name it /dev/disk/dare/<volume id>, at every boot
+      // (disk-link.sh); Rook and the OSD-removal step are given that name. The path comes through the
+      // attachment: the step that takes the disk's OSD out of Ceph depends on it, so Pulumi runs that removal
+      // before the volume is detached.
+      const paths = pulumi.all(n.volumes.map(({ volume, attachment }) =>
+        pulumi.all([volume.id, attachment.id]).apply(([id]) => diskPath(id))));
+      const reach = pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id, paths])
+        .apply(([privateAddress, publicAddress, machineId, disks]): Host => ({
           name: n.node.name,
           role: n.node.role,
           pool: n.node.pool,
@@ -337,30 +351,21 @@ export class Infrastructure extends pulumi.ComponentResource {
           ...(publicAddress ? { publicAddress } : {}),
           sshUser: args.sshUser,
           port: 22,
-          disks: [],
+          disks,
           viaBastion: publicAddress === undefined,
           machineId,
         }));
-      // A volume's disk is named by the bus it sits on (virtio-blk: virtio-<20 characters of its id>,
-      // virtio-scsi: scsi-0QEMU_QEMU_HARDDISK_<id>, …), and /dev/vdX or /dev/sdX move between boots. A step on
-      // the host finds the disk by the volume id and has udev name it /dev/disk/dare/<volume id>, at every boot
-      // (disk-link.sh); Rook and the OSD-removal step are given that name, which exists once the step ran.
-      // The path comes through the attachment and the step: Ceph is handed only attached, named disks, and
-      // the step that takes the disk's OSD out of Ceph depends on the path, so Pulumi runs that removal
-      // before the rule goes and the volume is detached.
-      const disks = n.volumes.map(({ volume, attachment }, j) => {
-        const link = hostStep("iaas", {
-          host: { name: n.node.name, host: reach },
-          step: `disk-${j}`,
-          script: "disk-link.sh",
-          deleteScript: "disk-unlink.sh",
-          env: { VOLUME_ID: volume.id, DISK_HOST: n.node.name },
-          // Runs again on a re-created machine (MACHINE_ID), as an update: never a replacement, whose
-          // delete would remove the rule the new step relies on.
-        }, access, { ...parent, dependsOn: [attachment] });
-        return pulumi.all([volume.id, attachment.id, link.id]).apply(([id]) => diskPath(id));
-      });
-      return pulumi.all([reach, pulumi.all(disks)]).apply(([host, paths]): Host => ({ ...host, disks: paths }));
+      const links = n.volumes.map(({ volume, attachment }, j) => hostStep("iaas", {
+        host: { name: n.node.name, host: reach },
+        step: `disk-${j}`,
+        script: "disk-link.sh",
+        deleteScript: "disk-unlink.sh",
+        env: { VOLUME_ID: volume.id, DISK_HOST: n.node.name },
+        // Runs again on a re-created machine (MACHINE_ID), as an update: never a replacement, whose
+        // delete would remove the rule the new step relies on.
+      }, access, { ...parent, dependsOn: [attachment] }));
+      const named = pulumi.all([reach, pulumi.all(links.map((l) => l.id))]).apply(([host]) => host);
+      return { reach, named };
     });
 
     let apiServer: pulumi.Output<ApiEndpoint>;
@@ -418,7 +423,7 @@ export class Infrastructure extends pulumi.ComponentResource {
         privateAddress, publicAddress, port: API_PORT,
       }));
     }
-    const hostByName = Object.fromEntries(plan.map((node, i) => [node.name, perHost[i]]));
-    return { hosts: pulumi.all(perHost), hostByName, apiServer, bastion };
+    const hostByName = Object.fromEntries(plan.map((node, i) => [node.name, perHost[i].reach]));
+    return { hosts: pulumi.all(perHost.map((h) => h.named)), hostByName, apiServer, bastion };
   }
 }

@@ -297,7 +297,8 @@ describe("scaling", () => {
     const [p2, p3] = [params(before), params(after)];
     const added = [...p3.keys()].filter((k) => !p2.has(k)).sort();
     // A new worker with a disk also gets the steps that would take its OSDs out of Ceph before it leaves.
-    expect(added).toEqual([`k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`,
+    // And the step that names its disk for Ceph (disk-link.sh).
+    expect(added).toEqual([`iaas-${CLUSTER}-workers-2-disk-0`, `k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`,
       `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2-disk-0`].sort());
     const changed = [...p2.keys()].filter((k) => p3.get(k) !== p2.get(k));
     expect(changed).toEqual([]);

@@ -270,13 +270,13 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
       .toEqual(workers.flatMap((w) => [0, 1].map((j) => `iaas-${w}-disk-${j}`)).sort());
   });
 
-  it("makes Rook's values and every OSD step wait for the disk steps that create the paths they name", () => {
+  it("makes Rook's values wait for the disk steps that create the paths they name, and every OSD step for the attachment (its OSD leaves before the detach)", () => {
     const rook = ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cluster.chart)!;
     for (const w of workers) {
       for (const j of [0, 1]) {
         expect(rook.dependencies).toContain(diskStep(w, j).urn);
         const osd = commands().find((c) => c.name === `k8s-${CLUSTER}-cp-0-osd-${w}-disk-${j}`)!;
-        expect(osd.dependencies).toContain(diskStep(w, j).urn);
+        expect(osd.dependencies).toContain(attachment(w, j).urn);
         expect(unsecret(osd.inputs).stdin).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
       }
     }

@@ -137,7 +137,7 @@ describe("removing a worker or a disk that holds Ceph OSDs", () => {
       const attachment = byType("openstack:compute/volumeAttach:VolumeAttach").find((a) => a.name === `${worker(i)}-disk-0`)!;
       expect(osdDisk.dependencies).toEqual(expect.arrayContaining([volume.urn, attachment.urn]));
       expect(envOf(production, "dare-production-cp-0", `osd-${worker(i)}-disk-0`)).toMatchObject({
-        OSD_HOST: worker(i), OSD_DEVICE: expect.stringMatching(/^\/dev\/disk\/by-id\/virtio-.{20}$/), CEPH_CLEAN_TIMEOUT: "3600",
+        OSD_HOST: worker(i), OSD_DEVICE: expect.stringMatching(/^\/dev\/disk\/dare\/[0-9a-f-]{36}$/), CEPH_CLEAN_TIMEOUT: "3600",
       });
       expect(osdHost.inputs.delete).toContain("ceph osd purge");
     }

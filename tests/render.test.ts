@@ -43,13 +43,19 @@ describe("offline render", () => {
   });
 
   it("writes each distinct content once: the workers' copies of a script are hard links to one file", () => {
-    const hostFile = (host: string, file: string) => `${first.dir}/hosts/dare-testbed-${host}/${file}`;
-    const [a, b] = ["workers-0", "workers-1"].map((w) => fs.statSync(hostFile(w, "01-prepare.sh")));
+    // A host's files are numbered in the order of its steps (a worker's disk step comes first).
+    const hostFile = (host: string, file: string) => {
+      const dir = `${first.dir}/hosts/dare-testbed-${host}`;
+      const found = fs.readdirSync(dir).filter((f) => f.replace(/^\d+-/, "") === file);
+      expect({ host, file, found: found.length }).toEqual({ host, file, found: 1 });
+      return `${dir}/${found[0]}`;
+    };
+    const [a, b] = ["workers-0", "workers-1"].map((w) => fs.statSync(hostFile(w, "prepare.sh")));
     expect(b.ino).toBe(a.ino);
-    expect(fs.readFileSync(hostFile("workers-1", "01-prepare.sh"), "utf8"))
+    expect(fs.readFileSync(hostFile("workers-1", "prepare.sh"), "utf8"))
       .toBe(fs.readFileSync(`${__dirname}/../components/scripts/k8s-prepare.sh`, "utf8"));
     // Each worker joins under its own name: separate files.
-    const joins = ["workers-0", "workers-1"].map((w) => hostFile(w, "02-join.env"));
+    const joins = ["workers-0", "workers-1"].map((w) => hostFile(w, "join.env"));
     expect(fs.statSync(joins[0]).ino).not.toBe(fs.statSync(joins[1]).ino);
     expect(fs.readFileSync(joins[0], "utf8")).toContain("NODE_NAME='dare-testbed-workers-0'");
     expect(fs.readFileSync(joins[1], "utf8")).toContain("NODE_NAME='dare-testbed-workers-1'");

@@ -60,7 +60,7 @@ describe("OSDs are exactly the configured disks", () => {
     for (const [i, node] of twoDisks.cephClusterSpec.storage.nodes.entries()) {
       expect(node.devices).toHaveLength(2);
       expect(node.devices[0]).toEqual(two.cephClusterSpec.storage.nodes[i].devices[0]);
-      expect(node.devices[1].name).toMatch(/^\/dev\/disk\/by-id\/virtio-/);
+      expect(node.devices[1].name).toMatch(/^\/dev\/disk\/dare\/[0-9a-f-]{36}$/);
     }
   });
 

@@ -68,7 +68,10 @@ build_kubernetes() {
   local work src
   work=$(mktemp -d)
   cp "$modules/pulumi-resource-kubernetes/go.mod" "$modules/pulumi-resource-kubernetes/go.sum" "$work/"
-  src=$(cd "$work" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)/cmd/pulumi-resource-kubernetes
+  # `go list -m` names no folder for a module not yet in the module cache (a fresh machine): download it first.
+  src=$(cd "$work" && go mod download github.com/pulumi/pulumi-kubernetes/provider/v4 &&
+    go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)/cmd/pulumi-resource-kubernetes
+  if [ ! -f "$src/main.go" ]; then log "no provider sources at $src"; return 1; fi
   mkdir "$work/cmd"
   cp "$src/main.go" "$src/generate.go" "$src/schema.json" "$src/terraform-mapping.json" "$work/cmd/"
   chmod -R u+w "$work"
