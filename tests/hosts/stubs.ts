@@ -12,6 +12,8 @@ export const STUB_PACKAGES = `${STATE}/packages`;
 const PACKAGES = STUB_PACKAGES;
 /** Docker's release key (docs.docker.com/engine/install/ubuntu), as the stand-in for curl serves it. */
 export const DOCKER_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
+/** pkgs.k8s.io's Release.key (components/scripts/k8s-prepare.sh cites where it is published), as the stand-in for curl serves it. */
+export const KUBERNETES_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
 /** The simulated Ceph cluster (seedCeph): OSDs, CRUSH host buckets, Rook's OSD deployments, backfill. */
 const CEPH = `${STATE}/ceph`;
 
@@ -84,14 +86,17 @@ fi
 exec /usr/bin/dpkg-query "$@"
 `,
   containerd: recordingStub("containerd"),
-  // Docker's key carries its fingerprint (a test may put another in ${STATE}/docker-key-fingerprint).
+  // Docker's and Kubernetes' keys carry their fingerprints (a test may put others in
+  // ${STATE}/docker-key-fingerprint or ${STATE}/k8s-key-fingerprint).
   curl: recordingStub("curl", `
 case "$*" in
   *download.docker.com*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/docker-key-fingerprint 2>/dev/null || echo ${DOCKER_KEY_FINGERPRINT})" ;;
+  *pkgs.k8s.io*Release.key*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/k8s-key-fingerprint 2>/dev/null || echo ${KUBERNETES_KEY_FINGERPRINT})" ;;
   *) echo 'stand-in release key' ;;
 esac`),
+  // --show-keys: a primary key record and its fingerprint, as gpg --with-colons prints them.
   gpg: recordingStub("gpg", `
-case " $* " in *" --show-keys "*) sed -n 's/^fingerprint: \\(.*\\)$/fpr:::::::::\\1:/p' "\${*: -1}"; exit 0 ;; esac
+case " $* " in *" --show-keys "*) sed -n 's/^fingerprint: \\(.*\\)$/pub:-:2048:1:0000000000000000:::::::\\nfpr:::::::::\\1:/p' "\${*: -1}"; exit 0 ;; esac
 while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; done; cat`),
   modprobe: recordingStub("modprobe"),
   sysctl: recordingStub("sysctl"),
