@@ -73,7 +73,8 @@ sysctl --system >/dev/null
 echo "packages: prerequisites"
 need=()
 for pkg in ca-certificates curl gpg nftables; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+  # dpkg's status is "install ok installed", or "hold ok installed" once apt-mark held the package.
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -Eq '^(install|hold) ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -q
@@ -101,7 +102,7 @@ put /etc/apt/sources.list.d/docker.list 0644 \
 # started again afterwards so that it asks the new containerd for its cgroup driver.
 # --force-confold: our /etc/containerd/config.toml stays (containerd.io's own would disable the CRI).
 swapped=false member=false
-if ! dpkg-query -W -f='${Status} ${Version}' containerd.io 2>/dev/null | grep -q "^install ok installed ${CONTAINERD_VERSION}-"; then
+if ! dpkg-query -W -f='${Status} ${Version}' containerd.io 2>/dev/null | grep -Eq "^(install|hold) ok installed ${CONTAINERD_VERSION//./\\.}-"; then
   apt_install=(apt-get install -y -q --allow-change-held-packages
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "containerd.io=${CONTAINERD_VERSION}-*")
   apt-get update -q

@@ -32,7 +32,7 @@ async function prepare(name: string): Promise<void> {
 /** The package dpkg reports for `pkg` on a host: "<version>", or undefined when it is not installed. */
 async function installed(name: string, pkg: string): Promise<string | undefined> {
   const r = await byName(name).exec(`dpkg-query -W -f='\${Status} \${Version}' ${pkg}`);
-  return r.code === 0 ? r.stdout.replace(/^install ok installed /, "") : undefined;
+  return r.code === 0 ? r.stdout.replace(/^(install|hold) ok installed /, "") : undefined;
 }
 
 beforeAll(async () => {

@@ -64,27 +64,7 @@ case "$*" in
 esac
 exit 0`, { env: ["KUBECONFIG"] }),
   ceph: cephStub(),
-  "apt-get": recordingStub("apt-get", `
-case " $* " in *" --download-only "*) exit 0 ;; esac
-for a in "$@"; do case "$a" in
-  kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;;
-  # containerd.io replaces Ubuntu's containerd (Conflicts/Replaces), as apt would.
-  containerd.io=*) v=\${a#containerd.io=}; mkdir -p ${PACKAGES}; echo "\${v%\\*}1~ubuntu.24.04~noble" > ${PACKAGES}/containerd.io; rm -f ${PACKAGES}/containerd ;;
-esac; done`),
-  "apt-mark": recordingStub("apt-mark"),
-  // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
-  "dpkg-query": `#!/bin/bash
-pkg=\${*: -1}
-if [ "$pkg" = containerd.io ] || [ "$pkg" = containerd ]; then
-  [ -f ${PACKAGES}/$pkg ] || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }
-  format='\${Status} \${Version}\n'
-  for a in "$@"; do case "$a" in -f=*|--showformat=*) format=\${a#*=} ;; esac; done
-  format=\${format//'\${Status}'/install ok installed}
-  printf '%b' "\${format//'\${Version}'/$(cat ${PACKAGES}/$pkg)}"
-  exit 0
-fi
-exec /usr/bin/dpkg-query "$@"
-`,
+  ...packageStubs(),
   containerd: recordingStub("containerd"),
   // Docker's and Kubernetes' keys carry their fingerprints (a test may put others in
   // ${STATE}/docker-key-fingerprint or ${STATE}/k8s-key-fingerprint).
@@ -186,3 +166,45 @@ export function seedCeph(osds: SimulatedOsd[], backfillPolls: number | "never" =
 
 /** Shell command printing the simulated cluster's state files (for assertions). */
 export const CEPH_STATE = CEPH;
+
+
+/** Packages the apt stand-ins install, hold and report (dpkg-query asks the real dpkg about any other). */
+const STUB_MANAGED = ["containerd.io", "containerd", "borgbackup"];
+
+/**
+ * apt-get, apt-mark and dpkg-query for the packages the host scripts pin: apt-get records an install of
+ * `pkg=version` (a file per package holding its version), apt-mark hold/unhold marks it, and dpkg-query
+ * reports it as dpkg does, `hold ok installed <version>` once held.
+ */
+export function packageStubs(): Record<string, string> {
+  return {
+  "apt-get": recordingStub("apt-get", `
+case " $* " in *" --download-only "*) exit 0 ;; esac
+for a in "$@"; do case "$a" in
+  kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;;
+  # containerd.io replaces Ubuntu's containerd (Conflicts/Replaces), as apt would.
+  containerd.io=*) v=\${a#containerd.io=}; mkdir -p ${PACKAGES}; echo "\${v%\\*}1~ubuntu.24.04~noble" > ${PACKAGES}/containerd.io; rm -f ${PACKAGES}/containerd ;;
+  borgbackup=*) mkdir -p ${PACKAGES}; echo "\${a#borgbackup=}" > ${PACKAGES}/borgbackup ;;
+esac; done`),
+  "apt-mark": recordingStub("apt-mark", `
+op=$1; shift
+for p in "$@"; do case "$op" in
+  hold) mkdir -p ${PACKAGES}; touch "${PACKAGES}/$p.hold" ;;
+  unhold) rm -f "${PACKAGES}/$p.hold" ;;
+esac; done`),
+  // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
+  "dpkg-query": `#!/bin/bash
+pkg=\${*: -1}
+case " ${STUB_MANAGED.join(" ")} " in *" $pkg "*)
+  [ -f ${PACKAGES}/$pkg ] || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }
+  want=install; [ ! -f ${PACKAGES}/$pkg.hold ] || want=hold
+  format='\${Status} \${Version}\n'
+  for a in "$@"; do case "$a" in -f=*|--showformat=*) format=\${a#*=} ;; esac; done
+  format=\${format//'\${Status}'/$want ok installed}
+  printf '%b' "\${format//'\${Version}'/$(cat ${PACKAGES}/$pkg)}"
+  exit 0 ;;
+esac
+exec /usr/bin/dpkg-query "$@"
+`,
+  };
+}
