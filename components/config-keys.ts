@@ -202,6 +202,9 @@ export const CONFIG_KEYS = declare({
     },
     description: "Image and pinned tag of each DARE workload, the MPI operator, the blackbox exporter and the backup tools, by name. Set only " +
       "the ones to change, e.g. `pulumi config set --path 'images.exec-api' harbor.dare.example.org/dare/exec-api:v3.6`. " +
+      "Each is pinned by a tag (not latest), a digest or both: `repository:tag`, `repository@sha256:<64 hex digits>` or " +
+      "`repository:tag@sha256:<64 hex digits>` (a digest names one image for good; `crane digest` or `docker buildx imagetools " +
+      "inspect` prints it). The MPI operator keeps its tag 0.8.2, the release of the MPIJob CRD the program ships. " +
       "Only dare-login's image is published (registry.gitlab.com/project-dare/dare-platform/dare-login:v1.1, D5.4): " +
       "d4p-registry, exec-api, exec-registry, playground, workflow-registry, semantic-data, sprov, sprov-view and " +
       "sprov-cronjob have no public image or tag and are required: build each from its GitLab project under " +

@@ -180,8 +180,46 @@ export function pulumiConfigSource(): ConfigSource {
 export const DEFAULT_NODES: NodesSpec = defaultOf("nodes");
 export const DEFAULT_NETWORK: NetworkSpec = defaultOf("network");
 
-/** `repo[:port]/path:tag`; `latest` and digests-only are refused: a pinned tag is the point. */
-const IMAGE = /^[a-z0-9]([a-z0-9._\/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** `registry[:port]/path` of an image reference, before its tag and digest. */
+const IMAGE_NAME = /^[a-z0-9]([a-z0-9._\/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*$/;
+const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** The only digest form accepted: what registries and containerd print (OCI image-spec, "Digests"). */
+const IMAGE_DIGEST = /^sha256:[0-9a-f]{64}$/;
+export const IMAGE_FORMS = "repository:tag, repository@sha256:<64 hex digits> or repository:tag@sha256:<64 hex digits>";
+
+/** An image reference split into its name, tag and digest. */
+export interface ImageRef {
+  name: string;
+  tag?: string;
+  /** `sha256:<64 hex>` */
+  digest?: string;
+}
+
+/**
+ * Parses `name:tag`, `name@sha256:<hex>` or `name:tag@sha256:<hex>` (the tag follows the last ":" after the
+ * last "/", so a registry port is not a tag). A pinned reference has a digest, or a tag other than latest;
+ * anything else returns why not.
+ */
+export function parseImage(ref: string): ImageRef | { problem: string } {
+  const at = ref.indexOf("@");
+  const digest = at < 0 ? undefined : ref.slice(at + 1);
+  const rest = at < 0 ? ref : ref.slice(0, at);
+  if (digest !== undefined && !IMAGE_DIGEST.test(digest)) {
+    const hex = /^sha256:([0-9a-f]*)$/.exec(digest);
+    return { problem: hex
+      ? `has a digest of ${hex[1].length} hex digits: a sha256 digest has 64`
+      : `has the digest "${digest}": only sha256:<64 lowercase hex digits> is accepted` };
+  }
+  const slash = rest.lastIndexOf("/");
+  const colon = rest.indexOf(":", slash + 1);
+  const name = colon < 0 ? rest : rest.slice(0, colon);
+  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+  if (!IMAGE_NAME.test(name)) return { problem: `has the repository "${name}", which is not an image name (lowercase registry/path)` };
+  if (tag !== undefined && !IMAGE_TAG.test(tag)) return { problem: `has the tag "${tag}", which is not a tag (letters, digits, _ . -, at most 128 characters)` };
+  if (tag === undefined && digest === undefined) return { problem: "has neither a tag nor a digest (that means latest): pin one" };
+  if (tag === "latest" && digest === undefined) return { problem: "`latest` is not a pinned tag: use a version tag or add the digest" };
+  return { name, ...(tag === undefined ? {} : { tag }), ...(digest === undefined ? {} : { digest }) };
+}
 const QUANTITY = /^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 const NAME = /^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -588,9 +626,25 @@ function readDareLayer(r: Reader): DareLayerSpec {
     const value = imagesRaw[name];
     // "" is the declared default of an image that must be configured: unset, reported below.
     if (value === undefined || value === "") continue;
-    images[name] = r.string(`images.${name}`, value, DEFAULT_IMAGES[name], `"${DEFAULT_IMAGES[name]}"`, IMAGE,
-      "must be an image reference with a pinned tag (repository:tag, not latest)");
-    if (images[name].endsWith(":latest")) r.problem(`images.${name}`, value, "`latest` is not a pinned tag", `"${DEFAULT_IMAGES[name]}"`);
+    const example = `"${DEFAULT_IMAGES[name] || `harbor.dare.example.org/dare/${name}:v3.6`}"`;
+    if (typeof value !== "string") {
+      r.problem(`images.${name}`, value, `must be an image reference: ${IMAGE_FORMS}`, example);
+      continue;
+    }
+    const ref = parseImage(value);
+    if ("problem" in ref) {
+      r.problem(`images.${name}`, value, `${ref.problem}; write ${IMAGE_FORMS}`, example);
+      continue;
+    }
+    images[name] = value;
+  }
+  // The operator and the MPIJob CRD shipped in components/crds are one release: its tag must stay (a digest may be added).
+  const mpiTag = (parseImage(DEFAULT_IMAGES["mpi-operator"]) as ImageRef).tag;
+  const mpi = parseImage(images["mpi-operator"]);
+  if (!("problem" in mpi) && mpi.tag !== mpiTag) {
+    r.problem("images.mpi-operator", images["mpi-operator"],
+      `must keep the tag ${mpiTag}, the release of the MPIJob CRD the program ships (pin it further with its digest)`,
+      `"${DEFAULT_IMAGES["mpi-operator"]}@sha256:<64 hex digits>"`);
   }
   // No public image or tag exists for these: the site builds them (the project is named) and says where they are.
   for (const [name, project] of REQUIRED_IMAGES) {

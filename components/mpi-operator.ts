@@ -4,16 +4,17 @@
  *
  * Upstream installs with `kubectl apply --server-side -f <release>/deploy/v2beta1/mpi-operator.yaml`.
  * That manifest is a CRD plus a handful of small objects. Here:
- *  - the CRD (670 kB of generated schema) comes from the upstream release, pinned by tag, as a
- *    `k8s.yaml.v2.ConfigFile` that the provider fetches at deploy time: no copy of it lives in this
- *    project, and the version pin is the same string as the operator image's tag;
+ *  - the CRD (670 kB of generated schema) is the upstream release's file, shipped with the program in
+ *    components/crds/kubeflow.org_mpijobs.yaml (its header: source, tag, how to refresh it) and applied
+ *    as a `k8s.yaml.v2.ConfigFile` of that local file, so nothing is fetched from a URL at deploy time;
+ *    the release is the same string as the operator image's tag;
  *  - the namespace, ServiceAccount, ClusterRole, ClusterRoleBinding and Deployment are typed objects
  *    below, equal to the manifest's (release-0.8 branch) except: the namespace comes from the project's
  *    table (Pod Security "restricted"), the pod runs as non-root with a read-only root file system,
  *    has probes on the operator's /healthz (port 8080), serves metrics on 8081, and has resources; the
  *    Kubeflow-dashboard aggregation roles (kubeflow-mpijobs-admin/edit/view) are left out.
- * The offline render and the tests see the typed objects in full and the CRD as its pinned URL; the
- * CRD's schema itself is checked in tests against the copy in ../shared/crds/mpi-operator/v0.8.2.
+ * The offline render and the tests see the typed objects in full and the CRD as its file's path; the
+ * file is checked in tests to be the upstream one recorded in ../shared/crds/mpi-operator/v0.8.2 (sha256).
  *
  * DARE's exec-api still creates kubeflow.org/v1alpha1 MPIJobs (0.1.0's API). The CRD is applied with a
  * `transforms` entry (withV1alpha1Conversion, mpijob-conversion.ts) that adds v1alpha1 as a served,
@@ -21,15 +22,25 @@
  * (docs/mpi-workflows.md). Its certificate comes from cert-manager: the component needs the Security
  * layer installed first.
  */
+import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { parseImage } from "./config";
 import { SHARED_FS_CLAIM } from "./dare-workloads";
 import { MPIJOB_CONVERSION_IMAGE, MpiJobConversion, mpijobCrdTransform } from "./mpijob-conversion";
 import { createNamespace, NAMESPACES } from "./namespaces";
 
 export const MPI_OPERATOR_VERSION = "v0.8.2";
-export const MPI_OPERATOR_CRD_URL =
-  `https://raw.githubusercontent.com/kubeflow/mpi-operator/${MPI_OPERATOR_VERSION}/manifests/base/kubeflow.org_mpijobs.yaml`;
+/** The shipped CRD file (upstream's manifests/base/kubeflow.org_mpijobs.yaml at MPI_OPERATOR_VERSION, after a header). */
+export const MPI_OPERATOR_CRD_FILE = path.join(__dirname, "crds", "kubeflow.org_mpijobs.yaml");
+/** sha256 of the upstream file (the shipped file after its header's marker line). */
+export const MPI_OPERATOR_CRD_SHA256 = "78b0131f931fcc8d99f6ce0407281f41b62527e443ec691d26d9634b390ad3bb";
+/**
+ * The file as the ConfigFile names it: relative to the project directory, where Pulumi runs the program
+ * and its providers (ConfigFile's documented local-file form), so that the state and the render do not
+ * depend on where the project is checked out.
+ */
+export const MPI_OPERATOR_CRD_SOURCE = path.relative(path.join(__dirname, ".."), MPI_OPERATOR_CRD_FILE).split(path.sep).join("/");
 const HEALTH_PORT = 8080;
 const METRICS_PORT = 8081;
 
@@ -38,7 +49,7 @@ export interface MpiOperatorArgs {
   provider: k8s.Provider;
   /** Operator image with its tag; its tag must be the release this component pins (0.8.2). */
   image: string;
-  /** URL of the MPIJob CRD; tests and air-gapped sites may point it elsewhere (a file path works too). */
+  /** The MPIJob CRD file (default MPI_OPERATOR_CRD_SOURCE, shipped with the program); tests may point it elsewhere. */
   crdSource?: string;
   /** Node.js image of the v1alpha1 conversion webhook (default MPIJOB_CONVERSION_IMAGE). */
   conversionImage?: string;
@@ -56,9 +67,11 @@ export class MpiOperator extends pulumi.ComponentResource {
 
   constructor(name: string, args: MpiOperatorArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:mpi:MpiOperator", name, {}, opts);
-    const tag = args.image.slice(args.image.lastIndexOf(":") + 1);
+    // The tag, also when a digest pins it further (name:tag@sha256:…); a digest alone names no release.
+    const ref = parseImage(args.image);
+    const tag = "problem" in ref ? undefined : ref.tag;
     if (`v${tag}` !== MPI_OPERATOR_VERSION) {
-      throw new Error(`${name}: image ${args.image} does not match the CRD's release ${MPI_OPERATOR_VERSION}: the operator and its CRD upgrade together`);
+      throw new Error(`${name}: image ${args.image} does not match the CRD's release ${MPI_OPERATOR_VERSION}: the operator and its CRD upgrade together (its tag must be ${MPI_OPERATOR_VERSION.slice(1)}, with or without a digest: mpioperator/mpi-operator:${MPI_OPERATOR_VERSION.slice(1)}@sha256:<64 hex digits>)`);
     }
 
     const childOpts = { provider: args.provider, parent: this };
@@ -73,7 +86,7 @@ export class MpiOperator extends pulumi.ComponentResource {
       sharedFsClaim: SHARED_FS_CLAIM,
     }, { ...childOpts, dependsOn: [ns] });
     this.crdTransform = mpijobCrdTransform(conversion.webhook);
-    const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_URL }, { ...childOpts, transforms: [this.crdTransform] });
+    const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_SOURCE }, { ...childOpts, transforms: [this.crdTransform] });
 
     const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, {
       metadata: { name: "mpi-operator", namespace: this.namespace, labels },

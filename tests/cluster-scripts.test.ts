@@ -21,6 +21,67 @@ it.each(scripts)("shellcheck passes on %s", (script) => {
   expect(result.status).toBe(0);
 });
 
+describe("k8s-prepare.sh: apt keys checked against their published fingerprints (real gpg, real keys)", () => {
+  const text = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-prepare.sh"), "utf8");
+  // The script's own function, run alone with a curl that serves a file and counts its calls.
+  const aptKey = /^apt_key\(\) \{[\s\S]*?^\}$/m.exec(text)![0];
+  let dir: string;
+  const fpr: Record<string, string> = {};
+  const gpg = (args: string[]) => spawnSync("gpg", ["--batch", "--homedir", path.join(dir, "gnupg"), ...args], { encoding: "utf8" });
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "apt-key-"));
+    fs.mkdirSync(path.join(dir, "gnupg"), { mode: 0o700 });
+    for (const who of ["right", "wrong"]) {
+      const made = gpg(["--passphrase", "", "--quick-gen-key", `${who} <${who}@example.org>`, "ed25519", "sign", "never"]);
+      expect(made.status).toBe(0);
+      fs.writeFileSync(path.join(dir, `${who}.key`), gpg(["--armor", "--export", `${who}@example.org`]).stdout);
+      fpr[who] = /^fpr:+([0-9A-F]{40}):/m.exec(gpg(["--with-colons", "--list-keys", `${who}@example.org`]).stdout)![1];
+    }
+    // The right key with another appended: both would be trusted if the file were taken whole.
+    fs.writeFileSync(path.join(dir, "both.key"), fs.readFileSync(path.join(dir, "right.key"), "utf8") + fs.readFileSync(path.join(dir, "wrong.key"), "utf8"));
+    fs.writeFileSync(path.join(dir, "garbage.key"), "<html>503 Service Unavailable</html>\n");
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  function run(served: string, keyring: string) {
+    const script = `set -euo pipefail\ncurl() { echo "$*" >> "$DIR/curl-calls"; cat "$DIR/${served}"; }\n${aptKey}\n` +
+      `apt_key "the Kubernetes apt key (pkgs.k8s.io)" https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key "$EXPECTED" "$DIR/${keyring}"\necho stored`;
+    return spawnSync("bash", ["-c", script], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: dir, DIR: dir, EXPECTED: fpr.right } });
+  }
+  const calls = () => (fs.existsSync(path.join(dir, "curl-calls")) ? fs.readFileSync(path.join(dir, "curl-calls"), "utf8").trim().split("\n") : []);
+
+  it("pins the published fingerprints of pkgs.k8s.io's and Docker's keys and fetches both through the check", () => {
+    expect(text).toMatch(/^KUBERNETES_KEY_FINGERPRINT=DE15B14486CD377B9E876E1A234654DA9A296436$/m);
+    expect(text).toContain('apt_key "the Kubernetes apt key (pkgs.k8s.io)" "https://pkgs.k8s.io/core:/stable:/v${minor}/deb/Release.key" \\\n    "$KUBERNETES_KEY_FINGERPRINT" /etc/apt/keyrings/kubernetes-apt-keyring.gpg');
+    expect(text).toContain('apt_key "Docker\'s apt key" https://download.docker.com/linux/ubuntu/gpg "$DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg');
+    // No other way to a keyring: every curl of a key goes through apt_key.
+    expect(text.match(/\bcurl -/g)).toHaveLength(1);
+  });
+
+  it("stores the key with the published fingerprint, once", () => {
+    const first = run("right.key", "ok.gpg");
+    expect([first.status, first.stdout.trim(), first.stderr]).toEqual([0, "stored", ""]);
+    const stored = gpg(["--show-keys", "--with-colons", path.join(dir, "ok.gpg")]);
+    expect(/^fpr:+([0-9A-F]{40}):/m.exec(stored.stdout)![1]).toBe(fpr.right);
+    expect(calls()).toHaveLength(1);
+    expect(run("wrong.key", "ok.gpg").status).toBe(0); // a keyring in place is not fetched again
+    expect(calls()).toHaveLength(1);
+  });
+
+  it.each([
+    ["another key", "wrong.key", () => fpr.wrong],
+    ["the right key with another beside it", "both.key", () => `${fpr.right} ${fpr.wrong}`],
+    ["a file that holds no key", "garbage.key", () => ""],
+  ])("refuses %s, storing nothing", (_, served, found) => {
+    const result = run(served, `${served}.gpg`);
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toBe(`refusing the Kubernetes apt key (pkgs.k8s.io): fingerprint '${found()}', expected ${fpr.right}\n`);
+    expect(fs.existsSync(path.join(dir, `${served}.gpg`))).toBe(false);
+  });
+});
+
 describe("k8s-prepare.sh: containerd", () => {
   // Behaviour on test hosts: tests/hosts/containerd.test.ts. Here, what the script pins and writes.
   const text = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-prepare.sh"), "utf8");

@@ -198,6 +198,57 @@ describe("config loader", () => {
     expect(missing.some((p) => p.key === "images.dare-login")).toBe(false);
   });
 
+  describe("image references", () => {
+    const digest = "sha256:" + "3f1a9c".repeat(10) + "0b2d";
+    const load = (images: Record<string, unknown>) => loadConfig(source({ ...valid, images: { ...valid.images, ...images } })).dare.images;
+
+    it.each([
+      ["a tag", "harbor.dare.example.org/dare/exec-api:v3.6"],
+      ["a digest alone", `harbor.dare.example.org/dare/exec-api@${digest}`],
+      ["a tag and a digest", `harbor.dare.example.org/dare/exec-api:v3.6@${digest}`],
+      ["a registry port, a tag and a digest", `harbor.dare.example.org:5000/dare/exec-api:v3.6@${digest}`],
+      ["a digest on an official image", `mysql:8.4.6@${digest}`],
+    ])("takes %s", (_, ref) => {
+      expect(load({ "exec-api": ref, "d4p-registry-db": ref.startsWith("mysql") ? ref : "mysql:8.4.6" })[ref.startsWith("mysql") ? "d4p-registry-db" : "exec-api"]).toBe(ref);
+    });
+
+    it("takes the MPI operator pinned by digest behind its release tag, and refuses it without that tag", () => {
+      expect(load({ "mpi-operator": `mpioperator/mpi-operator:0.8.2@${digest}` })["mpi-operator"]).toBe(`mpioperator/mpi-operator:0.8.2@${digest}`);
+      for (const ref of [`mpioperator/mpi-operator@${digest}`, "mpioperator/mpi-operator:0.9.0"]) {
+        const p = problemsOf({ images: { ...valid.images, "mpi-operator": ref } }).find((x) => x.key === "images.mpi-operator")!;
+        expect(p.why).toBe("must keep the tag 0.8.2, the release of the MPIJob CRD the program ships (pin it further with its digest)");
+        expect(p.example).toBe('"mpioperator/mpi-operator:0.8.2@sha256:<64 hex digits>"');
+      }
+    });
+
+    const FORMS = "write repository:tag, repository@sha256:<64 hex digits> or repository:tag@sha256:<64 hex digits>";
+    it.each([
+      ["no tag and no digest", "harbor.dare.example.org/dare/exec-api", "has neither a tag nor a digest (that means latest): pin one"],
+      ["latest", "harbor.dare.example.org/dare/exec-api:latest", "`latest` is not a pinned tag: use a version tag or add the digest"],
+      ["a short digest", "harbor.dare.example.org/dare/exec-api@sha256:3f1a9c", "has a digest of 6 hex digits: a sha256 digest has 64"],
+      ["a digest with uppercase hex", `harbor.dare.example.org/dare/exec-api:v3.6@${digest.toUpperCase().replace("SHA256", "sha256")}`, /^has the digest "sha256:3F1A9C.*": only sha256:<64 lowercase hex digits> is accepted$/],
+      ["another algorithm", `harbor.dare.example.org/dare/exec-api@sha512:${"ab".repeat(64)}`, /^has the digest "sha512:abab.*": only sha256:<64 lowercase hex digits> is accepted$/],
+      ["an empty digest", "harbor.dare.example.org/dare/exec-api:v3.6@", 'has the digest "": only sha256:<64 lowercase hex digits> is accepted'],
+      ["a digest before the tag", `harbor.dare.example.org/dare/exec-api@${digest}:v3.6`, /^has the digest "sha256:.*:v3\.6": only sha256/],
+      ["an uppercase repository", "Harbor.example.org/dare/exec-api:v3.6", 'has the repository "Harbor.example.org/dare/exec-api", which is not an image name (lowercase registry/path)'],
+      ["an empty tag", "harbor.dare.example.org/dare/exec-api:", 'has the tag "", which is not a tag (letters, digits, _ . -, at most 128 characters)'],
+    ])("refuses %s, saying why, with the forms and an example", (_, ref, why) => {
+      const problems = problemsOf({ images: { ...valid.images, "exec-api": ref } });
+      const p = problems.find((x) => x.key === "images.exec-api")!;
+      expect(p.value).toBe(ref);
+      const [reason, forms] = p.why.split("; ");
+      if (typeof why === "string") expect(reason).toBe(why); else expect(reason).toMatch(why);
+      expect(forms).toBe(FORMS);
+      expect(p.example).toBe('"harbor.dare.example.org/dare/exec-api:v3.6"');
+    });
+
+    it("refuses a non-string image with the accepted forms", () => {
+      const p = problemsOf({ images: { ...valid.images, "sprov-db": 5 } }).find((x) => x.key === "images.sprov-db")!;
+      expect(p.why).toBe("must be an image reference: repository:tag, repository@sha256:<64 hex digits> or repository:tag@sha256:<64 hex digits>");
+      expect(p.example).toBe('"mongo:5.0.33"');
+    });
+  });
+
   it("gives services with a local DB one replica on a volume at a configurable path", () => {
     const config = loadConfig(source({ ...valid, services: { "exec-api": { dataPath: "/var/lib/exec-api" } } }));
     expect(config.dare.services["exec-api"].dataPath).toBe("/var/lib/exec-api");

@@ -3,12 +3,13 @@
  * "restricted" Pod Security level, and able to run the jobs exec-api starts (checked against the
  * upstream v0.8.2 CRD schema in ../shared/crds).
  */
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
 import { SHARED_FS_CLAIM } from "../components/dare-services";
-import { MpiOperator } from "../components/mpi-operator";
+import { MPI_OPERATOR_CRD_FILE, MPI_OPERATOR_CRD_SHA256, MPI_OPERATOR_CRD_SOURCE, MpiOperator } from "../components/mpi-operator";
 import { DEPRECATION_WARNING, MPIJOB_CONVERSION_IMAGE, WEBHOOK_SCRIPT_FILE } from "../components/mpijob-conversion";
 import { runMocked } from "./support/mocked";
 import { installMocks } from "../tools/mocks";
@@ -47,23 +48,51 @@ function execApiJob(workers: number): Record<string, unknown> {
 }
 
 describe("MPI operator", () => {
-  it("pins the CRD to the same upstream release as the operator image", () => {
+  it("applies the CRD shipped with the program, of the same upstream release as the operator image", () => {
     const crd = built.resources.find((r) => r.type === "kubernetes:yaml/v2:ConfigFile")!;
-    const url = (crd.inputs as any).file as string;
+    const file = (crd.inputs as any).file as string;
+    // A path inside the project, relative to it (no URL fetched at deploy time, no checkout path in the state).
+    expect(file).toBe("components/crds/kubeflow.org_mpijobs.yaml");
+    expect(file).toBe(MPI_OPERATOR_CRD_SOURCE);
+    expect(path.join(__dirname, "..", file)).toBe(MPI_OPERATOR_CRD_FILE);
     const deployment = built.objects.find((o) => o.kind === "Deployment" && o.metadata.name === "mpi-operator");
     const tag = deployment.spec.template.spec.containers[0].image.split(":").pop();
-    expect(url).toBe(`https://raw.githubusercontent.com/kubeflow/mpi-operator/v${tag}/manifests/base/kubeflow.org_mpijobs.yaml`);
     expect(tag).toBe("0.8.2");
+    expect(fs.readFileSync(MPI_OPERATOR_CRD_FILE, "utf8")).toContain(`manifests/base/kubeflow.org_mpijobs.yaml at tag v${tag}\n`);
     // The CRD is applied before the operator starts watching it.
     const operator = built.resources.find((r) => r.type === "kubernetes:apps/v1:Deployment" && r.name === "mpi-deployment")!;
     expect(operator.dependencies).toContain(crd.urn);
   });
 
-  it("refuses an operator image from another release than its CRD", () => {
+  it("ships the upstream CRD file unchanged below its header: the sha256 ../shared/crds records, the same bytes", () => {
+    const shipped = fs.readFileSync(MPI_OPERATOR_CRD_FILE, "utf8");
+    const marker = "# ---- upstream file below, unchanged ----\n";
+    expect(shipped.indexOf(marker)).toBeGreaterThan(0);
+    const header = shipped.slice(0, shipped.indexOf(marker));
+    for (const line of header.split("\n").filter((l) => l !== "")) expect(line).toMatch(/^#/); // only comments above
+    const upstream = Buffer.from(shipped.slice(shipped.indexOf(marker) + marker.length), "utf8");
+    const index = JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8")) as Array<{ path: string; sha256: string; upstream_commit: string; upstream_path: string }>;
+    const entry = index.find((e) => e.path === "mpi-operator/v0.8.2/kubeflow.org_mpijobs.yaml")!;
+    expect(entry.upstream_path).toBe("manifests/base/kubeflow.org_mpijobs.yaml");
+    expect(createHash("sha256").update(upstream).digest("hex")).toBe(entry.sha256);
+    expect(MPI_OPERATOR_CRD_SHA256).toBe(entry.sha256);
+    expect(header).toContain(entry.sha256);
+    expect(header).toContain(entry.upstream_commit);
+    expect(upstream.equals(fs.readFileSync(path.join(sharedDir(), "crds", entry.path)))).toBe(true);
+    // One document: the CRD itself.
+    expect(YAML.parseAllDocuments(shipped).map((d) => d.toJS()?.metadata?.name)).toEqual(["mpijobs.kubeflow.org"]);
+  });
+
+  it("refuses an operator image from another release than its CRD, and takes one pinned further by digest", () => {
     installMocks("test");
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     expect(() => new MpiOperator("old", { provider, image: "mpioperator/mpi-operator:0.1.0" })).toThrow(/does not match the CRD's release v0.8.2/);
     expect(() => new MpiOperator("newer", { provider, image: "mpioperator/mpi-operator:0.9.0" })).toThrow(/v0.8.2/);
+    const digest = `sha256:${"0123456789abcdef".repeat(4)}`;
+    // A digest alone names no release; the tag before a digest does (the ":" inside the digest is not a tag).
+    expect(() => new MpiOperator("digest-only", { provider, image: `mpioperator/mpi-operator@${digest}` })).toThrow(/its tag must be 0\.8\.2/);
+    expect(() => new MpiOperator("old-digest", { provider, image: `mpioperator/mpi-operator:0.1.0@${digest}` })).toThrow(/v0.8.2/);
+    expect(() => new MpiOperator("pinned", { provider, image: `mpioperator/mpi-operator:0.8.2@${digest}` })).not.toThrow();
   });
 
   it("runs under the restricted Pod Security level of its namespace", () => {
@@ -132,7 +161,8 @@ describe("MPI operator", () => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
       operator = new MpiOperator("mpi", { provider, image: "mpioperator/mpi-operator:0.8.2" });
     });
-    const upstream = YAML.parseAllDocuments(fs.readFileSync(path.join(sharedDir(), "crds/mpi-operator/v0.8.2/kubeflow.org_mpijobs.yaml"), "utf8"))
+    // The file the program ships (what the ConfigFile applies).
+    const upstream = YAML.parseAllDocuments(fs.readFileSync(MPI_OPERATOR_CRD_FILE, "utf8"))
       .map((d) => d.toJS()).find((d) => d?.kind === "CustomResourceDefinition");
     const before = JSON.stringify(upstream);
     const type = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition";
@@ -154,8 +184,8 @@ describe("MPI operator", () => {
       webhook: { conversionReviewVersions: ["v1"], clientConfig: { service: { namespace: service.metadata.namespace, name: service.metadata.name, port: service.spec.ports[0].port, path: "/convert" } } },
     });
     expect(crd.metadata.annotations["cert-manager.io/inject-ca-from"]).toBe("mpi-operator/mpijob-conversion");
-    // Other resources pass through untouched; the ConfigFile still names the pinned URL.
+    // Other resources pass through untouched; the ConfigFile names the shipped file, with the transform.
     expect(await operator!.crdTransform({ type: "kubernetes:core/v1:Namespace", name: "x", custom: true, props: { metadata: { name: "x" } }, opts: {} })).toBeUndefined();
-    expect((resources.find((r) => r.type === "kubernetes:yaml/v2:ConfigFile")!.inputs as any).file).toMatch(/v0\.8\.2\/manifests\/base\/kubeflow\.org_mpijobs\.yaml$/);
+    expect((resources.find((r) => r.type === "kubernetes:yaml/v2:ConfigFile")!.inputs as any).file).toBe(MPI_OPERATOR_CRD_SOURCE);
   });
 });

@@ -44,8 +44,8 @@ describe("every workflow", () => {
     }
   });
 
-  it.each(files)("%s pins every action to an exact version", (f) => {
-    for (const step of steps(workflows[f]).filter((s) => s.uses)) expect(step.uses).toMatch(/^[\w.-]+\/[\w.-]+@v\d+\.\d+\.\d+$/);
+  it.each(files)("%s pins every action to a full commit SHA (its release in a comment: tests/ci-workflows.test.ts)", (f) => {
+    for (const step of steps(workflows[f]).filter((s) => s.uses)) expect(step.uses).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
   });
 
   it.each(files)("%s declares least permissions at the top", (f) => {
@@ -76,11 +76,14 @@ describe("preview.yml", () => {
     expect(fs.existsSync(path.join(ROOT, "policy", "PulumiPolicy.yaml"))).toBe(true);
   });
 
-  it("takes the backend, passphrase and OpenStack credentials from secrets, and skips forks (which get none)", () => {
+  it("takes the backend, passphrase and read-only state and OpenStack credentials from its environment's secrets, and skips forks (which get none)", () => {
     const [step] = pulumiSteps(wf);
+    expect(job.environment).toBe("${{ matrix.stack }}-preview");
     expect(step.with!["cloud-url"]).toBe("${{ secrets.PULUMI_BACKEND_URL }}");
     expect(step.env!.PULUMI_CONFIG_PASSPHRASE).toBe("${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
-    for (const key of ["OS_AUTH_URL", "OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_SECRET"]) expect(step.env![key]).toBe(`\${{ secrets.${key} }}`);
+    expect(step.env!.OS_AUTH_URL).toBe("${{ secrets.OS_AUTH_URL }}");
+    expect(step.env!.AWS_ACCESS_KEY_ID).toBe("${{ secrets.PULUMI_STATE_READ_ACCESS_KEY_ID }}");
+    for (const key of ["OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_SECRET"]) expect(step.env![key]).toBe(`\${{ secrets.${key.replace("OS_", "OS_READER_")} }}`);
     expect(job.if).toContain("github.event.pull_request.head.repo.full_name == github.repository");
     expect(job.permissions!["pull-requests"]).toBe("write");
   });

@@ -29,10 +29,17 @@ for var in DARE_HOST BORG_REPO_BASE BORG_PASSPHRASE BORG_SSH_PRIVATE_KEY BORG_BA
   fi
 done
 
-if ! command -v borg >/dev/null 2>&1; then
-  echo "borg-setup: installing borgbackup"
+# borg from Ubuntu 24.04 (noble, universe), at the release's version (packages.ubuntu.com/noble/borgbackup:
+# 1.2.8-1), pinned and held like kubeadm: an `apt upgrade` never moves the hosts' borg under their
+# repositories, and every host runs the same one. The noble release pocket never changes, so this version
+# stays installable; raising it (a security update in noble-updates) is an edit here, which reruns the step.
+BORG_VERSION=1.2.8-1
+# dpkg's status reads "hold ok installed <version>" once apt-mark held the package: anything else installs.
+if ! dpkg-query -W -f='${Status} ${Version}\n' borgbackup 2>/dev/null | grep -qx "hold ok installed ${BORG_VERSION}"; then
+  echo "borg-setup: installing borgbackup ${BORG_VERSION}"
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q borgbackup
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-change-held-packages "borgbackup=${BORG_VERSION}"
+  apt-mark hold borgbackup
 fi
 
 # Writes stdin to $1 with mode $2, only when the content differs (so reruns leave mtimes alone).

@@ -30,6 +30,26 @@ put() { # put PATH MODE  (content on stdin)
 }
 was_changed() { local p; for p in "${changed[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
+# An apt repository's signing key, fetched once into KEYRING and refused unless the file holds exactly one
+# primary key, whose fingerprint is the published one (a second key in the file would be trusted too).
+apt_key() { # apt_key LABEL URL FINGERPRINT KEYRING
+  local label=$1 url=$2 expected=$3 keyring=$4 key gnupg fingerprints
+  [ -s "$keyring" ] && return 0
+  key=$(mktemp) gnupg=$(mktemp -d)
+  curl -fsSL --retry 5 "$url" >"$key"
+  # --with-colons: a "pub" record, then its "fpr" record (field 10); subkeys' fpr records follow "sub".
+  # A file gpg cannot read at all has no fingerprint: refused below, with the message.
+  fingerprints=$({ GNUPGHOME=$gnupg gpg --batch --show-keys --with-colons "$key" 2>/dev/null || true; } \
+    | awk -F: '$1 == "pub" { primary = 1; next } $1 == "sub" { primary = 0 } $1 == "fpr" && primary { printf "%s%s", sep, $10; sep = " "; primary = 0 }')
+  if [ "$fingerprints" != "$expected" ]; then
+    rm -rf "$key" "$gnupg"
+    echo "refusing ${label}: fingerprint '${fingerprints}', expected ${expected}" >&2
+    exit 1
+  fi
+  gpg --dearmor --batch --yes -o "$keyring" <"$key"
+  rm -rf "$key" "$gnupg"
+}
+
 echo "swap: off"
 swapoff -a
 if [ -f /etc/fstab ] && grep -Eq '^[^#].*\sswap\s' /etc/fstab; then
@@ -53,7 +73,8 @@ sysctl --system >/dev/null
 echo "packages: prerequisites"
 need=()
 for pkg in ca-certificates curl gpg nftables; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+  # dpkg's status is "install ok installed", or "hold ok installed" once apt-mark held the package.
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -Eq '^(install|hold) ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -q
@@ -68,18 +89,7 @@ CONTAINERD_VERSION=2.3.6
 DOCKER_KEY_FINGERPRINT=9DC858229FC7DD38854AE2D88D81803C0EBFCD88
 echo "packages: containerd.io ${CONTAINERD_VERSION}"
 install -d -m 0755 /etc/apt/keyrings
-if [ ! -s /etc/apt/keyrings/docker.gpg ]; then
-  key=$(mktemp) gnupg=$(mktemp -d)
-  curl -fsSL --retry 5 https://download.docker.com/linux/ubuntu/gpg >"$key"
-  fingerprint=$(GNUPGHOME=$gnupg gpg --batch --show-keys --with-colons "$key" | awk -F: '$1 == "fpr" { print $10; exit }')
-  if [ "$fingerprint" != "$DOCKER_KEY_FINGERPRINT" ]; then
-    rm -rf "$key" "$gnupg"
-    echo "refusing Docker's apt key: fingerprint '${fingerprint}', expected ${DOCKER_KEY_FINGERPRINT}" >&2
-    exit 1
-  fi
-  gpg --dearmor --batch --yes -o /etc/apt/keyrings/docker.gpg <"$key"
-  rm -rf "$key" "$gnupg"
-fi
+apt_key "Docker's apt key" https://download.docker.com/linux/ubuntu/gpg "$DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg
 # shellcheck source=/dev/null
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
 put /etc/apt/sources.list.d/docker.list 0644 \
@@ -92,7 +102,7 @@ put /etc/apt/sources.list.d/docker.list 0644 \
 # started again afterwards so that it asks the new containerd for its cgroup driver.
 # --force-confold: our /etc/containerd/config.toml stays (containerd.io's own would disable the CRI).
 swapped=false member=false
-if ! dpkg-query -W -f='${Status} ${Version}' containerd.io 2>/dev/null | grep -q "^install ok installed ${CONTAINERD_VERSION}-"; then
+if ! dpkg-query -W -f='${Status} ${Version}' containerd.io 2>/dev/null | grep -Eq "^(install|hold) ok installed ${CONTAINERD_VERSION//./\\.}-"; then
   apt_install=(apt-get install -y -q --allow-change-held-packages
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "containerd.io=${CONTAINERD_VERSION}-*")
   apt-get update -q
@@ -128,15 +138,17 @@ if was_changed /etc/containerd/config.toml || [ "$swapped" = true ]; then
 fi
 if [ "$member" = true ]; then systemctl start kubelet; trap - EXIT; fi
 
+# The key of pkgs.k8s.io (the "isv:kubernetes OBS Project" key, one for every minor's repository): its
+# fingerprint as upstream's Release.key shows it in kubernetes/kubernetes#128609 and kubernetes/release#3818
+# (renewed in November 2024 with the same fingerprint, a new expiry).
+KUBERNETES_KEY_FINGERPRINT=DE15B14486CD377B9E876E1A234654DA9A296436
 echo "packages: kubeadm, kubelet, kubectl ${KUBERNETES_VERSION}"
 if installed=$(kubeadm version -o short 2>/dev/null); then
   echo "kubeadm ${installed} already installed: left to the upgrade step"
 else
   install -d -m 0755 /etc/apt/keyrings
-  if [ ! -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg ]; then
-    curl -fsSL --retry 5 "https://pkgs.k8s.io/core:/stable:/v${minor}/deb/Release.key" \
-      | gpg --dearmor --batch --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
-  fi
+  apt_key "the Kubernetes apt key (pkgs.k8s.io)" "https://pkgs.k8s.io/core:/stable:/v${minor}/deb/Release.key" \
+    "$KUBERNETES_KEY_FINGERPRINT" /etc/apt/keyrings/kubernetes-apt-keyring.gpg
   put /etc/apt/sources.list.d/kubernetes.list 0644 \
     <<<"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v${minor}/deb/ /"
   apt-get update -q

@@ -16,7 +16,8 @@ import { BackupSpec } from '../../components/config';
 import { readScript, shellQuote, wrapScript } from '../../components/host-step';
 import { mockPrivateKey } from '../../tools/mock-keys';
 import { render } from '../support/render';
-import { ExecResult, readStubCalls, recordingStub, sshExec, startHosts, stopHosts, TestHost } from './harness';
+import { ExecResult, readStubCalls, recordingStub, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from './harness';
+import { packageStubs, STUB_PACKAGES } from './stubs';
 
 jest.setTimeout(180_000);
 
@@ -100,7 +101,8 @@ beforeAll(async () => {
   loginKey = login.priv;
   [cp, worker, repo] = await startHosts(['bk-cp', 'bk-worker', 'bk-repo'], {
     authorizedKey: login.pub,
-    stubs: { systemctl: recordingStub('systemctl') },
+    // apt's downloads are stand-ins (borg itself is this machine's real one); dpkg-query reports what they installed.
+    stubs: { systemctl: recordingStub('systemctl'), ...packageStubs() },
   });
   policy = {
     repository: `borg@${repo.address}:/srv/borg`,
@@ -165,12 +167,32 @@ test('setup installs the unit and timer, initialises the repository once, and en
   expect((await cp.readFile('/etc/dare/borg/id_ed25519')).trim()).toBe(borgKeyOf(CP).privateKeyOpenssh.trim());
   const calls = await readStubCalls(cp);
   expect(calls).toEqual(expect.arrayContaining(['systemctl daemon-reload', 'systemctl enable --now dare-borg-backup.timer']));
+  // borg at Ubuntu 24.04's version, pinned and held like kubeadm.
+  expect(first.stdout).toContain('borg-setup: installing borgbackup 1.2.8-1');
+  expect(calls.filter((l) => /^apt-(get|mark) /.test(l))).toEqual([
+    'apt-get update -q', 'apt-get install -y -q --allow-change-held-packages borgbackup=1.2.8-1', 'apt-mark hold borgbackup']);
+  expect((await cp.exec("dpkg-query -W -f='${Status} ${Version}' borgbackup")).stdout).toBe('hold ok installed 1.2.8-1');
 
+  await cp.exec(`rm -f ${STUB_CALL_LOG}`);
   const again = await runSetup(cp, CP, PATHS);
   expect(again.code).toBe(0);
   expect(again.stdout).toContain('exists');
   expect(again.stdout).not.toContain('initialised');
   expect(again.stdout).not.toContain('wrote');
+  expect(again.stdout).not.toContain('installing');
+  expect((await readStubCalls(cp).catch(() => [] as string[])).filter((l) => /^apt-(get|mark) /.test(l))).toEqual([]);
+});
+
+test('setup moves a host whose borg is not the pinned, held one to it', async () => {
+  // Another version (say, from an upgrade) or the right one without the hold: installed again at the pin, and held.
+  for (const version of ['1.4.0-5', '1.2.8-1']) {
+    await cp.exec(`echo ${version} > ${STUB_PACKAGES}/borgbackup; rm -f ${STUB_PACKAGES}/borgbackup.hold ${STUB_CALL_LOG}`);
+    const run = await runSetup(cp, CP, PATHS);
+    expect(run.code).toBe(0);
+    expect((await readStubCalls(cp)).filter((l) => /^apt-(get|mark) /.test(l))).toEqual([
+      'apt-get update -q', 'apt-get install -y -q --allow-change-held-packages borgbackup=1.2.8-1', 'apt-mark hold borgbackup']);
+    expect((await cp.exec("dpkg-query -W -f='${Status} ${Version}' borgbackup")).stdout).toBe('hold ok installed 1.2.8-1');
+  }
 });
 
 test('the unit backs up over SSH, a second run sends no unchanged data, and borg extract restores byte-identical files', async () => {

@@ -7,7 +7,7 @@
  * systemctl and containerd. Needs root (CI runs as root): without it the tests fail with the harness's message.
  */
 import { readStubCalls, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
-import { bootstrapStubs, DOCKER_KEY_FINGERPRINT, STUB_PACKAGES, STUB_STATE } from "./stubs";
+import { bootstrapStubs, DOCKER_KEY_FINGERPRINT, KUBERNETES_KEY_FINGERPRINT, STUB_PACKAGES, STUB_STATE } from "./stubs";
 import { program, runStep, sshKeyOf, Step } from "./program";
 
 jest.setTimeout(240_000);
@@ -32,7 +32,7 @@ async function prepare(name: string): Promise<void> {
 /** The package dpkg reports for `pkg` on a host: "<version>", or undefined when it is not installed. */
 async function installed(name: string, pkg: string): Promise<string | undefined> {
   const r = await byName(name).exec(`dpkg-query -W -f='\${Status} \${Version}' ${pkg}`);
-  return r.code === 0 ? r.stdout.replace(/^install ok installed /, "") : undefined;
+  return r.code === 0 ? r.stdout.replace(/^(install|hold) ok installed /, "") : undefined;
 }
 
 beforeAll(async () => {
@@ -158,5 +158,32 @@ describe("Docker's key", () => {
     }
     expect((await calls("ct-2")).filter((l) => l.includes("containerd.io"))).toEqual([]);
     expect(await installed("ct-2", "containerd.io")).toBeUndefined();
+  });
+});
+
+describe("the Kubernetes apt key (pkgs.k8s.io)", () => {
+  it("is refused when its fingerprint is not the published one: no repository, no kubeadm", async () => {
+    const host = byName("ct-2");
+    // Docker's key is right this time; Kubernetes' is not.
+    await host.exec(`rm -f ${STUB_STATE}/docker-key-fingerprint && echo 0123456789ABCDEF0123456789ABCDEF01234567 > ${STUB_STATE}/k8s-key-fingerprint`);
+    await clearCalls("ct-2");
+    const result = await runStep(CLUSTER, hosts, prepareOf("ct-2"));
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`refusing the Kubernetes apt key (pkgs.k8s.io): fingerprint '0123456789ABCDEF0123456789ABCDEF01234567', expected ${KUBERNETES_KEY_FINGERPRINT}`);
+    for (const file of ["/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "/etc/apt/sources.list.d/kubernetes.list"]) {
+      expect((await host.exec(`test -e ${file}`)).code).toBe(1);
+    }
+    expect((await calls("ct-2")).filter((l) => /kubeadm=|kubelet=|kubectl=/.test(l))).toEqual([]);
+    // With the right key the same host goes on: the key checked, then stored.
+    await host.exec(`rm -f ${STUB_STATE}/k8s-key-fingerprint`);
+    await clearCalls("ct-2");
+    await prepare("ct-2");
+    const c = await calls("ct-2");
+    const fetch = c.indexOf("curl -fsSL --retry 5 https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key");
+    expect(fetch).toBeGreaterThanOrEqual(0);
+    expect(c[fetch + 1]).toMatch(/^gpg --batch --show-keys --with-colons \/tmp\/\S+$/);
+    expect(c[fetch + 2]).toBe("gpg --dearmor --batch --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
+    expect(await host.readFile("/etc/apt/sources.list.d/kubernetes.list")).toBe(
+      "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n");
   });
 });

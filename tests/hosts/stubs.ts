@@ -12,6 +12,8 @@ export const STUB_PACKAGES = `${STATE}/packages`;
 const PACKAGES = STUB_PACKAGES;
 /** Docker's release key (docs.docker.com/engine/install/ubuntu), as the stand-in for curl serves it. */
 export const DOCKER_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
+/** pkgs.k8s.io's Release.key (components/scripts/k8s-prepare.sh cites where it is published), as the stand-in for curl serves it. */
+export const KUBERNETES_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
 /** The simulated Ceph cluster (seedCeph): OSDs, CRUSH host buckets, Rook's OSD deployments, backfill. */
 const CEPH = `${STATE}/ceph`;
 
@@ -62,36 +64,19 @@ case "$*" in
 esac
 exit 0`, { env: ["KUBECONFIG"] }),
   ceph: cephStub(),
-  "apt-get": recordingStub("apt-get", `
-case " $* " in *" --download-only "*) exit 0 ;; esac
-for a in "$@"; do case "$a" in
-  kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;;
-  # containerd.io replaces Ubuntu's containerd (Conflicts/Replaces), as apt would.
-  containerd.io=*) v=\${a#containerd.io=}; mkdir -p ${PACKAGES}; echo "\${v%\\*}1~ubuntu.24.04~noble" > ${PACKAGES}/containerd.io; rm -f ${PACKAGES}/containerd ;;
-esac; done`),
-  "apt-mark": recordingStub("apt-mark"),
-  // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
-  "dpkg-query": `#!/bin/bash
-pkg=\${*: -1}
-if [ "$pkg" = containerd.io ] || [ "$pkg" = containerd ]; then
-  [ -f ${PACKAGES}/$pkg ] || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }
-  format='\${Status} \${Version}\n'
-  for a in "$@"; do case "$a" in -f=*|--showformat=*) format=\${a#*=} ;; esac; done
-  format=\${format//'\${Status}'/install ok installed}
-  printf '%b' "\${format//'\${Version}'/$(cat ${PACKAGES}/$pkg)}"
-  exit 0
-fi
-exec /usr/bin/dpkg-query "$@"
-`,
+  ...packageStubs(),
   containerd: recordingStub("containerd"),
-  // Docker's key carries its fingerprint (a test may put another in ${STATE}/docker-key-fingerprint).
+  // Docker's and Kubernetes' keys carry their fingerprints (a test may put others in
+  // ${STATE}/docker-key-fingerprint or ${STATE}/k8s-key-fingerprint).
   curl: recordingStub("curl", `
 case "$*" in
   *download.docker.com*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/docker-key-fingerprint 2>/dev/null || echo ${DOCKER_KEY_FINGERPRINT})" ;;
+  *pkgs.k8s.io*Release.key*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/k8s-key-fingerprint 2>/dev/null || echo ${KUBERNETES_KEY_FINGERPRINT})" ;;
   *) echo 'stand-in release key' ;;
 esac`),
+  // --show-keys: a primary key record and its fingerprint, as gpg --with-colons prints them.
   gpg: recordingStub("gpg", `
-case " $* " in *" --show-keys "*) sed -n 's/^fingerprint: \\(.*\\)$/fpr:::::::::\\1:/p' "\${*: -1}"; exit 0 ;; esac
+case " $* " in *" --show-keys "*) sed -n 's/^fingerprint: \\(.*\\)$/pub:-:2048:1:0000000000000000:::::::\\nfpr:::::::::\\1:/p' "\${*: -1}"; exit 0 ;; esac
 while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; done; cat`),
   modprobe: recordingStub("modprobe"),
   sysctl: recordingStub("sysctl"),
@@ -181,3 +166,45 @@ export function seedCeph(osds: SimulatedOsd[], backfillPolls: number | "never" =
 
 /** Shell command printing the simulated cluster's state files (for assertions). */
 export const CEPH_STATE = CEPH;
+
+
+/** Packages the apt stand-ins install, hold and report (dpkg-query asks the real dpkg about any other). */
+const STUB_MANAGED = ["containerd.io", "containerd", "borgbackup"];
+
+/**
+ * apt-get, apt-mark and dpkg-query for the packages the host scripts pin: apt-get records an install of
+ * `pkg=version` (a file per package holding its version), apt-mark hold/unhold marks it, and dpkg-query
+ * reports it as dpkg does, `hold ok installed <version>` once held.
+ */
+export function packageStubs(): Record<string, string> {
+  return {
+  "apt-get": recordingStub("apt-get", `
+case " $* " in *" --download-only "*) exit 0 ;; esac
+for a in "$@"; do case "$a" in
+  kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;;
+  # containerd.io replaces Ubuntu's containerd (Conflicts/Replaces), as apt would.
+  containerd.io=*) v=\${a#containerd.io=}; mkdir -p ${PACKAGES}; echo "\${v%\\*}1~ubuntu.24.04~noble" > ${PACKAGES}/containerd.io; rm -f ${PACKAGES}/containerd ;;
+  borgbackup=*) mkdir -p ${PACKAGES}; echo "\${a#borgbackup=}" > ${PACKAGES}/borgbackup ;;
+esac; done`),
+  "apt-mark": recordingStub("apt-mark", `
+op=$1; shift
+for p in "$@"; do case "$op" in
+  hold) mkdir -p ${PACKAGES}; touch "${PACKAGES}/$p.hold" ;;
+  unhold) rm -f "${PACKAGES}/$p.hold" ;;
+esac; done`),
+  // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
+  "dpkg-query": `#!/bin/bash
+pkg=\${*: -1}
+case " ${STUB_MANAGED.join(" ")} " in *" $pkg "*)
+  [ -f ${PACKAGES}/$pkg ] || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }
+  want=install; [ ! -f ${PACKAGES}/$pkg.hold ] || want=hold
+  format='\${Status} \${Version}\n'
+  for a in "$@"; do case "$a" in -f=*|--showformat=*) format=\${a#*=} ;; esac; done
+  format=\${format//'\${Status}'/$want ok installed}
+  printf '%b' "\${format//'\${Version}'/$(cat ${PACKAGES}/$pkg)}"
+  exit 0 ;;
+esac
+exec /usr/bin/dpkg-query "$@"
+`,
+  };
+}
