@@ -287,6 +287,16 @@ describe("Harbor's trust in Keycloak's certificate follows the issuer", () => {
     expect(settings.oidc_verify_cert).toBe(false);
     expect(values.caBundleSecretName).toBeUndefined();
   });
+
+  it("restarts harbor-core when its settings change: the pod annotation follows them", async () => {
+    const a = await settingsAndValues("letsencrypt-staging");
+    const b = await settingsAndValues("letsencrypt-staging");
+    const c = await settingsAndValues("dare-ca");
+    const hash = (x: { values: any }) => x.values.core.podAnnotations["dare.io/oidc-settings-hash"];
+    expect(hash(b)).toBe(hash(a));
+    expect(a.settings.oidc_client_secret).toBe(c.settings.oidc_client_secret);
+    expect(hash(c)).not.toBe(hash(a));
+  });
 });
 
 describe("the render an operator reviews", () => {
