@@ -9,7 +9,7 @@ import { clusterNodes, KubernetesCluster } from "./components/cluster";
 import { INGRESS_SERVICE_URL, ingressNodeNames, Networking, platformHostNames } from "./components/networking";
 import { Security } from "./components/security";
 import { Storage } from "./components/storage";
-import { Identity } from "./components/identity";
+import { Identity, SsoClients } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
 import { MpiOperator } from "./components/mpi-operator";
 import { DareServices, WORKLOADS } from "./components/dare-services";
@@ -93,6 +93,10 @@ function platformLayers() {
     monitors: config.ceph.monitors,
   }, { dependsOn: [networking] });
 
+  // Single sign-on: the secrets of the realm's clients for Grafana, Harbor and JupyterHub, made before the
+  // layers that install them (Harbor comes before Keycloak).
+  const sso = new SsoClients("sso", { domain: config.domain, harbor: config.harbor.enabled, jupyterhub: config.dare.jupyterhub });
+
   // 5. Security: cert-manager and its ClusterIssuers; Harbor when switched on.
   const security = new Security("security", {
     provider: cluster.provider,
@@ -104,6 +108,7 @@ function platformLayers() {
     acmeEmail: config.acmeEmail,
     harbor: config.harbor,
     storageClass: storage.retainedBlockStorageClass,
+    harborSso: sso.harbor,
   }, { dependsOn: [networking, storage] });
   const clusterIssuer = security.clusterIssuer;
   const dareCaCertificate = security.caCertificate;
@@ -123,6 +128,7 @@ function platformLayers() {
     databaseSizeGb: config.keycloak.databaseSizeGb,
     // Volumes that hold data outlive their claims (reclaimPolicy Retain).
     databaseStorageClass: storage.retainedBlockStorageClass,
+    ssoClients: sso,
   }, { dependsOn: [networking, storage, security] });
   const keycloakUrl = identity.url;
   const keycloakAdminConsole = identity.adminConsoleUrl;
@@ -139,6 +145,7 @@ function platformLayers() {
     clusterName: config.clusterName,
     domain: config.domain,
     alerting: config.alerting,
+    sso: sso.grafana,
   }, { dependsOn: [networking, storage, security] });
   const grafanaUrl = monitoring.grafanaUrl;
   const grafanaAdmin = monitoring.grafanaAdmin;
@@ -161,6 +168,7 @@ function platformLayers() {
     services: config.dare.services,
     sharedFilesystemSize: config.dare.sharedFilesystemSize,
     jupyterhub: config.dare.jupyterhub,
+    jupyterhubSso: sso.jupyterhub,
     workflowInternetAccess: config.dare.workflowInternetAccess,
     // The platform's public names resolve to Traefik's in-cluster Service inside DARE pods.
     publicNames: { address: networking.clusterIp, hostnames: platformHostNames(config) },

@@ -17,6 +17,8 @@ import { ImageName, ServiceSizing } from "./config";
 import { DARE_WORKLOADS, DareWorkload, SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS } from "./dare-workloads";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
+import type { OidcClient } from "./identity";
+import { secretHash } from "./monitoring";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
 import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 
@@ -157,6 +159,40 @@ export interface DareServicesArgs {
   workflowInternetAccess: boolean;
   /** Install JupyterHub in its own namespace at /jupyter. */
   jupyterhub: boolean;
+  /** JupyterHub's client in realm dare (SsoClients.jupyterhub): users log in through Keycloak. Undefined: the chart's authenticator. */
+  jupyterhubSso?: OidcClient;
+}
+
+/** The Secret JupyterHub's hub reads its OAuth client secret from (OAUTH_CLIENT_SECRET). */
+export const JUPYTERHUB_OAUTH_SECRET = "jupyterhub-oauth";
+
+/**
+ * JupyterHub's hub.config for GenericOAuthenticator (OAuthenticator 17.4.0, the one in z2jh 4.4.0's hub
+ * image). Any user of realm dare may log in; the realm role platform-admin makes a JupyterHub admin
+ * (admin_groups, which needs manage_groups, read from the userinfo's `roles`: auth_state
+ * `oauth_user.roles`). The secret is not here: OAuthenticator reads OAUTH_CLIENT_SECRET from the
+ * environment when client_secret is unset (oauthenticator/oauth2.py).
+ */
+export function jupyterhubAuthConfig(sso: OidcClient): Record<string, unknown> {
+  return {
+    JupyterHub: { authenticator_class: "generic-oauth" },
+    GenericOAuthenticator: {
+      client_id: sso.clientId,
+      oauth_callback_url: sso.redirectUri,
+      authorize_url: sso.authorizationUrl,
+      // The hub calls these inside the cluster (its chart's NetworkPolicy lets it reach private addresses).
+      token_url: sso.tokenUrl,
+      userdata_url: sso.userInfoUrl,
+      logout_redirect_url: `${sso.logoutUrl}?client_id=${encodeURIComponent(sso.clientId)}&post_logout_redirect_uri=${encodeURIComponent(sso.postLogoutRedirectUri)}`,
+      scope: ["openid", "profile", "email"],
+      username_claim: "preferred_username",
+      login_service: "DARE (Keycloak)",
+      allow_all: true,
+      manage_groups: true,
+      auth_state_groups_key: `oauth_user.${sso.rolesClaim}`,
+      admin_groups: [sso.adminRole],
+    },
+  };
 }
 
 export class DareServices extends pulumi.ComponentResource {
@@ -553,6 +589,14 @@ export class DareServices extends pulumi.ComponentResource {
   private jupyterhub(name: string, args: DareServicesArgs): void {
     const ns = createNamespace("jupyterhub", this.opts);
     const token = new random.RandomBytes(`${name}-jupyterhub-proxy-token`, { length: 32 }, { parent: this });
+    const sso = args.jupyterhubSso;
+    const deps: pulumi.Resource[] = [ns];
+    if (sso) {
+      deps.push(new k8s.core.v1.Secret(`${name}-jupyterhub-oauth`, {
+        metadata: { name: JUPYTERHUB_OAUTH_SECRET, namespace: ns.metadata.name },
+        stringData: { "client-secret": sso.clientSecret },
+      }, this.opts));
+    }
     // The namespace's output, not its name: the release waits for the namespace to exist.
     pinnedRelease(`${name}-jupyterhub`, {
       release: "jupyterhub",
@@ -560,7 +604,15 @@ export class DareServices extends pulumi.ComponentResource {
       chart: JUPYTERHUB_CHART,
       mirror: args.chartMirror,
       values: {
-        hub: { baseUrl: "/jupyter" },
+        hub: {
+          baseUrl: "/jupyter",
+          ...(sso ? {
+            config: jupyterhubAuthConfig(sso),
+            extraEnv: { OAUTH_CLIENT_SECRET: { valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } } } },
+            // A changed client secret restarts the hub, which reads its environment only at start.
+            annotations: { "dare.io/oauth-secret-hash": secretHash(sso.clientSecret) },
+          } : {}),
+        },
         proxy: { secretToken: pulumi.secret(token.hex), service: { type: "ClusterIP" } },
         ingress: {
           enabled: true,
@@ -570,7 +622,7 @@ export class DareServices extends pulumi.ComponentResource {
           tls: domainTls(args.domain),
         },
       },
-    }, { ...this.opts, dependsOn: [ns] });
+    }, { ...this.opts, dependsOn: deps });
   }
 }
 

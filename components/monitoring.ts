@@ -7,6 +7,7 @@
  * Alertmanager stay ClusterIP services (the seed's own advice): reach them with kubectl port-forward.
  * Grafana is served at https://<domain>/grafana.
  */
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
@@ -15,6 +16,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
 import { AlertingSpec } from "./config";
+import type { OidcClient } from "./identity";
 import { METRICS_PORTS } from "./kubeadm-config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
@@ -49,6 +51,53 @@ export interface MonitoringArgs {
   prometheusStorageGb?: number;
   /** the cluster's provider (KubernetesCluster.provider) */
   provider: k8s.Provider;
+  /** Grafana's client in realm dare (SsoClients.grafana): users log in through Keycloak. Undefined: the local admin login only. */
+  sso?: OidcClient;
+}
+
+/** The Secret Grafana reads its OAuth client secret from, and the variable (GF_<SECTION>_<KEY>) it sets. */
+export const GRAFANA_OAUTH_SECRET = "grafana-oauth";
+export const GRAFANA_CLIENT_SECRET_VARIABLE = "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET";
+
+/**
+ * Grafana's `[auth.generic_oauth]` with Keycloak (grafana.com/docs/grafana/latest/setup-grafana/configure-security/
+ * configure-authentication/keycloak/ and .../generic-oauth/). The client secret is not here: Grafana reads
+ * GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET from the Secret GRAFANA_OAUTH_SECRET (GF_<SECTION>_<KEY> overrides
+ * any setting). The browser goes to the public authorization URL; Grafana itself calls the token and
+ * userinfo URLs inside the cluster. The realm role platform-admin makes a user Grafana server admin and
+ * organisation Admin; everyone else in the realm is a Viewer.
+ */
+export function grafanaOauthSettings(sso: OidcClient): Record<string, Record<string, unknown>> {
+  return {
+    "auth.generic_oauth": {
+      enabled: true,
+      name: "DARE (Keycloak)",
+      allow_sign_up: true,
+      client_id: sso.clientId,
+      scopes: "openid email profile",
+      use_pkce: true,
+      auth_url: sso.authorizationUrl,
+      token_url: sso.tokenUrl,
+      api_url: sso.userInfoUrl,
+      email_attribute_path: "email",
+      login_attribute_path: "preferred_username",
+      name_attribute_path: "name",
+      // JMESPath over the ID token and userinfo; re-evaluated at every login, so removing the role demotes.
+      role_attribute_path: `contains(${sso.rolesClaim}[*], '${sso.adminRole}') && 'GrafanaAdmin' || 'Viewer'`,
+      allow_assign_grafana_admin: true,
+      // Ends the Keycloak session too, then back to Grafana's login page.
+      signout_redirect_url: `${sso.logoutUrl}?client_id=${encodeURIComponent(sso.clientId)}&post_logout_redirect_uri=${encodeURIComponent(sso.postLogoutRedirectUri)}`,
+    },
+    // Break-glass: the login form stays for the local admin (Secret grafana-admin) when Keycloak is down.
+    auth: { disable_login_form: false, oauth_auto_login: false },
+    // No local sign-up: local accounts are the admin only.
+    users: { allow_sign_up: false },
+  };
+}
+
+/** A short hash of a generated secret, for a pod annotation: a 256-bit random value's hash reveals nothing of it. */
+export function secretHash(secret: pulumi.Output<string>): pulumi.Output<string> {
+  return pulumi.unsecret(secret.apply((v) => crypto.createHash("sha256").update(v).digest("hex").slice(0, 16)));
 }
 
 /** A rule group file of components/alerts: its name and the groups Prometheus loads. */
@@ -213,6 +262,12 @@ export class Monitoring extends pulumi.ComponentResource {
       stringData: { "admin-user": "admin", "admin-password": grafanaPassword.result },
     }, child());
     const secretDeps: pulumi.Resource[] = [grafanaSecret];
+    if (args.sso) {
+      secretDeps.push(new k8s.core.v1.Secret(`${name}-grafana-oauth`, {
+        metadata: { name: GRAFANA_OAUTH_SECRET, namespace: ns.metadata.name },
+        stringData: { [GRAFANA_CLIENT_SECRET_VARIABLE]: args.sso.clientSecret },
+      }, child()));
+    }
     if (args.alerting?.smtpPassword) {
       secretDeps.push(new k8s.core.v1.Secret(`${name}-alertmanager-smtp`, {
         metadata: { name: SMTP_SECRET, namespace: ns.metadata.name },
@@ -284,6 +339,13 @@ export class Monitoring extends pulumi.ComponentResource {
           admin: { existingSecret: grafanaSecret.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
           // Served under /grafana: Grafana builds its links from the root URL and strips the prefix itself.
           env: { GF_SERVER_ROOT_URL: this.grafanaUrl, GF_SERVER_SERVE_FROM_SUB_PATH: "true" },
+          ...(args.sso ? {
+            "grafana.ini": grafanaOauthSettings(args.sso),
+            // One variable from one key of the Secret (envValueFrom), the client secret only.
+            envValueFrom: { [GRAFANA_CLIENT_SECRET_VARIABLE]: { secretKeyRef: { name: GRAFANA_OAUTH_SECRET, key: GRAFANA_CLIENT_SECRET_VARIABLE } } },
+            // A changed client secret restarts Grafana, which reads its environment only at start.
+            podAnnotations: { "dare.io/oauth-secret-hash": secretHash(args.sso.clientSecret) },
+          } : {}),
           ingress: {
             enabled: true,
             ingressClassName: "traefik",

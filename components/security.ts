@@ -5,12 +5,14 @@
  * and Harbor with Trivy scanning (optional). Namespace isolation lives in network-policies.ts;
  * the host firewall is the cluster layer's (it mirrors the security groups).
  */
+import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { HarborSpec, TlsIssuer } from "./config";
 import { pinnedRelease } from "./helm";
+import type { OidcClient } from "./identity";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
 import { PLAIN_HTTP_ANNOTATIONS } from "./networking";
@@ -61,6 +63,39 @@ export interface SecurityArgs {
   harbor: HarborSpec;
   /** StorageClass of Harbor's volumes (Storage.blockStorageClass). */
   storageClass: string;
+  /** Harbor's client in realm dare (SsoClients.harbor): users log in through Keycloak. Undefined: local logins only. */
+  harborSso?: OidcClient;
+}
+
+/** The Secret that carries Harbor's OIDC settings (CONFIG_OVERWRITE_JSON) into harbor-core. */
+export const HARBOR_OIDC_SECRET = "harbor-oidc";
+/** The Secret with the CA that signs the platform's certificate, for Harbor's trust store (caBundleSecretName). */
+export const HARBOR_CA_BUNDLE_SECRET = "harbor-ca-bundle";
+
+/**
+ * Harbor's OIDC settings, as harbor-core applies them from CONFIG_OVERWRITE_JSON at every start
+ * (goharbor/harbor v2.15.1 src/core/main.go → src/controller/config/controller.go OverwriteConfig, which
+ * then makes every setting read-only in the UI and API). Keys: src/common/const.go. Harbor reads the
+ * issuer's discovery document at oidc_endpoint (go-oidc NewProvider, src/pkg/oidc/helper.go), which must
+ * name the same issuer, so it is the public URL. Members of the realm role platform-admin (claim `roles`)
+ * become Harbor administrators; users are created at their first login with their Keycloak user name.
+ */
+export function harborOidcSettings(sso: OidcClient, clientSecret: string, verifyCert: boolean): Record<string, unknown> {
+  return {
+    auth_mode: "oidc_auth",
+    oidc_name: "DARE (Keycloak)",
+    oidc_endpoint: sso.issuer,
+    oidc_client_id: sso.clientId,
+    oidc_client_secret: clientSecret,
+    oidc_scope: "openid,profile,email,offline_access",
+    oidc_verify_cert: verifyCert,
+    oidc_auto_onboard: true,
+    oidc_user_claim: "preferred_username",
+    oidc_groups_claim: sso.rolesClaim,
+    oidc_admin_group: sso.adminRole,
+    // The claim also lists Keycloak's default roles (offline_access, default-roles-dare…): only platform roles become Harbor groups.
+    oidc_group_filter: "^platform-",
+  };
 }
 
 /** An ACME ClusterIssuer answering HTTP-01 challenges through the ingress class. */
@@ -168,7 +203,7 @@ export class Security extends pulumi.ComponentResource {
     }, k8sOpts);
 
     if (args.harbor.enabled) {
-      const harbor = this.harbor(name, args, k8sOpts);
+      const harbor = this.harbor(name, args, k8sOpts, caCert.certPem);
       this.harborUrl = harbor.url;
       this.harborAdminPassword = harbor.adminPassword;
     }
@@ -182,7 +217,7 @@ export class Security extends pulumi.ComponentResource {
   }
 
   /** Harbor behind the ingress with a certificate from the chosen issuer; every secret generated. */
-  private harbor(name: string, args: SecurityArgs, k8sOpts: pulumi.CustomResourceOptions) {
+  private harbor(name: string, args: SecurityArgs, k8sOpts: pulumi.CustomResourceOptions, caCertPem: pulumi.Output<string>) {
     const parent = { parent: this };
     const host = `harbor.${args.domain}`;
     const ns = createNamespace("harbor", k8sOpts);
@@ -207,6 +242,40 @@ export class Security extends pulumi.ComponentResource {
       type: "Opaque",
       stringData: { secretKey },
     }, k8sOpts);
+
+    // Single sign-on: the OIDC settings with the client secret live in a Secret of their own, read by
+    // harbor-core as CONFIG_OVERWRITE_JSON (the chart's core.configureUserSettings would put the secret
+    // into the Helm values). Its hash on the pod restarts harbor-core when the settings change.
+    const sso = args.harborSso;
+    const ssoDeps: pulumi.Resource[] = [];
+    let ssoValues: Record<string, unknown> = {};
+    if (sso) {
+      // dare-ca: Harbor trusts that CA (caBundleSecretName) and verifies Keycloak's certificate. Let's
+      // Encrypt staging's roots are in no trust store: verification is off there (test certificates only).
+      const selfSigned = args.tlsIssuer === CA_ISSUER;
+      const verifyCert = args.tlsIssuer !== "letsencrypt-staging";
+      const settings = sso.clientSecret.apply((secret) => JSON.stringify(harborOidcSettings(sso, secret, verifyCert)));
+      ssoDeps.push(new k8s.core.v1.Secret(`${name}-harbor-oidc`, {
+        metadata: { name: HARBOR_OIDC_SECRET, namespace: ns.metadata.name },
+        type: "Opaque",
+        stringData: { CONFIG_OVERWRITE_JSON: pulumi.secret(settings) },
+      }, k8sOpts));
+      if (selfSigned) {
+        ssoDeps.push(new k8s.core.v1.Secret(`${name}-harbor-ca-bundle`, {
+          metadata: { name: HARBOR_CA_BUNDLE_SECRET, namespace: ns.metadata.name },
+          type: "Opaque",
+          stringData: { "ca.crt": caCertPem },
+        }, k8sOpts));
+      }
+      const hash = pulumi.unsecret(pulumi.secret(settings).apply((v) => crypto.createHash("sha256").update(v).digest("hex").slice(0, 16)));
+      ssoValues = {
+        ...(selfSigned ? { caBundleSecretName: HARBOR_CA_BUNDLE_SECRET } : {}),
+        core: {
+          extraEnvVars: [{ name: "CONFIG_OVERWRITE_JSON", valueFrom: { secretKeyRef: { name: HARBOR_OIDC_SECRET, key: "CONFIG_OVERWRITE_JSON" } } }],
+          podAnnotations: { "dare.io/oidc-settings-hash": hash },
+        },
+      };
+    }
 
     const volume = (size?: string) => ({ storageClass: args.storageClass, ...(size ? { size } : {}) });
     pinnedRelease(`${name}-harbor`, {
@@ -247,7 +316,8 @@ export class Security extends pulumi.ComponentResource {
         trivy: { enabled: true },
         // The chart's defaults for these are public strings ("changeit", …): every one is generated.
         database: { internal: { password: generated("database", 24) } },
-        core: { secret: generated("core", 16), xsrfKey: generated("xsrf", 32) },
+        ...(ssoValues.caBundleSecretName ? { caBundleSecretName: ssoValues.caBundleSecretName } : {}),
+        core: { secret: generated("core", 16), xsrfKey: generated("xsrf", 32), ...((ssoValues.core as object | undefined) ?? {}) },
         jobservice: { secret: generated("jobservice", 16) },
         registry: {
           secret: generated("registry", 16),
@@ -258,7 +328,7 @@ export class Security extends pulumi.ComponentResource {
           },
         },
       },
-    }, { ...k8sOpts, dependsOn: [adminSecret, keySecret] });
+    }, { ...k8sOpts, dependsOn: [adminSecret, keySecret, ...ssoDeps] });
 
     return { url: `https://${host}`, adminPassword: admin };
   }

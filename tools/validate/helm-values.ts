@@ -406,6 +406,10 @@ const STRING_MAP_KEY = /^(annotations|labels|nodeSelector|matchLabels|selector|s
 const PASS_THROUGH: Record<string, string[]> = {
   // values.yaml: "Additional entries here will be added to the Service spec"
   traefik: ["service.spec"],
+  // values.yaml: "values in map will be converted to ini format": each key is a section of Grafana's own
+  // configuration (grafana.com/docs/grafana/latest/setup-grafana/configure-grafana/), not a chart key.
+  grafana: ['"grafana.ini"'],
+  "kube-prometheus-stack": ['grafana."grafana.ini"'],
 };
 
 type Lookup = "any" | "none" | Source[];
