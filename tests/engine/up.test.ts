@@ -74,6 +74,8 @@ it("one more worker: only the new host's steps, and a fresh join token", async (
   await ws.ok(["config", "set", "--path", "hosts[3].role", "workers"]);
   await ws.ok(["config", "set", "--path", "hosts[3].address", hosts[3].address]);
   await ws.ok(["config", "set", "--path", "hosts[3].disks[0]", "/dev/vdb"]);
+  // Its SSH host key, as an operator reads it on the host's console.
+  await ws.ok(["config", "set", "--path", "hosts[3].hostKey", hosts[3].hostPublicKey]);
   const plan = changed((await previewJson()).steps);
   expect(plan).toEqual([
     "create k8s-w-2-join", "create k8s-w-2-prepare", "create k8s-w-2-upgrade", "create k8s-cp-0-node-w-2",
