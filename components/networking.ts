@@ -175,8 +175,9 @@ export function calicoInstallation(podCidr: string): Record<string, unknown> {
 /** The cloud controller manager's cloud.conf (INI): application credential, Octavia, security groups. */
 /**
  * Octavia's rules under Keystone's default roles (octavia/policies/keystone_default_roles.py) let the project's
- * `member` role create and change the project's load balancers, and Neutron and Nova need nothing more for the
- * ports, floating IPs, security groups and server lookups OCCM does; `load-balancer_member` is Octavia's own
+ * `member` role create and change the project's load balancers, and Neutron's give the project's members its
+ * floating IPs, ports and security groups (e.g. neutron/conf/policies/floatingip.py: PROJECT_MEMBER), and
+ * readers (implied by member) the servers OCCM looks up; `load-balancer_member` is Octavia's own
  * role (octavia/policies/advanced_rbac.py), which clouds still on those rules require, kept when the deployer
  * holds it. No `admin`, `reader` (`member` implies it) or any other role the deployer holds.
  */
