@@ -64,8 +64,11 @@ export const CONFIG_KEYS = declare({
   },
   hosts: {
     default: [],
-    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, installation}]`; role is " +
-      "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph; installation " +
+    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, hostKey, installation}]`; role is " +
+      "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph; hostKey (required) is " +
+      "the host's SSH host key, `ssh-ed25519 AAAA…`, the only key SSH accepts from the host: read it on the host's console " +
+      "(`cat /etc/ssh/ssh_host_ed25519_key.pub`), or with `ssh-keyscan -t ed25519 <address>` after comparing fingerprints " +
+      "with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the console (docs/operations.md, \"SSH host keys\"); installation " +
       "(optional) names the host's installation: give it a new value after re-installing the host, and `pulumi up` sets " +
       "it up again (docs/recovery.md). Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …).",
   },

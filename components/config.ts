@@ -9,7 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
-import { opensshKeyProblem } from "./ssh-key";
+import { hostKeyProblem, normalizeHostKey, opensshKeyProblem } from "./ssh-key";
 import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 import { DARE_WORKLOADS, DareWorkload, DATABASES, REQUIRED_IMAGES, WORKLOADS } from "./dare-workloads";
 
@@ -52,6 +52,8 @@ export interface ExistingHostSpec {
   port: number;
   /** block devices for Ceph OSDs, e.g. /dev/sdb */
   disks: string[];
+  /** the host's SSH host key, `ssh-ed25519 <base64>`: SSH to the host accepts this key only */
+  hostKey: string;
   /**
    * Names this installation of the machine's system; a new value (after re-installing the host) makes the
    * program set the host up again, as a re-created VM's new instance id does. Undefined: never re-installed.
@@ -377,7 +379,7 @@ function readNodes(r: Reader): NodesSpec {
 }
 
 function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHostSpec[] {
-  const example = `[{"name": "cp-0", "role": "control-plane", "address": "203.0.113.10", "privateAddress": "10.0.0.10", "user": "ubuntu", "port": 22, "disks": ["/dev/sdb"]}]`;
+  const example = `[{"name": "cp-0", "role": "control-plane", "address": "203.0.113.10", "privateAddress": "10.0.0.10", "user": "ubuntu", "port": 22, "disks": ["/dev/sdb"], "hostKey": "${EXAMPLE_HOST_KEY}"}]`;
   const raw = r.raw("hosts");
   if (provider !== "existing") {
     if (Array.isArray(raw) ? raw.length > 0 : raw !== undefined) {
@@ -397,7 +399,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const key = `hosts[${i}]`;
     const host = r.object(key, item, example);
     if (!host) return;
-    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "installation"], example);
+    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation"], example);
     const name = r.string(`${key}.name`, host.name ?? "", "", `"worker-3"`, NAME,
       "must be a lower-case DNS label: it becomes the Kubernetes node name");
     if (name && names.has(name)) r.problem(`${key}.name`, name, "duplicate host name", `"worker-4"`);
@@ -414,6 +416,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     }
     const disks = (r.list(`${key}.disks`, host.disks, `["/dev/sdb"]`) ?? []).map((d, j) =>
       r.string(`${key}.disks[${j}]`, d, "", `"/dev/sdb"`, /^\/dev\/\S+$/, "must be a block device path under /dev"));
+    const hostKey = readHostKey(r, `${key}.hostKey`, host.hostKey, address);
     hosts.push({
       name,
       role,
@@ -422,6 +425,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
       user: r.string(`${key}.user`, host.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`),
       port: r.integer(`${key}.port`, host.port, 22, 1, "22"),
       disks,
+      hostKey,
       ...(host.installation === undefined || host.installation === "" ? {} : {
         installation: r.string(`${key}.installation`, host.installation, "", `"reinstalled-2026-12-01"`, /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
           "must be a short identifier (letters, digits, . _ : -)"),
@@ -429,6 +433,32 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     });
   });
   return hosts;
+}
+
+/** A documentation-only ED25519 key (the examples in error messages and the configuration reference). */
+export const EXAMPLE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGV4YW1wbGUtaG9zdC1rZXktZG8tbm90LXVzZS0wMDAw";
+
+/**
+ * A host's SSH host key: required, since without it the first connection would trust whoever answers on the
+ * address. The message says how to read the key, safest first (on the host's console, where no network sits
+ * between the operator and the key).
+ */
+function readHostKey(r: Reader, key: string, value: unknown, address: string): string {
+  const where = address || "<address>";
+  const how = `read it on the host's console: cat /etc/ssh/ssh_host_ed25519_key.pub (or, over the network, ` +
+    `ssh-keyscan -t ed25519 ${where}, and check that its fingerprint, ssh-keyscan -t ed25519 ${where} | ssh-keygen -lf -, ` +
+    `is the one ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub prints on the host's console); then ` +
+    `pulumi config set --path '${key}' 'ssh-ed25519 AAAA…'`;
+  if (value === undefined || value === null || value === "") {
+    r.problem(key, value, `is missing: every SSH connection to the host accepts only this key, so that nobody else answering on its address receives the cluster's secrets; ${how}`, `"${EXAMPLE_HOST_KEY}"`);
+    return "";
+  }
+  const problem = typeof value === "string" ? hostKeyProblem(value) : "must be a string";
+  if (problem) {
+    r.problem(key, typeof value === "string" ? value.slice(0, 80) : value, `${problem}; ${how}`, `"${EXAMPLE_HOST_KEY}"`);
+    return "";
+  }
+  return normalizeHostKey(value as string);
 }
 
 function readNetwork(r: Reader): NetworkSpec {

@@ -84,19 +84,31 @@ export function wrapScript(scriptText: string): string {
   return `sudo -n bash -c ${shellQuote(`set -euo pipefail\nset -a\n. /dev/stdin\nset +a\n${scriptText}`)}`;
 }
 
+/**
+ * The SSH connection to a host, pinned to its host key (and the bastion's to the bastion's key): with
+ * `hostKey` the provider accepts that key only (@pulumi/command ≥ 1.1.0, pulumi/pulumi-command#794:
+ * `ssh.FixedHostKey`, the host-key algorithm restricted to the key's type); without it, any key.
+ * So whoever answers on a host's address without its private host key gets no secret parameter.
+ */
 export function connectionFor(target: pulumi.Input<Host>, access: SshAccess): pulumi.Output<command.types.input.remote.ConnectionArgs> {
-  return pulumi.all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey)]).apply(([host, bastion, privateKey]) => ({
-    host: host.address,
-    port: host.port,
-    user: host.sshUser,
-    privateKey,
-    // Fresh VMs take a while to boot sshd: retry dials with backoff rather than fail the update.
-    dialErrorLimit: 30,
-    perDialTimeout: 15,
-    ...(host.viaBastion && bastion
-      ? { proxy: { host: bastion.address, port: bastion.port, user: bastion.user, privateKey, dialErrorLimit: 30, perDialTimeout: 15 } }
-      : {}),
-  }));
+  return pulumi.all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey)]).apply(([host, bastion, privateKey]) => {
+    // A connection that would accept any key is a bug, not a configuration: refuse it here too.
+    if (!host.hostKey) throw new Error(`host ${host.name}: no SSH host key to pin`);
+    if (host.viaBastion && bastion && !bastion.hostKey) throw new Error(`bastion ${bastion.address}: no SSH host key to pin`);
+    return {
+      host: host.address,
+      port: host.port,
+      user: host.sshUser,
+      hostKey: host.hostKey,
+      privateKey,
+      // Fresh VMs take a while to boot sshd: retry dials with backoff rather than fail the update.
+      dialErrorLimit: 30,
+      perDialTimeout: 15,
+      ...(host.viaBastion && bastion
+        ? { proxy: { host: bastion.address, port: bastion.port, user: bastion.user, hostKey: bastion.hostKey, privateKey, dialErrorLimit: 30, perDialTimeout: 15 } }
+        : {}),
+    };
+  });
 }
 
 /**
@@ -131,7 +143,23 @@ export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, 
     addPreviousOutputInEnv: false,
     stdin,
     triggers: args.triggers,
-    // Scripts print progress only; stdout and stderr stay in the state and logs, never secrets.
-    logging: "stdoutAndStderr",
-  }, opts);
+    // A step given a credential may print one (kubeadm init prints the join command with the bootstrap
+    // token): its output is not streamed to the logs. The others stream their progress.
+    logging: stepLogging(stdin),
+  }, {
+    ...opts,
+    // Kept in the state, so secret there: the program never reads them, and any tool a script calls may
+    // print a credential (upstream's advice for such output: the `logging` input's description in
+    // pulumi-command's provider/pkg/provider/remote/command.go).
+    additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...HOST_STEP_SECRET_OUTPUTS],
+  });
+}
+
+/** The outputs of every host step kept only as secrets. */
+export const HOST_STEP_SECRET_OUTPUTS = ["stdout", "stderr"];
+
+/** `none` when the step's parameters hold a secret, else both streams. */
+function stepLogging(stdin: pulumi.Output<string>): pulumi.Output<command.types.enums.remote.Logging> {
+  const { None, StdoutAndStderr } = command.types.enums.remote.Logging;
+  return pulumi.output(pulumi.isSecret(stdin)).apply((secret) => (secret ? None : StdoutAndStderr));
 }

@@ -6,7 +6,7 @@
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { opensshPublicKey } from "./ssh-key";
+import { normalizeHostKey, opensshPublicKey } from "./ssh-key";
 import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
 import { hostStep, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
@@ -88,6 +88,18 @@ export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "net
     { group: "web", description: "http", protocol: "tcp", ports: [80, 80], from: { cidr: "0.0.0.0/0" } },
     { group: "web", description: "https", protocol: "tcp", ports: [443, 443], from: { cidr: "0.0.0.0/0" } },
   ];
+}
+
+/**
+ * cloud-init user data that installs `key` as the VM's only SSH host key: with `ssh_keys`, cloud-init's ssh
+ * module deletes the image's host keys (`ssh_deletekeys`, default true), writes `ed25519_private` and
+ * `ed25519_public` to /etc/ssh/ssh_host_ed25519_key{,.pub} and generates no other type (cloud-init,
+ * cloudinit/config/cc_ssh.py). A secret, since it holds the private key.
+ */
+export function hostKeyUserData(key: tls.PrivateKey): pulumi.Output<string> {
+  return pulumi.secret(pulumi.all([key.privateKeyOpenssh, key.publicKeyOpenssh]).apply(([privateKey, publicKey]) =>
+    // JSON is YAML: the key's newlines survive without block-scalar indentation rules.
+    `#cloud-config\n${JSON.stringify({ ssh_deletekeys: true, ssh_keys: { ed25519_private: privateKey, ed25519_public: publicKey.trim() } })}\n`));
 }
 
 /** Stable, readable rule names: a rule keeps its resource when others are added or removed. */
@@ -199,6 +211,8 @@ export class Infrastructure extends pulumi.ComponentResource {
       sshUser: h.user,
       port: h.port,
       disks: h.disks,
+      // The loader checked it; normalised again for callers that build the component directly.
+      hostKey: normalizeHostKey(h.hostKey),
       viaBastion: false,
       // An existing machine's identity is its installation: a new one after a re-install sets it up again.
       ...(h.installation ? { machineId: h.installation } : {}),
@@ -281,6 +295,8 @@ export class Infrastructure extends pulumi.ComponentResource {
         fixedIps: [{ subnetId: subnet.id }],
         securityGroupIds: [groups.nodes.id, isControlPlane ? groups.controlPlane.id : groups.web.id],
       }, parent);
+      // The VM's SSH host key, made here and given to it at boot, so the first connection already knows it.
+      const hostKey = new tls.PrivateKey(`${name}-${node.key}-host-key`, { algorithm: "ED25519" }, parent);
       const instance = new openstack.compute.Instance(`${name}-${node.key}`, {
         name: node.name,
         flavorName: node.flavor,
@@ -289,11 +305,14 @@ export class Infrastructure extends pulumi.ComponentResource {
         networks: [{ port: port.id }],
         schedulerHints: isControlPlane ? [{ group: controlPlaneGroup.id }] : undefined,
         metadata: { "dare-cluster": args.clusterName, "dare-pool": node.pool },
+        userData: hostKeyUserData(hostKey),
       }, {
         ...parent,
         dependsOn: [routerInterface],
         // A new image applies to new nodes; running nodes are upgraded in place, never re-created by surprise.
-        ignoreChanges: ["imageName"],
+        // User data is read at first boot only and a change of it re-creates the VM: a VM keeps the host key
+        // it booted with (docs/operations.md, "SSH host keys", for VMs older than their generated key).
+        ignoreChanges: ["imageName", "userData"],
       });
       const volumes = Array.from({ length: node.disks.count }, (_, j) => {
         const volume = new openstack.blockstorage.Volume(`${name}-${node.key}-disk-${j}`, {
@@ -320,12 +339,14 @@ export class Infrastructure extends pulumi.ComponentResource {
         publicAddress = pulumi.all([association.floatingIp, rulesReady]).apply(([address]) => address);
       }
       const privateAddress = pulumi.all([port.allFixedIps, rulesReady]).apply(([ips]) => ips[0]);
-      return { node, privateAddress, publicAddress, volumes, instance };
+      const hostPublicKey = hostKey.publicKeyOpenssh.apply(normalizeHostKey);
+      return { node, privateAddress, publicAddress, volumes, instance, hostPublicKey };
     });
 
     const firstControlPlane = nodeOutputs[0];
     const bastionAddress = firstControlPlane.publicAddress as pulumi.Output<string>;
-    const bastion = bastionAddress.apply((address): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser }));
+    const bastion = pulumi.all([bastionAddress, firstControlPlane.hostPublicKey])
+      .apply(([address, hostKey]): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser, hostKey }));
 
     const access: SshAccess = { privateKey: this.sshPrivateKey, bastion };
     // Per host: `reach` (how SSH gets there, its disks' paths) depends on that host's own resources only;
@@ -341,8 +362,8 @@ export class Infrastructure extends pulumi.ComponentResource {
       // before the volume is detached.
       const paths = pulumi.all(n.volumes.map(({ volume, attachment }) =>
         pulumi.all([volume.id, attachment.id]).apply(([id]) => diskPath(id))));
-      const reach = pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id, paths])
-        .apply(([privateAddress, publicAddress, machineId, disks]): Host => ({
+      const reach = pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id, paths, n.hostPublicKey])
+        .apply(([privateAddress, publicAddress, machineId, disks, hostKey]): Host => ({
           name: n.node.name,
           role: n.node.role,
           pool: n.node.pool,
@@ -352,6 +373,7 @@ export class Infrastructure extends pulumi.ComponentResource {
           sshUser: args.sshUser,
           port: 22,
           disks,
+          hostKey,
           viaBastion: publicAddress === undefined,
           machineId,
         }));

@@ -173,6 +173,25 @@ export function calicoInstallation(podCidr: string): Record<string, unknown> {
 }
 
 /** The cloud controller manager's cloud.conf (INI): application credential, Octavia, security groups. */
+/**
+ * Octavia's rules under Keystone's default roles (octavia/policies/keystone_default_roles.py) let the project's
+ * `member` role create and change the project's load balancers, and Neutron's give the project's members its
+ * floating IPs, ports and security groups (e.g. neutron/conf/policies/floatingip.py: PROJECT_MEMBER), and
+ * readers (implied by member) the servers OCCM looks up; `load-balancer_member` is Octavia's own
+ * role (octavia/policies/advanced_rbac.py), which clouds still on those rules require, kept when the deployer
+ * holds it. No `admin`, `reader` (`member` implies it) or any other role the deployer holds.
+ */
+export const CLOUD_CONTROLLER_ROLES = ["member", "load-balancer_member"];
+
+/** The roles of CLOUD_CONTROLLER_ROLES the deployer holds (a credential can only carry those); `member` is required. */
+export function cloudControllerRoles(held: string[], name: string): string[] {
+  if (!held.includes("member")) {
+    throw new Error(`${name}: the OpenStack user running pulumi has no "member" role in the project (roles: ${held.join(", ") || "none"}); ` +
+      `the cloud controller's application credential needs it to manage load balancers, ports and floating IPs`);
+  }
+  return CLOUD_CONTROLLER_ROLES.filter((role) => held.includes(role));
+}
+
 export function cloudConfig(c: { authUrl: string; region: string; credentialId: string; credentialSecret: string; floatingNetworkId: string }): string {
   return [
     "[Global]",
@@ -348,6 +367,13 @@ export class Networking extends pulumi.ComponentResource {
     const credential = new openstack.identity.ApplicationCredential(`${name}-cloud-controller`, {
       name: `${args.clusterName}-cloud-controller`,
       description: `openstack-cloud-controller-manager of ${args.clusterName}: Octavia load balancers for LoadBalancer Services`,
+      // Without `roles` Keystone gives the credential every role the deployer holds (admin included).
+      roles: scope.roles.apply((held) => cloudControllerRoles(held.map((r) => r.roleName), name)),
+      // Not `unrestricted`: the credential cannot make other credentials or trusts. No access rules: a service
+      // whose keystonemiddleware lacks `[keystone_authtoken] service_type` refuses every token carrying them
+      // (keystonemiddleware auth_token validate_allowed_request), which would silently break LoadBalancer
+      // Services on such clouds (docs/operations.md, "The cloud controller's credential").
+      unrestricted: false,
     }, {
       ...parent,
       // Keystone refuses a second application credential of the same name for a user.
@@ -376,6 +402,9 @@ export class Networking extends pulumi.ComponentResource {
       values: {
         // The Secret above holds cloud.conf: credentials stay out of the Helm values.
         secret: { enabled: true, create: false, name: "cloud-config" },
+        // OCCM reads cloud.conf at start: a new credential (the old one is deleted first) restarts its pods.
+        // The value is the credential's id, not its secret.
+        podAnnotations: { "dare/cloud-config": credential.id },
         cluster: { name: args.clusterName },
         // No "route" controller: Calico's VXLAN carries pod traffic, Neutron routes are not needed.
         enabledControllers: ["cloud-node", "cloud-node-lifecycle", "service"],

@@ -43,3 +43,41 @@ function readString(data: Buffer, at: number): { value: Buffer; next: number } {
   if (at + 4 + length > data.length) throw new Error("is truncated");
   return { value: data.subarray(at + 4, at + 4 + length), next: at + 4 + length };
 }
+
+/** The one host-key type accepted: every OpenSSH since 6.5 makes one, and the commands that print it name it. */
+export const HOST_KEY_TYPE = "ssh-ed25519";
+
+/**
+ * Why `line` is not an ED25519 public key line (`ssh-ed25519 AAAA… [comment]`, as in
+ * /etc/ssh/ssh_host_ed25519_key.pub or ssh-keyscan's output), or undefined when it is one.
+ */
+export function hostKeyProblem(line: string): string | undefined {
+  const fields = line.trim().replace(/^\S+\s+(?=ssh-ed25519\s)/, "").split(/\s+/);
+  if (fields.length < 2 || fields[0] !== HOST_KEY_TYPE) {
+    return `must be the host's ${HOST_KEY_TYPE} public key ("${HOST_KEY_TYPE} AAAA…")`;
+  }
+  const blob = Buffer.from(fields[1], "base64");
+  if (blob.toString("base64") !== fields[1]) return "is not valid base64 after the key type";
+  try {
+    const type = readString(blob, 0);
+    const key = readString(blob, type.next);
+    // An ED25519 public key is 32 bytes (RFC 8709, section 4).
+    if (type.value.toString("latin1") !== HOST_KEY_TYPE || key.value.length !== 32 || key.next !== blob.length) {
+      return `does not hold an ${HOST_KEY_TYPE} key (the base64 part names another type or has the wrong length)`;
+    }
+  } catch (err) {
+    return `does not hold an ${HOST_KEY_TYPE} key: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
+/**
+ * `ssh-ed25519 <base64>` of a valid host-key line, without its comment or a leading host name (ssh-keyscan's
+ * output and known_hosts lines start with one): what the SSH connection pins.
+ */
+export function normalizeHostKey(line: string): string {
+  const problem = hostKeyProblem(line);
+  if (problem) throw new Error(`host key ${problem}`);
+  const fields = line.trim().replace(/^\S+\s+(?=ssh-ed25519\s)/, "").split(/\s+/);
+  return `${fields[0]} ${fields[1]}`;
+}

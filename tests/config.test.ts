@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { ConfigError, ConfigSource, loadConfig, Problem } from "../components/config";
+import { ConfigError, ConfigSource, EXAMPLE_HOST_KEY, loadConfig, Problem } from "../components/config";
 import { CONFIG_KEYS, KeyDeclaration } from "../components/config-keys";
 import { opensshPublicKey } from "../components/ssh-key";
 import { REQUIRED_IMAGES } from "../components/dare-workloads";
@@ -43,7 +43,7 @@ function expectProblem(values: Record<string, unknown>, key: string, why: RegExp
 }
 
 const pool = (over: Record<string, unknown> = {}) => ({ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 50 }, ...over });
-const host = (over: Record<string, unknown> = {}) => ({ name: "cp-0", role: "control-plane", address: "203.0.113.10", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], ...over });
+const host = (over: Record<string, unknown> = {}) => ({ name: "cp-0", role: "control-plane", address: "203.0.113.10", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY, ...over });
 
 describe("stack files", () => {
   it.each(["testbed", "production"])("%s loads with the project defaults", (stack) => {
@@ -125,6 +125,10 @@ describe("config loader", () => {
     ["duplicate host names", { provider: "existing", hosts: [host(), host({ role: "workers" })] }, "hosts[1].name", /duplicate/],
     ["even control planes among hosts", { provider: "existing", hosts: [host(), host({ name: "cp-1" })] }, "hosts", /odd/],
     ["hosts without existing provider", { hosts: [host()] }, "hosts", /only used with dare:provider = existing/],
+    ["host without a host key", { provider: "existing", hosts: [host({ hostKey: undefined })] }, "hosts[0].hostKey", /is missing/],
+    ["host key of another type", { provider: "existing", hosts: [host({ hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" })] }, "hosts[0].hostKey", /ssh-ed25519 public key/],
+    ["host key whose data names another type", { provider: "existing", hosts: [host({ hostKey: `ssh-ed25519 ${Buffer.from("\0\0\0\x07ssh-rsa\0\0\0\x01x").toString("base64")}` })] }, "hosts[0].hostKey", /does not hold an ssh-ed25519 key/],
+    ["host key fingerprint instead of the key", { provider: "existing", hosts: [host({ hostKey: "SHA256:GClVtXWnAeqk+2Zhrf8/bum4KSpniOyXIkfRn13Qekk" })] }, "hosts[0].hostKey", /ssh-ed25519 public key/],
     ["version with a v", { kubernetesVersion: "v1.36.4" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
     ["version without patch", { kubernetesVersion: "1.36" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
     ["unsupported minor", { kubernetesVersion: "1.29.0" }, "kubernetesVersion", /supported minors/],
@@ -160,6 +164,25 @@ describe("config loader", () => {
   it("takes a quantity that --path stored as an integer", () => {
     const config = loadConfig(source({ ...valid, services: { "exec-api": { limits: { cpu: 2 } } } }));
     expect(config.dare.services["exec-api"].limits.cpu).toBe("2");
+  });
+
+  it("takes each existing host's SSH host key as ssh-keygen writes it or ssh-keyscan prints it, and says how to read a missing one", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-hostkey-"));
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "root@cp-0", "-f", path.join(dir, "h")]);
+    const line = fs.readFileSync(path.join(dir, "h.pub"), "utf8");
+    fs.rmSync(dir, { recursive: true, force: true });
+    const [type, blob] = line.split(" ");
+    const hostsWith = (hostKey: unknown) => ({ ...valid, provider: "existing", hosts: [host({ hostKey, disks: ["/dev/sdb"] })] });
+    // The .pub file (with its comment) and ssh-keyscan's "<address> <type> <key>" both become "<type> <key>".
+    expect(loadConfig(source(hostsWith(line))).hosts[0].hostKey).toBe(`${type} ${blob}`);
+    expect(loadConfig(source(hostsWith(`203.0.113.10 ${type} ${blob}`))).hosts[0].hostKey).toBe(`${type} ${blob}`);
+    const missing = problemsOf(hostsWith(undefined)).find((p) => p.key === "hosts[0].hostKey")!;
+    expect(missing.why).toContain("cat /etc/ssh/ssh_host_ed25519_key.pub");
+    expect(missing.why).toContain("ssh-keyscan -t ed25519 203.0.113.10");
+    expect(missing.why).toContain("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+    expect(missing.example).toBe(`"${EXAMPLE_HOST_KEY}"`);
+    const wrong = problemsOf(hostsWith(`${type} ${blob.slice(0, -8)}`)).find((p) => p.key === "hosts[0].hostKey")!;
+    expect(wrong.why).toMatch(/^(is not valid base64|does not hold an ssh-ed25519 key)/);
   });
 
   it("takes an operator's own SSH key only as an unencrypted OpenSSH key set with --secret, never showing it", () => {

@@ -11,6 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import { DareServices } from "../components/dare-services";
+import { EXAMPLE_HOST_KEY } from "../components/config";
 import { Host } from "../components/hosts";
 import { Identity } from "../components/identity";
 import { INGRESS_CLUSTER_SERVICE, Networking, NetworkingArgs, platformHostNames } from "../components/networking";
@@ -31,7 +32,7 @@ const FLOATING_IP = "203.0.113.80";
 
 const host = (name: string, role: Host["role"], privateAddress: string, publicAddress?: string): Host => ({
   name, role, pool: role === "worker" ? "workers" : "control-plane", address: publicAddress ?? privateAddress, privateAddress, publicAddress,
-  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false,
+  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, hostKey: EXAMPLE_HOST_KEY,
 });
 const HOSTS: Host[] = [
   host("cp-0", "control-plane", "10.10.0.10", "203.0.113.10"),

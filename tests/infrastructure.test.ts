@@ -1,6 +1,11 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
+import * as YAML from "yaml";
 import { clusterNodes, KubernetesCluster } from "../components/cluster";
-import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
+import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, NodesSpec } from "../components/config";
 import { readScript, wrapScript } from "../components/host-step";
 import { Host } from "../components/hosts";
 import { diskPath, Infrastructure, InfrastructureArgs } from "../components/infrastructure";
@@ -180,8 +185,8 @@ describe("existing hosts", () => {
   const existing = args({
     provider: "existing",
     hosts: [
-      { name: "w-0", role: "workers", address: "10.0.0.20", privateAddress: "10.0.0.20", user: "debian", port: 2222, disks: ["/dev/sdb"] },
-      { name: "cp-0", role: "control-plane", address: "203.0.113.5", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [] },
+      { name: "w-0", role: "workers", address: "10.0.0.20", privateAddress: "10.0.0.20", user: "debian", port: 2222, disks: ["/dev/sdb"], hostKey: EXAMPLE_HOST_KEY },
+      { name: "cp-0", role: "control-plane", address: "203.0.113.5", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY },
     ],
   });
 
@@ -280,5 +285,120 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
         expect(unsecret(osd.inputs).stdin).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
       }
     }
+  });
+});
+
+describe("SSH host keys: every connection pins the host's key, which OpenStack VMs get from the program at boot", () => {
+  const CLUSTER = "dare-test";
+  const network = { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" };
+  const spec = nodes(2, 1, 1);
+  let resources: RecordedResource[];
+  let hosts: Host[];
+  let bastionKey: string | undefined;
+  const instances = () => ofType(resources, "openstack:compute/instance:Instance");
+  const keyOf = (host: string) => hosts.find((h) => h.name === host)!.hostKey;
+
+  beforeAll(async () => {
+    let infra: Infrastructure | undefined;
+    resources = await runMocked(() => {
+      infra = new Infrastructure(CLUSTER, { ...args({ nodes: spec }), network });
+      new KubernetesCluster(CLUSTER, {
+        nodes: clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: spec, hosts: [] }),
+        hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4", network, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+      });
+    });
+    hosts = await valueOf(infra!.hosts);
+    bastionKey = (await valueOf(infra!.bastion))?.hostKey;
+  });
+
+  it("gives each VM its own ED25519 host key in cloud-init user data, secret, and never re-creates a VM for it", () => {
+    expect(instances()).toHaveLength(3);
+    const seen = new Set<string>();
+    for (const instance of instances()) {
+      // Secret in the inputs, so in the state and the render.
+      expect((instance.inputs as any).userData[SPECIAL_SIG_KEY]).toBe(SECRET_SIG);
+      expect(redacted(instance).userData).toBe("[secret]");
+      const text: string = unsecret(instance.inputs).userData;
+      expect(text.split("\n")[0]).toBe("#cloud-config");
+      const cloudConfig = YAML.parse(text);
+      expect(Object.keys(cloudConfig)).toEqual(["ssh_deletekeys", "ssh_keys"]);
+      expect(cloudConfig.ssh_deletekeys).toBe(true);
+      expect(Object.keys(cloudConfig.ssh_keys).sort()).toEqual(["ed25519_private", "ed25519_public"]);
+      // ssh-keygen itself reads the private key cloud-init writes to /etc/ssh/ssh_host_ed25519_key and derives
+      // the public key the connections pin.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-hostkey-"));
+      try {
+        fs.writeFileSync(path.join(dir, "key"), cloudConfig.ssh_keys.ed25519_private, { mode: 0o600 });
+        const derived = spawnSync("ssh-keygen", ["-y", "-f", path.join(dir, "key")], { encoding: "utf8" });
+        expect({ status: derived.status, stderr: derived.stderr }).toEqual({ status: 0, stderr: "" });
+        expect(derived.stdout.trim()).toBe(cloudConfig.ssh_keys.ed25519_public);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      expect(keyOf((instance.inputs as any).name)).toBe(cloudConfig.ssh_keys.ed25519_public);
+      seen.add(cloudConfig.ssh_keys.ed25519_public);
+      // User data is read at first boot and a change of it replaces the VM: ignored after creation.
+      expect(instance.options?.ignoreChanges).toEqual(["imageName", "userData"]);
+    }
+    expect(seen.size).toBe(3);
+  });
+
+  it("pins every host step's connection to its host's key, and the jump through the bastion to the bastion's", () => {
+    const commands = ofType(resources, "command:remote:Command");
+    expect(commands.length).toBeGreaterThan(6);
+    expect(bastionKey).toBe(keyOf(`${CLUSTER}-cp-0`));
+    for (const command of commands) {
+      // The connection (with the key) is secret as a whole: it carries the program's SSH private key.
+      expect((command.inputs as any).connection[SPECIAL_SIG_KEY]).toBe(SECRET_SIG);
+      const { connection } = unsecret(command.inputs);
+      const host = hosts.find((h) => h.privateAddress === connection.host || h.publicAddress === connection.host)!;
+      expect({ step: command.name, hostKey: connection.hostKey }).toEqual({ step: command.name, hostKey: host.hostKey });
+      expect(connection.hostKey).toMatch(/^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
+      if (host.viaBastion) expect({ step: command.name, proxyKey: connection.proxy.hostKey }).toEqual({ step: command.name, proxyKey: bastionKey });
+      else expect(connection.proxy).toBeUndefined();
+    }
+  });
+});
+
+describe("host step output: secret in the state, and not streamed to the logs where a step holds a credential", () => {
+  const CLUSTER = "dare-test";
+  const network = { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" };
+  const spec = nodes(1, 1, 1);
+  let commands: RecordedResource[];
+  const isSecretInput = (value: any) => value?.[SPECIAL_SIG_KEY] === SECRET_SIG;
+
+  beforeAll(async () => {
+    const resources = await runMocked(() => {
+      const infra = new Infrastructure(CLUSTER, { ...args({ nodes: spec }), network });
+      new KubernetesCluster(CLUSTER, {
+        nodes: clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: spec, hosts: [] }),
+        hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4", network, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+      });
+    });
+    commands = ofType(resources, "command:remote:Command");
+  });
+
+  it("makes stdout and stderr of every step secret outputs (kubeadm init prints the join command with the bootstrap token)", () => {
+    expect(commands.length).toBeGreaterThan(4);
+    for (const command of commands) {
+      // (The SDK adds `connection`, secret in the provider's schema.)
+      expect({ step: command.name, secret: command.options?.additionalSecretOutputs })
+        .toEqual({ step: command.name, secret: expect.arrayContaining(["stdout", "stderr"]) });
+    }
+  });
+
+  it("streams a step's output to the logs only when none of its parameters is a secret", () => {
+    const logging = (name: RegExp) => commands.filter((c) => name.test(c.name)).map((c) => ({ step: c.name, logging: (c.inputs as any).logging }));
+    for (const command of commands) {
+      const expected = isSecretInput((command.inputs as any).stdin) ? "none" : "stdoutAndStderr";
+      expect({ step: command.name, logging: (command.inputs as any).logging }).toEqual({ step: command.name, logging: expected });
+    }
+    // Both kinds exist: the steps given the bootstrap token or the CA keys are quiet, a disk link is not.
+    const quiet = logging(/-(init|join|token|pki)$/);
+    expect(quiet.length).toBeGreaterThanOrEqual(4);
+    for (const step of quiet) expect(step.logging).toBe("none");
+    expect(logging(/^iaas-.*-disk-0$/).map((s) => s.logging)).toEqual(["stdoutAndStderr"]);
   });
 });

@@ -243,7 +243,7 @@ describe("resource options in the render", () => {
     const credential = byType("openstack:identity/applicationCredential:ApplicationCredential")[0];
     expect(credential.options).toMatchObject({ deleteBeforeReplace: true });
     const instance = byType("openstack:compute/instance:Instance")[0];
-    expect(instance.options).toMatchObject({ ignoreChanges: ["imageName"] });
+    expect(instance.options).toMatchObject({ ignoreChanges: ["imageName", "userData"] });
     expect(byType("tls:index/privateKey:PrivateKey")[0].options?.additionalSecretOutputs).toContain("privateKeyPem");
     // Options nobody set are left out.
     expect(byType("openstack:networking/network:Network")[0].options).toBeUndefined();

@@ -1,10 +1,10 @@
 import * as k8s from "@pulumi/kubernetes";
-import { DEFAULT_NETWORK } from "../components/config";
+import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY } from "../components/config";
 import { Host } from "../components/hosts";
 import { firewallRules } from "../components/infrastructure";
 import { NAMESPACES } from "../components/namespaces";
 import {
-  CHARTS, INGRESS_CLASS, INGRESS_CLUSTER_SERVICE, INGRESS_NODE_LABEL, INGRESS_POD_SELECTOR, ingressClusterIp, ingressNodeNames, Networking,
+  CHARTS, cloudControllerRoles, INGRESS_CLASS, INGRESS_CLUSTER_SERVICE, INGRESS_NODE_LABEL, INGRESS_POD_SELECTOR, ingressClusterIp, ingressNodeNames, Networking,
   NetworkingArgs, platformHostNames,
 } from "../components/networking";
 import { ipIn } from "./support/netpol";
@@ -15,7 +15,7 @@ import { ofType, redacted, runMocked, valueOf } from "./support/mocked";
 
 const host = (name: string, role: Host["role"], over: Partial<Host> = {}): Host => ({
   name, role, pool: role === "worker" ? "workers" : "control-plane", address: `10.10.0.${name.length}`, privateAddress: `10.10.0.${name.length}`,
-  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, ...over,
+  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, hostKey: EXAMPLE_HOST_KEY, ...over,
 });
 const HOSTS: Host[] = [
   host("cp-0", "control-plane", { publicAddress: "203.0.113.10" }),
@@ -141,6 +141,24 @@ describe("Traefik behind an Octavia load balancer", () => {
     expect(text).not.toMatch(/^(username|password|user-id)=/m);
   });
 
+  it("gives that credential only the roles OCCM needs of those the deployer holds, never admin, and restarts OCCM when it changes", () => {
+    const [credential] = ofType(resources, "openstack:identity/applicationCredential:ApplicationCredential");
+    const inputs = redacted(credential);
+    // The mocked deployer holds admin, member, reader and load-balancer_member.
+    expect(inputs.roles).toEqual(["member", "load-balancer_member"]);
+    expect(inputs.unrestricted).toBe(false);
+    expect(inputs.accessRules).toBeUndefined();
+    expect(cloudControllerRoles(["member", "reader"], "n")).toEqual(["member"]);
+    expect(() => cloudControllerRoles(["reader", "load-balancer_member"], "n")).toThrow(/no "member" role in the project \(roles: reader, load-balancer_member\)/);
+    // A replaced credential (a new id, the old one deleted first) rolls OCCM's pods onto the new cloud.conf.
+    const occm = release(resources, CHARTS.cloudController.chart);
+    expect(Object.keys(occm.values.podAnnotations)).toEqual(["dare/cloud-config"]);
+    expect(occm.values.podAnnotations["dare/cloud-config"]).toMatch(/\S/);
+    const occmRelease = ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cloudController.chart)!;
+    expect(occmRelease.dependencies).toContain(credential.urn);
+    expect(validateHelmValues(occm)).toEqual([]);
+  });
+
   it("installs OCCM from the pinned chart reading that Secret, without the route controller", () => {
     const occm = release(resources, CHARTS.cloudController.chart);
     expect(occm.version).toBe("2.36.0");
@@ -215,7 +233,7 @@ describe("ingress nodes", () => {
   });
 
   it("are every worker when existing hosts have no separate public address", () => {
-    const h = (name: string, role: string) => ({ name, role, address: "10.0.0.1", privateAddress: "10.0.0.1", user: "u", port: 22, disks: [] });
+    const h = (name: string, role: string) => ({ name, role, address: "10.0.0.1", privateAddress: "10.0.0.1", user: "u", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY });
     const hosts = [h("cp", "control-plane"), h("a", "workers"), h("b", "workers")];
     expect(ingressNodeNames({ ...base, provider: "existing", nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [] }, hosts })).toEqual(["a", "b"]);
   });

@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import { SITE_CONFIG } from "./support/site";
-import { ConfigError, loadConfig } from "../components/config";
+import { ConfigError, EXAMPLE_HOST_KEY, loadConfig } from "../components/config";
 import { Host } from "../components/hosts";
 import { Infrastructure } from "../components/infrastructure";
 import { NAMESPACES } from "../components/namespaces";
@@ -29,10 +29,10 @@ async function renderFromConfig(values: Record<string, unknown>) {
 }
 
 const existingHosts = (w1Disks: string[]) => [
-  { name: "cp-0", role: "control-plane", address: "10.0.0.10", disks: [] },
-  { name: "w-0", role: "workers", address: "10.0.0.20", disks: ["/dev/sdb"] },
-  { name: "w-1", role: "workers", address: "10.0.0.21", disks: w1Disks },
-  { name: "w-2", role: "workers", address: "10.0.0.22", disks: ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"] },
+  { name: "cp-0", role: "control-plane", address: "10.0.0.10", disks: [], hostKey: EXAMPLE_HOST_KEY },
+  { name: "w-0", role: "workers", address: "10.0.0.20", disks: ["/dev/sdb"], hostKey: EXAMPLE_HOST_KEY },
+  { name: "w-1", role: "workers", address: "10.0.0.21", disks: w1Disks, hostKey: EXAMPLE_HOST_KEY },
+  { name: "w-2", role: "workers", address: "10.0.0.22", disks: ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"], hostKey: EXAMPLE_HOST_KEY },
 ];
 const base = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
 
@@ -79,7 +79,7 @@ describe("OSDs are exactly the configured disks", () => {
 
 describe("Ceph cluster, pools and storage classes", () => {
   const hosts: Host[] = ["w-0", "w-1", "w-2"].map((name) => ({
-    name, role: "worker", pool: "workers", address: "10.0.0.1", privateAddress: "10.0.0.1", sshUser: "u", port: 22, disks: ["/dev/sdb"], viaBastion: false,
+    name, role: "worker", pool: "workers", address: "10.0.0.1", privateAddress: "10.0.0.1", sshUser: "u", port: 22, disks: ["/dev/sdb"], viaBastion: false, hostKey: EXAMPLE_HOST_KEY,
   }));
   let production: RecordedResource[];
   let testbed: RecordedResource[];

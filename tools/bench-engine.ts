@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-bench-key-"));
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(keyDir, "k")]);
     const hosts = await startHosts(names, { authorizedKey: fs.readFileSync(path.join(keyDir, "k.pub"), "utf8").trim(), stubs: bootstrapStubs(names) });
-    const ws = await workspace("bench", existingHostsStack({ hosts: hosts.map((h) => h.address), chartMirror: mirror.url, stopAfter: "bootstrap" }));
+    const ws = await workspace("bench", existingHostsStack({ hosts: hosts.map((h) => h.address), hostKeys: hosts.map((h) => h.hostPublicKey), chartMirror: mirror.url, stopAfter: "bootstrap" }));
     try {
       await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: fs.readFileSync(path.join(keyDir, "k"), "utf8") });
       const first = await timed(() => ws.ok(["up", "--yes", "--skip-preview"]));

@@ -143,6 +143,8 @@ export class DareMocks implements pulumi.runtime.Mocks {
     if (args.token === "openstack:identity/getAuthScope:getAuthScope") {
       return {
         ...args.inputs, projectId: "mock-project-id", userId: "mock-user-id", region: "RegionOne",
+        // What an operator of a project with Octavia typically holds; the program picks what OCCM needs.
+        roles: ["admin", "member", "reader", "load-balancer_member"].map((roleName) => ({ roleId: `${roleName}-id`, roleName })),
         serviceCatalogs: [{ id: "keystone-id", name: "keystone", type: "identity", endpoints: [
           { id: "keystone-public-id", interface: "public", region: "RegionOne", regionId: "RegionOne", url: "https://keystone.example.org:5000/v3" },
         ] }],

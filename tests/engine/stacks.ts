@@ -1,5 +1,6 @@
 /** Stack files of the engine tier: existing hosts (the network-namespace test hosts, or any addresses for a preview). */
 import * as YAML from "yaml";
+import { EXAMPLE_HOST_KEY } from "../../components/config";
 import { TEST_SUBNET_PREFIX } from "../hosts/harness";
 import { SITE_IMAGES } from "../support/site";
 
@@ -9,6 +10,8 @@ export const TEST_SUBNET = `${TEST_SUBNET_PREFIX}.0/24`;
 export interface ExistingHostsStack {
   /** addresses of the hosts: the first is the control plane, the others workers of pool `workers` */
   hosts: string[];
+  /** their SSH host keys, in the same order (the test hosts' `hostPublicKey`); unset: a placeholder, for a preview, which dials no host */
+  hostKeys?: string[];
   /** the hosts' subnet (dare:network.cidr and dare:adminCidrs); default the test hosts' */
   subnet?: string;
   /** the Helm chart mirror every release is installed from */
@@ -37,6 +40,7 @@ export function existingHostsStack(args: ExistingHostsStack): string {
         port: 22,
         // Ceph needs a disk; the stand-ins never touch it.
         disks: i === 0 ? [] : ["/dev/vdb"],
+        hostKey: args.hostKeys?.[i] ?? EXAMPLE_HOST_KEY,
       })),
       "dare:ceph": { replicas: 1, monitors: 1 },
       "dare:ingressLoadBalancer": false,

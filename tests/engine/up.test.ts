@@ -43,7 +43,7 @@ beforeAll(async () => {
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dare-deployer", "-f", keyFile]);
   hosts = await startHosts(NAMES, { authorizedKey: fs.readFileSync(`${keyFile}.pub`, "utf8").trim(), stubs: bootstrapStubs(NAMES) });
   // Host names in the stack are cp-0, w-0…; the namespaces' names carry the run prefix.
-  ws = await workspace("engine", existingHostsStack({ hosts: hosts.slice(0, 3).map((h) => h.address), chartMirror: mirror.url, stopAfter: "bootstrap" }));
+  ws = await workspace("engine", existingHostsStack({ hosts: hosts.slice(0, 3).map((h) => h.address), hostKeys: hosts.slice(0, 3).map((h) => h.hostPublicKey), chartMirror: mirror.url, stopAfter: "bootstrap" }));
   // As the README says: from the file, through stdin, never on a command line.
   await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: fs.readFileSync(keyFile, "utf8") });
   fs.rmSync(keyDir, { recursive: true, force: true });
@@ -74,6 +74,8 @@ it("one more worker: only the new host's steps, and a fresh join token", async (
   await ws.ok(["config", "set", "--path", "hosts[3].role", "workers"]);
   await ws.ok(["config", "set", "--path", "hosts[3].address", hosts[3].address]);
   await ws.ok(["config", "set", "--path", "hosts[3].disks[0]", "/dev/vdb"]);
+  // Its SSH host key, as an operator reads it on the host's console.
+  await ws.ok(["config", "set", "--path", "hosts[3].hostKey", hosts[3].hostPublicKey]);
   const plan = changed((await previewJson()).steps);
   expect(plan).toEqual([
     "create k8s-w-2-join", "create k8s-w-2-prepare", "create k8s-w-2-upgrade", "create k8s-cp-0-node-w-2",

@@ -44,7 +44,7 @@ async function program(names: string[], { controlPlanes = 1, version = "1.36.4" 
       provider: "existing", clusterName: CLUSTER, nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
       hosts: names.map((name, i) => ({
         name, role: isControlPlane(i) ? "control-plane" : "workers", address: byName(name).address, privateAddress: byName(name).address,
-        user: byName(name).user, port: 22, disks: [],
+        user: byName(name).user, port: 22, disks: [], hostKey: byName(name).hostPublicKey,
       })),
       network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
     });

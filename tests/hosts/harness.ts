@@ -82,6 +82,13 @@ export interface StartHostsOptions {
 
 export interface SshExecOptions {
   stdin?: string | Buffer;
+  /**
+   * Accept only this host key (`ssh-ed25519 AAAA…`) from `host`, as the program's connections do (the provider's
+   * `hostKey`); unset: any key, for tests that only need a shell on their own hosts.
+   */
+  hostKey?: string;
+  /** The same for the jump host `via`. */
+  viaHostKey?: string;
   /** Jump host: the connection to `host` is tunnelled through this host's sshd (same key, unless viaPrivateKeyPem). */
   via?: TestHost;
   viaPrivateKeyPem?: string;
@@ -672,14 +679,26 @@ export function toOpenSshPrivateKey(pem: string): string {
 const SSH_OPTS = [
   '-F', '/dev/null',
   '-o', 'BatchMode=yes',
-  '-o', 'StrictHostKeyChecking=no',
-  '-o', 'UserKnownHostsFile=/dev/null',
   '-o', 'GlobalKnownHostsFile=/dev/null',
   '-o', 'IdentitiesOnly=yes',
   '-o', 'IdentityAgent=none',
   '-o', 'ConnectTimeout=10',
   '-o', 'LogLevel=ERROR',
 ];
+
+/**
+ * ssh options that accept any host key, or, with `hostKey`, only that key: a known_hosts file holding it
+ * alone for `address` (`[address]:port` off port 22, sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"), strict checking,
+ * and the key's own type as the only host-key algorithm, as the provider's `ssh.FixedHostKey` with
+ * `HostKeyAlgorithms` set to the key's type does.
+ */
+function hostKeyOpts(dir: string, name: string, address: string, port: number, hostKey?: string): string[] {
+  if (!hostKey) return ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
+  const file = path.join(dir, `known_hosts-${name}`);
+  const [type, blob] = hostKey.trim().split(/\s+/);
+  fs.writeFileSync(file, `${port === 22 ? address : `[${address}]:${port}`} ${type} ${blob}\n`);
+  return ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${file}`, '-o', `HostKeyAlgorithms=${type}`, '-o', 'CheckHostIP=no'];
+}
 
 /**
  * Runs `command` on `host` with the system ssh client, as `opts.user` (default
@@ -700,7 +719,7 @@ export async function sshExec(
     const keyFile = path.join(dir, 'id');
     fs.writeFileSync(keyFile, toOpenSshPrivateKey(privateKeyPem), { mode: 0o600 });
     fs.chmodSync(keyFile, 0o600);
-    const args = [...SSH_OPTS, '-i', keyFile, '-p', String(host.port)];
+    const args = [...SSH_OPTS, ...hostKeyOpts(dir, 'host', host.address, host.port, opts.hostKey), '-i', keyFile, '-p', String(host.port)];
     if (opts.via) {
       let viaKey = keyFile;
       if (opts.viaPrivateKeyPem) {
@@ -708,7 +727,7 @@ export async function sshExec(
         fs.writeFileSync(viaKey, toOpenSshPrivateKey(opts.viaPrivateKeyPem), { mode: 0o600 });
         fs.chmodSync(viaKey, 0o600);
       }
-      const proxy = ['ssh', ...SSH_OPTS, '-i', viaKey, '-p', String(opts.via.port), '-W', '%h:%p', `${opts.via.user}@${opts.via.address}`]
+      const proxy = ['ssh', ...SSH_OPTS, ...hostKeyOpts(dir, 'via', opts.via.address, opts.via.port, opts.viaHostKey), '-i', viaKey, '-p', String(opts.via.port), '-W', '%h:%p', `${opts.via.user}@${opts.via.address}`]
         .map((a) => (/^[A-Za-z0-9_./:%@=,-]+$/.test(a) ? a : shQuote(a)))
         .join(' ');
       args.push('-o', `ProxyCommand=${proxy}`);

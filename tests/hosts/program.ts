@@ -11,9 +11,11 @@ import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks
 import { runMocked } from "../support/mocked";
 import { sshExec, TestHost } from "./harness";
 
-export interface Step { name: string; host: string; create: string; delete?: string; stdin: string; urn: string; dependencies: string[] }
+/** `hostKey`: the host key the step's connection pins (`connection.hostKey`). */
+export interface Step { name: string; host: string; create: string; delete?: string; stdin: string; hostKey: string; urn: string; dependencies: string[] }
 
-export interface ProgramHost { name: string; controlPlane?: boolean; disks?: string[] }
+/** `hostKey`: the key the program pins for the host (default: the test host's real one, as an operator configures it). */
+export interface ProgramHost { name: string; controlPlane?: boolean; disks?: string[]; hostKey?: string }
 
 /** The program's SSH key for cluster `cluster`: Infrastructure names it `<cluster>-ssh`, the mocks derive it from that. */
 export const sshKeyOf = (cluster: string) => mockPrivateKey(`${cluster}-ssh`, "ED25519");
@@ -40,7 +42,7 @@ export async function program(cluster: string, testHosts: TestHost[], spec: Prog
       provider: "existing", clusterName: cluster, nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
       hosts: spec.map((h) => ({
         name: h.name, role: h.controlPlane ? "control-plane" : "workers", address: byName(h.name).address, privateAddress: byName(h.name).address,
-        user: byName(h.name).user, port: 22, disks: h.disks ?? [],
+        user: byName(h.name).user, port: 22, disks: h.disks ?? [], hostKey: h.hostKey ?? byName(h.name).hostPublicKey,
       })),
       network, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
     });
@@ -57,7 +59,7 @@ export function stepsOf(resources: RecordedResource[], testHosts: TestHost[]): S
   return resources.filter((r) => r.type === "command:remote:Command").map((r): Step => {
     const inputs = reveal(r.inputs);
     const host = testHosts.find((h) => h.address === inputs.connection.host)!;
-    return { name: r.name, host: host.name, create: inputs.create, delete: inputs.delete, stdin: inputs.stdin, urn: r.urn, dependencies: r.dependencies };
+    return { name: r.name, host: host.name, create: inputs.create, delete: inputs.delete, stdin: inputs.stdin, hostKey: inputs.connection.hostKey, urn: r.urn, dependencies: r.dependencies };
   });
 }
 
@@ -88,9 +90,12 @@ export function deletionOrder(steps: Step[]): Step[] {
 /** The steps of `before` that `after` no longer declares: what `pulumi up` deletes. */
 export const removedSteps = (before: Step[], after: Step[]) => before.filter((s) => !after.some((a) => a.name === s.name));
 
-/** Runs a step's create or delete command on its host over SSH, as the provider does; `extraEnv` lines are appended to its stdin. */
+/**
+ * Runs a step's create or delete command on its host over SSH, as the provider does: accepting only the host
+ * key the step's connection pins; `extraEnv` lines are appended to its stdin.
+ */
 export async function runStep(cluster: string, testHosts: TestHost[], step: Step, which: "create" | "delete" = "create", extraEnv: Record<string, string> = {}) {
   const host = testHosts.find((h) => h.name === step.host)!;
   const stdin = step.stdin + Object.entries(extraEnv).map(([k, v]) => `${k}='${v}'\n`).join("");
-  return sshExec(host, sshKeyOf(cluster).privateKeyOpenssh, which === "create" ? step.create : step.delete!, { stdin });
+  return sshExec(host, sshKeyOf(cluster).privateKeyOpenssh, which === "create" ? step.create : step.delete!, { stdin, hostKey: step.hostKey });
 }
