@@ -17,7 +17,7 @@ import { ImageName, ServiceSizing } from "./config";
 import { DARE_WORKLOADS, DareWorkload, SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS } from "./dare-workloads";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
-import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
+import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "./network-policies";
 import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 
 export { SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS };
@@ -31,11 +31,8 @@ export const SPROV_DATABASE = "sprov-db";
 export const JUPYTERHUB_CHART = { repo: "https://hub.jupyter.org/helm-chart/", chart: "jupyterhub", version: "4.4.0" };
 /** Labels MPIJob pods carry (kubeflow/mpi-operator v2beta1 constants.go, OperatorNameLabel). */
 export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-operator" };
-/**
- * Addresses that are not "the internet" for egress rules: private (RFC 1918), shared (RFC 6598) and
- * link-local ranges, which hold the nodes, pods, Services and the cloud's metadata service.
- */
-export const NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
+/** Addresses that are not "the internet" for egress rules (network-policies.ts). */
+export { NON_PUBLIC_RANGES };
 
 /** Peers outside the DARE workloads that appear in the call graph. */
 export type ExternalPeer = "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
