@@ -259,6 +259,8 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
       // The world, through the load balancer or the host ports; pods, through traefik-cluster.
       "allow-entry-points": open(tcp(INGRESS_POD_PORTS.web, INGRESS_POD_PORTS.websecure)),
       "allow-monitoring": from([MONITORING_PEER], tcp(WALL_PORTS.traefikMetrics)),
+      // The domain's Certificate lives here: cert-manager's HTTP-01 solver pods answer Let's Encrypt here.
+      "allow-acme-http01-solver": ACME_SOLVER_POLICY as PolicySpec,
       // Backends are pods in any namespace; each namespace's own ingress rules decide which. Not the internet.
       "allow-backends": to([{ namespaceSelector: {} }]),
     },
@@ -270,6 +272,7 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
       "allow-within-namespace": { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }] }] },
       "allow-grafana-from-ingress": from([INGRESS_CONTROLLER_PEER], tcp(WALL_PORTS.grafana)),
       "allow-operator-webhook": open(tcp(WALL_PORTS.webhook10250)),
+      "allow-acme-http01-solver": ACME_SOLVER_POLICY as PolicySpec,
     },
     [N.rookCeph.name]: {
       // Not default-deny (every node's kernel is a Ceph client): the dashboard only, on the mgr pods.
@@ -305,6 +308,11 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
       },
     } : {}),
   };
+  // Any namespace that denies ingress may hold a Certificate or an Ingress some day: its HTTP-01 solver pods
+  // must answer Traefik, or the certificate is never issued (and nothing says why).
+  for (const policies of Object.values(walls)) {
+    if (policies["default-deny"] || policies["default-deny-ingress"]) policies["allow-acme-http01-solver"] ??= ACME_SOLVER_POLICY as PolicySpec;
+  }
   return walls;
 }
 

@@ -156,6 +156,13 @@ describe("the ingress controller, Keycloak, backups, Harbor", () => {
     expect(can(traefik(), ip("10.10.0.5", 22))).toBe(false);
   });
 
+  it("cert-manager's HTTP-01 solver pods for the domain's Certificate (traefik namespace) answer Traefik", () => {
+    const solver = pod("traefik", { "acme.cert-manager.io/http01-solver": "true" }, 8089);
+    expect(objects.some((o) => o.kind === "Certificate" && o.metadata.namespace === "traefik")).toBe(true);
+    expect(can(traefik(), solver)).toBe(true);
+    expect(can(stranger(), solver)).toBe(false);
+  });
+
   it("Keycloak: its database and its own pods, the API for the database's instance manager, no internet without identity providers", () => {
     const keycloak = pod("keycloak", { "app.kubernetes.io/name": "keycloakx" });
     const db = pod("keycloak", { "cnpg.io/cluster": "keycloak-db" });
