@@ -178,6 +178,7 @@ function platformLayers() {
     sharedStorageClass: storage.retainedSharedStorageClass,
     // exec-api reaches the API at the control planes (and the API load balancer) after Service translation.
     apiServerCidrs,
+    apiServiceAddress: apiServiceAddress(config.network.serviceCidr),
   }, { dependsOn: [identity, mpiOperator, storage] });
   const dareUrl = dare.url;
   // Availability of each DARE service, in the cluster and through the ingress (no DARE service exports metrics).

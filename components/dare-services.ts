@@ -146,6 +146,8 @@ export interface DareServicesArgs {
   apiServerCidrs: pulumi.Input<string[]>;
   /** Port of the Kubernetes API on those addresses. */
   apiServerPort?: number;
+  /** The kubernetes Service's ClusterIP (port 443), also allowed, for policy engines that judge before Service translation. */
+  apiServiceAddress?: string;
   /** Block StorageClass for the databases and local state. */
   blockStorageClass?: string;
   /** ReadWriteMany StorageClass for the shared file system. */
@@ -486,7 +488,7 @@ export class DareServices extends pulumi.ComponentResource {
           return [{
             to: pulumi.output(args.apiServerCidrs).apply((cidrs) => cidrs.map((cidr): Peer_ => ({ ipBlock: { cidr } }))),
             ports: [tcp(args.apiServerPort ?? 6443)],
-          }];
+          }, ...(args.apiServiceAddress ? [{ to: [{ ipBlock: { cidr: `${args.apiServiceAddress}/32` } }], ports: [tcp(443)] }] : [])];
         // B2DROP (b2drop.eudat.eu) has no fixed address: HTTPS to public addresses.
         case "internet-https":
           return [{ to: [internet], ports: [tcp(443)] }];

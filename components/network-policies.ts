@@ -1,10 +1,12 @@
 /**
  * NetworkPolicies that every protected namespace shares, and a helper for the explicit allows.
  *
- * A protected namespace denies all incoming traffic, except from the ingress controller and from
- * monitoring. Whatever else must reach a pod (one DARE service calling another) is one explicit
- * `allowTraffic` rule, written by the layer that owns the pods. Egress stays open: DNS, the
- * Kubernetes API and Keycloak are reached from everywhere.
+ * NamespaceIsolation: a namespace that denies all incoming traffic, except from the ingress controller and
+ * from monitoring. Whatever else must reach a pod (one DARE service calling another) is one explicit
+ * `allowTraffic` rule, written by the layer that owns the pods.
+ *
+ * Walls (below): default deny, ingress and egress, in the namespaces the program creates, each with the
+ * flows it needs, in one table (`wallPolicies`), created once every layer has made its namespace.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";

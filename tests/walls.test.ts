@@ -108,6 +108,16 @@ describe("Prometheus, Alertmanager, Grafana and the Ceph dashboard", () => {
   });
 });
 
+describe("the DARE namespace and the API", () => {
+  it("exec-api reaches the API at the control planes (after Service translation) and at the kubernetes Service's address; other DARE pods do not", () => {
+    const execApi = pod("dare", { app: "exec-api" });
+    expect(can(execApi, ip(apiAddress(), 6443))).toBe(true);
+    expect(can(execApi, ip("10.96.0.1", 443))).toBe(true);
+    expect(can(pod("dare", { app: "dare-login" }), ip("10.96.0.1", 443))).toBe(false);
+    expect(can(pod("dare", { app: "dare-login" }), ip(apiAddress(), 6443))).toBe(false);
+  });
+});
+
 describe("operators and their webhooks", () => {
   const certManager = (name: string, port = 0) => pod("cert-manager", { "app.kubernetes.io/name": name }, port);
 
