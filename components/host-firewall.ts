@@ -6,10 +6,11 @@
  * One table of its own (`inet dare_firewall`), replaced atomically, so kube-proxy's and Calico's
  * tables are never touched. Only the input hook is filtered: pod traffic is forwarded, not input.
  *
- * Pods reach a host's own address from their pod address (Calico masquerades pod traffic only to other
- * hosts: natOutgoing applies to destinations outside its IP pools, which arrive from the sending node's
- * address and meet the rule table's "nodes" rules). So the pod range is let in only on the ports pods call
- * on a host (POD_PORTS), not on every port: not etcd, SSH, BGP or VXLAN.
+ * Pods reach their own host from their pod address; other hosts see the sending node's address, since
+ * Calico's natOutgoing masquerades "packets sent from Calico networked containers in this pool to destinations
+ * outside of any Calico IP pools" (docs.tigera.io, IPPool reference), and meet the rule table's "nodes"
+ * rules. So the pod range is let in only on the ports pods call on a host (`podPorts`), not on every port:
+ * not etcd, SSH, BGP or VXLAN.
  */
 import { cidrsOverlap, parseCidr } from "./cidr";
 import { firewallRules } from "./infrastructure";
