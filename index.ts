@@ -16,6 +16,8 @@ import { DareServices, WORKLOADS } from "./components/dare-services";
 import { AvailabilityProbes } from "./components/availability-probes";
 import { Backups } from "./components/backups";
 import { DataProtection } from "./components/data-protection";
+import { API_PORT } from "./components/infrastructure";
+import { apiServiceAddress, Walls } from "./components/network-policies";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
@@ -159,6 +161,12 @@ function platformLayers() {
   }, { dependsOn: [networking, security] });
   const mpiJobApiVersion = mpiOperator.apiVersion;
 
+  // Pods reach the API at the control planes (and the API load balancer) after Service translation.
+  const apiServerCidrs = pulumi.all([infra.hosts, infra.apiServer]).apply(([list, api]) => [...new Set([
+    ...list.filter((h) => h.role === "control-plane").map((h) => `${h.privateAddress}/32`),
+    `${api.privateAddress}/32`,
+  ])]);
+
   // 9. The DARE services behind https://<domain>/<service>, with their databases and shared file system.
   const dare = new DareServices("dare", {
     provider: cluster.provider,
@@ -177,10 +185,8 @@ function platformLayers() {
     blockStorageClass: storage.retainedBlockStorageClass,
     sharedStorageClass: storage.retainedSharedStorageClass,
     // exec-api reaches the API at the control planes (and the API load balancer) after Service translation.
-    apiServerCidrs: pulumi.all([infra.hosts, infra.apiServer]).apply(([list, api]) => [...new Set([
-      ...list.filter((h) => h.role === "control-plane").map((h) => `${h.privateAddress}/32`),
-      `${api.privateAddress}/32`,
-    ])]),
+    apiServerCidrs,
+    apiServiceAddress: apiServiceAddress(config.network.serviceCidr),
   }, { dependsOn: [identity, mpiOperator, storage] });
   const dareUrl = dare.url;
   // Availability of each DARE service, in the cluster and through the ingress (no DARE service exports metrics).
@@ -221,6 +227,14 @@ function platformLayers() {
       dependsOn: [...cluster.steps.prepare.values()],
     } : undefined,
   }, { dependsOn: [dare] });
+
+  // 11. Walls: default-deny NetworkPolicies, with each namespace's flows, once the namespaces exist.
+  new Walls("walls", {
+    provider: cluster.provider,
+    api: { cidrs: apiServerCidrs, port: API_PORT, serviceAddress: apiServiceAddress(config.network.serviceCidr) },
+    harbor: config.harbor.enabled,
+    identityProviders: config.identityProviders.length > 0,
+  }, { dependsOn: [networking, storage, security, identity, monitoring, mpiOperator, dare, backups] });
   /** The borg repository server's authorized_keys: one line per host, its own key confined to its own repository (docs/recovery.md). */
   const borgAuthorizedKeys = backups.borgAuthorizedKeys;
   /** The borg passphrase (secret): keep a copy outside the state, or the archives cannot be read. */

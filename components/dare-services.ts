@@ -19,7 +19,7 @@ import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
 import type { OidcClient } from "./identity";
 import { secretHash } from "./monitoring";
-import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER } from "./network-policies";
+import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "./network-policies";
 import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 
 export { SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS };
@@ -33,11 +33,8 @@ export const SPROV_DATABASE = "sprov-db";
 export const JUPYTERHUB_CHART = { repo: "https://hub.jupyter.org/helm-chart/", chart: "jupyterhub", version: "4.4.0" };
 /** Labels MPIJob pods carry (kubeflow/mpi-operator v2beta1 constants.go, OperatorNameLabel). */
 export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-operator" };
-/**
- * Addresses that are not "the internet" for egress rules: private (RFC 1918), shared (RFC 6598) and
- * link-local ranges, which hold the nodes, pods, Services and the cloud's metadata service.
- */
-export const NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
+/** Addresses that are not "the internet" for egress rules (network-policies.ts). */
+export { NON_PUBLIC_RANGES };
 
 /** Peers outside the DARE workloads that appear in the call graph. */
 export type ExternalPeer = "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
@@ -151,6 +148,8 @@ export interface DareServicesArgs {
   apiServerCidrs: pulumi.Input<string[]>;
   /** Port of the Kubernetes API on those addresses. */
   apiServerPort?: number;
+  /** The kubernetes Service's ClusterIP (port 443), also allowed, for policy engines that judge before Service translation. */
+  apiServiceAddress?: string;
   /** Block StorageClass for the databases and local state. */
   blockStorageClass?: string;
   /** ReadWriteMany StorageClass for the shared file system. */
@@ -525,7 +524,7 @@ export class DareServices extends pulumi.ComponentResource {
           return [{
             to: pulumi.output(args.apiServerCidrs).apply((cidrs) => cidrs.map((cidr): Peer_ => ({ ipBlock: { cidr } }))),
             ports: [tcp(args.apiServerPort ?? 6443)],
-          }];
+          }, ...(args.apiServiceAddress ? [{ to: [{ ipBlock: { cidr: `${args.apiServiceAddress}/32` } }], ports: [tcp(443)] }] : [])];
         // B2DROP (b2drop.eudat.eu) has no fixed address: HTTPS to public addresses.
         case "internet-https":
           return [{ to: [internet], ports: [tcp(443)] }];

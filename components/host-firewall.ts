@@ -5,10 +5,18 @@
  *
  * One table of its own (`inet dare_firewall`), replaced atomically, so kube-proxy's and Calico's
  * tables are never touched. Only the input hook is filtered: pod traffic is forwarded, not input.
+ *
+ * Pods reach their own host from their pod address; other hosts see the sending node's address, since
+ * Calico's natOutgoing masquerades "packets sent from Calico networked containers in this pool to destinations
+ * outside of any Calico IP pools" (docs.tigera.io, IPPool reference), and meet the rule table's "nodes"
+ * rules. So the pod range is let in only on the ports pods call on a host (`podPorts`), not on every port:
+ * not etcd, SSH, BGP or VXLAN.
  */
 import { cidrsOverlap, parseCidr } from "./cidr";
 import { firewallRules } from "./infrastructure";
+import { API_PORT } from "./infrastructure";
 import { HostRole } from "./hosts";
+import { METRICS_PORTS } from "./kubeadm-config";
 
 type Rule = ReturnType<typeof firewallRules>[number];
 type Group = Rule["group"];
@@ -38,6 +46,28 @@ export function nodeSources(subnet: string, addresses: string[]): string[] {
     return !(net && host && cidrsOverlap(net, host));
   });
   return [subnet, ...outside];
+}
+
+/** kubelet's port: Prometheus scrapes it (kube-prometheus-stack's kubelet ServiceMonitor). */
+export const KUBELET_PORT = 10250;
+/** node-exporter, on the host network (kube-prometheus-stack's prometheus-node-exporter). */
+export const NODE_EXPORTER_PORT = 9100;
+/**
+ * kubeadm's default Service node-port range (kube-apiserver --service-node-port-range): Octavia's health monitor
+ * checks the Traefik Service's healthCheckNodePort there (externalTrafficPolicy Local), which kube-proxy itself
+ * answers on the host, so the packet meets the input hook (node ports proper are DNATed to pods before it).
+ */
+export const NODE_PORT_RANGE: [number, number] = [30000, 32767];
+
+/**
+ * What pods may call on a host's own address: the metrics Prometheus scrapes (kubelet, node-exporter,
+ * kube-proxy; on control planes also the controller manager, scheduler and etcd metrics) and, on control planes,
+ * the API server (the kubernetes Service's endpoints are the control planes' addresses).
+ */
+export function podPorts(role: HostRole): number[] {
+  const every = [KUBELET_PORT, NODE_EXPORTER_PORT, METRICS_PORTS.kubeProxy];
+  const controlPlane = [API_PORT, METRICS_PORTS.controllerManager, METRICS_PORTS.scheduler, METRICS_PORTS.etcd];
+  return [...every, ...(role === "control-plane" ? controlPlane : [])].sort((a, b) => a - b);
 }
 
 const setName = { nodes: "nodes", controlPlane: "control_planes" } as const;
@@ -72,8 +102,10 @@ export function nftablesRuleset(rules: Rule[], role: HostRole, members: Firewall
     `    ct state established,related accept`,
     `    ct state invalid drop`,
     `    meta l4proto { icmp, ipv6-icmp } accept`,
-    // Pods reach services on their node (DNS, metrics, webhooks on host ports) from the pod range.
-    `    ip saddr ${podCidr} accept comment "pods"`,
+    `    ip saddr ${podCidr} tcp dport { ${podPorts(role).join(", ")} } accept comment "pods: API server and metrics"`,
+    ...(role === "control-plane" ? [] : [
+      `    ip saddr @${setName.nodes} tcp dport ${NODE_PORT_RANGE[0]}-${NODE_PORT_RANGE[1]} accept comment "load-balancer health checks (healthCheckNodePort)"`,
+    ]),
     ...[...new Set(lines)],
     `  }`,
     `}`,

@@ -44,6 +44,17 @@ export const MPI_OPERATOR_CRD_SOURCE = path.relative(path.join(__dirname, ".."),
 const HEALTH_PORT = 8080;
 const METRICS_PORT = 8081;
 
+/** What the operator may do (ClusterRole mpi-operator): no pods/exec, no CRDs, no endpoints. */
+export const MPI_OPERATOR_RULES = [
+  { apiGroups: [""], resources: ["configmaps", "secrets", "services"], verbs: ["create", "list", "watch", "update"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete", "update", "patch"] },
+  { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+  { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "list", "update", "watch"] },
+  { apiGroups: ["kubeflow.org"], resources: ["mpijobs", "mpijobs/finalizers", "mpijobs/status"], verbs: ["*"] },
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["*"] },
+  { apiGroups: ["scheduling.k8s.io"], resources: ["priorityclasses"], verbs: ["get", "list", "watch"] },
+];
+
 export interface MpiOperatorArgs {
   /** Provider of the cluster. */
   provider: k8s.Provider;
@@ -92,21 +103,15 @@ export class MpiOperator extends pulumi.ComponentResource {
       metadata: { name: "mpi-operator", namespace: this.namespace, labels },
     }, { ...childOpts, dependsOn: [ns] });
     // The operator watches MPIJobs in every namespace and creates their pods, Services, Secrets,
-    // ConfigMaps and launcher Jobs there: cluster-wide by design (upstream's rules, gang scheduling aside).
+    // ConfigMaps and launcher Jobs there: cluster-wide while the jobs share the DARE namespace (a
+    // namespace of their own, with the operator's rights a Role there, is docs/mpi-workflows.md's open
+    // item). Upstream's rules (manifests/base/cluster-role.yaml, release-0.8) minus what v0.8.2's controller
+    // never calls: pods/exec (0.1.0's kubectl-exec launcher; v2beta1 reaches workers over SSH), endpoints and
+    // customresourcedefinitions (no client for either in pkg/ or cmd/ at v0.8.2), and the gang schedulers'
+    // PodGroups and Queues (no gang scheduler is installed).
     const role = new k8s.rbac.v1.ClusterRole(`${name}-role`, {
       metadata: { name: "mpi-operator", labels },
-      rules: [
-        { apiGroups: [""], resources: ["configmaps", "secrets", "services"], verbs: ["create", "list", "watch", "update"] },
-        { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete", "update", "patch"] },
-        { apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] },
-        { apiGroups: [""], resources: ["endpoints"], verbs: ["create", "get", "update"] },
-        { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
-        { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "list", "update", "watch"] },
-        { apiGroups: ["apiextensions.k8s.io"], resources: ["customresourcedefinitions"], verbs: ["create", "get"] },
-        { apiGroups: ["kubeflow.org"], resources: ["mpijobs", "mpijobs/finalizers", "mpijobs/status"], verbs: ["*"] },
-        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["*"] },
-        { apiGroups: ["scheduling.k8s.io"], resources: ["priorityclasses"], verbs: ["get", "list", "watch"] },
-      ],
+      rules: MPI_OPERATOR_RULES,
     }, childOpts);
     new k8s.rbac.v1.ClusterRoleBinding(`${name}-binding`, {
       metadata: { name: "mpi-operator", labels },

@@ -270,13 +270,16 @@ export class Networking extends pulumi.ComponentResource {
     const workers = pulumi.output(args.hosts).apply((hosts) => hosts.filter((h) => h.role === "worker").length);
     // Behind Octavia, Traefik would see the balancer's or a node's address, and every ipAllowList (the
     // Keycloak console's) would judge that: the listeners add a PROXY header with the client's address.
-    // Traefik believes a header only from the senders Octavia's traffic arrives from: the amphorae and
-    // the nodes (node subnet), and, when kube-proxy forwards a node port to a Traefik pod on another node,
-    // that node's VXLAN tunnel address (pod range). A header from elsewhere is ignored; a connection
-    // without one is served as it is (go-proxyproto: policy USE, or IGNORE for untrusted senders, accepts
-    // a connection without a header): that is how pods reach Traefik through its ClusterIP Service below.
-    // Pods could forge a header either way (through a node port): the allow-list keeps out the world, not them.
-    const proxyProtocol = hostPorts ? {} : { proxyProtocol: { trustedIPs: [args.nodeCidr, args.podCidr] } };
+    // Traefik believes a header only from the amphorae: OCCM makes the pool members in the nodes' subnet
+    // (member-subnet-id defaults to the VIP's subnet, found from the nodes' network; "the load balancer gets
+    // another network port on this subnet": cloud-provider-openstack, using-openstack-cloud-controller-manager.md),
+    // so they connect from an address of the node cidr. externalTrafficPolicy Local keeps that address: kube-proxy
+    // then hands node-port traffic only to a Traefik pod on the same node, without the SNAT that would make the
+    // sender a node's VXLAN tunnel address in the pod range (create-monitor=true, which Local needs, is set in
+    // cloudConfig). So no pod can forge a client address: the pod range is not trusted. A connection without a
+    // header is served as it is (go-proxyproto: policy USE, or IGNORE for untrusted senders): that is how pods
+    // reach Traefik through its ClusterIP Service below.
+    const proxyProtocol = hostPorts ? {} : { proxyProtocol: { trustedIPs: [args.nodeCidr] } };
     const traefik = pinnedRelease(`${name}-traefik`, {
       release: "traefik",
       chart: CHARTS.traefik,
@@ -319,7 +322,7 @@ export class Networking extends pulumi.ComponentResource {
               whenUnsatisfiable: "ScheduleAnyway",
             }],
             podDisruptionBudget: workers.apply((n) => (n >= 2 ? { enabled: true, maxUnavailable: 1 } : { enabled: false })),
-            service: { spec: { type: "LoadBalancer" }, annotations: { ...PROXY_PROTOCOL_ANNOTATIONS, ...LONG_CONNECTION_ANNOTATIONS } },
+            service: { spec: { type: "LoadBalancer", externalTrafficPolicy: "Local" }, annotations: { ...PROXY_PROTOCOL_ANNOTATIONS, ...LONG_CONNECTION_ANNOTATIONS } },
           }),
       },
     }, { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] });

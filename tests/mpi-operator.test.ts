@@ -121,6 +121,20 @@ describe("MPI operator", () => {
     expect(bindings[0].subjects).toEqual([{ kind: "ServiceAccount", name: "mpi-operator", namespace: "mpi-operator" }]);
   });
 
+  it("may not exec into pods, touch CRDs or endpoints anywhere: v0.8.2's controller calls none of them", () => {
+    const role = built.objects.find((o) => o.kind === "ClusterRole" && o.metadata.name === "mpi-operator");
+    const grants = (resource: string, verb: string) => role.rules.some((r: any) =>
+      (r.resources.includes(resource) || r.resources.includes("*")) && (r.verbs.includes(verb) || r.verbs.includes("*")));
+    expect(grants("pods/exec", "create")).toBe(false);
+    expect(grants("customresourcedefinitions", "create")).toBe(false);
+    expect(grants("endpoints", "update")).toBe(false);
+    // What the controller does use (pkg/controller/mpi_job_controller.go, cmd/mpi-operator/app/server.go).
+    for (const [resource, verb] of [["pods", "create"], ["secrets", "create"], ["services", "create"], ["configmaps", "update"],
+      ["jobs", "create"], ["mpijobs", "update"], ["mpijobs/status", "update"], ["leases", "update"], ["priorityclasses", "list"], ["events", "create"]]) {
+      expect({ resource, verb, granted: grants(resource, verb) }).toEqual({ resource, verb, granted: true });
+    }
+  });
+
   it("accepts jobs on kubeflow.org/v2beta1; the upstream CRD has no v1alpha1 (the conversion webhook adds it)", () => {
     expect(validateCustomResource(execApiJob(4))).toEqual([]);
     const typo = execApiJob(2) as any;

@@ -103,17 +103,16 @@ describe("Traefik behind an Octavia load balancer", () => {
     expect(ofType(resources, "kubernetes:core/v1:NodePatch")).toHaveLength(0);
   });
 
-  it("learns each client's address from the load balancer's PROXY header, believed only from the cluster's own addresses", () => {
+  it("learns each client's address from the load balancer's PROXY header, believed only from the amphorae's subnet", () => {
     const traefik = release(resources, "traefik");
     expect(traefik.values.service.annotations["loadbalancer.openstack.org/proxy-protocol"]).toBe("true");
+    // No SNAT on the way in: the sender Traefik sees is the amphora, in the member subnet (the nodes').
+    expect(traefik.values.service.spec.externalTrafficPolicy).toBe("Local");
     for (const entryPoint of ["web", "websecure"]) {
       const trusted: string[] = traefik.values.ports[entryPoint].proxyProtocol.trustedIPs;
-      // Octavia's amphorae and the nodes forwarding its traffic sit in the node subnet.
-      expect(trusted).toContain(args().nodeCidr);
-      // Traffic kube-proxy passes on to a Traefik pod on another node leaves through Calico's VXLAN
-      // interface, from that node's tunnel address in the pod range.
-      expect(trusted).toContain(args().podCidr);
-      // Never "anyone": a client on the internet could then claim an admin address.
+      expect(trusted).toEqual([args().nodeCidr]);
+      // A pod (any address of the pod range) is not believed: it could claim an admin address.
+      expect(trusted.some((cidr) => ipIn("10.244.3.4", cidr))).toBe(false);
       expect(traefik.values.ports[entryPoint].proxyProtocol.insecure).toBeUndefined();
       expect(trusted).not.toContain("0.0.0.0/0");
     }

@@ -31,7 +31,9 @@ function peerMatches(peer: any, policyNs: string, other: Endpoint): boolean {
 }
 
 function portMatches(ports: any[] | undefined, port: number): boolean {
-  return !ports || ports.length === 0 || ports.some((p) => (p.port === undefined || p.port === port) && (p.protocol ?? "TCP") === "TCP");
+  // endPort: the range port..endPort (NetworkPolicyPort, stable since Kubernetes 1.25).
+  return !ports || ports.length === 0 || ports.some((p) => (p.port === undefined || p.port === port || (p.endPort !== undefined && p.port <= port && port <= p.endPort))
+    && (p.protocol ?? "TCP") === "TCP");
 }
 
 /** Whether the policies in force let `from` open a TCP connection to `to` on `to.port`. */
