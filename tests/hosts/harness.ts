@@ -57,6 +57,8 @@ export interface TestHost {
   root: string;
   /** The host's SSH host public key line ("ssh-ed25519 AAAA... root@name"), e.g. for known_hosts. */
   hostPublicKey: string;
+  /** Its veth's name in the root namespace (`dare-tv<slot>`, the slot being this run's). */
+  veth: string;
   /** PID (in the machine's PID namespace) of the host's sshd: the anchor of its namespaces. */
   pid: number;
   /** Runs `/bin/sh -c cmd` as root inside the host's namespaces (nsenter), with a clean login-like environment. Never throws on a non-zero exit. */
