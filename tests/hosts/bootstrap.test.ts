@@ -359,6 +359,10 @@ describe("three control planes", () => {
       `${etcd} endpoint health --cluster`, `${etcd} member list`, `${etcd} member remove 1a1b2c3d4e5f6a7b`,
       "kubectl delete node bt-1 --wait=true",
     ]);
-    for (const name of ["bt-1", "bt-2"]) expect(await calls(name)).toContainEqual("kubeadm reset -f");
+    for (const name of ["bt-1", "bt-2"]) {
+      expect(await calls(name)).toContainEqual("kubeadm reset -f");
+      // A control plane that left keeps no key to the cluster's Secrets.
+      expect([name, (await byName(name).exec("test -e /etc/kubernetes/enc")).code]).toEqual([name, 1]);
+    }
   });
 });
