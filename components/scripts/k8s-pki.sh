@@ -62,7 +62,12 @@ install -d -m 0755 -o root -g root /etc/kubernetes/audit
 if [ -f "$encryption" ]; then
   # The key new writes use now: the first secret of the file (its first provider is secretbox).
   current=$(sed -n 's/^ *secret: *//p' "$encryption" | head -n 1)
-  if [ -n "$current" ] && ! grep -qxF -- "$current" <<<"$(sed -n 's/^ *secret: *//p' <<<"$ENCRYPTION_CONFIG")"; then
+  # Compared with shell builtins only: a key never becomes a process argument (visible in ps).
+  kept=false
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^\ *secret:\ *(.*)$ ]] && [ "${BASH_REMATCH[1]}" = "$current" ]; then kept=true; fi
+  done <<<"$ENCRYPTION_CONFIG"
+  if [ -n "$current" ] && [ "$kept" = false ]; then
     echo "refusing to replace $encryption: the new configuration drops the key this API server encrypts with now;" \
       "Secrets written with it would become unreadable. Rotate in steps (docs/kubernetes.md, \"Secret encryption keys\"):" \
       "add the new key after the current one, then put it first, rewrite every Secret, then drop the old key" >&2
