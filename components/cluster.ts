@@ -257,6 +257,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       externalCloudProvider: args.externalCloudProvider ?? false,
     }));
     const privateAddress = (node: ClusterNode) => hostOf(node).apply((h) => h.privateAddress);
+    // Steps that reach the API (kubeadm, kubectl) take its endpoint as a parameter: then they depend on the
+    // load balancer, which a destroy or scale-in therefore removes only after them.
+    const apiEndpoint = api.apply((a) => `${a.privateAddress}:${a.port}`);
 
     // Host preparation: every host at once, nothing before it.
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
@@ -356,6 +359,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         KUBERNETES_VERSION: args.kubernetesVersion,
         NODE_NAME: member.name,
         UPGRADE_ROLE: role,
+        API_ENDPOINT: apiEndpoint,
       }, dependsOn);
       upgrade.set(member.name, upgraded);
       return upgraded;
@@ -385,7 +389,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
         // The drain reaches the API here (admin.conf's server): taking it as a parameter keeps the load
         // balancer in place until the drain has run, on destroy and scale-in.
-        API_ENDPOINT: api.apply((a) => `${a.privateAddress}:${a.port}`),
+        API_ENDPOINT: apiEndpoint,
       }, [join.get(member.name)!, ...(isControlPlane && previousControlPlaneNode ? [previousControlPlaneNode] : [])],
       { deleteScript: "k8s-remove-node.sh" });
       if (isControlPlane) previousControlPlaneNode = labelled;
@@ -402,7 +406,6 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     // on its disks' steps, so that a host leaving moves its data once, for all its OSDs together.
     const osdHost = new Map<string, command.remote.Command>();
     const osdDisk = new Map<string, command.remote.Command>();
-    const apiEndpoint = api.apply((a) => `${a.privateAddress}:${a.port}`);
     for (const member of others.filter((n) => (n.disks ?? 0) > 0)) {
       const osdEnv = (device: pulumi.Input<string>) => ({
         OSD_HOST: member.name,
@@ -430,6 +433,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         DRAIN_ACTION: action,
         NODE_NAME: member.name,
         KUBERNETES_VERSION: args.kubernetesVersion,
+        API_ENDPOINT: apiEndpoint,
       }, dependsOn);
     const waves = workerUpgradeWaves(workers);
     for (const stream of [waves.osd, waves.other]) {
@@ -454,6 +458,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       NODE_ADDRESSES: hostOf(member).apply((h) => [...new Set([h.privateAddress, ...(h.publicAddress ? [h.publicAddress] : [])])].join(" ")),
       CSR_TIMEOUT: String(KUBELET_SERVING_TIMEOUT_SECONDS),
       NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
+      API_ENDPOINT: apiEndpoint,
     }, [member === first ? init : node.get(member.name)!])]));
 
     return {

@@ -6,7 +6,8 @@
 # drained; only a node this step drained (annotation dare.io/upgrade-drain) is uncordoned, so a node an
 # operator cordoned stays cordoned.
 #
-# Env: DRAIN_ACTION (drain|uncordon), NODE_NAME, KUBERNETES_VERSION
+# Env: DRAIN_ACTION (drain|uncordon), NODE_NAME, KUBERNETES_VERSION; API_ENDPOINT (admin.conf's server, for the
+#      record: the step depends on it so the API outlives the drain)
 set -euo pipefail
 : "${DRAIN_ACTION:?}" "${NODE_NAME:?}" "${KUBERNETES_VERSION:?}"
 export KUBECONFIG=/etc/kubernetes/admin.conf

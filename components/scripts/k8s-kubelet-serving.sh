@@ -11,7 +11,7 @@
 # serve the issued certificate.
 #
 # Env: NODE_NAME, NODE_ADDRESSES (space-separated), CSR_TIMEOUT (seconds); NODE_MACHINE_ID (a re-created
-#      machine asks again)
+#      machine asks again); API_ENDPOINT (admin.conf's server, for the record, as in k8s-drain.sh)
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ADDRESSES:?}" "${CSR_TIMEOUT:?}"
 export KUBECONFIG=/etc/kubernetes/admin.conf

@@ -7,7 +7,8 @@
 # A worker has no admin credential: the first control plane drains it before this step and uncordons it
 # after (k8s-drain.sh); here it only upgrades its packages and kubelet configuration.
 #
-# Env: KUBERNETES_VERSION, NODE_NAME, UPGRADE_ROLE (first|control-plane|worker)
+# Env: KUBERNETES_VERSION, NODE_NAME, UPGRADE_ROLE (first|control-plane|worker); API_ENDPOINT (for the record:
+#      the step depends on it so the API outlives the upgrade)
 set -euo pipefail
 : "${KUBERNETES_VERSION:?}" "${NODE_NAME:?}" "${UPGRADE_ROLE:?}"
 export DEBIAN_FRONTEND=noninteractive
