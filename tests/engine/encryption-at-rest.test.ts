@@ -27,8 +27,10 @@ const plain = (v: any) => (v && v[SPECIAL_SIG_KEY] === SECRET_SIG ? v.value : v)
 
 /** A step's parameters as its script sees them (stdin's KEY='value' lines, sourced by bash). */
 function stepEnv(r: RecordedResource): Record<string, string> {
-  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", "set -a; . /dev/stdin; set +a; env -0"],
-    { input: plain((r.inputs as any).stdin), env: {}, encoding: "utf8" }).stdout;
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
+  fs.writeFileSync(file, plain((r.inputs as any).stdin) as string);
+  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], { env: {}, encoding: "utf8" }).stdout;
+  fs.rmSync(path.dirname(file), { recursive: true });
   return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
 }
 
