@@ -62,6 +62,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   apiLoadBalancer: config.provider === "openstack" && config.apiLoadBalancer,
   // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
   externalCloudProvider: config.provider === "openstack",
+  secretsEncryptionKeys: config.secretsEncryptionKeys,
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);

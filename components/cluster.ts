@@ -12,7 +12,7 @@ import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
 import { firewallRules, planNodes } from "./infrastructure";
-import { ClusterSettings, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
+import { auditPolicy, ClusterSettings, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
 import { createClusterPki, ClusterPki } from "./pki";
 
 /** A host as known when the program is declared: enough to name its steps and order them. */
@@ -64,7 +64,16 @@ export interface KubernetesClusterArgs {
    * false (existing hosts have no cloud controller, and a node would stay tainted for ever).
    */
   externalCloudProvider?: boolean;
+  /**
+   * Names of the keys that encrypt Secrets in etcd, in the EncryptionConfiguration's order: the first
+   * encrypts new writes, every one decrypts. Each name gets its own 32 random bytes (a secret in the state).
+   * Default `["key1"]`. Rotation is a sequence of updates of this list (docs/kubernetes.md).
+   */
+  secretsEncryptionKeys?: string[];
 }
+
+/** Seconds the kubelet-serving step waits for a node's certificate request and for the kubelet to serve it. */
+export const KUBELET_SERVING_TIMEOUT_SECONDS = 300;
 
 /** Workers without OSDs upgraded at once: a tenth of them (at least one), so capacity stays while they drain. */
 export function upgradeBatchSize(workers: number): number {
@@ -144,6 +153,11 @@ export interface ClusterSteps {
    */
   osdDisk: Map<string, command.remote.Command>;
   upgrade: Map<string, command.remote.Command>;
+  /** On the first control plane, per worker: drains it before its upgrade step, uncordons it after. */
+  drain: Map<string, command.remote.Command>;
+  uncordon: Map<string, command.remote.Command>;
+  /** On the first control plane, per host: approves that kubelet's own serving-certificate request. */
+  kubeletServing: Map<string, command.remote.Command>;
   all: command.remote.Command[];
 }
 
@@ -175,6 +189,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     for (const n of args.nodes) {
       if (names.has(n.name)) throw new Error(`${name}: host ${n.name} appears twice`);
       names.add(n.name);
+    }
+    const keys = args.secretsEncryptionKeys ?? ["key1"];
+    const badKeys = keys.filter((k) => !ENCRYPTION_KEY_NAME.test(k) || keys.indexOf(k) !== keys.lastIndexOf(k));
+    if (keys.length === 0 || badKeys.length > 0) {
+      throw new Error(`${name}: secretsEncryptionKeys ${JSON.stringify(keys)}: needs at least one key, each named once in lower-case ` +
+        `letters, digits and dashes (e.g. ["key1"], or ["key2", "key1"] while rotating)`);
     }
     const missing = args.nodes.filter((n) => !(n.name in args.hosts)).map((n) => n.name);
     if (missing.length > 0) {
@@ -237,6 +257,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       externalCloudProvider: args.externalCloudProvider ?? false,
     }));
     const privateAddress = (node: ClusterNode) => hostOf(node).apply((h) => h.privateAddress);
+    // Steps that reach the API (kubeadm, kubectl) take its endpoint as a parameter: then they depend on the
+    // load balancer, which a destroy or scale-in therefore removes only after them.
+    const apiEndpoint = api.apply((a) => `${a.privateAddress}:${a.port}`);
 
     // Host preparation: every host at once, nothing before it.
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
@@ -259,7 +282,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       FIREWALL_RULESET: rulesetFor(node.role),
     }, [])]));
 
-    // The shared CAs on every control plane, before kubeadm runs there.
+    // Secrets in etcd: one 32-byte key per configured name, secret in the state and on the wire.
+    const encryption = pulumi.secret(pulumi.all((args.secretsEncryptionKeys ?? ["key1"]).map((keyName) =>
+      new random.RandomBytes(`${name}-secrets-encryption-${keyName}`, { length: 32 }, { parent }).base64
+        .apply((secret) => ({ name: keyName, secret })))).apply(encryptionConfiguration));
+
+    // The shared CAs, the encryption configuration and the audit policy on every control plane, before kubeadm runs there.
     const pkiEnv = {
       CA_CERT: pki.ca.certPem,
       CA_KEY: pki.ca.keyPem,
@@ -270,6 +298,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       SA_KEY: pki.serviceAccountKeyPem,
       // Public, but an EC key's PEM repeats its private key's last line: kept out of the render with it.
       SA_PUB: pulumi.secret(pki.serviceAccountPublicKeyPem),
+      ENCRYPTION_CONFIG: encryption,
+      AUDIT_POLICY: auditPolicy(),
     };
     const pkiSteps = new Map(controlPlanes.map((node) => [node.name, step(node, "pki", "k8s-pki.sh", pkiEnv, [])]));
 
@@ -323,15 +353,13 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     // Upgrades in kubeadm's order: first control plane, the others one at a time, then the workers: those
     // with OSDs one at a time, the others in batches (workerUpgradeWaves).
     // No-ops at the installed version, so on a fresh cluster they only add a quick check.
-    const clusterAdmin = pulumi.secret(pulumi.all([api, pki.ca.certPem, pki.adminCertPem, pki.adminKeyPem])
-      .apply(([a, ca, cert, key]) => adminKubeconfig(args.clusterName, `https://${a.privateAddress}:${a.port}`, ca, cert, key)));
     const upgrade = new Map<string, command.remote.Command>();
     const upgradeStep = (member: ClusterNode, role: "first" | "control-plane" | "worker", dependsOn: pulumi.Resource[]) => {
       const upgraded = step(member, "upgrade", "k8s-upgrade.sh", {
         KUBERNETES_VERSION: args.kubernetesVersion,
         NODE_NAME: member.name,
         UPGRADE_ROLE: role,
-        ...(role === "worker" ? { ADMIN_KUBECONFIG: clusterAdmin } : {}),
+        API_ENDPOINT: apiEndpoint,
       }, dependsOn);
       upgrade.set(member.name, upgraded);
       return upgraded;
@@ -361,7 +389,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
         // The drain reaches the API here (admin.conf's server): taking it as a parameter keeps the load
         // balancer in place until the drain has run, on destroy and scale-in.
-        API_ENDPOINT: api.apply((a) => `${a.privateAddress}:${a.port}`),
+        API_ENDPOINT: apiEndpoint,
       }, [join.get(member.name)!, ...(isControlPlane && previousControlPlaneNode ? [previousControlPlaneNode] : [])],
       { deleteScript: "k8s-remove-node.sh" });
       if (isControlPlane) previousControlPlaneNode = labelled;
@@ -378,7 +406,6 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     // on its disks' steps, so that a host leaving moves its data once, for all its OSDs together.
     const osdHost = new Map<string, command.remote.Command>();
     const osdDisk = new Map<string, command.remote.Command>();
-    const apiEndpoint = api.apply((a) => `${a.privateAddress}:${a.port}`);
     for (const member of others.filter((n) => (n.disks ?? 0) > 0)) {
       const osdEnv = (device: pulumi.Input<string>) => ({
         OSD_HOST: member.name,
@@ -398,14 +425,41 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     }
 
     // Workers after the control planes: those with OSDs one at a time, the others alongside in batches.
+    // Each worker is drained and uncordoned from the first control plane (its admin.conf never leaves it).
+    const drain = new Map<string, command.remote.Command>();
+    const uncordon = new Map<string, command.remote.Command>();
+    const drainStep = (member: ClusterNode, action: "drain" | "uncordon", dependsOn: pulumi.Resource[]) =>
+      step(first, `upgrade-${action}-${member.name}`, "k8s-drain.sh", {
+        DRAIN_ACTION: action,
+        NODE_NAME: member.name,
+        KUBERNETES_VERSION: args.kubernetesVersion,
+        API_ENDPOINT: apiEndpoint,
+      }, dependsOn);
     const waves = workerUpgradeWaves(workers);
     for (const stream of [waves.osd, waves.other]) {
-      let before = controlPlanesUpgraded;
+      let before: command.remote.Command[] = controlPlanesUpgraded;
       for (const wave of stream) {
         const previous = before;
-        before = wave.map((member) => upgradeStep(member, "worker", [join.get(member.name)!, node.get(member.name)!, ...previous]));
+        before = wave.map((member) => {
+          const drained = drainStep(member, "drain", [join.get(member.name)!, node.get(member.name)!, ...previous]);
+          const upgraded = upgradeStep(member, "worker", [drained]);
+          const back = drainStep(member, "uncordon", [upgraded]);
+          drain.set(member.name, drained);
+          uncordon.set(member.name, back);
+          return back;
+        });
       }
     }
+
+    // Per host, on the first control plane: its kubelet's serving certificate, after the host joined and
+    // was labelled (a re-created machine asks again).
+    const kubeletServing = new Map(args.nodes.map((member) => [member.name, step(first, `kubelet-serving-${member.name}`, "k8s-kubelet-serving.sh", {
+      NODE_NAME: member.name,
+      NODE_ADDRESSES: hostOf(member).apply((h) => [...new Set([h.privateAddress, ...(h.publicAddress ? [h.publicAddress] : [])])].join(" ")),
+      CSR_TIMEOUT: String(KUBELET_SERVING_TIMEOUT_SECONDS),
+      NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
+      API_ENDPOINT: apiEndpoint,
+    }, [member === first ? init : node.get(member.name)!])]));
 
     return {
       prepare,
@@ -418,8 +472,11 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       osdHost,
       osdDisk,
       upgrade,
+      drain,
+      uncordon,
+      kubeletServing,
       all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(),
-        ...osdDisk.values(), ...osdHost.values(), ...upgrade.values()],
+        ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(), ...uncordon.values(), ...kubeletServing.values()],
     };
   }
 }

@@ -98,6 +98,15 @@ export const CONFIG_KEYS = declare({
     default: "1.36.4",
     description: "Kubernetes MAJOR.MINOR.PATCH (supported minors 1.35-1.37). Raise by one minor at a time to upgrade.",
   },
+  secretsEncryptionKeys: {
+    type: "array",
+    items: { type: "string" },
+    default: ["key1"],
+    description: "Names of the keys that encrypt Kubernetes Secrets in etcd (secretbox), the one that encrypts new " +
+      "writes first; every listed key decrypts. The program generates 32 random bytes per name (secrets in the " +
+      "state). Rotate in three updates: [\"key1\", \"key2\"], then [\"key2\", \"key1\"] and rewrite every Secret, " +
+      "then [\"key2\"] (docs/kubernetes.md, \"Secret encryption keys\").",
+  },
   image: {
     type: "string",
     default: "Ubuntu 24.04",

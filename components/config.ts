@@ -9,6 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
+import { ENCRYPTION_KEY_NAME } from "./kubeadm-config";
 import { hostKeyProblem, normalizeHostKey, opensshKeyProblem } from "./ssh-key";
 import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 import { DARE_WORKLOADS, DareWorkload, DATABASES, REQUIRED_IMAGES, WORKLOADS } from "./dare-workloads";
@@ -85,6 +86,8 @@ export interface DareConfig {
   adminCidrs: string[];
   domain: string;
   kubernetesVersion: string;
+  /** names of the keys that encrypt Secrets in etcd, the writing key first (dare:secretsEncryptionKeys) */
+  secretsEncryptionKeys: string[];
   image: string;
   sshUser: string;
   /** the operator's own SSH key (secret); undefined: the program generates one */
@@ -497,6 +500,19 @@ function readNetwork(r: Reader): NetworkSpec {
     externalNetwork: r.string("network.externalNetwork", net.externalNetwork, DEFAULT_NETWORK.externalNetwork, `"public"`),
     dnsNameservers: dns.map(String),
   };
+}
+
+function readSecretsEncryptionKeys(r: Reader): string[] {
+  const example = `["key1"] (while rotating: ["key1", "key2"], then ["key2", "key1"], then ["key2"])`;
+  const raw = r.raw("secretsEncryptionKeys");
+  const list = raw === undefined ? (defaultOf("secretsEncryptionKeys") as string[]) : r.list("secretsEncryptionKeys", raw, example);
+  if (list === undefined) return ["key1"];
+  if (list.length === 0) r.problem("secretsEncryptionKeys", raw, "needs at least one key: the first encrypts Secrets in etcd", example);
+  const names = list.map((k, i) => r.string(`secretsEncryptionKeys[${i}]`, k, "", `"key2"`, ENCRYPTION_KEY_NAME,
+    "must be lower-case letters, digits and dashes (at most 32)"));
+  const twice = names.filter((n, i) => names.indexOf(n) !== i);
+  if (twice.length > 0) r.problem("secretsEncryptionKeys", raw, `names ${twice.join(", ")} twice`, example);
+  return names.length > 0 ? names : ["key1"];
 }
 
 function readKubernetesVersion(r: Reader): string {
@@ -1023,6 +1039,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
     adminCidrs,
     domain: r.string("domain", r.raw("domain"), "", `"dare.example.org"`, DOMAIN, "must be a lower-case DNS name with at least one dot"),
     kubernetesVersion: readKubernetesVersion(r),
+    secretsEncryptionKeys: readSecretsEncryptionKeys(r),
     image: r.string("image", r.raw("image"), defaultOf("image"), `"Ubuntu 24.04"`),
     sshUser: r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
     sshPrivateKey: readSshPrivateKey(r),

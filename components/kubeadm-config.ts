@@ -21,8 +21,88 @@ export const TOKEN_TTL = "0s";
  * Where the control-plane components and kube-proxy serve their metrics. kubeadm binds them to
  * 127.0.0.1; here they listen on every address so Prometheus (in a pod) can scrape them. The host
  * firewall and the security groups admit these ports from cluster members only (`firewallRules`).
+ * Not bound to the node's private address: that is per host, and the controller manager's and
+ * scheduler's settings live in the one cluster-wide ClusterConfiguration every control plane shares.
+ * The controller manager and scheduler answer /metrics only to authenticated and authorised callers
+ * (their secure port delegates both to the API server; only /healthz, /readyz and /livez are always
+ * allowed: `--authorization-always-allow-paths`), so a member that reaches the port still needs RBAC.
  */
 export const METRICS_PORTS = { controllerManager: 10257, scheduler: 10259, etcd: 2381, kubeProxy: 10249 } as const;
+
+/**
+ * Files the API server reads (or writes) on every control plane, each mounted into its static pod at the
+ * same path (`apiServer.extraVolumes`). The pki step places the configuration files before kubeadm runs.
+ */
+export const CONTROL_PLANE_FILES = {
+  /** EncryptionConfiguration: how Secrets are encrypted in etcd (root-only: it holds the keys) */
+  encryptionDir: "/etc/kubernetes/enc",
+  encryptionConfig: "/etc/kubernetes/enc/encryption.yaml",
+  /** the audit Policy */
+  auditPolicy: "/etc/kubernetes/audit/policy.yaml",
+  /** the audit log and its rotated copies */
+  auditLogDir: "/var/log/kubernetes/audit",
+  auditLog: "/var/log/kubernetes/audit/audit.log",
+} as const;
+
+/** Audit log rotation: days kept, rotated files kept, megabytes before rotation (at most ~1.1 GB per control plane). */
+export const AUDIT_LOG_ROTATION = { maxAgeDays: 30, maxBackups: 10, maxSizeMb: 100 } as const;
+
+/** An encryption key's name: what the EncryptionConfiguration and the key's resource name accept. */
+export const ENCRYPTION_KEY_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+
+/** A Secret encryption key: its name in the EncryptionConfiguration and 32 random bytes, base64. */
+export interface EncryptionKey {
+  name: string;
+  /** base64 of 32 bytes (secret) */
+  secret: string;
+}
+
+/**
+ * The API server's EncryptionConfiguration: Secrets encrypted with `secretbox` (XSalsa20 and Poly1305, a
+ * 32-byte key; Kubernetes' "Encrypting Confidential Data at Rest" rates it strong and, with aescbc, the
+ * provider for static keys — aesgcm needs automated rotation every 200k writes). The first key encrypts
+ * new writes, every listed key decrypts; `identity` last still reads Secrets written before encryption was on.
+ */
+export function encryptionConfiguration(keys: EncryptionKey[]): string {
+  if (keys.length === 0) throw new Error("encryptionConfiguration: at least one key");
+  return YAML.stringify({
+    apiVersion: "apiserver.config.k8s.io/v1",
+    kind: "EncryptionConfiguration",
+    resources: [{
+      resources: ["secrets"],
+      providers: [{ secretbox: { keys: keys.map((k) => ({ name: k.name, secret: k.secret })) } }, { identity: {} }],
+    }],
+  }, { lineWidth: 0 });
+}
+
+/**
+ * The audit policy: who did what to which object, at `Metadata` level (user, verb, resource, time, response
+ * code; never a request or response body). Secrets, ConfigMaps, service-account tokens and TokenReviews
+ * come first, so no later rule can raise them above Metadata: their bodies are credentials. High-volume
+ * reads that say nothing about a person (health probes, leases, kube-proxy's watches) are not logged.
+ */
+export function auditPolicy(): string {
+  return YAML.stringify({
+    apiVersion: "audit.k8s.io/v1",
+    kind: "Policy",
+    // One event per request (at its response), not a second at reception.
+    omitStages: ["RequestReceived"],
+    rules: [
+      {
+        level: "Metadata",
+        resources: [
+          { group: "", resources: ["secrets", "configmaps", "serviceaccounts/token"] },
+          { group: "authentication.k8s.io", resources: ["tokenreviews"] },
+        ],
+      },
+      { level: "None", nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/metrics"] },
+      { level: "None", resources: [{ group: "coordination.k8s.io", resources: ["leases"] }], verbs: ["get", "update", "watch"] },
+      { level: "None", users: ["system:kube-proxy"], verbs: ["watch"] },
+      { level: "None", resources: [{ group: "", resources: ["events"] }] },
+      { level: "Metadata" },
+    ],
+  }, { lineWidth: 0 });
+}
 
 export interface NodeIdentity {
   /** host name = node name */
@@ -98,10 +178,31 @@ export function initConfig(cluster: ClusterSettings, node: NodeIdentity): string
       certificatesDir: "/etc/kubernetes/pki",
       // The CAs from Pulumi are ECDSA P-256; kubeadm's leaf certificates match them.
       encryptionAlgorithm: "ECDSA-P256",
-      apiServer: { certSANs: sans },
+      apiServer: {
+        certSANs: sans,
+        extraArgs: [
+          { name: "encryption-provider-config", value: CONTROL_PLANE_FILES.encryptionConfig },
+          // Re-read when the file changes (key rotation, docs/kubernetes.md) without restarting the API server.
+          { name: "encryption-provider-config-automatic-reload", value: "true" },
+          { name: "audit-policy-file", value: CONTROL_PLANE_FILES.auditPolicy },
+          { name: "audit-log-path", value: CONTROL_PLANE_FILES.auditLog },
+          { name: "audit-log-maxage", value: String(AUDIT_LOG_ROTATION.maxAgeDays) },
+          { name: "audit-log-maxbackup", value: String(AUDIT_LOG_ROTATION.maxBackups) },
+          { name: "audit-log-maxsize", value: String(AUDIT_LOG_ROTATION.maxSizeMb) },
+          { name: "profiling", value: "false" },
+          // Kubelets serve certificates the cluster CA signed (serverTLSBootstrap below): verify them, so
+          // logs, exec and port-forward reach the real kubelet, not whoever answers on its address.
+          { name: "kubelet-certificate-authority", value: "/etc/kubernetes/pki/ca.crt" },
+        ],
+        extraVolumes: [
+          { name: "encryption-config", hostPath: CONTROL_PLANE_FILES.encryptionDir, mountPath: CONTROL_PLANE_FILES.encryptionDir, readOnly: true, pathType: "Directory" },
+          { name: "audit-policy", hostPath: CONTROL_PLANE_FILES.auditPolicy, mountPath: CONTROL_PLANE_FILES.auditPolicy, readOnly: true, pathType: "File" },
+          { name: "audit-log", hostPath: CONTROL_PLANE_FILES.auditLogDir, mountPath: CONTROL_PLANE_FILES.auditLogDir, readOnly: false, pathType: "DirectoryOrCreate" },
+        ],
+      },
       // Metrics on every address (see METRICS_PORTS); kubeadm still probes their health on 127.0.0.1.
-      controllerManager: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
-      scheduler: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
+      controllerManager: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }] },
+      scheduler: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }] },
       etcd: { local: { extraArgs: [{ name: "listen-metrics-urls", value: `http://0.0.0.0:${METRICS_PORTS.etcd}` }] } },
       networking: { podSubnet: cluster.network.podCidr, serviceSubnet: cluster.network.serviceCidr, dnsDomain: "cluster.local" },
     },
@@ -109,6 +210,9 @@ export function initConfig(cluster: ClusterSettings, node: NodeIdentity): string
       apiVersion: "kubelet.config.k8s.io/v1beta1",
       kind: "KubeletConfiguration",
       cgroupDriver: "systemd",
+      // The kubelet asks the cluster (signer kubernetes.io/kubelet-serving) for its serving certificate
+      // instead of signing its own; k8s-kubelet-serving.sh approves each node's own request.
+      serverTLSBootstrap: true,
     },
     {
       apiVersion: "kubeproxy.config.k8s.io/v1alpha1",

@@ -128,7 +128,7 @@ describe("k8s-upgrade.sh", () => {
     fs.writeFileSync(path.join(dir, "etc/kubernetes/kubelet.conf"), "");
     const result = spawnSync("bash", ["-c", script], {
       encoding: "utf8",
-      env: { PATH: `${bin}:/usr/bin:/bin`, KUBERNETES_VERSION: target, NODE_NAME: "cp-0", UPGRADE_ROLE: role, ADMIN_KUBECONFIG: "x" },
+      env: { PATH: `${bin}:/usr/bin:/bin`, KUBERNETES_VERSION: target, NODE_NAME: "cp-0", UPGRADE_ROLE: role },
     });
     const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
     return { status: result.status, stderr: result.stderr, calls };
@@ -169,5 +169,154 @@ describe("k8s-upgrade.sh", () => {
     expect(r.status).toBe(0);
     expect(r.calls).toMatch(/kubeadm upgrade node/);
     expect(r.calls).not.toMatch(/upgrade apply/);
+  });
+});
+
+describe("k8s-upgrade.sh on a worker", () => {
+  it("upgrades without any admin credential: no kubectl call, the drain is the first control plane's", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-upgrade-"));
+    try {
+      const bin = path.join(dir, "bin");
+      fs.mkdirSync(bin);
+      const log = path.join(dir, "calls.log");
+      const stub = (name: string, body = "") =>
+        fs.writeFileSync(path.join(bin, name), `#!/bin/bash\necho "${name} $* KUBECONFIG=\${KUBECONFIG:-}" >> ${log}\n${body}\n`, { mode: 0o755 });
+      stub("kubeadm", `[ "$1" = version ] && echo v1.36.1; exit 0`);
+      stub("kubelet", `echo "Kubernetes v1.36.1"`);
+      for (const name of ["apt-get", "apt-mark", "kubectl", "systemctl"]) stub(name);
+      const script = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-upgrade.sh"), "utf8")
+        .replaceAll("/etc/kubernetes/", `${dir}/etc/kubernetes/`).replaceAll("/etc/apt/", `${dir}/etc/apt/`);
+      fs.mkdirSync(path.join(dir, "etc/kubernetes"), { recursive: true });
+      fs.mkdirSync(path.join(dir, "etc/apt/sources.list.d"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "etc/kubernetes/kubelet.conf"), "");
+      const result = spawnSync("bash", ["-c", script], {
+        encoding: "utf8", env: { PATH: `${bin}:/usr/bin:/bin`, KUBERNETES_VERSION: "1.36.4", NODE_NAME: "w-0", UPGRADE_ROLE: "worker" },
+      });
+      expect({ status: result.status, refused: /refusing|unbound/.test(result.stderr) }).toEqual({ status: 0, refused: false });
+      const calls = fs.readFileSync(log, "utf8");
+      expect(calls).toMatch(/kubeadm upgrade node/);
+      expect(calls).toMatch(/systemctl restart kubelet/);
+      expect(calls).not.toMatch(/^kubectl /m);
+      expect(calls).not.toMatch(/admin\.conf/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A kubectl stand-in over files in `dir`: Nodes' kubelet versions and annotations, CSRs; every call logged. */
+function kubectlStub(dir: string, body: string): string {
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin, { recursive: true });
+  fs.writeFileSync(path.join(bin, "kubectl"), `#!/bin/bash\nD=${dir}\necho "kubectl $*" >> $D/calls.log\n${body}\n`, { mode: 0o755 });
+  return bin;
+}
+const runScript = (script: string, bin: string, env: Record<string, string>) => spawnSync("bash", [path.join(SCRIPTS_DIR, script)], {
+  encoding: "utf8", env: { PATH: `${bin}:/usr/bin:/bin`, ...env },
+});
+
+describe("k8s-drain.sh: the first control plane drains and uncordons a worker around its upgrade", () => {
+  let dir: string;
+  let bin: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-drain-"));
+    bin = kubectlStub(dir, `
+case "$*" in
+  "get node w-0 -o jsonpath={.status.nodeInfo.kubeletVersion}") [ -f $D/version ] || exit 1; cat $D/version ;;
+  "get node w-0 -o jsonpath={.metadata.annotations.dare\\.io/upgrade-drain}") [ -f $D/version ] || exit 1; cat $D/mark 2>/dev/null || true ;;
+  "annotate node w-0 --overwrite dare.io/upgrade-drain="*) echo -n "\${5#*=}" > $D/mark ;;
+  "annotate node w-0 dare.io/upgrade-drain-") rm -f $D/mark ;;
+esac`);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const calls = () => (fs.existsSync(path.join(dir, "calls.log")) ? fs.readFileSync(path.join(dir, "calls.log"), "utf8") : "");
+  const run = (action: string) => runScript("k8s-drain.sh", bin, { DRAIN_ACTION: action, NODE_NAME: "w-0", KUBERNETES_VERSION: "1.37.0" });
+
+  it("drains a worker whose kubelet is older, marking it; uncordons it afterwards and removes the mark", () => {
+    fs.writeFileSync(path.join(dir, "version"), "v1.36.4");
+    expect(run("drain").status).toBe(0);
+    expect(calls()).toContain("kubectl drain w-0 --ignore-daemonsets --delete-emptydir-data --timeout=600s");
+    expect(fs.readFileSync(path.join(dir, "mark"), "utf8")).toBe("v1.37.0");
+    fs.writeFileSync(path.join(dir, "version"), "v1.37.0");
+    const after = run("uncordon");
+    expect(after.status).toBe(0);
+    expect(calls()).toContain("kubectl uncordon w-0");
+    expect(fs.existsSync(path.join(dir, "mark"))).toBe(false);
+  });
+
+  it("leaves a worker at the version alone, and never uncordons a node it did not drain", () => {
+    fs.writeFileSync(path.join(dir, "version"), "v1.37.0");
+    expect(run("drain").stdout).toContain("w-0: kubelet at v1.37.0: no drain");
+    expect(run("uncordon").stdout).toContain("w-0: not drained for an upgrade: left as it is");
+    expect(calls()).not.toMatch(/drain w-0|uncordon|annotate/);
+  });
+
+  it("does nothing for a node that has not joined", () => {
+    expect(run("drain").status).toBe(0);
+    expect(run("uncordon").status).toBe(0);
+    expect(calls()).not.toMatch(/kubectl (drain|uncordon|annotate)/);
+  });
+});
+
+describe("k8s-kubelet-serving.sh: approves only the node's own serving certificate requests", () => {
+  let dir: string;
+  let bin: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-csr-"));
+    // The API server reaches the kubelet (nodes/proxy) once a request was approved; CSRs are files.
+    bin = kubectlStub(dir, `
+case "$*" in
+  "get --raw /api/v1/nodes/w-1/proxy/healthz") [ -s $D/approved ] ;;
+  "get csr -o jsonpath="*) cat $D/csrs 2>/dev/null || true ;;
+  "get csr "*" -o jsonpath={.spec.request}") cat "$D/csr-$3" ;;
+  "certificate approve "*) echo "$3" >> $D/approved ;;
+  *) exit 1 ;;
+esac`);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** A real PKCS#10 request made by openssl, as the kubelet makes it (EC P-256 key, O=system:nodes). */
+  function request(name: string, cn: string, sans: string, signer = "kubernetes.io/kubelet-serving", user = cn, conditions = "") {
+    const made = spawnSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "/dev/null",
+      "-subj", `/O=system:nodes/CN=${cn}`, "-addext", `subjectAltName=${sans}`], { encoding: "utf8" });
+    if (made.status !== 0) throw new Error(made.stderr);
+    fs.writeFileSync(path.join(dir, `csr-${name}`), Buffer.from(made.stdout).toString("base64"));
+    fs.appendFileSync(path.join(dir, "csrs"), `${name} ${signer} ${user} ${conditions}\n`);
+  }
+  const approved = () => (fs.existsSync(path.join(dir, "approved")) ? fs.readFileSync(path.join(dir, "approved"), "utf8").trim().split("\n") : []);
+  const run = (timeout = "6") => runScript("k8s-kubelet-serving.sh", bin, { NODE_NAME: "w-1", NODE_ADDRESSES: "10.0.0.5 203.0.113.5", CSR_TIMEOUT: timeout });
+
+  it("approves the pending request of system:node:w-1 for its name and its addresses, and nothing else", () => {
+    request("other-address", "system:node:w-1", "DNS:w-1,IP:10.0.0.5,IP:10.0.0.99");
+    request("other-name", "system:node:w-1", "DNS:w-1,DNS:kubernetes.default,IP:10.0.0.5");
+    request("other-node", "system:node:w-2", "DNS:w-1,IP:10.0.0.5");
+    request("other-subject", "system:node:w-2", "DNS:w-1,IP:10.0.0.5", "kubernetes.io/kubelet-serving", "system:node:w-1");
+    request("client-signer", "system:node:w-1", "DNS:w-1,IP:10.0.0.5", "kubernetes.io/kube-apiserver-client-kubelet");
+    request("denied", "system:node:w-1", "DNS:w-1,IP:10.0.0.5", "kubernetes.io/kubelet-serving", "system:node:w-1", "Denied");
+    request("good", "system:node:w-1", "DNS:w-1,IP:10.0.0.5,IP:203.0.113.5");
+    const result = run();
+    expect(result.stdout).toContain("w-1: kubelet serving certificate approved and served");
+    expect(result.status).toBe(0);
+    expect(approved()).toEqual(["good"]);
+    expect(result.stderr).toMatch(/not approving other-address: address 10\.0\.0\.99 is not the host's/);
+    expect(result.stderr).toMatch(/not approving other-name: DNS:kubernetes\.default is not the node's name/);
+    expect(result.stderr).toMatch(/not approving other-subject: subject 'CN=system:node:w-2,O=system:nodes'/);
+  });
+
+  it("fails, naming what to look at, when no acceptable request comes", () => {
+    request("other-address", "system:node:w-1", "DNS:w-1,IP:192.0.2.1");
+    const result = run("1");
+    expect(result.status).not.toBe(0);
+    expect(approved()).toEqual([]);
+    expect(result.stderr).toMatch(/w-1: no kubelet serving certificate within 1s \(approved 0 request\(s\)\); look at 'kubectl get csr'/);
+  });
+
+  it("does nothing when the API server already reaches the kubelet through its verified certificate", () => {
+    fs.writeFileSync(path.join(dir, "approved"), "earlier\n");
+    request("good", "system:node:w-1", "DNS:w-1,IP:10.0.0.5");
+    const result = run();
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain("nothing to do");
+    expect(approved()).toEqual(["earlier"]);
   });
 });

@@ -33,7 +33,7 @@ interface Built {
   nodes: ClusterNode[];
 }
 
-async function build(controlPlanes: number, workers: number, externalCloudProvider = true): Promise<Built> {
+async function build(controlPlanes: number, workers: number, externalCloudProvider = true, secretsEncryptionKeys?: string[]): Promise<Built> {
   let cluster: KubernetesCluster | undefined;
   let infra: Infrastructure | undefined;
   const nodes = clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [] });
@@ -45,7 +45,7 @@ async function build(controlPlanes: number, workers: number, externalCloudProvid
     cluster = new KubernetesCluster(CLUSTER, {
       nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
       kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
-      externalCloudProvider,
+      externalCloudProvider, secretsEncryptionKeys,
     });
   });
   return { resources, cluster: cluster!, infra: infra!, nodes };
@@ -80,7 +80,8 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
   it("prepares every host with no step before it", () => {
     for (const host of [cp(0), cp(1), cp(2), ...workers]) {
       const deps = step(host, "prepare").dependencies;
-      expect(deps.filter((d) => d.includes("command:remote:Command"))).toEqual([]);
+      // (The IaaS layer's own disk-naming step may come first: it is not a cluster step.)
+      expect(deps.filter((d) => d.includes("KubernetesCluster$command:remote:Command"))).toEqual([]);
     }
   });
 
@@ -142,16 +143,25 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(step(cp(2), "upgrade").dependencies).toContain(step(cp(1), "upgrade").urn);
     const batch = upgradeBatchSize(4);
     expect(batch).toBe(1);
-    // 4 workers, batches of one: a chain behind the last control plane.
-    expect(step(worker(0), "upgrade").dependencies).toContain(step(cp(2), "upgrade").urn);
-    for (let i = 1; i < 4; i++) expect(step(worker(i), "upgrade").dependencies).toContain(step(worker(i - 1), "upgrade").urn);
+    // 4 workers, batches of one: a chain behind the last control plane. Each worker is drained from the
+    // first control plane, upgraded, then uncordoned from there, before the next one is drained.
+    const drain = (w: string) => step(cp(0), `upgrade-drain-${w}`);
+    const uncordon = (w: string) => step(cp(0), `upgrade-uncordon-${w}`);
+    expect(drain(worker(0)).dependencies).toContain(step(cp(2), "upgrade").urn);
+    for (let i = 0; i < 4; i++) {
+      expect(step(worker(i), "upgrade").dependencies).toContain(drain(worker(i)).urn);
+      expect(uncordon(worker(i)).dependencies).toContain(step(worker(i), "upgrade").urn);
+      expect(stepEnv(drain(worker(i)))).toMatchObject({ DRAIN_ACTION: "drain", NODE_NAME: worker(i), KUBERNETES_VERSION: "1.36.4" });
+      expect(stepEnv(uncordon(worker(i)))).toMatchObject({ DRAIN_ACTION: "uncordon", NODE_NAME: worker(i) });
+      if (i > 0) expect(drain(worker(i)).dependencies).toContain(uncordon(worker(i - 1)).urn);
+    }
     expect(stepEnv(step(cp(0), "upgrade")).UPGRADE_ROLE).toBe("first");
     expect(stepEnv(step(cp(1), "upgrade")).UPGRADE_ROLE).toBe("control-plane");
     expect(stepEnv(step(worker(3), "upgrade")).UPGRADE_ROLE).toBe("worker");
   });
 
   it("keeps key material, the token and the kubeconfig secret", async () => {
-    for (const [host, name] of [[cp(0), "pki"], [cp(0), "init"], [cp(0), "token"], [worker(0), "join"], [worker(0), "upgrade"]]) {
+    for (const [host, name] of [[cp(0), "pki"], [cp(0), "init"], [cp(0), "token"], [worker(0), "join"]]) {
       expect(isSecret((step(host, name).inputs as any).stdin)).toBe(true);
     }
     // Parameters without secrets stay readable.
@@ -271,9 +281,130 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(workerRules).toMatch(/policy drop/);
   });
 
+  it("encrypts Secrets in etcd with a generated 32-byte secretbox key, placed on every control plane before kubeadm", () => {
+    const configs = [cp(0), cp(1), cp(2)].map((h) => stepEnv(step(h, "pki")).ENCRYPTION_CONFIG);
+    expect(new Set(configs).size).toBe(1);
+    const enc = YAML.parse(configs[0]);
+    expect(enc).toMatchObject({ apiVersion: "apiserver.config.k8s.io/v1", kind: "EncryptionConfiguration" });
+    expect(enc.resources).toHaveLength(1);
+    expect(enc.resources[0].resources).toEqual(["secrets"]);
+    const [secretbox, identity] = enc.resources[0].providers;
+    expect(identity).toEqual({ identity: {} });
+    expect(secretbox.secretbox.keys).toHaveLength(1);
+    expect(secretbox.secretbox.keys[0].name).toBe("key1");
+    expect(Buffer.from(secretbox.secretbox.keys[0].secret, "base64")).toHaveLength(32);
+    const key = b.resources.find((r) => r.type === "random:index/randomBytes:RandomBytes" && r.name === `${CLUSTER}-secrets-encryption-key1`)!;
+    expect((key.inputs as any).length).toBe(32);
+    // The key is a secret on the wire and nowhere in plain text.
+    expect(isSecret((step(cp(0), "pki").inputs as any).stdin)).toBe(true);
+    const visible = JSON.stringify(b.resources.map((r) => r.inputs), (_k, v) => (isSecret(v) ? "[secret]" : v));
+    expect(visible).not.toContain(secretbox.secretbox.keys[0].secret);
+    // Placed by the pki step, which init and every control-plane join wait for.
+    expect(step(cp(0), "init").dependencies).toContain(step(cp(0), "pki").urn);
+    for (const h of [cp(1), cp(2)]) expect(step(h, "join").dependencies).toContain(step(h, "pki").urn);
+    expect(b.resources.some((r) => r.name === `k8s-${worker(0)}-pki`)).toBe(false);
+  });
+
+  it("wires encryption, audit logging with rotation, profiling off and kubelet verification into the API server", () => {
+    const docs = YAML.parseAllDocuments(stepEnv(step(cp(0), "init")).KUBEADM_CONFIG).map((d) => d.toJS());
+    const cc = docs.find((d) => d.kind === "ClusterConfiguration");
+    const args = (component: { extraArgs: Array<{ name: string; value: string }> }) =>
+      Object.fromEntries(component.extraArgs.map((a) => [a.name, a.value]));
+    const api = args(cc.apiServer);
+    expect(api).toMatchObject({
+      "encryption-provider-config": "/etc/kubernetes/enc/encryption.yaml",
+      "encryption-provider-config-automatic-reload": "true",
+      "audit-policy-file": "/etc/kubernetes/audit/policy.yaml",
+      "audit-log-path": "/var/log/kubernetes/audit/audit.log",
+      "audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100",
+      profiling: "false",
+      "kubelet-certificate-authority": "/etc/kubernetes/pki/ca.crt",
+    });
+    // Every file the API server is given is mounted into its pod: read-only, but for the log.
+    const mounted = (file: string) => cc.apiServer.extraVolumes.find((v: any) => file === v.mountPath || file.startsWith(`${v.mountPath}/`));
+    for (const file of [api["encryption-provider-config"], api["audit-policy-file"]]) {
+      expect(mounted(file)).toMatchObject({ readOnly: true });
+      expect(mounted(file).hostPath).toBe(mounted(file).mountPath);
+    }
+    expect(mounted(api["audit-log-path"])).toMatchObject({ readOnly: false, pathType: "DirectoryOrCreate" });
+    expect(args(cc.controllerManager).profiling).toBe("false");
+    expect(args(cc.scheduler).profiling).toBe("false");
+    // Metrics stay on every address (the one ClusterConfiguration serves every control plane) and need
+    // authorisation: nothing widens the always-allowed paths to /metrics.
+    for (const component of [cc.controllerManager, cc.scheduler]) {
+      expect(args(component)["bind-address"]).toBe("0.0.0.0");
+      expect(args(component)["authorization-always-allow-paths"]).toBeUndefined();
+    }
+    expect(docs.find((d) => d.kind === "KubeletConfiguration").serverTLSBootstrap).toBe(true);
+
+    const policy = YAML.parse(stepEnv(step(cp(0), "pki")).AUDIT_POLICY);
+    expect(policy).toMatchObject({ apiVersion: "audit.k8s.io/v1", kind: "Policy" });
+    // The first rule that matches decides: Secrets, ConfigMaps, tokens and TokenReviews are never logged with bodies.
+    const first = (group: string, resource: string) => policy.rules.find((r: any) =>
+      !r.nonResourceURLs && !r.users && (!r.resources || r.resources.some((g: any) => g.group === group && g.resources.includes(resource))));
+    for (const [group, resource] of [["", "secrets"], ["", "configmaps"], ["", "serviceaccounts/token"], ["authentication.k8s.io", "tokenreviews"]]) {
+      expect([resource, first(group, resource).level]).toEqual([resource, "Metadata"]);
+    }
+    expect(policy.rules.filter((r: any) => /Request/.test(r.level))).toEqual([]);
+    expect(policy.rules[policy.rules.length - 1]).toEqual({ level: "Metadata" });
+  });
+
+  it("approves each node's own kubelet serving certificate from the first control plane, after it joined", () => {
+    const hosts = [cp(0), cp(1), cp(2), ...workers];
+    for (const h of hosts) {
+      const approval = step(cp(0), `kubelet-serving-${h}`);
+      expect(stepEnv(approval)).toMatchObject({ NODE_NAME: h, CSR_TIMEOUT: "300" });
+      expect((approval.inputs as any).create).toContain("kubernetes.io/kubelet-serving");
+      expect(approval.dependencies).toContain(h === cp(0) ? step(cp(0), "init").urn : step(cp(0), `node-${h}`).urn);
+    }
+  });
+
+  it("sends no admin kubeconfig to a worker: drains and uncordons run on the first control plane", async () => {
+    const kubeconfig = YAML.parse(await valueOf(b.cluster.kubeconfig));
+    const clientKey = kubeconfig.users[0].user["client-key-data"];
+    const adminKey = Buffer.from(clientKey, "base64").toString().split("\n")[1];
+    const onWorkers = b.resources.filter((r) => r.type === "command:remote:Command" && workers.some((w) => r.name.startsWith(`k8s-${w}-`)));
+    expect(onWorkers.map((r) => r.name)).toEqual(expect.arrayContaining(workers.map((w) => `k8s-${w}-upgrade`)));
+    for (const r of onWorkers) {
+      const text = JSON.stringify([plain((r.inputs as any).stdin), (r.inputs as any).create, (r.inputs as any).delete]);
+      expect([r.name, text.includes(adminKey), text.includes(clientKey), /ADMIN_KUBECONFIG|client-key-data|kubeadm:cluster-admins/.test(text)])
+        .toEqual([r.name, false, false, false]);
+    }
+    // Every drain is on the first control plane, and reads its own admin.conf there.
+    // (A worker's upgrade step carries the script whose control-plane path drains itself; a worker never takes it:
+    // tests/cluster-scripts.test.ts runs it as a worker.)
+    const drains = b.resources.filter((r) => r.type === "command:remote:Command" && /kubectl drain/.test((r.inputs as any).create ?? "")
+      && stepEnv(r).UPGRADE_ROLE !== "worker");
+    expect(drains.length).toBeGreaterThan(0);
+    for (const r of drains) {
+      expect([r.name, r.name.startsWith(`k8s-${cp(0)}-`) || [cp(1), cp(2)].some((c) => r.name === `k8s-${c}-upgrade`)]).toEqual([r.name, true]);
+    }
+    for (const w of workers) expect(stepEnv(step(w, "upgrade")).UPGRADE_ROLE).toBe("worker");
+  });
+
   it("records every host's steps for the render in the order they run", () => {
     const mine = recordedSteps.filter((s) => s.host === worker(0)).map((s) => s.step);
     expect(mine.slice(-3)).toEqual(["prepare", "join", "upgrade"]);
+  });
+});
+
+describe("Secret encryption key rotation", () => {
+  const keysOf = async (keys?: string[]) => {
+    const b = await build(1, 0, true, keys);
+    const pki = b.resources.find((r) => r.name === `k8s-${CLUSTER}-cp-0-pki`)!;
+    return YAML.parse(stepEnv(pki).ENCRYPTION_CONFIG).resources[0].providers[0].secretbox.keys as Array<{ name: string; secret: string }>;
+  };
+
+  it("keeps a key's bytes while the list around it changes, and orders the providers as configured", async () => {
+    const [only] = await keysOf();
+    const added = await keysOf(["key1", "key2"]);
+    const swapped = await keysOf(["key2", "key1"]);
+    const dropped = await keysOf(["key2"]);
+    expect(added.map((k) => k.name)).toEqual(["key1", "key2"]);
+    expect(added[0].secret).toBe(only.secret);
+    expect(added[1].secret).not.toBe(only.secret);
+    expect(swapped).toEqual([added[1], added[0]]);
+    expect(dropped).toEqual([added[1]]);
   });
 });
 
@@ -292,19 +423,22 @@ describe("scaling", () => {
   it("adding a worker adds only that worker's steps and leaves every other step's parameters alone", async () => {
     const before = await build(1, 2);
     const after = await build(1, 3);
-    const params = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command")
+    // The cluster's steps (the IaaS layer's disk steps are its own tests' business).
+    const params = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command" && r.name.startsWith("k8s-"))
       .map((r) => [r.name, JSON.stringify(stepEnv(r))]));
     const [p2, p3] = [params(before), params(after)];
     const added = [...p3.keys()].filter((k) => !p2.has(k)).sort();
     // A new worker with a disk also gets the steps that would take its OSDs out of Ceph before it leaves.
-    // And the step that names its disk for Ceph (disk-link.sh).
-    expect(added).toEqual([`iaas-${CLUSTER}-workers-2-disk-0`, `k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`,
-      `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2-disk-0`].sort());
+    expect(added).toEqual([`k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`,
+      `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2-disk-0`,
+      // Its upgrade's drain and uncordon run on the first control plane; so does the approval of its serving certificate.
+      `k8s-${CLUSTER}-cp-0-upgrade-drain-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-upgrade-uncordon-${CLUSTER}-workers-2`,
+      `k8s-${CLUSTER}-cp-0-kubelet-serving-${CLUSTER}-workers-2`].sort());
     const changed = [...p2.keys()].filter((k) => p3.get(k) !== p2.get(k));
     expect(changed).toEqual([]);
     // Nor does any existing step gain a dependency (on the new machine, say), but the token's mint and
     // revoke: they are about every joining machine (a re-created one needs a token too).
-    const deps = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, r.dependencies.join()]));
+    const deps = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command" && r.name.startsWith("k8s-")).map((r) => [r.name, r.dependencies.join()]));
     const [d2, d3] = [deps(before), deps(after)];
     expect([...d2.keys()].filter((k) => d3.get(k) !== d2.get(k))).toEqual([`k8s-${CLUSTER}-cp-0-token`, `k8s-${CLUSTER}-cp-0-token-revoke`]);
     // Workers join in parallel: one more does not lengthen the chain to the last join.
@@ -319,6 +453,19 @@ describe("refused arguments", () => {
     sshPrivateKey: "k", kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: "c", adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: false,
   });
   const cpNode = (name: string): ClusterNode => ({ name, role: "control-plane", pool: "control-plane" });
+
+  it.each([
+    ["no encryption key", []],
+    ["an encryption key named twice", ["key1", "key1"]],
+    ["an encryption key name with capitals", ["Key1"]],
+  ])("refuses %s before creating anything", async (_what, keys) => {
+    let error: unknown;
+    const resources = await runMocked(() => {
+      try { new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, secretsEncryptionKeys: keys }); } catch (e) { error = e; }
+    });
+    expect(String(error)).toMatch(/secretsEncryptionKeys .*: needs at least one key, each named once .* \(e\.g\. \["key1"\]/);
+    expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  });
   const workerNode = (name: string): ClusterNode => ({ name, role: "worker", pool: "workers" });
 
   it.each([

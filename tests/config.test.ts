@@ -133,8 +133,16 @@ describe("config loader", () => {
     ["version without patch", { kubernetesVersion: "1.36" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
     ["unsupported minor", { kubernetesVersion: "1.29.0" }, "kubernetesVersion", /supported minors/],
     ["missing domain", { domain: undefined }, "domain", /required/],
+    ["no Secret encryption key", { secretsEncryptionKeys: [] }, "secretsEncryptionKeys", /at least one key/],
+    ["a Secret encryption key named twice", { secretsEncryptionKeys: ["key2", "key2"] }, "secretsEncryptionKeys", /names key2 twice/],
+    ["a Secret encryption key name with capitals", { secretsEncryptionKeys: ["Key1"] }, "secretsEncryptionKeys[0]", /lower-case letters, digits and dashes/],
   ])("refuses %s", (_label, values, key, why) => {
     expectProblem(values as Record<string, unknown>, key, why);
+  });
+
+  it("reads the Secret encryption keys in order, [\"key1\"] when unset", () => {
+    expect(loadConfig(source(valid)).secretsEncryptionKeys).toEqual(["key1"]);
+    expect(loadConfig(source({ ...valid, secretsEncryptionKeys: ["key2", "key1"] })).secretsEncryptionKeys).toEqual(["key2", "key1"]);
   });
 
   it("reads the declared 'unset' defaults as unset: the CLI applies them to every key a stack leaves out", () => {

@@ -109,10 +109,11 @@ describe("destroy and scale-in", () => {
     const lbParts = resources.filter((r) => r.type.startsWith("openstack:loadbalancer/")
       || r.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && r.name === "dare-production-api-fip").map((r) => r.urn);
     expect(lbParts.length).toBe(8); // load balancer, listener, pool, monitor, 3 members, floating-IP association
-    // Joins and the node steps' drains reach the API through it; so do worker upgrades (their drain).
-    // So do the OSD removals (ceph in the toolbox through the API), per worker and per disk.
-    const apiSteps = steps().filter((s) => /-join$|-workers-\d+-upgrade$|-node-|-osd-/.test(s.name));
-    expect(apiSteps.length).toBe(5 + 3 + 5 + 3 * 2);
+    // Joins and the node steps' drains reach the API through it; so do upgrades (kubeadm), the worker
+    // upgrades' drains and uncordons on the first control plane, the kubelet-serving approvals, and the OSD
+    // removals (ceph in the toolbox through the API), per worker and per disk.
+    const apiSteps = steps().filter((s) => /-join$|-upgrade$|-node-|-osd-|-upgrade-(drain|uncordon)-|-kubelet-serving-/.test(s.name));
+    expect(apiSteps.length).toBe(5 + 6 + 5 + 3 * 2 + 3 * 2 + 6); // joins, upgrades, node steps, OSD steps, drain/uncordon, approvals
     for (const step of apiSteps) {
       const missing = lbParts.filter((u) => !step.dependencies.includes(u));
       expect({ step: step.name, missing }).toEqual({ step: step.name, missing: [] });

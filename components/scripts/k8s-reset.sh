@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run when a host leaves the cluster (after the first control plane drained it and deleted its Node):
 # `kubeadm reset` stops the kubelet and removes what kubeadm put on the host; CNI configuration and
-# the program's files go too, so the host could join again cleanly.
+# the program's files go too, so the host could join again cleanly; a control plane's Secret encryption keys
+# and audit policy with them (a host that left keeps no key to the cluster's Secrets).
 #
 # Env: NODE_NAME
 set -euo pipefail
@@ -12,4 +13,4 @@ if [ ! -f /etc/kubernetes/kubelet.conf ] && [ ! -f /etc/kubernetes/admin.conf ];
 fi
 echo "${NODE_NAME}: kubeadm reset"
 kubeadm reset -f
-rm -rf /etc/cni/net.d /etc/kubernetes/dare
+rm -rf /etc/cni/net.d /etc/kubernetes/dare /etc/kubernetes/enc /etc/kubernetes/audit

@@ -4,8 +4,11 @@
 # A host already at the version does nothing (so does one that has not joined: it joins at the version).
 # Refused: a downgrade, or a jump of more than one minor version (kubeadm supports neither).
 #
-# Env: KUBERNETES_VERSION, NODE_NAME, UPGRADE_ROLE (first|control-plane|worker),
-#      ADMIN_KUBECONFIG (secret; workers only: cordon and drain need the API's admin rights)
+# A worker has no admin credential: the first control plane drains it before this step and uncordons it
+# after (k8s-drain.sh); here it only upgrades its packages and kubelet configuration.
+#
+# Env: KUBERNETES_VERSION, NODE_NAME, UPGRADE_ROLE (first|control-plane|worker); API_ENDPOINT (for the record:
+#      the step depends on it so the API outlives the upgrade)
 set -euo pipefail
 : "${KUBERNETES_VERSION:?}" "${NODE_NAME:?}" "${UPGRADE_ROLE:?}"
 export DEBIAN_FRONTEND=noninteractive
@@ -34,16 +37,10 @@ if [ "$to_minor" -gt $((now_minor + 1)) ]; then
   exit 1
 fi
 
-if [ "$UPGRADE_ROLE" = worker ]; then
-  : "${ADMIN_KUBECONFIG:?}"
-  # /run is a tmpfs: the admin credential never reaches a disk, and goes when the step ends.
-  KUBECONFIG=$(mktemp /run/dare-admin-XXXXXX.conf)
-  trap 'rm -f "$KUBECONFIG"' EXIT
-  printf '%s\n' "$ADMIN_KUBECONFIG" >"$KUBECONFIG"
-else
-  KUBECONFIG=/etc/kubernetes/admin.conf
+if [ "$UPGRADE_ROLE" != worker ]; then
+  # A control plane drains itself with its own admin.conf, which never leaves it.
+  export KUBECONFIG=/etc/kubernetes/admin.conf
 fi
-export KUBECONFIG
 
 install_held() { # install_held PACKAGE...: at the target version, held there
   local pkgs=() p
@@ -65,9 +62,9 @@ else
   kubeadm upgrade node
 fi
 
-kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --timeout=600s
+if [ "$UPGRADE_ROLE" != worker ]; then kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --timeout=600s; fi
 install_held kubelet kubectl
 systemctl daemon-reload
 systemctl restart kubelet
-kubectl uncordon "$NODE_NAME"
+if [ "$UPGRADE_ROLE" != worker ]; then kubectl uncordon "$NODE_NAME"; fi
 echo "${NODE_NAME}: at ${target}"

@@ -35,6 +35,8 @@ export interface ApiResponse {
 export interface ApiServer {
   /** https://127.0.0.1:<port> */
   url: string;
+  /** etcd's client URL (plain HTTP on loopback), to read what the API server stored */
+  etcdUrl: string;
   /** The CA that signed the serving and client certificates (PEM file). */
   caFile: string;
   /** The admin client certificate (O=system:masters) and its key (PEM files). */
@@ -318,6 +320,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
     fs.writeFileSync(kubeconfigPath, kubeconfig(url, dir), { mode: 0o600 });
     return {
       url,
+      etcdUrl,
       caFile: file("ca.crt"),
       certFile: file("admin.crt"),
       keyFile: file("admin.key"),

@@ -81,6 +81,8 @@ it("one more worker: only the new host's steps, and a fresh join token", async (
     "create k8s-w-2-join", "create k8s-w-2-prepare", "create k8s-w-2-upgrade", "create k8s-cp-0-node-w-2",
     // It holds a disk: the steps that take its OSD out of Ceph before it leaves.
     "create k8s-cp-0-osd-w-2", "create k8s-cp-0-osd-w-2-disk-0",
+    // Its upgrade's drain and uncordon, and the approval of its kubelet's serving certificate, on the control plane.
+    "create k8s-cp-0-upgrade-drain-w-2", "create k8s-cp-0-upgrade-uncordon-w-2", "create k8s-cp-0-kubelet-serving-w-2",
     "replace k8s-cp-0-token", "replace k8s-cp-0-token-revoke",
   ].sort());
   await ws.ok(["up", ...upArgs]);

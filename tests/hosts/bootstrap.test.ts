@@ -36,7 +36,7 @@ afterAll(async () => { await stopHosts(hosts); });
 
 
 /** The program for these hosts (the first `controlPlanes` are control planes), its steps in dependency order. */
-async function program(names: string[], { controlPlanes = 1, version = "1.36.4" } = {}): Promise<Step[]> {
+async function program(names: string[], { controlPlanes = 1, version = "1.36.4", keys = undefined as string[] | undefined } = {}): Promise<Step[]> {
   const isControlPlane = (i: number) => i < controlPlanes;
   const nodes: ClusterNode[] = names.map((name, i) => ({ name, role: isControlPlane(i) ? "control-plane" : "worker", pool: isControlPlane(i) ? "control-plane" : "workers" }));
   const resources: RecordedResource[] = await runMocked(() => {
@@ -51,7 +51,7 @@ async function program(names: string[], { controlPlanes = 1, version = "1.36.4" 
     new KubernetesCluster(CLUSTER, {
       nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
       kubernetesVersion: version, network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, clusterName: CLUSTER,
-      adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
+      adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false, secretsEncryptionKeys: keys,
     });
   });
   const commands = stepsOf(resources, hosts);
@@ -150,7 +150,8 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     for (const [file, mode] of [["/etc/kubernetes/pki/ca.key", 0o600], ["/etc/kubernetes/pki/etcd/ca.key", 0o600], ["/etc/kubernetes/pki/front-proxy-ca.key", 0o600],
       ["/etc/kubernetes/pki/sa.key", 0o600], ["/etc/kubernetes/pki/ca.crt", 0o644], ["/etc/kubernetes/pki/sa.pub", 0o644],
       ["/etc/kubernetes/dare", 0o700], ["/etc/kubernetes/dare/kubeadm-init.yaml", 0o600], ["/etc/dare/firewall.nft", 0o600],
-      ["/etc/containerd/config.toml", 0o644], ["/etc/sysctl.d/90-kubernetes.conf", 0o644]] as const) {
+      ["/etc/containerd/config.toml", 0o644], ["/etc/sysctl.d/90-kubernetes.conf", 0o644],
+      ["/etc/kubernetes/enc", 0o700], ["/etc/kubernetes/enc/encryption.yaml", 0o600], ["/etc/kubernetes/audit/policy.yaml", 0o600]] as const) {
       const st = await cp.stat(file);
       expect({ file, mode: st.mode, user: st.user, group: st.group }).toEqual({ file, mode, user: "root", group: "root" });
     }
@@ -164,13 +165,20 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     const worker = byName("bt-1");
     expect((await worker.stat("/etc/kubernetes/dare/kubeadm-join.yaml")).mode).toBe(0o600);
     expect(await worker.readFile("/etc/kubernetes/dare/kubeadm-join.yaml")).not.toContain(token);
-    // Workers get no CA key.
-    expect((await worker.exec("test -e /etc/kubernetes/pki/ca.key")).code).toBe(1);
+    // Workers get no CA key, no encryption key, no audit policy.
+    for (const file of ["/etc/kubernetes/pki/ca.key", "/etc/kubernetes/enc", "/etc/kubernetes/audit"]) {
+      expect([file, (await worker.exec(`test -e ${file}`)).code]).toEqual([file, 1]);
+    }
+    // The encryption configuration on the host is the program's, with its generated key.
+    const placed = YAML.parse(await cp.readFile("/etc/kubernetes/enc/encryption.yaml"));
+    expect(placed).toEqual(YAML.parse(env(first.find((s) => s.name.endsWith("-pki"))!, "ENCRYPTION_CONFIG")));
+    expect(Buffer.from(placed.resources[0].providers[0].secretbox.keys[0].secret, "base64")).toHaveLength(32);
   });
 
   it("second run changes nothing: no init, no join, no restart, no file rewritten", async () => {
     const cp = byName("bt-0");
-    const stamp = "stat -c '%n %Y %s' /etc/kubernetes/pki/ca.key /etc/containerd/config.toml /etc/dare/firewall.nft /etc/kubernetes/kubelet.conf";
+    const stamp = "stat -c '%n %Y %s' /etc/kubernetes/pki/ca.key /etc/containerd/config.toml /etc/dare/firewall.nft /etc/kubernetes/kubelet.conf " +
+      "/etc/kubernetes/enc/encryption.yaml /etc/kubernetes/audit/policy.yaml";
     const before = (await cp.exec(stamp)).stdout;
     await clearCalls();
     await new Promise((r) => setTimeout(r, 1100));
@@ -209,8 +217,10 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(await calls("bt-1")).toEqual([]);
   });
 
-  it("raising the version by one minor upgrades the control plane first, then the workers", async () => {
+  it("raising the version by one minor upgrades the control plane first, then the workers, drained from the control plane", async () => {
     await clearCalls();
+    // What the workers' Nodes report until their kubelets run the new version (the control plane's stand-in reads it).
+    for (const w of ["bt-1", "bt-2"]) await byName("bt-0").writeFile(`${STATE}/node-version-${w}`, "v1.36.4");
     const steps = await program(NAMES.slice(0, 3), { version: "1.37.0" });
     const ran = await runAll(steps);
     expect(ran.indexOf("k8s-bt-0-upgrade")).toBeLessThan(ran.indexOf("k8s-bt-1-upgrade"));
@@ -221,20 +231,30 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
       .toEqual(["apt-get install -y -q --allow-change-held-packages kubeadm=1.37.0-\\*"]);
     expect(await byName("bt-0").readFile("/etc/apt/sources.list.d/kubernetes.list")).toContain("/core:/stable:/v1.37/deb/");
     for (const w of ["bt-1", "bt-2"]) {
+      // Drained and uncordoned by the first control plane, with its own admin.conf, around the worker's step.
+      expect(ran.indexOf(`k8s-bt-0-upgrade-drain-${w}`)).toBeLessThan(ran.indexOf(`k8s-${w}-upgrade`));
+      expect(ran.indexOf(`k8s-${w}-upgrade`)).toBeLessThan(ran.indexOf(`k8s-bt-0-upgrade-uncordon-${w}`));
+      expect(cp).toContainEqual(`KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain ${w} --ignore-daemonsets --delete-emptydir-data --timeout=600s`);
+      expect(cp).toContainEqual(`KUBECONFIG=/etc/kubernetes/admin.conf kubectl uncordon ${w}`);
       const wc = await calls(w);
       const at = (pattern: RegExp) => wc.findIndex((l) => pattern.test(l));
-      const order = [/kubeadm upgrade node/, /^KUBECONFIG=\/run\/dare-admin-\S+ kubectl drain bt-\d --ignore-daemonsets/, /kubelet=1\.37\.0/,
-        /systemctl restart kubelet/, /kubectl uncordon/].map(at);
+      const order = [/kubeadm upgrade node/, /kubelet=1\.37\.0/, /systemctl restart kubelet/].map(at);
       expect(order).not.toContain(-1);
       expect([...order].sort((a, b) => a - b)).toEqual(order);
       expect(wc.some((l) => l.includes("upgrade apply"))).toBe(false);
-      // The admin credential was on the worker only while the step ran.
+      // The worker itself never talks to the API as an admin: no kubectl, no admin kubeconfig on it.
+      expect(wc.filter((l) => /kubectl |KUBECONFIG=/.test(l))).toEqual([]);
+      expect((await byName(w).exec("test -e /etc/kubernetes/admin.conf")).code).toBe(1);
       expect((await byName(w).exec("ls /run | grep -c dare-admin")).stdout.trim()).toBe("0");
+      // The Node reports the new kubelet from now on.
+      await byName("bt-0").writeFile(`${STATE}/node-version-${w}`, "v1.37.0");
     }
+    // Each worker's drain mark is gone once it is back.
+    expect((await byName("bt-0").exec(`ls ${STATE} | grep -c drain-mark`)).stdout.trim()).toBe("0");
     // At the version now: a rerun upgrades nothing.
     await clearCalls();
     await runAll(steps);
-    for (const name of NAMES.slice(0, 3)) expect((await calls(name)).filter((l) => /upgrade|drain/.test(l))).toEqual([]);
+    for (const name of NAMES.slice(0, 3)) expect((await calls(name)).filter((l) => /upgrade (apply|node)|kubectl (drain|uncordon|annotate)/.test(l))).toEqual([]);
   });
 
   it("refuses a downgrade on the first control plane before any host changes", async () => {
@@ -245,6 +265,28 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("refusing to change bt-0 from v1.37.0 to v1.36.4: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.37.0");
     expect((await calls("bt-0")).filter((l) => /apt-get|upgrade|drain/.test(l))).toEqual([]);
+  });
+
+  it("rotates the Secret encryption key in steps, and refuses a configuration that drops the key in use", async () => {
+    const cp = byName("bt-0");
+    const pkiOf = async (keys: string[]) => (await program(NAMES.slice(0, 3), { version: "1.37.0", keys })).find((s) => s.name === "k8s-bt-0-pki")!;
+    const onHost = async () => YAML.parse(await cp.readFile("/etc/kubernetes/enc/encryption.yaml")).resources[0].providers[0].secretbox.keys
+      .map((k: { name: string; secret: string }) => k.name);
+    expect(await onHost()).toEqual(["key1"]);
+    const jump = await pkiOf(["key2"]);
+    const refused = await sshExec(cp, SSH_KEY.privateKeyOpenssh, jump.create, { stdin: jump.stdin });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("refusing to replace /etc/kubernetes/enc/encryption.yaml: the new configuration drops the key this API server encrypts with now");
+    expect(await onHost()).toEqual(["key1"]);
+    // The documented order: add the new key as a reader, make it the writer, (rewrite Secrets), drop the old one.
+    for (const keys of [["key1", "key2"], ["key2", "key1"], ["key2"]]) {
+      const placed = await run(await pkiOf(keys));
+      expect(placed).toContain("placed /etc/kubernetes/enc/encryption.yaml");
+      expect(await onHost()).toEqual(keys);
+      expect((await cp.stat("/etc/kubernetes/enc/encryption.yaml")).mode).toBe(0o600);
+    }
+    // The CAs were left as they were, and a rerun changes nothing.
+    expect(await run(await pkiOf(["key2"]))).not.toContain("placed");
   });
 
   it("refuses to move a running cluster's API endpoint, and skips init when it stays", async () => {
@@ -317,6 +359,10 @@ describe("three control planes", () => {
       `${etcd} endpoint health --cluster`, `${etcd} member list`, `${etcd} member remove 1a1b2c3d4e5f6a7b`,
       "kubectl delete node bt-1 --wait=true",
     ]);
-    for (const name of ["bt-1", "bt-2"]) expect(await calls(name)).toContainEqual("kubeadm reset -f");
+    for (const name of ["bt-1", "bt-2"]) {
+      expect(await calls(name)).toContainEqual("kubeadm reset -f");
+      // A control plane that left keeps no key to the cluster's Secrets.
+      expect([name, (await byName(name).exec("test -e /etc/kubernetes/enc")).code]).toEqual([name, 1]);
+    }
   });
 });

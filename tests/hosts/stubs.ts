@@ -45,6 +45,11 @@ esac`, { env: ["KUBECONFIG"] }),
 C=${CEPH}
 case "$*" in
   *"etcdctl"*"member list"*) n=0; for h in ${hosts.slice(0, 3).join(" ")}; do echo "\${n}a1b2c3d4e5f6a7b, started, \${h}, https://10.213.0.\${n}:2380, https://10.213.0.\${n}:2379, false"; n=$((n + 1)); done ;;
+  # A Node's kubelet version: ${STATE}/node-version-<node> when a test set one, else this host's own version.
+  "get node "*" -o jsonpath={.status.nodeInfo.kubeletVersion}") [ ! -f "${STATE}/deleted-node-$3" ] || exit 1; cat "${STATE}/node-version-$3" 2>/dev/null || echo "v$(cat ${STATE}/version)" ;;
+  "get node "*" -o jsonpath={.metadata.annotations.dare\\.io/upgrade-drain}") [ ! -f "${STATE}/deleted-node-$3" ] || exit 1; cat "${STATE}/drain-mark-$3" 2>/dev/null || true ;;
+  "annotate node "*" --overwrite dare.io/upgrade-drain="*) mkdir -p ${STATE}; echo -n "\${5#*=}" > "${STATE}/drain-mark-$3" ;;
+  "annotate node "*" dare.io/upgrade-drain-") rm -f "${STATE}/drain-mark-$3" ;;
   "get node "*) [ ! -f "${STATE}/deleted-node-$3" ] || { echo "Error from server (NotFound): nodes $3 not found" >&2; exit 1; } ;;
   "delete node "*) mkdir -p ${STATE}; touch "${STATE}/deleted-node-$3" ;;
   "label node "*) rm -f "${STATE}/deleted-node-$3" ;;
