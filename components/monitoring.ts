@@ -301,6 +301,10 @@ export class Monitoring extends pulumi.ComponentResource {
           service: { port: METRICS_PORTS.scheduler, targetPort: METRICS_PORTS.scheduler },
           serviceMonitor: { https: true, insecureSkipVerify: true },
         },
+        // Kubelets serve certificates the cluster CA signs (serverTLSBootstrap, approved per node by the
+        // kubelet-serving step): verified against the service account's ca.crt, the chart's caFile. The chart
+        // skips verification by default for kubeadm's self-signed kubelet certificates.
+        kubelet: { serviceMonitor: { https: true, insecureSkipVerify: false } },
         // etcd's metrics listener is plain HTTP (listen-metrics-urls), apart from its TLS client port.
         kubeEtcd: { enabled: true, service: { port: METRICS_PORTS.etcd, targetPort: METRICS_PORTS.etcd }, serviceMonitor: { scheme: "http" } },
         kubeProxy: { enabled: true, service: { port: METRICS_PORTS.kubeProxy, targetPort: METRICS_PORTS.kubeProxy }, serviceMonitor: { https: false } },

@@ -193,6 +193,9 @@ describe("Monitoring", () => {
       expect([c.values, open.some((r) => r.group === c.on && "group" in r.from)]).toEqual([c.values, true]);
       expect(open.filter((r) => "cidr" in r.from)).toEqual([]);
     }
+    // Kubelets serve certificates the cluster CA signs (serverTLSBootstrap): scraped with verification.
+    expect(docs.find((d) => d.kind === "KubeletConfiguration")?.serverTLSBootstrap).toBe(true);
+    expect(release.values.kubelet.serviceMonitor).toMatchObject({ https: true, insecureSkipVerify: false });
   });
 
   it("renders objects and Helm values that pass validation", async () => {

@@ -34,9 +34,11 @@ it("changes exactly the steps of the re-installed host, and those that act on it
   expect([...is.keys()].sort()).toEqual([...was.keys()].sort());
   const changed = [...is.keys()].filter((file) => is.get(file) !== was.get(file)).sort();
   const reinstalled = hostName(2);
-  // Its own steps (prepare, join, upgrade) and the control plane's step for its node (labels, removal).
+  // Its own steps (prepare, join, upgrade) and the control plane's steps for its node (`<step>-<host>`: labels
+  // and removal, the approval of its new kubelet serving certificate, its upgrade's drain).
   expect(changed.length).toBeGreaterThanOrEqual(3);
-  for (const file of changed) expect(file.startsWith(`${reinstalled}/`) || file.includes(`node-${reinstalled}`) || file.includes("token")).toBe(true);
+  for (const file of changed) expect(file.startsWith(`${reinstalled}/`) || file.endsWith(`-${reinstalled}.env`) || file.includes("token")).toBe(true);
+  expect(changed.some((f) => f.endsWith(`-kubelet-serving-${reinstalled}.env`))).toBe(true);
   for (const step of ["prepare", "join"]) {
     expect(changed.some((f) => f.startsWith(`${reinstalled}/`) && f.endsWith(`-${step}.env`))).toBe(true);
   }
