@@ -605,6 +605,9 @@ export class DareServices extends pulumi.ComponentResource {
       values: {
         hub: {
           baseUrl: "/jupyter",
+          // The chart lets the hub and the proxy reach the cloud's metadata service (it blocks it for the
+          // notebooks only): it serves the VMs' user data, with their SSH host keys.
+          networkPolicy: { egressAllowRules: { cloudMetadataServer: false } },
           ...(sso ? {
             config: jupyterhubAuthConfig(sso),
             extraEnv: { OAUTH_CLIENT_SECRET: { valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } } } },
@@ -612,7 +615,11 @@ export class DareServices extends pulumi.ComponentResource {
             annotations: { "dare.io/oauth-secret-hash": secretHash(sso.clientSecret) },
           } : {}),
         },
-        proxy: { secretToken: pulumi.secret(token.hex), service: { type: "ClusterIP" } },
+        proxy: {
+          secretToken: pulumi.secret(token.hex),
+          service: { type: "ClusterIP" },
+          chp: { networkPolicy: { egressAllowRules: { cloudMetadataServer: false } } },
+        },
         ingress: {
           enabled: true,
           ingressClassName: args.ingressClassName ?? "traefik",

@@ -116,6 +116,17 @@ type PolicyPort = k8s.types.input.networking.v1.NetworkPolicyPort;
  * link-local ranges, which hold the nodes, pods, Services and the cloud's metadata service.
  */
 export const NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
+/**
+ * The OpenStack metadata service. It serves each VM's user data, which holds the VM's SSH host key
+ * (infrastructure.ts): no pod may reach it, including in the namespaces whose egress is otherwise open.
+ */
+export const CLOUD_METADATA_CIDR = "169.254.169.254/32";
+/** Egress anywhere (pods and addresses) but the metadata service. */
+const ALL_BUT_CLOUD_METADATA: PolicySpec = {
+  podSelector: {}, policyTypes: ["Egress"],
+  // Pods by selector as well: whether an ipBlock covers pod addresses is the network plugin's choice.
+  egress: [{ to: [{ namespaceSelector: {} }, { ipBlock: { cidr: "0.0.0.0/0", except: [CLOUD_METADATA_CIDR] } }] }],
+};
 /** Public addresses only. */
 export const INTERNET_PEER: PolicyPeer = { ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_RANGES } };
 /** Every pod of one namespace (or the pods with `pods` labels there). */
@@ -247,8 +258,8 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
       "allow-webhook": open(tcp(WALL_PORTS.webhook10250)),
       "allow-monitoring": from([MONITORING_PEER], tcp(WALL_PORTS.certManagerMetrics)),
       // ACME (Let's Encrypt) and the HTTP-01 self-check, to wherever dare:domain resolves (a floating IP,
-      // or ingress nodes' addresses, which may be private): HTTP and HTTPS to any address.
-      "allow-acme": to([{ ipBlock: { cidr: "0.0.0.0/0" } }], tcp(80, 443), { "app.kubernetes.io/name": "cert-manager" }),
+      // or ingress nodes' addresses, which may be private): HTTP and HTTPS to any address but the metadata service.
+      "allow-acme": to([{ ipBlock: { cidr: "0.0.0.0/0", except: [CLOUD_METADATA_CIDR] } }], tcp(80, 443), { "app.kubernetes.io/name": "cert-manager" }),
     },
     [N.cnpg.name]: {
       "default-deny": denyAll, "allow-dns": dns, "allow-api": api(),
@@ -275,10 +286,13 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
       "allow-grafana-from-ingress": from([INGRESS_CONTROLLER_PEER], tcp(WALL_PORTS.grafana)),
       "allow-operator-webhook": open(tcp(WALL_PORTS.webhook10250)),
       "allow-acme-http01-solver": ACME_SOLVER_POLICY as PolicySpec,
+      // Egress stays open for scraping and mail, but not to the VMs' user data (Grafana faces the internet).
+      "deny-cloud-metadata": ALL_BUT_CLOUD_METADATA,
     },
     [N.rookCeph.name]: {
       // Not default-deny (every node's kernel is a Ceph client): the dashboard only, on the mgr pods.
       "deny-ceph-dashboard": { podSelector: { matchLabels: CEPH_MGR_POD_LABELS }, policyTypes: ["Ingress"], ingress: [{ ports: portsExcept(CEPH_DASHBOARD_PORTS) }] },
+      "deny-cloud-metadata": ALL_BUT_CLOUD_METADATA,
     },
     [N.keycloak.name]: {
       // Ingress is NamespaceIsolation's (identity.ts); egress here.

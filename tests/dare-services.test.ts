@@ -402,7 +402,8 @@ describe("JupyterHub (optional)", () => {
   // The z2jh chart is not among ../shared/charts: these are the keys this layer sets, each checked
   // by hand in jupyterhub/zero-to-jupyterhub-k8s tag 4.4.0, jupyterhub/values.yaml.
   const Z2JH_4_4_0_KEYS = ["hub.baseUrl", "proxy.secretToken", "proxy.service.type", "ingress.enabled", "ingress.annotations",
-    "ingress.ingressClassName", "ingress.hosts", "ingress.pathType", "ingress.tls"];
+    "ingress.ingressClassName", "ingress.hosts", "ingress.pathType", "ingress.tls",
+    "hub.networkPolicy.egressAllowRules.cloudMetadataServer", "proxy.chp.networkPolicy.egressAllowRules.cloudMetadataServer"];
   const leafKeys = (obj: any, prefix = ""): string[] => Object.entries(obj).flatMap(([k, v]) =>
     v && typeof v === "object" && !Array.isArray(v) && !(SPECIAL_SIG_KEY in (v as object)) && !["annotations"].includes(k)
       ? leafKeys(v, `${prefix}${k}.`) : [`${prefix}${k}`]);

@@ -248,6 +248,10 @@ describe("single sign-on with every application on", () => {
     expect(hub.extraEnv.OAUTH_CLIENT_SECRET).toEqual({ valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } } });
     // z2jh is not among ../shared/charts: its own strict values.schema.json, from the chart mirror's archive.
     expect(z2jhSchemaErrors(unsecret(release(resources, "jupyterhub").values))).toEqual([]);
+    // The chart lets the hub and the proxy reach the cloud's metadata service (VMs' user data: their SSH host keys).
+    const values = unsecret(release(resources, "jupyterhub").values);
+    expect(values.hub.networkPolicy.egressAllowRules.cloudMetadataServer).toBe(false);
+    expect(values.proxy.chp.networkPolicy.egressAllowRules.cloudMetadataServer).toBe(false);
     // The schema does refuse what the chart does not know.
     expect(z2jhSchemaErrors({ hub: { extraEnvironment: {} } })).not.toEqual([]);
     expect(z2jhSchemaErrors({ hub: { config: { genericOAuthenticator: {} } } })).not.toEqual([]);

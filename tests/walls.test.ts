@@ -204,3 +204,25 @@ describe("the ingress controller, Keycloak, backups, Harbor", () => {
     expect(can(core, ip("10.10.0.5", 443))).toBe(false);
   });
 });
+
+describe("the cloud's metadata service (it serves the VMs' user data, with their SSH host keys)", () => {
+  const METADATA = "169.254.169.254";
+  it("answers no pod of any namespace the program creates, open egress or not", () => {
+    const pods = [
+      prometheus(), grafana(), alertmanager(), traefik(),
+      pod("rook-ceph", { app: "rook-ceph-osd" }), pod("rook-ceph", { app: "rook-ceph-mgr" }),
+      pod("keycloak", { "app.kubernetes.io/name": "keycloakx" }), pod("harbor", { app: "harbor", component: "core" }),
+      pod("cert-manager", { "app.kubernetes.io/name": "cert-manager" }), pod("cnpg-system", { "app.kubernetes.io/name": "cloudnative-pg" }),
+      pod("mpi-operator", { "app.kubernetes.io/name": "mpi-operator" }), pod("dare-backups", { app: "dump" }),
+      pod("dare", { app: "exec-api" }), pod("dare", { app: "d4p-registry" }),
+    ];
+    for (const from of pods) expect({ from: `${from.ns}/${JSON.stringify(from.labels)}`, reaches: can(from, ip(METADATA, 80)) }).toEqual({ from: `${from.ns}/${JSON.stringify(from.labels)}`, reaches: false });
+  });
+
+  it("while monitoring and Ceph keep their open egress: scraping pods and nodes, mail, Ceph's peers", () => {
+    expect(can(prometheus(), stranger(8080))).toBe(true);
+    expect(can(prometheus(), ip("10.10.0.5", 9100))).toBe(true);
+    expect(can(alertmanager(), ip(INTERNET, 587))).toBe(true);
+    expect(can(pod("rook-ceph", { app: "rook-ceph-osd" }), ip("10.10.0.7", 6800))).toBe(true);
+  });
+});
