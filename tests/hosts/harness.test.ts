@@ -233,6 +233,13 @@ test('stopHosts leaves no namespace, veth, bridge or private tree behind; a stal
   expect(who.stdout).toBe('root\nhz\n');
   await stopHosts(again);
 
+  // A crashed run's slot (taken long ago, its namespace gone) must not keep the shared bridge alive.
+  const slots = path.join(hostsBaseDir(), 'slots');
+  const crashedSlot = path.join(slots, '250');
+  fs.writeFileSync(crashedSlot, 'rcrashed-cp-0');
+  const longAgo = new Date(Date.now() - 5 * 60_000);
+  fs.utimesSync(crashedSlot, longAgo, longAgo);
+
   const roots = hosts.map((h) => h.root);
   const pids = hosts.map((h) => h.pid);
   const veths = [...hosts, ...again].map((h) => h.veth);
@@ -242,9 +249,12 @@ test('stopHosts leaves no namespace, veth, bridge or private tree behind; a stal
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
   const linkNames = links.split('\n').map((l) => l.split(': ')[1]?.split('@')[0]).filter(Boolean);
   for (const v of veths) expect(linkNames).not.toContain(v);
-  // The bridge is shared by every run on the machine: the last one to stop removes it.
-  const otherRuns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').some((l) => l.startsWith('dare-t-'));
-  if (!otherRuns) expect(linkNames).not.toContain('dare-tbr0');
+  // The bridge is shared by every run on the machine: the last one to stop removes it, whatever a crashed run
+  // left. (Another run that is up, or took a slot this last minute, keeps it: then there is nothing to check.)
+  const otherRunUp = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').some((l) => l.startsWith('dare-t-'))
+    || fs.readdirSync(slots).some((f) => f !== '250' && Date.now() - fs.statSync(path.join(slots, f)).mtimeMs < 60_000);
+  fs.rmSync(crashedSlot, { force: true });
+  if (!otherRunUp) expect(linkNames).not.toContain('dare-tbr0');
   for (const r of [...roots, ...again.map((h) => h.root)]) expect(fs.existsSync(r)).toBe(false);
   for (const p of pids) expect(() => process.kill(p, 0)).toThrow();
 });

@@ -287,9 +287,21 @@ function releaseSlotsOf(name: string): void {
   }
 }
 
-function anySlotHeld(): boolean {
+/**
+ * Whether a run still holds a slot: its host's namespace exists, or it took the slot under a minute ago (its
+ * host is coming up). A crashed run's slots, older and without a namespace, do not keep the bridge.
+ */
+export function anySlotHeld(): boolean {
   try {
-    return fs.readdirSync(slotDir()).some((e) => /^\d+$/.test(e));
+    return fs.readdirSync(slotDir()).filter((e) => /^\d+$/.test(e)).some((e) => {
+      const file = path.join(slotDir(), e);
+      try {
+        const owner = fs.readFileSync(file, 'utf8').trim();
+        return netnsExists(`dare-t-${owner}`) || Date.now() - fs.statSync(file).mtimeMs <= STALE_SLOT_MS;
+      } catch {
+        return false; // released meanwhile
+      }
+    });
   } catch {
     return false;
   }
