@@ -15,7 +15,7 @@ import { RecordedResource } from "../../tools/mocks";
 import { runMocked } from "../support/mocked";
 import { readStubCalls, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { bootstrapStubs, STUB_STATE as STATE } from "./stubs";
-import { creationOrder, reveal, Step, stepsOf } from "./program";
+import { creationOrder, deletionOrder, reveal, Step, stepsOf } from "./program";
 
 jest.setTimeout(240_000);
 
@@ -74,18 +74,6 @@ async function runAll(steps: Step[]): Promise<string[]> {
     ran.push(step.name);
   }
   return ran;
-}
-
-/** The order Pulumi deletes these steps in: dependents first. */
-function deletionOrder(steps: Step[]): Step[] {
-  const left = [...steps];
-  const order: Step[] = [];
-  while (left.length > 0) {
-    const next = left.find((s) => !left.some((o) => o !== s && o.dependencies.includes(s.urn)))!;
-    order.push(next);
-    left.splice(left.indexOf(next), 1);
-  }
-  return order;
 }
 
 async function clearCalls(): Promise<void> {
