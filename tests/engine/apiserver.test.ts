@@ -78,8 +78,13 @@ describe("an upstream CRD (mpi-operator v0.8.2 MPIJob)", () => {
       return cs.some((c) => c.type === "Established" && c.status === "True") ? cs : undefined;
     });
     expect(conditions).toEqual(expect.arrayContaining([expect.objectContaining({ type: "NamesAccepted", status: "True" })]));
-    const discovery = await ok("GET", "/apis/kubeflow.org/v2beta1");
-    expect(discovery.resources.map((r: { name: string }) => r.name)).toContain("mpijobs");
+    // Discovery is updated after the condition is set (the API server's discovery controller runs on its own).
+    const discovery = await waitFor("kubeflow.org/v2beta1 in discovery", async () => {
+      const res = await server.request("GET", "/apis/kubeflow.org/v2beta1");
+      return res.status === 404 ? undefined : res;
+    });
+    expect(discovery.status).toBe(200);
+    expect(discovery.json.resources.map((r: { name: string }) => r.name)).toContain("mpijobs");
   });
 
   it("serves MPIJobs with the CRD's schema: defaults applied, invalid ones refused", async () => {
