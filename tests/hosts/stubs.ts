@@ -30,13 +30,17 @@ case "$1" in
   init|join)
     # Keep what kubeadm was given, to check it; then leave what the real one leaves.
     cp "$3" "${STATE}/kubeadm-$1.yaml"
+    # kube-vip's static pod as it stood when kubeadm ran (the kubelet would start it with the API server).
+    if [ -f /etc/kubernetes/manifests/kube-vip.yaml ]; then cp /etc/kubernetes/manifests/kube-vip.yaml "${STATE}/kube-vip-at-$1.yaml"; fi
     mkdir -p /etc/kubernetes
-    if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; fi
+    # Since Kubernetes 1.29 init writes super-admin.conf beside admin.conf.
+    if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; echo "super-admin" > /etc/kubernetes/super-admin.conf; fi
     echo "kubelet" > /etc/kubernetes/kubelet.conf
     # A test may ask for one failure after kubeadm got half-way.
     if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
-  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
+  # As the real one: the kubeconfigs, the certificates and every static pod manifest go.
+  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki; rm -f /etc/kubernetes/manifests/*.yaml ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
   // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
