@@ -181,6 +181,9 @@ export class Infrastructure extends pulumi.ComponentResource {
     if (args.provider === "openstack" && args.hosts.length > 0) {
       throw new Error(`${name}: hosts are only used with provider "existing"`);
     }
+    if (args.provider === "openstack" && args.apiLoadBalancer && args.apiVirtualIp) {
+      throw new Error(`${name}: apiVirtualIp and apiLoadBalancer both give the API an endpoint: choose one`);
+    }
     super("dare:iaas:Infrastructure", name, {}, opts);
 
     if (args.sshPrivateKey) {
@@ -246,7 +249,6 @@ export class Infrastructure extends pulumi.ComponentResource {
     const parent = { parent: this };
     const plan = planNodes(args.clusterName, args.nodes);
     const useLoadBalancer = args.apiLoadBalancer;
-    if (useLoadBalancer && args.apiVirtualIp) throw new Error(`${name}: apiVirtualIp and apiLoadBalancer both give the API an endpoint: choose one`);
     const vip = args.apiVirtualIp?.address;
 
     const external = openstack.networking.getNetworkOutput({ name: args.network.externalNetwork }, parent);
