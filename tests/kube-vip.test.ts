@@ -31,6 +31,12 @@ describe("kube-vip's static pod", () => {
     expect(pod({ image: "registry.example.org/kube-vip:v1.2.3" }).spec.containers[0].image).toBe("registry.example.org/kube-vip:v1.2.3");
   });
 
+  it("is listed in the README at the pinned tag", () => {
+    const readme = fs.readFileSync(path.join(__dirname, "..", "README.md"), "utf8");
+    const row = readme.split("\n").find((l) => l.startsWith("| 2 Kubernetes | kube-vip"));
+    expect(row).toContain(`| ${KUBE_VIP_IMAGE.split(":")[1]} (`);
+  });
+
   it("holds the VIP in ARP mode for the control plane only, chosen by leader election", () => {
     expect(env(pod())).toEqual({
       vip_arp: "true",
