@@ -14,6 +14,7 @@ import { Infrastructure, InfrastructureArgs } from "../components/infrastructure
 import { INTERFACE_PLACEHOLDER, KUBE_VIP_IMAGE, KUBE_VIP_LEASE, kubeVipManifest } from "../components/kube-vip";
 import { installMocks, RecordedResource, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { runMocked, valueOf } from "./support/mocked";
+import { render } from "./support/render";
 import { SITE_CONFIG } from "./support/site";
 
 describe("kube-vip's static pod", () => {
@@ -275,5 +276,32 @@ describe("the bootstrap with a VIP", () => {
     })).toThrow(/apiVirtualIp 10\.10\.0\.250 and apiLoadBalancer/);
     await settle();
     expect(registered).toEqual([]);
+  });
+});
+
+describe("the render of a testbed with a VIP (the real program and loader, as `npm run render` runs them)", () => {
+  // Without the API load balancer the ingress needs workers with public addresses (the loader says so).
+  const withVip = ["--set", "apiLoadBalancer=false", "--set", "nodes.pools[0].publicIp=true", "--set", "apiVirtualIp.address=10.10.0.250"];
+
+  it("writes kube-vip's step on the control plane before kubeadm init, with the VIP as the endpoint", () => {
+    const result = render("testbed", withVip);
+    expect(result.status).toBe(0);
+    const files = fs.readdirSync(path.join(result.dir, "hosts", "dare-testbed-cp-0"));
+    const numbered = (stepName: string) => files.find((f) => new RegExp(`^\\d+-${stepName}\\.sh$`).test(f))!;
+    expect(numbered("kube-vip")).toBeDefined();
+    expect(numbered("kube-vip") < numbered("init")).toBe(true);
+    const env = fs.readFileSync(path.join(result.dir, "hosts", "dare-testbed-cp-0", numbered("kube-vip").replace(/\.sh$/, ".env")), "utf8");
+    expect(env).toContain("API_ENDPOINT='10.10.0.250:6443'");
+    expect(env).toContain("FIRST_CONTROL_PLANE='true'");
+    expect(fs.readdirSync(path.join(result.dir, "hosts", "dare-testbed-workers-0")).some((f) => f.includes("kube-vip"))).toBe(false);
+    const outputs = JSON.parse(fs.readFileSync(path.join(result.dir, "outputs.json"), "utf8"));
+    expect(outputs.apiServer.privateAddress).toBe("10.10.0.250");
+  });
+
+  it("refuses the VIP beside the API load balancer with the loader's message, writing nothing", () => {
+    const result = render("testbed", ["--set", "apiVirtualIp.address=10.10.0.250"]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain("dare:apiVirtualIp = {\"address\":\"10.10.0.250\"}: is for clusters without an API load balancer");
+    expect(fs.existsSync(result.dir)).toBe(false);
   });
 });
