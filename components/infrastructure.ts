@@ -473,9 +473,9 @@ export class Infrastructure extends pulumi.ComponentResource {
         floatingIp: fip.address,
         portId: vipPort.id,
       }, { ...parent, dependsOn: [routerInterface] });
-      // Through the control planes' ports too: the VIP is usable once they may carry it.
-      const carriers = pulumi.all(nodeOutputs.filter((n) => n.node.role === "control-plane").map((n) => n.privateAddress));
-      apiServer = pulumi.all([vipPort.allFixedIps, association.floatingIp, carriers, rulesReady] as const).apply(([ips, publicAddress]) => ({
+      // Not derived from the control planes' ports: each host's steps already wait for its own port (which
+      // carries the VIP's address pair), and a control plane added later changes no other host's steps.
+      apiServer = pulumi.all([vipPort.allFixedIps, association.floatingIp, rulesReady] as const).apply(([ips, publicAddress]) => ({
         privateAddress: ips[0], publicAddress, port: API_PORT,
       }));
     } else {

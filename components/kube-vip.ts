@@ -20,6 +20,10 @@
  *   control plane kube-vip must read /etc/kubernetes/super-admin.conf during init (kube-vip issue #684; upstream's e2e
  *   does the same, testing/e2e/cluster.go "Handle v1.29+ super-admin.conf for first node") and admin.conf afterwards:
  *   k8s-kube-vip.sh and k8s-kubeadm.sh switch the manifest's hostPath (`KUBE_VIP_KUBECONFIG`).
+ *
+ * A manifest of its own in /etc/kubernetes/manifests does not trip kubeadm's preflight: `kubeadm init` (and a
+ * control plane's join) checks only that its own four manifests are absent, `kubeadm join` no longer checks the
+ * folder (kubernetes/kubernetes, cmd/kubeadm/app/preflight/checks.go: InitNodeChecks, JoinNodeChecks).
  */
 import * as YAML from "yaml";
 
