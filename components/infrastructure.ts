@@ -310,7 +310,13 @@ export class Infrastructure extends pulumi.ComponentResource {
         securityGroupIds: [groups.nodes.id, isControlPlane ? groups.controlPlane.id : groups.web.id],
         // The API's virtual IP moves between the control planes: each one's port must be allowed to carry it.
         ...(isControlPlane && vip ? { allowedAddressPairs: [{ ipAddress: vip }] } : {}),
-      }, parent);
+      }, {
+        ...parent,
+        // Set when the port is made, never taken away by an update: dropping dare:apiVirtualIp from a running
+        // cluster is refused by the bootstrap (the endpoint stays the VIP), and by then the ports would already
+        // have stopped carrying it.
+        ignoreChanges: ["allowedAddressPairs"],
+      });
       // The VM's SSH host key, made here and given to it at boot, so the first connection already knows it.
       const hostKey = new tls.PrivateKey(`${name}-${node.key}-host-key`, { algorithm: "ED25519" }, parent);
       const instance = new openstack.compute.Instance(`${name}-${node.key}`, {
