@@ -72,5 +72,18 @@ if [ "$KUBEADM_ACTION" = init ] && [ -f "$kube_vip" ] && grep -q '^ *path: /etc/
   # Renamed into place from a dot name (the kubelet skips those): sed -i would leave a second manifest there for a moment.
   sed 's|^\( *path: \)/etc/kubernetes/super-admin.conf$|\1/etc/kubernetes/admin.conf|' "$kube_vip" >/etc/kubernetes/manifests/.kube-vip.yaml.new
   mv -f /etc/kubernetes/manifests/.kube-vip.yaml.new "$kube_vip"
-  echo "${NODE_NAME}: kube-vip now reads /etc/kubernetes/admin.conf"
+  # The kubelet replaces the pod, and the VIP is gone for the few seconds that takes: the steps after this one
+  # (the bootstrap token, the joins) reach the API there. Done once the API answers at the VIP (admin.conf's server)
+  # with the new pod's mirror: the kubelet's copy of the new manifest, running.
+  export KUBECONFIG=/etc/kubernetes/admin.conf
+  deadline=$((SECONDS + 180))
+  until [ "$(kubectl -n kube-system get pod "kube-vip-${NODE_NAME}" -o 'jsonpath={.spec.volumes[0].hostPath.path} {.status.phase}' 2>/dev/null)" = "/etc/kubernetes/admin.conf Running" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "${NODE_NAME}: kube-vip did not come back with admin.conf within 180 s: the API's virtual IP is not held" \
+        "(crictl ps --name kube-vip; crictl logs <id>); the next pulumi up goes on once it is" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+  echo "${NODE_NAME}: kube-vip now reads /etc/kubernetes/admin.conf and holds the API's virtual IP"
 fi

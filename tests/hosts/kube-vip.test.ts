@@ -8,7 +8,7 @@
  */
 import * as YAML from "yaml";
 import { KUBE_VIP_IMAGE, KUBE_VIP_MANIFEST } from "../../components/kube-vip";
-import { startHosts, stopHosts, TestHost, TEST_SUBNET_PREFIX } from "./harness";
+import { readStubCalls, startHosts, stopHosts, STUB_CALL_LOG, TestHost, TEST_SUBNET_PREFIX } from "./harness";
 import { bootstrapStubs, STUB_STATE as STATE } from "./stubs";
 import { program, runStep, sshKeyOf, Step } from "./program";
 
@@ -60,11 +60,17 @@ describe("the API's virtual IP: kube-vip on every control plane before kubeadm",
   });
 
   it("writes the manifest on each control plane before its kubeadm init or join, then switches the first to admin.conf", async () => {
+    // The kubelet takes a while to replace kube-vip's pod after the switch: init waits until it runs with admin.conf.
+    await byName("kv-0").exec(`mkdir -p ${STATE} && echo 2 > ${STATE}/kube-vip-lag && rm -f ${STUB_CALL_LOG}`);
     const ran: string[] = [];
     for (const step of steps) {
-      await run(step);
+      const out = await run(step);
+      if (step.name === "k8s-kv-0-init") expect(out).toContain("kv-0: kube-vip now reads /etc/kubernetes/admin.conf and holds the API's virtual IP");
       ran.push(step.name);
     }
+    const polls = (await readStubCalls(byName("kv-0"))).filter((c) => c.includes("get pod kube-vip-kv-0"));
+    expect(polls).toHaveLength(3);
+    expect(polls[0]).toMatch(/^KUBECONFIG=\/etc\/kubernetes\/admin\.conf kubectl -n kube-system get pod kube-vip-kv-0 /);
     const at = (name: string) => ran.indexOf(name);
     expect(at("k8s-kv-0-kube-vip")).toBeGreaterThan(at("k8s-kv-0-prepare"));
     expect(at("k8s-kv-0-kube-vip")).toBeLessThan(at("k8s-kv-0-init"));
