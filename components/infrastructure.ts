@@ -301,6 +301,16 @@ export class Infrastructure extends pulumi.ComponentResource {
       policies: ["anti-affinity"],
     }, parent);
 
+    // The VIP's own port, bound to no VM: it keeps the address out of Neutron's allocations (made before the
+    // machines' ports, so none of them is given it first) and carries the API's floating IP, which Neutron
+    // forwards to whichever control plane answers ARP for the VIP.
+    const vipPort = vip ? new openstack.networking.Port(`${name}-api-vip`, {
+      name: `${args.clusterName}-api-vip`,
+      description: `${args.clusterName} Kubernetes API virtual IP (kube-vip)`,
+      networkId: network.id,
+      fixedIps: [{ subnetId: subnet.id, ipAddress: vip }],
+    }, parent) : undefined;
+
     const nodeOutputs = plan.map((node) => {
       const isControlPlane = node.role === "control-plane";
       const port = new openstack.networking.Port(`${name}-${node.key}-port`, {
@@ -316,6 +326,7 @@ export class Infrastructure extends pulumi.ComponentResource {
         // cluster is refused by the bootstrap (the endpoint stays the VIP), and by then the ports would already
         // have stopped carrying it.
         ignoreChanges: ["allowedAddressPairs"],
+        dependsOn: vipPort ? [vipPort] : [],
       });
       // The VM's SSH host key, made here and given to it at boot, so the first connection already knows it.
       const hostKey = new tls.PrivateKey(`${name}-${node.key}-host-key`, { algorithm: "ED25519" }, parent);
@@ -462,15 +473,7 @@ export class Infrastructure extends pulumi.ComponentResource {
       apiServer = pulumi.all([lb.vipAddress, association.floatingIp, lbReady] as const).apply(([privateAddress, publicAddress]) => ({
         privateAddress, publicAddress, port: API_PORT,
       }));
-    } else if (vip) {
-      // The VIP's own port, bound to no VM: it keeps the address out of Neutron's allocations and carries the
-      // API's floating IP, which Neutron forwards to whichever control plane answers ARP for the VIP.
-      const vipPort = new openstack.networking.Port(`${name}-api-vip`, {
-        name: `${args.clusterName}-api-vip`,
-        description: `${args.clusterName} Kubernetes API virtual IP (kube-vip)`,
-        networkId: network.id,
-        fixedIps: [{ subnetId: subnet.id, ipAddress: vip }],
-      }, parent);
+    } else if (vipPort) {
       const fip = new openstack.networking.FloatingIp(`${name}-api-fip`, {
         pool: args.network.externalNetwork,
         description: `${args.clusterName} Kubernetes API`,

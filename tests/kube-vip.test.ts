@@ -179,6 +179,9 @@ describe("OpenStack: the control planes may carry the VIP, which Neutron reserve
       "dare-test-cp-0-port": [{ ipAddress: VIP }], "dare-test-cp-1-port": [{ ipAddress: VIP }], "dare-test-cp-2-port": [{ ipAddress: VIP }],
       "dare-test-workers-0-port": undefined, "dare-test-workers-1-port": undefined,
     });
+    // Reserved before any machine's port is given an address.
+    const vipPort = ofType("openstack:networking/port:Port").find((r) => r.name === "dare-test-api-vip")!;
+    for (const p of ports) expect(p.dependencies).toContain(vipPort.urn);
     // Never removed by an update: a running cluster's endpoint stays the VIP (the bootstrap refuses to move it).
     for (const p of ports) expect(p.options?.ignoreChanges).toContain("allowedAddressPairs");
   });
