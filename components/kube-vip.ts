@@ -5,7 +5,10 @@
  * control plane is lost, another wins the Lease and takes the address. Control-plane VIP only: no Service
  * load balancing (`svc_enable` false).
  *
- * Upstream facts, from kube-vip/kube-vip at tag v1.2.3 (2026-08-10, commit 7ce55ca):
+ * The order (the manifest in place, then `kubeadm init` with the VIP as the control-plane endpoint, then the other
+ * control planes' manifests and joins) is upstream's: kube-vip.io/docs/installation/static/.
+ *
+ * Upstream facts, from kube-vip/kube-vip at tag v1.2.3 (2026-08-10, commit 7ce55ca, the newest release tag):
  * - image: ghcr.io/kube-vip/kube-vip:<tag> (.github/workflows/release.yaml pushes `ghcr.io/kube-vip/kube-vip:${github.ref_name}`);
  *   the tag is pinned, the digest is not (no registry is reachable from here to read it: see the configuration reference);
  * - environment variable names: pkg/kubevip/config_envvar.go (`vip_arp`, `vip_interface`, `vip_leaderelection`,
