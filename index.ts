@@ -37,6 +37,7 @@ const infra = new Infrastructure(config.clusterName, {
   sshUser: config.sshUser,
   sshPrivateKey: config.sshPrivateKey,
   apiLoadBalancer: config.apiLoadBalancer,
+  apiVirtualIp: config.apiVirtualIp,
 });
 
 export const hosts = infra.hosts;
@@ -60,6 +61,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   clusterName: config.clusterName,
   adminCidrs: config.adminCidrs,
   apiLoadBalancer: config.provider === "openstack" && config.apiLoadBalancer,
+  apiVirtualIp: config.apiVirtualIp,
   // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
   externalCloudProvider: config.provider === "openstack",
   secretsEncryptionKeys: config.secretsEncryptionKeys,

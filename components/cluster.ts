@@ -7,12 +7,13 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
-import { CONTROL_PLANE_ROLE, DareConfig, NetworkSpec } from "./config";
+import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, DareConfig, NetworkSpec } from "./config";
 import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
 import { firewallRules, planNodes } from "./infrastructure";
 import { auditPolicy, ClusterSettings, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
+import { kubeVipManifest } from "./kube-vip";
 import { createClusterPki, ClusterPki } from "./pki";
 
 /** A host as known when the program is declared: enough to name its steps and order them. */
@@ -58,6 +59,12 @@ export interface KubernetesClusterArgs {
   adminCidrs: string[];
   /** The IaaS layer put a load balancer in front of the API (OpenStack with dare:apiLoadBalancer). */
   apiLoadBalancer: boolean;
+  /**
+   * The API's virtual IP (dare:apiVirtualIp), held by kube-vip on one control plane at a time; undefined: none.
+   * The IaaS layer made it `apiServer.privateAddress`; here every control plane gets kube-vip's static pod
+   * before kubeadm runs there. Not with `apiLoadBalancer`.
+   */
+  apiVirtualIp?: ApiVirtualIpSpec;
   /**
    * Kubelets register with `--cloud-provider=external` and wait for a cloud controller manager to
    * initialise their node: true on OpenStack (the networking layer installs OCCM there); default
@@ -133,6 +140,8 @@ export function adminKubeconfig(clusterName: string, server: string, caPem: stri
 
 export interface ClusterSteps {
   prepare: Map<string, command.remote.Command>;
+  /** per control plane, with dare:apiVirtualIp: kube-vip's static pod (empty without it) */
+  kubeVip: Map<string, command.remote.Command>;
   pki: Map<string, command.remote.Command>;
   init: command.remote.Command;
   token: command.remote.Command;
@@ -195,6 +204,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     if (keys.length === 0 || badKeys.length > 0) {
       throw new Error(`${name}: secretsEncryptionKeys ${JSON.stringify(keys)}: needs at least one key, each named once in lower-case ` +
         `letters, digits and dashes (e.g. ["key1"], or ["key2", "key1"] while rotating)`);
+    }
+    if (args.apiVirtualIp && args.apiLoadBalancer) {
+      throw new Error(`${name}: apiVirtualIp ${args.apiVirtualIp.address} and apiLoadBalancer both give the API an endpoint: choose one`);
     }
     const missing = args.nodes.filter((n) => !(n.name in args.hosts)).map((n) => n.name);
     if (missing.length > 0) {
@@ -303,13 +315,35 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     };
     const pkiSteps = new Map(controlPlanes.map((node) => [node.name, step(node, "pki", "k8s-pki.sh", pkiEnv, [])]));
 
+    // kube-vip's static pod on every control plane, before kubeadm runs there: kubeadm init and a control plane's
+    // join reach the API at the VIP, which only exists once a kube-vip holds it (components/kube-vip.ts).
+    const kubeVip = new Map<string, command.remote.Command>();
+    const vip = args.apiVirtualIp;
+    if (vip) {
+      const manifest = api.apply((a) => {
+        // The IaaS layer made the VIP the endpoint; anything else is a wiring bug, not a configuration.
+        if (a.privateAddress !== vip.address) throw new Error(`${name}: API endpoint ${a.privateAddress} is not the virtual IP ${vip.address}`);
+        return kubeVipManifest({ address: vip.address, port: a.port, interface: vip.interface, image: vip.image });
+      });
+      for (const node of controlPlanes) {
+        kubeVip.set(node.name, step(node, "kube-vip", "k8s-kube-vip.sh", {
+          KUBE_VIP_MANIFEST: manifest,
+          API_ENDPOINT: apiEndpoint,
+          NODE_ADDRESS: privateAddress(node),
+          NODE_NAME: node.name,
+          FIRST_CONTROL_PLANE: String(node === first),
+        }, [prepare.get(node.name)!]));
+      }
+    }
+    const kubeVipOf = (node: ClusterNode) => (kubeVip.has(node.name) ? [kubeVip.get(node.name)!] : []);
+
     const init = step(first, "init", "k8s-kubeadm.sh", {
       KUBEADM_ACTION: "init",
       KUBEADM_CONFIG: pulumi.all([settings, privateAddress(first)]).apply(([s, address]) =>
         initConfig(s, { name: first.name, privateAddress: address })),
       BOOTSTRAP_TOKEN: token,
       NODE_NAME: first.name,
-    }, [prepare.get(first.name)!, pkiSteps.get(first.name)!], {
+    }, [prepare.get(first.name)!, pkiSteps.get(first.name)!, ...kubeVipOf(first)], {
       // A lone control plane re-created is a lost cluster: init builds it again. With others still
       // running, init would start a second cluster: that host is re-joined by hand (docs/recovery.md).
       rerunOnNewMachine: controlPlanes.length === 1,
@@ -340,7 +374,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         prepare.get(node.name)!,
         // A control plane joins etcd: every control plane's firewall must admit it first (their prepare
         // steps re-run with the new member's address when one is added).
-        ...(controlPlane ? [pkiSteps.get(node.name)!, ...controlPlanes.map((cp) => prepare.get(cp.name)!)] : []),
+        ...(controlPlane ? [pkiSteps.get(node.name)!, ...kubeVipOf(node), ...controlPlanes.map((cp) => prepare.get(cp.name)!)] : []),
         init, tokenStep, ...dependsOn,
       ], { deleteScript: "k8s-reset.sh" });
       join.set(node.name, joined);
@@ -463,6 +497,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     return {
       prepare,
+      kubeVip,
       pki: pkiSteps,
       init,
       token: tokenStep,
@@ -475,7 +510,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       drain,
       uncordon,
       kubeletServing,
-      all: [...prepare.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(),
+      all: [...prepare.values(), ...kubeVip.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(),
         ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(), ...uncordon.values(), ...kubeletServing.values()],
     };
   }

@@ -12,6 +12,7 @@
  * `pulumi config set --path 'nodes.pools[0].count' 4` does), so the loader fills the missing fields from
  * the same default (see `withDefaults`).
  */
+import { KUBE_VIP_IMAGE } from "./kube-vip";
 
 /** Pulumi.yaml's config types (checked by the CLI); structured keys carry none. */
 export type PulumiConfigType = "string" | "integer" | "boolean" | "array";
@@ -131,8 +132,22 @@ export const CONFIG_KEYS = declare({
     default: true,
     description: "openstack: an Octavia load balancer in front of the API, whatever the control-plane count, so the API " +
       "endpoint never changes for the life of the cluster (going from 1 to 3 control planes keeps it). Off: nodes use " +
-      "the first control plane as the API endpoint, so losing it stops the API until it returns. Decide before the " +
+      "the first control plane as the API endpoint, so losing it stops the API until it returns, unless dare:apiVirtualIp " +
+      "gives the API a virtual IP. Decide before the " +
       "first `pulumi up`: switching it on a running cluster changes the endpoint, which the bootstrap refuses.",
+  },
+  apiVirtualIp: {
+    default: {},
+    description: "`{address, interface, image}`: a virtual IP for the Kubernetes API without a cloud load balancer, for " +
+      "`existing` hosts or openstack with apiLoadBalancer false. kube-vip (a static pod on every control plane, ARP mode, " +
+      "leader election through a Lease) holds `address` on one control plane at a time, so losing the first control plane " +
+      "no longer stops the API. `address`: a free IPv4 address in the nodes' subnet (dare:network.cidr), on the control " +
+      "planes' layer-2 network, that no host uses; on openstack the program reserves it with a Neutron port, lets the control " +
+      "planes' ports carry it (allowed-address-pairs) and gives it the API's floating IP. `interface` (optional): the host " +
+      "interface for the VIP; default: the one holding each control plane's private address. `image` (optional): default " +
+      `${KUBE_VIP_IMAGE} (the tag is upstream's release; its digest is not pinned, as none could be verified: add one with ` +
+      "repository:tag@sha256:…). Decide before the first `pulumi up`: adding or removing it on a running cluster changes " +
+      "the API endpoint, which the bootstrap refuses. Empty: no virtual IP (README, \"API endpoint\").",
   },
   ingressLoadBalancer: {
     default: "auto",

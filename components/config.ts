@@ -10,6 +10,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
 import { ENCRYPTION_KEY_NAME } from "./kubeadm-config";
+import { KUBE_VIP_IMAGE } from "./kube-vip";
 import { hostKeyProblem, normalizeHostKey, opensshKeyProblem } from "./ssh-key";
 import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 import { DARE_WORKLOADS, DareWorkload, DATABASES, REQUIRED_IMAGES, WORKLOADS } from "./dare-workloads";
@@ -74,6 +75,16 @@ export interface NetworkSpec {
   dnsNameservers: string[];
 }
 
+/** The API's virtual IP, held by kube-vip on one control plane at a time (dare:apiVirtualIp). */
+export interface ApiVirtualIpSpec {
+  /** a free IPv4 address in the nodes' subnet: the cluster's API endpoint */
+  address: string;
+  /** the host interface the VIP is added to; undefined: the one holding each control plane's private address */
+  interface?: string;
+  /** kube-vip's image; undefined: KUBE_VIP_IMAGE */
+  image?: string;
+}
+
 export interface DareConfig {
   stack: string;
   /** prefix of every cloud resource and host name, e.g. dare-testbed */
@@ -94,6 +105,8 @@ export interface DareConfig {
   sshPrivateKey?: pulumi.Output<string>;
   /** Octavia load balancer in front of the API (openstack), whatever the control-plane count */
   apiLoadBalancer: boolean;
+  /** the API's virtual IP (kube-vip) when there is no load balancer; undefined: none */
+  apiVirtualIp?: ApiVirtualIpSpec;
   /** Octavia load balancer in front of the ingress (openstack); false: Traefik binds ports 80/443 of the ingress nodes */
   ingressLoadBalancer: boolean;
   ceph: CephSpec;
@@ -529,6 +542,76 @@ function readKubernetesVersion(r: Reader): string {
     }
   }
   return version;
+}
+
+/** A Linux interface name (at most 15 characters, IFNAMSIZ less the terminating NUL). */
+const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
+
+/**
+ * dare:apiVirtualIp: a free address in the nodes' subnet, reachable by ARP from every control plane, that no host
+ * uses, and only where no load balancer already gives the API its endpoint.
+ */
+function readApiVirtualIp(r: Reader, provider: Provider, network: NetworkSpec, hosts: ExistingHostSpec[], apiLoadBalancer: boolean): ApiVirtualIpSpec | undefined {
+  const example = `{"address": "10.10.0.250"}`;
+  const raw = r.object("apiVirtualIp", r.raw("apiVirtualIp"), example);
+  if (!raw || Object.keys(raw).length === 0) return undefined;
+  r.unknownKeys("apiVirtualIp", raw, ["address", "interface", "image"], example);
+  const key = "apiVirtualIp.address";
+  const address = r.string(key, raw.address ?? "", "", `"10.10.0.250"`);
+  if (!address) {
+    r.problem(key, raw.address, "is required: the virtual IP the API is reached at", example);
+    return undefined;
+  }
+  if (!isIpv4Address(address)) {
+    r.problem(key, address, "must be an IPv4 address", `"10.10.0.250"`);
+    return undefined;
+  }
+  if (provider === "openstack" && apiLoadBalancer) {
+    r.problem("apiVirtualIp", raw, "is for clusters without an API load balancer, and dare:apiLoadBalancer is on (the default): " +
+      "the load balancer already gives the API a fixed endpoint", "pulumi config set apiLoadBalancer false (keeping apiVirtualIp), or pulumi config rm apiVirtualIp");
+  }
+  const subnet = parseCidr(network.cidr);
+  const vip = parseCidr(`${address}/32`)!;
+  const inSubnet = (a: string) => { const c = parseCidr(`${a}/32`); return Boolean(subnet && c && cidrsOverlap(subnet, c)); };
+  const free = subnet ? `e.g. "${ipv4At(subnet, -2)}"` : `"10.10.0.250"`;
+  if (subnet && subnet.version === 4) {
+    const last = subnet.network + (1n << BigInt(32 - subnet.prefix)) - 1n;
+    if (!inSubnet(address)) {
+      r.problem(key, address, `must be in the nodes' subnet dare:network.cidr (${network.cidr}): kube-vip announces it by ARP, ` +
+        "which reaches only the control planes' own layer-2 network", free);
+    } else if (subnet.prefix < 31 && (vip.network === subnet.network || vip.network === last)) {
+      r.problem(key, address, `is the ${vip.network === last ? "broadcast" : "network"} address of ${network.cidr}, not one a host can hold`, free);
+    } else if (provider === "openstack" && vip.network === subnet.network + 1n) {
+      r.problem(key, address, `is the gateway of ${network.cidr}: OpenStack gives the subnet's first address to its router`, free);
+    }
+  }
+  if (provider === "existing") {
+    hosts.forEach((h, i) => {
+      if (h.address === address || h.privateAddress === address) {
+        r.problem(key, address, `is host ${h.name}'s address (dare:hosts[${i}]): the virtual IP must be a free address that no host uses`, free);
+      }
+      if (h.role === CONTROL_PLANE_ROLE && h.privateAddress && subnet && !inSubnet(h.privateAddress)) {
+        r.problem(key, address, `control plane ${h.name} (${h.privateAddress}, dare:hosts[${i}]) is outside dare:network.cidr (${network.cidr}): ` +
+          "every control plane must sit in the virtual IP's subnet to hold it; set dare:network.cidr to the control planes' subnet", free);
+      }
+    });
+  }
+  const iface = raw.interface === undefined || raw.interface === "" ? undefined
+    : r.string("apiVirtualIp.interface", raw.interface, "", `"ens3"`, INTERFACE_NAME, "must be a network interface name (at most 15 characters)");
+  let image: string | undefined;
+  if (raw.image !== undefined && raw.image !== "") {
+    const parsed = typeof raw.image === "string" ? parseImage(raw.image) : { problem: "must be a string" };
+    if ("problem" in parsed) r.problem("apiVirtualIp.image", raw.image, `${parsed.problem} (${IMAGE_FORMS})`, `"${KUBE_VIP_IMAGE}"`);
+    else image = raw.image as string;
+  }
+  return { address, ...(iface ? { interface: iface } : {}), ...(image ? { image } : {}) };
+}
+
+/** The address `offset` from a subnet's start (negative: from its end, -1 being the broadcast address). */
+function ipv4At(subnet: { network: bigint; prefix: number }, offset: number): string {
+  const size = 1n << BigInt(32 - subnet.prefix);
+  const value = offset >= 0 ? subnet.network + BigInt(offset) : subnet.network + size + BigInt(offset);
+  return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 255n)).join(".");
 }
 
 /** Keys of the platform base (networking, storage, security): ingress, Ceph, certificates, Harbor. */
@@ -1051,6 +1134,8 @@ export function loadConfig(source: ConfigSource): DareConfig {
     ...readAccessAndMonitoring(r),
     dare: readDareLayer(r),
   };
+  const apiVirtualIp = readApiVirtualIp(r, provider, config.network, hosts, config.apiLoadBalancer);
+  if (apiVirtualIp) config.apiVirtualIp = apiVirtualIp;
   if (config.domain === "") r.problem("domain", r.raw("domain"), "is required: the DARE services are served under it", `pulumi config set domain dare.example.org`);
   if (r.problems.length > 0) {
     // A key read in two places reports its problem once.

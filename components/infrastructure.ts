@@ -7,7 +7,7 @@ import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { normalizeHostKey, opensshPublicKey } from "./ssh-key";
-import { CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
+import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
 import { hostStep, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
 import { METRICS_PORTS } from "./kubeadm-config";
@@ -44,6 +44,13 @@ export interface InfrastructureArgs {
    * is fixed for the life of the cluster, so going from 1 to 3 control planes changes no address.
    */
   apiLoadBalancer: boolean;
+  /**
+   * The API's virtual IP (kube-vip, held by one control plane at a time), without `apiLoadBalancer`: it becomes
+   * the API endpoint. On OpenStack a port reserves the address (Neutron never hands it to a VM), the control
+   * planes' ports may carry it (allowed-address-pairs: port security drops traffic for addresses a port does not
+   * own, ARP replies included) and the API's floating IP points at it.
+   */
+  apiVirtualIp?: Pick<ApiVirtualIpSpec, "address">;
 }
 
 /** One security-group rule, declared as data so the whole firewall reads as a table. */
@@ -174,6 +181,9 @@ export class Infrastructure extends pulumi.ComponentResource {
     if (args.provider === "openstack" && args.hosts.length > 0) {
       throw new Error(`${name}: hosts are only used with provider "existing"`);
     }
+    if (args.provider === "openstack" && args.apiLoadBalancer && args.apiVirtualIp) {
+      throw new Error(`${name}: apiVirtualIp and apiLoadBalancer both give the API an endpoint: choose one`);
+    }
     super("dare:iaas:Infrastructure", name, {}, opts);
 
     if (args.sshPrivateKey) {
@@ -220,12 +230,15 @@ export class Infrastructure extends pulumi.ComponentResource {
     // Control planes first, as on OpenStack, so "the first control plane" means the same everywhere.
     hosts.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
     const first = hosts[0];
+    const vip = args.apiVirtualIp?.address;
     return {
       hosts: pulumi.output(hosts),
       hostByName: Object.fromEntries(hosts.map((h) => [h.name, pulumi.output(h)])),
       apiServer: pulumi.output<ApiEndpoint>({
-        privateAddress: first.privateAddress,
-        publicAddress: first.publicAddress ?? first.address,
+        privateAddress: vip ?? first.privateAddress,
+        // Operators use the first control plane's public address where it has one apart from its private one
+        // (the VIP lives on the private network only); else the VIP, which then no host's loss takes away.
+        publicAddress: first.publicAddress ?? vip ?? first.address,
         port: API_PORT,
       }),
       bastion: pulumi.output<SshEndpoint | undefined>(undefined),
@@ -236,6 +249,7 @@ export class Infrastructure extends pulumi.ComponentResource {
     const parent = { parent: this };
     const plan = planNodes(args.clusterName, args.nodes);
     const useLoadBalancer = args.apiLoadBalancer;
+    const vip = args.apiVirtualIp?.address;
 
     const external = openstack.networking.getNetworkOutput({ name: args.network.externalNetwork }, parent);
     const network = new openstack.networking.Network(`${name}-net`, { name: `${args.clusterName}-net`, adminStateUp: true }, parent);
@@ -287,6 +301,16 @@ export class Infrastructure extends pulumi.ComponentResource {
       policies: ["anti-affinity"],
     }, parent);
 
+    // The VIP's own port, bound to no VM: it keeps the address out of Neutron's allocations (made before the
+    // machines' ports, so none of them is given it first) and carries the API's floating IP, which Neutron
+    // forwards to whichever control plane answers ARP for the VIP.
+    const vipPort = vip ? new openstack.networking.Port(`${name}-api-vip`, {
+      name: `${args.clusterName}-api-vip`,
+      description: `${args.clusterName} Kubernetes API virtual IP (kube-vip)`,
+      networkId: network.id,
+      fixedIps: [{ subnetId: subnet.id, ipAddress: vip }],
+    }, parent) : undefined;
+
     const nodeOutputs = plan.map((node) => {
       const isControlPlane = node.role === "control-plane";
       const port = new openstack.networking.Port(`${name}-${node.key}-port`, {
@@ -294,7 +318,16 @@ export class Infrastructure extends pulumi.ComponentResource {
         networkId: network.id,
         fixedIps: [{ subnetId: subnet.id }],
         securityGroupIds: [groups.nodes.id, isControlPlane ? groups.controlPlane.id : groups.web.id],
-      }, parent);
+        // The API's virtual IP moves between the control planes: each one's port must be allowed to carry it.
+        ...(isControlPlane && vip ? { allowedAddressPairs: [{ ipAddress: vip }] } : {}),
+      }, {
+        ...parent,
+        // Set when the port is made, never taken away by an update: dropping dare:apiVirtualIp from a running
+        // cluster is refused by the bootstrap (the endpoint stays the VIP), and by then the ports would already
+        // have stopped carrying it.
+        ignoreChanges: ["allowedAddressPairs"],
+        dependsOn: vipPort ? [vipPort] : [],
+      });
       // The VM's SSH host key, made here and given to it at boot, so the first connection already knows it.
       const hostKey = new tls.PrivateKey(`${name}-${node.key}-host-key`, { algorithm: "ED25519" }, parent);
       const instance = new openstack.compute.Instance(`${name}-${node.key}`, {
@@ -439,6 +472,20 @@ export class Infrastructure extends pulumi.ComponentResource {
       const lbReady = pulumi.all([rulesReady, listener.id, pool.id, monitor.id, ...members.map((m) => m.id)] as pulumi.Input<unknown>[]);
       apiServer = pulumi.all([lb.vipAddress, association.floatingIp, lbReady] as const).apply(([privateAddress, publicAddress]) => ({
         privateAddress, publicAddress, port: API_PORT,
+      }));
+    } else if (vipPort) {
+      const fip = new openstack.networking.FloatingIp(`${name}-api-fip`, {
+        pool: args.network.externalNetwork,
+        description: `${args.clusterName} Kubernetes API`,
+      }, parent);
+      const association = new openstack.networking.FloatingIpAssociate(`${name}-api-fip`, {
+        floatingIp: fip.address,
+        portId: vipPort.id,
+      }, { ...parent, dependsOn: [routerInterface] });
+      // Not derived from the control planes' ports: each host's steps already wait for its own port (which
+      // carries the VIP's address pair), and a control plane added later changes no other host's steps.
+      apiServer = pulumi.all([vipPort.allFixedIps, association.floatingIp, rulesReady] as const).apply(([ips, publicAddress]) => ({
+        privateAddress: ips[0], publicAddress, port: API_PORT,
       }));
     } else {
       apiServer = pulumi.all([firstControlPlane.privateAddress, bastionAddress]).apply(([privateAddress, publicAddress]) => ({

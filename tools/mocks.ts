@@ -181,7 +181,8 @@ export class DareMocks implements pulumi.runtime.Mocks {
       case "random:index/randomUuid:RandomUuid":
         return { result: uuid(name) };
       case "openstack:networking/port:Port":
-        return { allFixedIps: [this.addresses.private(name, this.subnets.get(inputs.fixedIps?.[0]?.subnetId))], macAddress: "fa:16:3e:00:00:00" };
+        // A fixed IP asked for by address gets that address, as Neutron gives it; else one from the subnet.
+        return { allFixedIps: [inputs.fixedIps?.[0]?.ipAddress ?? this.addresses.private(name, this.subnets.get(inputs.fixedIps?.[0]?.subnetId))], macAddress: "fa:16:3e:00:00:00" };
       case "openstack:networking/floatingIp:FloatingIp":
         return { address: this.addresses.public(name) };
       case "openstack:loadbalancer/loadBalancer:LoadBalancer":

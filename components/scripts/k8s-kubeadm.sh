@@ -2,13 +2,15 @@
 # `kubeadm init` on the first control plane (the PKI already placed by k8s-pki.sh) or `kubeadm join` of
 # a control plane or worker (the discovery hash pins the cluster CA), with the configuration rendered by
 # the program. Guarded: init is skipped when the cluster exists (admin.conf), join when the host has
-# joined (kubelet.conf).
+# joined (kubelet.conf). With the API's virtual IP (k8s-kube-vip.sh), the first control plane's kube-vip reads
+# super-admin.conf while init runs and admin.conf once it has succeeded: switched here.
 #
 # Env: KUBEADM_ACTION (init or join), KUBEADM_CONFIG (Init/Cluster/KubeletConfiguration, or
 #      JoinConfiguration, with the placeholder @BOOTSTRAP_TOKEN@), BOOTSTRAP_TOKEN (secret), NODE_NAME
 set -euo pipefail
 : "${KUBEADM_ACTION:?}" "${KUBEADM_CONFIG:?}" "${BOOTSTRAP_TOKEN:?}" "${NODE_NAME:?}"
 config=/etc/kubernetes/dare/kubeadm-${KUBEADM_ACTION}.yaml
+kube_vip=/etc/kubernetes/manifests/kube-vip.yaml
 
 case "$KUBEADM_ACTION" in
   init) done_file=/etc/kubernetes/admin.conf; args=(init --config "$config" --skip-token-print) ;;
@@ -22,7 +24,7 @@ if [ -f "$done_file" ]; then
   current=$(sed -n 's|^ *server: *https://\([^ ]*\)$|\1|p' "$done_file" | head -n 1)
   if [ -n "$wanted" ] && [ -n "$current" ] && [ "$wanted" != "$current" ]; then
     echo "${NODE_NAME}: refusing to move the running cluster's API endpoint from ${current} to ${wanted}." \
-      "Put the configuration back (dare:apiLoadBalancer, the first control plane), or rebuild the cluster." >&2
+      "Put the configuration back (dare:apiLoadBalancer, dare:apiVirtualIp, the first control plane), or rebuild the cluster." >&2
     exit 1
   fi
   echo "${NODE_NAME}: kubeadm ${KUBEADM_ACTION} already done (${done_file} exists): nothing to do"
@@ -33,10 +35,14 @@ fi
 # guard above skip the next attempt: undo it with `kubeadm reset`, keeping the cluster's shared CAs
 # and keys, which the pki step placed and will not place again.
 undo_failed() {
-  local keep f
+  local keep f vip
   keep=$(mktemp -d)
   cp -a /etc/kubernetes/pki/. "$keep"/ 2>/dev/null || true
+  # kube-vip's static pod too (reset empties the manifests folder): the next attempt needs the VIP again.
+  vip=$(mktemp)
+  cp -a "$kube_vip" "$vip" 2>/dev/null || rm -f "$vip"
   kubeadm reset -f >&2 || true
+  if [ -f "$vip" ]; then install -D -m 0600 -o root -g root "$vip" "$kube_vip"; rm -f "$vip"; fi
   # Only a control plane has them (a worker's ca.crt comes from the join and must not be there before).
   if [ -f "$keep/ca.key" ]; then
     for f in ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub etcd/ca.crt etcd/ca.key; do
@@ -59,4 +65,25 @@ if [ "$status" -ne 0 ]; then
   undo_failed
   echo "${NODE_NAME}: kubeadm ${KUBEADM_ACTION} failed (output above); the host is reset, the next pulumi up tries again" >&2
   exit 1
+fi
+# kube-vip on the first control plane read super-admin.conf while init ran (kube-vip issue #684): from now on
+# admin.conf, whose group init has bound to cluster-admin. The kubelet restarts the pod on the change.
+if [ "$KUBEADM_ACTION" = init ] && [ -f "$kube_vip" ] && grep -q '^ *path: /etc/kubernetes/super-admin.conf$' "$kube_vip"; then
+  # Renamed into place from a dot name (the kubelet skips those): sed -i would leave a second manifest there for a moment.
+  sed 's|^\( *path: \)/etc/kubernetes/super-admin.conf$|\1/etc/kubernetes/admin.conf|' "$kube_vip" >/etc/kubernetes/manifests/.kube-vip.yaml.new
+  mv -f /etc/kubernetes/manifests/.kube-vip.yaml.new "$kube_vip"
+  # The kubelet replaces the pod, and the VIP is gone for the few seconds that takes: the steps after this one
+  # (the bootstrap token, the joins) reach the API there. Done once the API answers at the VIP (admin.conf's server)
+  # with the new pod's mirror: the kubelet's copy of the new manifest, running.
+  export KUBECONFIG=/etc/kubernetes/admin.conf
+  deadline=$((SECONDS + 180))
+  until [ "$(kubectl -n kube-system get pod "kube-vip-${NODE_NAME}" -o 'jsonpath={.spec.volumes[0].hostPath.path} {.status.phase}' 2>/dev/null)" = "/etc/kubernetes/admin.conf Running" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "${NODE_NAME}: kube-vip did not come back with admin.conf within 180 s: the API's virtual IP is not held" \
+        "(crictl ps --name kube-vip; crictl logs <id>); the next pulumi up goes on once it is" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+  echo "${NODE_NAME}: kube-vip now reads /etc/kubernetes/admin.conf and holds the API's virtual IP"
 fi

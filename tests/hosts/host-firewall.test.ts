@@ -35,8 +35,8 @@ function must(cmd: string[], input?: string): string {
   return r.out;
 }
 
-function ruleset(role: HostRole): string {
-  const rules = firewallRules({ adminCidrs: [ADMIN_CIDR], network: { cidr: NODE_CIDR } as any }, true);
+function ruleset(role: HostRole, apiLoadBalancer = true): string {
+  const rules = firewallRules({ adminCidrs: [ADMIN_CIDR], network: { cidr: NODE_CIDR } as any }, apiLoadBalancer);
   return nftablesRuleset(rules, role, { nodes: [NODE_CIDR], controlPlane: [HOST] }, POD_CIDR);
 }
 
@@ -87,17 +87,17 @@ async function ready(): Promise<void> {
 let listening: Promise<void> | undefined;
 
 /** Loads the role's ruleset on the fake host, then reports, per source and port, whether a TCP connection opens. */
-async function reachable(role: HostRole, probes: Array<[string, number]>): Promise<Record<string, boolean>> {
+async function reachable(role: HostRole, probes: Array<[string, number]>, { target = HOST, apiLoadBalancer = true } = {}): Promise<Record<string, boolean>> {
   listening ??= ready();
   await listening;
-  must(["ip", "netns", "exec", hostNs, "nft", "-f", "-"], ruleset(role));
+  must(["ip", "netns", "exec", hostNs, "nft", "-f", "-"], ruleset(role, apiLoadBalancer));
   const client = [
     "import socket, json, sys",
     "out = {}",
     `for src, port in ${JSON.stringify(probes)}:`,
     "    s = socket.socket(); s.settimeout(0.5); s.bind((src, 0))",
     "    try:",
-    `        s.connect(('${HOST}', port)); out[f'{src}:{port}'] = True`,
+    `        s.connect(('${target}', port)); out[f'{src}:{port}'] = True`,
     "    except OSError:",
     "        out[f'{src}:{port}'] = False",
     "    s.close()",
@@ -136,5 +136,19 @@ describe("host firewall (nftables, for real)", () => {
     // Control planes run no Traefik: no health-check port there.
     const cp = await reachable("control-plane", [[NODE, 6443], [NODE, healthCheck], [ADMIN, 6443], [OUTSIDE, 6443]]);
     expect(cp).toEqual({ [`${NODE}:6443`]: true, [`${NODE}:${healthCheck}`]: false, [`${ADMIN}:6443`]: true, [`${OUTSIDE}:6443`]: false });
+  });
+
+  it("needs nothing more for the API's virtual IP: ARP passes (not IP), and the VIP on 6443 meets the API's own rule", async () => {
+    // What kube-vip's leader does (components/kube-vip.ts): the VIP added to the interface of the host's address,
+    // found by the client through ARP on the shared link.
+    const vip = "10.10.0.250";
+    must(["ip", "netns", "exec", hostNs, "ip", "addr", "add", `${vip}/32`, "dev", `fwh${tag}`]);
+    try {
+      const got = await reachable("control-plane", [[NODE, 6443], [ADMIN, 6443], [POD, 6443], [OUTSIDE, 6443], [NODE, 2379]], { target: vip, apiLoadBalancer: false });
+      expect(got).toEqual({ [`${NODE}:6443`]: true, [`${ADMIN}:6443`]: true, [`${POD}:6443`]: true, [`${OUTSIDE}:6443`]: false, [`${NODE}:2379`]: false });
+      expect(must(["ip", "netns", "exec", clientNs, "ip", "neigh", "show", vip])).toMatch(/lladdr/);
+    } finally {
+      run(["ip", "netns", "exec", hostNs, "ip", "addr", "del", `${vip}/32`, "dev", `fwh${tag}`]);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * program's dependency order, and the order Pulumi deletes them in (dependents first).
  */
 import { ClusterNode, KubernetesCluster } from "../../components/cluster";
-import { DEFAULT_NETWORK } from "../../components/config";
+import { ApiVirtualIpSpec, DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";
@@ -31,7 +31,9 @@ export function reveal(value: any): any {
 }
 
 /** The program for these hosts (control planes first), its host steps in dependency order. */
-export async function program(cluster: string, testHosts: TestHost[], spec: ProgramHost[], version = "1.36.4"): Promise<Step[]> {
+/** `apiVirtualIp`: the API's virtual IP (dare:apiVirtualIp), in the test subnet. */
+export async function program(cluster: string, testHosts: TestHost[], spec: ProgramHost[], version = "1.36.4",
+  { apiVirtualIp }: { apiVirtualIp?: ApiVirtualIpSpec } = {}): Promise<Step[]> {
   const byName = (name: string) => testHosts.find((h) => h.name === name)!;
   const network = { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" };
   const nodes: ClusterNode[] = spec.map((h) => ({
@@ -44,11 +46,11 @@ export async function program(cluster: string, testHosts: TestHost[], spec: Prog
         name: h.name, role: h.controlPlane ? "control-plane" : "workers", address: byName(h.name).address, privateAddress: byName(h.name).address,
         user: byName(h.name).user, port: 22, disks: h.disks ?? [], hostKey: h.hostKey ?? byName(h.name).hostPublicKey,
       })),
-      network, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
+      network, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false, apiVirtualIp,
     });
     new KubernetesCluster(cluster, {
       nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: version, network, clusterName: cluster, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
+      kubernetesVersion: version, network, clusterName: cluster, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false, apiVirtualIp,
     });
   });
   return creationOrder(stepsOf(resources, testHosts));

@@ -30,13 +30,17 @@ case "$1" in
   init|join)
     # Keep what kubeadm was given, to check it; then leave what the real one leaves.
     cp "$3" "${STATE}/kubeadm-$1.yaml"
+    # kube-vip's static pod as it stood when kubeadm ran (the kubelet would start it with the API server).
+    if [ -f /etc/kubernetes/manifests/kube-vip.yaml ]; then cp /etc/kubernetes/manifests/kube-vip.yaml "${STATE}/kube-vip-at-$1.yaml"; fi
     mkdir -p /etc/kubernetes
-    if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; fi
+    # Since Kubernetes 1.29 init writes super-admin.conf beside admin.conf.
+    if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; echo "super-admin" > /etc/kubernetes/super-admin.conf; fi
     echo "kubelet" > /etc/kubernetes/kubelet.conf
     # A test may ask for one failure after kubeadm got half-way.
     if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
-  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
+  # As the real one: the kubeconfigs, the certificates and every static pod manifest go.
+  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki; rm -f /etc/kubernetes/manifests/*.yaml ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
   // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
@@ -50,6 +54,12 @@ case "$*" in
   "get node "*" -o jsonpath={.metadata.annotations.dare\\.io/upgrade-drain}") [ ! -f "${STATE}/deleted-node-$3" ] || exit 1; cat "${STATE}/drain-mark-$3" 2>/dev/null || true ;;
   "annotate node "*" --overwrite dare.io/upgrade-drain="*) mkdir -p ${STATE}; echo -n "\${5#*=}" > "${STATE}/drain-mark-$3" ;;
   "annotate node "*" dare.io/upgrade-drain-") rm -f "${STATE}/drain-mark-$3" ;;
+  # kube-vip's mirror pod as the kubelet makes it from the manifest: its kubeconfig and phase; a test may put a
+  # number in ${STATE}/kube-vip-lag: that many more answers still show the pod of before the switch.
+  "-n kube-system get pod kube-vip-"*)
+    lag=$(cat ${STATE}/kube-vip-lag 2>/dev/null || echo 0)
+    if [ "$lag" -gt 0 ]; then echo $((lag - 1)) > ${STATE}/kube-vip-lag; printf '/etc/kubernetes/super-admin.conf Running'; exit 0; fi
+    printf '%s Running' "$(sed -n 's/^ *path: *//p' /etc/kubernetes/manifests/kube-vip.yaml)" ;;
   "get node "*) [ ! -f "${STATE}/deleted-node-$3" ] || { echo "Error from server (NotFound): nodes $3 not found" >&2; exit 1; } ;;
   "delete node "*) mkdir -p ${STATE}; touch "${STATE}/deleted-node-$3" ;;
   "label node "*) rm -f "${STATE}/deleted-node-$3" ;;
