@@ -12,7 +12,9 @@ set -euo pipefail
 UNIT_DIR=/etc/systemd/system
 changed=false
 
-# Writes stdin to $1 with mode $2, only when the content differs (so reruns leave mtimes alone).
+# Writes stdin to $1 with mode $2, only when the content differs (so reruns leave mtimes alone); not in a
+# pipeline, so that `changed` reaches the daemon-reload below. Texts arrive with their final newline (or
+# without): written with exactly one.
 put() {
   local target=$1 mode=$2 tmp
   tmp=$(mktemp "$target.XXXXXX")
@@ -29,15 +31,15 @@ put() {
 
 umask 022
 install -d -m 0755 /etc/dare /usr/local/bin "$UNIT_DIR" "$TEXTFILE_DIR"
-printf "NODE_NAME='%s'\nRENEW_WITHIN_DAYS='%s'\nTEXTFILE_DIR='%s'\n" "$NODE_NAME" "$RENEW_WITHIN_DAYS" "$TEXTFILE_DIR" | put /etc/dare/kubeadm-certs.env 0644
-printf '%s\n' "$CERTS_SCRIPT" | put /usr/local/bin/dare-kubeadm-certs 0755
-printf '%s\n' "$CERTS_SERVICE_UNIT" | put "$UNIT_DIR/dare-kubeadm-certs.service" 0644
-printf '%s\n' "$CERTS_TIMER_UNIT" | put "$UNIT_DIR/dare-kubeadm-certs.timer" 0644
+put /etc/dare/kubeadm-certs.env 0644 < <(printf "NODE_NAME='%s'\nRENEW_WITHIN_DAYS='%s'\nTEXTFILE_DIR='%s'\n" "$NODE_NAME" "$RENEW_WITHIN_DAYS" "$TEXTFILE_DIR")
+put /usr/local/bin/dare-kubeadm-certs 0755 <<<"${CERTS_SCRIPT%$'\n'}"
+put "$UNIT_DIR/dare-kubeadm-certs.service" 0644 <<<"${CERTS_SERVICE_UNIT%$'\n'}"
+put "$UNIT_DIR/dare-kubeadm-certs.timer" 0644 <<<"${CERTS_TIMER_UNIT%$'\n'}"
 
 if [ -n "${APPROVER_SCRIPT:-}" ]; then
-  printf '%s\n' "$APPROVER_SCRIPT" | put /usr/local/bin/dare-kubelet-serving 0755
-  printf '%s\n' "$APPROVER_SERVICE_UNIT" | put "$UNIT_DIR/dare-kubelet-serving.service" 0644
-  printf '%s\n' "$APPROVER_TIMER_UNIT" | put "$UNIT_DIR/dare-kubelet-serving.timer" 0644
+  put /usr/local/bin/dare-kubelet-serving 0755 <<<"${APPROVER_SCRIPT%$'\n'}"
+  put "$UNIT_DIR/dare-kubelet-serving.service" 0644 <<<"${APPROVER_SERVICE_UNIT%$'\n'}"
+  put "$UNIT_DIR/dare-kubelet-serving.timer" 0644 <<<"${APPROVER_TIMER_UNIT%$'\n'}"
 elif [ -f "$UNIT_DIR/dare-kubelet-serving.timer" ]; then
   systemctl disable --now dare-kubelet-serving.timer
   rm -f /usr/local/bin/dare-kubelet-serving "$UNIT_DIR/dare-kubelet-serving.service" "$UNIT_DIR/dare-kubelet-serving.timer"
