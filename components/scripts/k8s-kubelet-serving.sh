@@ -24,7 +24,8 @@
 set -euo pipefail
 export KUBECONFIG=/etc/kubernetes/admin.conf
 signer=kubernetes.io/kubelet-serving
-RECORDS=/etc/dare/kubelet-serving/nodes
+# One file per joined node, its addresses; KUBELET_SERVING_RECORDS moves it (tests on the machine itself).
+RECORDS=${KUBELET_SERVING_RECORDS:-/etc/dare/kubelet-serving/nodes}
 
 serving() { kubectl get --raw "/api/v1/nodes/${NODE_NAME}/proxy/healthz" >/dev/null 2>&1; }
 
