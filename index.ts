@@ -65,6 +65,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
   externalCloudProvider: config.provider === "openstack",
   secretsEncryptionKeys: config.secretsEncryptionKeys,
+  certificateRenewalDays: config.certificateRenewalDays,
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);

@@ -9,12 +9,14 @@ import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, DareConfig, NetworkSpec } from "./config";
 import { nftablesRuleset, nodeSources } from "./host-firewall";
-import { hostStep, HostRef, SshAccess } from "./host-step";
+import { hostStep, HostRef, readScript, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
 import { firewallRules, planNodes } from "./infrastructure";
 import { auditPolicy, ClusterSettings, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
 import { kubeVipManifest } from "./kube-vip";
 import { createClusterPki, ClusterPki } from "./pki";
+import { certificateCheckCalendar, CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN, NODE_EXPORTER_TEXTFILE_DIR } from "./certificate-renewal";
+import { defaultOf } from "./config-keys";
 
 /** A host as known when the program is declared: enough to name its steps and order them. */
 export interface ClusterNode {
@@ -77,6 +79,11 @@ export interface KubernetesClusterArgs {
    * Default `["key1"]`. Rotation is a sequence of updates of this list (docs/kubernetes.md).
    */
   secretsEncryptionKeys?: string[];
+  /**
+   * Days before expiry that certificates are renewed: kubeadm's, by each control plane's daily timer, and
+   * the admin kubeconfig's, by `pulumi up`. Default: dare:certificateRenewalDays' default (90).
+   */
+  certificateRenewalDays?: number;
 }
 
 /** Seconds the kubelet-serving step waits for a node's certificate request and for the kubelet to serve it. */
@@ -167,6 +174,11 @@ export interface ClusterSteps {
   uncordon: Map<string, command.remote.Command>;
   /** On the first control plane, per host: approves that kubelet's own serving-certificate request. */
   kubeletServing: Map<string, command.remote.Command>;
+  /**
+   * Per control plane: the daily certificate check and renewal (and, on the first, the hourly approval of
+   * renewed kubelet serving certificates), after that host's upgrade.
+   */
+  certificates: Map<string, command.remote.Command>;
   all: command.remote.Command[];
 }
 
@@ -208,6 +220,11 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     if (args.apiVirtualIp && args.apiLoadBalancer) {
       throw new Error(`${name}: apiVirtualIp ${args.apiVirtualIp.address} and apiLoadBalancer both give the API an endpoint: choose one`);
     }
+    const renewalDays = args.certificateRenewalDays ?? (defaultOf("certificateRenewalDays") as number);
+    if (!Number.isInteger(renewalDays) || renewalDays < CERTIFICATE_RENEWAL_DAYS_MIN || renewalDays > CERTIFICATE_RENEWAL_DAYS_MAX) {
+      throw new Error(`${name}: certificateRenewalDays ${renewalDays}: must be a whole number of days from ${CERTIFICATE_RENEWAL_DAYS_MIN} ` +
+        `to ${CERTIFICATE_RENEWAL_DAYS_MAX} (e.g. 90)`);
+    }
     const missing = args.nodes.filter((n) => !(n.name in args.hosts)).map((n) => n.name);
     if (missing.length > 0) {
       throw new Error(`${name}: no address from the IaaS layer for ${missing.join(", ")} (hosts: ${Object.keys(args.hosts).join(", ") || "none"})`);
@@ -215,14 +232,14 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     super("dare:cluster:KubernetesCluster", name, {}, opts);
 
     this.kubernetesVersion = args.kubernetesVersion;
-    this.pki = createClusterPki(name, this);
+    this.pki = createClusterPki(name, this, renewalDays);
     this.caCertPem = this.pki.ca.certPem;
 
     const server = pulumi.output(args.apiServer).apply((api) => `https://${api.publicAddress}:${api.port}`);
     this.kubeconfig = pulumi.secret(pulumi.all([server, this.pki.ca.certPem, this.pki.adminCertPem, this.pki.adminKeyPem])
       .apply(([url, ca, cert, key]) => adminKubeconfig(args.clusterName, url, ca, cert, key)));
 
-    const steps = this.bootstrap(name, args);
+    const steps = this.bootstrap(name, args, renewalDays);
     this.steps = steps;
 
     this.provider = new k8s.Provider(`${name}-k8s`, {
@@ -240,7 +257,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   }
 
   /** Declares every host step and their order (see the module comment in docs/kubernetes.md). */
-  private bootstrap(name: string, args: KubernetesClusterArgs): ClusterSteps {
+  private bootstrap(name: string, args: KubernetesClusterArgs, renewalDays: number): ClusterSteps {
     const parent = this;
     const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion };
     const api = pulumi.output(args.apiServer);
@@ -493,7 +510,23 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       CSR_TIMEOUT: String(KUBELET_SERVING_TIMEOUT_SECONDS),
       NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
       API_ENDPOINT: apiEndpoint,
-    }, [member === first ? init : node.get(member.name)!])]));
+    }, [member === first ? init : node.get(member.name)!],
+    // A host that leaves is forgotten: the renewal approver approves nothing more for its name.
+    { deleteScript: "k8s-kubelet-serving-forget.sh" })]));
+
+    // Per control plane, after its upgrade (kubeadm upgrades renew the certificates too): the daily check
+    // and renewal, each control plane at its own hour; on the first, the renewal approver for kubelets.
+    const certificates = new Map(controlPlanes.map((member, index) => [member.name, step(member, "certificates", "k8s-certs-setup.sh", {
+      NODE_NAME: member.name,
+      RENEW_WITHIN_DAYS: String(renewalDays),
+      TEXTFILE_DIR: NODE_EXPORTER_TEXTFILE_DIR,
+      CERTS_SCRIPT: readScript("k8s-certs-renew.sh"),
+      CERTS_SERVICE_UNIT: readScript("dare-kubeadm-certs.service"),
+      CERTS_TIMER_UNIT: readScript("dare-kubeadm-certs.timer").replace("@ON_CALENDAR@", certificateCheckCalendar(index)),
+      APPROVER_SCRIPT: member === first ? readScript("k8s-kubelet-serving.sh") : "",
+      APPROVER_SERVICE_UNIT: member === first ? readScript("dare-kubelet-serving.service") : "",
+      APPROVER_TIMER_UNIT: member === first ? readScript("dare-kubelet-serving.timer") : "",
+    }, [upgrade.get(member.name)!])]));
 
     return {
       prepare,
@@ -510,8 +543,10 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       drain,
       uncordon,
       kubeletServing,
+      certificates,
       all: [...prepare.values(), ...kubeVip.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(),
-        ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(), ...uncordon.values(), ...kubeletServing.values()],
+        ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(), ...uncordon.values(), ...kubeletServing.values(),
+        ...certificates.values()],
     };
   }
 }

@@ -108,6 +108,15 @@ export const CONFIG_KEYS = declare({
       "state). Rotate in three updates: [\"key1\", \"key2\"], then [\"key2\", \"key1\"] and rewrite every Secret, " +
       "then [\"key2\"] (docs/kubernetes.md, \"Secret encryption keys\").",
   },
+  certificateRenewalDays: {
+    type: "integer",
+    default: 90,
+    description: "Days before expiry that certificates are renewed: each control plane's daily timer runs `kubeadm certs " +
+      "renew all` (then restarts its static pods, control planes an hour apart) when any certificate kubeadm manages " +
+      "expires within them, and `pulumi up` renews the admin kubeconfig's certificate within them. 45 to 180: above " +
+      "the 30-day KubeadmCertificateExpiresSoon warning, at most half of the one-year lifetime " +
+      "(docs/kubernetes.md, \"Certificates: what renews when\").",
+  },
   image: {
     type: "string",
     default: "Ubuntu 24.04",

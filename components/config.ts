@@ -9,6 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
+import { CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN } from "./certificate-renewal";
 import { ENCRYPTION_KEY_NAME } from "./kubeadm-config";
 import { KUBE_VIP_IMAGE } from "./kube-vip";
 import { hostKeyProblem, normalizeHostKey, opensshKeyProblem } from "./ssh-key";
@@ -99,6 +100,8 @@ export interface DareConfig {
   kubernetesVersion: string;
   /** names of the keys that encrypt Secrets in etcd, the writing key first (dare:secretsEncryptionKeys) */
   secretsEncryptionKeys: string[];
+  /** days before expiry that kubeadm's certificates and the admin kubeconfig's are renewed (dare:certificateRenewalDays) */
+  certificateRenewalDays: number;
   image: string;
   sshUser: string;
   /** the operator's own SSH key (secret); undefined: the program generates one */
@@ -513,6 +516,20 @@ function readNetwork(r: Reader): NetworkSpec {
     externalNetwork: r.string("network.externalNetwork", net.externalNetwork, DEFAULT_NETWORK.externalNetwork, `"public"`),
     dnsNameservers: dns.map(String),
   };
+}
+
+/** dare:certificateRenewalDays: a whole number of days within the bounds certificate-renewal.ts gives. */
+function readCertificateRenewalDays(r: Reader): number {
+  const raw = r.raw("certificateRenewalDays");
+  const fallback = defaultOf("certificateRenewalDays") as number;
+  const example = `pulumi config set certificateRenewalDays ${fallback}`;
+  if (raw === undefined) return fallback;
+  if (typeof raw !== "number" || !Number.isInteger(raw) || raw < CERTIFICATE_RENEWAL_DAYS_MIN || raw > CERTIFICATE_RENEWAL_DAYS_MAX) {
+    r.problem("certificateRenewalDays", raw, `must be a whole number of days from ${CERTIFICATE_RENEWAL_DAYS_MIN} (above the ` +
+      `30-day expiry warning, with two weeks of daily retries) to ${CERTIFICATE_RENEWAL_DAYS_MAX} (half of the one-year certificate lifetime)`, example);
+    return fallback;
+  }
+  return raw;
 }
 
 function readSecretsEncryptionKeys(r: Reader): string[] {
@@ -1123,6 +1140,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
     domain: r.string("domain", r.raw("domain"), "", `"dare.example.org"`, DOMAIN, "must be a lower-case DNS name with at least one dot"),
     kubernetesVersion: readKubernetesVersion(r),
     secretsEncryptionKeys: readSecretsEncryptionKeys(r),
+    certificateRenewalDays: readCertificateRenewalDays(r),
     image: r.string("image", r.raw("image"), defaultOf("image"), `"Ubuntu 24.04"`),
     sshUser: r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
     sshPrivateKey: readSshPrivateKey(r),

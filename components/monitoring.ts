@@ -20,6 +20,7 @@ import type { OidcClient } from "./identity";
 import { METRICS_PORTS } from "./kubeadm-config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
+import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./certificate-renewal";
 
 export const VERSIONS = {
   kubePrometheusStackChart: { chart: "kube-prometheus-stack", version: "88.5.3", repo: "https://prometheus-community.github.io/helm-charts" },
@@ -99,6 +100,15 @@ export function grafanaOauthSettings(sso: OidcClient): Record<string, Record<str
 export function secretHash(secret: pulumi.Output<string>): pulumi.Output<string> {
   return pulumi.unsecret(secret.apply((v) => crypto.createHash("sha256").update(v).digest("hex").slice(0, 16)));
 }
+
+/**
+ * kube-prometheus-stack 88.5.3's own `prometheus-node-exporter.extraArgs` (its values.yaml), kept when the
+ * textfile collector's directory is added (a Helm value list replaces, never merges).
+ */
+export const NODE_EXPORTER_CHART_ARGS = [
+  "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run/containerd/.+|var/lib/docker/.+|var/lib/kubelet/.+)($|/)",
+  "--collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs|erofs)$",
+];
 
 /** A rule group file of components/alerts: its name and the groups Prometheus loads. */
 export interface RuleFile {
@@ -308,6 +318,23 @@ export class Monitoring extends pulumi.ComponentResource {
         // etcd's metrics listener is plain HTTP (listen-metrics-urls), apart from its TLS client port.
         kubeEtcd: { enabled: true, service: { port: METRICS_PORTS.etcd, targetPort: METRICS_PORTS.etcd }, serviceMonitor: { scheme: "http" } },
         kubeProxy: { enabled: true, service: { port: METRICS_PORTS.kubeProxy, targetPort: METRICS_PORTS.kubeProxy }, serviceMonitor: { https: false } },
+        // The textfile collector reads what host scripts export (the control planes' kubeadm certificate
+        // expiry: k8s-certs-renew.sh), from their directory mounted read-only. prometheus-node-exporter 4.56.1
+        // has no textfile option of its own: its values.yaml names `--collector.textfile.directory` under
+        // extraArgs and mounts extraHostVolumeMounts (templates/daemonset.yaml). Setting extraArgs replaces
+        // kube-prometheus-stack 88.5.3's two filesystem exclusions (its values.yaml), so they are repeated.
+        "prometheus-node-exporter": {
+          extraArgs: [...NODE_EXPORTER_CHART_ARGS, `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_MOUNT}`],
+          extraHostVolumeMounts: [{
+            name: "dare-textfile",
+            hostPath: NODE_EXPORTER_TEXTFILE_DIR,
+            // Workers have none: created empty there.
+            type: "DirectoryOrCreate",
+            mountPath: NODE_EXPORTER_TEXTFILE_MOUNT,
+            readOnly: true,
+            mountPropagation: "HostToContainer",
+          }],
+        },
         // The DARE workloads' `service` label (kube_*_labels) names the service their alerts are routed by.
         "kube-state-metrics": {
           metricLabelsAllowlist: ["deployments=[service]", "statefulsets=[service]", "pods=[service]", "persistentvolumeclaims=[service]"],

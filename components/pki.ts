@@ -14,9 +14,12 @@ import * as tls from "@pulumi/tls";
 
 /** kubeadm's CA lifetime. A CA cannot be rotated by a plain replace: it is never renewed early. */
 export const CA_VALIDITY_HOURS = 10 * 365 * 24;
-/** kubeadm's client-certificate lifetime; `pulumi up` in the last 30 days renews it. */
+/**
+ * kubeadm's client-certificate lifetime. `pulumi up` renews it within `dare:certificateRenewalDays` of its
+ * expiry (the LocallySignedCert's earlyRenewalHours), the same window the control planes' timers renew
+ * kubeadm's certificates in.
+ */
 export const ADMIN_CERT_VALIDITY_HOURS = 365 * 24;
-export const ADMIN_CERT_EARLY_RENEWAL_HOURS = 30 * 24;
 /** The group kubeadm (≥1.29) binds to cluster-admin; unlike system:masters it can be revoked. */
 export const ADMIN_GROUP = "kubeadm:cluster-admins";
 
@@ -70,8 +73,11 @@ export function discoveryHashOf(publicKeyPem: string): string {
   return `sha256:${crypto.createHash("sha256").update(der).digest("hex")}`;
 }
 
-/** Declares the PKI as children of `parent`, named `<name>-…`. */
-export function createClusterPki(name: string, parent: pulumi.Resource): ClusterPki {
+/**
+ * Declares the PKI as children of `parent`, named `<name>-…`. `renewalDays`: the admin client certificate
+ * is replaced by the first `pulumi up` within that many days of its expiry.
+ */
+export function createClusterPki(name: string, parent: pulumi.Resource, renewalDays: number): ClusterPki {
   const ca = certificateAuthority(`${name}-ca`, "kubernetes", parent);
   const frontProxyCa = certificateAuthority(`${name}-front-proxy-ca`, "front-proxy-ca", parent);
   const etcdCa = certificateAuthority(`${name}-etcd-ca`, "etcd-ca", parent);
@@ -87,7 +93,7 @@ export function createClusterPki(name: string, parent: pulumi.Resource): Cluster
     caPrivateKeyPem: ca.keyPem,
     caCertPem: ca.cert.certPem,
     validityPeriodHours: ADMIN_CERT_VALIDITY_HOURS,
-    earlyRenewalHours: ADMIN_CERT_EARLY_RENEWAL_HOURS,
+    earlyRenewalHours: renewalDays * 24,
     allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
   }, { parent });
 

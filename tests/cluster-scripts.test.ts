@@ -261,7 +261,9 @@ esac`);
     fs.appendFileSync(path.join(dir, "csrs"), `${name} ${signer} ${user} ${conditions}\n`);
   }
   const approved = () => (fs.existsSync(path.join(dir, "approved")) ? fs.readFileSync(path.join(dir, "approved"), "utf8").trim().split("\n") : []);
-  const run = (timeout = "6") => runScript("k8s-kubelet-serving.sh", bin, { NODE_NAME: "w-1", NODE_ADDRESSES: "10.0.0.5 203.0.113.5", CSR_TIMEOUT: timeout });
+  // The records of the nodes' addresses go to the test's directory, not to this machine's /etc.
+  const run = (timeout = "6") => runScript("k8s-kubelet-serving.sh", bin,
+    { NODE_NAME: "w-1", NODE_ADDRESSES: "10.0.0.5 203.0.113.5", CSR_TIMEOUT: timeout, KUBELET_SERVING_RECORDS: path.join(dir, "records") });
 
   it("approves the pending request of system:node:w-1 for its name and its addresses, and nothing else", () => {
     request("other-address", "system:node:w-1", "DNS:w-1,IP:10.0.0.5,IP:10.0.0.99");
@@ -295,5 +297,7 @@ esac`);
     expect(result.status).toBe(0);
     expect(result.stdout).toContain("nothing to do");
     expect(approved()).toEqual(["earlier"]);
+    // Even so it records the node's addresses, which the renewals are checked against.
+    expect(fs.readFileSync(path.join(dir, "records", "w-1"), "utf8")).toBe("10.0.0.5 203.0.113.5\n");
   });
 });

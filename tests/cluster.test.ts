@@ -10,7 +10,8 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { ClusterNode, clusterNodes, KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
-import { recordedSteps } from "../components/host-step";
+import { readScript, recordedSteps } from "../components/host-step";
+import { NODE_EXPORTER_TEXTFILE_DIR } from "../components/certificate-renewal";
 import { Infrastructure } from "../components/infrastructure";
 import { nodeSources } from "../components/host-firewall";
 import { TOKEN_PLACEHOLDER } from "../components/kubeadm-config";
@@ -33,7 +34,8 @@ interface Built {
   nodes: ClusterNode[];
 }
 
-async function build(controlPlanes: number, workers: number, externalCloudProvider = true, secretsEncryptionKeys?: string[]): Promise<Built> {
+async function build(controlPlanes: number, workers: number, externalCloudProvider = true, secretsEncryptionKeys?: string[],
+  certificateRenewalDays?: number): Promise<Built> {
   let cluster: KubernetesCluster | undefined;
   let infra: Infrastructure | undefined;
   const nodes = clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [] });
@@ -45,7 +47,7 @@ async function build(controlPlanes: number, workers: number, externalCloudProvid
     cluster = new KubernetesCluster(CLUSTER, {
       nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
       kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
-      externalCloudProvider, secretsEncryptionKeys,
+      externalCloudProvider, secretsEncryptionKeys, certificateRenewalDays,
     });
   });
   return { resources, cluster: cluster!, infra: infra!, nodes };
@@ -359,6 +361,32 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     }
   });
 
+  it("forgets a host's recorded addresses when its kubelet-serving step leaves (the renewal approver then refuses its name)", () => {
+    const approval = step(cp(0), `kubelet-serving-${worker(1)}`);
+    expect((approval.inputs as any).delete).toContain(readScript("k8s-kubelet-serving-forget.sh"));
+  });
+
+  it("installs the daily certificate check on every control plane after its upgrade, each at its own hour, the renewal approver on the first only", () => {
+    const calendars = [0, 1, 2].map((i) => {
+      const certificates = step(cp(i), "certificates");
+      const env = stepEnv(certificates);
+      expect(env).toMatchObject({ NODE_NAME: cp(i), RENEW_WITHIN_DAYS: "90", TEXTFILE_DIR: NODE_EXPORTER_TEXTFILE_DIR });
+      expect(env.CERTS_SCRIPT).toBe(readScript("k8s-certs-renew.sh"));
+      expect(certificates.dependencies).toContain(step(cp(i), "upgrade").urn);
+      expect(env.APPROVER_SCRIPT !== undefined && env.APPROVER_SCRIPT.length > 0).toBe(i === 0);
+      if (i === 0) expect(env.APPROVER_SCRIPT).toContain("KUBELET_SERVING_MODE:-join}\" = renewals");
+      return /^OnCalendar=(.*)$/m.exec(env.CERTS_TIMER_UNIT)![1];
+    });
+    expect(calendars).toEqual(["*-*-* 04:00:00", "*-*-* 05:00:00", "*-*-* 06:00:00"]);
+    expect(b.resources.filter((r) => r.type === "command:remote:Command" && r.name.endsWith("-certificates")).map((r) => r.name).sort())
+      .toEqual([0, 1, 2].map((i) => `k8s-${cp(i)}-certificates`));
+  });
+
+  it("renews the admin kubeconfig's certificate by `pulumi up` within the renewal window (90 days by default)", () => {
+    const adminCert = b.resources.find((r) => r.type === "tls:index/locallySignedCert:LocallySignedCert")!;
+    expect(adminCert.inputs).toMatchObject({ validityPeriodHours: 365 * 24, earlyRenewalHours: 90 * 24 });
+  });
+
   it("sends no admin kubeconfig to a worker: drains and uncordons run on the first control plane", async () => {
     const kubeconfig = YAML.parse(await valueOf(b.cluster.kubeconfig));
     const clientKey = kubeconfig.users[0].user["client-key-data"];
@@ -447,6 +475,16 @@ describe("scaling", () => {
   });
 });
 
+describe("certificate renewal window", () => {
+  it("takes dare:certificateRenewalDays for the timers and the admin certificate alike", async () => {
+    const b = await build(1, 1, true, undefined, 120);
+    const certificates = b.resources.find((r) => r.name === `k8s-${CLUSTER}-cp-0-certificates`)!;
+    expect(stepEnv(certificates).RENEW_WITHIN_DAYS).toBe("120");
+    const adminCert = b.resources.find((r) => r.type === "tls:index/locallySignedCert:LocallySignedCert")!;
+    expect((adminCert.inputs as any).earlyRenewalHours).toBe(120 * 24);
+  });
+});
+
 describe("refused arguments", () => {
   const base = (nodes: ClusterNode[]): KubernetesClusterArgs => ({
     nodes, hosts: {}, apiServer: { privateAddress: "10.0.0.1", publicAddress: "203.0.113.1", port: 6443 }, bastion: undefined,
@@ -464,6 +502,14 @@ describe("refused arguments", () => {
       try { new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, secretsEncryptionKeys: keys }); } catch (e) { error = e; }
     });
     expect(String(error)).toMatch(/secretsEncryptionKeys .*: needs at least one key, each named once .* \(e\.g\. \["key1"\]/);
+    expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  });
+  it.each([30, 181, 90.5])("refuses a certificate renewal window of %s days before creating anything", async (days) => {
+    let error: unknown;
+    const resources = await runMocked(() => {
+      try { new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, certificateRenewalDays: days }); } catch (e) { error = e; }
+    });
+    expect(String(error)).toMatch(new RegExp(`certificateRenewalDays ${days}: must be a whole number of days from 45 to 180`));
     expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
   });
   const workerNode = (name: string): ClusterNode => ({ name, role: "worker", pool: "workers" });

@@ -136,8 +136,19 @@ describe("config loader", () => {
     ["no Secret encryption key", { secretsEncryptionKeys: [] }, "secretsEncryptionKeys", /at least one key/],
     ["a Secret encryption key named twice", { secretsEncryptionKeys: ["key2", "key2"] }, "secretsEncryptionKeys", /names key2 twice/],
     ["a Secret encryption key name with capitals", { secretsEncryptionKeys: ["Key1"] }, "secretsEncryptionKeys[0]", /lower-case letters, digits and dashes/],
+    ["certificates renewed only after the 30-day warning", { certificateRenewalDays: 30 }, "certificateRenewalDays", /whole number of days from 45 \(above the 30-day expiry warning/],
+    ["certificates renewed more than twice a year", { certificateRenewalDays: 200 }, "certificateRenewalDays", /to 180 \(half of the one-year certificate lifetime\)/],
+    ["a fractional renewal window", { certificateRenewalDays: 90.5 }, "certificateRenewalDays", /whole number of days/],
+    ["a renewal window in words", { certificateRenewalDays: "three months" }, "certificateRenewalDays", /whole number of days/],
   ])("refuses %s", (_label, values, key, why) => {
     expectProblem(values as Record<string, unknown>, key, why);
+  });
+
+  it("reads the certificate renewal window, 90 days when unset", () => {
+    expect(loadConfig(source(valid)).certificateRenewalDays).toBe(90);
+    expect(loadConfig(source({ ...valid, certificateRenewalDays: 120 })).certificateRenewalDays).toBe(120);
+    // `pulumi config set certificateRenewalDays 120` stores the text "120".
+    expect(loadConfig(source({ ...valid, certificateRenewalDays: "120" })).certificateRenewalDays).toBe(120);
   });
 
   it("reads the Secret encryption keys in order, [\"key1\"] when unset", () => {

@@ -13,10 +13,13 @@ import { AlertingSpec } from "../components/config";
 import { DEFAULT_NETWORK } from "../components/config";
 import { firewallRules } from "../components/infrastructure";
 import { initConfig } from "../components/kubeadm-config";
-import { dashboardFiles, Monitoring, MonitoringArgs, ruleFiles, serviceMonitor } from "../components/monitoring";
+import { dashboardFiles, Monitoring, MonitoringArgs, NODE_EXPORTER_CHART_ARGS, ruleFiles, serviceMonitor, VERSIONS } from "../components/monitoring";
+import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "../components/certificate-renewal";
+import { SCRIPTS_DIR } from "../components/host-step";
 import { RecordedResource } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateCustomResource, validateRenderDir } from "../tools/validate";
+import { sharedDir } from "../tools/validate/crd";
 import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const SMTP_PASSWORD = "smtp-password-value-0123456789";
@@ -155,6 +158,31 @@ describe("Monitoring", () => {
     expect(keep.source_labels).toEqual(["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]);
     const targets = job.relabel_configs.map((r: any) => r.target_label);
     expect(targets).toEqual(expect.arrayContaining(["__metrics_path__", "__address__", "service"]));
+  });
+
+  it("reads the control planes' textfiles (kubeadm certificate expiry) with node-exporter, keeping the chart's own arguments", () => {
+    const exporter = release.values["prometheus-node-exporter"];
+    // kube-prometheus-stack's own extraArgs for the subchart, which a Helm value list replaces.
+    const chartDefaults = YAML.parse(fs.readFileSync(path.join(sharedDir(), "charts", "kube-prometheus-stack",
+      VERSIONS.kubePrometheusStackChart.version, "values.yaml"), "utf8"))["prometheus-node-exporter"].extraArgs;
+    expect(NODE_EXPORTER_CHART_ARGS).toEqual(chartDefaults);
+    expect(exporter.extraArgs).toEqual([...chartDefaults, `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_MOUNT}`]);
+    expect(exporter.extraHostVolumeMounts).toEqual([{ name: "dare-textfile", hostPath: NODE_EXPORTER_TEXTFILE_DIR, type: "DirectoryOrCreate",
+      mountPath: NODE_EXPORTER_TEXTFILE_MOUNT, readOnly: true, mountPropagation: "HostToContainer" }]);
+  });
+
+  it("loads the kubeadm certificate alerts: 30 days ahead (warning), 7 days (critical), and a check that stopped succeeding", () => {
+    const rules = ruleFiles().find((f) => f.name === "kubeadm-certificates")!.groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => [r.alert, (r.labels as any).severity, r.expr])).toEqual([
+      ["KubeadmCertificateExpiresSoon", "warning", "dare_kubeadm_certificate_expiry_timestamp_seconds - time() < 30 * 86400"],
+      ["KubeadmCertificateExpiresSoon", "critical", "dare_kubeadm_certificate_expiry_timestamp_seconds - time() < 7 * 86400"],
+      ["KubeadmCertificateCheckFailing", "warning", "time() - dare_kubeadm_certificate_check_timestamp_seconds > 2 * 86400"],
+    ]);
+    // The metrics are the ones the host script writes.
+    const script = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-certs-renew.sh"), "utf8");
+    for (const metric of ["dare_kubeadm_certificate_expiry_timestamp_seconds", "dare_kubeadm_certificate_check_timestamp_seconds"]) {
+      expect(script).toContain(`echo "${metric}{node=`);
+    }
   });
 
   it("monitors Rook Ceph, cert-manager and Keycloak", () => {

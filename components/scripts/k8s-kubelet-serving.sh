@@ -8,14 +8,24 @@
 # host, not what the node reports of itself). Anything else is left pending and named.
 # Guarded: when the API server already reaches the kubelet through its verified TLS (nodes/proxy), there
 # is nothing to do; otherwise it waits up to CSR_TIMEOUT seconds for the request and for the kubelet to
-# serve the issued certificate.
+# serve the issued certificate. Either way it records the node's addresses in $RECORDS/NODE_NAME.
+#
+# Renewals (KUBELET_SERVING_MODE=renewals; hourly from dare-kubelet-serving.timer, installed by
+# k8s-certs-setup.sh as /usr/local/bin/dare-kubelet-serving): a kubelet asks again before its certificate
+# expires (one year). Each pending kubelet-serving request is approved under the same checks, for the node
+# its requestor names, when that Node exists and this step recorded its addresses; any other is named and
+# left pending. The checks are those of kubelet-csr-approver (postfinance/kubelet-csr-approver, README
+# "Parameters": signer, requestor prefixed system:node:, CN equal to it, DNS names the node's, IP addresses
+# in allowed sets), with the addresses the IaaS layer gave instead of configured IP prefixes.
 #
 # Env: NODE_NAME, NODE_ADDRESSES (space-separated), CSR_TIMEOUT (seconds); NODE_MACHINE_ID (a re-created
-#      machine asks again); API_ENDPOINT (admin.conf's server, for the record, as in k8s-drain.sh)
+#      machine asks again); API_ENDPOINT (admin.conf's server, for the record, as in k8s-drain.sh);
+#      or KUBELET_SERVING_MODE=renewals alone
 set -euo pipefail
-: "${NODE_NAME:?}" "${NODE_ADDRESSES:?}" "${CSR_TIMEOUT:?}"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 signer=kubernetes.io/kubelet-serving
+# One file per joined node, its addresses; KUBELET_SERVING_RECORDS moves it (tests on the machine itself).
+RECORDS=${KUBELET_SERVING_RECORDS:-/etc/dare/kubelet-serving/nodes}
 
 serving() { kubectl get --raw "/api/v1/nodes/${NODE_NAME}/proxy/healthz" >/dev/null 2>&1; }
 
@@ -43,6 +53,42 @@ valid() {
   done
 }
 
+# Pending requests: name, signer, requestor, conditions (empty while pending).
+pending() {
+  kubectl get csr -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.signerName}{" "}{.spec.username}{" "}{.status.conditions[*].type}{"\n"}{end}'
+}
+
+if [ "${KUBELET_SERVING_MODE:-join}" = renewals ]; then
+  approved=0
+  while read -r name csr_signer user conditions; do
+    if [ -z "$name" ] || [ "$csr_signer" != "$signer" ] || [ -n "$conditions" ]; then continue; fi
+    NODE_NAME=${user#system:node:}
+    if [ "$NODE_NAME" = "$user" ] || ! [[ "$NODE_NAME" =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || [ ! -f "$RECORDS/$NODE_NAME" ]; then
+      echo "renewals: not approving ${name}: requested by '${user}', not a node this cluster's program joined" >&2
+      continue
+    fi
+    if ! kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
+      echo "renewals: not approving ${name}: node ${NODE_NAME} does not exist" >&2
+      continue
+    fi
+    NODE_ADDRESSES=$(cat "$RECORDS/$NODE_NAME")
+    if valid "$name"; then
+      kubectl certificate approve "$name"
+      approved=$((approved + 1))
+    fi
+  done < <(pending)
+  echo "renewals: approved ${approved} kubelet serving certificate request(s)"
+  exit 0
+fi
+
+: "${NODE_NAME:?}" "${NODE_ADDRESSES:?}" "${CSR_TIMEOUT:?}"
+# The addresses the renewals are checked against (rewritten only when they change).
+install -d -m 0755 "$RECORDS"
+if [ "$(cat "$RECORDS/$NODE_NAME" 2>/dev/null)" != "$NODE_ADDRESSES" ]; then
+  printf '%s\n' "$NODE_ADDRESSES" >"$RECORDS/$NODE_NAME.new"
+  mv -f "$RECORDS/$NODE_NAME.new" "$RECORDS/$NODE_NAME"
+fi
+
 if serving; then
   echo "${NODE_NAME}: the kubelet serves a certificate the cluster signed: nothing to do"
   exit 0
@@ -50,7 +96,6 @@ fi
 deadline=$((SECONDS + CSR_TIMEOUT))
 approved=0
 while [ "$SECONDS" -lt "$deadline" ]; do
-  # name, signer, requestor, conditions (empty while pending)
   while read -r name csr_signer user conditions; do
     [ -n "$name" ] || continue
     if [ "$csr_signer" != "$signer" ] || [ "$user" != "system:node:${NODE_NAME}" ] || [ -n "$conditions" ]; then continue; fi
@@ -58,7 +103,7 @@ while [ "$SECONDS" -lt "$deadline" ]; do
       kubectl certificate approve "$name"
       approved=$((approved + 1))
     fi
-  done < <(kubectl get csr -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.signerName}{" "}{.spec.username}{" "}{.status.conditions[*].type}{"\n"}{end}')
+  done < <(pending)
   if [ "$approved" -gt 0 ] && serving; then
     echo "${NODE_NAME}: kubelet serving certificate approved and served"
     exit 0

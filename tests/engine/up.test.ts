@@ -69,6 +69,40 @@ it("second up: no changes", async () => {
   expect({ code: result.code, output: result.code === 0 ? "" : result.stdout }).toEqual({ code: 0, output: "" });
 });
 
+it("the admin kubeconfig's certificate is renewed by `pulumi up` within dare:certificateRenewalDays (90) of its expiry, not before", async () => {
+  // The state is moved in time: the certificate's recorded end of validity set 91, then 89 days ahead.
+  const expiringIn = async (days: number) => {
+    const state = JSON.parse(await ws.ok(["stack", "export"]));
+    const admin = state.deployment.resources.filter((r: { type: string; urn: string }) =>
+      r.type === "tls:index/locallySignedCert:LocallySignedCert" && r.urn.endsWith("-admin"));
+    expect(admin).toHaveLength(1);
+    admin[0].outputs.validityEndTime = new Date(Date.now() + days * 86400_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const file = path.join(ws.dir, "state.json");
+    fs.writeFileSync(file, JSON.stringify(state));
+    await ws.ok(["stack", "import", "--file", file]);
+    return admin[0].urn.split("::").pop() as string;
+  };
+  const kubeconfig = async () => ws.ok(["stack", "output", "kubeconfig", "--show-secrets"]);
+  const before = await kubeconfig();
+
+  await expiringIn(91);
+  const outside = await ws.pulumi(["preview", "--expect-no-changes"]);
+  expect({ code: outside.code, output: outside.code === 0 ? "" : outside.stdout }).toEqual({ code: 0, output: "" });
+
+  const name = await expiringIn(89);
+  expect(changed((await previewJson()).steps)).toContain(`replace ${name}`);
+  await ws.ok(["up", ...upArgs]);
+  const after = await kubeconfig();
+  const clientCert = (text: string) => /client-certificate-data: (\S+)/.exec(text)![1];
+  expect(clientCert(after)).not.toBe(clientCert(before));
+  // The same cluster and key: only the certificate is new, valid a year from now.
+  expect(after.replace(/client-certificate-data: \S+/, "")).toBe(before.replace(/client-certificate-data: \S+/, ""));
+  const notAfter = execFileSync("openssl", ["x509", "-noout", "-enddate"], { input: Buffer.from(clientCert(after), "base64") }).toString();
+  expect(Math.abs(Date.parse(notAfter.replace(/^notAfter=/, "").trim()) - (Date.now() + 365 * 86400_000))).toBeLessThan(3600_000);
+  const again = await ws.pulumi(["preview", "--expect-no-changes"]);
+  expect({ code: again.code, output: again.code === 0 ? "" : again.stdout }).toEqual({ code: 0, output: "" });
+});
+
 it("one more worker: only the new host's steps, and a fresh join token", async () => {
   await ws.ok(["config", "set", "--path", "hosts[3].name", "w-2"]);
   await ws.ok(["config", "set", "--path", "hosts[3].role", "workers"]);

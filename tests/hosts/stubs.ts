@@ -14,6 +14,12 @@ const PACKAGES = STUB_PACKAGES;
 export const DOCKER_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
 /** pkgs.k8s.io's Release.key (components/scripts/k8s-prepare.sh cites where it is published), as the stand-in for curl serves it. */
 export const KUBERNETES_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
+/** kubeadm's certificates as the kubeadm stand-in reports and renews them (see bootstrapStubs). */
+export const STUB_CERTS = `${STATE}/kubeadm-certs`;
+const CERTS = STUB_CERTS;
+/** What `kubeadm certs check-expiration` lists besides the CAs (kubeadm 1.36: kubernetes.io's "Certificate Management with kubeadm"). */
+export const KUBEADM_CERTIFICATES = ["admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "controller-manager.conf",
+  "etcd-healthcheck-client", "etcd-peer", "etcd-server", "front-proxy-client", "scheduler.conf", "super-admin.conf"];
 /** The simulated Ceph cluster (seedCeph): OSDs, CRUSH host buckets, Rook's OSD deployments, backfill. */
 const CEPH = `${STATE}/ceph`;
 
@@ -40,7 +46,23 @@ case "$1" in
     if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
   # As the real one: the kubeconfigs, the certificates and every static pod manifest go.
-  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki; rm -f /etc/kubernetes/manifests/*.yaml ;;
+  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki; rm -f /etc/kubernetes/manifests/*.yaml; rm -rf ${CERTS} ;;
+  # kubeadm's certificates as "<kind> <name> <expiry RFC 3339> <externally managed> <missing>" lines in
+  # ${CERTS} (made on first use: a year for the leaves, ten for the CAs; a test may write its own). The
+  # check prints them as the jsonpath template of k8s-certs-renew.sh makes real kubeadm print them (the
+  # template itself is in the call log); renew all gives every certificate kubeadm manages a new year.
+  certs)
+    if [ ! -f ${CERTS} ]; then
+      mkdir -p ${STATE}
+      leaf=$(date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ); ca=$(date -u -d '+3650 days' +%Y-%m-%dT%H:%M:%SZ)
+      for n in ${KUBEADM_CERTIFICATES.join(" ")}; do echo "certificate $n $leaf false false"; done > ${CERTS}
+      for n in ca etcd-ca front-proxy-ca; do echo "authority $n $ca false false"; done >> ${CERTS}
+    fi
+    case "$2" in
+      check-expiration) cat ${CERTS} ;;
+      renew) [ "$3" = all ] || exit 1; leaf=$(date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ)
+        awk -v d="$leaf" '$1 == "certificate" && $4 == "false" && $5 == "false" { $3 = d } { print }' ${CERTS} > ${CERTS}.new; mv ${CERTS}.new ${CERTS} ;;
+    esac ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
   // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
@@ -63,6 +85,18 @@ case "$*" in
   "get node "*) [ ! -f "${STATE}/deleted-node-$3" ] || { echo "Error from server (NotFound): nodes $3 not found" >&2; exit 1; } ;;
   "delete node "*) mkdir -p ${STATE}; touch "${STATE}/deleted-node-$3" ;;
   "label node "*) rm -f "${STATE}/deleted-node-$3" ;;
+  # A control-plane static pod's mirror pod: "<uid> <Ready>" while its manifest is in place (a new uid once the
+  # kubelet re-created it: the manifest's ctime, which a move changes), not Ready while ${STATE}/unready-<component>.
+  "-n kube-system get pod "*" -o jsonpath="*)
+    for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do case "$5" in "$c-"*) component=$c ;; esac; done
+    m=/etc/kubernetes/manifests/\${component:-none}.yaml; [ -f "$m" ] || { echo "Error from server (NotFound): pods \"$5\" not found" >&2; exit 1; }
+    ready=True; [ ! -f "${STATE}/unready-\${component}" ] || ready=False
+    echo "$(stat -c %z "$m" | md5sum | cut -c1-12) $ready" ;;
+  # CertificateSigningRequests: ${STATE}/csrs ("name signer requestor conditions" lines), each request's
+  # base64 PKCS#10 in ${STATE}/csr-<name>; approvals appended to ${STATE}/approved.
+  "get csr -o jsonpath="*) cat ${STATE}/csrs 2>/dev/null || true ;;
+  "get csr "*" -o jsonpath={.spec.request}") cat "${STATE}/csr-$3" ;;
+  "certificate approve "*) echo "$3" >> ${STATE}/approved ;;
   "get crd cephclusters.ceph.rook.io "*) [ ! -d $C ] || echo customresourcedefinition.apiextensions.k8s.io/cephclusters.ceph.rook.io ;;
   "-n rook-ceph get cephcluster "*) [ ! -d $C ] || echo "rook-ceph $(cat $C/deleting 2>/dev/null)" ;;
   "-n rook-ceph get deployment rook-ceph-tools "*) [ ! -d $C ] || [ -f $C/no-toolbox ] || echo deployment.apps/rook-ceph-tools ;;
