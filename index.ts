@@ -63,6 +63,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
   externalCloudProvider: config.provider === "openstack",
   secretsEncryptionKeys: config.secretsEncryptionKeys,
+  controlPlaneExtraArgs: config.controlPlaneExtraArgs,
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);

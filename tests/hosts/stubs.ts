@@ -27,6 +27,18 @@ export function bootstrapStubs(hosts: string[]): Record<string, string> {
 set -e
 case "$1" in
   version) [ -f ${STATE}/version ] || exit 1; echo "v$(cat ${STATE}/version)" ;;
+  # The manifests as kubeadm would write them from the configuration given (here: the configuration itself,
+  # so they change exactly when it does); the uploaded ClusterConfiguration kept as the ConfigMap would be.
+  init)
+    if [ "$2" = phase ]; then
+      config=$(for a in "$@"; do [ "\${prev:-}" = --config ] && echo "$a"; prev=$a; done)
+      case "$3 $4" in
+        "control-plane all") mkdir -p /etc/kubernetes/manifests; for c in kube-apiserver kube-controller-manager kube-scheduler; do cp "$config" /etc/kubernetes/manifests/$c.yaml; done ;;
+        "upload-config kubeadm") cp "$config" "${STATE}/kubeadm-config-configmap.yaml" ;;
+      esac
+      exit 0
+    fi
+    ;;&
   init|join)
     # Keep what kubeadm was given, to check it; then leave what the real one leaves.
     cp "$3" "${STATE}/kubeadm-$1.yaml"
