@@ -13,14 +13,17 @@
 #      API_ENDPOINT (for the record: the step depends on it)
 set -euo pipefail
 : "${NODE_NAME:?}" "${CONTROL_PLANE_CONFIG:?}" "${UPLOAD_CLUSTER_CONFIGURATION:?}" "${API_PORT:?}"
-manifests=(/etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/kube-controller-manager.yaml /etc/kubernetes/manifests/kube-scheduler.yaml)
-fingerprint() { cat "${manifests[@]}" 2>/dev/null | sha256sum; }
+apiserver_manifest=/etc/kubernetes/manifests/kube-apiserver.yaml
+export KUBECONFIG=/etc/kubernetes/admin.conf
+# The hash the kubelet gives the API server's mirror pod (annotation kubernetes.io/config.hash): it changes
+# once the kubelet runs the new manifest. kubeadm waits on the same when it upgrades (WaitForStaticPodHash).
+running_hash() { kubectl -n kube-system get pod "kube-apiserver-${NODE_NAME}" -o jsonpath='{.metadata.annotations.kubernetes\.io/config\.hash}' 2>/dev/null || true; }
 applied=/etc/kubernetes/dare/control-plane.yaml
 if [ ! -f /etc/kubernetes/kubelet.conf ]; then
   echo "${NODE_NAME}: not a cluster member yet (no kubelet.conf): kubeadm init or join runs first" >&2
   exit 1
 fi
-if [ -f "$applied" ] && [ "$(cat "$applied")" = "$CONTROL_PLANE_CONFIG" ]; then
+if [ -f "$applied" ] && printf '%s\n' "$CONTROL_PLANE_CONFIG" | cmp -s - "$applied"; then
   echo "${NODE_NAME}: control-plane configuration unchanged"
   exit 0
 fi
@@ -31,25 +34,30 @@ next=$(mktemp /etc/kubernetes/dare/control-plane.XXXXXX)
 trap 'rm -f "$next"' EXIT
 printf '%s\n' "$CONTROL_PLANE_CONFIG" >"$next"
 echo "${NODE_NAME}: writing the control-plane manifests"
-before=$(fingerprint)
+before=$(sha256sum "$apiserver_manifest" 2>/dev/null || true)
+hash_before=$(running_hash)
 kubeadm init phase control-plane all --config "$next"
 if [ "$UPLOAD_CLUSTER_CONFIGURATION" = true ]; then
-  KUBECONFIG=/etc/kubernetes/admin.conf kubeadm init phase upload-config kubeadm --config "$next"
+  kubeadm init phase upload-config kubeadm --config "$next"
 fi
-if [ "$(fingerprint)" != "$before" ]; then
-  # The kubelet notices a changed manifest within its file check period (20 s) and restarts the component;
-  # the next control plane goes only once this API server answers again. /readyz is open to anonymous
-  # callers (system:public-info-viewer) and carries nothing secret: its certificate is not checked.
-  sleep "${MANIFEST_SETTLE_SECONDS:-25}"
+if [ "$(sha256sum "$apiserver_manifest")" != "$before" ]; then
+  # The kubelet restarts the API server on its new manifest; the next control plane goes only once this one
+  # runs it and answers again. /readyz is open to anonymous callers (system:public-info-viewer) and carries
+  # nothing secret: its certificate is not checked.
   ready=false
-  for _ in $(seq 60); do
-    if curl -ksf --max-time 5 "https://127.0.0.1:${API_PORT}/readyz" >/dev/null; then ready=true; break; fi
+  for _ in $(seq 120); do
+    hash_now=$(running_hash)
+    if [ -n "$hash_now" ] && [ "$hash_now" != "$hash_before" ] && curl -ksf --max-time 5 "https://127.0.0.1:${API_PORT}/readyz" >/dev/null; then
+      ready=true
+      break
+    fi
     sleep 5
   done
   if [ "$ready" != true ]; then
-    echo "${NODE_NAME}: the API server is not ready 5 minutes after its manifest was written; see crictl ps -a and its logs" >&2
+    echo "${NODE_NAME}: the API server does not run its new manifest 10 minutes after it was written; see crictl ps -a and its logs" >&2
     exit 1
   fi
+  echo "${NODE_NAME}: the API server runs its new manifest and is ready"
 fi
 mv "$next" "$applied"
 trap - EXIT

@@ -45,10 +45,11 @@ case "$1" in
     mkdir -p /etc/kubernetes
     if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; fi
     echo "kubelet" > /etc/kubernetes/kubelet.conf
+    mkdir -p /var/lib/kubelet; echo "kubelet configuration" > /var/lib/kubelet/config.yaml
     # A test may ask for one failure after kubeadm got half-way.
     if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
-  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
+  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf /var/lib/kubelet/config.yaml; rm -rf /etc/kubernetes/pki /etc/kubernetes/manifests ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
   // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
@@ -65,6 +66,8 @@ case "$*" in
   "get node "*) [ ! -f "${STATE}/deleted-node-$3" ] || { echo "Error from server (NotFound): nodes $3 not found" >&2; exit 1; } ;;
   "delete node "*) mkdir -p ${STATE}; touch "${STATE}/deleted-node-$3" ;;
   "label node "*) rm -f "${STATE}/deleted-node-$3" ;;
+  # The API server's mirror pod as the kubelet reports it: its hash follows the manifest the kubelet runs.
+  "-n kube-system get pod kube-apiserver-"*) sha256sum /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | cut -c1-32 ;;
   "get crd cephclusters.ceph.rook.io "*) [ ! -d $C ] || echo customresourcedefinition.apiextensions.k8s.io/cephclusters.ceph.rook.io ;;
   "-n rook-ceph get cephcluster "*) [ ! -d $C ] || echo "rook-ceph $(cat $C/deleting 2>/dev/null)" ;;
   "-n rook-ceph get deployment rook-ceph-tools "*) [ ! -d $C ] || [ -f $C/no-toolbox ] || echo deployment.apps/rook-ceph-tools ;;
