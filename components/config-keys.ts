@@ -58,7 +58,7 @@ export const CONFIG_KEYS = declare({
     },
     description: "Machines to create (openstack): `controlPlane: {count, flavor}` (count odd: 1, 3 or 5) and " +
       "`pools: [{name, count, flavor, disks: {count, sizeGb}, publicIp}]`. Disks are block volumes that become Ceph OSDs; " +
-      "a pool may have none. With `existing`, only the pool names are used (host roles). Fields a stack leaves out " +
+      "a pool may have none. With `existing`, only the pool names (host roles) and their labels, taints and kubelet settings are used. Fields a stack leaves out " +
       "take the default's values (pool N from default pool N), so " +
       "`pulumi config set --path 'nodes.pools[0].count' 4 && pulumi up` scales the default pool. A pool may also give its nodes " +
       "`labels` ({key: value}; kubernetes.io/k8s.io keys only under node.kubernetes.io/, kubelet.kubernetes.io/ or the topology ones, " +
