@@ -25,8 +25,10 @@ kubectl label node "$NODE_NAME" --overwrite "${labels[@]}" "${wanted_labels[@]}"
 previous=$(kubectl get node "$NODE_NAME" -o jsonpath="{.metadata.annotations.$(jsonpath_key "$MANAGED_LABELS_ANNOTATION")}")
 wanted_keys=()
 for l in "${wanted_labels[@]}"; do wanted_keys+=("${l%%=*}"); done
+# shellcheck disable=SC2016 # a Go template for kubectl, not a shell expansion
+present=$(kubectl get node "$NODE_NAME" -o go-template='{{range $k, $v := .metadata.labels}}{{$k}}{{"\n"}}{{end}}')
 for key in ${previous//,/ }; do
-  if ! contains "$key" "${wanted_keys[@]}"; then
+  if ! contains "$key" "${wanted_keys[@]}" && grep -qxF -- "$key" <<<"$present"; then
     echo "${NODE_NAME}: label ${key} no longer configured: removed"
     kubectl label node "$NODE_NAME" "${key}-"
   fi
