@@ -43,8 +43,6 @@ export interface NodeSettings {
   kubelet: KubeletSettings;
 }
 
-export const EMPTY_NODE_SETTINGS: NodeSettings = { labels: {}, taints: [], kubelet: {} };
-
 /**
  * Node annotations where k8s-node.sh records the labels (keys) and taints (key=value:Effect) it set, so a
  * later run removes those the configuration dropped and never one someone else set.
@@ -250,9 +248,6 @@ export function mergeNodeSettings(pool: Partial<NodeSettings> | undefined, host:
     kubelet: { ...pool?.kubelet, ...host?.kubelet },
   };
 }
-
-export const hasNodeSettings = (s: Partial<NodeSettings> | undefined) =>
-  !!s && (Object.keys(s.labels ?? {}).length > 0 || (s.taints ?? []).length > 0 || Object.keys(s.kubelet ?? {}).length > 0);
 
 /** The kubelet's drop-in file for these settings, or "" when there are none (the step then removes the file). */
 export function kubeletDropIn(kubelet: KubeletSettings): string {
