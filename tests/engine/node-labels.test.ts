@@ -19,6 +19,8 @@ const KUBECTL = path.join(engineDir(), "bin", "kubectl");
 let server: ApiServer;
 
 beforeAll(async () => {
+  // Never another kubectl from PATH (the script's PATH keeps /usr/bin for its other tools).
+  if (!fs.existsSync(KUBECTL)) throw new Error(`${KUBECTL} is missing: run bash tools/engine/build.sh`);
   server = await startApiServer();
   const created = await server.request("POST", "/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: NODE, labels: { "kubernetes.io/hostname": NODE } } });
   expect(created.status).toBe(201);
@@ -36,7 +38,8 @@ function nodeStep(labels: Record<string, string>, wanted: Taint[]): string {
   const result = spawnSync("bash", [path.join(SCRIPTS_DIR, "k8s-node.sh")], {
     encoding: "utf8",
     env: {
-      PATH: `${bin}:/usr/bin:/bin`, KUBECONFIG: server.kubeconfigPath,
+      // HOME: kubectl keeps its discovery cache there (not in the working tree).
+      PATH: `${bin}:/usr/bin:/bin`, KUBECONFIG: server.kubeconfigPath, HOME: bin,
       NODE_NAME: NODE, NODE_ROLE: "worker", NODE_POOL: "workers",
       NODE_LABELS: labelWords(labels), NODE_TAINTS: taintWords(wanted),
       MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION,
@@ -55,7 +58,7 @@ async function node() {
 const taintTexts = (n: any) => (n.spec.taints ?? []).map((t: any) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`).sort();
 
 it("uses the kubectl of the pinned Kubernetes", () => {
-  const version = spawnSync(KUBECTL, ["version", "--client", "-o", "json"], { encoding: "utf8" });
+  const version = spawnSync(KUBECTL, ["version", "--client", "-o", "json"], { encoding: "utf8", env: { HOME: path.dirname(server.kubeconfigPath) } });
   expect(JSON.parse(version.stdout).clientVersion.gitVersion).toBe(server.version);
 });
 
