@@ -66,6 +66,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   externalCloudProvider: config.provider === "openstack",
   secretsEncryptionKeys: config.secretsEncryptionKeys,
   certificateRenewalDays: config.certificateRenewalDays,
+  controlPlaneExtraArgs: config.controlPlaneExtraArgs,
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);

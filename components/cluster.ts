@@ -12,7 +12,8 @@ import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, readScript, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
 import { firewallRules, planNodes } from "./infrastructure";
-import { auditPolicy, ClusterSettings, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
+import { auditPolicy, ClusterSettings, controlPlaneConfig, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
+import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE, kubeletDropIn, labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, mergeNodeSettings, NodeSettings, taintWords } from "./node-settings";
 import { kubeVipManifest } from "./kube-vip";
 import { createClusterPki, ClusterPki } from "./pki";
 import { certificateCheckCalendar, CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN, NODE_EXPORTER_TEXTFILE_DIR } from "./certificate-renewal";
@@ -32,6 +33,8 @@ export interface ClusterNode {
    * OSD-removal steps, and its upgrades drain it alone (Rook's PodDisruptionBudgets allow one OSD host down).
    */
   disks?: number;
+  /** labels, taints and kubelet settings from its pool (and, for an existing host, its own); workers only */
+  settings?: NodeSettings;
 }
 
 export interface KubernetesClusterArgs {
@@ -84,6 +87,8 @@ export interface KubernetesClusterArgs {
    * the admin kubeconfig's, by `pulumi up`. Default: dare:certificateRenewalDays' default (90).
    */
   certificateRenewalDays?: number;
+  /** The operator's extra flags of the API server, controller manager and scheduler (validated by the configuration). */
+  controlPlaneExtraArgs?: ControlPlaneExtraArgs;
 }
 
 /** Seconds the kubelet-serving step waits for a node's certificate request and for the kubelet to serve it. */
@@ -117,8 +122,12 @@ export function workerUpgradeWaves(workers: ClusterNode[]): { osd: ClusterNode[]
  * the same names and order as `Infrastructure.hosts` (control planes first).
  */
 export function clusterNodes(config: Pick<DareConfig, "provider" | "clusterName" | "nodes" | "hosts">): ClusterNode[] {
+  const poolSettings = (pool: string) => config.nodes.pools.find((p) => p.name === pool)?.settings;
   if (config.provider === "openstack") {
-    return planNodes(config.clusterName, config.nodes).map((n) => ({ name: n.name, role: n.role, pool: n.pool, disks: n.disks.count }));
+    return planNodes(config.clusterName, config.nodes).map((n) => ({
+      name: n.name, role: n.role, pool: n.pool, disks: n.disks.count,
+      ...(n.role === "worker" ? { settings: mergeNodeSettings(poolSettings(n.pool), undefined) } : {}),
+    }));
   }
   const nodes = config.hosts.map((h): ClusterNode => ({
     name: h.name,
@@ -126,6 +135,7 @@ export function clusterNodes(config: Pick<DareConfig, "provider" | "clusterName"
     pool: h.role,
     privateAddress: h.privateAddress,
     disks: h.disks.length,
+    ...(h.role === CONTROL_PLANE_ROLE ? {} : { settings: mergeNodeSettings(poolSettings(h.role), h.settings) }),
   }));
   // Stable sort, as Infrastructure does: "the first control plane" is the same host everywhere.
   return nodes.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
@@ -179,6 +189,10 @@ export interface ClusterSteps {
    * renewed kubelet serving certificates), after that host's upgrade.
    */
   certificates: Map<string, command.remote.Command>;
+  /** Per host, before it joins and on every change: its pool's kubelet settings (drop-in file), the kubelet restarted on change. */
+  kubeletConfig: Map<string, command.remote.Command>;
+  /** Per control plane, one after another: the static pod manifests and (first) the kubeadm-config ConfigMap in step with the configuration. */
+  controlPlaneArgs: Map<string, command.remote.Command>;
   all: command.remote.Command[];
 }
 
@@ -284,6 +298,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       apiServer,
       network: args.network,
       externalCloudProvider: args.externalCloudProvider ?? false,
+      controlPlaneExtraArgs: args.controlPlaneExtraArgs,
     }));
     const privateAddress = (node: ClusterNode) => hostOf(node).apply((h) => h.privateAddress);
     // Steps that reach the API (kubeadm, kubectl) take its endpoint as a parameter: then they depend on the
@@ -310,6 +325,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       PAUSE_IMAGE,
       FIREWALL_RULESET: rulesetFor(node.role),
     }, [])]));
+
+    const kubeletConfig = this.kubeletConfigSteps(args.nodes, prepare, step);
 
     // Secrets in etcd: one 32-byte key per configured name, secret in the state and on the wire.
     const encryption = pulumi.secret(pulumi.all((args.secretsEncryptionKeys ?? ["key1"]).map((keyName) =>
@@ -360,7 +377,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         initConfig(s, { name: first.name, privateAddress: address })),
       BOOTSTRAP_TOKEN: token,
       NODE_NAME: first.name,
-    }, [prepare.get(first.name)!, pkiSteps.get(first.name)!, ...kubeVipOf(first)], {
+    }, [prepare.get(first.name)!, kubeletConfig.get(first.name)!, pkiSteps.get(first.name)!, ...kubeVipOf(first)], {
       // A lone control plane re-created is a lost cluster: init builds it again. With others still
       // running, init would start a second cluster: that host is re-joined by hand (docs/recovery.md).
       rerunOnNewMachine: controlPlanes.length === 1,
@@ -384,11 +401,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       const joined = step(node, "join", "k8s-kubeadm.sh", {
         KUBEADM_ACTION: "join",
         KUBEADM_CONFIG: pulumi.all([settings, privateAddress(node), pki.discoveryHash]).apply(([s, address, hash]) =>
-          joinConfig(s, { name: node.name, privateAddress: address }, hash, controlPlane)),
+          joinConfig(s, { name: node.name, privateAddress: address, settings: node.settings }, hash, controlPlane)),
         BOOTSTRAP_TOKEN: token,
         NODE_NAME: node.name,
       }, [
         prepare.get(node.name)!,
+        kubeletConfig.get(node.name)!,
         // A control plane joins etcd: every control plane's firewall must admit it first (their prepare
         // steps re-run with the new member's address when one is added).
         ...(controlPlane ? [pkiSteps.get(node.name)!, ...kubeVipOf(node), ...controlPlanes.map((cp) => prepare.get(cp.name)!)] : []),
@@ -435,6 +453,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         NODE_NAME: member.name,
         NODE_ROLE: member.role,
         NODE_POOL: member.pool,
+        ...nodeLabelsAndTaints(member),
         FIRST_CONTROL_PLANE: first.name,
         // A re-created machine registers a Node without labels: label it again.
         NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
@@ -446,6 +465,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       if (isControlPlane) previousControlPlaneNode = labelled;
       node.set(member.name, labelled);
     }
+
+    const controlPlaneArgs = this.controlPlaneArgsSteps(controlPlanes, settings, privateAddress, init, join, upgrade, apiEndpoint, step);
 
     const revoke = step(first, "token-revoke", "k8s-token-revoke.sh", { BOOTSTRAP_TOKEN: token },
       [tokenStep, ...join.values()], { triggers: [joinRound] });
@@ -544,9 +565,67 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       uncordon,
       kubeletServing,
       certificates,
-      all: [...prepare.values(), ...kubeVip.values(), ...pkiSteps.values(), init, tokenStep, ...join.values(), revoke, ...node.values(),
-        ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(), ...uncordon.values(), ...kubeletServing.values(),
-        ...certificates.values()],
+      kubeletConfig,
+      controlPlaneArgs,
+      all: [...prepare.values(), ...kubeletConfig.values(), ...kubeVip.values(), ...controlPlaneArgs.values(), ...pkiSteps.values(), init, tokenStep,
+        ...join.values(), revoke, ...node.values(), ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(),
+        ...uncordon.values(), ...kubeletServing.values(), ...certificates.values()],
     };
   }
+
+  /**
+   * Per host, after its preparation and before kubeadm starts its kubelet: the kubelet's drop-in
+   * configuration with the pool's settings (none: the file is removed), re-run whenever they change.
+   */
+  private kubeletConfigSteps(nodes: ClusterNode[], prepare: Map<string, command.remote.Command>, step: StepFactory): Map<string, command.remote.Command> {
+    return new Map(nodes.map((node) => [node.name, step(node, "kubelet-config", "k8s-kubelet-config.sh", {
+      NODE_NAME: node.name,
+      KUBELET_DROPIN_DIR,
+      KUBELET_DROPIN_FILE,
+      KUBELET_CONFIG: kubeletDropIn(node.settings?.kubelet ?? {}),
+    }, [prepare.get(node.name)!])]));
+  }
+
+  /**
+   * Per control plane, after it is initialised or joined and upgraded, one after another (never two API
+   * servers restarting at once): its static pod manifests written again from the ClusterConfiguration
+   * when that changed (dare:controlPlaneExtraArgs), and on the first the kubeadm-config ConfigMap, which
+   * later joins and `kubeadm upgrade` read.
+   */
+  private controlPlaneArgsSteps(controlPlanes: ClusterNode[], settings: pulumi.Output<ClusterSettings>,
+    privateAddress: (node: ClusterNode) => pulumi.Output<string>, init: command.remote.Command, join: Map<string, command.remote.Command>,
+    upgrade: Map<string, command.remote.Command>, apiEndpoint: pulumi.Output<string>, step: StepFactory): Map<string, command.remote.Command> {
+    const steps = new Map<string, command.remote.Command>();
+    let previous: command.remote.Command | undefined;
+    controlPlanes.forEach((node, i) => {
+      previous = step(node, "control-plane", "k8s-control-plane.sh", {
+        NODE_NAME: node.name,
+        CONTROL_PLANE_CONFIG: pulumi.all([settings, privateAddress(node)]).apply(([s, address]) =>
+          controlPlaneConfig(s, { name: node.name, privateAddress: address })),
+        UPLOAD_CLUSTER_CONFIGURATION: i === 0 ? "true" : "false",
+        API_PORT: settings.apply((s) => String(s.apiServer.port)),
+        API_ENDPOINT: apiEndpoint,
+      }, [i === 0 ? init : join.get(node.name)!, upgrade.get(node.name)!, ...(previous ? [previous] : [])]);
+      steps.set(node.name, previous);
+    });
+    return steps;
+  }
+}
+
+/** Declares one host step of the cluster (KubernetesCluster.bootstrap's `step`). */
+type StepFactory = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
+  dependsOn: pulumi.Resource[], extra?: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean }) => command.remote.Command;
+
+/**
+ * A worker's labels and taints for k8s-node.sh, and the annotations where it records what it set (so it
+ * removes only those it set when the configuration drops one).
+ */
+function nodeLabelsAndTaints(node: ClusterNode): Record<string, string> {
+  const settings = node.settings ?? mergeNodeSettings(undefined, undefined);
+  return {
+    NODE_LABELS: labelWords(settings.labels),
+    NODE_TAINTS: taintWords(settings.taints),
+    MANAGED_LABELS_ANNOTATION,
+    MANAGED_TAINTS_ANNOTATION,
+  };
 }

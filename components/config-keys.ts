@@ -59,9 +59,13 @@ export const CONFIG_KEYS = declare({
     },
     description: "Machines to create (openstack): `controlPlane: {count, flavor}` (count odd: 1, 3 or 5) and " +
       "`pools: [{name, count, flavor, disks: {count, sizeGb}, publicIp}]`. Disks are block volumes that become Ceph OSDs; " +
-      "a pool may have none. With `existing`, only the pool names are used (host roles). Fields a stack leaves out " +
+      "a pool may have none. With `existing`, only the pool names (host roles) and their labels, taints and kubelet settings are used. Fields a stack leaves out " +
       "take the default's values (pool N from default pool N), so " +
-      "`pulumi config set --path 'nodes.pools[0].count' 4 && pulumi up` scales the default pool.",
+      "`pulumi config set --path 'nodes.pools[0].count' 4 && pulumi up` scales the default pool. A pool may also give its nodes " +
+      "`labels` ({key: value}; kubernetes.io/k8s.io keys only under node.kubernetes.io/, kubelet.kubernetes.io/ or the topology ones, " +
+      "never node-role.kubernetes.io/ or dare.io/), `taints` ([\"key=value:Effect\"], effect NoSchedule, PreferNoSchedule or NoExecute) and " +
+      "`kubelet` settings ({maxPods, systemReserved, kubeReserved, evictionHard, featureGates}): applied when a node joins and kept in " +
+      "step by every later `pulumi up` (README, \"Node pools\").",
   },
   hosts: {
     default: [],
@@ -71,7 +75,8 @@ export const CONFIG_KEYS = declare({
       "(`cat /etc/ssh/ssh_host_ed25519_key.pub`), or with `ssh-keyscan -t ed25519 <address>` after comparing fingerprints " +
       "with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the console (docs/operations.md, \"SSH host keys\"); installation " +
       "(optional) names the host's installation: give it a new value after re-installing the host, and `pulumi up` sets " +
-      "it up again (docs/recovery.md). Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …).",
+      "it up again (docs/recovery.md). Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …). A worker host " +
+      "may also have its own `labels` (added to its pool's), `taints` and `kubelet` settings (replacing its pool's), as in dare:nodes.pools.",
   },
   network: {
     default: {
@@ -116,6 +121,13 @@ export const CONFIG_KEYS = declare({
       "expires within them, and `pulumi up` renews the admin kubeconfig's certificate within them. 45 to 180: above " +
       "the 30-day KubeadmCertificateExpiresSoon warning, at most half of the one-year lifetime " +
       "(docs/kubernetes.md, \"Certificates: what renews when\").",
+  },
+  controlPlaneExtraArgs: {
+    default: {},
+    description: "`{apiServer, controllerManager, scheduler}`, each `{flag: value}` (flag without --): extra flags of the control-plane " +
+      "components, e.g. `{\"apiServer\": {\"service-node-port-range\": \"30000-32767\"}}`. Refused: flags the program or kubeadm " +
+      "sets itself, and flags that would weaken authentication, authorization, admission, encryption at rest, the audit log or the " +
+      "certificates. A change is applied to running control planes one at a time on the next `pulumi up` (each component restarts).",
   },
   image: {
     type: "string",

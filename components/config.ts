@@ -12,6 +12,7 @@ import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
 import { CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN } from "./certificate-renewal";
 import { ENCRYPTION_KEY_NAME } from "./kubeadm-config";
 import { KUBE_VIP_IMAGE } from "./kube-vip";
+import { ControlPlaneExtraArgs, NodeSettings, readControlPlaneExtraArgs, readNodeSettings, SettingsProblem } from "./node-settings";
 import { hostKeyProblem, normalizeHostKey, opensshKeyProblem } from "./ssh-key";
 import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 import { DARE_WORKLOADS, DareWorkload, DATABASES, REQUIRED_IMAGES, WORKLOADS } from "./dare-workloads";
@@ -36,6 +37,8 @@ export interface PoolSpec {
   disks: DiskSpec;
   /** give each node of this pool a floating IP (ingress nodes when there is no load balancer) */
   publicIp: boolean;
+  /** labels, taints and kubelet settings of this pool's nodes (components/node-settings.ts) */
+  settings?: Partial<NodeSettings>;
 }
 
 export interface NodesSpec {
@@ -62,6 +65,8 @@ export interface ExistingHostSpec {
    * program set the host up again, as a re-created VM's new instance id does. Undefined: never re-installed.
    */
   installation?: string;
+  /** this host's own labels, taints and kubelet settings, over its pool's (workers only) */
+  settings?: Partial<NodeSettings>;
 }
 
 export interface NetworkSpec {
@@ -102,6 +107,8 @@ export interface DareConfig {
   secretsEncryptionKeys: string[];
   /** days before expiry that kubeadm's certificates and the admin kubeconfig's are renewed (dare:certificateRenewalDays) */
   certificateRenewalDays: number;
+  /** the operator's extra flags of the API server, controller manager and scheduler (dare:controlPlaneExtraArgs) */
+  controlPlaneExtraArgs: ControlPlaneExtraArgs;
   image: string;
   sshUser: string;
   /** the operator's own SSH key (secret); undefined: the program generates one */
@@ -352,7 +359,7 @@ function readPool(r: Reader, key: string, value: unknown): PoolSpec | undefined 
   const example = `{"name": "workers", "count": 3, "flavor": "m1.large", "disks": {"count": 1, "sizeGb": 100}}`;
   const pool = r.object(key, value, example);
   if (!pool) return undefined;
-  r.unknownKeys(key, pool, ["name", "count", "flavor", "disks", "publicIp"], example);
+  r.unknownKeys(key, pool, ["name", "count", "flavor", "disks", "publicIp", ...NODE_SETTINGS_KEYS], example);
   const name = r.string(`${key}.name`, pool.name ?? "", "", `"workers"`, NAME,
     "must be a lower-case DNS label (letters, digits, '-'), at most 32 characters");
   if (name === CONTROL_PLANE_ROLE) r.problem(`${key}.name`, name, `"${CONTROL_PLANE_ROLE}" is reserved for control planes`, `"workers"`);
@@ -368,7 +375,19 @@ function readPool(r: Reader, key: string, value: unknown): PoolSpec | undefined 
       sizeGb: r.integer(`${disksKey}.sizeGb`, disks.sizeGb, 100, 1, `pulumi config set --path '${disksKey}.sizeGb' 100`),
     },
     publicIp: r.boolean(`${key}.publicIp`, pool.publicIp, false, "false"),
+    ...readSettings(r, key, pool),
   };
+}
+
+const NODE_SETTINGS_KEYS = ["labels", "taints", "kubelet"];
+
+/** A pool's or host's labels, taints and kubelet settings (node-settings.ts validates them). */
+function readSettings(r: Reader, key: string, raw: Record<string, unknown>): { settings?: Partial<NodeSettings> } {
+  const problems: SettingsProblem[] = [];
+  const settings = readNodeSettings(key, raw, problems);
+  for (const p of problems) r.problem(p.key, p.value, p.why, p.example);
+  // Given at all (even empty: a host's `taints: []` clears its pool's).
+  return Object.keys(settings).length > 0 ? { settings } : {};
 }
 
 function readNodes(r: Reader): NodesSpec {
@@ -418,7 +437,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const key = `hosts[${i}]`;
     const host = r.object(key, item, example);
     if (!host) return;
-    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation"], example);
+    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation", ...NODE_SETTINGS_KEYS], example);
     const name = r.string(`${key}.name`, host.name ?? "", "", `"worker-3"`, NAME,
       "must be a lower-case DNS label: it becomes the Kubernetes node name");
     if (name && names.has(name)) r.problem(`${key}.name`, name, "duplicate host name", `"worker-4"`);
@@ -436,6 +455,12 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const disks = (r.list(`${key}.disks`, host.disks, `["/dev/sdb"]`) ?? []).map((d, j) =>
       r.string(`${key}.disks[${j}]`, d, "", `"/dev/sdb"`, /^\/dev\/\S+$/, "must be a block device path under /dev"));
     const hostKey = readHostKey(r, `${key}.hostKey`, host.hostKey, address);
+    const settings = readSettings(r, key, host);
+    if (role === CONTROL_PLANE_ROLE && settings.settings) {
+      r.problem(key, NODE_SETTINGS_KEYS.filter((k) => host[k] !== undefined).join(", "),
+        "labels, taints and kubelet settings apply to workers only: control planes keep kubeadm's taint and the cluster's kubelet settings",
+        `move them to a worker host, or to a pool in dare:nodes.pools`);
+    }
     hosts.push({
       name,
       role,
@@ -449,6 +474,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
         installation: r.string(`${key}.installation`, host.installation, "", `"reinstalled-2026-12-01"`, /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
           "must be a short identifier (letters, digits, . _ : -)"),
       }),
+      ...settings,
     });
   });
   return hosts;
@@ -1102,6 +1128,13 @@ function readSshPrivateKey(r: Reader): pulumi.Output<string> | undefined {
   return pulumi.secret(value as string);
 }
 
+function readExtraArgs(r: Reader): ControlPlaneExtraArgs {
+  const problems: SettingsProblem[] = [];
+  const args = readControlPlaneExtraArgs(r.raw("controlPlaneExtraArgs"), problems);
+  for (const p of problems) r.problem(p.key, p.value, p.why, p.example);
+  return args;
+}
+
 /** Reads and validates the whole configuration; throws one ConfigError listing every problem. */
 export function loadConfig(source: ConfigSource): DareConfig {
   const r = new Reader(source);
@@ -1141,6 +1174,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
     kubernetesVersion: readKubernetesVersion(r),
     secretsEncryptionKeys: readSecretsEncryptionKeys(r),
     certificateRenewalDays: readCertificateRenewalDays(r),
+    controlPlaneExtraArgs: readExtraArgs(r),
     image: r.string("image", r.raw("image"), defaultOf("image"), `"Ubuntu 24.04"`),
     sshUser: r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`, /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
     sshPrivateKey: readSshPrivateKey(r),

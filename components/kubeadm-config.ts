@@ -6,6 +6,7 @@
 import * as YAML from "yaml";
 import { NetworkSpec } from "./config";
 import { ApiEndpoint } from "./hosts";
+import type { ControlPlaneExtraArgs, ControlPlaneComponent, NodeSettings } from "./node-settings";
 
 export const KUBEADM_API = "kubeadm.k8s.io/v1beta4";
 export const TOKEN_PLACEHOLDER = "@BOOTSTRAP_TOKEN@";
@@ -104,11 +105,46 @@ export function auditPolicy(): string {
   }, { lineWidth: 0 });
 }
 
+/** A command-line flag of a control-plane component, as kubeadm v1beta4 lists them (`Arg`: name, value). */
+export interface ComponentArg { name: string; value: string }
+
+/**
+ * The flags the program gives the control-plane components itself (one place: node-settings.ts refuses
+ * them as operator extra arguments). Metrics on every address: see METRICS_PORTS; kubeadm still probes
+ * their health on 127.0.0.1.
+ */
+export const PROGRAM_EXTRA_ARGS: Record<ControlPlaneComponent, readonly ComponentArg[]> = {
+  apiServer: [
+    { name: "encryption-provider-config", value: CONTROL_PLANE_FILES.encryptionConfig },
+    // Re-read when the file changes (key rotation, docs/kubernetes.md) without restarting the API server.
+    { name: "encryption-provider-config-automatic-reload", value: "true" },
+    { name: "audit-policy-file", value: CONTROL_PLANE_FILES.auditPolicy },
+    { name: "audit-log-path", value: CONTROL_PLANE_FILES.auditLog },
+    { name: "audit-log-maxage", value: String(AUDIT_LOG_ROTATION.maxAgeDays) },
+    { name: "audit-log-maxbackup", value: String(AUDIT_LOG_ROTATION.maxBackups) },
+    { name: "audit-log-maxsize", value: String(AUDIT_LOG_ROTATION.maxSizeMb) },
+    { name: "profiling", value: "false" },
+    // Kubelets serve certificates the cluster CA signed (serverTLSBootstrap below): verify them, so
+    // logs, exec and port-forward reach the real kubelet, not whoever answers on its address.
+    { name: "kubelet-certificate-authority", value: "/etc/kubernetes/pki/ca.crt" },
+  ],
+  controllerManager: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }],
+  scheduler: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }],
+};
+
+/** A component's flags: the program's, then the operator's (dare:controlPlaneExtraArgs, validated never to repeat one). */
+function componentExtraArgs(cluster: ClusterSettings, component: ControlPlaneComponent): ComponentArg[] {
+  const operator = cluster.controlPlaneExtraArgs?.[component] ?? {};
+  return [...PROGRAM_EXTRA_ARGS[component], ...Object.entries(operator).map(([name, value]) => ({ name, value }))];
+}
+
 export interface NodeIdentity {
   /** host name = node name */
   name: string;
   /** address the node's kubelet (and a control plane's API server and etcd) advertise */
   privateAddress: string;
+  /** its pool's labels and taints, registered with the node (workers; control planes keep kubeadm's taint) */
+  settings?: Pick<NodeSettings, "labels" | "taints">;
 }
 
 export interface ClusterSettings {
@@ -123,6 +159,8 @@ export interface ClusterSettings {
    * `node.cloudprovider.kubernetes.io/uninitialized` taint.
    */
   externalCloudProvider: boolean;
+  /** The operator's extra flags of the API server, controller manager and scheduler (dare:controlPlaneExtraArgs). */
+  controlPlaneExtraArgs?: ControlPlaneExtraArgs;
 }
 
 const yamlDocs = (...docs: object[]) => docs.map((d) => YAML.stringify(d, { lineWidth: 0 })).join("---\n");
@@ -141,8 +179,30 @@ function nodeRegistration(cluster: ClusterSettings, node: NodeIdentity) {
       // host DNS, tolerating that taint) needs nothing else to run; CoreDNS, Traefik and every other
       // workload are scheduled once OCCM has initialised the nodes (networking.ts installs OCCM before Traefik).
       ...(cluster.externalCloudProvider ? [{ name: "cloud-provider", value: "external" }] : []),
+      ...poolLabelArgs(node),
     ],
+    ...poolTaints(node),
   };
+}
+
+/**
+ * The pool's labels, set by the kubelet when it registers the node (only labels NodeRestriction lets a
+ * kubelet set pass the configuration's validation); k8s-node.sh keeps them in step afterwards.
+ */
+function poolLabelArgs(node: NodeIdentity): ComponentArg[] {
+  const labels = node.settings?.labels ?? {};
+  const keys = Object.keys(labels).sort();
+  return keys.length === 0 ? [] : [{ name: "node-labels", value: keys.map((k) => `${k}=${labels[k]}`).join(",") }];
+}
+
+/**
+ * The pool's taints, on the node from its registration so nothing is scheduled there before they are.
+ * Left out when there are none: kubeadm then taints control planes as usual and workers not at all (an
+ * empty list would take the control-plane taint away).
+ */
+function poolTaints(node: NodeIdentity): { taints?: { key: string; value?: string; effect: string }[] } {
+  const taints = node.settings?.taints ?? [];
+  return taints.length === 0 ? {} : { taints: taints.map((t) => ({ key: t.key, ...(t.value === "" ? {} : { value: t.value }), effect: t.effect })) };
 }
 
 const bootstrapTokens = [{
@@ -157,9 +217,57 @@ export function endpoint(api: ApiEndpoint): string {
   return `${api.privateAddress}:${api.port}`;
 }
 
+/** The cluster-wide ClusterConfiguration: `kubeadm init` uploads it (ConfigMap kubeadm-config), joins and upgrades read it. */
+export function clusterConfiguration(cluster: ClusterSettings): object {
+  const sans = [...new Set([cluster.apiServer.publicAddress, cluster.apiServer.privateAddress])];
+  return {
+    apiVersion: KUBEADM_API,
+    kind: "ClusterConfiguration",
+    clusterName: cluster.clusterName,
+    kubernetesVersion: `v${cluster.kubernetesVersion}`,
+    // Nodes reach the API here: the load balancer, or the first control plane.
+    controlPlaneEndpoint: endpoint(cluster.apiServer),
+    certificatesDir: "/etc/kubernetes/pki",
+    // The CAs from Pulumi are ECDSA P-256; kubeadm's leaf certificates match them.
+    encryptionAlgorithm: "ECDSA-P256",
+    apiServer: {
+      certSANs: sans,
+      extraArgs: componentExtraArgs(cluster, "apiServer"),
+      extraVolumes: [
+        { name: "encryption-config", hostPath: CONTROL_PLANE_FILES.encryptionDir, mountPath: CONTROL_PLANE_FILES.encryptionDir, readOnly: true, pathType: "Directory" },
+        { name: "audit-policy", hostPath: CONTROL_PLANE_FILES.auditPolicy, mountPath: CONTROL_PLANE_FILES.auditPolicy, readOnly: true, pathType: "File" },
+        { name: "audit-log", hostPath: CONTROL_PLANE_FILES.auditLogDir, mountPath: CONTROL_PLANE_FILES.auditLogDir, readOnly: false, pathType: "DirectoryOrCreate" },
+      ],
+    },
+    // Metrics on every address (see METRICS_PORTS); kubeadm still probes their health on 127.0.0.1.
+    controllerManager: { extraArgs: componentExtraArgs(cluster, "controllerManager") },
+    scheduler: { extraArgs: componentExtraArgs(cluster, "scheduler") },
+    etcd: { local: { extraArgs: [{ name: "listen-metrics-urls", value: `http://0.0.0.0:${METRICS_PORTS.etcd}` }] } },
+    networking: { podSubnet: cluster.network.podCidr, serviceSubnet: cluster.network.serviceCidr, dnsDomain: "cluster.local" },
+  };
+}
+
+/**
+ * For k8s-control-plane.sh on a running control plane: its own endpoint and the ClusterConfiguration, to
+ * write its static pod manifests again (`kubeadm init phase control-plane all`) and, on the first, upload
+ * the ClusterConfiguration (`kubeadm init phase upload-config kubeadm`), so a change of
+ * dare:controlPlaneExtraArgs reaches running control planes, later joins and later upgrades alike.
+ * No bootstrap token: nothing here creates one.
+ */
+export function controlPlaneConfig(cluster: ClusterSettings, node: NodeIdentity): string {
+  return yamlDocs(
+    {
+      apiVersion: KUBEADM_API,
+      kind: "InitConfiguration",
+      localAPIEndpoint: { advertiseAddress: node.privateAddress, bindPort: cluster.apiServer.port },
+      nodeRegistration: { name: node.name, criSocket: CRI_SOCKET },
+    },
+    clusterConfiguration(cluster),
+  );
+}
+
 /** `kubeadm init --config`: the first control plane, the cluster-wide settings, the kubelet's and kube-proxy's. */
 export function initConfig(cluster: ClusterSettings, node: NodeIdentity): string {
-  const sans = [...new Set([cluster.apiServer.publicAddress, cluster.apiServer.privateAddress])];
   return yamlDocs(
     {
       apiVersion: KUBEADM_API,
@@ -168,44 +276,7 @@ export function initConfig(cluster: ClusterSettings, node: NodeIdentity): string
       localAPIEndpoint: { advertiseAddress: node.privateAddress, bindPort: cluster.apiServer.port },
       nodeRegistration: nodeRegistration(cluster, node),
     },
-    {
-      apiVersion: KUBEADM_API,
-      kind: "ClusterConfiguration",
-      clusterName: cluster.clusterName,
-      kubernetesVersion: `v${cluster.kubernetesVersion}`,
-      // Nodes reach the API here: the load balancer, or the first control plane.
-      controlPlaneEndpoint: endpoint(cluster.apiServer),
-      certificatesDir: "/etc/kubernetes/pki",
-      // The CAs from Pulumi are ECDSA P-256; kubeadm's leaf certificates match them.
-      encryptionAlgorithm: "ECDSA-P256",
-      apiServer: {
-        certSANs: sans,
-        extraArgs: [
-          { name: "encryption-provider-config", value: CONTROL_PLANE_FILES.encryptionConfig },
-          // Re-read when the file changes (key rotation, docs/kubernetes.md) without restarting the API server.
-          { name: "encryption-provider-config-automatic-reload", value: "true" },
-          { name: "audit-policy-file", value: CONTROL_PLANE_FILES.auditPolicy },
-          { name: "audit-log-path", value: CONTROL_PLANE_FILES.auditLog },
-          { name: "audit-log-maxage", value: String(AUDIT_LOG_ROTATION.maxAgeDays) },
-          { name: "audit-log-maxbackup", value: String(AUDIT_LOG_ROTATION.maxBackups) },
-          { name: "audit-log-maxsize", value: String(AUDIT_LOG_ROTATION.maxSizeMb) },
-          { name: "profiling", value: "false" },
-          // Kubelets serve certificates the cluster CA signed (serverTLSBootstrap below): verify them, so
-          // logs, exec and port-forward reach the real kubelet, not whoever answers on its address.
-          { name: "kubelet-certificate-authority", value: "/etc/kubernetes/pki/ca.crt" },
-        ],
-        extraVolumes: [
-          { name: "encryption-config", hostPath: CONTROL_PLANE_FILES.encryptionDir, mountPath: CONTROL_PLANE_FILES.encryptionDir, readOnly: true, pathType: "Directory" },
-          { name: "audit-policy", hostPath: CONTROL_PLANE_FILES.auditPolicy, mountPath: CONTROL_PLANE_FILES.auditPolicy, readOnly: true, pathType: "File" },
-          { name: "audit-log", hostPath: CONTROL_PLANE_FILES.auditLogDir, mountPath: CONTROL_PLANE_FILES.auditLogDir, readOnly: false, pathType: "DirectoryOrCreate" },
-        ],
-      },
-      // Metrics on every address (see METRICS_PORTS); kubeadm still probes their health on 127.0.0.1.
-      controllerManager: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }] },
-      scheduler: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }] },
-      etcd: { local: { extraArgs: [{ name: "listen-metrics-urls", value: `http://0.0.0.0:${METRICS_PORTS.etcd}` }] } },
-      networking: { podSubnet: cluster.network.podCidr, serviceSubnet: cluster.network.serviceCidr, dnsDomain: "cluster.local" },
-    },
+    clusterConfiguration(cluster),
     {
       apiVersion: "kubelet.config.k8s.io/v1beta1",
       kind: "KubeletConfiguration",

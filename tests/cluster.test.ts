@@ -412,7 +412,7 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
 
   it("records every host's steps for the render in the order they run", () => {
     const mine = recordedSteps.filter((s) => s.host === worker(0)).map((s) => s.step);
-    expect(mine.slice(-3)).toEqual(["prepare", "join", "upgrade"]);
+    expect(mine.slice(-4)).toEqual(["prepare", "kubelet-config", "join", "upgrade"]);
   });
 });
 
@@ -458,6 +458,8 @@ describe("scaling", () => {
     const added = [...p3.keys()].filter((k) => !p2.has(k)).sort();
     // A new worker with a disk also gets the steps that would take its OSDs out of Ceph before it leaves.
     expect(added).toEqual([`k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`,
+      // Its kubelet's drop-in configuration, before it joins.
+      `k8s-${CLUSTER}-workers-2-kubelet-config`,
       `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2-disk-0`,
       // Its upgrade's drain and uncordon run on the first control plane; so does the approval of its serving certificate.
       `k8s-${CLUSTER}-cp-0-upgrade-drain-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-upgrade-uncordon-${CLUSTER}-workers-2`,

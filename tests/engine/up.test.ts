@@ -113,6 +113,8 @@ it("one more worker: only the new host's steps, and a fresh join token", async (
   const plan = changed((await previewJson()).steps);
   expect(plan).toEqual([
     "create k8s-w-2-join", "create k8s-w-2-prepare", "create k8s-w-2-upgrade", "create k8s-cp-0-node-w-2",
+    // Its kubelet's drop-in configuration, before its join.
+    "create k8s-w-2-kubelet-config",
     // It holds a disk: the steps that take its OSD out of Ceph before it leaves.
     "create k8s-cp-0-osd-w-2", "create k8s-cp-0-osd-w-2-disk-0",
     // Its upgrade's drain and uncordon, and the approval of its kubelet's serving certificate, on the control plane.
@@ -129,6 +131,34 @@ it("back to two workers: the removed host is drained on the control plane, then 
   const cp = (await calls(0)).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""));
   expect(cp).toContainEqual(expect.stringMatching(/^kubectl drain w-2 /));
   expect(await calls(3)).toContainEqual("kubeadm reset -f");
+});
+
+it("a pool's label, taint and kubelet setting and an API server flag: only the steps that apply them change, once", async () => {
+  await ws.ok(["config", "set", "--path", "nodes.pools[0].labels.team", "ml"]);
+  await ws.ok(["config", "set", "--path", "nodes.pools[0].taints[0]", "dedicated=ml:NoSchedule"]);
+  await ws.ok(["config", "set", "--path", "nodes.pools[0].kubelet.maxPods", "150"]);
+  await ws.ok(["config", "set", "--path", "controlPlaneExtraArgs.apiServer.service-node-port-range", "30000-32000"]);
+  const plan = changed((await previewJson()).steps);
+  expect(plan).toEqual([
+    // The configurations kubeadm init and join were given (guarded: they do not run again).
+    "update k8s-cp-0-init", "update k8s-w-0-join", "update k8s-w-1-join",
+    // What applies them: labels and taints from the control plane, each worker's kubelet, the control plane's manifests.
+    "update k8s-cp-0-node-w-0", "update k8s-cp-0-node-w-1", "update k8s-w-0-kubelet-config", "update k8s-w-1-kubelet-config",
+    "update k8s-cp-0-control-plane",
+  ].sort());
+  await Promise.all(hosts.map((h) => h.exec("rm -f /var/log/dare-stub-calls.log")));
+  await ws.ok(["up", ...upArgs]);
+  const cp = (await calls(0)).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""));
+  expect(cp).toContainEqual("kubectl label node w-0 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker= team=ml");
+  expect(cp).toContainEqual("kubectl taint node w-1 dedicated=ml:NoSchedule --overwrite");
+  expect(cp).toContainEqual(expect.stringMatching(/^kubeadm init phase control-plane all --config /));
+  expect(cp).toContainEqual(expect.stringMatching(/^kubeadm init phase upload-config kubeadm --config /));
+  for (const w of [1, 2]) {
+    expect((await calls(w)).filter((l) => l === "systemctl restart kubelet")).toEqual(["systemctl restart kubelet"]);
+    expect(await hosts[w].readFile("/etc/kubernetes/kubelet.conf.d/50-dare.conf")).toMatch(/^maxPods: 150$/m);
+  }
+  const again = await ws.pulumi(["preview", "--expect-no-changes"]);
+  expect({ code: again.code, output: again.code === 0 ? "" : again.stdout }).toEqual({ code: 0, output: "" });
 });
 
 it("destroy: every host is reset", async () => {

@@ -33,6 +33,18 @@ export function bootstrapStubs(hosts: string[]): Record<string, string> {
 set -e
 case "$1" in
   version) [ -f ${STATE}/version ] || exit 1; echo "v$(cat ${STATE}/version)" ;;
+  # The manifests as kubeadm would write them from the configuration given (here: the configuration itself,
+  # so they change exactly when it does); the uploaded ClusterConfiguration kept as the ConfigMap would be.
+  init)
+    if [ "$2" = phase ]; then
+      config=$(for a in "$@"; do [ "\${prev:-}" = --config ] && echo "$a"; prev=$a; done)
+      case "$3 $4" in
+        "control-plane all") mkdir -p /etc/kubernetes/manifests; for c in kube-apiserver kube-controller-manager kube-scheduler; do cp "$config" /etc/kubernetes/manifests/$c.yaml; done ;;
+        "upload-config kubeadm") cp "$config" "${STATE}/kubeadm-config-configmap.yaml" ;;
+      esac
+      exit 0
+    fi
+    ;;&
   init|join)
     # Keep what kubeadm was given, to check it; then leave what the real one leaves.
     cp "$3" "${STATE}/kubeadm-$1.yaml"
@@ -42,11 +54,12 @@ case "$1" in
     # Since Kubernetes 1.29 init writes super-admin.conf beside admin.conf.
     if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; echo "super-admin" > /etc/kubernetes/super-admin.conf; fi
     echo "kubelet" > /etc/kubernetes/kubelet.conf
+    mkdir -p /var/lib/kubelet; echo "kubelet configuration" > /var/lib/kubelet/config.yaml
     # A test may ask for one failure after kubeadm got half-way.
     if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
   # As the real one: the kubeconfigs, the certificates and every static pod manifest go.
-  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki; rm -f /etc/kubernetes/manifests/*.yaml; rm -rf ${CERTS} ;;
+  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /var/lib/kubelet/config.yaml; rm -rf /etc/kubernetes/pki; rm -f /etc/kubernetes/manifests/*.yaml; rm -rf ${CERTS} ;;
   # kubeadm's certificates as "<kind> <name> <expiry RFC 3339> <externally managed> <missing>" lines in
   # ${CERTS} (made on first use: a year for the leaves, ten for the CAs; a test may write its own). The
   # check prints them as the jsonpath template of k8s-certs-renew.sh makes real kubeadm print them (the
@@ -85,6 +98,8 @@ case "$*" in
   "get node "*) [ ! -f "${STATE}/deleted-node-$3" ] || { echo "Error from server (NotFound): nodes $3 not found" >&2; exit 1; } ;;
   "delete node "*) mkdir -p ${STATE}; touch "${STATE}/deleted-node-$3" ;;
   "label node "*) rm -f "${STATE}/deleted-node-$3" ;;
+  # The API server's mirror pod as the kubelet reports it: its hash follows the manifest the kubelet runs.
+  "-n kube-system get pod kube-apiserver-"*config*hash*) sha256sum /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | cut -c1-32 ;;
   # A control-plane static pod's mirror pod: "<uid> <Ready>" while its manifest is in place (a new uid once the
   # kubelet re-created it: the manifest's ctime, which a move changes), not Ready while ${STATE}/unready-<component>.
   "-n kube-system get pod "*" -o jsonpath="*)

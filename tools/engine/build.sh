@@ -12,6 +12,8 @@
 #   $DARE_ENGINE_CACHE/engine/bin/kube-apiserver               k8s.io/kubernetes/cmd/kube-apiserver, the pinned Kubernetes
 #   $DARE_ENGINE_CACHE/engine/bin/etcd                         go.etcd.io/etcd/server/v3, the etcd kubeadm deploys with it
 #                                                              (both for tests/engine/apiserver.ts)
+#   $DARE_ENGINE_CACHE/engine/bin/kubectl                      k8s.io/kubernetes/cmd/kubectl at the same Kubernetes: what the host
+#                                                              scripts run on the first control plane (tests/engine/node-labels.test.ts)
 #   $DARE_ENGINE_CACHE/engine/bin/etcdctl, etcdutl             go.etcd.io/etcd/etcdctl/v3 and etcdutl/v3 at etcd's version: the
 #                                                              snapshot job's and the runbook's tools (tests/engine/restore-etcd.test.ts)
 #
@@ -101,6 +103,20 @@ build_kube_apiserver() {
     -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
 }
 
+# kubectl from its own wrapper module (the same Kubernetes and replaces as kube-apiserver's, plus the CLI's
+# dependencies in its go.sum), stamped the same way.
+build_kubectl() {
+  local version minor date flags pkg
+  version=$(required_version "$modules/kubectl" k8s.io/kubernetes)
+  minor=${version#v1.}; minor=${minor%%.*}
+  date=$(cd "$modules/kubectl" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
+  flags="-s -w"
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    flags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.buildDate=$date"
+  done
+  (cd "$modules/kubectl" && go build -trimpath -ldflags "$flags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl)
+}
+
 # etcd's server module is its `etcd` command; its version is in its source (go.etcd.io/etcd/api/v3/version).
 build_etcd() {
   (cd "$modules/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
@@ -138,6 +154,9 @@ etcdutl_dir=$built
 build_once kube-apiserver build_kube_apiserver "$modules/kube-apiserver/go.mod" "$modules/kube-apiserver/go.sum"
 kube_apiserver_dir=$built
 
+build_once kubectl build_kubectl "$modules/kubectl/go.mod" "$modules/kubectl/go.sum"
+kubectl_dir=$built
+
 # Assemble: symlinks into the keyed builds, replaced whole so a version change leaves nothing stale.
 rm -rf "$engine.partial"
 mkdir -p "$engine.partial/bin" "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION"
@@ -149,6 +168,7 @@ ln -s "$etcd_dir/etcd" "$engine.partial/bin/etcd"
 ln -s "$etcdctl_dir/etcdctl" "$engine.partial/bin/etcdctl"
 ln -s "$etcdutl_dir/etcdutl" "$engine.partial/bin/etcdutl"
 ln -s "$kube_apiserver_dir/kube-apiserver" "$engine.partial/bin/kube-apiserver"
+ln -s "$kubectl_dir/kubectl" "$engine.partial/bin/kubectl"
 ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
   "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
 rm -rf "$engine"; mv "$engine.partial" "$engine"
