@@ -186,6 +186,9 @@ function withoutRedactedData(o: K8sObject): K8sObject {
   return { ...rest, stringData: required[o.type as string] ?? {} };
 }
 
+/** The server's other warnings (deprecations, duplicate list entries…): printed, not failed on. */
+const otherWarnings: string[] = [];
+
 type Resources = Map<string, { plural: string; namespaced: boolean }>;
 
 /**
@@ -204,6 +207,7 @@ async function submit(server: ApiServer, resources: Resources, o: K8sObject, how
     ? await server.request("PATCH", `${base}/${o.metadata.name}?${query}&fieldManager=${FIELD_MANAGER}&force=true`, body, "application/apply-patch+yaml")
     : await server.request("POST", `${base}?${query}`, body);
   const problems = res.status >= 300 ? [`${label(body)}: ${res.status} ${message(res.json)}`] : [];
+  for (const w of res.warnings.filter((text) => !/would violate PodSecurity/.test(text))) otherWarnings.push(`${label(body)}: ${w}`);
   return [...problems, ...res.warnings.filter((text) => /would violate PodSecurity/.test(text)).map((w) => `${label(body)}: ${w}`)];
 }
 
@@ -229,6 +233,7 @@ describe.each(STACKS)("the %s render", (stack) => {
   it("renders every Helm release with the real helm, and the API server accepts every object (dry run)", async () => {
     const server = api();
     const started = Date.now();
+    otherWarnings.length = 0;
     const seconds = () => `${Math.round((Date.now() - started) / 1000)} s`;
     const kubeVersion = `v${defaultOf("kubernetesVersion")}`;
     expect(server.version).toBe(kubeVersion);
@@ -319,7 +324,7 @@ describe.each(STACKS)("the %s render", (stack) => {
 
     console.log(`${stack}: ${releases.length} releases, ${helmObjects.length} chart objects and ${own.length} objects of the program dry-run; `
       + `${crds.size} CRDs (${[...crds.values()].filter((c) => c.from === "../shared/crds").map((c) => c.crd.metadata.name).join(", ") || "none"} from ../shared/crds); `
-      + `redacted secrets left in: ${unjudged.join(", ") || "none"}; ${phases.join(", ")}, dry runs done at ${seconds()}`);
+      + `redacted secrets left in: ${unjudged.join(", ") || "none"}; ${phases.join(", ")}, dry runs done at ${seconds()}; other warnings: ${otherWarnings.join("; ") || "none"}`);
     expect(problems).toEqual([]);
   });
 });
