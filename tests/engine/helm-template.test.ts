@@ -29,7 +29,7 @@ import * as YAML from "yaml";
 import { defaultOf } from "../../components/config-keys";
 import { CHART_CRDS, chartCrdFiles } from "../../components/helm";
 import { engineDir } from "../../tools/engine/pulumi";
-import { sharedDir } from "../../tools/validate/crd";
+import { sharedDir } from "../../tools/validate/shared";
 import { readTree, render, ROOT } from "../support/render";
 import { ApiServer, startApiServer, waitFor } from "./apiserver";
 import { serveChartMirror } from "./support";
@@ -351,5 +351,10 @@ describe("the check itself", () => {
     expect(await submit(server, resources, { apiVersion: "v1", kind: "Service", metadata: { name: "bad-port" },
       spec: { ports: [{ port: 70000 }] } }, "apply", true, "helm-template-restricted")).toEqual([
       expect.stringMatching(/^Service\/helm-template-restricted\/bad-port: 422 .*spec.ports\[0\].port: Invalid value: 70000/)]);
+  });
+
+  it("fails on values the chart's values.schema.json refuses (real helm; tools/validate no longer checks them)", async () => {
+    const release: Release = { name: "traefik", chart: "traefik", version: "41.3.0", namespace: "traefik", values: { ports: { web: { port: "eighty" } } } };
+    await expect(helmTemplate(release, `v${defaultOf("kubernetesVersion")}`, [])).rejects.toThrow(/at '\/ports\/web\/port': got string, want integer/);
   });
 });
