@@ -5,20 +5,23 @@
  *  - each release of the render (`helm/<release>.yaml`) is rendered by the real `helm template` (built by
  *    tools/engine/build.sh at the Helm the Kubernetes provider embeds) with the release's name, namespace,
  *    chart version from ../shared/chart-mirror served on 127.0.0.1, the program's values, `--kube-version`
- *    the pinned Kubernetes and `--api-versions` every CRD group the cluster has once the program is up;
+ *    the pinned Kubernetes and `--api-versions` what the API server below serves (as `helm install` reads
+ *    it from discovery), again after each round of new CRDs;
  *  - the CRDs go to a real kube-apiserver (tests/engine/apiserver.ts) for real: the charts' (templated ones,
  *    their `crds/` folders as Helm installs them, and for the charts of CHART_CRDS the files the program
  *    applies itself, read through the mirror as the program reads them), the program's own
  *    (components/crds), and from ../shared/crds only those of kinds no chart or program file defines;
- *  - then every namespace is created for real and every other object is sent with `dryRun=All`: a chart's
+ *  - then the render's namespaces are created for real (only those: a release or object in a namespace
+ *    the program does not create is refused), and every other object is sent with `dryRun=All`: a chart's
  *    objects as Helm sends them (create, the release namespace where the chart names none), the program's
  *    own objects by server-side apply as the Pulumi provider sends them; both with `fieldValidation=Strict`.
  *
  * Any rejected object fails the stack's test with the server's message, and so does a Pod Security
  * "would violate" warning (the namespaces warn at the level they enforce, so such a workload's Pods would
- * be refused). Webhook admission has no backends here: the server runs without the two webhook admission
- * plugins (README, "The engine tier", says what that leaves unchecked). Secret contents are Pulumi secrets,
- * which the render writes as "[secret]": a Secret redacted whole gets empty data (plus the keys its type
+ * be refused). Each stack gets its own API server, so nothing one stack creates hides what another lacks.
+ * Webhook admission has no backends here: the server runs without the two webhook admission plugins
+ * (README, "The engine tier", says what that leaves unchecked). Secret contents are Pulumi secrets, which
+ * the render writes as "[secret]": a Secret redacted whole gets empty data (plus the keys its type
  * requires), so its contents are not checked.
  */
 import { execFile } from "child_process";
