@@ -342,6 +342,13 @@ describe.each(STACKS)("the %s render", (stack) => {
 
 describe("the check itself", () => {
   const api = apiServerPerTest();
+  it("runs the Helm the Kubernetes provider embeds (the version its go.mod requires)", async () => {
+    const goMod = fs.readFileSync(path.join(ROOT, "tools", "engine", "modules", "pulumi-resource-kubernetes", "go.mod"), "utf8");
+    const embedded = /^\s*helm\.sh\/helm\/v3 (v\S+)/m.exec(goMod)?.[1];
+    expect(embedded).toMatch(/^v3\./);
+    expect((await run(path.join(engineDir(), "bin", "helm"), ["version", "--template", "{{.Version}}"], process.env)).trim()).toBe(embedded);
+  });
+
   it("reports each object the API server refuses, with its message, and Pod Security's warnings", async () => {
     const server = api();
     const resources = await discovery(server);
