@@ -23,7 +23,7 @@ import { Monitoring } from "../components/monitoring";
 import { checkRenderDir } from "../policy/check-render";
 import { RecordedResource } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
-import { validateCustomResource, validateRenderDir } from "../tools/validate";
+import { validateRenderDir } from "../tools/validate";
 import { ofType, runMocked, unsecret } from "./support/mocked";
 import { DataProtection } from "../components/data-protection";
 
@@ -96,10 +96,6 @@ describe("AvailabilityProbes under the mock runtime", () => {
     expect(byName.get("dare-d4p-registry-cluster").spec).toMatchObject({ module: "tcp_connect", targets: { staticConfig: { static: ["d4p-registry.dare.svc:8000"] } } });
     expect(byName.get("dare-d4p-registry-ingress").spec.module).toBe("ingress_http_reachable");
     expect(byName.get("dare-workflow-registry-cluster").spec.targets.staticConfig.labels).toMatchObject({ service: "cwl", workload: "workflow-registry" });
-  });
-
-  it("declares Probes the Prometheus Operator's CRD accepts", () => {
-    for (const p of probeObjects()) expect(validateCustomResource(p)).toEqual([]);
   });
 
   it("makes every Probe wait for the Monitoring component (its CRD) and the exporter", () => {

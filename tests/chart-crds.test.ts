@@ -17,7 +17,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CHART_CRDS, chartCrdFiles, chartCrdTransform, PinnedChart, pinnedReleaseWithCrds } from "../components/helm";
 import { VERSIONS } from "../components/monitoring";
 import { CHARTS } from "../components/networking";
-import { sharedDir } from "../tools/validate/crd";
+import { sharedDir } from "../tools/validate/shared";
 import { ROOT } from "./support/render";
 import { runMocked } from "./support/mocked";
 import { untgz } from "./support/untgz";

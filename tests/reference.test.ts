@@ -12,7 +12,7 @@ import { execFile } from "child_process";
 import { createHash } from "crypto";
 import { AddressInfo } from "net";
 import * as YAML from "yaml";
-import { sharedDir } from "../tools/validate/crd";
+import { sharedDir } from "../tools/validate/shared";
 import { MANIFEST_FILE, Manifest, RAW_BASE, makeManifest, renderManifest } from "../tools/reference/make-manifest";
 
 const ROOT = path.join(__dirname, "..");

@@ -27,7 +27,7 @@ import { ofType, redacted, runMocked, unsecret } from "./support/mocked";
 import { render } from "./support/render";
 import { untgz } from "./support/untgz";
 import { allowed, Endpoint } from "./support/netpol";
-import { sharedDir } from "../tools/validate/crd";
+import { sharedDir } from "../tools/validate/shared";
 
 const DOMAIN = "dare.example.org";
 

@@ -6,7 +6,6 @@ import { Infrastructure } from "../components/infrastructure";
 import { NAMESPACES } from "../components/namespaces";
 import { BLOCK_STORAGE_CLASS, CHARTS, rookDeviceName, SHARED_STORAGE_CLASS, Storage, StorageArgs } from "../components/storage";
 import { RecordedResource } from "../tools/mocks";
-import { validateCustomResource } from "../tools/validate/crd";
 import { validateHelmValues } from "../tools/validate/helm-values";
 import { ofType, redacted, runMocked } from "./support/mocked";
 
@@ -99,16 +98,6 @@ describe("Ceph cluster, pools and storage classes", () => {
       expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("privileged");
       expect(validateHelmValues(operator)).toEqual([]);
       expect(validateHelmValues(cluster)).toEqual([]);
-    }
-  });
-
-  it("declares a CephCluster, block pool and file system that Rook's CRDs accept", () => {
-    for (const resources of [production, testbed]) {
-      const values = release(resources, "rook-ceph-cluster").values;
-      const cr = (kind: string, name: string, spec: unknown) => validateCustomResource({ apiVersion: "ceph.rook.io/v1", kind, metadata: { name, namespace: "rook-ceph" }, spec });
-      expect(cr("CephCluster", "rook-ceph", values.cephClusterSpec)).toEqual([]);
-      for (const pool of values.cephBlockPools) expect(cr("CephBlockPool", pool.name, pool.spec)).toEqual([]);
-      for (const fs of values.cephFileSystems) expect(cr("CephFilesystem", fs.name, fs.spec)).toEqual([]);
     }
   });
 

@@ -1,19 +1,13 @@
 /**
- * The validation library (tools/validate) must be able to FAIL as well as pass: each validator is
- * exercised with a valid and an invalid fixture.
+ * What is left of the validation library (tools/validate) must be able to FAIL as well as pass: each
+ * check is exercised with a valid and an invalid fixture. Objects themselves are judged by the real API
+ * server and values by the real `helm template` in the engine tier (tests/engine/helm-template.test.ts).
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import {
-  chartVersions,
-  crdVersions,
-  validateBuiltinObjects,
-  validateCustomResource,
-  validateHelmValues,
-  validateRenderDir,
-} from "../tools/validate";
+import { chartVersions, crdVersions, validateHelmValues, validateRenderDir } from "../tools/validate";
 
 const deployment = {
   apiVersion: "apps/v1",
@@ -49,135 +43,7 @@ const secret = {
   data: { password: "[secret]" },
 };
 
-const cephCluster = {
-  apiVersion: "ceph.rook.io/v1",
-  kind: "CephCluster",
-  metadata: { name: "rook-ceph", namespace: "rook-ceph" },
-  spec: {
-    cephVersion: { image: "quay.io/ceph/ceph:v19.2.3" },
-    dataDirHostPath: "/var/lib/rook",
-    mon: { count: 3, allowMultiplePerNode: false },
-    mgr: { count: 2, modules: [{ name: "rook", enabled: true }] },
-    dashboard: { enabled: true, ssl: true },
-    storage: { useAllNodes: true, useAllDevices: true },
-    resources: { mgr: { limits: { memory: "1Gi" } } },
-  },
-};
-
-const clusterIssuer = {
-  apiVersion: "cert-manager.io/v1",
-  kind: "ClusterIssuer",
-  metadata: { name: "letsencrypt" },
-  spec: {
-    acme: {
-      server: "https://acme-v02.api.letsencrypt.org/directory",
-      email: "ops@example.org",
-      privateKeySecretRef: { name: "letsencrypt-key" },
-      solvers: [{ http01: { ingress: { ingressClassName: "traefik" } } }],
-    },
-  },
-};
-
-const prometheusRule = {
-  apiVersion: "monitoring.coreos.com/v1",
-  kind: "PrometheusRule",
-  metadata: { name: "dare", namespace: "monitoring" },
-  spec: {
-    groups: [
-      {
-        name: "dare",
-        rules: [{ alert: "Down", expr: "up == 0", for: "5m", labels: { severity: "warning" }, annotations: { summary: "down" } }],
-      },
-    ],
-  },
-};
-
-function clone<T>(x: T): T {
-  return JSON.parse(JSON.stringify(x)) as T;
-}
-
-describe("built-in objects (kubernetes-models, strict)", () => {
-  let results: (string[] | null)[];
-  beforeAll(async () => {
-    const badDeployment = clone(deployment) as Record<string, any>;
-    badDeployment.spec.replica = 3;
-    const badType = clone(deployment) as Record<string, any>;
-    badType.spec.template.spec.containers[0].ports[0].containerPort = "eighty";
-    const badSecret = clone(secret) as Record<string, any>;
-    badSecret.data.password = "not base64!";
-    results = await validateBuiltinObjects([deployment, badDeployment, badType, secret, badSecret, cephCluster]);
-  });
-
-  it("accepts a valid Deployment", () => {
-    expect(results[0]).toEqual([]);
-  });
-  it("rejects an unknown field and names its path", () => {
-    expect(results[1]).toEqual([expect.stringContaining("spec.replica")]);
-    expect(results[1]![0]).toMatch(/unknown field/);
-  });
-  it("rejects a wrong type", () => {
-    expect(results[2]).toEqual([expect.stringContaining("spec.template.spec.containers[0].ports[0].containerPort")]);
-  });
-  it("accepts the [secret] placeholder but checks real Secret data", () => {
-    expect(results[3]).toEqual([]);
-    expect(results[4]).toEqual([expect.stringContaining("data.password")]);
-  });
-  it("returns null for a kind it does not know", () => {
-    expect(results[5]).toBeNull();
-  });
-});
-
-describe("custom resources (shared CRDs, strict)", () => {
-  it("CephCluster: valid passes, unknown fields fail", () => {
-    expect(validateCustomResource(cephCluster)).toEqual([]);
-    const bad = clone(cephCluster) as Record<string, any>;
-    bad.spec.mon.cnt = 3;
-    bad.spec.dashbord = { enabled: true };
-    const errors = validateCustomResource(bad);
-    expect(errors).toEqual(
-      expect.arrayContaining([expect.stringContaining("spec.mon.cnt"), expect.stringContaining("spec.dashbord")]),
-    );
-    expect(errors).toHaveLength(2);
-  });
-
-  it("CephCluster: type errors and x-kubernetes-preserve-unknown-fields", () => {
-    const bad = clone(cephCluster) as Record<string, any>;
-    bad.spec.mon.count = "three";
-    expect(validateCustomResource(bad)).toEqual([expect.stringContaining("spec.mon.count")]);
-    const open = clone(cephCluster) as Record<string, any>;
-    open.spec.network = { anything: { goes: true } }; // preserve-unknown-fields in the CRD
-    expect(validateCustomResource(open)).toEqual([]);
-  });
-
-  it("ClusterIssuer: valid passes, invalid fails", () => {
-    expect(validateCustomResource(clusterIssuer)).toEqual([]);
-    const bad = clone(clusterIssuer) as Record<string, any>;
-    bad.spec.acme.solvers[0].http01.ingress.ingressClass = "traefik";
-    delete bad.spec.acme.privateKeySecretRef;
-    const errors = validateCustomResource(bad);
-    expect(errors).toEqual(
-      expect.arrayContaining([
-        expect.stringContaining("spec.acme.solvers[0].http01.ingress.ingressClass"),
-        expect.stringContaining("spec.acme.privateKeySecretRef: required"),
-      ]),
-    );
-  });
-
-  it("PrometheusRule: valid passes, invalid fails", () => {
-    expect(validateCustomResource(prometheusRule)).toEqual([]);
-    const bad = clone(prometheusRule) as Record<string, any>;
-    bad.spec.groups[0].rules[0].fro = "5m";
-    expect(validateCustomResource(bad)).toEqual([expect.stringContaining("spec.groups[0].rules[0].fro")]);
-  });
-
-  it("returns null without a CRD, and errors on an unknown version", () => {
-    expect(validateCustomResource({ apiVersion: "example.com/v1", kind: "Widget" })).toBeNull();
-    expect(validateCustomResource({ apiVersion: "v1", kind: "Service" })).toBeNull();
-    expect(validateCustomResource({ ...cephCluster, apiVersion: "ceph.rook.io/v2" })).toEqual([
-      expect.stringContaining('no version "v2"'),
-    ]);
-  });
-
+describe("shared CRDs", () => {
   it("crdVersions() reads the folder names", () => {
     expect(crdVersions()).toMatchObject({ rook: "v1.20.6", "cert-manager": "v1.21.1", "prometheus-operator": "v0.93.1" });
   });
@@ -197,11 +63,6 @@ describe("Helm values (shared chart defaults)", () => {
       metrics: { datadog: { address: "127.0.0.1:8125" } }, // "#  datadog:" block
     };
     expect(validateHelmValues({ chart: "traefik", version: "41.3.0", values })).toEqual([]);
-  });
-
-  it("validates values.schema.json on the merged values", () => {
-    const errors = validateHelmValues({ chart: "traefik", version: "41.3.0", values: { ports: { web: { port: "eighty" } } } });
-    expect(errors).toEqual([expect.stringContaining("ports.web.port")]);
   });
 
   it("checks subchart values against the subchart (kube-prometheus-stack -> grafana)", () => {
@@ -235,16 +96,14 @@ describe("validateRenderDir", () => {
       fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
       fs.writeFileSync(path.join(dir, rel), YAML.stringify(obj));
     };
-    const badDeployment = clone(deployment) as Record<string, any>;
-    badDeployment.metadata.name = "bad";
-    badDeployment.spec.replica = 3;
     write("kubernetes/demo/Deployment-web.yaml", deployment);
-    write("kubernetes/demo/Deployment-bad.yaml", badDeployment);
     write("kubernetes/demo/Secret-web.yaml", secret);
-    write("kubernetes/rook-ceph/CephCluster-rook-ceph.yaml", cephCluster);
-    write("kubernetes/_cluster/ClusterIssuer-letsencrypt.yaml", clusterIssuer);
+    write("kubernetes/demo/Thing-bad.yaml", { metadata: { name: "bad" } });
+    // Judged by the API server in the engine tier, not here: an unknown field, a kind no CRD defines.
+    write("kubernetes/demo/Deployment-typo.yaml", { ...deployment, spec: { ...deployment.spec, replica: 3 } });
     write("kubernetes/demo/Widget-w.yaml", { apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } });
     write("helm/traefik.yaml", { chart: "traefik", version: "41.3.0", repository: "https://traefik.github.io/charts", namespace: "traefik", values: { deployment: { replcas: 2 } } });
+    write("helm/grafana.yaml", { chart: "grafana", version: "1.0.0", namespace: "monitoring", values: {} });
     write("helm/cert-manager.yaml", { chart: "cert-manager", version: "v1.21.1", repository: "https://charts.jetstack.io", namespace: "cert-manager", values: { crds: { enabled: true } } });
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -254,9 +113,9 @@ describe("validateRenderDir", () => {
     expect(errors).toHaveLength(3);
     expect(errors).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^kubernetes\/demo\/Deployment-bad\.yaml: Deployment\/bad: spec\.replica: unknown field/),
-        expect.stringMatching(/^kubernetes\/demo\/Widget-w\.yaml: Widget\/w: unknown kind/),
+        expect.stringMatching(/^kubernetes\/demo\/Thing-bad\.yaml: not a Kubernetes object/),
         expect.stringMatching(/^helm\/traefik\.yaml: .*"deployment\.replcas"/),
+        expect.stringMatching(/^helm\/grafana\.yaml: .*grafana version 1\.0\.0 is not in shared\/charts/),
       ]),
     );
   });
@@ -328,12 +187,8 @@ describe("DARE_SHARED_DIR override", () => {
     fs.rmSync(shared, { recursive: true, force: true });
   });
 
-  it("reads CRDs from the override", () => {
+  it("reads CRD versions from the override", () => {
     expect(crdVersions()).toEqual({ widgets: "v9.9.9" });
-    const w = { apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } };
-    expect(validateCustomResource({ ...w, spec: { size: "10%", note: null, extra: { a: 1 } } })).toEqual([]);
-    expect(validateCustomResource({ ...w, spec: { size: 3, sise: 3 } })).toEqual([expect.stringContaining("spec.sise")]);
-    expect(validateCustomResource({ ...w, spec: { size: true } })).toEqual([expect.stringContaining("spec.size")]);
   });
 
   it("reads charts from the override, with the commented-key rule", () => {

@@ -7,7 +7,7 @@ import * as https from "https";
 import * as path from "path";
 import * as YAML from "yaml";
 import { defaultOf } from "../../components/config-keys";
-import { sharedDir } from "../../tools/validate/crd";
+import { sharedDir } from "../../tools/validate/shared";
 import { ApiServer, startApiServer, waitFor } from "./apiserver";
 
 jest.setTimeout(180_000);

@@ -30,6 +30,8 @@ export interface ApiResponse {
   /** The parsed JSON body, or the raw text when the body is not JSON. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
+  /** The server's `Warning` headers' texts (Pod Security's "would violate" among them). */
+  warnings: string[];
 }
 
 export interface ApiServer {
@@ -46,8 +48,12 @@ export interface ApiServer {
   kubeconfigPath: string;
   /** The server's gitVersion from /version, e.g. v1.36.4. */
   version: string;
-  /** A request as the admin; body is sent as JSON. Never throws on an HTTP error status. */
-  request(method: string, path: string, body?: unknown): Promise<ApiResponse>;
+  /**
+   * A request as the admin; body is sent as JSON, with `contentType` as its media type (default
+   * application/json; server-side apply takes application/apply-patch+yaml, of which JSON is a subset).
+   * Never throws on an HTTP error status.
+   */
+  request(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiResponse>;
   /** Stops kube-apiserver and etcd and removes the temporary folder. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -272,12 +278,12 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
     const cert = fs.readFileSync(file("admin.crt"));
     const key = fs.readFileSync(file("admin.key"));
     const agent = new https.Agent({ ca, cert, key, keepAlive: false });
-    const request = (method: string, p: string, body?: unknown): Promise<ApiResponse> => new Promise((resolve, reject) => {
+    const request = (method: string, p: string, body?: unknown, contentType = "application/json"): Promise<ApiResponse> => new Promise((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
       const req = https.request(`${url}${p}`, {
         method,
         agent,
-        headers: { accept: "application/json", ...(data ? { "content-type": "application/json", "content-length": data.length } : {}) },
+        headers: { accept: "application/json", ...(data ? { "content-type": contentType, "content-length": data.length } : {}) },
         timeout: 60_000,
       }, (res) => {
         const chunks: Buffer[] = [];
@@ -286,7 +292,11 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
           const text = Buffer.concat(chunks).toString("utf8");
           let json: unknown = text;
           try { json = JSON.parse(text); } catch { /* not JSON: keep the text */ }
-          resolve({ status: res.statusCode ?? 0, json });
+          // A Warning header is `299 - "text"` (RFC 7234); several come as one array.
+          const header = res.headers.warning as string | string[] | undefined;
+          const warnings = (Array.isArray(header) ? header : header ? header.split(/,(?=\s*299 )/) : [])
+            .map((w) => w.trim().replace(/^299 - "(.*)"$/s, "$1").replace(/\\(.)/g, "$1"));
+          resolve({ status: res.statusCode ?? 0, json, warnings });
         });
         res.on("error", reject);
       });

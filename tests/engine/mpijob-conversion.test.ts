@@ -19,7 +19,7 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { DEPRECATION_WARNING, MPIJOB_CRD_NAME, WEBHOOK_SCRIPT_FILE, withV1alpha1Conversion } from "../../components/mpijob-conversion";
-import { sharedDir } from "../../tools/validate/crd";
+import { sharedDir } from "../../tools/validate/shared";
 import { ApiServer, startApiServer, waitFor } from "./apiserver";
 import { execApiBody, expectExecApiPods, makeTestCertificates, startWebhook, stopWebhook, V1ALPHA1, V2BETA1 } from "../support/mpijob-webhook";
 
@@ -329,6 +329,29 @@ describe("a v1alpha1 job the webhook cannot convert", () => {
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.json.message).toContain("exactly one of replicas and gpus");
     expect((await server.request("GET", at("v2beta1", "both"))).status).toBe(404);
+  });
+});
+
+describe("the API server's own schemas at both versions (what the unit tests' CRD validator guessed at)", () => {
+  it("refuses a v1alpha1 field 0.1.0 did not have (strict field validation)", async () => {
+    const typo = execApiBody(2) as any;
+    typo.metadata.name = "typo";
+    typo.spec.replica = 3;
+    const res = await server.request("POST", `${at("v1alpha1")}?dryRun=All&fieldValidation=Strict`, typo);
+    expect({ status: res.status, message: res.json?.message }).toEqual({ status: 400, message: expect.stringContaining('unknown field "spec.replica"') });
+  });
+
+  it("stores a gpus job as valid v2beta1 (one worker per GPU), and refuses a typo in a v2beta1 replica spec", async () => {
+    const gpus = execApiBody() as any;
+    delete gpus.spec.replicas;
+    gpus.metadata.name = "gpus";
+    gpus.spec = { ...gpus.spec, gpus: 2, launcherOnMaster: true, backoffLimit: 2 };
+    const res = await server.request("POST", `${at("v1alpha1")}?dryRun=All&fieldValidation=Strict`, gpus);
+    expect({ status: res.status, message: res.json?.message }).toEqual({ status: 201, message: undefined });
+    const typo = JSON.parse(JSON.stringify({ ...nativeJob, metadata: { name: "typo-v2" } }));
+    typo.spec.mpiReplicaSpecs.Worker.replica = 2;
+    const refused = await server.request("POST", `${at("v2beta1")}?dryRun=All&fieldValidation=Strict`, typo);
+    expect({ status: refused.status, message: refused.json?.message }).toEqual({ status: 400, message: expect.stringContaining('unknown field "spec.mpiReplicaSpecs.Worker.replica"') });
   });
 });
 

@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { AddressInfo } from "net";
 import { engineDir } from "../../tools/engine/pulumi";
-import { sharedDir } from "../../tools/validate/crd";
+import { sharedDir } from "../../tools/validate/shared";
 import { ROOT } from "../support/render";
 import { untgz } from "../support/untgz";
 

@@ -5,7 +5,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { sharedDir } from "../../tools/validate/crd";
+import { sharedDir } from "../../tools/validate/shared";
 
 export default function requireShared(): void {
   const dir = sharedDir();

@@ -16,6 +16,9 @@
 #                                                              scripts run on the first control plane (tests/engine/node-labels.test.ts)
 #   $DARE_ENGINE_CACHE/engine/bin/etcdctl, etcdutl             go.etcd.io/etcd/etcdctl/v3 and etcdutl/v3 at etcd's version: the
 #                                                              snapshot job's and the runbook's tools (tests/engine/restore-etcd.test.ts)
+#   $DARE_ENGINE_CACHE/engine/bin/helm                         helm.sh/helm/v3/cmd/helm at the version the Kubernetes provider
+#                                                              embeds, so `helm template` renders as `pulumi up` would
+#                                                              (tests/engine/helm-template.test.ts)
 #
 # Each build lands in a folder keyed on its module files and flags, so a rerun builds nothing. Prints the
 # engine folder on its last line. DARE_ENGINE_CACHE defaults to ~/.cache/dare-engine.
@@ -130,6 +133,17 @@ build_etcdutl() {
   (cd "$modules/etcdutl" && go build -trimpath -ldflags "-s -w" -o "$out/etcdutl" go.etcd.io/etcd/etcdutl/v3)
 }
 
+# helm: the release the Kubernetes provider's go.mod requires (modules/pulumi-resource-kubernetes, helm.sh/helm/v3),
+# stamped as helm's Makefile stamps a release (LDFLAGS += -X helm.sh/helm/v3/internal/version.version=...), so
+# `helm version` names it; the Kubernetes version `helm template` assumes is given by --kube-version instead.
+build_helm() {
+  local version
+  version=$(required_version "$modules/helm" helm.sh/helm/v3)
+  (cd "$modules/helm" && go build -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
+    -o "$out/helm" helm.sh/helm/v3/cmd/helm)
+}
+
 build_once pulumi build_pulumi "$modules/pulumi/go.mod" "$modules/pulumi/go.sum"
 pulumi_dir=$built
 
@@ -156,6 +170,8 @@ kube_apiserver_dir=$built
 
 build_once kubectl build_kubectl "$modules/kubectl/go.mod" "$modules/kubectl/go.sum"
 kubectl_dir=$built
+build_once helm build_helm "$modules/helm/go.mod" "$modules/helm/go.sum"
+helm_dir=$built
 
 # Assemble: symlinks into the keyed builds, replaced whole so a version change leaves nothing stale.
 rm -rf "$engine.partial"
@@ -169,6 +185,7 @@ ln -s "$etcdctl_dir/etcdctl" "$engine.partial/bin/etcdctl"
 ln -s "$etcdutl_dir/etcdutl" "$engine.partial/bin/etcdutl"
 ln -s "$kube_apiserver_dir/kube-apiserver" "$engine.partial/bin/kube-apiserver"
 ln -s "$kubectl_dir/kubectl" "$engine.partial/bin/kubectl"
+ln -s "$helm_dir/helm" "$engine.partial/bin/helm"
 ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
   "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
 rm -rf "$engine"; mv "$engine.partial" "$engine"

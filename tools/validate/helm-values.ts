@@ -23,10 +23,11 @@
  *     the Kubernetes type are accepted even when the chart's default map lists only some of them.
  *     PASS_THROUGH lists the few non-empty maps a chart documents as pass-through (traefik
  *     `service.spec`).
- * Anything else is an error naming the full key path. In addition, the merged values
- * (defaults overridden by the release, as Helm coalesces them) are validated with ajv against
- * values.schema.json when the chart has one (draft-07, 2019-09 and 2020-12; unknown formats are
- * ignored; remote `$ref`s, which Helm would download, are treated as "anything").
+ * Anything else is an error naming the full key path.
+ *
+ * What it does not do any more: validate the merged values against values.schema.json. The real `helm
+ * template` does that (tests/engine/helm-template.test.ts renders every release with it); what Helm does not
+ * do is refuse a key the chart never reads, which is all this checker is for.
  *
  * COMMENTED-OUT KEYS. Many charts document optional keys only as comments, e.g.
  *     service:
@@ -58,11 +59,8 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import Ajv, { ValidateFunction } from "ajv";
-import Ajv2019 from "ajv/dist/2019";
-import Ajv2020 from "ajv/dist/2020";
 import * as YAML from "yaml";
-import { addKubernetesFormats, formatAjvErrors, lenientRegExp, sharedDir } from "./crd";
+import { sharedDir } from "./shared";
 
 export interface HelmRelease {
   chart: string;
@@ -265,50 +263,40 @@ interface LoadedChart {
   dir: string;
   defaults: JsonObject;
   comments: CommentNode;
-  schema: { root: JsonObject; validate: ValidateFunction } | null;
+  /** values.schema.json, where the chart has one: a source of known keys (rule 4). */
+  schema: { root: JsonObject } | null;
   schemaError: string | null;
   /** values key -> subchart found in shared/charts */
   subcharts: Map<string, LoadedChart>;
 }
 
 const chartCache = new Map<string, LoadedChart | string>();
-const ajvByDraft = new Map<string, Ajv>();
-
-function ajvFor(draft: "07" | "2019" | "2020"): Ajv {
-  let a = ajvByDraft.get(draft);
-  if (!a) {
-    const opts = { allErrors: true, strict: false, logger: false as const, validateSchema: false, code: { regExp: lenientRegExp } };
-    a = draft === "2020" ? new Ajv2020(opts) : draft === "2019" ? new Ajv2019(opts) : new Ajv(opts);
-    ajvByDraft.set(draft, a);
-  }
-  return a;
-}
-
-/** Remote $refs (Helm downloads them) cannot be resolved offline: they become `{}` (anything). */
-function localizeSchema(v: unknown, formats: Set<string>): unknown {
-  if (Array.isArray(v)) return v.map((x) => localizeSchema(x, formats));
+/** Remote $refs (Helm downloads them) cannot be resolved offline: they are dropped (anything). */
+function localizeSchema(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map((x) => localizeSchema(x));
   if (!isObject(v)) return v;
   const out: JsonObject = {};
   for (const [k, x] of Object.entries(v)) {
     if (k === "$ref" && typeof x === "string" && !x.startsWith("#")) continue;
-    if (k === "format" && typeof x === "string") formats.add(x);
-    out[k] = localizeSchema(x, formats);
+    out[k] = localizeSchema(x);
   }
   return out;
 }
 
-function compileSchema(file: string): { root: JsonObject; validate: ValidateFunction } {
+function readSchema(file: string): { root: JsonObject } {
   const raw = JSON.parse(fs.readFileSync(file, "utf8")) as unknown;
   if (!isObject(raw)) throw new Error("not a JSON object");
-  const formats = new Set<string>();
-  const root = localizeSchema(raw, formats) as JsonObject;
-  const dialect = typeof root.$schema === "string" ? root.$schema : "";
-  const draft = dialect.includes("2020-12") ? "2020" : dialect.includes("2019-09") ? "2019" : "07";
-  delete root.$schema; // e.g. keycloakx's "http://json-schema.org/schema#" is unknown to ajv
-  delete root.$id; // local "#/..." refs still resolve; avoids id clashes between charts
-  const ajv = ajvFor(draft);
-  addKubernetesFormats(ajv, formats);
-  return { root, validate: ajv.compile(root) };
+  return { root: localizeSchema(raw) as JsonObject };
+}
+
+/** Go RE2 accepts inline flags such as `(?i)`; JS does not: approximate with a whole-pattern `i`. */
+function lenientRegExp(pattern: string, flags: string): RegExp {
+  try {
+    return new RegExp(pattern, flags);
+  } catch (e) {
+    if (/\(\?i\)/.test(pattern)) return new RegExp(pattern.replace(/\(\?i\)/g, ""), flags + "i");
+    throw e;
+  }
 }
 
 /** Resolves a dependency version ("4.56.1", "0.12.*", "v1.20.6") against shared/charts. */
@@ -357,9 +345,9 @@ function loadChart(name: string, version: string, seen: string[] = []): LoadedCh
       const schemaFile = path.join(dir, "values.schema.json");
       if (fs.existsSync(schemaFile)) {
         try {
-          chart.schema = compileSchema(schemaFile);
+          chart.schema = readSchema(schemaFile);
         } catch (e) {
-          chart.schemaError = `${name} ${version} values.schema.json: cannot compile: ${(e as Error).message}`;
+          chart.schemaError = `${name} ${version} values.schema.json: cannot read: ${(e as Error).message}`;
         }
       }
       const chartYaml = path.join(dir, "Chart.yaml");
@@ -525,35 +513,6 @@ function checkKeys(values: JsonObject, sources: Source[], keyPath: string, where
 }
 
 // ---------------------------------------------------------------------------------------------
-// schema check
-
-/** Helm's coalescing: maps merge, other values replace, null deletes the default. */
-function coalesce(defaults: unknown, overrides: unknown): unknown {
-  if (!isObject(defaults) || !isObject(overrides)) return overrides === undefined ? defaults : overrides;
-  const out: JsonObject = { ...defaults };
-  for (const [k, v] of Object.entries(overrides)) {
-    if (v === null) delete out[k];
-    else out[k] = isObject(out[k]) && isObject(v) ? coalesce(out[k], v) : v;
-  }
-  return out;
-}
-
-function checkSchemas(chart: LoadedChart, merged: JsonObject, prefix: string, errors: string[]): void {
-  if (chart.schemaError) errors.push(chart.schemaError);
-  if (chart.schema && !chart.schema.validate(merged)) {
-    for (const e of formatAjvErrors(chart.schema.validate.errors ?? [], merged, prefix)) {
-      errors.push(`values.schema.json of ${chart.name} ${chart.version}: ${e}`);
-    }
-  }
-  for (const [key, sub] of chart.subcharts) {
-    if (!sub.schema && !sub.subcharts.size) continue;
-    const subValues = coalesce(sub.defaults, merged[key]);
-    const withGlobal = coalesce(subValues, { global: merged.global ?? {} });
-    if (isObject(withGlobal)) checkSchemas(sub, withGlobal, joinKey(prefix, key), errors);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /** Chart name from a release's `chart` field ("traefik", "repo/traefik", "oci://host/charts/traefik"). */
 function chartName(chart: string): string {
@@ -573,8 +532,9 @@ export function validateHelmValues(release: HelmRelease): string[] {
   const errors: string[] = [];
   const sources: Source[] = [{ t: "values", node: chart.defaults, comments: chart.comments, chart }];
   if (chart.schema) sources.push({ t: "schema", node: chart.schema.root, root: chart.schema.root });
+  // A schema that cannot be read leaves its keys unknown: say why, once per chart.
+  const schemaErrors = (c: LoadedChart): string[] => [...(c.schemaError ? [c.schemaError] : []), ...[...c.subcharts.values()].flatMap(schemaErrors)];
+  errors.push(...schemaErrors(chart));
   checkKeys(values, sources, "", `${chart.name} ${chart.version}`, errors, PASS_THROUGH[chart.name] ?? []);
-  const merged = coalesce(chart.defaults, values);
-  checkSchemas(chart, isObject(merged) ? merged : {}, "", errors);
   return errors;
 }

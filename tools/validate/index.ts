@@ -1,60 +1,24 @@
 /**
- * Validates an offline render directory:
- *   DIR/kubernetes/<namespace or _cluster>/<kind>-<name>.yaml   one object per file
- *   DIR/helm/<release>.yaml                                      {chart, version, repository, namespace, values}
- * Built-in kinds are checked strictly with kubernetes-models (k8s-openapi.mjs, run in ONE child
- * node process per call because kubernetes-models is ESM-only and jest runs CommonJS), custom
- * resources with the shared CRDs (crd.ts), Helm values with the shared chart defaults
- * (helm-values.ts). An object whose apiVersion/kind is neither built-in nor defined by a shared CRD
- * is an error ("unknown kind").
+ * Checks an offline render directory for what no real component checks:
+ *   DIR/kubernetes/<namespace or _cluster>/<kind>-<name>.yaml   one object per file: YAML that parses to
+ *                                                                objects with apiVersion and kind
+ *   DIR/helm/<release>.yaml                                      {chart, version, repository, namespace, values}:
+ *                                                                the chart version is one in ../shared/charts,
+ *                                                                every values key one the chart reads (helm-values.ts)
+ * Whether the objects are valid (built-in schemas, CRD schemas and their CEL rules, Pod Security, unknown
+ * kinds) and whether the values pass the chart's values.schema.json is decided by the real API server and
+ * the real `helm template` in the engine tier (tests/engine/helm-template.test.ts); the validators that
+ * guessed at it here (kubernetes-models, CRD schemas through ajv) are gone.
  */
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { listYaml, validateCustomResource } from "./crd";
 import { HelmRelease, validateHelmValues } from "./helm-values";
+import { listYaml } from "./shared";
 
-export { validateCustomResource, crdVersions, customResourceKinds, sharedDir } from "./crd";
+export { crdVersions, sharedDir } from "./shared";
 export { validateHelmValues, chartVersions } from "./helm-values";
 export type { HelmRelease } from "./helm-values";
-
-const K8S_OPENAPI = path.join(__dirname, "k8s-openapi.mjs");
-
-/**
- * Validates built-in objects with kubernetes-models (one child process for the whole batch).
- * Result i is null when objs[i] is not a built-in kind, else its errors (empty = valid).
- */
-export function validateBuiltinObjects(objs: unknown[]): Promise<(string[] | null)[]> {
-  if (objs.length === 0) return Promise.resolve([]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [K8S_OPENAPI, "--stdin"], { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) {
-        reject(new Error(`k8s-openapi.mjs exited with ${code}: ${Buffer.concat(err).toString()}`));
-        return;
-      }
-      try {
-        const res = JSON.parse(Buffer.concat(out).toString("utf8")) as (string[] | null)[];
-        if (!Array.isArray(res) || res.length !== objs.length) throw new Error("unexpected output");
-        resolve(res);
-      } catch (e) {
-        reject(new Error(`k8s-openapi.mjs: ${(e as Error).message}: ${Buffer.concat(out).toString().slice(0, 500)}`));
-      }
-    });
-    child.stdin.end(JSON.stringify(objs));
-  });
-}
-
-function unknownKind(obj: unknown): string {
-  const o = (obj ?? {}) as { apiVersion?: unknown; kind?: unknown };
-  return `unknown kind: apiVersion ${JSON.stringify(o.apiVersion)} kind ${JSON.stringify(o.kind)} is neither a built-in Kubernetes kind nor defined by a CRD in shared/crds`;
-}
 
 function parseDocs(file: string): { docs: unknown[]; errors: string[] } {
   const docs: unknown[] = [];
@@ -69,12 +33,7 @@ function parseDocs(file: string): { docs: unknown[]; errors: string[] } {
   return { docs, errors };
 }
 
-function label(obj: unknown): string {
-  const o = (obj ?? {}) as { kind?: unknown; metadata?: { name?: unknown } };
-  return `${String(o.kind)}/${String(o.metadata?.name)}`;
-}
-
-/** Validates a render directory; returns "file: [kind/name: ]problem" strings (empty = valid). */
+/** Checks a render directory; returns "file: problem" strings (empty = valid). */
 export async function validateRenderDir(dir: string): Promise<string[]> {
   const errors: string[] = [];
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return [`${dir}: not a directory`];
@@ -82,7 +41,6 @@ export async function validateRenderDir(dir: string): Promise<string[]> {
   const hdir = path.join(dir, "helm");
   if (!fs.existsSync(kdir) && !fs.existsSync(hdir)) return [`${dir}: has neither kubernetes/ nor helm/`];
 
-  const objs: { rel: string; obj: unknown }[] = [];
   for (const file of listYaml(kdir)) {
     const rel = path.relative(dir, file);
     const { docs, errors: yamlErrors } = parseDocs(file);
@@ -92,16 +50,9 @@ export async function validateRenderDir(dir: string): Promise<string[]> {
       const o = obj as { apiVersion?: unknown; kind?: unknown };
       if (obj === null || typeof obj !== "object" || Array.isArray(obj) || typeof o.apiVersion !== "string" || typeof o.kind !== "string") {
         errors.push(`${rel}: not a Kubernetes object (apiVersion and kind are required)`);
-        continue;
       }
-      objs.push({ rel, obj });
     }
   }
-  const builtin = await validateBuiltinObjects(objs.map((o) => o.obj));
-  objs.forEach(({ rel, obj }, i) => {
-    const errs = builtin[i] ?? validateCustomResource(obj) ?? [unknownKind(obj)];
-    for (const e of errs) errors.push(`${rel}: ${label(obj)}: ${e}`);
-  });
 
   for (const file of listYaml(hdir)) {
     const rel = path.relative(dir, file);
