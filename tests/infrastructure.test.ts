@@ -6,7 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
 import { clusterNodes, KubernetesCluster } from "../components/cluster";
 import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, NodesSpec } from "../components/config";
-import { readScript, wrapScript } from "../components/host-step";
+import { plainParametersOf, readScript, wrapScript } from "../components/host-step";
 import { Host } from "../components/hosts";
 import { diskPath, Infrastructure, InfrastructureArgs } from "../components/infrastructure";
 import { CHARTS, Storage } from "../components/storage";
@@ -260,10 +260,13 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
         const step = diskStep(w, j);
         const inputs = unsecret(step.inputs);
         expect(inputs.connection).toMatchObject({ host: host.privateAddress, proxy: { host: bastion } });
-        expect(inputs.create).toBe(wrapScript(readScript("disk-link.sh")));
-        expect(inputs.delete).toBe(wrapScript(readScript("disk-unlink.sh")));
-        expect(inputs.stdin).toContain(`VOLUME_ID='${volumeId(w, j)}'\n`);
-        expect(inputs.stdin).toContain(`DISK_HOST='${w}'\n`);
+        // No secret among its parameters: all of them in the command, where a preview shows them; stdin empty.
+        const parameters = plainParametersOf(inputs.create);
+        expect(inputs.create).toBe(wrapScript(readScript("disk-link.sh"), parameters));
+        expect(inputs.delete).toBe(wrapScript(readScript("disk-unlink.sh"), parameters));
+        expect(parameters).toContain(`VOLUME_ID='${volumeId(w, j)}'\n`);
+        expect(parameters).toContain(`DISK_HOST='${w}'\n`);
+        expect(inputs.stdin).toBe("");
         expect(step.dependencies).toContain(attachment(w, j).urn);
         // A re-attached volume or a re-created machine updates the step (create runs again): no replacement,
         // whose delete would take away the rule the new step just installed.
@@ -282,7 +285,7 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
         expect(rook.dependencies).toContain(diskStep(w, j).urn);
         const osd = commands().find((c) => c.name === `k8s-${CLUSTER}-cp-0-osd-${w}-disk-${j}`)!;
         expect(osd.dependencies).toContain(attachment(w, j).urn);
-        expect(unsecret(osd.inputs).stdin).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
+        expect(plainParametersOf(unsecret(osd.inputs).create)).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
       }
     }
   });

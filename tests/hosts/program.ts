@@ -4,6 +4,7 @@
  * program's dependency order, and the order Pulumi deletes them in (dependents first).
  */
 import { ClusterNode, KubernetesCluster } from "../../components/cluster";
+import { plainParametersOf } from "../../components/host-step";
 import { DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
@@ -11,8 +12,11 @@ import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks
 import { runMocked } from "../support/mocked";
 import { sshExec, TestHost } from "./harness";
 
-/** `hostKey`: the host key the step's connection pins (`connection.hostKey`). */
-export interface Step { name: string; host: string; create: string; delete?: string; stdin: string; hostKey: string; urn: string; dependencies: string[] }
+/**
+ * `hostKey`: the host key the step's connection pins (`connection.hostKey`); `parameters`: every parameter as the
+ * script sees it, `KEY='value'` lines (the plain ones from `create`, then stdin's).
+ */
+export interface Step { name: string; host: string; create: string; delete?: string; stdin: string; parameters: string; hostKey: string; urn: string; dependencies: string[] }
 
 /** `hostKey`: the key the program pins for the host (default: the test host's real one, as an operator configures it). */
 export interface ProgramHost { name: string; controlPlane?: boolean; disks?: string[]; hostKey?: string }
@@ -59,7 +63,7 @@ export function stepsOf(resources: RecordedResource[], testHosts: TestHost[]): S
   return resources.filter((r) => r.type === "command:remote:Command").map((r): Step => {
     const inputs = reveal(r.inputs);
     const host = testHosts.find((h) => h.address === inputs.connection.host)!;
-    return { name: r.name, host: host.name, create: inputs.create, delete: inputs.delete, stdin: inputs.stdin, hostKey: inputs.connection.hostKey, urn: r.urn, dependencies: r.dependencies };
+    return { name: r.name, host: host.name, create: inputs.create, delete: inputs.delete, stdin: inputs.stdin, parameters: plainParametersOf(inputs.create) + inputs.stdin, hostKey: inputs.connection.hostKey, urn: r.urn, dependencies: r.dependencies };
   });
 }
 
