@@ -60,6 +60,19 @@ export interface ExistingHostSpec {
    * program set the host up again, as a re-created VM's new instance id does. Undefined: never re-installed.
    */
   installation?: string;
+  /** true: SSH reaches the host through dare:bastion (the loader's default whenever one is set); unset: directly */
+  viaBastion?: boolean;
+}
+
+/** The jump host of existing hosts (dare:bastion, dare:bastionPrivateKey). */
+export interface BastionSpec {
+  address: string;
+  port: number;
+  user: string;
+  /** its SSH host key, `ssh-ed25519 <base64>`: the only key accepted from it */
+  hostKey: string;
+  /** the key to log in to it with (secret); undefined: the hosts' key */
+  privateKey?: pulumi.Output<string>;
 }
 
 export interface NetworkSpec {
@@ -82,6 +95,8 @@ export interface DareConfig {
   nodes: NodesSpec;
   /** existing mode only */
   hosts: ExistingHostSpec[];
+  /** existing mode only: the jump host SSH goes through to reach the hosts marked viaBastion */
+  bastion?: BastionSpec;
   network: NetworkSpec;
   adminCidrs: string[];
   domain: string;
@@ -168,7 +183,7 @@ export interface ConfigSource {
  * Keys that may hold secrets (set with `pulumi config set --secret`); their readers keep them Pulumi
  * secrets. Any other key set with --secret is refused: its value would end up in plain text.
  */
-export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase", "sshPrivateKey"]);
+export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase", "sshPrivateKey", "bastionPrivateKey"]);
 
 /** Reads the project's keys from Pulumi's config (stack file over Pulumi.yaml defaults). */
 export function pulumiConfigSource(): ConfigSource {
@@ -381,7 +396,7 @@ function readNodes(r: Reader): NodesSpec {
   return { controlPlane, pools };
 }
 
-function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHostSpec[] {
+function readHosts(r: Reader, provider: Provider, pools: PoolSpec[], bastion: BastionSpec | undefined): ExistingHostSpec[] {
   const example = `[{"name": "cp-0", "role": "control-plane", "address": "203.0.113.10", "privateAddress": "10.0.0.10", "user": "ubuntu", "port": 22, "disks": ["/dev/sdb"], "hostKey": "${EXAMPLE_HOST_KEY}"}]`;
   const raw = r.raw("hosts");
   if (provider !== "existing") {
@@ -402,7 +417,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const key = `hosts[${i}]`;
     const host = r.object(key, item, example);
     if (!host) return;
-    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation"], example);
+    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation", "viaBastion"], example);
     const name = r.string(`${key}.name`, host.name ?? "", "", `"worker-3"`, NAME,
       "must be a lower-case DNS label: it becomes the Kubernetes node name");
     if (name && names.has(name)) r.problem(`${key}.name`, name, "duplicate host name", `"worker-4"`);
@@ -420,6 +435,11 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const disks = (r.list(`${key}.disks`, host.disks, `["/dev/sdb"]`) ?? []).map((d, j) =>
       r.string(`${key}.disks[${j}]`, d, "", `"/dev/sdb"`, /^\/dev\/\S+$/, "must be a block device path under /dev"));
     const hostKey = readHostKey(r, `${key}.hostKey`, host.hostKey, address);
+    const viaBastion = r.boolean(`${key}.viaBastion`, host.viaBastion, bastion !== undefined, "false");
+    if (viaBastion && !bastion) {
+      r.problem(`${key}.viaBastion`, true, "names no jump host: dare:bastion is not set",
+        `pulumi config set --path 'bastion.address' 203.0.113.5 (and bastion.hostKey), or pulumi config set --path '${key}.viaBastion' false`);
+    }
     hosts.push({
       name,
       role,
@@ -433,9 +453,46 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
         installation: r.string(`${key}.installation`, host.installation, "", `"reinstalled-2026-12-01"`, /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
           "must be a short identifier (letters, digits, . _ : -)"),
       }),
+      viaBastion,
     });
   });
   return hosts;
+}
+
+/**
+ * dare:bastion: existing hosts' jump host, its host key pinned as every host's, and the key to log in to it
+ * (dare:bastionPrivateKey; unset: the hosts' key). OpenStack has its own (the first control plane).
+ */
+function readBastion(r: Reader, provider: Provider): BastionSpec | undefined {
+  const example = `{"address": "203.0.113.5", "port": 22, "user": "ubuntu", "hostKey": "${EXAMPLE_HOST_KEY}"}`;
+  const raw = r.raw("bastion");
+  const keyRaw = r.raw("bastionPrivateKey");
+  const unset = raw === undefined || raw === "" || (typeof raw === "object" && raw !== null && Object.keys(raw).length === 0);
+  if (unset) {
+    if (keyRaw !== undefined && keyRaw !== "") {
+      r.problem("bastionPrivateKey", SECRET_SHOWN, "is only used with dare:bastion (a jump host)", `pulumi config set --path 'bastion' '${example}'`);
+    }
+    return undefined;
+  }
+  if (provider !== "existing") {
+    r.problem("bastion", raw, "is only used with dare:provider = existing: on OpenStack the first control plane is the jump host",
+      "pulumi config rm bastion");
+    return undefined;
+  }
+  const spec = r.object("bastion", raw, example);
+  if (!spec) return undefined;
+  r.unknownKeys("bastion", spec, ["address", "port", "user", "hostKey"], example);
+  const address = r.string("bastion.address", spec.address ?? "", "", `"203.0.113.5"`);
+  const privateKey = readPrivateKey(r, "bastionPrivateKey", "pulumi config set --secret bastionPrivateKey < jump-key",
+    "it logs in to the jump host in front of every host");
+  return {
+    address,
+    port: r.integer("bastion.port", spec.port, 22, 1, "22"),
+    user: r.string("bastion.user", spec.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`,
+      /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
+    hostKey: readHostKey(r, "bastion.hostKey", spec.hostKey, address),
+    ...(privateKey ? { privateKey } : {}),
+  };
 }
 
 /** A documentation-only ED25519 key (the examples in error messages and the configuration reference). */
@@ -986,17 +1043,21 @@ function readAccessAndMonitoring(r: Reader) {
 }
 
 function readSshPrivateKey(r: Reader): pulumi.Output<string> | undefined {
+  return readPrivateKey(r, "sshPrivateKey", "pulumi config set --secret sshPrivateKey < dare-deployer", "it logs in as root on every host");
+}
+
+/** An SSH private key set with --secret, or undefined when unset. */
+function readPrivateKey(r: Reader, key: "sshPrivateKey" | "bastionPrivateKey", example: string, why: string): pulumi.Output<string> | undefined {
   // The value is never shown: a problem names the key only. raw() does not parse a PEM text.
-  const value = r.raw("sshPrivateKey");
+  const value = r.raw(key);
   if (value === undefined || value === "") return undefined;
-  const example = "pulumi config set --secret sshPrivateKey < dare-deployer";
   const problem = typeof value === "string" ? opensshKeyProblem(value) : "must be the text of a private key";
   if (problem) {
-    r.problem("sshPrivateKey", SECRET_SHOWN, problem, example);
+    r.problem(key, SECRET_SHOWN, problem, example);
     return undefined;
   }
-  if (r.isSecretKey("sshPrivateKey") === false) {
-    r.problem("sshPrivateKey", "[not shown]", "must be set with --secret: it logs in as root on every host", example);
+  if (r.isSecretKey(key) === false) {
+    r.problem(key, "[not shown]", `must be set with --secret: ${why}`, example);
     return undefined;
   }
   return pulumi.secret(value as string);
@@ -1008,7 +1069,8 @@ export function loadConfig(source: ConfigSource): DareConfig {
   const provider = r.oneOf("provider", "pulumi config set provider openstack") as Provider;
 
   const nodes = readNodes(r);
-  const hosts = readHosts(r, provider, nodes.pools);
+  const bastion = readBastion(r, provider);
+  const hosts = readHosts(r, provider, nodes.pools, bastion);
   const controlPlanes = provider === "existing"
     ? hosts.filter((h) => h.role === CONTROL_PLANE_ROLE).length
     : nodes.controlPlane.count;
@@ -1035,6 +1097,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
     provider,
     nodes,
     hosts,
+    ...(bastion ? { bastion } : {}),
     network: readNetwork(r),
     adminCidrs,
     domain: r.string("domain", r.raw("domain"), "", `"dare.example.org"`, DOMAIN, "must be a lower-case DNS name with at least one dot"),

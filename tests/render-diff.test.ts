@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
 import * as YAML from "yaml";
+import { plainParametersOf } from "../components/host-step";
 import { changedPaths, diffRenders, formatMarkdown, readRender } from "../tools/render-diff";
 
 const ROOT = path.join(__dirname, "..");
@@ -161,4 +162,34 @@ describe("real renders: scaling the testbed's workers from 2 to 3", () => {
       ["storage-ceph-cluster", ["values.cephClusterSpec.storage.nodes[2]"]],
     ]);
   }, 120000);
+});
+
+describe("real renders: raising the testbed's kubernetesVersion", () => {
+  const run = promisify(execFile);
+  const render = (out: string, ...extra: string[]) =>
+    run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out, ...extra], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+
+  it("lists exactly the host steps that take the version as changed, in their commands (plain parameters), not in a secret stdin", async () => {
+    const before = path.join(tmp, "testbed-1.36");
+    const after = path.join(tmp, "testbed-1.37");
+    await Promise.all([render(before, "--set", "kubernetesVersion=1.36.4"), render(after, "--set", "kubernetesVersion=1.37.0")]);
+    const diff = diffRenders(readRender(before), readRender(after));
+    expect(diff.added).toEqual([]);
+    expect(diff.removed).toEqual([]);
+    const cp = "k8s-dare-testbed-cp-0";
+    const workers = ["dare-testbed-workers-0", "dare-testbed-workers-1"];
+    // init holds the bootstrap token (secret, on stdin): its kubeadm configuration is plain, so the change shows.
+    // The reset script run when init leaves the program gets the same plain parameters.
+    expect(diff.changed.map((r) => [r.name, r.paths])).toEqual([
+      [`${cp}-init`, ["create", "delete"]],
+      [`${cp}-prepare`, ["create"]],
+      [`${cp}-upgrade`, ["create"]],
+      ...workers.flatMap((w) => [[`${cp}-upgrade-drain-${w}`, ["create"]], [`${cp}-upgrade-uncordon-${w}`, ["create"]]]),
+      ...workers.flatMap((w) => [[`k8s-${w}-prepare`, ["create"]], [`k8s-${w}-upgrade`, ["create"]]]),
+    ]);
+    const init = readRender(after).resources.get(diff.changed[0].urn)!.inputs as { create: string; stdin: string };
+    expect(plainParametersOf(init.create)).toMatch(/kubernetesVersion: v?1\.37\.0/);
+    expect(init.stdin).toBe("[secret]");
+    expect(formatMarkdown(diff, "t")).toContain(`**${cp}-init**: \`create\`, \`delete\``);
+  }, 180000);
 });
