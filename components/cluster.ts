@@ -48,6 +48,8 @@ export interface KubernetesClusterArgs {
   bastion: pulumi.Input<SshEndpoint | undefined>;
   /** Private key SSH logs in with (OpenSSH format, secret). */
   sshPrivateKey: pulumi.Input<string>;
+  /** Private key SSH logs in to the bastion with (secret); undefined: sshPrivateKey. */
+  bastionPrivateKey?: pulumi.Input<string>;
   /** Kubernetes MAJOR.MINOR.PATCH, without a leading v. */
   kubernetesVersion: string;
   /** The nodes' subnet and the pod and Service ranges (the same the network layer uses). */
@@ -230,7 +232,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   /** Declares every host step and their order (see the module comment in docs/kubernetes.md). */
   private bootstrap(name: string, args: KubernetesClusterArgs): ClusterSteps {
     const parent = this;
-    const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion };
+    const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion, bastionPrivateKey: args.bastionPrivateKey };
     const api = pulumi.output(args.apiServer);
     const hostOf = (node: ClusterNode): pulumi.Output<Host> => pulumi.output(args.hosts[node.name]);
     const ref = (node: ClusterNode): HostRef => ({ name: node.name, host: hostOf(node) });

@@ -20,10 +20,14 @@ import { Host, SshEndpoint } from "./hosts";
 
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");
 
-/** How SSH reaches hosts: the program's key, and the bastion for hosts without a public address. */
+/** How SSH reaches hosts: the program's key, and the bastion for hosts marked `viaBastion`. */
 export interface SshAccess {
+  /** the key SSH logs in to every host with (secret) */
   privateKey: pulumi.Input<string>;
+  /** the jump host: OpenStack's first control plane, or existing hosts' dare:bastion */
   bastion: pulumi.Input<SshEndpoint | undefined>;
+  /** the key SSH logs in to the bastion with (secret); unset: `privateKey` */
+  bastionPrivateKey?: pulumi.Input<string>;
 }
 
 /**
@@ -158,9 +162,11 @@ export function splitParameters(env: Record<string, pulumi.Input<string>>): Spli
  * So whoever answers on a host's address without its private host key gets no secret parameter.
  */
 export function connectionFor(target: pulumi.Input<Host>, access: SshAccess): pulumi.Output<command.types.input.remote.ConnectionArgs> {
-  return pulumi.all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey)]).apply(([host, bastion, privateKey]) => {
+  const bastionKey = pulumi.output(access.bastionPrivateKey ?? access.privateKey);
+  return pulumi.all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey), bastionKey]).apply(([host, bastion, privateKey, bastionPrivateKey]) => {
     // A connection that would accept any key is a bug, not a configuration: refuse it here too.
     if (!host.hostKey) throw new Error(`host ${host.name}: no SSH host key to pin`);
+    if (host.viaBastion && !bastion) throw new Error(`host ${host.name}: reached through a bastion, but there is none`);
     if (host.viaBastion && bastion && !bastion.hostKey) throw new Error(`bastion ${bastion.address}: no SSH host key to pin`);
     return {
       host: host.address,
@@ -172,7 +178,7 @@ export function connectionFor(target: pulumi.Input<Host>, access: SshAccess): pu
       dialErrorLimit: 30,
       perDialTimeout: 15,
       ...(host.viaBastion && bastion
-        ? { proxy: { host: bastion.address, port: bastion.port, user: bastion.user, hostKey: bastion.hostKey, privateKey, dialErrorLimit: 30, perDialTimeout: 15 } }
+        ? { proxy: { host: bastion.address, port: bastion.port, user: bastion.user, hostKey: bastion.hostKey, privateKey: bastionPrivateKey, dialErrorLimit: 30, perDialTimeout: 15 } }
         : {}),
     };
   });

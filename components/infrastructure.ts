@@ -44,6 +44,10 @@ export interface InfrastructureArgs {
    * is fixed for the life of the cluster, so going from 1 to 3 control planes changes no address.
    */
   apiLoadBalancer: boolean;
+  /** `existing` only: the jump host SSH goes through to reach the hosts marked `viaBastion` (dare:bastion). */
+  bastion?: SshEndpoint;
+  /** The key to log in to `bastion` with (OpenSSH format, secret); undefined: the hosts' key. */
+  bastionPrivateKey?: pulumi.Input<string>;
 }
 
 /** One security-group rule, declared as data so the whole firewall reads as a table. */
@@ -161,6 +165,8 @@ export class Infrastructure extends pulumi.ComponentResource {
   public readonly apiServer: pulumi.Output<ApiEndpoint>;
   /** The SSH entry host for hosts without a public address; undefined when every host is reachable directly. */
   public readonly bastion: pulumi.Output<SshEndpoint | undefined>;
+  /** Private key that SSH uses on the bastion (secret, OpenSSH format): dare:bastionPrivateKey, or sshPrivateKey. */
+  public readonly bastionPrivateKey: pulumi.Output<string>;
   /** Private key that SSH uses on every host (secret, OpenSSH format). */
   public readonly sshPrivateKey: pulumi.Output<string>;
   /** Its public half, for `existing` hosts' authorized_keys. */
@@ -174,6 +180,11 @@ export class Infrastructure extends pulumi.ComponentResource {
     if (args.provider === "openstack" && args.hosts.length > 0) {
       throw new Error(`${name}: hosts are only used with provider "existing"`);
     }
+    if (args.provider === "openstack" && args.bastion) {
+      throw new Error(`${name}: a configured bastion is only used with provider "existing" (OpenStack's is the first control plane)`);
+    }
+    const stranded = args.hosts.filter((h) => h.viaBastion && !args.bastion).map((h) => h.name);
+    if (stranded.length > 0) throw new Error(`${name}: hosts ${stranded.join(", ")} are reached through a bastion, but none is given`);
     super("dare:iaas:Infrastructure", name, {}, opts);
 
     if (args.sshPrivateKey) {
@@ -184,6 +195,8 @@ export class Infrastructure extends pulumi.ComponentResource {
       this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);
       this.sshPublicKey = sshKey.publicKeyOpenssh.apply((k) => k.trim());
     }
+
+    this.bastionPrivateKey = args.bastionPrivateKey ? pulumi.secret(args.bastionPrivateKey) : this.sshPrivateKey;
 
     const built = args.provider === "openstack" ? this.openstack(name, args) : this.existing(args);
     this.hostByName = built.hostByName;
@@ -213,7 +226,7 @@ export class Infrastructure extends pulumi.ComponentResource {
       disks: h.disks,
       // The loader checked it; normalised again for callers that build the component directly.
       hostKey: normalizeHostKey(h.hostKey),
-      viaBastion: false,
+      viaBastion: h.viaBastion ?? false,
       // An existing machine's identity is its installation: a new one after a re-install sets it up again.
       ...(h.installation ? { machineId: h.installation } : {}),
     }));
@@ -228,7 +241,9 @@ export class Infrastructure extends pulumi.ComponentResource {
         publicAddress: first.publicAddress ?? first.address,
         port: API_PORT,
       }),
-      bastion: pulumi.output<SshEndpoint | undefined>(undefined),
+      bastion: pulumi.output<SshEndpoint | undefined>(args.bastion
+        ? { ...args.bastion, hostKey: normalizeHostKey(args.bastion.hostKey) }
+        : undefined),
     };
   }
 

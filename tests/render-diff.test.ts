@@ -180,14 +180,15 @@ describe("real renders: raising the testbed's kubernetesVersion", () => {
     const workers = ["dare-testbed-workers-0", "dare-testbed-workers-1"];
     // init holds the bootstrap token (secret, on stdin): its kubeadm configuration is plain, so the change shows.
     // The reset script run when init leaves the program gets the same plain parameters.
-    expect(diff.changed.map((r) => [r.name, r.paths])).toEqual([
-      [`${cp}-init`, ["create", "delete"]],
-      [`${cp}-prepare`, ["create"]],
-      [`${cp}-upgrade`, ["create"]],
-      ...workers.flatMap((w) => [[`${cp}-upgrade-drain-${w}`, ["create"]], [`${cp}-upgrade-uncordon-${w}`, ["create"]]]),
-      ...workers.flatMap((w) => [[`k8s-${w}-prepare`, ["create"]], [`k8s-${w}-upgrade`, ["create"]]]),
-    ]);
-    const init = readRender(after).resources.get(diff.changed[0].urn)!.inputs as { create: string; stdin: string };
+    expect(diff.changed.map((r) => `${r.name}: ${r.paths.join(", ")}`).sort()).toEqual([
+      `${cp}-init: create, delete`,
+      `${cp}-prepare: create`,
+      `${cp}-upgrade: create`,
+      ...workers.flatMap((w) => [`${cp}-upgrade-drain-${w}: create`, `${cp}-upgrade-uncordon-${w}: create`]),
+      ...workers.flatMap((w) => [`k8s-${w}-prepare: create`, `k8s-${w}-upgrade: create`]),
+    ].sort());
+    const initUrn = diff.changed.find((r) => r.name === `${cp}-init`)!.urn;
+    const init = readRender(after).resources.get(initUrn)!.inputs as { create: string; stdin: string };
     expect(plainParametersOf(init.create)).toMatch(/kubernetesVersion: v?1\.37\.0/);
     expect(init.stdin).toBe("[secret]");
     expect(formatMarkdown(diff, "t")).toContain(`**${cp}-init**: \`create\`, \`delete\``);
