@@ -104,10 +104,29 @@ export function wrapScript(scriptText: string, plainParameters = ""): string {
  * lines, what the script sees (for tests and tools that read a rendered step).
  */
 export function plainParametersOf(wrapped: string): string {
-  if (!wrapped.startsWith(WRAPPED_PREFIX)) throw new Error(`not a wrapped host step: ${wrapped.slice(0, 40)}`);
+  return unwrap(wrapped).parameters;
+}
+
+/** A wrapped command's plain parameter block and script text; undefined when it is not one wrapScript made. */
+export function unwrapScript(wrapped: string): { parameters: string; script: string } | undefined {
+  if (!wrapped.startsWith(WRAPPED_PREFIX)) return undefined;
   const text = wrapped.slice(WRAPPED_PREFIX.length + 1, -1).replace(/'\\''/g, "'");
-  if (!text.startsWith(PARAMETERS_START)) throw new Error("not a wrapped host step: no parameter block");
-  return text.slice(PARAMETERS_START.length, text.indexOf(PARAMETERS_END));
+  const end = text.indexOf(PARAMETERS_END);
+  if (!text.startsWith(PARAMETERS_START) || end < 0) return undefined;
+  return { parameters: text.slice(PARAMETERS_START.length, end), script: text.slice(end + PARAMETERS_END.length) };
+}
+
+function unwrap(wrapped: string): { parameters: string; script: string } {
+  const parts = unwrapScript(wrapped);
+  if (!parts) throw new Error(`not a wrapped host step: ${wrapped.slice(0, 40)}`);
+  return parts;
+}
+
+/** `KEY='value'` lines (envFile's) back into their values. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const m of text.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'\\'')*)'\n/gm)) values[m[1]] = m[2].replace(/'\\''/g, "'");
+  return values;
 }
 
 /**
