@@ -131,7 +131,7 @@ export const CONFIG_KEYS = declare({
     secret: true,
     default: "",
     description: "The private key (OpenSSH format, no passphrase) the program logs in to dare:bastion with, when the jump " +
-      "host takes another key than the hosts: `pulumi config set --secret bastionPrivateKey < jump-key`. Empty: the key of " +
+      "host takes another key than the hosts; set it with --secret from the key file, as dare:sshPrivateKey. Empty: the key of " +
       "dare:sshPrivateKey (or the program's own).",
   },
   sshPrivateKey: {
