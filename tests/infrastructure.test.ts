@@ -207,8 +207,25 @@ describe("existing hosts", () => {
     const resources = installMocks("test");
     expect(() => new Infrastructure("x", args({ provider: "existing", hosts: [] }))).toThrow(/needs at least one host/);
     expect(() => new Infrastructure("x", args({ hosts: existing.hosts }))).toThrow(/only used with provider "existing"/);
+    const jump = { address: "198.51.100.7", port: 22, user: "jump", hostKey: EXAMPLE_HOST_KEY };
+    expect(() => new Infrastructure("x", args({ bastion: jump }))).toThrow(/bastion is only used with provider "existing"/);
+    expect(() => new Infrastructure("x", { ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }] }))
+      .toThrow(/hosts w-0 are reached through a bastion, but none is given/);
     await settle();
     expect(resources).toEqual([]);
+  });
+
+  it("hands on a configured jump host (dare:bastion), the hosts marked as behind it, and its own key as a secret", async () => {
+    const jump = { address: "198.51.100.7", port: 2222, user: "jump", hostKey: `${EXAMPLE_HOST_KEY} comment` };
+    const { infra } = await build({ ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }, existing.hosts[1]], bastion: jump, bastionPrivateKey: "jump-key" });
+    const [hosts, bastion, key] = await Promise.all([valueOf(infra.hosts), valueOf(infra.bastion), valueOf(infra.bastionPrivateKey)]);
+    expect(hosts.map((h) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true]]);
+    expect(bastion).toEqual({ ...jump, hostKey: EXAMPLE_HOST_KEY });
+    expect(key).toBe("jump-key");
+    expect(await isSecretOutput(infra.bastionPrivateKey)).toBe(true);
+    // Without its own key, the hosts' key logs in to it.
+    const { infra: same } = await build({ ...existing, bastion: jump });
+    expect(await valueOf(same.bastionPrivateKey)).toBe(await valueOf(same.sshPrivateKey));
   });
 });
 
