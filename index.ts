@@ -60,6 +60,7 @@ const cluster = new KubernetesCluster(config.clusterName, {
   bastion: infra.bastion,
   sshPrivateKey: infra.sshPrivateKey,
   bastionPrivateKey: infra.bastionPrivateKey,
+  ...(config.bastion ? { jumpHostAddress: config.bastion.privateAddress } : {}),
   kubernetesVersion: config.kubernetesVersion,
   network: config.network,
   clusterName: config.clusterName,

@@ -50,6 +50,8 @@ export interface KubernetesClusterArgs {
   sshPrivateKey: pulumi.Input<string>;
   /** Private key SSH logs in to the bastion with (secret); undefined: sshPrivateKey. */
   bastionPrivateKey?: pulumi.Input<string>;
+  /** Existing hosts' configured jump host: the address its SSH connections come from, which the host firewall admits. */
+  jumpHostAddress?: string;
   /** Kubernetes MAJOR.MINOR.PATCH, without a leading v. */
   kubernetesVersion: string;
   /** The nodes' subnet and the pod and Service ranges (the same the network layer uses). */
@@ -265,7 +267,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     // Host preparation: every host at once, nothing before it.
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
-      args.apiLoadBalancer);
+      args.apiLoadBalancer, args.jumpHostAddress);
     // Machines the IaaS layer makes sit in the subnet; only configured (existing) hosts may sit outside
     // it, and their addresses are known from the configuration: no host's firewall waits for all machines.
     const members = pulumi.all(controlPlanes.map(privateAddress)).apply((controlPlane) => ({

@@ -120,10 +120,11 @@ export const CONFIG_KEYS = declare({
   },
   bastion: {
     default: {},
-    description: "`existing` only: a jump host `{address, port, user, hostKey}` that SSH goes through to reach the hosts " +
+    description: "`existing` only: a jump host `{address, privateAddress, port, user, hostKey}` that SSH goes through to reach the hosts " +
       "(every host step, the borg setup included), as the first control plane is on OpenStack. Every host in dare:hosts is " +
       "reached through it, except those with `viaBastion: false` (e.g. the jump host itself when it is also a cluster host). " +
-      "port defaults to 22 and user to dare:sshUser; hostKey (required) is its SSH host key, `ssh-ed25519 AAAA…`, the only " +
+      "privateAddress (IPv4, default address) is the address the hosts see its connections come from: their firewall admits SSH " +
+      "from it. port defaults to 22 and user to dare:sshUser; hostKey (required) is its SSH host key, `ssh-ed25519 AAAA…`, the only " +
       "key accepted from it (read as for dare:hosts[].hostKey). It must allow TCP forwarding (sshd's AllowTcpForwarding, " +
       "on by default) to the hosts' SSH ports. Empty: every host is reached directly.",
   },

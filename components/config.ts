@@ -66,7 +66,10 @@ export interface ExistingHostSpec {
 
 /** The jump host of existing hosts (dare:bastion, dare:bastionPrivateKey). */
 export interface BastionSpec {
+  /** the address SSH dials */
   address: string;
+  /** the address the hosts see its connections come from (IPv4): the host firewall admits SSH from it */
+  privateAddress: string;
   port: number;
   user: string;
   /** its SSH host key, `ssh-ed25519 <base64>`: the only key accepted from it */
@@ -464,7 +467,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[], bastion: Ba
  * (dare:bastionPrivateKey; unset: the hosts' key). OpenStack has its own (the first control plane).
  */
 function readBastion(r: Reader, provider: Provider): BastionSpec | undefined {
-  const example = `{"address": "203.0.113.5", "port": 22, "user": "ubuntu", "hostKey": "${EXAMPLE_HOST_KEY}"}`;
+  const example = `{"address": "203.0.113.5", "privateAddress": "10.0.0.5", "port": 22, "user": "ubuntu", "hostKey": "${EXAMPLE_HOST_KEY}"}`;
   const raw = r.raw("bastion");
   const keyRaw = r.raw("bastionPrivateKey");
   const unset = raw === undefined || raw === "" || (typeof raw === "object" && raw !== null && Object.keys(raw).length === 0);
@@ -481,12 +484,18 @@ function readBastion(r: Reader, provider: Provider): BastionSpec | undefined {
   }
   const spec = r.object("bastion", raw, example);
   if (!spec) return undefined;
-  r.unknownKeys("bastion", spec, ["address", "port", "user", "hostKey"], example);
+  r.unknownKeys("bastion", spec, ["address", "privateAddress", "port", "user", "hostKey"], example);
   const address = r.string("bastion.address", spec.address ?? "", "", `"203.0.113.5"`);
+  const privateAddress = r.string("bastion.privateAddress", spec.privateAddress ?? address, address, `"10.0.0.5"`);
+  if (privateAddress && !isIpv4Address(privateAddress)) {
+    r.problem("bastion.privateAddress", privateAddress,
+      "must be an IPv4 address: the one the hosts see the jump host's SSH connections come from, which their firewall admits", `"10.0.0.5"`);
+  }
   const privateKey = readPrivateKey(r, "bastionPrivateKey", "pulumi config set --secret bastionPrivateKey < jump-key",
     "it logs in to the jump host in front of every host");
   return {
     address,
+    privateAddress,
     port: r.integer("bastion.port", spec.port, 22, 1, "22"),
     user: r.string("bastion.user", spec.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`,
       /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),

@@ -60,8 +60,11 @@ interface RuleSpec {
   from: { cidr: string } | { group: "nodes" | "controlPlane" };
 }
 
-/** What each group opens. Cluster-internal ports are reachable from cluster members only. */
-export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "network">, apiLoadBalancer: boolean): RuleSpec[] {
+/**
+ * What each group opens. Cluster-internal ports are reachable from cluster members only. `jumpHost`: the
+ * address existing hosts see a configured jump host's SSH come from (dare:bastion.privateAddress), admitted to SSH.
+ */
+export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "network">, apiLoadBalancer: boolean, jumpHost?: string): RuleSpec[] {
   const fromAdmins = (group: RuleSpec["group"], description: string, port: number): RuleSpec[] =>
     args.adminCidrs.map((cidr) => ({ group, description, protocol: "tcp", ports: [port, port], from: { cidr } }));
   const members = { group: "nodes" } as const;
@@ -69,6 +72,7 @@ export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "net
     ...fromAdmins("nodes", "ssh", 22),
     // Hosts without a public address are reached through the bastion, the first control plane.
     { group: "nodes", description: "ssh", protocol: "tcp", ports: [22, 22], from: { group: "controlPlane" } },
+    ...(jumpHost ? [{ group: "nodes", description: "ssh from the jump host", protocol: "tcp", ports: [22, 22], from: { cidr: `${jumpHost}/32` } } as RuleSpec] : []),
     ...fromAdmins("controlPlane", "kube-apiserver", API_PORT),
     { group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: members },
     // Octavia's amphorae sit in the node subnet and forward API traffic (and health checks) from there.

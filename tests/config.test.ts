@@ -314,7 +314,8 @@ describe("dare:bastion: a jump host for existing hosts", () => {
 
   it("reaches every host through it unless a host says viaBastion: false; port 22 and dare:sshUser by default; the hosts' key", () => {
     const config = loadConfig(source({ ...valid, ...existing({ sshUser: "admin", bastion: jump, hosts: [host({ viaBastion: false }), worker] }) }));
-    expect(config.bastion).toEqual({ address: "203.0.113.5", port: 22, user: "admin", hostKey: EXAMPLE_HOST_KEY });
+    expect(config.bastion).toEqual({ address: "203.0.113.5", privateAddress: "203.0.113.5", port: 22, user: "admin", hostKey: EXAMPLE_HOST_KEY });
+    expect(loadConfig(source({ ...valid, ...existing({ bastion: { ...jump, privateAddress: "10.0.0.5" } }) })).bastion!.privateAddress).toBe("10.0.0.5");
     expect(config.hosts.map((h) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true]]);
     // Without a jump host, every host is reached directly.
     const direct = loadConfig(source({ ...valid, ...existing() }));
@@ -334,7 +335,8 @@ describe("dare:bastion: a jump host for existing hosts", () => {
     expectProblem(existing({ bastion: { hostKey: EXAMPLE_HOST_KEY } }), "bastion.address", /non-empty string/);
     expectProblem(existing({ bastion: { ...jump, port: 0 } }), "bastion.port", /whole number ≥ 1/);
     expectProblem(existing({ bastion: { ...jump, user: "Not A User" } }), "bastion.user", /Unix user name/);
-    expectProblem(existing({ bastion: { ...jump, key: "x" } }), "bastion.key", /unknown key \(known: address, port, user, hostKey\)/);
+    expectProblem(existing({ bastion: { ...jump, key: "x" } }), "bastion.key", /unknown key \(known: address, privateAddress, port, user, hostKey\)/);
+    expectProblem(existing({ bastion: { ...jump, address: "jump.example.org" } }), "bastion.privateAddress", /must be an IPv4 address: the one the hosts see/);
     expectProblem(existing({ bastion: "203.0.113.5" }), "bastion", /must be an object/);
     expectProblem({ bastion: jump }, "bastion", /only used with dare:provider = existing: on OpenStack the first control plane is the jump host/);
     const stranded = problemsOf(existing({ hosts: [host(), { ...worker, viaBastion: true }] })).find((p) => p.key === "hosts[1].viaBastion")!;
