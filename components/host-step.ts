@@ -130,7 +130,7 @@ export function parseEnvFile(text: string): Record<string, string> {
 }
 
 /**
- * Linux refuses a single argument longer than this (MAX_ARG_STRLEN, 32 pages: include/uapi/linux/binfmts.h),
+ * Linux refuses a single argument longer than this (MAX_ARG_STRLEN, 32 pages of 4 KiB: include/uapi/linux/binfmts.h),
  * and the wrapped script is one (`bash -c`, and the login shell's `-c` before it).
  */
 export const MAX_COMMAND_BYTES = 131072;
