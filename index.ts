@@ -38,13 +38,17 @@ const infra = new Infrastructure(config.clusterName, {
   sshPrivateKey: config.sshPrivateKey,
   apiLoadBalancer: config.apiLoadBalancer,
   apiVirtualIp: config.apiVirtualIp,
+  ...(config.bastion ? {
+    bastion: { address: config.bastion.address, port: config.bastion.port, user: config.bastion.user, hostKey: config.bastion.hostKey },
+    bastionPrivateKey: config.bastion.privateKey,
+  } : {}),
 });
 
 export const hosts = infra.hosts;
 export const apiServer = infra.apiServer;
 /** What kubectl talks to (from dare:adminCidrs); the kubeconfig output points here. */
 export const apiServerUrl = pulumi.interpolate`https://${infra.apiServer.publicAddress}:${infra.apiServer.port}`;
-// null with existing hosts (no bastion): shown as such, rather than a warning about an undefined output.
+// null without a bastion (existing hosts without dare:bastion): shown as such, rather than a warning about an undefined output.
 export const bastion = infra.bastion.apply((b) => b ?? null);
 export const sshPublicKey = infra.sshPublicKey;
 export const sshPrivateKey = pulumi.secret(infra.sshPrivateKey);
@@ -56,6 +60,8 @@ const cluster = new KubernetesCluster(config.clusterName, {
   apiServer: infra.apiServer,
   bastion: infra.bastion,
   sshPrivateKey: infra.sshPrivateKey,
+  bastionPrivateKey: infra.bastionPrivateKey,
+  ...(config.bastion ? { jumpHostAddress: config.bastion.privateAddress } : {}),
   kubernetesVersion: config.kubernetesVersion,
   network: config.network,
   clusterName: config.clusterName,
@@ -228,7 +234,8 @@ function platformLayers() {
         name: node.name,
         host: infra.hostByName[node.name],
       })),
-      ssh: { privateKey: infra.sshPrivateKey, bastion: infra.bastion },
+      // Through the bastion as every host step (the hosts' own borg client reaches the repository directly).
+      ssh: { privateKey: infra.sshPrivateKey, bastion: infra.bastion, bastionPrivateKey: infra.bastionPrivateKey },
       dependsOn: [...cluster.steps.prepare.values()],
     } : undefined,
   }, { dependsOn: [dare] });

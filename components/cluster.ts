@@ -54,6 +54,10 @@ export interface KubernetesClusterArgs {
   bastion: pulumi.Input<SshEndpoint | undefined>;
   /** Private key SSH logs in with (OpenSSH format, secret). */
   sshPrivateKey: pulumi.Input<string>;
+  /** Private key SSH logs in to the bastion with (secret); undefined: sshPrivateKey. */
+  bastionPrivateKey?: pulumi.Input<string>;
+  /** Existing hosts' configured jump host: the address its SSH connections come from, which the host firewall admits. */
+  jumpHostAddress?: string;
   /** Kubernetes MAJOR.MINOR.PATCH, without a leading v. */
   kubernetesVersion: string;
   /** The nodes' subnet and the pod and Service ranges (the same the network layer uses). */
@@ -273,7 +277,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   /** Declares every host step and their order (see the module comment in docs/kubernetes.md). */
   private bootstrap(name: string, args: KubernetesClusterArgs, renewalDays: number): ClusterSteps {
     const parent = this;
-    const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion };
+    const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion, bastionPrivateKey: args.bastionPrivateKey };
     const api = pulumi.output(args.apiServer);
     const hostOf = (node: ClusterNode): pulumi.Output<Host> => pulumi.output(args.hosts[node.name]);
     const ref = (node: ClusterNode): HostRef => ({ name: node.name, host: hostOf(node) });
@@ -307,7 +311,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     // Host preparation: every host at once, nothing before it.
     const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
-      args.apiLoadBalancer);
+      args.apiLoadBalancer, args.jumpHostAddress);
     // Machines the IaaS layer makes sit in the subnet; only configured (existing) hosts may sit outside
     // it, and their addresses are known from the configuration: no host's firewall waits for all machines.
     const members = pulumi.all(controlPlanes.map(privateAddress)).apply((controlPlane) => ({

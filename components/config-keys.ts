@@ -69,13 +69,14 @@ export const CONFIG_KEYS = declare({
   },
   hosts: {
     default: [],
-    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, hostKey, installation}]`; role is " +
+    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, hostKey, installation, viaBastion}]`; role is " +
       "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph; hostKey (required) is " +
       "the host's SSH host key, `ssh-ed25519 AAAA…`, the only key SSH accepts from the host: read it on the host's console " +
       "(`cat /etc/ssh/ssh_host_ed25519_key.pub`), or with `ssh-keyscan -t ed25519 <address>` after comparing fingerprints " +
       "with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the console (docs/operations.md, \"SSH host keys\"); installation " +
       "(optional) names the host's installation: give it a new value after re-installing the host, and `pulumi up` sets " +
-      "it up again (docs/recovery.md). Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …). A worker host " +
+      "it up again (docs/recovery.md); viaBastion (default true when dare:bastion is set) reaches the host through that " +
+      "jump host, `false` directly. Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …). A worker host " +
       "may also have its own `labels` (added to its pool's), `taints` and `kubelet` settings (replacing its pool's), as in dare:nodes.pools.",
   },
   network: {
@@ -138,6 +139,23 @@ export const CONFIG_KEYS = declare({
     type: "string",
     default: "ubuntu",
     description: "Login user of the image (openstack) and default user of existing hosts.",
+  },
+  bastion: {
+    default: {},
+    description: "`existing` only: a jump host `{address, privateAddress, port, user, hostKey}` that SSH goes through to reach the hosts " +
+      "(every host step, the borg setup included), as the first control plane is on OpenStack. Every host in dare:hosts is " +
+      "reached through it, except those with `viaBastion: false` (e.g. the jump host itself when it is also a cluster host). " +
+      "privateAddress (IPv4, default address) is the address the hosts see its connections come from: their firewall admits SSH " +
+      "from it. port defaults to 22 and user to dare:sshUser; hostKey (required) is its SSH host key, `ssh-ed25519 AAAA…`, the only " +
+      "key accepted from it (read as for dare:hosts[].hostKey). It must allow TCP forwarding (sshd's AllowTcpForwarding, " +
+      "on by default) to the hosts' SSH ports. Empty: every host is reached directly.",
+  },
+  bastionPrivateKey: {
+    secret: true,
+    default: "",
+    description: "The private key (OpenSSH format, no passphrase) the program logs in to dare:bastion with, when the jump " +
+      "host takes another key than the hosts; set it with --secret from the key file, as dare:sshPrivateKey. Empty: the key of " +
+      "dare:sshPrivateKey (or the program's own).",
   },
   sshPrivateKey: {
     secret: true,

@@ -67,6 +67,22 @@ export interface ExistingHostSpec {
   installation?: string;
   /** this host's own labels, taints and kubelet settings, over its pool's (workers only) */
   settings?: Partial<NodeSettings>;
+  /** true: SSH reaches the host through dare:bastion (the loader's default whenever one is set); unset: directly */
+  viaBastion?: boolean;
+}
+
+/** The jump host of existing hosts (dare:bastion, dare:bastionPrivateKey). */
+export interface BastionSpec {
+  /** the address SSH dials */
+  address: string;
+  /** the address the hosts see its connections come from (IPv4): the host firewall admits SSH from it */
+  privateAddress: string;
+  port: number;
+  user: string;
+  /** its SSH host key, `ssh-ed25519 <base64>`: the only key accepted from it */
+  hostKey: string;
+  /** the key to log in to it with (secret); undefined: the hosts' key */
+  privateKey?: pulumi.Output<string>;
 }
 
 export interface NetworkSpec {
@@ -99,6 +115,8 @@ export interface DareConfig {
   nodes: NodesSpec;
   /** existing mode only */
   hosts: ExistingHostSpec[];
+  /** existing mode only: the jump host SSH goes through to reach the hosts marked viaBastion */
+  bastion?: BastionSpec;
   network: NetworkSpec;
   adminCidrs: string[];
   domain: string;
@@ -191,7 +209,7 @@ export interface ConfigSource {
  * Keys that may hold secrets (set with `pulumi config set --secret`); their readers keep them Pulumi
  * secrets. Any other key set with --secret is refused: its value would end up in plain text.
  */
-export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase", "sshPrivateKey"]);
+export const SECRET_KEYS = new Set<string>(["identityProviders", "alerting", "backupPassphrase", "sshPrivateKey", "bastionPrivateKey"]);
 
 /** Reads the project's keys from Pulumi's config (stack file over Pulumi.yaml defaults). */
 export function pulumiConfigSource(): ConfigSource {
@@ -416,7 +434,7 @@ function readNodes(r: Reader): NodesSpec {
   return { controlPlane, pools };
 }
 
-function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHostSpec[] {
+function readHosts(r: Reader, provider: Provider, pools: PoolSpec[], bastion: BastionSpec | undefined): ExistingHostSpec[] {
   const example = `[{"name": "cp-0", "role": "control-plane", "address": "203.0.113.10", "privateAddress": "10.0.0.10", "user": "ubuntu", "port": 22, "disks": ["/dev/sdb"], "hostKey": "${EXAMPLE_HOST_KEY}"}]`;
   const raw = r.raw("hosts");
   if (provider !== "existing") {
@@ -437,7 +455,7 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
     const key = `hosts[${i}]`;
     const host = r.object(key, item, example);
     if (!host) return;
-    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation", ...NODE_SETTINGS_KEYS], example);
+    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation", "viaBastion", ...NODE_SETTINGS_KEYS], example);
     const name = r.string(`${key}.name`, host.name ?? "", "", `"worker-3"`, NAME,
       "must be a lower-case DNS label: it becomes the Kubernetes node name");
     if (name && names.has(name)) r.problem(`${key}.name`, name, "duplicate host name", `"worker-4"`);
@@ -461,6 +479,11 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
         "labels, taints and kubelet settings apply to workers only: control planes keep kubeadm's taint and the cluster's kubelet settings",
         `move them to a worker host, or to a pool in dare:nodes.pools`);
     }
+    const viaBastion = r.boolean(`${key}.viaBastion`, host.viaBastion, bastion !== undefined, "false");
+    if (viaBastion && !bastion) {
+      r.problem(`${key}.viaBastion`, true, "names no jump host: dare:bastion is not set",
+        `pulumi config set --path 'bastion.address' 203.0.113.5 (and bastion.hostKey), or pulumi config set --path '${key}.viaBastion' false`);
+    }
     hosts.push({
       name,
       role,
@@ -475,9 +498,52 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[]): ExistingHo
           "must be a short identifier (letters, digits, . _ : -)"),
       }),
       ...settings,
+      viaBastion,
     });
   });
   return hosts;
+}
+
+/**
+ * dare:bastion: existing hosts' jump host, its host key pinned as every host's, and the key to log in to it
+ * (dare:bastionPrivateKey; unset: the hosts' key). OpenStack has its own (the first control plane).
+ */
+function readBastion(r: Reader, provider: Provider): BastionSpec | undefined {
+  const example = `{"address": "203.0.113.5", "privateAddress": "10.0.0.5", "port": 22, "user": "ubuntu", "hostKey": "${EXAMPLE_HOST_KEY}"}`;
+  const raw = r.raw("bastion");
+  const keyRaw = r.raw("bastionPrivateKey");
+  const unset = raw === undefined || raw === "" || (typeof raw === "object" && raw !== null && Object.keys(raw).length === 0);
+  if (unset) {
+    if (keyRaw !== undefined && keyRaw !== "") {
+      r.problem("bastionPrivateKey", SECRET_SHOWN, "is only used with dare:bastion (a jump host)", `pulumi config set --path 'bastion' '${example}'`);
+    }
+    return undefined;
+  }
+  if (provider !== "existing") {
+    r.problem("bastion", raw, "is only used with dare:provider = existing: on OpenStack the first control plane is the jump host",
+      "pulumi config rm bastion");
+    return undefined;
+  }
+  const spec = r.object("bastion", raw, example);
+  if (!spec) return undefined;
+  r.unknownKeys("bastion", spec, ["address", "privateAddress", "port", "user", "hostKey"], example);
+  const address = r.string("bastion.address", spec.address ?? "", "", `"203.0.113.5"`);
+  const privateAddress = r.string("bastion.privateAddress", spec.privateAddress ?? address, address, `"10.0.0.5"`);
+  if (privateAddress && !isIpv4Address(privateAddress)) {
+    r.problem("bastion.privateAddress", privateAddress,
+      "must be an IPv4 address: the one the hosts see the jump host's SSH connections come from, which their firewall admits", `"10.0.0.5"`);
+  }
+  const privateKey = readPrivateKey(r, "bastionPrivateKey", "pulumi config set --secret bastionPrivateKey < jump-key",
+    "it logs in to the jump host in front of every host");
+  return {
+    address,
+    privateAddress,
+    port: r.integer("bastion.port", spec.port, 22, 1, "22"),
+    user: r.string("bastion.user", spec.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`,
+      /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
+    hostKey: readHostKey(r, "bastion.hostKey", spec.hostKey, address),
+    ...(privateKey ? { privateKey } : {}),
+  };
 }
 
 /** A documentation-only ED25519 key (the examples in error messages and the configuration reference). */
@@ -1112,17 +1178,21 @@ function readAccessAndMonitoring(r: Reader) {
 }
 
 function readSshPrivateKey(r: Reader): pulumi.Output<string> | undefined {
+  return readPrivateKey(r, "sshPrivateKey", "pulumi config set --secret sshPrivateKey < dare-deployer", "it logs in as root on every host");
+}
+
+/** An SSH private key set with --secret, or undefined when unset. */
+function readPrivateKey(r: Reader, key: "sshPrivateKey" | "bastionPrivateKey", example: string, why: string): pulumi.Output<string> | undefined {
   // The value is never shown: a problem names the key only. raw() does not parse a PEM text.
-  const value = r.raw("sshPrivateKey");
+  const value = r.raw(key);
   if (value === undefined || value === "") return undefined;
-  const example = "pulumi config set --secret sshPrivateKey < dare-deployer";
   const problem = typeof value === "string" ? opensshKeyProblem(value) : "must be the text of a private key";
   if (problem) {
-    r.problem("sshPrivateKey", SECRET_SHOWN, problem, example);
+    r.problem(key, SECRET_SHOWN, problem, example);
     return undefined;
   }
-  if (r.isSecretKey("sshPrivateKey") === false) {
-    r.problem("sshPrivateKey", "[not shown]", "must be set with --secret: it logs in as root on every host", example);
+  if (r.isSecretKey(key) === false) {
+    r.problem(key, "[not shown]", `must be set with --secret: ${why}`, example);
     return undefined;
   }
   return pulumi.secret(value as string);
@@ -1141,7 +1211,8 @@ export function loadConfig(source: ConfigSource): DareConfig {
   const provider = r.oneOf("provider", "pulumi config set provider openstack") as Provider;
 
   const nodes = readNodes(r);
-  const hosts = readHosts(r, provider, nodes.pools);
+  const bastion = readBastion(r, provider);
+  const hosts = readHosts(r, provider, nodes.pools, bastion);
   const controlPlanes = provider === "existing"
     ? hosts.filter((h) => h.role === CONTROL_PLANE_ROLE).length
     : nodes.controlPlane.count;
@@ -1168,6 +1239,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
     provider,
     nodes,
     hosts,
+    ...(bastion ? { bastion } : {}),
     network: readNetwork(r),
     adminCidrs,
     domain: r.string("domain", r.raw("domain"), "", `"dare.example.org"`, DOMAIN, "must be a lower-case DNS name with at least one dot"),

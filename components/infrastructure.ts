@@ -51,6 +51,10 @@ export interface InfrastructureArgs {
    * own, ARP replies included) and the API's floating IP points at it.
    */
   apiVirtualIp?: Pick<ApiVirtualIpSpec, "address">;
+  /** `existing` only: the jump host SSH goes through to reach the hosts marked `viaBastion` (dare:bastion). */
+  bastion?: SshEndpoint;
+  /** The key to log in to `bastion` with (OpenSSH format, secret); undefined: the hosts' key. */
+  bastionPrivateKey?: pulumi.Input<string>;
 }
 
 /** One security-group rule, declared as data so the whole firewall reads as a table. */
@@ -63,8 +67,11 @@ interface RuleSpec {
   from: { cidr: string } | { group: "nodes" | "controlPlane" };
 }
 
-/** What each group opens. Cluster-internal ports are reachable from cluster members only. */
-export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "network">, apiLoadBalancer: boolean): RuleSpec[] {
+/**
+ * What each group opens. Cluster-internal ports are reachable from cluster members only. `jumpHost`: the
+ * address existing hosts see a configured jump host's SSH come from (dare:bastion.privateAddress), admitted to SSH.
+ */
+export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "network">, apiLoadBalancer: boolean, jumpHost?: string): RuleSpec[] {
   const fromAdmins = (group: RuleSpec["group"], description: string, port: number): RuleSpec[] =>
     args.adminCidrs.map((cidr) => ({ group, description, protocol: "tcp", ports: [port, port], from: { cidr } }));
   const members = { group: "nodes" } as const;
@@ -72,6 +79,7 @@ export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "net
     ...fromAdmins("nodes", "ssh", 22),
     // Hosts without a public address are reached through the bastion, the first control plane.
     { group: "nodes", description: "ssh", protocol: "tcp", ports: [22, 22], from: { group: "controlPlane" } },
+    ...(jumpHost ? [{ group: "nodes", description: "ssh from the jump host", protocol: "tcp", ports: [22, 22], from: { cidr: `${jumpHost}/32` } } as RuleSpec] : []),
     ...fromAdmins("controlPlane", "kube-apiserver", API_PORT),
     { group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: members },
     // Octavia's amphorae sit in the node subnet and forward API traffic (and health checks) from there.
@@ -168,6 +176,8 @@ export class Infrastructure extends pulumi.ComponentResource {
   public readonly apiServer: pulumi.Output<ApiEndpoint>;
   /** The SSH entry host for hosts without a public address; undefined when every host is reachable directly. */
   public readonly bastion: pulumi.Output<SshEndpoint | undefined>;
+  /** Private key that SSH uses on the bastion (secret, OpenSSH format): dare:bastionPrivateKey, or sshPrivateKey. */
+  public readonly bastionPrivateKey: pulumi.Output<string>;
   /** Private key that SSH uses on every host (secret, OpenSSH format). */
   public readonly sshPrivateKey: pulumi.Output<string>;
   /** Its public half, for `existing` hosts' authorized_keys. */
@@ -184,6 +194,11 @@ export class Infrastructure extends pulumi.ComponentResource {
     if (args.provider === "openstack" && args.apiLoadBalancer && args.apiVirtualIp) {
       throw new Error(`${name}: apiVirtualIp and apiLoadBalancer both give the API an endpoint: choose one`);
     }
+    if (args.provider === "openstack" && args.bastion) {
+      throw new Error(`${name}: a configured bastion is only used with provider "existing" (OpenStack's is the first control plane)`);
+    }
+    const stranded = args.hosts.filter((h) => h.viaBastion && !args.bastion).map((h) => h.name);
+    if (stranded.length > 0) throw new Error(`${name}: hosts ${stranded.join(", ")} are reached through a bastion, but none is given`);
     super("dare:iaas:Infrastructure", name, {}, opts);
 
     if (args.sshPrivateKey) {
@@ -194,6 +209,8 @@ export class Infrastructure extends pulumi.ComponentResource {
       this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);
       this.sshPublicKey = sshKey.publicKeyOpenssh.apply((k) => k.trim());
     }
+
+    this.bastionPrivateKey = args.bastionPrivateKey ? pulumi.secret(args.bastionPrivateKey) : this.sshPrivateKey;
 
     const built = args.provider === "openstack" ? this.openstack(name, args) : this.existing(args);
     this.hostByName = built.hostByName;
@@ -223,7 +240,7 @@ export class Infrastructure extends pulumi.ComponentResource {
       disks: h.disks,
       // The loader checked it; normalised again for callers that build the component directly.
       hostKey: normalizeHostKey(h.hostKey),
-      viaBastion: false,
+      viaBastion: h.viaBastion ?? false,
       // An existing machine's identity is its installation: a new one after a re-install sets it up again.
       ...(h.installation ? { machineId: h.installation } : {}),
     }));
@@ -241,7 +258,9 @@ export class Infrastructure extends pulumi.ComponentResource {
         publicAddress: first.publicAddress ?? vip ?? first.address,
         port: API_PORT,
       }),
-      bastion: pulumi.output<SshEndpoint | undefined>(undefined),
+      bastion: pulumi.output<SshEndpoint | undefined>(args.bastion
+        ? { ...args.bastion, hostKey: normalizeHostKey(args.bastion.hostKey) }
+        : undefined),
     };
   }
 

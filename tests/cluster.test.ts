@@ -10,7 +10,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { ClusterNode, clusterNodes, KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
-import { readScript, recordedSteps } from "../components/host-step";
+import { plainParametersOf, readScript, recordedSteps } from "../components/host-step";
 import { NODE_EXPORTER_TEXTFILE_DIR } from "../components/certificate-renewal";
 import { Infrastructure } from "../components/infrastructure";
 import { nodeSources } from "../components/host-firewall";
@@ -56,10 +56,10 @@ async function build(controlPlanes: number, workers: number, externalCloudProvid
 const isSecret = (v: any) => v && v[SPECIAL_SIG_KEY] === SECRET_SIG;
 const plain = (v: any) => (isSecret(v) ? v.value : v);
 
-/** The parameters a recorded step received, as the script sees them (stdin's KEY='value' lines). */
+/** The parameters a recorded step received, as the script sees them (the plain ones in `create`, the secret ones on stdin). */
 function stepEnv(r: RecordedResource): Record<string, string> {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
-  fs.writeFileSync(file, plain((r.inputs as any).stdin) as string);
+  fs.writeFileSync(file, plainParametersOf((r.inputs as any).create) + (plain((r.inputs as any).stdin) as string));
   const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file],
     { stdio: ["ignore", "pipe", "pipe"], env: {} }).stdout.toString();
   fs.rmSync(path.dirname(file), { recursive: true });
@@ -166,8 +166,13 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     for (const [host, name] of [[cp(0), "pki"], [cp(0), "init"], [cp(0), "token"], [worker(0), "join"]]) {
       expect(isSecret((step(host, name).inputs as any).stdin)).toBe(true);
     }
-    // Parameters without secrets stay readable.
-    expect(isSecret((step(worker(0), "prepare").inputs as any).stdin)).toBe(false);
+    // Parameters without secrets stay readable: all in the command, nothing on stdin.
+    expect((step(worker(0), "prepare").inputs as any).stdin).toBe("");
+    expect(plainParametersOf((step(worker(0), "prepare").inputs as any).create)).toMatch(/^KUBERNETES_VERSION='1\.36\.4'$/m);
+    // A step with both: the plain ones in the command (a preview shows them), only the secret ones on stdin.
+    const init = step(cp(0), "init").inputs as any;
+    expect(plainParametersOf(init.create).match(/^[A-Z_]+(?==)/gm)).toEqual(["KUBEADM_ACTION", "KUBEADM_CONFIG", "NODE_NAME"]);
+    expect(plain(init.stdin).match(/^[A-Z_]+(?==)/gm)).toEqual(["BOOTSTRAP_TOKEN"]);
     const token = stepEnv(step(cp(0), "token")).BOOTSTRAP_TOKEN;
     expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     const caKey = stepEnv(step(cp(0), "pki")).CA_KEY;

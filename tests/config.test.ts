@@ -317,3 +317,66 @@ describe("config loader", () => {
     expect(config.hosts[0].disks).toEqual(["/dev/sdb"]);
   });
 });
+
+describe("dare:bastion: a jump host for existing hosts", () => {
+  const worker = host({ name: "w-0", role: "workers", address: "10.0.0.11", privateAddress: "10.0.0.11", disks: ["/dev/sdb"] });
+  const jump = { address: "203.0.113.5", hostKey: EXAMPLE_HOST_KEY };
+  const existing = (values: Record<string, unknown> = {}) => ({ provider: "existing", hosts: [host(), worker], ...values });
+
+  it("reaches every host through it unless a host says viaBastion: false; port 22 and dare:sshUser by default; the hosts' key", () => {
+    const config = loadConfig(source({ ...valid, ...existing({ sshUser: "admin", bastion: jump, hosts: [host({ viaBastion: false }), worker] }) }));
+    expect(config.bastion).toEqual({ address: "203.0.113.5", privateAddress: "203.0.113.5", port: 22, user: "admin", hostKey: EXAMPLE_HOST_KEY });
+    expect(loadConfig(source({ ...valid, ...existing({ bastion: { ...jump, privateAddress: "10.0.0.5" } }) })).bastion!.privateAddress).toBe("10.0.0.5");
+    expect(config.hosts.map((h) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true]]);
+    // Without a jump host, every host is reached directly.
+    const direct = loadConfig(source({ ...valid, ...existing() }));
+    expect(direct.bastion).toBeUndefined();
+    expect(direct.hosts.map((h) => h.viaBastion)).toEqual([false, false]);
+  });
+
+  it("requires its host key, pinned as every host's, and says how to read it", () => {
+    const missing = problemsOf(existing({ bastion: { address: "203.0.113.5" } })).find((p) => p.key === "bastion.hostKey")!;
+    expect(missing.why).toMatch(/^is missing: every SSH connection/);
+    expect(missing.why).toContain("ssh-keyscan -t ed25519 203.0.113.5");
+    expect(missing.example).toBe(`"${EXAMPLE_HOST_KEY}"`);
+    expectProblem(existing({ bastion: { ...jump, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" } }), "bastion.hostKey", /ssh-ed25519 public key/);
+  });
+
+  it("refuses a missing address, bad fields, unknown keys, OpenStack, and a host sent through a jump host that is not set", () => {
+    expectProblem(existing({ bastion: { hostKey: EXAMPLE_HOST_KEY } }), "bastion.address", /non-empty string/);
+    expectProblem(existing({ bastion: { ...jump, port: 0 } }), "bastion.port", /whole number ≥ 1/);
+    expectProblem(existing({ bastion: { ...jump, user: "Not A User" } }), "bastion.user", /Unix user name/);
+    expectProblem(existing({ bastion: { ...jump, key: "x" } }), "bastion.key", /unknown key \(known: address, privateAddress, port, user, hostKey\)/);
+    expectProblem(existing({ bastion: { ...jump, address: "jump.example.org" } }), "bastion.privateAddress", /must be an IPv4 address: the one the hosts see/);
+    expectProblem(existing({ bastion: "203.0.113.5" }), "bastion", /must be an object/);
+    expectProblem({ bastion: jump }, "bastion", /only used with dare:provider = existing: on OpenStack the first control plane is the jump host/);
+    const stranded = problemsOf(existing({ hosts: [host(), { ...worker, viaBastion: true }] })).find((p) => p.key === "hosts[1].viaBastion")!;
+    expect(stranded.why).toMatch(/dare:bastion is not set/);
+    expect(stranded.example).toContain("bastion.address");
+    expectProblem(existing({ bastion: jump, hosts: [host({ viaBastion: "yes" }), worker] }), "hosts[0].viaBastion", /true or false/);
+  });
+
+  it("takes its own key only as an OpenSSH key set with --secret, never showing it, and only with a jump host", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-key-"));
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "jump", "-f", path.join(dir, "k")]);
+    const key = fs.readFileSync(path.join(dir, "k"), "utf8");
+    fs.rmSync(dir, { recursive: true, force: true });
+    const load = (values: Record<string, unknown>, secret: boolean) =>
+      loadConfig({ ...source({ ...valid, ...existing(values) }), isSecret: (k: string) => secret && k === "bastionPrivateKey" });
+    const problem = (values: Record<string, unknown>, secret: boolean) => {
+      try {
+        load(values, secret);
+      } catch (err) {
+        return (err as ConfigError).problems.find((p) => p.key === "bastionPrivateKey");
+      }
+      return undefined;
+    };
+    expect(load({ bastion: jump, bastionPrivateKey: key }, true).bastion!.privateKey).toBeDefined();
+    expect(load({ bastion: jump }, true).bastion!.privateKey).toBeUndefined();
+    expect(problem({ bastion: jump, bastionPrivateKey: key }, false)).toMatchObject({ value: "[not shown]", why: expect.stringMatching(/must be set with --secret/) });
+    expect(problem({ bastion: jump, bastionPrivateKey: "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----" }, true))
+      .toMatchObject({ value: "[secret]", why: expect.stringMatching(/OpenSSH format/) });
+    expect(problem({ bastionPrivateKey: key }, true)).toMatchObject({ value: "[secret]", why: expect.stringMatching(/only used with dare:bastion/) });
+    expect(JSON.stringify(problem({ bastion: jump, bastionPrivateKey: key }, false))).not.toContain(key.split("\n")[1]);
+  });
+});

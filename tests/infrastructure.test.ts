@@ -6,7 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
 import { clusterNodes, KubernetesCluster } from "../components/cluster";
 import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, NodesSpec } from "../components/config";
-import { readScript, wrapScript } from "../components/host-step";
+import { plainParametersOf, readScript, wrapScript } from "../components/host-step";
 import { Host } from "../components/hosts";
 import { diskPath, Infrastructure, InfrastructureArgs } from "../components/infrastructure";
 import { CHARTS, Storage } from "../components/storage";
@@ -207,8 +207,25 @@ describe("existing hosts", () => {
     const resources = installMocks("test");
     expect(() => new Infrastructure("x", args({ provider: "existing", hosts: [] }))).toThrow(/needs at least one host/);
     expect(() => new Infrastructure("x", args({ hosts: existing.hosts }))).toThrow(/only used with provider "existing"/);
+    const jump = { address: "198.51.100.7", port: 22, user: "jump", hostKey: EXAMPLE_HOST_KEY };
+    expect(() => new Infrastructure("x", args({ bastion: jump }))).toThrow(/bastion is only used with provider "existing"/);
+    expect(() => new Infrastructure("x", { ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }] }))
+      .toThrow(/hosts w-0 are reached through a bastion, but none is given/);
     await settle();
     expect(resources).toEqual([]);
+  });
+
+  it("hands on a configured jump host (dare:bastion), the hosts marked as behind it, and its own key as a secret", async () => {
+    const jump = { address: "198.51.100.7", port: 2222, user: "jump", hostKey: `${EXAMPLE_HOST_KEY} comment` };
+    const { infra } = await build({ ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }, existing.hosts[1]], bastion: jump, bastionPrivateKey: "jump-key" });
+    const [hosts, bastion, key] = await Promise.all([valueOf(infra.hosts), valueOf(infra.bastion), valueOf(infra.bastionPrivateKey)]);
+    expect(hosts.map((h) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true]]);
+    expect(bastion).toEqual({ ...jump, hostKey: EXAMPLE_HOST_KEY });
+    expect(key).toBe("jump-key");
+    expect(await isSecretOutput(infra.bastionPrivateKey)).toBe(true);
+    // Without its own key, the hosts' key logs in to it.
+    const { infra: same } = await build({ ...existing, bastion: jump });
+    expect(await valueOf(same.bastionPrivateKey)).toBe(await valueOf(same.sshPrivateKey));
   });
 });
 
@@ -260,10 +277,13 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
         const step = diskStep(w, j);
         const inputs = unsecret(step.inputs);
         expect(inputs.connection).toMatchObject({ host: host.privateAddress, proxy: { host: bastion } });
-        expect(inputs.create).toBe(wrapScript(readScript("disk-link.sh")));
-        expect(inputs.delete).toBe(wrapScript(readScript("disk-unlink.sh")));
-        expect(inputs.stdin).toContain(`VOLUME_ID='${volumeId(w, j)}'\n`);
-        expect(inputs.stdin).toContain(`DISK_HOST='${w}'\n`);
+        // No secret among its parameters: all of them in the command, where a preview shows them; stdin empty.
+        const parameters = plainParametersOf(inputs.create);
+        expect(inputs.create).toBe(wrapScript(readScript("disk-link.sh"), parameters));
+        expect(inputs.delete).toBe(wrapScript(readScript("disk-unlink.sh"), parameters));
+        expect(parameters).toContain(`VOLUME_ID='${volumeId(w, j)}'\n`);
+        expect(parameters).toContain(`DISK_HOST='${w}'\n`);
+        expect(inputs.stdin).toBe("");
         expect(step.dependencies).toContain(attachment(w, j).urn);
         // A re-attached volume or a re-created machine updates the step (create runs again): no replacement,
         // whose delete would take away the rule the new step just installed.
@@ -282,7 +302,7 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
         expect(rook.dependencies).toContain(diskStep(w, j).urn);
         const osd = commands().find((c) => c.name === `k8s-${CLUSTER}-cp-0-osd-${w}-disk-${j}`)!;
         expect(osd.dependencies).toContain(attachment(w, j).urn);
-        expect(unsecret(osd.inputs).stdin).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
+        expect(plainParametersOf(unsecret(osd.inputs).create)).toContain(`OSD_DEVICE='/dev/disk/dare/${volumeId(w, j)}'\n`);
       }
     }
   });

@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
 import * as YAML from "yaml";
+import { plainParametersOf, wrapScript } from "../components/host-step";
 import { changedPaths, diffRenders, formatMarkdown, readRender } from "../tools/render-diff";
 
 const ROOT = path.join(__dirname, "..");
@@ -131,6 +132,23 @@ it("lists a changed lifecycle option as a change of the resource", () => {
   expect(formatMarkdown(diff)).toContain("`options.protect`");
 });
 
+it("names a host step's change by the plain parameter or the script that changed in its command", () => {
+  const step = (name: string, create: string, stdin = "[secret]") => ({ type: "command:remote:Command", name, inputs: { create, stdin } });
+  const a = writeRender("steps-a", { resources: [
+    step("s-param", wrapScript("echo a\n", "A='1'\nB='x'\n")), step("s-script", wrapScript("echo a\n", "A='1'\n")),
+    step("s-secret", wrapScript("echo a\n", "A='1'\n")), step("s-raw", "echo a"),
+  ] });
+  const b = writeRender("steps-b", { resources: [
+    step("s-param", wrapScript("echo a\n", "A='2'\nC='y'\n")), step("s-script", wrapScript("echo b\n", "A='1'\n")),
+    step("s-secret", wrapScript("echo a\n", "A='1'\n"), "[secret]"), step("s-raw", "echo b"),
+  ] });
+  expect(diffRenders(readRender(a), readRender(b)).changed.map((r) => [r.name, r.paths])).toEqual([
+    ["s-param", ["create.A", "create.B", "create.C"]],
+    ["s-raw", ["create"]],
+    ["s-script", ["create.script"]],
+  ]);
+});
+
 describe("real renders: scaling the testbed's workers from 2 to 3", () => {
   const run = promisify(execFile);
   const render = (out: string, ...extra: string[]) =>
@@ -161,4 +179,36 @@ describe("real renders: scaling the testbed's workers from 2 to 3", () => {
       ["storage-ceph-cluster", ["values.cephClusterSpec.storage.nodes[2]"]],
     ]);
   }, 120000);
+});
+
+describe("real renders: raising the testbed's kubernetesVersion", () => {
+  const run = promisify(execFile);
+  const render = (out: string, ...extra: string[]) =>
+    run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out, ...extra], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+
+  it("lists exactly the host steps that take the version as changed, in their commands (plain parameters), not in a secret stdin", async () => {
+    const before = path.join(tmp, "testbed-1.36");
+    const after = path.join(tmp, "testbed-1.37");
+    await Promise.all([render(before, "--set", "kubernetesVersion=1.36.4"), render(after, "--set", "kubernetesVersion=1.37.0")]);
+    const diff = diffRenders(readRender(before), readRender(after));
+    expect(diff.added).toEqual([]);
+    expect(diff.removed).toEqual([]);
+    const cp = "k8s-dare-testbed-cp-0";
+    const workers = ["dare-testbed-workers-0", "dare-testbed-workers-1"];
+    // init holds the bootstrap token (secret, on stdin): its kubeadm configuration is plain, so the change shows.
+    // The reset script run when init leaves the program gets the same plain parameters.
+    // Each by the parameter that changed in its command.
+    expect(diff.changed.map((r) => `${r.name}: ${r.paths.join(", ")}`).sort()).toEqual([
+      `${cp}-init: create.KUBEADM_CONFIG, delete.KUBEADM_CONFIG`,
+      `${cp}-prepare: create.KUBERNETES_VERSION`,
+      `${cp}-upgrade: create.KUBERNETES_VERSION`,
+      ...workers.flatMap((w) => [`${cp}-upgrade-drain-${w}: create.KUBERNETES_VERSION`, `${cp}-upgrade-uncordon-${w}: create.KUBERNETES_VERSION`]),
+      ...workers.flatMap((w) => [`k8s-${w}-prepare: create.KUBERNETES_VERSION`, `k8s-${w}-upgrade: create.KUBERNETES_VERSION`]),
+    ].sort());
+    const initUrn = diff.changed.find((r) => r.name === `${cp}-init`)!.urn;
+    const init = readRender(after).resources.get(initUrn)!.inputs as { create: string; stdin: string };
+    expect(plainParametersOf(init.create)).toMatch(/kubernetesVersion: v?1\.37\.0/);
+    expect(init.stdin).toBe("[secret]");
+    expect(formatMarkdown(diff, "t")).toContain(`**${cp}-init**: \`create.KUBEADM_CONFIG\`, \`delete.KUBEADM_CONFIG\``);
+  }, 180000);
 });

@@ -1,6 +1,11 @@
+import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as YAML from "yaml";
+import { EXAMPLE_HOST_KEY } from "../components/config";
 import { parseConfigPath, setConfigPath, StackConfig } from "../tools/program";
+import { existingHostsStack } from "./engine/stacks";
 import { readTree, render } from "./support/render";
 
 describe("offline render", () => {
@@ -160,4 +165,30 @@ describe("config paths", () => {
     expect(config.secretKeys).toEqual(new Set(["dare:smtp"]));
     expect(config.secretValues).toEqual(["s3cr3t-value"]);
   });
+});
+
+describe("existing hosts behind a jump host (dare:bastion)", () => {
+  it("reports the jump host and which hosts it fronts, and takes its own key only as a secret", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-bastion-"));
+    const stackFile = path.join(dir, "Pulumi.bastion.yaml");
+    const stack = YAML.parse(existingHostsStack({ hosts: ["10.213.0.20", "10.213.0.21", "10.213.0.22"], chartMirror: "", stopAfter: "bootstrap" }));
+    stack.config["dare:bastion"] = { address: "198.51.100.7", privateAddress: "10.213.0.9", port: 2222, user: "jump", hostKey: EXAMPLE_HOST_KEY };
+    fs.writeFileSync(stackFile, YAML.stringify(stack));
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "jump", "-f", path.join(dir, "k")]);
+    const key = fs.readFileSync(path.join(dir, "k"), "utf8");
+    const result = render("bastion", ["--stack-file", stackFile, "--set", "hosts[0].viaBastion=false", "--set-secret", `bastionPrivateKey=${key}`], dir);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    const outputs = JSON.parse(fs.readFileSync(`${result.dir}/outputs.json`, "utf8"));
+    expect(outputs.bastion).toEqual({ address: "198.51.100.7", port: 2222, user: "jump", hostKey: EXAMPLE_HOST_KEY });
+    expect(outputs.hosts.map((h: { name: string; viaBastion: boolean }) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true], ["w-1", true]]);
+    // Every host's firewall admits SSH from where the jump host's connections come from.
+    const files = readTree(result.dir);
+    const prepares = [...files.keys()].filter((f) => /^hosts\/[^/]+\/\d+-prepare\.env$/.test(f));
+    expect(prepares).toHaveLength(3);
+    for (const f of prepares) expect([f, files.get(f)!.includes(`ip saddr 10.213.0.9/32 tcp dport 22 accept comment "ssh from the jump host"`)]).toEqual([f, true]);
+    // Every step's connection (which holds the keys) is a secret; the jump host's key appears nowhere.
+    for (const [file, content] of files) expect([file, content.includes(key.split("\n")[1])]).toEqual([file, false]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 180000);
 });

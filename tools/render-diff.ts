@@ -1,7 +1,8 @@
 /**
  * Compares two offline renders (tools/render.ts) and prints a Markdown summary for a pull request:
- * resources added / changed / removed per type, Helm chart versions and values changed (key paths),
- * and how many other rendered files (Kubernetes objects, host scripts) changed.
+ * resources added / changed / removed per type (a host step's by the plain parameter or the script that
+ * changed in its command), Helm chart versions and values changed (key paths), and how many other rendered
+ * files (Kubernetes objects, host scripts) changed.
  *
  *   npm run render-diff -- [--title TEXT] [--full FILE] BASE_DIR HEAD_DIR
  *
@@ -12,6 +13,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { parseEnvFile, unwrapScript } from "../components/host-step";
 
 const USAGE = "usage: npm run render-diff -- [--title TEXT] [--full FILE] BASE_DIR HEAD_DIR";
 
@@ -110,6 +112,25 @@ export function changedPaths(base: unknown, head: unknown, prefix = ""): string[
   return JSON.stringify(base) === JSON.stringify(head) ? [] : [prefix || "(root)"];
 }
 
+/**
+ * A host step's changed command (`create` or `delete`) by what changed in it: each plain parameter
+ * (`create.KUBERNETES_VERSION`) and the script (`create.script`); the whole command when it is not a wrapped step.
+ */
+function commandPaths(key: string, base: unknown, head: unknown): string[] {
+  const before = typeof base === "string" ? unwrapScript(base) : undefined;
+  const after = typeof head === "string" ? unwrapScript(head) : undefined;
+  if (!before || !after) return [key];
+  const paths = changedPaths(parseEnvFile(before.parameters), parseEnvFile(after.parameters), key);
+  return before.script === after.script ? paths : [...paths, `${key}.script`];
+}
+
+/** Input paths that differ; a host step's commands are compared parameter by parameter. */
+function inputPaths(type: string, base: unknown, head: unknown): string[] {
+  const paths = changedPaths(base, head);
+  if (type !== "command:remote:Command" || !isObject(base) || !isObject(head)) return paths;
+  return paths.flatMap((p) => (p === "create" || p === "delete" ? commandPaths(p, base[p], head[p]) : [p]));
+}
+
 const byTypeThenName = (a: ResourceChange, b: ResourceChange) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name);
 
 export function diffRenders(base: Render, head: Render): RenderDiff {
@@ -120,7 +141,7 @@ export function diffRenders(base: Render, head: Render): RenderDiff {
     const before = base.resources.get(r.urn);
     if (!before) return [];
     // A changed lifecycle option (say protect dropped) matters as much as a changed input.
-    const paths = [...changedPaths(before.inputs, r.inputs), ...changedPaths(before.options ?? {}, r.options ?? {}).map((p) => `options.${p}`)];
+    const paths = [...inputPaths(r.type, before.inputs, r.inputs), ...changedPaths(before.options ?? {}, r.options ?? {}).map((p) => `options.${p}`)];
     return paths.length > 0 ? [change(r, paths)] : [];
   });
 

@@ -14,6 +14,7 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { KubernetesCluster } from "../../components/cluster";
+import { plainParametersOf } from "../../components/host-step";
 import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY } from "../../components/config";
 import { Host } from "../../components/hosts";
 import { engineDir } from "../../tools/engine/pulumi";
@@ -25,10 +26,10 @@ jest.setTimeout(420_000);
 
 const plain = (v: any) => (v && v[SPECIAL_SIG_KEY] === SECRET_SIG ? v.value : v);
 
-/** A step's parameters as its script sees them (stdin's KEY='value' lines, sourced by bash). */
+/** A step's parameters as its script sees them (the plain ones in `create`, the secret ones on stdin; sourced by bash). */
 function stepEnv(r: RecordedResource): Record<string, string> {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
-  fs.writeFileSync(file, plain((r.inputs as any).stdin) as string);
+  fs.writeFileSync(file, plainParametersOf((r.inputs as any).create) + (plain((r.inputs as any).stdin) as string));
   const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], { env: {}, encoding: "utf8" }).stdout;
   fs.rmSync(path.dirname(file), { recursive: true });
   return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));

@@ -80,7 +80,7 @@ async function clearCalls(): Promise<void> {
   await Promise.all(hosts.map((h) => h.exec(`rm -f ${STUB_CALL_LOG}`)));
 }
 const calls = async (name: string) => readStubCalls(byName(name)).catch(() => [] as string[]);
-const env = (step: Step, key: string) => new RegExp(`^${key}='([^']*)'`, "m").exec(step.stdin)![1];
+const env = (step: Step, key: string) => new RegExp(`^${key}='([^']*)'`, "m").exec(step.parameters)![1];
 
 describe("bootstrap over SSH: one control plane and two workers, then a third, then it leaves", () => {
   let first: Step[];

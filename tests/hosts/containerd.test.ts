@@ -22,7 +22,7 @@ const byName = (name: string) => hosts.find((h) => h.name === name)!;
 const prepareOf = (name: string) => steps.find((s) => s.name === `k8s-${name}-prepare`)!;
 const calls = async (name: string) => readStubCalls(byName(name)).catch(() => [] as string[]);
 const clearCalls = (name: string) => byName(name).exec(`rm -f ${STUB_CALL_LOG}`);
-const pauseImage = () => /^PAUSE_IMAGE='([^']*)'/m.exec(prepareOf("ct-0").stdin)![1];
+const pauseImage = () => /^PAUSE_IMAGE='([^']*)'/m.exec(prepareOf("ct-0").parameters)![1];
 
 async function prepare(name: string): Promise<void> {
   const result = await runStep(CLUSTER, hosts, prepareOf(name));

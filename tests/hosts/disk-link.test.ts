@@ -19,6 +19,7 @@
  */
 import { Infrastructure } from "../../components/infrastructure";
 import { DEFAULT_NETWORK } from "../../components/config";
+import { plainParametersOf } from "../../components/host-step";
 import { ofType, runMocked } from "../support/mocked";
 import { readStubCalls, recordingStub, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { reveal, sshKeyOf } from "./program";
@@ -126,7 +127,7 @@ beforeAll(async () => {
     const r = ofType(resources, "command:remote:Command").find((c) => c.name === `iaas-${WORKER}-disk-${j}`);
     if (!r) throw new Error(`the program declares no disk step ${j} on ${WORKER}`);
     const inputs = reveal(r.inputs);
-    const volumeId = /^VOLUME_ID='([^']+)'$/m.exec(inputs.stdin)![1];
+    const volumeId = /^VOLUME_ID='([^']+)'$/m.exec(plainParametersOf(inputs.create) + inputs.stdin)![1];
     return { name: r.name, create: inputs.create, delete: inputs.delete, stdin: inputs.stdin, volumeId };
   });
   [host] = await startHosts([WORKER], { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: { udevadm: udevadmStub } });

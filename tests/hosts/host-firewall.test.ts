@@ -19,6 +19,8 @@ const POD = "10.244.1.5";
 const OUTSIDE = "198.51.100.9";
 const ADMIN_CIDR = "203.0.113.0/24";
 const ADMIN = "203.0.113.4";
+/** An existing hosts' jump host (dare:bastion.privateAddress), outside every other range. */
+const JUMP = "192.0.2.77";
 
 const tag = `${process.pid % 100000}`;
 const hostNs = `dare-fw-h-${tag}`;
@@ -35,8 +37,8 @@ function must(cmd: string[], input?: string): string {
   return r.out;
 }
 
-function ruleset(role: HostRole, apiLoadBalancer = true): string {
-  const rules = firewallRules({ adminCidrs: [ADMIN_CIDR], network: { cidr: NODE_CIDR } as any }, apiLoadBalancer);
+function ruleset(role: HostRole, apiLoadBalancer = true, jumpHost?: string): string {
+  const rules = firewallRules({ adminCidrs: [ADMIN_CIDR], network: { cidr: NODE_CIDR } as any }, apiLoadBalancer, jumpHost);
   return nftablesRuleset(rules, role, { nodes: [NODE_CIDR], controlPlane: [HOST] }, POD_CIDR);
 }
 
@@ -55,10 +57,10 @@ beforeAll(() => {
   inHost("ip", "link", "set", `fwh${tag}`, "up");
   inClient("ip", "link", "set", "lo", "up");
   inClient("ip", "addr", "add", `${NODE}/24`, "dev", `fwc${tag}`);
-  for (const a of [POD, OUTSIDE, ADMIN]) inClient("ip", "addr", "add", `${a}/32`, "dev", `fwc${tag}`);
+  for (const a of [POD, OUTSIDE, ADMIN, JUMP]) inClient("ip", "addr", "add", `${a}/32`, "dev", `fwc${tag}`);
   inClient("ip", "link", "set", `fwc${tag}`, "up");
   // The host answers the other sources through the client's link.
-  for (const a of [POD, OUTSIDE, ADMIN]) inHost("ip", "route", "add", `${a}/32`, "dev", `fwh${tag}`);
+  for (const a of [POD, OUTSIDE, ADMIN, JUMP]) inHost("ip", "route", "add", `${a}/32`, "dev", `fwh${tag}`);
   const server = [
     "import socket, select",
     `ss = []`,
@@ -87,10 +89,10 @@ async function ready(): Promise<void> {
 let listening: Promise<void> | undefined;
 
 /** Loads the role's ruleset on the fake host, then reports, per source and port, whether a TCP connection opens. */
-async function reachable(role: HostRole, probes: Array<[string, number]>, { target = HOST, apiLoadBalancer = true } = {}): Promise<Record<string, boolean>> {
+async function reachable(role: HostRole, probes: Array<[string, number]>, { target = HOST, apiLoadBalancer = true, jumpHost = undefined as string | undefined } = {}): Promise<Record<string, boolean>> {
   listening ??= ready();
   await listening;
-  must(["ip", "netns", "exec", hostNs, "nft", "-f", "-"], ruleset(role, apiLoadBalancer));
+  must(["ip", "netns", "exec", hostNs, "nft", "-f", "-"], ruleset(role, apiLoadBalancer, jumpHost));
   const client = [
     "import socket, json, sys",
     "out = {}",
@@ -150,5 +152,18 @@ describe("host firewall (nftables, for real)", () => {
     } finally {
       run(["ip", "netns", "exec", hostNs, "ip", "addr", "del", `${vip}/32`, "dev", `fwh${tag}`]);
     }
+  });
+
+  it("admits SSH, and only SSH, from existing hosts' jump host (dare:bastion.privateAddress), and from it only when one is set", async () => {
+    for (const role of ["control-plane", "worker"] as HostRole[]) {
+      const r = run(["ip", "netns", "exec", hostNs, "nft", "-c", "-f", "-"], ruleset(role, true, JUMP));
+      expect({ role, ...r }).toEqual({ role, code: 0, out: "" });
+    }
+    const probes: Array<[string, number]> = [[JUMP, 22], [JUMP, 6443], [JUMP, 10250], [OUTSIDE, 22]];
+    expect(await reachable("worker", probes, { jumpHost: JUMP })).toEqual({
+      [`${JUMP}:22`]: true, [`${JUMP}:6443`]: false, [`${JUMP}:10250`]: false, [`${OUTSIDE}:22`]: false,
+    });
+    expect((await reachable("control-plane", [[JUMP, 22], [JUMP, 6443]], { jumpHost: JUMP }))).toEqual({ [`${JUMP}:22`]: true, [`${JUMP}:6443`]: false });
+    expect((await reachable("worker", [[JUMP, 22]]))[`${JUMP}:22`]).toBe(false);
   });
 });
