@@ -11,6 +11,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { clusterNodes, KubernetesCluster } from "../components/cluster";
 import { ConfigError, ConfigSource, DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig, NodesSpec, Problem } from "../components/config";
+import { plainParametersOf } from "../components/host-step";
 import { controlPlaneConfig, initConfig, joinConfig, PROGRAM_EXTRA_ARGS } from "../components/kubeadm-config";
 import { CONTROL_PLANE_COMPONENTS, extraArgProblem, KUBELET_DROPIN_FILE, kubeletDropIn, labelKeyProblem, parseTaint } from "../components/node-settings";
 import { Infrastructure } from "../components/infrastructure";
@@ -221,7 +222,8 @@ const isSecret = (v: any) => v && v[SPECIAL_SIG_KEY] === SECRET_SIG;
 function stepEnv(r: RecordedResource): Record<string, string> {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
   const stdin = (r.inputs as any).stdin;
-  fs.writeFileSync(file, isSecret(stdin) ? stdin.value : stdin);
+  // Plain parameters travel in the command, secret ones on stdin (host-step.ts).
+  fs.writeFileSync(file, plainParametersOf((r.inputs as any).create) + (isSecret(stdin) ? stdin.value : stdin));
   const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], { stdio: ["ignore", "pipe", "pipe"], env: {} }).stdout.toString();
   fs.rmSync(path.dirname(file), { recursive: true });
   return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
