@@ -2,11 +2,7 @@
  * The Kubernetes layer under mocks: step order (the dependency graph Pulumi will follow), secrets,
  * the admin kubeconfig, kubeadm's configuration and the host firewall.
  */
-import { spawnSync } from "child_process";
 import * as crypto from "crypto";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import * as YAML from "yaml";
 import { ClusterNode, clusterNodes, KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
@@ -18,6 +14,7 @@ import { TOKEN_PLACEHOLDER } from "../components/kubeadm-config";
 import { longestChain } from "../tools/bench-chain";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { runMocked, valueOf } from "./support/mocked";
+import { stepEnv } from "./support/step-env";
 
 const CLUSTER = "dare-test";
 // The mocks give ports addresses anywhere in 10.10.0.0/16: the node subnet must hold them, as on OpenStack.
@@ -55,16 +52,6 @@ async function build(controlPlanes: number, workers: number, externalCloudProvid
 
 const isSecret = (v: any) => v && v[SPECIAL_SIG_KEY] === SECRET_SIG;
 const plain = (v: any) => (isSecret(v) ? v.value : v);
-
-/** The parameters a recorded step received, as the script sees them (the plain ones in `create`, the secret ones on stdin). */
-function stepEnv(r: RecordedResource): Record<string, string> {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
-  fs.writeFileSync(file, plainParametersOf((r.inputs as any).create) + (plain((r.inputs as any).stdin) as string));
-  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file],
-    { stdio: ["ignore", "pipe", "pipe"], env: {} }).stdout.toString();
-  fs.rmSync(path.dirname(file), { recursive: true });
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-}
 
 describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () => {
   let b: Built;

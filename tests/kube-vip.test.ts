@@ -3,19 +3,18 @@
  * control planes carry the VIP, and the bootstrap's use of it (endpoint, certificate SANs, step order), under the
  * mock runtime. The host steps themselves run on real sshd in tests/hosts/kube-vip.test.ts.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { ClusterNode, clusterNodes, KubernetesCluster } from "../components/cluster";
 import { ConfigError, ConfigSource, DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig, NodesSpec, Problem } from "../components/config";
 import { Infrastructure, InfrastructureArgs } from "../components/infrastructure";
 import { INTERFACE_PLACEHOLDER, KUBE_VIP_IMAGE, KUBE_VIP_LEASE, kubeVipManifest } from "../components/kube-vip";
-import { installMocks, RecordedResource, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { installMocks, RecordedResource, settle } from "../tools/mocks";
 import { runMocked, valueOf } from "./support/mocked";
 import { render } from "./support/render";
 import { SITE_CONFIG } from "./support/site";
+import { stepEnv } from "./support/step-env";
 
 describe("kube-vip's static pod", () => {
   const pod = (over: { interface?: string; image?: string } = {}) => YAML.parse(kubeVipManifest({ address: "10.10.0.250", port: 6443, ...over }));
@@ -219,16 +218,6 @@ describe("existing hosts: the VIP is the endpoint", () => {
     expect(await apiOf(true)).toEqual({ privateAddress: "10.0.0.5", publicAddress: "203.0.113.5", port: 6443 });
   });
 });
-
-/** The parameters a recorded step received, as the script sees them (its stdin's KEY='value' lines, sourced by bash). */
-function stepEnv(r: RecordedResource): Record<string, string> {
-  const stdin = (r.inputs as any).stdin;
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
-  fs.writeFileSync(file, stdin && stdin[SPECIAL_SIG_KEY] === SECRET_SIG ? stdin.value : stdin);
-  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], { env: {} }).stdout.toString();
-  fs.rmSync(path.dirname(file), { recursive: true });
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-}
 
 describe("the bootstrap with a VIP", () => {
   let resources: RecordedResource[];

@@ -4,20 +4,16 @@
  * step on later updates (their scripts run on real hosts in tests/hosts/node-pools.test.ts and against a
  * real API server in tests/engine/node-labels.test.ts).
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import * as YAML from "yaml";
 import { clusterNodes, KubernetesCluster } from "../components/cluster";
 import { ConfigError, ConfigSource, DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig, NodesSpec, Problem } from "../components/config";
-import { plainParametersOf } from "../components/host-step";
 import { controlPlaneConfig, initConfig, joinConfig, PROGRAM_EXTRA_ARGS } from "../components/kubeadm-config";
 import { CONTROL_PLANE_COMPONENTS, extraArgProblem, KUBELET_DROPIN_FILE, kubeletDropIn, labelKeyProblem, parseTaint } from "../components/node-settings";
 import { Infrastructure } from "../components/infrastructure";
-import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
+import { RecordedResource } from "../tools/mocks";
 import { runMocked } from "./support/mocked";
 import { SITE_CONFIG } from "./support/site";
+import { stepEnv } from "./support/step-env";
 
 function source(values: Record<string, unknown>): ConfigSource {
   return { stack: "test", get: (key) => (values[key] === undefined ? undefined : typeof values[key] === "string" ? values[key] as string : JSON.stringify(values[key])) };
@@ -218,17 +214,6 @@ describe("kubeadm's configuration", () => {
 
 const CLUSTER = "np";
 const NETWORK = { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" };
-const isSecret = (v: any) => v && v[SPECIAL_SIG_KEY] === SECRET_SIG;
-function stepEnv(r: RecordedResource): Record<string, string> {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
-  const stdin = (r.inputs as any).stdin;
-  // Plain parameters travel in the command, secret ones on stdin (host-step.ts).
-  fs.writeFileSync(file, plainParametersOf((r.inputs as any).create) + (isSecret(stdin) ? stdin.value : stdin));
-  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], { stdio: ["ignore", "pipe", "pipe"], env: {} }).stdout.toString();
-  fs.rmSync(path.dirname(file), { recursive: true });
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-}
-
 async function build(poolOver: Record<string, unknown>, controlPlanes = 3, extraArgs = {}): Promise<RecordedResource[]> {
   const config = loadConfig(source({ ...valid, nodes: { controlPlane: { count: controlPlanes }, pools: [pool({ count: 2, ...poolOver })] } }));
   const nodesSpec: NodesSpec = config.nodes;

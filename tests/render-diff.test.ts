@@ -200,6 +200,8 @@ describe("real renders: raising the testbed's kubernetesVersion", () => {
     // Each by the parameter that changed in its command.
     expect(diff.changed.map((r) => `${r.name}: ${r.paths.join(", ")}`).sort()).toEqual([
       `${cp}-init: create.KUBEADM_CONFIG, delete.KUBEADM_CONFIG`,
+      // The control plane's reconfiguration step holds the ClusterConfiguration, which names the version.
+      `${cp}-control-plane: create.CONTROL_PLANE_CONFIG`,
       `${cp}-prepare: create.KUBERNETES_VERSION`,
       `${cp}-upgrade: create.KUBERNETES_VERSION`,
       ...workers.flatMap((w) => [`${cp}-upgrade-drain-${w}: create.KUBERNETES_VERSION`, `${cp}-upgrade-uncordon-${w}: create.KUBERNETES_VERSION`]),
