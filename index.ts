@@ -4,10 +4,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
+import { CA_ISSUER } from "./components/config-keys";
 import { Infrastructure } from "./components/infrastructure";
 import { clusterNodes, KubernetesCluster } from "./components/cluster";
 import { INGRESS_SERVICE_URL, ingressNodeNames, Networking, platformHostNames } from "./components/networking";
-import { Security } from "./components/security";
+import { dareCertificateAuthority, Security } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity, SsoClients } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
@@ -48,6 +49,9 @@ export const bastion = infra.bastion.apply((b) => b ?? null);
 export const sshPublicKey = infra.sshPublicKey;
 export const sshPrivateKey = pulumi.secret(infra.sshPrivateKey);
 
+// The dare-ca issuer's CA (layer 5's), made first: the hosts may trust it for their mirrors.
+const dareCa = dareCertificateAuthority(config.clusterName);
+
 // 2. Kubernetes: kubeadm over SSH on those hosts; its provider carries every later layer's objects.
 const cluster = new KubernetesCluster(config.clusterName, {
   nodes: clusterNodes(config),
@@ -63,6 +67,10 @@ const cluster = new KubernetesCluster(config.clusterName, {
   // OCCM (networking layer) initialises the nodes, giving them the providerIDs its load balancers need.
   externalCloudProvider: config.provider === "openstack",
   secretsEncryptionKeys: config.secretsEncryptionKeys,
+  mirrors: {
+    ...config.mirrors,
+    caCertificate: config.mirrors.caCertificate === CA_ISSUER ? dareCa.certPem : config.mirrors.caCertificate,
+  },
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);
@@ -104,7 +112,7 @@ function platformLayers() {
   const security = new Security("security", {
     provider: cluster.provider,
     chartMirror: config.chartMirror,
-    clusterName: config.clusterName,
+    ca: dareCa,
     domain: config.domain,
     ingressClassName: networking.ingressClassName,
     tlsIssuer: config.tlsIssuer,
