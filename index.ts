@@ -69,7 +69,8 @@ const cluster = new KubernetesCluster(config.clusterName, {
   secretsEncryptionKeys: config.secretsEncryptionKeys,
   mirrors: {
     ...config.mirrors,
-    caCertificate: config.mirrors.caCertificate === CA_ISSUER ? dareCa.certPem : config.mirrors.caCertificate,
+    // Secret as the dare-ca Secret holds it (DareCertificateAuthority.certPem): the prepare steps then keep their logs to themselves.
+    caCertificate: config.mirrors.caCertificate === CA_ISSUER ? pulumi.secret(dareCa.certPem) : config.mirrors.caCertificate,
   },
 });
 

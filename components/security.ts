@@ -70,10 +70,15 @@ export interface SecurityArgs {
 
 /** The self-signed CA behind the `dare-ca` ClusterIssuer. */
 export interface DareCertificateAuthority {
-  /** PEM certificate (public; not a Pulumi secret, so that host steps given it still stream their logs) */
+  /**
+   * PEM certificate. Public, but it also sits in the `dare-ca` Secret, whose whole stringData @pulumi/kubernetes
+   * marks secret: wrap it in pulumi.secret wherever else it goes (the render refuses a secret's text in plain).
+   */
   certPem: pulumi.Output<string>;
   /** PEM private key (secret) */
   keyPem: pulumi.Output<string>;
+  key: tls.PrivateKey;
+  cert: tls.SelfSignedCert;
 }
 
 /** The name of the Security component index.ts declares; the CA's resources were its children until the hosts needed the CA. */
@@ -96,7 +101,7 @@ export function dareCertificateAuthority(clusterName: string): DareCertificateAu
     subject: { commonName: `${clusterName} CA`, organization: "DARE" },
     allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
   }, { aliases });
-  return { certPem: caCert.certPem, keyPem: pulumi.secret(caKey.privateKeyPem) };
+  return { certPem: caCert.certPem, keyPem: pulumi.secret(caKey.privateKeyPem), key: caKey, cert: caCert };
 }
 
 /** The Secret that carries Harbor's OIDC settings (CONFIG_OVERWRITE_JSON) into harbor-core. */
