@@ -100,7 +100,7 @@ sysctl --system >/dev/null
 # The mirrors' CA: the only one their certificates are checked against (containerd's `ca`, apt's CAInfo, curl's
 # --cacert), so that it vouches for the mirrors and nothing else.
 echo "mirrors"
-if [ -n "${MIRROR_CA_CERT:-}" ]; then put "$MIRROR_CA" 0644 <<<"$MIRROR_CA_CERT"; else drop "$MIRROR_CA"; fi
+if [ -n "${MIRROR_CA_CERT:-}" ]; then put "$MIRROR_CA" 0644 <<<"${MIRROR_CA_CERT%$'\n'}"; else drop "$MIRROR_CA"; fi
 # The CA for a mirror URL: the file when the URL is a mirror's https URL and a CA is set; else nothing.
 mirror_ca() { # mirror_ca URL
   case "$1" in https://*) [ -n "${MIRROR_CA_CERT:-}" ] && echo "$MIRROR_CA" ;; esac

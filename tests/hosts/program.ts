@@ -3,7 +3,7 @@
  * with disks): each step's `create`/`delete` command and stdin with the real secret values, in the
  * program's dependency order, and the order Pulumi deletes them in (dependents first).
  */
-import { ClusterNode, KubernetesCluster } from "../../components/cluster";
+import { ClusterNode, HostMirrors, KubernetesCluster } from "../../components/cluster";
 import { DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
@@ -30,8 +30,8 @@ export function reveal(value: any): any {
   return value;
 }
 
-/** The program for these hosts (control planes first), its host steps in dependency order. */
-export async function program(cluster: string, testHosts: TestHost[], spec: ProgramHost[], version = "1.36.4"): Promise<Step[]> {
+/** The program for these hosts (control planes first), its host steps in dependency order; `mirrors` as dare:mirrors gives them. */
+export async function program(cluster: string, testHosts: TestHost[], spec: ProgramHost[], version = "1.36.4", mirrors?: HostMirrors): Promise<Step[]> {
   const byName = (name: string) => testHosts.find((h) => h.name === name)!;
   const network = { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" };
   const nodes: ClusterNode[] = spec.map((h) => ({
@@ -48,7 +48,7 @@ export async function program(cluster: string, testHosts: TestHost[], spec: Prog
     });
     new KubernetesCluster(cluster, {
       nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: version, network, clusterName: cluster, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
+      kubernetesVersion: version, network, clusterName: cluster, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false, mirrors,
     });
   });
   return creationOrder(stepsOf(resources, testHosts));

@@ -12,6 +12,7 @@
 #   $DARE_ENGINE_CACHE/engine/bin/kube-apiserver               k8s.io/kubernetes/cmd/kube-apiserver, the pinned Kubernetes
 #   $DARE_ENGINE_CACHE/engine/bin/etcd                         go.etcd.io/etcd/server/v3, the etcd kubeadm deploys with it
 #                                                              (both for tests/engine/apiserver.ts)
+#   $DARE_ENGINE_CACHE/engine/bin/containerd-hosts             containerd v2's registry hosts loader (tests/engine/containerd-hosts)
 #   $DARE_ENGINE_CACHE/engine/bin/etcdctl, etcdutl             go.etcd.io/etcd/etcdctl/v3 and etcdutl/v3 at etcd's version: the
 #                                                              snapshot job's and the runbook's tools (tests/engine/restore-etcd.test.ts)
 #
@@ -114,6 +115,12 @@ build_etcdutl() {
   (cd "$modules/etcdutl" && go build -trimpath -ldflags "-s -w" -o "$out/etcdutl" go.etcd.io/etcd/etcdutl/v3)
 }
 
+# containerd's own loader of registry hosts files (tests/engine/containerd-hosts), at the version the hosts run:
+# what the host scripts write is read as containerd reads it (tests/engine/containerd-hosts.test.ts).
+build_containerd_hosts() {
+  (cd "$root/tests/engine/containerd-hosts" && go build -trimpath -ldflags "-s -w" -o "$out/containerd-hosts" .)
+}
+
 build_once pulumi build_pulumi "$modules/pulumi/go.mod" "$modules/pulumi/go.sum"
 pulumi_dir=$built
 
@@ -138,6 +145,10 @@ etcdutl_dir=$built
 build_once kube-apiserver build_kube_apiserver "$modules/kube-apiserver/go.mod" "$modules/kube-apiserver/go.sum"
 kube_apiserver_dir=$built
 
+build_once containerd-hosts build_containerd_hosts "$root/tests/engine/containerd-hosts/go.mod" \
+  "$root/tests/engine/containerd-hosts/go.sum" "$root/tests/engine/containerd-hosts/main.go"
+containerd_hosts_dir=$built
+
 # Assemble: symlinks into the keyed builds, replaced whole so a version change leaves nothing stale.
 rm -rf "$engine.partial"
 mkdir -p "$engine.partial/bin" "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION"
@@ -149,6 +160,7 @@ ln -s "$etcd_dir/etcd" "$engine.partial/bin/etcd"
 ln -s "$etcdctl_dir/etcdctl" "$engine.partial/bin/etcdctl"
 ln -s "$etcdutl_dir/etcdutl" "$engine.partial/bin/etcdutl"
 ln -s "$kube_apiserver_dir/kube-apiserver" "$engine.partial/bin/kube-apiserver"
+ln -s "$containerd_hosts_dir/containerd-hosts" "$engine.partial/bin/containerd-hosts"
 ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
   "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
 rm -rf "$engine"; mv "$engine.partial" "$engine"
