@@ -618,9 +618,9 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
 
 /** A registry as image references name it, and as containerd names its hosts directory: a DNS name or IPv4 address, an optional port. */
 const REGISTRY_NAME = /^(?=[^:]{1,253}(:|$))([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:\d{1,5})?$/;
-/** http(s), a host (name or IPv4, optional port), an optional path; nothing a hosts.toml, apt or shell line would need to quote. */
-const MIRROR_URL = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%!$&()*+,;=:@/-]*)?$/;
-const MIRROR_URL_WHY = "must be an http:// or https:// URL: a host name or IPv4 address, an optional port and path, no query, no quotes or spaces";
+/** http(s), a host (name or IPv4, optional port), an optional path; nothing a hosts.toml, apt or shell line would need to quote or expand. */
+const MIRROR_URL = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%+:@/-]*)?$/;
+const MIRROR_URL_WHY = "must be an http:// or https:// URL: a host name or IPv4 address, an optional port and path (letters, digits and . _ ~ % + : @ / -), no query";
 
 /** The PEM certificates of a text, or why it is none. */
 export function pemCertificateProblem(text: string): string | undefined {

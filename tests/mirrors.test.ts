@@ -82,8 +82,10 @@ describe("dare:mirrors, the loader", () => {
     expect(byKey.get("mirrors.caCertificate")!.why).toMatch(/not a CA's \(subject CN=harbor\.example\.org\)/);
     // The message an operator reads names them all, without a stack trace.
     let message = "";
-    try { load({ apt: { docker: "https://mirror.example.org/'docker'" } }); } catch (e) { message = String((e as Error).message); }
+    try { load({ apt: { docker: "https://mirror.example.org/'docker'" }, registries: { "quay.io": { endpoint: "https://h.example.org/v2/*" } } }); } catch (e) { message = String((e as Error).message); }
     expect(message).toContain(`dare:mirrors.apt.docker = "https://mirror.example.org/'docker'": must be an http:// or https:// URL`);
+    // Nothing the host script's shell would expand.
+    expect(message).toContain(`dare:mirrors.registries["quay.io"].endpoint = "https://h.example.org/v2/*": must be an http:// or https:// URL`);
     expect(message).not.toMatch(/\n\s+at /);
   });
 
