@@ -215,7 +215,8 @@ fi
 # io.containerd.cri.v1.runtime (runc with the systemd cgroup driver, as the kubelet is configured by kubeadm).
 # config_path is set with or without mirrors, so adding or removing one never restarts containerd: it reads
 # <config_path>/<registry>/hosts.toml at each pull ("Updates under this directory do not require restarting
-# the containerd daemon"; the 2.x section name: containerd docs/hosts.md, "CRI").
+# the containerd daemon", containerd v2.3.6 docs/hosts.md; its "CRI" part names the 2.x section, and
+# internal/cri/config/config.go has ImageConfig.Registry `toml:"registry"` with `ConfigPath toml:"config_path"`).
 REGISTRY_HOSTS_DIR=/etc/containerd/certs.d
 put /etc/containerd/config.toml 0644 <<TOML
 version = 3
