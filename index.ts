@@ -8,7 +8,7 @@ import { CA_ISSUER } from "./components/config-keys";
 import { Infrastructure } from "./components/infrastructure";
 import { clusterNodes, KubernetesCluster } from "./components/cluster";
 import { INGRESS_SERVICE_URL, ingressNodeNames, Networking, platformHostNames } from "./components/networking";
-import { dareCertificateAuthority, Security } from "./components/security";
+import { dareCertificateAuthority, Security, SECURITY_COMPONENT } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity, SsoClients } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
@@ -110,7 +110,7 @@ function platformLayers() {
   const sso = new SsoClients("sso", { domain: config.domain, harbor: config.harbor.enabled, jupyterhub: config.dare.jupyterhub });
 
   // 5. Security: cert-manager and its ClusterIssuers; Harbor when switched on.
-  const security = new Security("security", {
+  const security = new Security(SECURITY_COMPONENT.name, {
     provider: cluster.provider,
     chartMirror: config.chartMirror,
     ca: dareCa,

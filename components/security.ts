@@ -175,7 +175,7 @@ export class Security extends pulumi.ComponentResource {
     if (args.harbor.enabled && args.harbor.registrySizeGb < 1) {
       throw new Error(`${name}: Harbor's registry volume needs at least 1 GB, got ${args.harbor.registrySizeGb}`);
     }
-    super("dare:platform:Security", name, {}, opts);
+    super(SECURITY_COMPONENT.type, name, {}, opts);
     const k8sOpts = { provider: args.provider, parent: this };
 
     const ns = createNamespace("certManager", k8sOpts);
