@@ -4,10 +4,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
+import { CA_ISSUER } from "./components/config-keys";
 import { Infrastructure } from "./components/infrastructure";
 import { clusterNodes, KubernetesCluster } from "./components/cluster";
 import { INGRESS_SERVICE_URL, ingressNodeNames, Networking, platformHostNames } from "./components/networking";
-import { Security } from "./components/security";
+import { dareCertificateAuthority, Security, SECURITY_COMPONENT } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity, SsoClients } from "./components/identity";
 import { Monitoring } from "./components/monitoring";
@@ -53,6 +54,9 @@ export const bastion = infra.bastion.apply((b) => b ?? null);
 export const sshPublicKey = infra.sshPublicKey;
 export const sshPrivateKey = pulumi.secret(infra.sshPrivateKey);
 
+// The dare-ca issuer's CA (layer 5's), made first: the hosts may trust it for their mirrors.
+const dareCa = dareCertificateAuthority(config.clusterName);
+
 // 2. Kubernetes: kubeadm over SSH on those hosts; its provider carries every later layer's objects.
 const cluster = new KubernetesCluster(config.clusterName, {
   nodes: clusterNodes(config),
@@ -73,6 +77,11 @@ const cluster = new KubernetesCluster(config.clusterName, {
   secretsEncryptionKeys: config.secretsEncryptionKeys,
   certificateRenewalDays: config.certificateRenewalDays,
   controlPlaneExtraArgs: config.controlPlaneExtraArgs,
+  mirrors: {
+    ...config.mirrors,
+    // Secret as the dare-ca Secret holds it (DareCertificateAuthority.certPem): the prepare steps then keep their logs to themselves.
+    caCertificate: config.mirrors.caCertificate === CA_ISSUER ? pulumi.secret(dareCa.certPem) : config.mirrors.caCertificate,
+  },
 });
 
 export const kubeconfig = pulumi.secret(cluster.kubeconfig);
@@ -111,10 +120,10 @@ function platformLayers() {
   const sso = new SsoClients("sso", { domain: config.domain, harbor: config.harbor.enabled, jupyterhub: config.dare.jupyterhub });
 
   // 5. Security: cert-manager and its ClusterIssuers; Harbor when switched on.
-  const security = new Security("security", {
+  const security = new Security(SECURITY_COMPONENT.name, {
     provider: cluster.provider,
     chartMirror: config.chartMirror,
-    clusterName: config.clusterName,
+    ca: dareCa,
     domain: config.domain,
     ingressClassName: networking.ingressClassName,
     tlsIssuer: config.tlsIssuer,

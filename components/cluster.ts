@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
-import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, DareConfig, NetworkSpec } from "./config";
+import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, DareConfig, MirrorsSpec, NetworkSpec } from "./config";
 import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, readScript, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
@@ -93,6 +93,39 @@ export interface KubernetesClusterArgs {
   certificateRenewalDays?: number;
   /** The operator's extra flags of the API server, controller manager and scheduler (validated by the configuration). */
   controlPlaneExtraArgs?: ControlPlaneExtraArgs;
+  /** Registry and apt mirrors the hosts use instead of the upstream sources (dare:mirrors); default none. */
+  mirrors?: HostMirrors;
+}
+
+/** The hosts' mirrors: dare:mirrors with its CA as a certificate. */
+export interface HostMirrors {
+  /** registry name (docker.io, registry.k8s.io, host:port) → the mirror's endpoint URL */
+  registries: Record<string, string>;
+  /** apt repository → the mirror's base URL, serving the upstream repository's paths */
+  apt: MirrorsSpec["apt"];
+  /** PEM certificate of the CA that signed the mirrors' certificates; undefined: the hosts' trust store */
+  caCertificate?: pulumi.Input<string>;
+}
+
+/**
+ * The prepare step's mirror parameters, set only when used (k8s-prepare.sh reads an unset one as upstream).
+ * REGISTRY_MIRRORS: a line per registry, `<registry> <endpoint> <override_path>`: an endpoint with a path
+ * names the registry API's root there (containerd docs/hosts.md, override_path), as Harbor's proxy-cache
+ * projects do (/v2/<project>).
+ */
+export function mirrorEnv(mirrors: HostMirrors | undefined): Record<string, pulumi.Input<string>> {
+  if (!mirrors) return {};
+  const registryLines = Object.keys(mirrors.registries).sort().map((registry) => {
+    const endpoint = mirrors.registries[registry];
+    return `${registry} ${endpoint} ${new URL(endpoint).pathname.replace(/\/+$/, "") !== ""}`;
+  });
+  const env: Record<string, pulumi.Input<string>> = {};
+  if (registryLines.length > 0) env.REGISTRY_MIRRORS = registryLines.join("\n");
+  if (mirrors.apt.ubuntu) env.UBUNTU_APT_MIRROR = mirrors.apt.ubuntu;
+  if (mirrors.apt.kubernetes) env.KUBERNETES_APT_MIRROR = mirrors.apt.kubernetes;
+  if (mirrors.apt.docker) env.DOCKER_APT_MIRROR = mirrors.apt.docker;
+  if (mirrors.caCertificate !== undefined) env.MIRROR_CA_CERT = mirrors.caCertificate;
+  return env;
 }
 
 /** Seconds the kubelet-serving step waits for a node's certificate request and for the kubelet to serve it. */
@@ -328,6 +361,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       KUBERNETES_VERSION: args.kubernetesVersion,
       PAUSE_IMAGE,
       FIREWALL_RULESET: rulesetFor(node.role),
+      ...mirrorEnv(args.mirrors),
     }, [])]));
 
     const kubeletConfig = this.kubeletConfigSteps(args.nodes, prepare, step);

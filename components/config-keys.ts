@@ -35,7 +35,9 @@ export interface KeyDeclaration {
 }
 
 export const PROVIDERS = ["openstack", "existing"] as const;
-export const TLS_ISSUERS = ["letsencrypt-prod", "letsencrypt-staging", "dare-ca"] as const;
+/** The self-signed CA's ClusterIssuer, whose certificate the program makes (components/security.ts). */
+export const CA_ISSUER = "dare-ca";
+export const TLS_ISSUERS = ["letsencrypt-prod", "letsencrypt-staging", CA_ISSUER] as const;
 
 const declare = <T extends Record<string, KeyDeclaration>>(keys: T) => keys;
 
@@ -230,6 +232,20 @@ export const CONFIG_KEYS = declare({
       "its upstream repository: an air-gapped site's mirror holding the same chart versions, and Traefik's and " +
       "kube-prometheus-stack's charts unpacked beside their archives, for their CRDs (README, \"Air-gapped sites\"). " +
       "Empty: each chart's upstream repository.",
+  },
+  mirrors: {
+    default: {},
+    description: "Mirrors for an air-gapped site's hosts (README, \"Air-gapped sites\"): `{registries, apt, caCertificate}`. " +
+      "`registries`: by registry name as images name it (`docker.io`, `registry.k8s.io`, `quay.io`, `host:port`), " +
+      "`{endpoint}`: the mirror containerd pulls that registry's images from first (an http:// or https:// URL; a path " +
+      "is the registry API's root there, e.g. a Harbor proxy-cache project `https://harbor.example.org/v2/dockerhub-proxy`), " +
+      "written to /etc/containerd/certs.d/<registry>/hosts.toml; set one with " +
+      "`pulumi config set --path 'mirrors.registries[\"docker.io\"].endpoint' https://harbor.example.org/v2/dockerhub-proxy`. " +
+      "`apt`: `{ubuntu, kubernetes, docker}`, URLs that serve the same paths as http://archive.ubuntu.com/ubuntu, " +
+      "https://pkgs.k8s.io and https://download.docker.com/linux/ubuntu; the hosts' apt sources use them instead, " +
+      "with the same signing keys. `caCertificate`: the CA the mirrors' https certificates are checked against " +
+      "(containerd's `ca`, apt's CAInfo, the key downloads): `dare-ca` (the cluster's own CA, stack output dareCaCertificate) " +
+      "or a PEM certificate; empty: the hosts' trust store. Removing a mirror puts the upstream source back on every host.",
   },
   harbor: {
     default: { enabled: false, registrySizeGb: 50 },

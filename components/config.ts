@@ -7,6 +7,7 @@
  * valid example) before any resource is declared. Later layers add their keys here in the same style:
  * a typed field on `DareConfig`, a `read…` function that pushes problems instead of throwing.
  */
+import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { cidrsOverlap, isIpv4Address, parseCidr } from "./cidr";
 import { CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN } from "./certificate-renewal";
@@ -14,7 +15,7 @@ import { ENCRYPTION_KEY_NAME } from "./kubeadm-config";
 import { KUBE_VIP_IMAGE } from "./kube-vip";
 import { ControlPlaneExtraArgs, NodeSettings, readControlPlaneExtraArgs, readNodeSettings, SettingsProblem } from "./node-settings";
 import { hostKeyProblem, normalizeHostKey, opensshKeyProblem } from "./ssh-key";
-import { CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
+import { CA_ISSUER, CONFIG_KEYS, ConfigKey, defaultOf, KeyDeclaration, PROVIDERS, TLS_ISSUERS, withDefaults } from "./config-keys";
 import { DARE_WORKLOADS, DareWorkload, DATABASES, REQUIRED_IMAGES, WORKLOADS } from "./dare-workloads";
 
 /** Kubernetes minors this program installs and upgrades (upstream support, late 2026). */
@@ -149,6 +150,8 @@ export interface DareConfig {
   allowDataLoss: string[];
   /** Helm repository every chart is pulled from instead of its upstream one; undefined: upstream */
   chartMirror?: string;
+  /** the hosts' image registry and apt mirrors (dare:mirrors) */
+  mirrors: MirrorsSpec;
   keycloak: KeycloakSpec;
   /** OIDC and SAML providers users may log in with (Keycloak identity brokering) */
   identityProviders: IdentityProviderSpec[];
@@ -165,6 +168,20 @@ export interface CephSpec {
   replicas: number;
   /** Ceph monitors: 1, 3 or 5 */
   monitors: number;
+}
+
+/** The apt repositories the hosts install from that a mirror may replace. */
+export const APT_MIRRORED = ["ubuntu", "kubernetes", "docker"] as const;
+export type AptMirrored = (typeof APT_MIRRORED)[number];
+
+/** The hosts' mirrors (dare:mirrors); every field optional, `{registries: {}, apt: {}}` is "none". */
+export interface MirrorsSpec {
+  /** registry name as images name it (docker.io, registry.k8s.io, host:port) → the mirror's endpoint URL, no trailing slash */
+  registries: Record<string, string>;
+  /** apt repository → the mirror's base URL (same paths as upstream), no trailing slash */
+  apt: Partial<Record<AptMirrored, string>>;
+  /** "dare-ca" (the cluster's own CA) or a PEM certificate the mirrors' https certificates are checked against; undefined: the hosts' trust store */
+  caCertificate?: string;
 }
 
 export interface HarborSpec {
@@ -772,6 +789,8 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
   const chartMirror = r.string("chartMirror", r.raw("chartMirror") || undefined, "", `"http://charts.example.org:8879"`,
     /^https?:\/\/[^\s/]+(\/\S*)?$/, "must be an http:// or https:// URL of a Helm chart repository") || undefined;
 
+  const mirrors = readMirrors(r);
+
   const harborExample = `{"enabled": true, "registrySizeGb": 100}`;
   const harbor = r.object("harbor", r.raw("harbor"), harborExample) ?? {};
   r.unknownKeys("harbor", harbor, ["enabled", "registrySizeGb"], harborExample);
@@ -781,11 +800,83 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
     tlsIssuer,
     acmeEmail,
     chartMirror,
+    mirrors,
     harbor: {
       enabled: r.boolean("harbor.enabled", harbor.enabled, defaultOf("harbor").enabled, "true"),
       registrySizeGb: r.integer("harbor.registrySizeGb", harbor.registrySizeGb, defaultOf("harbor").registrySizeGb, 1, "pulumi config set --path 'harbor.registrySizeGb' 100"),
     },
   };
+}
+
+/** A registry as image references name it, and as containerd names its hosts directory: a DNS name or IPv4 address, an optional port. */
+const REGISTRY_NAME = /^(?=[^:]{1,253}(:|$))([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:\d{1,5})?$/;
+/** http(s), a host (name or IPv4, optional port), an optional path; nothing a hosts.toml, apt or shell line would need to quote or expand. */
+const MIRROR_URL = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%+:@/-]*)?$/;
+const MIRROR_URL_WHY = "must be an http:// or https:// URL: a host name or IPv4 address, an optional port and path (letters, digits and . _ ~ % + : @ / -), no query";
+
+/** The PEM certificates of a text, or why it is none. */
+export function pemCertificateProblem(text: string): string | undefined {
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return "must be a PEM certificate (-----BEGIN CERTIFICATE----- …) or dare-ca";
+  for (const block of blocks) {
+    let cert: crypto.X509Certificate;
+    try { cert = new crypto.X509Certificate(block); } catch (e) { return `holds a certificate that cannot be read (${(e as Error).message})`; }
+    if (!cert.ca) return `holds a certificate that is not a CA's (subject ${cert.subject.replace(/\n/g, ", ")}): give the CA that signed the mirror's certificate`;
+  }
+  return undefined;
+}
+
+/** dare:mirrors: the hosts' registry and apt mirrors, and the CA their certificates are checked against. */
+function readMirrors(r: Reader): MirrorsSpec {
+  const example = `{"registries": {"docker.io": {"endpoint": "https://harbor.example.org/v2/dockerhub-proxy"}}, "apt": {"ubuntu": "https://mirror.example.org/ubuntu"}, "caCertificate": "dare-ca"}`;
+  const mirrors = r.object("mirrors", r.raw("mirrors"), example) ?? {};
+  r.unknownKeys("mirrors", mirrors, ["registries", "apt", "caCertificate"], example);
+  const url = (key: string, value: unknown, ex: string) => r.string(key, value, "", ex, MIRROR_URL, MIRROR_URL_WHY).replace(/\/+$/, "");
+
+  const registries: Record<string, string> = {};
+  const registryExample = `{"docker.io": {"endpoint": "https://harbor.example.org/v2/dockerhub-proxy"}}`;
+  for (const [name, entry] of Object.entries(r.object("mirrors.registries", mirrors.registries, registryExample) ?? {})) {
+    const key = `mirrors.registries["${name}"]`;
+    if (!REGISTRY_NAME.test(name)) {
+      r.problem(key, entry, "is not a registry name: a lower-case DNS name or IPv4 address with an optional port, as image references begin (docker.io, registry.k8s.io, registry.example.org:5000)", registryExample);
+      continue;
+    }
+    const endpointExample = `pulumi config set --path 'mirrors.registries["${name}"].endpoint' https://harbor.example.org/v2/${name.replace(/[^a-z0-9]+/g, "-")}-proxy`;
+    const fields = r.object(key, entry, `{"endpoint": "https://harbor.example.org/v2/dockerhub-proxy"}`);
+    if (!fields) continue;
+    r.unknownKeys(key, fields, ["endpoint"], endpointExample);
+    if (fields.endpoint === undefined) {
+      r.problem(`${key}.endpoint`, undefined, "is required: the mirror's URL", endpointExample);
+      continue;
+    }
+    const endpoint = url(`${key}.endpoint`, fields.endpoint, endpointExample);
+    if (endpoint) registries[name] = endpoint;
+  }
+
+  const apt: MirrorsSpec["apt"] = {};
+  const aptExample = (name: AptMirrored) => `pulumi config set --path 'mirrors.apt.${name}' https://mirror.example.org/${name === "ubuntu" ? "ubuntu" : name === "kubernetes" ? "pkgs.k8s.io" : "download.docker.com/linux/ubuntu"}`;
+  const aptFields = r.object("mirrors.apt", mirrors.apt, `{"ubuntu": "https://mirror.example.org/ubuntu"}`) ?? {};
+  r.unknownKeys("mirrors.apt", aptFields, [...APT_MIRRORED], aptExample("ubuntu"));
+  for (const name of APT_MIRRORED) {
+    // "" (as `pulumi config set --path 'mirrors.apt.docker' ''` leaves it) is unset.
+    const value = aptFields[name] === "" ? undefined : aptFields[name];
+    const mirror = url(`mirrors.apt.${name}`, value, aptExample(name));
+    if (mirror) apt[name] = mirror;
+  }
+
+  const caRaw = mirrors.caCertificate === "" ? undefined : mirrors.caCertificate;
+  let caCertificate: string | undefined;
+  if (caRaw !== undefined) {
+    const caExample = `pulumi config set --path 'mirrors.caCertificate' ${CA_ISSUER}   (or the PEM text: … --path 'mirrors.caCertificate' "$(cat mirror-ca.pem)")`;
+    const problem = typeof caRaw !== "string" ? "must be dare-ca or a PEM certificate" : caRaw === CA_ISSUER ? undefined : pemCertificateProblem(caRaw);
+    if (problem) r.problem("mirrors.caCertificate", typeof caRaw === "string" ? caRaw.slice(0, 80) : caRaw, problem, caExample);
+    else caCertificate = caRaw as string;
+    if (!problem && Object.keys(registries).length === 0 && Object.keys(apt).length === 0) {
+      r.problem("mirrors.caCertificate", caRaw === CA_ISSUER ? caRaw : "[PEM]", "no mirror is configured for it to check: set mirrors.registries or mirrors.apt, or remove it",
+        `pulumi config set --path 'mirrors.registries["docker.io"].endpoint' https://harbor.example.org/v2/dockerhub-proxy`);
+    }
+  }
+  return { registries, apt, ...(caCertificate ? { caCertificate } : {}) };
 }
 
 export { DARE_WORKLOADS };

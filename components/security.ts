@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { HarborSpec, TlsIssuer } from "./config";
+import { CA_ISSUER } from "./config-keys";
 import { pinnedRelease } from "./helm";
 import type { OidcClient } from "./identity";
 import { createNamespace, NAMESPACES } from "./namespaces";
@@ -27,7 +28,7 @@ export const ACME_SERVERS = {
   "letsencrypt-prod": "https://acme-v02.api.letsencrypt.org/directory",
 } as const;
 /** The self-signed CA's ClusterIssuer, and the Secret (in cert-manager's namespace) holding its key. */
-export const CA_ISSUER = "dare-ca";
+export { CA_ISSUER };
 /**
  * The one certificate of dare:domain, in Traefik's namespace, which Traefik's default TLSStore serves.
  * Keycloak, Grafana, the DARE services and JupyterHub all answer on https://<domain>/<path>: one
@@ -49,8 +50,6 @@ export interface SecurityArgs {
   chartMirror?: string;
   /** Provider of the cluster (KubernetesCluster.provider). */
   provider: k8s.Provider;
-  /** Names the self-signed CA. */
-  clusterName: string;
   /** DNS name the platform is served under; Harbor is at harbor.<domain>. */
   domain: string;
   /** IngressClass that serves ACME HTTP-01 challenges and Harbor (Networking.ingressClassName). */
@@ -65,6 +64,44 @@ export interface SecurityArgs {
   storageClass: string;
   /** Harbor's client in realm dare (SsoClients.harbor): users log in through Keycloak. Undefined: local logins only. */
   harborSso?: OidcClient;
+  /** The `dare-ca` issuer's CA (dareCertificateAuthority), made before the cluster so that its hosts can trust it. */
+  ca: DareCertificateAuthority;
+}
+
+/** The self-signed CA behind the `dare-ca` ClusterIssuer. */
+export interface DareCertificateAuthority {
+  /**
+   * PEM certificate. Public, but it also sits in the `dare-ca` Secret, whose whole stringData @pulumi/kubernetes
+   * marks secret: wrap it in pulumi.secret wherever else it goes (the render refuses a secret's text in plain).
+   */
+  certPem: pulumi.Output<string>;
+  /** PEM private key (secret) */
+  keyPem: pulumi.Output<string>;
+  key: tls.PrivateKey;
+  cert: tls.SelfSignedCert;
+}
+
+/** The name of the Security component index.ts declares; the CA's resources were its children until the hosts needed the CA. */
+export const SECURITY_COMPONENT = { name: "security", type: "dare:platform:Security" } as const;
+
+/**
+ * The `dare-ca` CA, made by Pulumi (not by cert-manager) so that its certificate is a stack output to trust
+ * and is known before the hosts are prepared (their registry mirror may present a certificate it signed:
+ * dare:mirrors.caCertificate). Declared at the top level, before the cluster; the alias keeps the CA of a
+ * stack made when it was a child of the Security component (a new CA would invalidate every certificate).
+ */
+export function dareCertificateAuthority(clusterName: string): DareCertificateAuthority {
+  const name = `${SECURITY_COMPONENT.name}-ca`;
+  const aliases = [{ parent: pulumi.createUrn(SECURITY_COMPONENT.name, SECURITY_COMPONENT.type) }];
+  const caKey = new tls.PrivateKey(name, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { aliases });
+  const caCert = new tls.SelfSignedCert(name, {
+    privateKeyPem: caKey.privateKeyPem,
+    isCaCertificate: true,
+    validityPeriodHours: 10 * 365 * 24,
+    subject: { commonName: `${clusterName} CA`, organization: "DARE" },
+    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+  }, { aliases });
+  return { certPem: caCert.certPem, keyPem: pulumi.secret(caKey.privateKeyPem), key: caKey, cert: caCert };
 }
 
 /** The Secret that carries Harbor's OIDC settings (CONFIG_OVERWRITE_JSON) into harbor-core. */
@@ -138,7 +175,7 @@ export class Security extends pulumi.ComponentResource {
     if (args.harbor.enabled && args.harbor.registrySizeGb < 1) {
       throw new Error(`${name}: Harbor's registry volume needs at least 1 GB, got ${args.harbor.registrySizeGb}`);
     }
-    super("dare:platform:Security", name, {}, opts);
+    super(SECURITY_COMPONENT.type, name, {}, opts);
     const k8sOpts = { provider: args.provider, parent: this };
 
     const ns = createNamespace("certManager", k8sOpts);
@@ -159,20 +196,12 @@ export class Security extends pulumi.ComponentResource {
     const issuerResources: pulumi.Resource[] = issuers.map((issuer) => new k8s.apiextensions.CustomResource(`${name}-${issuer}`,
       acmeIssuer(issuer, args.acmeEmail, args.ingressClassName) as k8s.apiextensions.CustomResourceArgs, issuerOpts));
 
-    // The CA is made by Pulumi, not by cert-manager, so that its certificate is a stack output to trust.
-    const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-    const caCert = new tls.SelfSignedCert(`${name}-ca`, {
-      privateKeyPem: caKey.privateKeyPem,
-      isCaCertificate: true,
-      validityPeriodHours: 10 * 365 * 24,
-      subject: { commonName: `${args.clusterName} CA`, organization: "DARE" },
-      allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-    }, { parent: this });
-    this.caCertificate = pulumi.secret(caCert.certPem);
+    // The CA itself is made before the cluster (dareCertificateAuthority).
+    this.caCertificate = pulumi.secret(args.ca.certPem);
     const caSecret = new k8s.core.v1.Secret(`${name}-ca`, {
       metadata: { name: CA_ISSUER, namespace: ns.metadata.name },
       type: "kubernetes.io/tls",
-      stringData: { "tls.crt": caCert.certPem, "tls.key": pulumi.secret(caKey.privateKeyPem) },
+      stringData: { "tls.crt": args.ca.certPem, "tls.key": args.ca.keyPem },
     }, k8sOpts);
     const caIssuer = new k8s.apiextensions.CustomResource(`${name}-${CA_ISSUER}`, {
       apiVersion: "cert-manager.io/v1",
@@ -203,7 +232,7 @@ export class Security extends pulumi.ComponentResource {
     }, k8sOpts);
 
     if (args.harbor.enabled) {
-      const harbor = this.harbor(name, args, k8sOpts, caCert.certPem);
+      const harbor = this.harbor(name, args, k8sOpts, args.ca.certPem);
       this.harborUrl = harbor.url;
       this.harborAdminPassword = harbor.adminPassword;
     }

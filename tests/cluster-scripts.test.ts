@@ -44,17 +44,21 @@ describe("k8s-prepare.sh: apt keys checked against their published fingerprints 
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  function run(served: string, keyring: string) {
+  function run(served: string, keyring: string, caFile = "") {
     const script = `set -euo pipefail\ncurl() { echo "$*" >> "$DIR/curl-calls"; cat "$DIR/${served}"; }\n${aptKey}\n` +
-      `apt_key "the Kubernetes apt key (pkgs.k8s.io)" https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key "$EXPECTED" "$DIR/${keyring}"\necho stored`;
+      `apt_key "the Kubernetes apt key (pkgs.k8s.io)" https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key "$EXPECTED" "$DIR/${keyring}" "${caFile}"\necho stored`;
     return spawnSync("bash", ["-c", script], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: dir, DIR: dir, EXPECTED: fpr.right } });
   }
   const calls = () => (fs.existsSync(path.join(dir, "curl-calls")) ? fs.readFileSync(path.join(dir, "curl-calls"), "utf8").trim().split("\n") : []);
 
   it("pins the published fingerprints of pkgs.k8s.io's and Docker's keys and fetches both through the check", () => {
     expect(text).toMatch(/^KUBERNETES_KEY_FINGERPRINT=DE15B14486CD377B9E876E1A234654DA9A296436$/m);
-    expect(text).toContain('apt_key "the Kubernetes apt key (pkgs.k8s.io)" "https://pkgs.k8s.io/core:/stable:/v${minor}/deb/Release.key" \\\n    "$KUBERNETES_KEY_FINGERPRINT" /etc/apt/keyrings/kubernetes-apt-keyring.gpg');
-    expect(text).toContain('apt_key "Docker\'s apt key" https://download.docker.com/linux/ubuntu/gpg "$DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg');
+    // From upstream, or from its mirror (dare:mirrors.apt) with the same fingerprint checked.
+    expect(text).toMatch(/^KUBERNETES_APT_UPSTREAM=https:\/\/pkgs\.k8s\.io$/m);
+    expect(text).toMatch(/^DOCKER_APT_UPSTREAM=https:\/\/download\.docker\.com\/linux\/ubuntu$/m);
+    expect(text).toContain('apt_key "the Kubernetes apt key (pkgs.k8s.io)" "${kubernetes_apt}/core:/stable:/v${minor}/deb/Release.key" \\\n' +
+      '  "$KUBERNETES_KEY_FINGERPRINT" /etc/apt/keyrings/kubernetes-apt-keyring.gpg "$(mirror_ca "${KUBERNETES_APT_MIRROR:-}")"');
+    expect(text).toContain('apt_key "Docker\'s apt key" "${docker_apt}/gpg" "$DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg "$(mirror_ca "${DOCKER_APT_MIRROR:-}")"');
     // No other way to a keyring: every curl of a key goes through apt_key.
     expect(text.match(/\bcurl -/g)).toHaveLength(1);
   });
@@ -67,6 +71,16 @@ describe("k8s-prepare.sh: apt keys checked against their published fingerprints 
     expect(calls()).toHaveLength(1);
     expect(run("wrong.key", "ok.gpg").status).toBe(0); // a keyring in place is not fetched again
     expect(calls()).toHaveLength(1);
+  });
+
+  it("checks a mirror's certificate against the mirror CA alone (curl --cacert), and only when given one", () => {
+    const before = calls().length;
+    expect(run("right.key", "mirror.gpg", "/etc/dare/mirror-ca.pem").status).toBe(0);
+    expect(run("right.key", "upstream.gpg").status).toBe(0);
+    expect(calls().slice(before)).toEqual([
+      "-fsSL --retry 5 --cacert /etc/dare/mirror-ca.pem https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key",
+      "-fsSL --retry 5 https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key",
+    ]);
   });
 
   it.each([
@@ -90,7 +104,7 @@ describe("k8s-prepare.sh: containerd", () => {
   it("pins containerd 2.x from Docker's signed repository and holds it", () => {
     expect(text).toMatch(/^CONTAINERD_VERSION=2\.\d+\.\d+$/m);
     expect(text).toMatch(/^DOCKER_KEY_FINGERPRINT=9DC858229FC7DD38854AE2D88D81803C0EBFCD88$/m);
-    expect(text).toContain("signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${codename} stable");
+    expect(text).toContain("signed-by=/etc/apt/keyrings/docker.gpg] ${docker_apt} ${codename} stable");
     expect(text).toContain('"containerd.io=${CONTAINERD_VERSION}-*"');
     expect(text).toContain("apt-mark hold containerd.io");
     // Ubuntu's containerd is no longer a prerequisite.
@@ -103,6 +117,13 @@ describe("k8s-prepare.sh: containerd", () => {
     expect(toml).toContain("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  SystemdCgroup = true");
     expect(toml).not.toMatch(/io\.containerd\.grpc\.v1\.cri|sandbox_image/);
   });
+
+  it("reads registry hosts from /etc/containerd/certs.d, containerd 2.x's config_path (docs/hosts.md), mirrors or not", () => {
+    expect(text).toMatch(/^REGISTRY_HOSTS_DIR=\/etc\/containerd\/certs\.d$/m);
+    expect(toml).toContain("[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '${REGISTRY_HOSTS_DIR}'");
+    // The deprecated in-config mirrors are not used.
+    expect(toml).not.toMatch(/registry\.(mirrors|configs)/);
+  });
 });
 
 describe("k8s-upgrade.sh", () => {
@@ -110,8 +131,12 @@ describe("k8s-upgrade.sh", () => {
   beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-upgrade-")); });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  /** Runs the script as installed at `installed`, with every other command a recorder. */
-  function upgrade(installed: string, target: string, role = "first", node = "cp-0") {
+  const listOf = (base: string, version: string) =>
+    `deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] ${base}/core:/stable:/v${version.split(".").slice(0, 2).join(".")}/deb/ /\n`;
+  const readList = () => fs.readFileSync(path.join(dir, "etc/apt/sources.list.d/kubernetes.list"), "utf8");
+
+  /** Runs the script as installed at `installed`, with every other command a recorder; the prepare step's repository at `aptBase`. */
+  function upgrade(installed: string, target: string, role = "first", node = "cp-0", aptBase = "https://pkgs.k8s.io") {
     const bin = path.join(dir, "bin");
     fs.mkdirSync(bin);
     const log = path.join(dir, "calls.log");
@@ -126,6 +151,7 @@ describe("k8s-upgrade.sh", () => {
     fs.mkdirSync(path.join(dir, "etc/kubernetes"), { recursive: true });
     fs.mkdirSync(path.join(dir, "etc/apt/sources.list.d"), { recursive: true });
     fs.writeFileSync(path.join(dir, "etc/kubernetes/kubelet.conf"), "");
+    fs.writeFileSync(path.join(dir, "etc/apt/sources.list.d/kubernetes.list"), listOf(aptBase, installed));
     const result = spawnSync("bash", ["-c", script], {
       encoding: "utf8",
       env: { PATH: `${bin}:/usr/bin:/bin`, KUBERNETES_VERSION: target, NODE_NAME: node, UPGRADE_ROLE: role },
@@ -162,6 +188,16 @@ describe("k8s-upgrade.sh", () => {
     const positions = order.map((call) => r.calls.indexOf(call));
     expect(positions).not.toContain(-1);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+  });
+
+  it("moves the repository to the target minor where the prepare step put it: pkgs.k8s.io, or its mirror", () => {
+    expect(upgrade("1.35.2", "1.36.4").status).toBe(0);
+    expect(readList()).toBe(listOf("https://pkgs.k8s.io", "1.36.4"));
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir);
+    const mirror = "https://mirror.example.org/pkgs.k8s.io";
+    expect(upgrade("1.35.2", "1.36.4", "first", "cp-0", mirror).status).toBe(0);
+    expect(readList()).toBe(listOf(mirror, "1.36.4"));
   });
 
   it("runs `kubeadm upgrade node` on the other hosts", () => {

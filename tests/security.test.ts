@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from "../components/config";
 import { NAMESPACES } from "../components/namespaces";
 import { allowTraffic, DEFAULT_DENY_POLICY, NamespaceIsolation } from "../components/network-policies";
 import { INGRESS_CLASS, INGRESS_POD_LABELS, PLAIN_HTTP_ANNOTATIONS } from "../components/networking";
-import { ACME_SERVERS, CA_ISSUER, CHARTS, Security, SecurityArgs } from "../components/security";
+import { ACME_SERVERS, CA_ISSUER, CHARTS, dareCertificateAuthority, Security, SecurityArgs } from "../components/security";
 import { BLOCK_STORAGE_CLASS } from "../components/storage";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { validateHelmValues } from "../tools/validate/helm-values";
@@ -13,7 +13,7 @@ import { isSecretOutput, ofType, redacted, runMocked, valueOf } from "./support/
 const provider = () => new k8s.Provider("test", { kubeconfig: "{}" });
 const args = (over: Partial<SecurityArgs> = {}): SecurityArgs => ({
   provider: provider(),
-  clusterName: "dare-test",
+  ca: dareCertificateAuthority("dare-test"),
   domain: "dare.example.org",
   ingressClassName: INGRESS_CLASS,
   tlsIssuer: "letsencrypt-staging",

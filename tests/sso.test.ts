@@ -18,7 +18,7 @@ import {
 import { GRAFANA_OAUTH_SECRET, Monitoring } from "../components/monitoring";
 import { NAMESPACES } from "../components/namespaces";
 import { INGRESS_CLASS } from "../components/networking";
-import { HARBOR_CA_BUNDLE_SECRET, HARBOR_OIDC_SECRET, Security } from "../components/security";
+import { dareCertificateAuthority, HARBOR_CA_BUNDLE_SECRET, HARBOR_OIDC_SECRET, Security } from "../components/security";
 import { BLOCK_STORAGE_CLASS } from "../components/storage";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { validateHelmValues } from "../tools/validate/helm-values";
@@ -55,7 +55,7 @@ async function platform(opts: { harbor: boolean; jupyterhub: boolean; tlsIssuer?
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const sso = new SsoClients("sso", { domain: DOMAIN, harbor: opts.harbor, jupyterhub: opts.jupyterhub });
     new Security("security", {
-      provider, clusterName: "dare-test", domain: DOMAIN, ingressClassName: INGRESS_CLASS,
+      provider, ca: dareCertificateAuthority("dare-test"), domain: DOMAIN, ingressClassName: INGRESS_CLASS,
       tlsIssuer: opts.tlsIssuer ?? "letsencrypt-prod", acmeEmail: "ops@example.org",
       harbor: { enabled: opts.harbor, registrySizeGb: 50 }, storageClass: BLOCK_STORAGE_CLASS, harborSso: sso.harbor,
     });

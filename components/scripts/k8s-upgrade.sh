@@ -51,8 +51,8 @@ install_held() { # install_held PACKAGE...: at the target version, held there
 }
 
 echo "${NODE_NAME}: upgrade ${kubelet_now} -> ${target}"
-echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v${to_major}.${to_minor}/deb/ /" \
-  >/etc/apt/sources.list.d/kubernetes.list
+# The target minor's repository, at the address the prepare step wrote (pkgs.k8s.io or its mirror, dare:mirrors).
+sed -i -E "s#/core:/stable:/v[0-9]+\.[0-9]+/deb/#/core:/stable:/v${to_major}.${to_minor}/deb/#" /etc/apt/sources.list.d/kubernetes.list
 apt-get update -q
 if [ "$kubeadm_now" != "$target" ]; then install_held kubeadm; fi
 

@@ -116,6 +116,10 @@ it("accepts what every documented `pulumi config set`/`rm` command writes, appli
     expect(config.dare.backup.repository).toBe("borg@backup.example.org:/srv/borg/dare");
     expect(config.tlsIssuer).toBe("letsencrypt-prod");
     expect(config.sshPrivateKey).toBeDefined();
+    // The air-gapped recipe's mirrors, registry names quoted in the CLI's path syntax.
+    expect(config.mirrors.registries["docker.io"]).toBe("https://harbor.example.org/v2/dockerhub-proxy");
+    expect(config.mirrors.apt.kubernetes).toBe("https://mirror.example.org/pkgs.k8s.io");
+    expect(config.mirrors.caCertificate).toBe("dare-ca");
   } finally {
     ws.remove();
     fs.rmSync(bin, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * with disks): each step's `create`/`delete` command and stdin with the real secret values, in the
  * program's dependency order, and the order Pulumi deletes them in (dependents first).
  */
-import { ClusterNode, KubernetesCluster } from "../../components/cluster";
+import { ClusterNode, HostMirrors, KubernetesCluster } from "../../components/cluster";
 import { plainParametersOf } from "../../components/host-step";
 import { ApiVirtualIpSpec, DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
@@ -43,10 +43,10 @@ export function reveal(value: any): any {
 
 /**
  * The program for these hosts (control planes first), its host steps in dependency order. `apiVirtualIp`: the
- * API's virtual IP (dare:apiVirtualIp), in the test subnet; `bastion`: the jump host (dare:bastion).
+ * API's virtual IP (dare:apiVirtualIp), in the test subnet; `bastion`: the jump host (dare:bastion); `mirrors` as dare:mirrors gives them.
  */
 export async function program(cluster: string, testHosts: TestHost[], spec: ProgramHost[], version = "1.36.4",
-  { apiVirtualIp, bastion }: { apiVirtualIp?: ApiVirtualIpSpec; bastion?: ProgramBastion } = {}): Promise<Step[]> {
+  { apiVirtualIp, bastion, mirrors }: { apiVirtualIp?: ApiVirtualIpSpec; bastion?: ProgramBastion; mirrors?: HostMirrors } = {}): Promise<Step[]> {
   const byName = (name: string) => testHosts.find((h) => h.name === name)!;
   const network = { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" };
   const nodes: ClusterNode[] = spec.map((h) => ({
@@ -69,7 +69,7 @@ export async function program(cluster: string, testHosts: TestHost[], spec: Prog
     });
     new KubernetesCluster(cluster, {
       nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      bastionPrivateKey: infra.bastionPrivateKey, kubernetesVersion: version, network, clusterName: cluster, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false, apiVirtualIp,
+      bastionPrivateKey: infra.bastionPrivateKey, kubernetesVersion: version, network, clusterName: cluster, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false, apiVirtualIp, mirrors,
     });
   });
   return creationOrder(stepsOf(resources, testHosts));

@@ -14,6 +14,7 @@
 #                                                              (both for tests/engine/apiserver.ts)
 #   $DARE_ENGINE_CACHE/engine/bin/kubectl                      k8s.io/kubernetes/cmd/kubectl at the same Kubernetes: what the host
 #                                                              scripts run on the first control plane (tests/engine/node-labels.test.ts)
+#   $DARE_ENGINE_CACHE/engine/bin/containerd-hosts             containerd v2's registry hosts loader (tests/engine/containerd-hosts)
 #   $DARE_ENGINE_CACHE/engine/bin/etcdctl, etcdutl             go.etcd.io/etcd/etcdctl/v3 and etcdutl/v3 at etcd's version: the
 #                                                              snapshot job's and the runbook's tools (tests/engine/restore-etcd.test.ts)
 #   $DARE_ENGINE_CACHE/engine/bin/helm                         helm.sh/helm/v3/cmd/helm at the version the Kubernetes provider
@@ -144,6 +145,12 @@ build_helm() {
     -o "$out/helm" helm.sh/helm/v3/cmd/helm)
 }
 
+# containerd's own loader of registry hosts files (tests/engine/containerd-hosts), at the version the hosts run:
+# what the host scripts write is read as containerd reads it (tests/engine/containerd-hosts.test.ts).
+build_containerd_hosts() {
+  (cd "$root/tests/engine/containerd-hosts" && go build -trimpath -ldflags "-s -w" -o "$out/containerd-hosts" .)
+}
+
 build_once pulumi build_pulumi "$modules/pulumi/go.mod" "$modules/pulumi/go.sum"
 pulumi_dir=$built
 
@@ -172,6 +179,9 @@ build_once kubectl build_kubectl "$modules/kubectl/go.mod" "$modules/kubectl/go.
 kubectl_dir=$built
 build_once helm build_helm "$modules/helm/go.mod" "$modules/helm/go.sum"
 helm_dir=$built
+build_once containerd-hosts build_containerd_hosts "$root/tests/engine/containerd-hosts/go.mod" \
+  "$root/tests/engine/containerd-hosts/go.sum" "$root/tests/engine/containerd-hosts/main.go"
+containerd_hosts_dir=$built
 
 # Assemble: symlinks into the keyed builds, replaced whole so a version change leaves nothing stale.
 rm -rf "$engine.partial"
@@ -186,6 +196,7 @@ ln -s "$etcdutl_dir/etcdutl" "$engine.partial/bin/etcdutl"
 ln -s "$kube_apiserver_dir/kube-apiserver" "$engine.partial/bin/kube-apiserver"
 ln -s "$kubectl_dir/kubectl" "$engine.partial/bin/kubectl"
 ln -s "$helm_dir/helm" "$engine.partial/bin/helm"
+ln -s "$containerd_hosts_dir/containerd-hosts" "$engine.partial/bin/containerd-hosts"
 ln -s "$kubernetes_dir/pulumi-resource-kubernetes" \
   "$engine.partial/home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes"
 rm -rf "$engine"; mv "$engine.partial" "$engine"
