@@ -1,6 +1,8 @@
 /**
  * dare:skipAwait: every Kubernetes object is created without waiting for what the cluster reports ready.
- * Helm releases get `skipAwait` (no `helm --wait`); every other object gets the Kubernetes provider's
+ * Helm releases get `skipAwait` (no `helm --wait`) and `disableWebhooks` (`helm --no-hooks`: Helm waits for
+ * each hook Job to complete, whatever --wait says, e.g. cert-manager's startupapicheck, so a cluster that
+ * runs no pods would hold the release until its timeout); every other object gets the Kubernetes provider's
  * `pulumi.com/skipAwait: "true"` annotation (pulumi-kubernetes, provider/pkg/await: the annotation skips
  * the readiness await of create and update). CustomResourceDefinitions keep their await: the provider then
  * waits for `Established`, which the API server decides by itself, before their custom resources.
@@ -20,7 +22,7 @@ const COMPONENT = /^kubernetes:(yaml|helm\.sh|kustomize)\//;
 
 /** The props of a resource of type `type` with readiness awaits turned off; undefined: left as they are. */
 export function skipAwaitProps(type: string, props: Record<string, any>): Record<string, any> | undefined {
-  if (type === HELM_RELEASE) return { ...props, skipAwait: true };
+  if (type === HELM_RELEASE) return { ...props, skipAwait: true, disableWebhooks: true };
   if (!OBJECT.test(type) || COMPONENT.test(type) || CRD.test(type) || type.endsWith("List")) return undefined;
   const metadata = pulumi.output(props.metadata ?? {}).apply((m: Record<string, any>) => ({
     ...m,

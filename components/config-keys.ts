@@ -173,7 +173,7 @@ export const CONFIG_KEYS = declare({
     type: "boolean",
     default: false,
     description: "Do not wait for what the cluster reports ready: every Helm release is installed without `--wait` " +
-      "(its `skipAwait`) and every other Kubernetes object carries `pulumi.com/skipAwait: \"true\"` (CRDs excepted: " +
+      "(its `skipAwait`) and without its hooks (`--no-hooks`: Helm waits for hook Jobs to complete), and every other Kubernetes object carries `pulumi.com/skipAwait: \"true\"` (CRDs excepted: " +
       "their custom resources still wait for them to be Established). Objects are then only accepted by the API " +
       "server, not running. For staged bring-ups (nodes not yet able to run pods) and the engine tier's tests, whose " +
       "API server has no kubelet behind it. Off: Pulumi waits for each object as `helm --wait` does.",

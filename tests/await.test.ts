@@ -19,13 +19,15 @@ const declare = () => {
 };
 
 describe("dare:skipAwait", () => {
-  it("installs Helm releases without waiting and annotates every object but CRDs", async () => {
+  it("installs Helm releases without waiting or hooks and annotates every object but CRDs", async () => {
     const resources = await runMocked(() => {
       installSkipAwait();
       declare();
     });
     const inputs = (name: string) => unsecret(resources.find((r) => r.name === name)!.inputs);
     expect(inputs("chart").skipAwait).toBe(true);
+    // Helm waits for hook Jobs whatever --wait says: no hooks either.
+    expect(inputs("chart").disableWebhooks).toBe(true);
     expect(inputs("app").metadata.annotations).toEqual({ keep: "me", [SKIP_AWAIT_ANNOTATION]: "true" });
     expect(inputs("svc").metadata.annotations).toEqual({ [SKIP_AWAIT_ANNOTATION]: "true" });
     // The provider then still waits for Established before the CRD's custom resources.
@@ -36,6 +38,7 @@ describe("dare:skipAwait", () => {
     const resources = await runMocked(declare);
     const inputs = (name: string) => unsecret(resources.find((r) => r.name === name)!.inputs);
     expect(inputs("chart").skipAwait).toBeUndefined();
+    expect(inputs("chart").disableWebhooks).toBeUndefined();
     expect(inputs("app").metadata.annotations).toEqual({ keep: "me" });
   });
 

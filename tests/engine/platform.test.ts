@@ -31,6 +31,9 @@ let hosts: TestHost[] = [];
 let mirror: { url: string; close: () => Promise<void> };
 let ws: Workspace;
 let api: (method: string, p: string) => Promise<ApiResponse>;
+/** Whether the first up succeeded: the later tests build on it, and say so rather than run for nothing. */
+let upDone = false;
+const requireUp = () => { if (!upDone) throw new Error("the first up failed: see the first test"); };
 
 const upArgs = ["--yes", "--skip-preview"];
 const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
@@ -101,7 +104,9 @@ beforeAll(async () => {
   fs.rmSync(keyDir, { recursive: true, force: true });
 });
 afterAll(async () => {
-  if (ws) await ws.pulumi(["destroy", "--yes", "--skip-preview"], { timeoutMs: 1_200_000 }).catch(() => undefined);
+  // No `pulumi destroy`: the provider deletes in the foreground, and without kube-controller-manager's
+  // garbage collector and namespace controller no object with dependents, and no namespace, ever goes
+  // (each delete would wait out its timeout). Stopping the hosts stops the API server with them.
   ws?.remove();
   await stopHosts(hosts);
   await mirror?.close();
@@ -113,6 +118,7 @@ it("first up: every layer is applied to the API server", async () => {
     const log = await hosts[0].exec(`tail -n 40 ${CONTROL_PLANE_LOGS}/kube-apiserver.log`);
     throw new Error(`pulumi up exited ${result.code}:\n${result.stdout.slice(-20_000)}\n${result.stderr.slice(-5_000)}\nkube-apiserver:\n${log.stdout}`);
   }
+  upDone = true;
   api = await programClient();
   expect(String((await api("GET", "/version")).json.gitVersion)).toMatch(/^v1\.36\./);
 
@@ -153,11 +159,13 @@ it("first up: every layer is applied to the API server", async () => {
 });
 
 it("second up: no changes (server-side defaults cause no diff)", async () => {
+  requireUp();
   const result = await timed("second preview", () => ws.pulumi(["preview", "--expect-no-changes", "--diff"]));
   expect({ code: result.code, output: result.code === 0 ? "" : result.stdout.slice(-20_000) }).toEqual({ code: 0, output: "" });
 });
 
 it("one more DARE replica: its Deployment updated and its PodDisruptionBudget added, nothing else", async () => {
+  requireUp();
   await ws.ok(["config", "set", "--path", "services.d4p-registry.replicas", "2"]);
   const plan = changed((JSON.parse(await ws.ok(["preview", "--json"])) as { steps: Array<{ op: string; urn: string }> }).steps);
   expect(plan).toEqual(["update TODO"]);
