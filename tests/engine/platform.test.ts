@@ -86,8 +86,10 @@ async function discovery(): Promise<Map<string, { plural: string; namespaced: bo
   return found;
 }
 
+/** `<op> <type>::<name>` of every step that changes something (the URN's type without its parents'). */
 const changed = (steps: Array<{ op: string; urn: string }>) =>
-  steps.filter((s) => s.op !== "same" && !s.urn.includes("pulumi:pulumi:Stack")).map((s) => `${s.op} ${s.urn.split("::").slice(-2).join("::")}`).sort();
+  steps.filter((s) => s.op !== "same" && !s.urn.includes("pulumi:pulumi:Stack"))
+    .map((s) => { const [type, name] = s.urn.split("::").slice(-2); return `${s.op} ${type.split("$").pop()}::${name}`; }).sort();
 
 beforeAll(async () => {
   requireEngine();
@@ -168,8 +170,16 @@ it("one more DARE replica: its Deployment updated and its PodDisruptionBudget ad
   requireUp();
   await ws.ok(["config", "set", "--path", "services.d4p-registry.replicas", "2"]);
   const plan = changed((JSON.parse(await ws.ok(["preview", "--json"])) as { steps: Array<{ op: string; urn: string }> }).steps);
-  expect(plan).toEqual(["update TODO"]);
+  expect(plan).toEqual([
+    "create kubernetes:policy/v1:PodDisruptionBudget::dare-d4p-registry",
+    "update kubernetes:apps/v1:Deployment::dare-d4p-registry",
+  ]);
   await timed("replica up", () => ws.ok(["up", ...upArgs]));
-  const deployment = await api("GET", "/apis/apps/v1/namespaces/dare/deployments/d4p-registry");
-  expect(deployment.json.spec.replicas).toBe(2);
+  // The API server holds both as the state says.
+  const state = await stateResources();
+  const outputsOf = (type: string) => state.find((r) => r.type === type && r.urn.endsWith("::dare-d4p-registry"))!.outputs!;
+  const deployment = outputsOf("kubernetes:apps/v1:Deployment").metadata;
+  const pdb = outputsOf("kubernetes:policy/v1:PodDisruptionBudget").metadata;
+  expect((await api("GET", `/apis/apps/v1/namespaces/${deployment.namespace}/deployments/${deployment.name}`)).json.spec.replicas).toBe(2);
+  expect((await api("GET", `/apis/policy/v1/namespaces/${pdb.namespace}/poddisruptionbudgets/${pdb.name}`)).status).toBe(200);
 });
