@@ -247,7 +247,7 @@ function platformLayers() {
 }
 
 // dare:stopAfter = bootstrap stops after layer 2: hosts prepared and joined, nothing applied to the cluster
-// (a staged bring-up; the engine tier until its tests have an API server). The later outputs are then null.
+// (a staged bring-up; the engine tier's bootstrap test). The later outputs are then null.
 const platform = config.stopAfter === "bootstrap" ? undefined : platformLayers();
 export const ingressAddresses = platform ? platform.ingressAddresses : null;
 export const clusterIssuer = platform ? platform.clusterIssuer : null;

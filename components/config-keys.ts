@@ -167,7 +167,7 @@ export const CONFIG_KEYS = declare({
     oneOf: ["", "bootstrap"],
     description: "`bootstrap`: stop after the Kubernetes bootstrap (hosts prepared, the cluster initialised and joined); " +
       "nothing is applied to the cluster and the later stack outputs are null. For a staged bring-up (check the " +
-      "hosts first), and the engine tier's tests, which have no API server. Empty: every layer.",
+      "hosts first), and the engine tier's bootstrap test (tests/engine/up.test.ts). Empty: every layer.",
   },
   skipAwait: {
     type: "boolean",
