@@ -26,7 +26,7 @@ export const CONTROL_PLANE_LOGS = "/var/log/dare-control-plane";
 
 /**
  * The script `/usr/local/bin/dare-control-plane start <kubeadm init config>` | `stop`, which the kubeadm
- * stand-in (tests/hosts/stubs.ts) runs when it is installed.
+ * stand-in of withControlPlane runs.
  */
 export function controlPlaneScript(): string {
   return `#!/bin/bash
@@ -51,18 +51,19 @@ service_ip="\${network%.*}.$(( \${network##*.} + 1 ))"
 sans=$(awk '/^apiServer:/{a=1;next} a&&/^[^ ]/{a=0} a&&/^  certSANs:/{s=1;next} a&&/^  [^ ]/{s=0} a&&s&&/^    - /{print $2}' "$config")
 mapfile -t extra < <(awk '/^apiServer:/{a=1;next} a&&/^[^ ]/{a=0} a&&/^  extraArgs:/{e=1;next} a&&/^  [^ ]/{e=0}
   a&&e&&/^    - name:/{n=$3} a&&e&&/^      value:/{v=$0; sub(/^      value: */,"",v); gsub(/"/,"",v); print "--" n "=" v}' "$config")
-sign() { # name subject extensions...
-  local name=$1 subject=$2; shift 2
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/$name.key" -out "$run/$name.csr" -subj "$subject" 2>/dev/null
+sign() { # folder name subject extensions...
+  local dir=$1 name=$2 subject=$3; shift 3
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/$name.key" -out "$run/$name.csr" -subj "$subject" 2>/dev/null
   printf '%s\\n' "$@" > "$run/$name.ext"
   openssl x509 -req -in "$run/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -CAserial "$run/ca.srl" \\
-    -days 2 -sha256 -extfile "$run/$name.ext" -out "$pki/$name.crt" 2>/dev/null
+    -days 2 -sha256 -extfile "$run/$name.ext" -out "$dir/$name.crt" 2>/dev/null
 }
 alt="IP:$address,IP:$service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1"
 for s in $sans; do case "$s" in *[!0-9.]*) alt+=",DNS:$s" ;; *) alt+=",IP:$s" ;; esac; done
-sign apiserver /CN=kube-apiserver basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature,keyEncipherment \\
+# The serving certificate where kubeadm puts it; the super-admin's (kubeadm's super-admin.conf) in this folder.
+sign "$pki" apiserver /CN=kube-apiserver basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature,keyEncipherment \\
   extendedKeyUsage=serverAuth "subjectAltName=$alt"
-sign super-admin /O=system:masters/CN=kubernetes-super-admin basicConstraints=critical,CA:FALSE \\
+sign "$run" super-admin /O=system:masters/CN=kubernetes-super-admin basicConstraints=critical,CA:FALSE \\
   keyUsage=critical,digitalSignature,keyEncipherment extendedKeyUsage=clientAuth
 # The audit log's folder: kubeadm's hostPath volume creates it (DirectoryOrCreate).
 for a in "\${extra[@]}"; do case "$a" in --audit-log-path=*) install -d -m 0700 "$(dirname "\${a#*=}")" ;; esac; done
@@ -80,7 +81,7 @@ setsid kube-apiserver --etcd-servers=http://127.0.0.1:2379 --advertise-address="
   --service-account-signing-key-file="$pki/sa.key" --service-cluster-ip-range="$services" \\
   "\${extra[@]}" </dev/null >"$logs/kube-apiserver.log" 2>&1 &
 echo $! > "$run/kube-apiserver.pid"
-as_super() { "$curl" -sS --cacert "$pki/ca.crt" --cert "$pki/super-admin.crt" --key "$pki/super-admin.key" "$@"; }
+as_super() { "$curl" -sS --cacert "$pki/ca.crt" --cert "$run/super-admin.crt" --key "$run/super-admin.key" "$@"; }
 for _ in $(seq 1 600); do
   if [ "$(as_super -o /dev/null -w '%{http_code}' "https://$address:$port/readyz" 2>/dev/null)" = 200 ]; then break; fi
   sleep 0.2
@@ -92,9 +93,27 @@ as_super -f -o /dev/null -X POST -H 'content-type: application/json' "https://$a
 `;
 }
 
-/** The stand-ins that start the control plane: the script above (the kubeadm stand-in calls it). */
-export function controlPlaneStubs(): Record<string, string> {
-  return { "dare-control-plane": controlPlaneScript() };
+/**
+ * The host tests' stand-ins (tests/hosts/stubs.ts) with the control plane behind `kubeadm init`: their kubeadm
+ * stand-in, renamed kubeadm-standin (it still records the call as kubeadm), runs first; then `init` starts
+ * the control plane with the configuration kubeadm was given, and `reset` stops it.
+ */
+export function withControlPlane(stubs: Record<string, string>): Record<string, string> {
+  const { kubeadm, ...others } = stubs;
+  if (!kubeadm) throw new Error("withControlPlane: no kubeadm stand-in to put the control plane behind");
+  return {
+    ...others,
+    "kubeadm-standin": kubeadm,
+    kubeadm: `#!/bin/bash
+set -e
+/usr/local/bin/kubeadm-standin "$@"
+case "$1" in
+  init) /usr/local/bin/dare-control-plane start "$3" ;;
+  reset) /usr/local/bin/dare-control-plane stop ;;
+esac
+`,
+    "dare-control-plane": controlPlaneScript(),
+  };
 }
 
 /**

@@ -18,7 +18,7 @@ import * as YAML from "yaml";
 import { startHosts, stopHosts, TestHost } from "../hosts/harness";
 import { bootstrapStubs } from "../hosts/stubs";
 import { ApiResponse } from "./apiserver";
-import { controlPlaneStubs, installControlPlaneBinaries, CONTROL_PLANE_LOGS } from "./control-plane";
+import { CONTROL_PLANE_LOGS, installControlPlaneBinaries, withControlPlane } from "./control-plane";
 import { requireEngine, serveChartMirror, workspace, Workspace } from "./support";
 import { existingHostsStack, hostName } from "./stacks";
 
@@ -97,7 +97,7 @@ beforeAll(async () => {
   const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-engine-key-"));
   const keyFile = path.join(keyDir, "dare-deployer");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dare-deployer", "-f", keyFile]);
-  hosts = await startHosts(NAMES, { authorizedKey: fs.readFileSync(`${keyFile}.pub`, "utf8").trim(), stubs: { ...bootstrapStubs(NAMES), ...controlPlaneStubs() } });
+  hosts = await startHosts(NAMES, { authorizedKey: fs.readFileSync(`${keyFile}.pub`, "utf8").trim(), stubs: withControlPlane(bootstrapStubs(NAMES)) });
   installControlPlaneBinaries(hosts[0]);
   ws = await workspace("platform", existingHostsStack({
     hosts: hosts.map((h) => h.address), hostKeys: hosts.map((h) => h.hostPublicKey), chartMirror: mirror.url, skipAwait: true,

@@ -33,13 +33,10 @@ case "$1" in
     mkdir -p /etc/kubernetes
     if [ "$1" = init ]; then echo "admin" > /etc/kubernetes/admin.conf; fi
     echo "kubelet" > /etc/kubernetes/kubelet.conf
-    # The engine tier's real control plane, where installed (tests/engine/control-plane.ts).
-    if [ "$1" = init ] && [ -x /usr/local/bin/dare-control-plane ]; then dare-control-plane start "$3"; fi
     # A test may ask for one failure after kubeadm got half-way.
     if [ -f /etc/dare-test-fail ]; then rm -f /etc/dare-test-fail; exit 1; fi ;;
   token) [ "$2" != create ] || cp "$4" "${STATE}/kubeadm-token.yaml" ;;
-  reset) [ ! -x /usr/local/bin/dare-control-plane ] || dare-control-plane stop
-    rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
+  reset) rm -f /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; rm -rf /etc/kubernetes/pki ;;
 esac`, { env: ["KUBECONFIG"] }),
   kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
   // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
