@@ -19,12 +19,15 @@ import { Backups } from "./components/backups";
 import { DataProtection } from "./components/data-protection";
 import { API_PORT } from "./components/infrastructure";
 import { apiServiceAddress, Walls } from "./components/network-policies";
+import { installSkipAwait } from "./components/await";
 
 // Validate the whole configuration before any resource is declared.
 const config = loadConfig(pulumiConfigSource());
 // Before the first resource: every data-holding resource is protected (docs/operations.md, "Letting data go").
 const dataProtection = new DataProtection(config.allowDataLoss);
 dataProtection.install();
+// dare:skipAwait: objects accepted, not awaited (staged bring-ups, the engine tier's API server without kubelets).
+if (config.skipAwait) installSkipAwait();
 
 // 1. IaaS: OpenStack machines, or the hosts that already exist.
 const infra = new Infrastructure(config.clusterName, {
@@ -264,7 +267,7 @@ function platformLayers() {
 }
 
 // dare:stopAfter = bootstrap stops after layer 2: hosts prepared and joined, nothing applied to the cluster
-// (a staged bring-up; the engine tier until its tests have an API server). The later outputs are then null.
+// (a staged bring-up; the engine tier's bootstrap test). The later outputs are then null.
 const platform = config.stopAfter === "bootstrap" ? undefined : platformLayers();
 export const ingressAddresses = platform ? platform.ingressAddresses : null;
 export const clusterIssuer = platform ? platform.clusterIssuer : null;

@@ -223,7 +223,16 @@ export const CONFIG_KEYS = declare({
     oneOf: ["", "bootstrap"],
     description: "`bootstrap`: stop after the Kubernetes bootstrap (hosts prepared, the cluster initialised and joined); " +
       "nothing is applied to the cluster and the later stack outputs are null. For a staged bring-up (check the " +
-      "hosts first), and the engine tier's tests, which have no API server. Empty: every layer.",
+      "hosts first), and the engine tier's bootstrap test (tests/engine/up.test.ts). Empty: every layer.",
+  },
+  skipAwait: {
+    type: "boolean",
+    default: false,
+    description: "Do not wait for what the cluster reports ready: every Helm release is installed without `--wait` " +
+      "(its `skipAwait`) and without its hooks (`--no-hooks`: Helm waits for hook Jobs to complete), and every other Kubernetes object carries `pulumi.com/skipAwait: \"true\"` (CRDs excepted: " +
+      "their custom resources still wait for them to be Established). Objects are then only accepted by the API " +
+      "server, not running. For staged bring-ups (nodes not yet able to run pods) and the engine tier's tests, whose " +
+      "API server has no kubelet behind it. Off: Pulumi waits for each object as `helm --wait` does.",
   },
   chartMirror: {
     type: "string",

@@ -146,6 +146,8 @@ export interface DareConfig {
   harbor: HarborSpec;
   /** "bootstrap": declare only the IaaS and bootstrap layers; "": every layer */
   stopAfter: "" | "bootstrap";
+  /** dare:skipAwait: objects are created without waiting for readiness (components/await.ts) */
+  skipAwait: boolean;
   /** names of data resources whose protection is lifted for this run (dare:allowDataLoss) */
   allowDataLoss: string[];
   /** Helm repository every chart is pulled from instead of its upstream one; undefined: upstream */
@@ -1343,6 +1345,7 @@ export function loadConfig(source: ConfigSource): DareConfig {
     sshPrivateKey: readSshPrivateKey(r),
     apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), defaultOf("apiLoadBalancer"), "false"),
     stopAfter: r.oneOf("stopAfter", "pulumi config set stopAfter bootstrap") as DareConfig["stopAfter"],
+    skipAwait: r.boolean("skipAwait", r.raw("skipAwait"), defaultOf("skipAwait"), "true"),
     allowDataLoss: (r.list("allowDataLoss", r.raw("allowDataLoss"), `["dare-production-workers-2-disk-0"]`) ?? []).map((name, i) => r.string(`allowDataLoss[${i}]`, name, "",
       `"dare-production-workers-2-disk-0"`, /^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a resource name as the refusal prints it")),
     ...readPlatformBase(r, provider, nodes, hosts),

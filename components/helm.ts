@@ -45,11 +45,18 @@ export interface ChartCrds {
   group: string;
   /** CRD plural -> the file defining it, as a path inside the chart (the same in the source tree and in the chart archive) */
   files: Readonly<Record<string, string>>;
+  /**
+   * The chart that ships the CRDs, at the release's version, when it is not the release's own chart
+   * (Calico keeps them in a chart of their own); a mirror serves that chart unpacked under its name.
+   */
+  crdChart?: string;
 }
 
 const RAW = "https://raw.githubusercontent.com";
 const PROMETHEUS_OPERATOR_CRDS = ["alertmanagerconfigs", "alertmanagers", "podmonitors", "probes", "prometheusagents",
   "prometheuses", "prometheusrules", "scrapeconfigs", "servicemonitors", "thanosrulers"];
+const CALICO_OPERATOR_CRDS = ["apiservers", "gatewayapis", "goldmanes", "imagesets", "installations", "istios",
+  "managementclusterconnections", "tigerastatuses", "whiskers"];
 const TRAEFIK_CRDS = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
   "serverstransports", "serverstransporttcps", "tlsoptions", "tlsstores", "traefikservices"];
 
@@ -61,12 +68,23 @@ const TRAEFIK_CRDS = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "
  *    neither the render nor `pulumi preview` shows; not used.
  *  - traefik: `crds/` (tag v<version>); its separate traefik-crds chart has versions of its own and is not
  *    in the chart mirror. Traefik Hub's `hub.traefik.io` CRDs in the same folder are left out (Hub is off).
+ *  - tigera-operator: "As of Calico v3.32, CRDs are no longer bundled in this chart and must be installed
+ *    separately from the `crd.projectcalico.org.v1` chart" (the chart's README at v3.32.1), whose templates
+ *    are plain CRD files (charts/crd.projectcalico.org.v1/templates, tag v3.32.1). Without them Helm refuses
+ *    the release itself: its APIServer object has no kind (a real API server found it, issue 16). The
+ *    operator's own group, operator.tigera.io: the kinds the chart and the program create.
  */
 export const CHART_CRDS: Readonly<Record<string, ChartCrds>> = {
   "kube-prometheus-stack": {
     source: (version) => `${RAW}/prometheus-community/helm-charts/kube-prometheus-stack-${version}/charts/kube-prometheus-stack`,
     group: "monitoring.coreos.com",
     files: Object.fromEntries(PROMETHEUS_OPERATOR_CRDS.map((p) => [p, `charts/crds/crds/crd-${p}.yaml`])),
+  },
+  "tigera-operator": {
+    source: (version) => `${RAW}/projectcalico/calico/${version}/charts/crd.projectcalico.org.v1`,
+    crdChart: "crd.projectcalico.org.v1",
+    group: "operator.tigera.io",
+    files: Object.fromEntries(CALICO_OPERATOR_CRDS.map((p) => [p, `templates/operator.tigera.io_${p}.yaml`])),
   },
   traefik: {
     source: (version) => `${RAW}/traefik/traefik-helm-chart/v${version}/traefik`,
@@ -77,15 +95,15 @@ export const CHART_CRDS: Readonly<Record<string, ChartCrds>> = {
 
 /**
  * Where each CRD file of a pinned chart is read from: the chart's source at the release tag of its version
- * or, with a mirror (air-gapped sites, dare:chartMirror), `<mirror>/<chart>-<version>/<path in chart>`,
- * which is the mirror's own chart archive unpacked beside it:
+ * or, with a mirror (air-gapped sites, dare:chartMirror), `<mirror>/<chart>-<version>/<path in chart>`
+ * (`chart` being the CRD chart, for Calico), which is the mirror's own chart archive unpacked beside it:
  *   mkdir traefik-41.3.0 && tar -xzf traefik-41.3.0.tgz -C traefik-41.3.0 --strip-components=1
  * Empty for a chart that is not in CHART_CRDS.
  */
 export function chartCrdFiles(chart: PinnedChart, mirror?: string): Array<{ plural: string; url: string }> {
   const crds = CHART_CRDS[chart.chart];
   if (!crds) return [];
-  const base = mirror ? `${mirror.replace(/\/+$/, "")}/${chart.chart}-${chart.version}` : crds.source(chart.version);
+  const base = mirror ? `${mirror.replace(/\/+$/, "")}/${crds.crdChart ?? chart.chart}-${chart.version}` : crds.source(chart.version);
   return Object.entries(crds.files).map(([plural, file]) => ({ plural, url: `${base}/${file}` }));
 }
 

@@ -17,6 +17,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CHART_CRDS, chartCrdFiles, chartCrdTransform, PinnedChart, pinnedReleaseWithCrds } from "../components/helm";
 import { VERSIONS } from "../components/monitoring";
 import { CHARTS } from "../components/networking";
+import { CHARTS as SECURITY_CHARTS } from "../components/security";
 import { sharedDir } from "../tools/validate/shared";
 import { ROOT } from "./support/render";
 import { runMocked } from "./support/mocked";
@@ -30,8 +31,10 @@ interface Rendered { urn: string; type: string; name: string; parent: string; cu
 const PINNED: Record<string, PinnedChart> = {
   traefik: CHARTS.traefik,
   "kube-prometheus-stack": VERSIONS.kubePrometheusStackChart,
+  // Its CRDs are in a chart of their own at the same version (crd.projectcalico.org.v1).
+  "tigera-operator": CHARTS.calico,
 };
-const BUMPED: Record<string, string> = { traefik: "41.4.0", "kube-prometheus-stack": "88.6.0" };
+const BUMPED: Record<string, string> = { traefik: "41.4.0", "kube-prometheus-stack": "88.6.0", "tigera-operator": "v3.32.2" };
 
 function renderWith(bumps: Record<string, string>): Rendered[] {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-chart-crds-")), "resources.json");
@@ -108,8 +111,8 @@ describe.each(Object.keys(PINNED))("the CRDs of %s", (chart) => {
     const before = crdFilesOf(base, chart);
     const after = crdFilesOf(bumped, chart);
     expect(releaseOf(bumped, chart).inputs.version).toBe(BUMPED[chart]);
-    // Both charts' crds/ folders hold 10 CRDs of their group.
-    expect(before.size).toBe(10);
+    // Traefik's and kube-prometheus-stack's crds/ folders hold 10 CRDs of their group, Calico's CRD chart 9 of operator.tigera.io.
+    expect(before.size).toBe(chart === "tigera-operator" ? 9 : 10);
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     for (const [plural, file] of before) {
       const next = after.get(plural)!;
@@ -151,6 +154,15 @@ describe.each(Object.keys(PINNED))("the CRDs of %s", (chart) => {
   it("come from the chart mirror's own archive on an air-gapped site: the same files, unpacked beside it", () => {
     const mirror = "http://charts.example.org:8879/";
     const files = chartCrdFiles(pinned(), mirror);
+    const crdChart = CHART_CRDS[chart].crdChart;
+    if (crdChart) {
+      // Calico's CRD chart is not in ../shared/chart-mirror: its unpacked files at the same paths as upstream's.
+      for (const { plural, url } of files) {
+        expect(url).toBe(`http://charts.example.org:8879/${crdChart}-${pinned().version}/${CHART_CRDS[chart].files[plural]}`);
+        expect(chartCrdFiles(pinned()).find((u) => u.plural === plural)!.url).toBe(`${CHART_CRDS[chart].source(pinned().version)}/${CHART_CRDS[chart].files[plural]}`);
+      }
+      return;
+    }
     const archive = untgz(path.join(sharedDir(), "chart-mirror", `${pinned().chart}-${pinned().version}.tgz`));
     const upstream = chartCrdFiles(pinned());
     for (const { plural, url } of files) {
@@ -191,7 +203,7 @@ describe("pinnedReleaseWithCrds", () => {
   it("leaves a chart without a crds/ folder entry as it was", async () => {
     const resources = await runMocked(() => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
-      pinnedReleaseWithCrds("c", { release: "calico", chart: CHARTS.calico, namespace: "tigera-operator", values: {} }, { provider });
+      pinnedReleaseWithCrds("c", { release: "cert-manager", chart: SECURITY_CHARTS.certManager, namespace: "cert-manager", values: {} }, { provider });
     });
     expect(resources.filter((r) => r.type === "kubernetes:yaml/v2:ConfigFile")).toEqual([]);
     expect((resources.find((r) => r.type === "kubernetes:helm.sh/v3:Release")!.inputs as any).skipCrds).toBeUndefined();

@@ -20,6 +20,8 @@ export interface ExistingHostsStack {
   user?: string;
   /** dare:stopAfter */
   stopAfter?: "bootstrap";
+  /** dare:skipAwait (the platform test: its API server has no kubelet behind it) */
+  skipAwait?: boolean;
 }
 
 export const hostName = (i: number) => (i === 0 ? "cp-0" : `w-${i - 1}`);
@@ -49,6 +51,7 @@ export function existingHostsStack(args: ExistingHostsStack): string {
       "dare:images": SITE_IMAGES,
       "dare:backupOptOut": "engine tier: disposable test hosts",
       ...(args.stopAfter ? { "dare:stopAfter": args.stopAfter } : {}),
+      ...(args.skipAwait ? { "dare:skipAwait": true } : {}),
     },
   });
 }

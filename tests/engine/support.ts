@@ -75,6 +75,9 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
       resolve({ code: code ?? -1, stdout, stderr });
     });
   });
+  // Local files the program names relative to the project directory (the MPIJob CRD's ConfigFile), which
+  // its providers read from their working directory, the workspace: the workspace holds the project's tree.
+  fs.symlinkSync(path.join(ROOT, "components"), path.join(dir, "components"));
   const ws: Workspace = {
     dir,
     stack,
@@ -102,11 +105,19 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
  * Serves ../shared/chart-mirror (a static Helm repository) on 127.0.0.1; resolves to its URL. Like an
  * air-gapped site's mirror (README, "Air-gapped sites"), it also serves each chart unpacked beside its
  * archive, `<chart>-<version>/<path in chart>`: the CRD files the program applies itself (components/helm.ts).
+ * A CRD chart the shared mirror lacks (Calico's `crd.projectcalico.org.v1`) is served the same way from the
+ * upstream files of ../shared/crds taken from that chart at its tag (their index names chart path and tag).
  */
 export async function serveChartMirror(): Promise<{ url: string; close: () => Promise<void> }> {
   const root = path.join(sharedDir(), "chart-mirror");
   if (!fs.existsSync(path.join(root, "index.yaml"))) throw new Error(`no Helm chart mirror at ${root} (see README, "The engine tier")`);
   const unpacked = new Map<string, Map<string, Buffer>>();
+  // `<chart>-<version>/<path in chart>` -> a ../shared/crds file whose upstream path is charts/<chart>/<path> at tag <version>.
+  const sharedCrds = new Map((JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8")) as
+    Array<{ path: string; upstream_ref: string; upstream_path: string }>).flatMap((f) => {
+    const m = /^charts\/([^/]+)\/(.+)$/.exec(f.upstream_path);
+    return m ? [[`${m[1]}-${f.upstream_ref.replace(/^tag /, "")}/${m[2]}`, path.join(sharedDir(), "crds", f.path)] as [string, string]] : [];
+  }));
   const server = http.createServer((req, res) => {
     const parts = decodeURIComponent((req.url ?? "/").split("?")[0]).split("/").filter((p) => p && p !== "..");
     const archive = parts.length > 1 ? path.join(root, `${parts[0]}.tgz`) : undefined;
@@ -117,6 +128,12 @@ export async function serveChartMirror(): Promise<{ url: string; close: () => Pr
       const content = unpacked.get(archive)!.get([chart, ...parts.slice(1)].join("/"));
       if (content) res.writeHead(200, { "content-type": "text/yaml" }).end(content);
       else res.writeHead(404).end();
+      return;
+    }
+    const sharedCrd = sharedCrds.get(parts.join("/"));
+    if (sharedCrd) {
+      res.writeHead(200, { "content-type": "text/yaml" });
+      fs.createReadStream(sharedCrd).pipe(res);
       return;
     }
     const name = parts.length === 1 ? parts[0] : "";

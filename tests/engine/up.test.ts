@@ -1,8 +1,8 @@
 /**
  * A real `pulumi up` of the bootstrap layer on network-namespace hosts with real OpenSSH: the real CLI
  * runs the program, the command plugin (stand-in, see standin-providers/README.md) runs the host steps
- * over SSH, kubeadm and friends are the recording stand-ins of the host tests. Until the tests have a
- * Kubernetes API server, the stack stops after the bootstrap layer (`dare:stopAfter: bootstrap`). Not with
+ * over SSH, kubeadm and friends are the recording stand-ins of the host tests. The stack stops after the
+ * bootstrap layer (`dare:stopAfter: bootstrap`; platform.test.ts applies the other layers to a real API server). Not with
  * --target or --exclude: the engine creates explicit providers in any targeted update whatever their
  * dependencies, so the Kubernetes provider came up before the cluster and the MPI CRD's ConfigFile (a
  * remote component, constructed at once) failed against it; --exclude of the provider left the state

@@ -14,6 +14,7 @@ import { readStackConfig, runProgram } from "../../tools/program";
 /** The pinned charts a bump may name, by chart name: the very objects the components read. */
 export const BUMPABLE: Record<string, { version: string }> = {
   traefik: CHARTS.traefik,
+  "tigera-operator": CHARTS.calico,
   "kube-prometheus-stack": VERSIONS.kubePrometheusStackChart,
 };
 
