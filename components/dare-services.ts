@@ -11,6 +11,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ImageName, ServiceSizing } from "./config";
@@ -29,8 +30,6 @@ export const MYSQL_DATABASE = "dj_vercereg";
 export const MYSQL_USER = "d4p";
 /** s-ProvFlow's database name: SPROV_DB's upstream default. */
 export const SPROV_DATABASE = "sprov-db";
-/** The z2jh chart (jupyterhub/zero-to-jupyterhub-k8s tag 4.4.0, 2026-06-10). */
-export const JUPYTERHUB_CHART = { repo: "https://hub.jupyter.org/helm-chart/", chart: "jupyterhub", version: "4.4.0" };
 /** Labels MPIJob pods carry (kubeflow/mpi-operator v2beta1 constants.go, OperatorNameLabel). */
 export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-operator" };
 /** Addresses that are not "the internet" for egress rules (network-policies.ts). */
@@ -600,7 +599,7 @@ export class DareServices extends pulumi.ComponentResource {
     pinnedRelease(`${name}-jupyterhub`, {
       release: "jupyterhub",
       namespace: ns.metadata.name,
-      chart: JUPYTERHUB_CHART,
+      chart: CHARTS.jupyterhub,
       mirror: args.chartMirror,
       values: {
         hub: {

@@ -29,8 +29,8 @@ import { parseImage } from "./config";
 import { SHARED_FS_CLAIM } from "./dare-workloads";
 import { MPIJOB_CONVERSION_IMAGE, MpiJobConversion, mpijobCrdTransform } from "./mpijob-conversion";
 import { createNamespace, NAMESPACES } from "./namespaces";
+import { MPI_OPERATOR_VERSION } from "./pins";
 
-export const MPI_OPERATOR_VERSION = "v0.8.2";
 /** The shipped CRD file (upstream's manifests/base/kubeflow.org_mpijobs.yaml at MPI_OPERATOR_VERSION, after a header). */
 export const MPI_OPERATOR_CRD_FILE = path.join(__dirname, "crds", "kubeflow.org_mpijobs.yaml");
 /** sha256 of the upstream file (the shipped file after its header's marker line). */

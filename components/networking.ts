@@ -10,16 +10,11 @@ import { CONTROL_PLANE_ROLE, DareConfig, DEFAULT_NETWORK, Provider } from "./con
 import { Host, LONG_CONNECTION_SECONDS } from "./hosts";
 import { planNodes } from "./infrastructure";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import { parseCidr } from "./cidr";
 import { createNamespace, NAMESPACES } from "./namespaces";
 
 /** Pinned upstream charts (the versions in ../shared/charts). */
-export const CHARTS = {
-  calico: { chart: "tigera-operator", version: "v3.32.1", repo: "https://docs.tigera.io/calico/charts" },
-  traefik: { chart: "traefik", version: "41.3.0", repo: "https://traefik.github.io/charts" },
-  cloudController: { chart: "openstack-cloud-controller-manager", version: "2.36.0", repo: "https://kubernetes.github.io/cloud-provider-openstack" },
-} as const;
-
 /** The cluster's only IngressClass, and its default: every Ingress of every layer uses it. */
 export const INGRESS_CLASS = "traefik";
 /** Node label that places Traefik on a node when it listens on host ports. */

@@ -12,15 +12,11 @@ import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { HarborSpec, TlsIssuer } from "./config";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import type { OidcClient } from "./identity";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
 import { PLAIN_HTTP_ANNOTATIONS } from "./networking";
-
-export const CHARTS = {
-  certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
-  harbor: { chart: "harbor", version: "1.19.1", repo: "https://helm.goharbor.io" },
-} as const;
 
 export const ACME_SERVERS = {
   "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",

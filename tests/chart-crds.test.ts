@@ -15,8 +15,7 @@ import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import { CHART_CRDS, chartCrdFiles, chartCrdTransform, PinnedChart, pinnedReleaseWithCrds } from "../components/helm";
-import { VERSIONS } from "../components/monitoring";
-import { CHARTS } from "../components/networking";
+import { CHARTS } from "../components/pins";
 import { sharedDir } from "../tools/validate/crd";
 import { ROOT } from "./support/render";
 import { runMocked } from "./support/mocked";
@@ -29,7 +28,7 @@ interface Rendered { urn: string; type: string; name: string; parent: string; cu
 /** The charts whose CRDs Helm's crds/ folder would leave behind, as the program pins them. */
 const PINNED: Record<string, PinnedChart> = {
   traefik: CHARTS.traefik,
-  "kube-prometheus-stack": VERSIONS.kubePrometheusStackChart,
+  "kube-prometheus-stack": CHARTS.kubePrometheusStack,
 };
 const BUMPED: Record<string, string> = { traefik: "41.4.0", "kube-prometheus-stack": "88.6.0" };
 
