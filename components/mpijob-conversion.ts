@@ -52,6 +52,8 @@ export interface ConversionWebhookRef {
 export const DEPRECATION_WARNING =
   "kubeflow.org/v1alpha1 MPIJob (mpi-operator 0.1.0) is deprecated: it is converted to and stored as kubeflow.org/v2beta1; use kubeflow.org/v2beta1";
 
+// CRD schemas and objects: untyped JSON, walked recursively.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
 /** A schema without descriptions and defaults (keys named so inside `properties` are field names and stay). */

@@ -2,6 +2,7 @@
  * The DARE services layer as the cluster would receive it: probes, resources, secrets, exposure,
  * RBAC and the NetworkPolicies' effective call graph, computed from the rendered policies.
  */
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -121,7 +122,7 @@ describe("the services as the evidence shows them", () => {
     const [[, text]] = secretEntries((settings.inputs as any).stringData);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "d4p-settings-"));
     fs.writeFileSync(path.join(dir, "local_settings.py"), text);
-    const out = require("child_process").execFileSync("python3", ["-c",
+    const out = execFileSync("python3", ["-c",
       "import json, local_settings as s; print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'db': s.DATABASES['default']}))"], { cwd: dir }).toString();
     fs.rmSync(dir, { recursive: true, force: true });
     const parsed = JSON.parse(out);
