@@ -403,7 +403,7 @@ export class Identity extends pulumi.ComponentResource {
 
     // Only the ingress controller, monitoring, the namespace itself (Keycloak, its database, the
     // config Job), the CloudNativePG operator and dare-login may open connections into it.
-    new NamespaceIsolation(`${name}-keycloak`, { namespace: keycloakNs.metadata.name, allowWithinNamespace: true }, { parent: this, provider });
+    new NamespaceIsolation(`${name}-keycloak`, { provider, namespace: keycloakNs.metadata.name, allowWithinNamespace: true }, { parent: this });
     allowTraffic(`${name}-cnpg-operator`, {
       namespace: keycloakNs.metadata.name,
       to: { "cnpg.io/cluster": DATABASE },

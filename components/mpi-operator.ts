@@ -92,10 +92,11 @@ export class MpiOperator extends pulumi.ComponentResource {
 
     // v1alpha1 -> v2beta1 conversion for exec-api's jobs: the webhook, and the CRD changes that call it.
     const conversion = new MpiJobConversion(`${name}-conversion`, {
+      provider: args.provider,
       namespace: this.namespace,
       image: args.conversionImage ?? MPIJOB_CONVERSION_IMAGE,
       sharedFsClaim: SHARED_FS_CLAIM,
-    }, { ...childOpts, dependsOn: [ns] });
+    }, { parent: this, dependsOn: [ns] });
     this.crdTransform = mpijobCrdTransform(conversion.webhook);
     const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_SOURCE }, { ...childOpts, transforms: [this.crdTransform] });
 

@@ -173,6 +173,8 @@ export function mpijobCrdTransform(webhook: ConversionWebhookRef): pulumi.Resour
 }
 
 export interface MpiJobConversionArgs {
+  /** Kubernetes provider of the cluster. */
+  provider: k8s.Provider;
   /** Namespace of the webhook (the operator's). */
   namespace: string;
   /** Node.js image (MPIJOB_CONVERSION_IMAGE). */
@@ -187,9 +189,9 @@ export class MpiJobConversion extends pulumi.ComponentResource {
   /** Where the API server calls the webhook, and the cert-manager Certificate whose CA it trusts. */
   public readonly webhook: ConversionWebhookRef;
 
-  constructor(name: string, args: MpiJobConversionArgs, opts: pulumi.ComponentResourceOptions & { provider: k8s.Provider }) {
+  constructor(name: string, args: MpiJobConversionArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:mpi:MpiJobConversion", name, {}, opts);
-    const k8sOpts = { provider: opts.provider, parent: this };
+    const k8sOpts = { provider: args.provider, parent: this };
     const ns = args.namespace;
     const labels = { app: NAME, "app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "conversion-webhook", "app.kubernetes.io/part-of": "mpi-operator" };
     const selector = { "app.kubernetes.io/name": NAME };

@@ -217,8 +217,7 @@ export class Security extends pulumi.ComponentResource {
     const parent = { parent: this };
     const host = `harbor.${args.domain}`;
     const ns = createNamespace("harbor", k8sOpts);
-    new NamespaceIsolation(`${name}-harbor`, { namespace: ns.metadata.name, allowWithinNamespace: true },
-      { provider: args.provider, parent: this });
+    new NamespaceIsolation(`${name}-harbor`, { provider: args.provider, namespace: ns.metadata.name, allowWithinNamespace: true }, { parent: this });
 
     // Harbor checks lengths: 16 characters for its internal secrets, 32 for the XSRF key.
     const password = (suffix: string, length: number) =>

@@ -195,7 +195,7 @@ describe("network policy helpers", () => {
   beforeAll(async () => {
     const resources = await runMocked(() => {
       const p = provider();
-      new NamespaceIsolation("dare", { namespace: "dare" }, { provider: p });
+      new NamespaceIsolation("dare", { provider: p, namespace: "dare" });
       allowTraffic("allow-login-to-registry", {
         namespace: "dare", to: { app: "d4p-registry" }, from: [{ podLabels: { app: "dare-login" } }], ports: [8000],
       }, { provider: p });
