@@ -353,9 +353,7 @@ export class DareServices extends pulumi.ComponentResource {
       mounts.push({ name: "settings", mountPath: facts.settingsFile.path, subPath: "local_settings.py", readOnly: true });
       volumes.push({ name: "settings", secret: { secretName: `${workload}-settings` } });
     }
-    if (facts.kind === "StatefulSet") {
-      mounts.push({ name: "data", mountPath: workload === "d4p-registry-db" ? "/var/lib/mysql" : "/data/db" });
-    }
+    if (facts.databaseDataPath) mounts.push({ name: "data", mountPath: facts.databaseDataPath });
     if (facts.localState) {
       new k8s.core.v1.PersistentVolumeClaim(`${name}-${workload}-data`, {
         metadata: { name: `${workload}-data`, namespace: this.namespace, labels },
@@ -385,9 +383,8 @@ export class DareServices extends pulumi.ComponentResource {
     const podSpec: k8s.types.input.core.v1.PodSpec = {
       containers: [container],
       volumes,
-      serviceAccountName: workload === "exec-api" ? this.execApiServiceAccount : undefined,
-      // Only exec-api talks to the Kubernetes API.
-      automountServiceAccountToken: workload === "exec-api",
+      serviceAccountName: facts.kubernetesApi ? this.execApiServiceAccount : undefined,
+      automountServiceAccountToken: facts.kubernetesApi === true,
       // https://<domain>/… (Keycloak's issuer URL among them) answered by Traefik's ClusterIP, not the public address.
       ...(args.publicNames ? { hostAliases: [{ ip: args.publicNames.address, hostnames: [...args.publicNames.hostnames] }] } : {}),
       ...(facts.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),

@@ -63,9 +63,13 @@ describe("workloads", () => {
   });
 
   it("keeps the databases on Ceph block volumes and the users' files on the CephFS volume where exec-api expects them", () => {
+    const dataMounts: Record<string, string> = {};
     for (const sts of objectsOf("StatefulSet", DARE_NS)) {
       expect(sts.spec.volumeClaimTemplates[0].spec.storageClassName).toBe("rook-ceph-block");
+      dataMounts[sts.metadata.name] = sts.spec.template.spec.containers[0].volumeMounts.find((m: any) => m.name === "data")?.mountPath;
     }
+    // Where the official mysql and mongo images keep their data (their Dockerfiles' VOLUME).
+    expect(dataMounts).toEqual({ "d4p-registry-db": "/var/lib/mysql", "sprov-db": "/data/db" });
     const pvc = objectsOf("PersistentVolumeClaim", DARE_NS).find((p) => p.spec.accessModes.includes("ReadWriteMany"));
     expect(pvc.spec.storageClassName).toBe("rook-cephfs");
     const execApi = objectsOf("Deployment", DARE_NS).find((d) => d.metadata.name === "exec-api");
