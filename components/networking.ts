@@ -6,9 +6,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
-import { CONTROL_PLANE_ROLE, DareConfig, DEFAULT_NETWORK, Provider } from "./config";
+import { DEFAULT_NETWORK, Provider } from "./config";
 import { Host, LONG_CONNECTION_SECONDS } from "./hosts";
-import { planNodes } from "./infrastructure";
 import { pinnedRelease } from "./helm";
 import { CHARTS } from "./pins";
 import { parseCidr } from "./cidr";
@@ -125,19 +124,6 @@ export interface NetworkingArgs {
   ingressNodes: string[];
   /** OpenStack external network the load balancers' floating IPs come from (openstack only). */
   externalNetwork?: string;
-}
-
-/**
- * The nodes that serve ingress on host ports: workers with a public address, or every worker when
- * none has one (existing hosts on one network). Known from the configuration alone, so each node's
- * label is its own, stably named resource.
- */
-export function ingressNodeNames(config: Pick<DareConfig, "provider" | "clusterName" | "nodes" | "hosts">): string[] {
-  const workers = config.provider === "openstack"
-    ? planNodes(config.clusterName, config.nodes).filter((n) => n.role === "worker").map((n) => ({ name: n.name, public: n.publicIp }))
-    : config.hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).map((h) => ({ name: h.name, public: h.address !== h.privateAddress }));
-  const withPublic = workers.filter((w) => w.public);
-  return (withPublic.length > 0 ? withPublic : workers).map((w) => w.name);
 }
 
 /** Calico's Installation: VXLAN between nodes (UDP 4789 is open between cluster members), no BGP. */

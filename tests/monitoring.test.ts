@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { AlertingSpec } from "../components/config";
 import { DEFAULT_NETWORK } from "../components/config";
-import { firewallRules } from "../components/infrastructure";
+import { firewallRules } from "../components/host-plan";
 import { initConfig } from "../components/kubeadm-config";
 import { dashboardFiles, Monitoring, MonitoringArgs, ruleFiles, serviceMonitor } from "../components/monitoring";
 import { RecordedResource } from "../tools/mocks";
