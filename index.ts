@@ -6,8 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, pulumiConfigSource } from "./components/config";
 import { CA_ISSUER } from "./components/config-keys";
 import { Infrastructure } from "./components/infrastructure";
-import { clusterNodes, KubernetesCluster } from "./components/cluster";
-import { INGRESS_SERVICE_URL, ingressNodeNames, Networking, platformHostNames } from "./components/networking";
+import { KubernetesCluster } from "./components/cluster";
+import { API_PORT, clusterNodes, ingressNodeNames } from "./components/host-plan";
+import { INGRESS_SERVICE_URL, Networking, platformHostNames } from "./components/networking";
 import { dareCertificateAuthority, Security, SECURITY_COMPONENT } from "./components/security";
 import { Storage } from "./components/storage";
 import { Identity, SsoClients } from "./components/identity";
@@ -17,7 +18,6 @@ import { DareServices, WORKLOADS } from "./components/dare-services";
 import { AvailabilityProbes } from "./components/availability-probes";
 import { Backups } from "./components/backups";
 import { DataProtection } from "./components/data-protection";
-import { API_PORT } from "./components/infrastructure";
 import { apiServiceAddress, Walls } from "./components/network-policies";
 import { installSkipAwait } from "./components/await";
 
@@ -28,6 +28,8 @@ const dataProtection = new DataProtection(config.allowDataLoss);
 dataProtection.install();
 // dare:skipAwait: objects accepted, not awaited (staged bring-ups, the engine tier's API server without kubelets).
 if (config.skipAwait) installSkipAwait();
+// The host plan: every host by name, role and pool, control planes first; every layer reads this one list.
+const plannedNodes = clusterNodes(config);
 
 // 1. IaaS: OpenStack machines, or the hosts that already exist.
 const infra = new Infrastructure(config.clusterName, {
@@ -62,7 +64,7 @@ const dareCa = dareCertificateAuthority(config.clusterName);
 
 // 2. Kubernetes: kubeadm over SSH on those hosts; its provider carries every later layer's objects.
 const cluster = new KubernetesCluster(config.clusterName, {
-  nodes: clusterNodes(config),
+  nodes: plannedNodes,
   hosts: infra.hostByName,
   apiServer: infra.apiServer,
   bastion: infra.bastion,
@@ -242,7 +244,7 @@ function platformLayers() {
     mongo: { host: dare.mongoHost, port: config.dare.services["sprov-db"].port },
     postgres: identity.database,
     borg: config.dare.backup.repository ? {
-      hosts: clusterNodes(config).map((node) => ({
+      hosts: plannedNodes.map((node) => ({
         name: node.name,
         host: infra.hostByName[node.name],
       })),

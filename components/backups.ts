@@ -35,7 +35,7 @@ export const BORG_EXCLUDES = [
 ];
 
 /** A repository path that is safe unquoted in an authorized_keys command (read by the borg user's shell). */
-const BORG_SERVE_PATH = /^(~[a-z0-9_-]*\/)?[A-Za-z0-9._+\/-]+$/;
+const BORG_SERVE_PATH = /^(~[a-z0-9_-]*\/)?[A-Za-z0-9._+/-]+$/;
 
 /**
  * The repository server's authorized_keys line for one host: its own key may only run `borg serve`

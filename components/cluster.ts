@@ -7,35 +7,17 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
-import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, DareConfig, MirrorsSpec, NetworkSpec } from "./config";
+import { ApiVirtualIpSpec, MirrorsSpec, NetworkSpec } from "./config";
 import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, readScript, SshAccess } from "./host-step";
-import { ApiEndpoint, Host, HostRole, SshEndpoint } from "./hosts";
-import { firewallRules, planNodes } from "./infrastructure";
+import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
+import { ClusterNode, firewallRules } from "./host-plan";
 import { auditPolicy, ClusterSettings, controlPlaneConfig, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
-import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE, kubeletDropIn, labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, mergeNodeSettings, NodeSettings, taintWords } from "./node-settings";
+import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE, kubeletDropIn, labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, mergeNodeSettings, taintWords } from "./node-settings";
 import { kubeVipManifest } from "./kube-vip";
 import { createClusterPki, ClusterPki } from "./pki";
 import { certificateCheckCalendar, CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN, NODE_EXPORTER_TEXTFILE_DIR } from "./certificate-renewal";
 import { defaultOf } from "./config-keys";
-
-/** A host as known when the program is declared: enough to name its steps and order them. */
-export interface ClusterNode {
-  /** host name = Kubernetes node name */
-  name: string;
-  role: HostRole;
-  /** pool name ("control-plane" for control planes) */
-  pool: string;
-  /** the private address, when the configuration already knows it (existing hosts) */
-  privateAddress?: string;
-  /**
-   * Disks the configuration gives this host for Ceph (one OSD each; default 0). A host with disks gets
-   * OSD-removal steps, and its upgrades drain it alone (Rook's PodDisruptionBudgets allow one OSD host down).
-   */
-  disks?: number;
-  /** labels, taints and kubelet settings from its pool (and, for an existing host, its own); workers only */
-  settings?: NodeSettings;
-}
 
 export interface KubernetesClusterArgs {
   /**
@@ -152,30 +134,6 @@ export function workerUpgradeWaves(workers: ClusterNode[]): { osd: ClusterNode[]
   const waves: ClusterNode[][] = [];
   for (let i = 0; i < other.length; i += batch) waves.push(other.slice(i, i + batch));
   return { osd: osd.map((w) => [w]), other: waves };
-}
-
-/**
- * The hosts the IaaS layer will hand over, by name and role, known from the configuration alone:
- * the same names and order as `Infrastructure.hosts` (control planes first).
- */
-export function clusterNodes(config: Pick<DareConfig, "provider" | "clusterName" | "nodes" | "hosts">): ClusterNode[] {
-  const poolSettings = (pool: string) => config.nodes.pools.find((p) => p.name === pool)?.settings;
-  if (config.provider === "openstack") {
-    return planNodes(config.clusterName, config.nodes).map((n) => ({
-      name: n.name, role: n.role, pool: n.pool, disks: n.disks.count,
-      ...(n.role === "worker" ? { settings: mergeNodeSettings(poolSettings(n.pool), undefined) } : {}),
-    }));
-  }
-  const nodes = config.hosts.map((h): ClusterNode => ({
-    name: h.name,
-    role: h.role === CONTROL_PLANE_ROLE ? "control-plane" : "worker",
-    pool: h.role,
-    privateAddress: h.privateAddress,
-    disks: h.disks.length,
-    ...(h.role === CONTROL_PLANE_ROLE ? {} : { settings: mergeNodeSettings(poolSettings(h.role), h.settings) }),
-  }));
-  // Stable sort, as Infrastructure does: "the first control plane" is the same host everywhere.
-  return nodes.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
 }
 
 /** The admin kubeconfig: the cluster CA and an admin client certificate, for `server`. */

@@ -246,7 +246,7 @@ export const DEFAULT_NODES: NodesSpec = defaultOf("nodes");
 export const DEFAULT_NETWORK: NetworkSpec = defaultOf("network");
 
 /** `registry[:port]/path` of an image reference, before its tag and digest. */
-const IMAGE_NAME = /^[a-z0-9]([a-z0-9._\/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*$/;
+const IMAGE_NAME = /^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:\d+)?(\/[a-z0-9._-]+)*$/;
 const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 /** The only digest form accepted: what registries and containerd print (OCI image-spec, "Digests"). */
 const IMAGE_DIGEST = /^sha256:[0-9a-f]{64}$/;

@@ -11,6 +11,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ImageName, ServiceSizing } from "./config";
@@ -29,8 +30,6 @@ export const MYSQL_DATABASE = "dj_vercereg";
 export const MYSQL_USER = "d4p";
 /** s-ProvFlow's database name: SPROV_DB's upstream default. */
 export const SPROV_DATABASE = "sprov-db";
-/** The z2jh chart (jupyterhub/zero-to-jupyterhub-k8s tag 4.4.0, 2026-06-10). */
-export const JUPYTERHUB_CHART = { repo: "https://hub.jupyter.org/helm-chart/", chart: "jupyterhub", version: "4.4.0" };
 /** Labels MPIJob pods carry (kubeflow/mpi-operator v2beta1 constants.go, OperatorNameLabel). */
 export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-operator" };
 /** Addresses that are not "the internet" for egress rules (network-policies.ts). */
@@ -354,9 +353,7 @@ export class DareServices extends pulumi.ComponentResource {
       mounts.push({ name: "settings", mountPath: facts.settingsFile.path, subPath: "local_settings.py", readOnly: true });
       volumes.push({ name: "settings", secret: { secretName: `${workload}-settings` } });
     }
-    if (facts.kind === "StatefulSet") {
-      mounts.push({ name: "data", mountPath: workload === "d4p-registry-db" ? "/var/lib/mysql" : "/data/db" });
-    }
+    if (facts.databaseDataPath) mounts.push({ name: "data", mountPath: facts.databaseDataPath });
     if (facts.localState) {
       new k8s.core.v1.PersistentVolumeClaim(`${name}-${workload}-data`, {
         metadata: { name: `${workload}-data`, namespace: this.namespace, labels },
@@ -386,9 +383,8 @@ export class DareServices extends pulumi.ComponentResource {
     const podSpec: k8s.types.input.core.v1.PodSpec = {
       containers: [container],
       volumes,
-      serviceAccountName: workload === "exec-api" ? this.execApiServiceAccount : undefined,
-      // Only exec-api talks to the Kubernetes API.
-      automountServiceAccountToken: workload === "exec-api",
+      serviceAccountName: facts.kubernetesApi ? this.execApiServiceAccount : undefined,
+      automountServiceAccountToken: facts.kubernetesApi === true,
       // https://<domain>/… (Keycloak's issuer URL among them) answered by Traefik's ClusterIP, not the public address.
       ...(args.publicNames ? { hostAliases: [{ ip: args.publicNames.address, hostnames: [...args.publicNames.hostnames] }] } : {}),
       ...(facts.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),
@@ -600,7 +596,7 @@ export class DareServices extends pulumi.ComponentResource {
     pinnedRelease(`${name}-jupyterhub`, {
       release: "jupyterhub",
       namespace: ns.metadata.name,
-      chart: JUPYTERHUB_CHART,
+      chart: CHARTS.jupyterhub,
       mirror: args.chartMirror,
       values: {
         hub: {

@@ -49,6 +49,10 @@ export interface WorkloadFacts {
   health: Health;
   /** mounts the shared file system (the CephFS claim) at /home/mpiuser/sfs */
   sharedFs?: boolean;
+  /** a database (kind StatefulSet): where its image keeps its data, on the StatefulSet's own volume */
+  databaseDataPath?: string;
+  /** talks to the Kubernetes API (starts MPIJobs): the only workload whose pods get a service account token */
+  kubernetesApi?: boolean;
   /** keeps data of its own outside a database ("local DB"): a volume at this path */
   localState?: { path: string; source: Fact };
   /** a settings file the program writes and mounts over the image's own (path in the container) */
@@ -87,6 +91,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     kind: "StatefulSet", monitoringService: "d4p-registry", serviceName: "dj-reg-db",
     port: 3306, portSource: { evidence: "dj-vercereg local_settings_template.py (HOST dj-reg-db, PORT 3306)" },
     health: { exec: ["mysqladmin", "ping", "-h", "127.0.0.1"], source: { evidence: "the official mysql image" } },
+    databaseDataPath: "/var/lib/mysql",
   },
   "exec-api": {
     kind: "Deployment", monitoringService: "exec-api", serviceName: "exec-api",
@@ -94,6 +99,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     routes: { paths: ["/exec-api"], strip: true, source: { evidence: "DARE API docs (`/exec-api/run-d4p/`, …); prefix stripping is a guess" } },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     sharedFs: true,
+    kubernetesApi: true,
     localState: { path: "/data", source: { guess: "the release notes name a \"local DB\" of users; its path is not published" } },
     imageProject: "gitlab.com/project-dare/exec-api",
   },
@@ -143,6 +149,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     port: 27017, portSource: { evidence: `${SPROV}: SPROV_DB_PORT 27017` },
     // MongoDB 5.0's image still has the legacy shell; mongosh is not what 5.0 ships everywhere.
     health: { exec: ["mongo", "--quiet", "--eval", "db.adminCommand('ping').ok"], source: { evidence: "the official mongo 5.0 image" } },
+    databaseDataPath: "/data/db",
   },
   "sprov-view": {
     kind: "Deployment", monitoringService: "sprov", serviceName: "sprov-view",

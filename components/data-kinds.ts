@@ -3,6 +3,7 @@
  * them (data-protection.ts) and the policy pack checks that it did (policy/rules.ts). Pure: no Pulumi
  * import, so the policy pack and the tests share it.
  */
+import { CHARTS } from "./pins";
 
 export interface DataKind {
   /** what is lost with it, for the refusal message and docs/operations.md */
@@ -14,7 +15,7 @@ export interface DataKind {
    */
   retainOnDelete: boolean;
   /** for kinds where only some resources hold data */
-  applies?: (name: string, inputs: Record<string, any>) => boolean;
+  applies?: (name: string, inputs: Record<string, unknown>) => boolean;
 }
 
 /** Namespaces whose deletion would delete volume claims (and with them, under a Delete policy, volumes). */
@@ -29,17 +30,17 @@ export const DATA_KINDS: Record<string, DataKind> = {
   "kubernetes:core/v1:Namespace": {
     what: "namespace holding volume claims",
     retainOnDelete: true,
-    applies: (_name, inputs) => DATA_NAMESPACES.includes(inputs?.metadata?.name),
+    applies: (_name, inputs) => DATA_NAMESPACES.includes(String((inputs?.metadata as { name?: unknown } | undefined)?.name)),
   },
   "kubernetes:helm.sh/v3:Release": {
     what: "the Ceph cluster (CephCluster, pools, file system)",
     retainOnDelete: true,
-    applies: (_name, inputs) => inputs?.chart === "rook-ceph-cluster",
+    applies: (_name, inputs) => inputs?.chart === CHARTS.rookCluster.chart,
   },
 };
 
 /** The data kind of a resource, if it holds data. */
-export function dataKindOf(type: string, name: string, inputs: Record<string, any>): DataKind | undefined {
+export function dataKindOf(type: string, name: string, inputs: Record<string, unknown>): DataKind | undefined {
   const kind = DATA_KINDS[type];
   return kind && (!kind.applies || kind.applies(name, inputs)) ? kind : undefined;
 }

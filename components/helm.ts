@@ -115,7 +115,7 @@ export function chartCrdFiles(chart: PinnedChart, mirror?: string): Array<{ plur
  */
 export const chartCrdTransform: pulumi.ResourceTransform = (args) => {
   if (args.type !== "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition") return undefined;
-  const metadata = (args.props.metadata ?? {}) as Record<string, any>;
+  const metadata = (args.props.metadata ?? {}) as { annotations?: Record<string, string> };
   return {
     props: { ...args.props, metadata: { ...metadata, annotations: { ...(metadata.annotations ?? {}), "pulumi.com/patchForce": "true" } } },
     opts: { ...args.opts, retainOnDelete: true },

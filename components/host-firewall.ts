@@ -1,6 +1,6 @@
 /**
  * The host firewall (nftables), rendered from the same rule table as the OpenStack security groups
- * (`firewallRules` in infrastructure.ts), so the two cannot drift. With `existing` hosts it is the
+ * (`firewallRules` in host-plan.ts), so the two cannot drift. With `existing` hosts it is the
  * only firewall; on OpenStack it repeats the security groups on the host.
  *
  * One table of its own (`inet dare_firewall`), replaced atomically, so kube-proxy's and Calico's
@@ -13,8 +13,7 @@
  * not etcd, SSH, BGP or VXLAN.
  */
 import { cidrsOverlap, parseCidr } from "./cidr";
-import { firewallRules } from "./infrastructure";
-import { API_PORT } from "./infrastructure";
+import { API_PORT, firewallRules } from "./host-plan";
 import { HostRole } from "./hosts";
 import { METRICS_PORTS } from "./kubeadm-config";
 

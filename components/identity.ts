@@ -13,6 +13,7 @@
 import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import { pinnedRelease } from "./helm";
+import { CHARTS, IMAGES } from "./pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
@@ -20,17 +21,6 @@ import { IdentityProviderSpec } from "./config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { allowTraffic, NamespaceIsolation } from "./network-policies";
 import { domainTls } from "./security";
-
-/** Pinned versions. Keycloak: the newest 26.x release (26.7.4) rather than the chart's 26.5.6, for its
- * security fixes; the chart's templates only pass KC_* settings and work for every 26.x. */
-export const VERSIONS = {
-  keycloakxChart: { chart: "keycloakx", version: "7.1.11", repo: "https://codecentric.github.io/helm-charts" },
-  keycloakImage: "quay.io/keycloak/keycloak:26.7.4",
-  cnpgChart: { chart: "cloudnative-pg", version: "0.29.0", repo: "https://cloudnative-pg.github.io/charts" },
-  postgresImage: "ghcr.io/cloudnative-pg/postgresql:18.4",
-  /** keycloak-config-cli 6.5.0 built against Keycloak 26.5.4; the admin REST API it uses is stable across 26.x */
-  configCliImage: "docker.io/adorsys/keycloak-config-cli:6.5.0-26.5.4",
-} as const;
 
 export const REALM = "dare";
 export const LOGIN_CLIENT_ID = "dare-login";
@@ -413,7 +403,7 @@ export class Identity extends pulumi.ComponentResource {
 
     // Only the ingress controller, monitoring, the namespace itself (Keycloak, its database, the
     // config Job), the CloudNativePG operator and dare-login may open connections into it.
-    new NamespaceIsolation(`${name}-keycloak`, { namespace: keycloakNs.metadata.name, allowWithinNamespace: true }, { parent: this, provider });
+    new NamespaceIsolation(`${name}-keycloak`, { provider, namespace: keycloakNs.metadata.name, allowWithinNamespace: true }, { parent: this });
     allowTraffic(`${name}-cnpg-operator`, {
       namespace: keycloakNs.metadata.name,
       to: { "cnpg.io/cluster": DATABASE },
@@ -457,7 +447,7 @@ export class Identity extends pulumi.ComponentResource {
     // CloudNativePG: the operator (cluster-wide), then one PostgreSQL cluster for Keycloak.
     const cnpg = pinnedRelease(`${name}-cnpg`, {
       release: "cnpg",
-      chart: VERSIONS.cnpgChart,
+      chart: CHARTS.cloudnativePg,
       mirror: args.chartMirror,
       namespace: cnpgNs.metadata.name,
       values: { crds: { create: true }, config: { clusterWide: true } },
@@ -479,7 +469,7 @@ export class Identity extends pulumi.ComponentResource {
         // One instance cannot keep a minAvailable of 1 through a drain: CloudNativePG's default PDB would stop
         // every upgrade and node removal; its CRD advises turning it off where the database is not replicated.
         ...(args.databaseInstances === 1 ? { enablePDB: false } : {}),
-        imageName: VERSIONS.postgresImage,
+        imageName: IMAGES.postgres,
         enableSuperuserAccess: false,
         storage: { size: `${args.databaseSizeGb}Gi`, ...(args.databaseStorageClass ? { storageClass: args.databaseStorageClass } : {}) },
         bootstrap: { initdb: { database: DB_NAME, owner: DB_USER, secret: { name: dbSecret.metadata.name } } },
@@ -506,7 +496,7 @@ export class Identity extends pulumi.ComponentResource {
     };
     const keycloak = pinnedRelease(`${name}-keycloak`, {
       release: RELEASE,
-      chart: VERSIONS.keycloakxChart,
+      chart: CHARTS.keycloakx,
       mirror: args.chartMirror,
       // The first start builds Keycloak's optimized server and creates the schema: minutes.
       timeout: 900,
@@ -516,7 +506,7 @@ export class Identity extends pulumi.ComponentResource {
         // Keycloak finds its peers through the database (jdbc-ping): it needs no Kubernetes API token.
         serviceAccount: { automountServiceAccountToken: false },
         replicas: args.replicas,
-        image: { repository: VERSIONS.keycloakImage.split(":")[0], tag: VERSIONS.keycloakImage.split(":")[1] },
+        image: { repository: IMAGES.keycloak.split(":")[0], tag: IMAGES.keycloak.split(":")[1] },
         command: ["/opt/keycloak/bin/kc.sh", "start", "--http-port=8080"],
         extraEnv: YAML.stringify(extraEnv),
         podSecurityContext: { fsGroup: 1000, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
@@ -602,7 +592,7 @@ export class Identity extends pulumi.ComponentResource {
             securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
             containers: [{
               name: "keycloak-config-cli",
-              image: VERSIONS.configCliImage,
+              image: IMAGES.keycloakConfigCli,
               securityContext: { ...restrictedContainer, readOnlyRootFilesystem: true },
               env: [
                 { name: "KEYCLOAK_URL", value: this.internalUrl },

@@ -10,10 +10,8 @@ import { normalizeHostKey, opensshPublicKey } from "./ssh-key";
 import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
 import { hostStep, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
-import { METRICS_PORTS } from "./kubeadm-config";
+import { API_PORT, existingHostsInOrder, firewallRules, planNodes, RuleSpec, SSH_PORT } from "./host-plan";
 
-export const API_PORT = 6443;
-export const SSH_PORT = 22;
 
 /** Where udev names an OpenStack volume's disk on its host, whatever the bus (disk-link.sh): Ceph's device path. */
 export function diskPath(volumeId: string): string {
@@ -57,54 +55,6 @@ export interface InfrastructureArgs {
   bastionPrivateKey?: pulumi.Input<string>;
 }
 
-/** One security-group rule, declared as data so the whole firewall reads as a table. */
-interface RuleSpec {
-  group: "nodes" | "controlPlane" | "web";
-  description: string;
-  protocol: "tcp" | "udp";
-  ports: [number, number];
-  /** a CIDR, or another of this cluster's groups (members only) */
-  from: { cidr: string } | { group: "nodes" | "controlPlane" };
-}
-
-/**
- * What each group opens. Cluster-internal ports are reachable from cluster members only. `jumpHost`: the
- * address existing hosts see a configured jump host's SSH come from (dare:bastion.privateAddress), admitted to SSH.
- */
-export function firewallRules(args: Pick<InfrastructureArgs, "adminCidrs" | "network">, apiLoadBalancer: boolean, jumpHost?: string): RuleSpec[] {
-  const fromAdmins = (group: RuleSpec["group"], description: string, port: number): RuleSpec[] =>
-    args.adminCidrs.map((cidr) => ({ group, description, protocol: "tcp", ports: [port, port], from: { cidr } }));
-  const members = { group: "nodes" } as const;
-  return [
-    ...fromAdmins("nodes", "ssh", 22),
-    // Hosts without a public address are reached through the bastion, the first control plane.
-    { group: "nodes", description: "ssh", protocol: "tcp", ports: [22, 22], from: { group: "controlPlane" } },
-    ...(jumpHost ? [{ group: "nodes", description: "ssh from the jump host", protocol: "tcp", ports: [22, 22], from: { cidr: `${jumpHost}/32` } } as RuleSpec] : []),
-    ...fromAdmins("controlPlane", "kube-apiserver", API_PORT),
-    { group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: members },
-    // Octavia's amphorae sit in the node subnet and forward API traffic (and health checks) from there.
-    ...(apiLoadBalancer
-      ? [{ group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: { cidr: args.network.cidr } } as RuleSpec]
-      : []),
-    { group: "controlPlane", description: "etcd", protocol: "tcp", ports: [2379, 2380], from: { group: "controlPlane" } },
-    { group: "nodes", description: "kubelet", protocol: "tcp", ports: [10250, 10250], from: members },
-    { group: "nodes", description: "calico-bgp", protocol: "tcp", ports: [179, 179], from: members },
-    { group: "nodes", description: "calico-vxlan", protocol: "udp", ports: [4789, 4789], from: members },
-    { group: "nodes", description: "calico-typha", protocol: "tcp", ports: [5473, 5473], from: members },
-    // node-exporter listens on the host network; Prometheus' scrapes of other nodes arrive from node addresses.
-    { group: "nodes", description: "node-exporter", protocol: "tcp", ports: [9100, 9100], from: members },
-    // The same for the metrics kubeadm is told to serve on every address (kubeadm-config.ts).
-    ...([
-      ["controlPlane", "kube-controller-manager-metrics", METRICS_PORTS.controllerManager],
-      ["controlPlane", "kube-scheduler-metrics", METRICS_PORTS.scheduler],
-      ["controlPlane", "etcd-metrics", METRICS_PORTS.etcd],
-      ["nodes", "kube-proxy-metrics", METRICS_PORTS.kubeProxy],
-    ] as const).map(([group, description, port]): RuleSpec => ({ group, description, protocol: "tcp", ports: [port, port], from: members })),
-    { group: "web", description: "http", protocol: "tcp", ports: [80, 80], from: { cidr: "0.0.0.0/0" } },
-    { group: "web", description: "https", protocol: "tcp", ports: [443, 443], from: { cidr: "0.0.0.0/0" } },
-  ];
-}
-
 /**
  * cloud-init user data that installs `key` as the VM's only SSH host key: with `ssh_keys`, cloud-init's ssh
  * module deletes the image's host keys (`ssh_deletekeys`, default true), writes `ed25519_private` and
@@ -121,44 +71,6 @@ export function hostKeyUserData(key: tls.PrivateKey): pulumi.Output<string> {
 function ruleName(rule: RuleSpec): string {
   const source = "cidr" in rule.from ? rule.from.cidr.replace(/[^0-9a-fA-F]+/g, "-") : rule.from.group;
   return `${rule.group}-${rule.description}-${rule.protocol}-from-${source}`.toLowerCase();
-}
-
-interface NodePlan {
-  /** host name, e.g. dare-testbed-workers-0 */
-  name: string;
-  /** resource-name suffix, e.g. workers-0: stable for node i of pool p */
-  key: string;
-  role: "control-plane" | "worker";
-  pool: string;
-  flavor: string;
-  disks: { count: number; sizeGb: number };
-  publicIp: boolean;
-}
-
-/** Node `i` of pool `p` is always `<cluster>-<p>-<i>`: scaling adds or removes only the highest indexes. */
-export function planNodes(clusterName: string, nodes: NodesSpec): NodePlan[] {
-  const controlPlanes = Array.from({ length: nodes.controlPlane.count }, (_, i): NodePlan => ({
-    name: `${clusterName}-cp-${i}`,
-    key: `cp-${i}`,
-    role: CONTROL_PLANE_ROLE,
-    pool: CONTROL_PLANE_ROLE,
-    flavor: nodes.controlPlane.flavor,
-    disks: { count: 0, sizeGb: 0 },
-    // The first control plane is the SSH entry host (bastion).
-    publicIp: i === 0,
-  }));
-  const workers = nodes.pools.flatMap((pool) =>
-    Array.from({ length: pool.count }, (_, i): NodePlan => ({
-      name: `${clusterName}-${pool.name}-${i}`,
-      key: `${pool.name}-${i}`,
-      role: "worker",
-      pool: pool.name,
-      flavor: pool.flavor,
-      disks: pool.disks,
-      publicIp: pool.publicIp,
-    })),
-  );
-  return [...controlPlanes, ...workers];
 }
 
 export class Infrastructure extends pulumi.ComponentResource {
@@ -228,7 +140,7 @@ export class Infrastructure extends pulumi.ComponentResource {
   }
 
   private existing(args: InfrastructureArgs) {
-    const hosts: Host[] = args.hosts.map((h) => ({
+    const hosts: Host[] = existingHostsInOrder(args.hosts).map((h) => ({
       name: h.name,
       role: h.role === CONTROL_PLANE_ROLE ? "control-plane" : "worker",
       pool: h.role,
@@ -244,8 +156,6 @@ export class Infrastructure extends pulumi.ComponentResource {
       // An existing machine's identity is its installation: a new one after a re-install sets it up again.
       ...(h.installation ? { machineId: h.installation } : {}),
     }));
-    // Control planes first, as on OpenStack, so "the first control plane" means the same everywhere.
-    hosts.sort((a, b) => Number(b.role === "control-plane") - Number(a.role === "control-plane"));
     const first = hosts[0];
     const vip = args.apiVirtualIp?.address;
     return {

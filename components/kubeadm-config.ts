@@ -21,7 +21,7 @@ export const TOKEN_TTL = "0s";
 /**
  * Where the control-plane components and kube-proxy serve their metrics. kubeadm binds them to
  * 127.0.0.1; here they listen on every address so Prometheus (in a pod) can scrape them. The host
- * firewall and the security groups admit these ports from cluster members only (`firewallRules`).
+ * firewall and the security groups admit these ports from cluster members only (`firewallRules` in host-plan.ts).
  * Not bound to the node's private address: that is per host, and the controller manager's and
  * scheduler's settings live in the one cluster-wide ClusterConfiguration every control plane shares.
  * The controller manager and scheduler answer /metrics only to authenticated and authorised callers

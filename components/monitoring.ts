@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import { pinnedReleaseWithCrds } from "./helm";
+import { CHARTS } from "./pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
@@ -21,10 +22,6 @@ import { METRICS_PORTS } from "./kubeadm-config";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
 import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./certificate-renewal";
-
-export const VERSIONS = {
-  kubePrometheusStackChart: { chart: "kube-prometheus-stack", version: "88.5.3", repo: "https://prometheus-community.github.io/helm-charts" },
-} as const;
 
 /** The seed's Alertmanager route: alerts of these services go to the DARE operators. */
 export const DARE_SERVICES = ["dare-login", "d4p-registry", "dare-shared-volumes", "keycloak", "sprov", "cwl"] as const;
@@ -289,7 +286,7 @@ export class Monitoring extends pulumi.ComponentResource {
     // release (helm.ts, CHART_CRDS): a chart version bump moves them too, which Helm's crds/ folder never did.
     const { release: stack, crds } = pinnedReleaseWithCrds(`${name}-kube-prometheus-stack`, {
       release: "kube-prometheus-stack",
-      chart: VERSIONS.kubePrometheusStackChart,
+      chart: CHARTS.kubePrometheusStack,
       mirror: args.chartMirror,
       // The operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
       timeout: 900,

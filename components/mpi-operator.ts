@@ -29,8 +29,8 @@ import { parseImage } from "./config";
 import { SHARED_FS_CLAIM } from "./dare-workloads";
 import { MPIJOB_CONVERSION_IMAGE, MpiJobConversion, mpijobCrdTransform } from "./mpijob-conversion";
 import { createNamespace, NAMESPACES } from "./namespaces";
+import { MPI_OPERATOR_VERSION } from "./pins";
 
-export const MPI_OPERATOR_VERSION = "v0.8.2";
 /** The shipped CRD file (upstream's manifests/base/kubeflow.org_mpijobs.yaml at MPI_OPERATOR_VERSION, after a header). */
 export const MPI_OPERATOR_CRD_FILE = path.join(__dirname, "crds", "kubeflow.org_mpijobs.yaml");
 /** sha256 of the upstream file (the shipped file after its header's marker line). */
@@ -92,10 +92,11 @@ export class MpiOperator extends pulumi.ComponentResource {
 
     // v1alpha1 -> v2beta1 conversion for exec-api's jobs: the webhook, and the CRD changes that call it.
     const conversion = new MpiJobConversion(`${name}-conversion`, {
+      provider: args.provider,
       namespace: this.namespace,
       image: args.conversionImage ?? MPIJOB_CONVERSION_IMAGE,
       sharedFsClaim: SHARED_FS_CLAIM,
-    }, { ...childOpts, dependsOn: [ns] });
+    }, { parent: this, dependsOn: [ns] });
     this.crdTransform = mpijobCrdTransform(conversion.webhook);
     const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_SOURCE }, { ...childOpts, transforms: [this.crdTransform] });
 

@@ -52,6 +52,8 @@ export interface ConversionWebhookRef {
 export const DEPRECATION_WARNING =
   "kubeflow.org/v1alpha1 MPIJob (mpi-operator 0.1.0) is deprecated: it is converted to and stored as kubeflow.org/v2beta1; use kubeflow.org/v2beta1";
 
+// CRD schemas and objects: untyped JSON, walked recursively.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
 /** A schema without descriptions and defaults (keys named so inside `properties` are field names and stay). */
@@ -171,6 +173,8 @@ export function mpijobCrdTransform(webhook: ConversionWebhookRef): pulumi.Resour
 }
 
 export interface MpiJobConversionArgs {
+  /** Kubernetes provider of the cluster. */
+  provider: k8s.Provider;
   /** Namespace of the webhook (the operator's). */
   namespace: string;
   /** Node.js image (MPIJOB_CONVERSION_IMAGE). */
@@ -185,9 +189,9 @@ export class MpiJobConversion extends pulumi.ComponentResource {
   /** Where the API server calls the webhook, and the cert-manager Certificate whose CA it trusts. */
   public readonly webhook: ConversionWebhookRef;
 
-  constructor(name: string, args: MpiJobConversionArgs, opts: pulumi.ComponentResourceOptions & { provider: k8s.Provider }) {
+  constructor(name: string, args: MpiJobConversionArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:mpi:MpiJobConversion", name, {}, opts);
-    const k8sOpts = { provider: opts.provider, parent: this };
+    const k8sOpts = { provider: args.provider, parent: this };
     const ns = args.namespace;
     const labels = { app: NAME, "app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "conversion-webhook", "app.kubernetes.io/part-of": "mpi-operator" };
     const selector = { "app.kubernetes.io/name": NAME };

@@ -43,6 +43,8 @@ export const ACME_SOLVER_POLICY = {
 export const DEFAULT_DENY_POLICY = "default-deny-ingress";
 
 export interface NamespaceIsolationArgs {
+  /** Kubernetes provider of the cluster. */
+  provider: k8s.Provider;
   /** The namespace to protect (pass the Namespace's `metadata.name`, so it exists first). */
   namespace: pulumi.Input<string>;
   /** Also let the namespace's pods reach each other: for a namespace that holds one application (Harbor). */
@@ -51,9 +53,9 @@ export interface NamespaceIsolationArgs {
 
 /** Default-deny ingress in one namespace, with the ingress controller and monitoring let in. */
 export class NamespaceIsolation extends pulumi.ComponentResource {
-  constructor(name: string, args: NamespaceIsolationArgs, opts: pulumi.ComponentResourceOptions & { provider: k8s.Provider }) {
+  constructor(name: string, args: NamespaceIsolationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:platform:NamespaceIsolation", name, {}, opts);
-    const k8sOpts = { provider: opts.provider, parent: this };
+    const k8sOpts = { provider: args.provider, parent: this };
     const policy = (suffix: string, policyName: string, from?: k8s.types.input.networking.v1.NetworkPolicyPeer[]) =>
       new k8s.networking.v1.NetworkPolicy(`${name}-${suffix}`, {
         metadata: { name: policyName, namespace: args.namespace },

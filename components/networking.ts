@@ -6,20 +6,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
-import { CONTROL_PLANE_ROLE, DareConfig, DEFAULT_NETWORK, Provider } from "./config";
+import { DEFAULT_NETWORK, Provider } from "./config";
 import { Host, LONG_CONNECTION_SECONDS } from "./hosts";
-import { planNodes } from "./infrastructure";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import { parseCidr } from "./cidr";
 import { createNamespace, NAMESPACES } from "./namespaces";
 
 /** Pinned upstream charts (the versions in ../shared/charts). */
-export const CHARTS = {
-  calico: { chart: "tigera-operator", version: "v3.32.1", repo: "https://docs.tigera.io/calico/charts" },
-  traefik: { chart: "traefik", version: "41.3.0", repo: "https://traefik.github.io/charts" },
-  cloudController: { chart: "openstack-cloud-controller-manager", version: "2.36.0", repo: "https://kubernetes.github.io/cloud-provider-openstack" },
-} as const;
-
 /** The cluster's only IngressClass, and its default: every Ingress of every layer uses it. */
 export const INGRESS_CLASS = "traefik";
 /** Node label that places Traefik on a node when it listens on host ports. */
@@ -130,19 +124,6 @@ export interface NetworkingArgs {
   ingressNodes: string[];
   /** OpenStack external network the load balancers' floating IPs come from (openstack only). */
   externalNetwork?: string;
-}
-
-/**
- * The nodes that serve ingress on host ports: workers with a public address, or every worker when
- * none has one (existing hosts on one network). Known from the configuration alone, so each node's
- * label is its own, stably named resource.
- */
-export function ingressNodeNames(config: Pick<DareConfig, "provider" | "clusterName" | "nodes" | "hosts">): string[] {
-  const workers = config.provider === "openstack"
-    ? planNodes(config.clusterName, config.nodes).filter((n) => n.role === "worker").map((n) => ({ name: n.name, public: n.publicIp }))
-    : config.hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).map((h) => ({ name: h.name, public: h.address !== h.privateAddress }));
-  const withPublic = workers.filter((w) => w.public);
-  return (withPublic.length > 0 ? withPublic : workers).map((w) => w.name);
 }
 
 /** Calico's Installation: VXLAN between nodes (UDP 4789 is open between cluster members), no BGP. */

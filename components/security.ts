@@ -13,15 +13,11 @@ import * as tls from "@pulumi/tls";
 import { HarborSpec, TlsIssuer } from "./config";
 import { CA_ISSUER } from "./config-keys";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import type { OidcClient } from "./identity";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { NamespaceIsolation } from "./network-policies";
 import { PLAIN_HTTP_ANNOTATIONS } from "./networking";
-
-export const CHARTS = {
-  certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
-  harbor: { chart: "harbor", version: "1.19.1", repo: "https://helm.goharbor.io" },
-} as const;
 
 export const ACME_SERVERS = {
   "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -250,8 +246,7 @@ export class Security extends pulumi.ComponentResource {
     const parent = { parent: this };
     const host = `harbor.${args.domain}`;
     const ns = createNamespace("harbor", k8sOpts);
-    new NamespaceIsolation(`${name}-harbor`, { namespace: ns.metadata.name, allowWithinNamespace: true },
-      { provider: args.provider, parent: this });
+    new NamespaceIsolation(`${name}-harbor`, { provider: args.provider, namespace: ns.metadata.name, allowWithinNamespace: true }, { parent: this });
 
     // Harbor checks lengths: 16 characters for its internal secrets, 32 for the XSRF key.
     const password = (suffix: string, length: number) =>

@@ -6,13 +6,9 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { pinnedRelease } from "./helm";
+import { CHARTS } from "./pins";
 import { Host } from "./hosts";
 import { createNamespace, NAMESPACES } from "./namespaces";
-
-export const CHARTS = {
-  operator: { chart: "rook-ceph", version: "v1.20.6", repo: "https://charts.rook.io/release" },
-  cluster: { chart: "rook-ceph-cluster", version: "v1.20.6", repo: "https://charts.rook.io/release" },
-} as const;
 
 export const BLOCK_STORAGE_CLASS = "rook-ceph-block";
 export const SHARED_STORAGE_CLASS = "rook-cephfs";
@@ -179,7 +175,7 @@ export class Storage extends pulumi.ComponentResource {
     const ns = createNamespace("rookCeph", k8sOpts);
     const operator = pinnedRelease(`${name}-rook-operator`, {
       release: "rook-ceph",
-      chart: CHARTS.operator,
+      chart: CHARTS.rookOperator,
       mirror: args.chartMirror,
       namespace: ns.metadata.name,
       values: {
@@ -198,7 +194,7 @@ export class Storage extends pulumi.ComponentResource {
     });
     const cluster = pinnedRelease(`${name}-ceph-cluster`, {
       release: "rook-ceph-cluster",
-      chart: CHARTS.cluster,
+      chart: CHARTS.rookCluster,
       mirror: args.chartMirror,
       namespace: ns.metadata.name,
       values,

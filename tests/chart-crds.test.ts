@@ -15,9 +15,7 @@ import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import { CHART_CRDS, chartCrdFiles, chartCrdTransform, PinnedChart, pinnedReleaseWithCrds } from "../components/helm";
-import { VERSIONS } from "../components/monitoring";
-import { CHARTS } from "../components/networking";
-import { CHARTS as SECURITY_CHARTS } from "../components/security";
+import { CHARTS } from "../components/pins";
 import { sharedDir } from "../tools/validate/shared";
 import { ROOT } from "./support/render";
 import { runMocked } from "./support/mocked";
@@ -30,7 +28,7 @@ interface Rendered { urn: string; type: string; name: string; parent: string; cu
 /** The charts whose CRDs Helm's crds/ folder would leave behind, as the program pins them. */
 const PINNED: Record<string, PinnedChart> = {
   traefik: CHARTS.traefik,
-  "kube-prometheus-stack": VERSIONS.kubePrometheusStackChart,
+  "kube-prometheus-stack": CHARTS.kubePrometheusStack,
   // Its CRDs are in a chart of their own at the same version (crd.projectcalico.org.v1).
   "tigera-operator": CHARTS.calico,
 };
@@ -203,7 +201,7 @@ describe("pinnedReleaseWithCrds", () => {
   it("leaves a chart without a crds/ folder entry as it was", async () => {
     const resources = await runMocked(() => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
-      pinnedReleaseWithCrds("c", { release: "cert-manager", chart: SECURITY_CHARTS.certManager, namespace: "cert-manager", values: {} }, { provider });
+      pinnedReleaseWithCrds("c", { release: "cert-manager", chart: CHARTS.certManager, namespace: "cert-manager", values: {} }, { provider });
     });
     expect(resources.filter((r) => r.type === "kubernetes:yaml/v2:ConfigFile")).toEqual([]);
     expect((resources.find((r) => r.type === "kubernetes:helm.sh/v3:Release")!.inputs as any).skipCrds).toBeUndefined();

@@ -4,7 +4,8 @@
  */
 import * as crypto from "crypto";
 import * as YAML from "yaml";
-import { ClusterNode, clusterNodes, KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
+import { KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
+import { ClusterNode, clusterNodes } from "../components/host-plan";
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
 import { plainParametersOf, readScript, recordedSteps } from "../components/host-step";
 import { NODE_EXPORTER_TEXTFILE_DIR } from "../components/certificate-renewal";

@@ -2,6 +2,7 @@
  * The DARE services layer as the cluster would receive it: probes, resources, secrets, exposure,
  * RBAC and the NetworkPolicies' effective call graph, computed from the rendered policies.
  */
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -62,9 +63,13 @@ describe("workloads", () => {
   });
 
   it("keeps the databases on Ceph block volumes and the users' files on the CephFS volume where exec-api expects them", () => {
+    const dataMounts: Record<string, string> = {};
     for (const sts of objectsOf("StatefulSet", DARE_NS)) {
       expect(sts.spec.volumeClaimTemplates[0].spec.storageClassName).toBe("rook-ceph-block");
+      dataMounts[sts.metadata.name] = sts.spec.template.spec.containers[0].volumeMounts.find((m: any) => m.name === "data")?.mountPath;
     }
+    // Where the official mysql and mongo images keep their data (their Dockerfiles' VOLUME).
+    expect(dataMounts).toEqual({ "d4p-registry-db": "/var/lib/mysql", "sprov-db": "/data/db" });
     const pvc = objectsOf("PersistentVolumeClaim", DARE_NS).find((p) => p.spec.accessModes.includes("ReadWriteMany"));
     expect(pvc.spec.storageClassName).toBe("rook-cephfs");
     const execApi = objectsOf("Deployment", DARE_NS).find((d) => d.metadata.name === "exec-api");
@@ -121,7 +126,7 @@ describe("the services as the evidence shows them", () => {
     const [[, text]] = secretEntries((settings.inputs as any).stringData);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "d4p-settings-"));
     fs.writeFileSync(path.join(dir, "local_settings.py"), text);
-    const out = require("child_process").execFileSync("python3", ["-c",
+    const out = execFileSync("python3", ["-c",
       "import json, local_settings as s; print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'db': s.DATABASES['default']}))"], { cwd: dir }).toString();
     fs.rmSync(dir, { recursive: true, force: true });
     const parsed = JSON.parse(out);

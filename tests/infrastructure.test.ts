@@ -4,12 +4,14 @@ import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
-import { clusterNodes, KubernetesCluster } from "../components/cluster";
+import { KubernetesCluster } from "../components/cluster";
+import { clusterNodes } from "../components/host-plan";
 import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, NodesSpec } from "../components/config";
 import { plainParametersOf, readScript, wrapScript } from "../components/host-step";
 import { Host } from "../components/hosts";
 import { diskPath, Infrastructure, InfrastructureArgs } from "../components/infrastructure";
-import { CHARTS, Storage } from "../components/storage";
+import { CHARTS } from "../components/pins";
+import { Storage } from "../components/storage";
 import { installMocks, RecordedResource, SECRET_SIG, settle, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { isSecretOutput, ofType, redacted, runMocked, unsecret, valueOf } from "./support/mocked";
 
@@ -262,7 +264,7 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
   });
 
   it("hands Rook /dev/disk/dare/<volume id> for each volume: never a bus-specific /dev/disk/by-id name", () => {
-    const values = redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cluster.chart)!);
+    const values = redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.rookCluster.chart)!);
     expect(values.values.cephClusterSpec.storage.nodes).toEqual(workers.map((w) => ({
       name: w, devices: [0, 1].map((j) => ({ name: `/dev/disk/dare/${volumeId(w, j)}` })),
     })));
@@ -296,7 +298,7 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
   });
 
   it("makes Rook's values wait for the disk steps that create the paths they name, and every OSD step for the attachment (its OSD leaves before the detach)", () => {
-    const rook = ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cluster.chart)!;
+    const rook = ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.rookCluster.chart)!;
     for (const w of workers) {
       for (const j of [0, 1]) {
         expect(rook.dependencies).toContain(diskStep(w, j).urn);

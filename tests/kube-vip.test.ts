@@ -6,7 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { ClusterNode, clusterNodes, KubernetesCluster } from "../components/cluster";
+import { KubernetesCluster } from "../components/cluster";
+import { ClusterNode, clusterNodes } from "../components/host-plan";
 import { ConfigError, ConfigSource, DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig, NodesSpec, Problem } from "../components/config";
 import { Infrastructure, InfrastructureArgs } from "../components/infrastructure";
 import { INTERFACE_PLACEHOLDER, KUBE_VIP_IMAGE, KUBE_VIP_LEASE, kubeVipManifest } from "../components/kube-vip";

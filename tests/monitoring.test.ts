@@ -11,15 +11,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { AlertingSpec } from "../components/config";
 import { DEFAULT_NETWORK } from "../components/config";
-import { firewallRules } from "../components/infrastructure";
+import { firewallRules } from "../components/host-plan";
 import { initConfig } from "../components/kubeadm-config";
-import { dashboardFiles, Monitoring, MonitoringArgs, NODE_EXPORTER_CHART_ARGS, ruleFiles, serviceMonitor, VERSIONS } from "../components/monitoring";
+import { dashboardFiles, Monitoring, MonitoringArgs, NODE_EXPORTER_CHART_ARGS, ruleFiles, serviceMonitor } from "../components/monitoring";
 import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "../components/certificate-renewal";
 import { SCRIPTS_DIR } from "../components/host-step";
 import { RecordedResource } from "../tools/mocks";
 import { renderFiles, writeFiles } from "../tools/render-writer";
 import { validateRenderDir } from "../tools/validate";
 import { sharedDir } from "../tools/validate/shared";
+import { CHARTS } from "../components/pins";
 import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "./support/mocked";
 
 const SMTP_PASSWORD = "smtp-password-value-0123456789";
@@ -164,7 +165,7 @@ describe("Monitoring", () => {
     const exporter = release.values["prometheus-node-exporter"];
     // kube-prometheus-stack's own extraArgs for the subchart, which a Helm value list replaces.
     const chartDefaults = YAML.parse(fs.readFileSync(path.join(sharedDir(), "charts", "kube-prometheus-stack",
-      VERSIONS.kubePrometheusStackChart.version, "values.yaml"), "utf8"))["prometheus-node-exporter"].extraArgs;
+      CHARTS.kubePrometheusStack.version, "values.yaml"), "utf8"))["prometheus-node-exporter"].extraArgs;
     expect(NODE_EXPORTER_CHART_ARGS).toEqual(chartDefaults);
     expect(exporter.extraArgs).toEqual([...chartDefaults, `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_MOUNT}`]);
     expect(exporter.extraHostVolumeMounts).toEqual([{ name: "dare-textfile", hostPath: NODE_EXPORTER_TEXTFILE_DIR, type: "DirectoryOrCreate",

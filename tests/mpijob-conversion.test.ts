@@ -17,6 +17,8 @@ import { sharedDir } from "../tools/validate";
 import { execApiBody, expectExecApiPods, makeTestCertificates, startWebhook, stopWebhook, V1ALPHA1, V2BETA1 } from "./support/mpijob-webhook";
 
 jest.setTimeout(60_000);
+// The webhook is the plain JavaScript file its ConfigMap ships: loaded as it runs there.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const webhook = require(WEBHOOK_SCRIPT_FILE);
 
 

@@ -1,10 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY } from "../components/config";
 import { Host } from "../components/hosts";
-import { firewallRules } from "../components/infrastructure";
+import { firewallRules, ingressNodeNames } from "../components/host-plan";
 import { NAMESPACES } from "../components/namespaces";
+import { CHARTS } from "../components/pins";
 import {
-  CHARTS, cloudControllerRoles, INGRESS_CLASS, INGRESS_CLUSTER_SERVICE, INGRESS_NODE_LABEL, INGRESS_POD_SELECTOR, ingressClusterIp, ingressNodeNames, Networking,
+  cloudControllerRoles, INGRESS_CLASS, INGRESS_CLUSTER_SERVICE, INGRESS_NODE_LABEL, INGRESS_POD_SELECTOR, ingressClusterIp, Networking,
   NetworkingArgs, platformHostNames,
 } from "../components/networking";
 import { ipIn } from "./support/netpol";

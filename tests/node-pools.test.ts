@@ -5,7 +5,8 @@
  * real API server in tests/engine/node-labels.test.ts).
  */
 import * as YAML from "yaml";
-import { clusterNodes, KubernetesCluster } from "../components/cluster";
+import { KubernetesCluster } from "../components/cluster";
+import { clusterNodes } from "../components/host-plan";
 import { ConfigError, ConfigSource, DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig, NodesSpec, Problem } from "../components/config";
 import { controlPlaneConfig, initConfig, joinConfig, PROGRAM_EXTRA_ARGS } from "../components/kubeadm-config";
 import { CONTROL_PLANE_COMPONENTS, extraArgProblem, KUBELET_DROPIN_FILE, kubeletDropIn, labelKeyProblem, parseTaint } from "../components/node-settings";

@@ -4,7 +4,8 @@ import { ConfigError, loadConfig } from "../components/config";
 import { NAMESPACES } from "../components/namespaces";
 import { allowTraffic, DEFAULT_DENY_POLICY, NamespaceIsolation } from "../components/network-policies";
 import { INGRESS_CLASS, INGRESS_POD_LABELS, PLAIN_HTTP_ANNOTATIONS } from "../components/networking";
-import { ACME_SERVERS, CA_ISSUER, CHARTS, dareCertificateAuthority, Security, SecurityArgs } from "../components/security";
+import { CHARTS } from "../components/pins";
+import { ACME_SERVERS, CA_ISSUER, dareCertificateAuthority, Security, SecurityArgs } from "../components/security";
 import { BLOCK_STORAGE_CLASS } from "../components/storage";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { validateHelmValues } from "../tools/validate/helm-values";
@@ -192,7 +193,7 @@ describe("network policy helpers", () => {
   beforeAll(async () => {
     const resources = await runMocked(() => {
       const p = provider();
-      new NamespaceIsolation("dare", { namespace: "dare" }, { provider: p });
+      new NamespaceIsolation("dare", { provider: p, namespace: "dare" });
       allowTraffic("allow-login-to-registry", {
         namespace: "dare", to: { app: "d4p-registry" }, from: [{ podLabels: { app: "dare-login" } }], ports: [8000],
       }, { provider: p });

@@ -4,7 +4,8 @@ import { ConfigError, EXAMPLE_HOST_KEY, loadConfig } from "../components/config"
 import { Host } from "../components/hosts";
 import { Infrastructure } from "../components/infrastructure";
 import { NAMESPACES } from "../components/namespaces";
-import { BLOCK_STORAGE_CLASS, CHARTS, rookDeviceName, SHARED_STORAGE_CLASS, Storage, StorageArgs } from "../components/storage";
+import { CHARTS } from "../components/pins";
+import { BLOCK_STORAGE_CLASS, rookDeviceName, SHARED_STORAGE_CLASS, Storage, StorageArgs } from "../components/storage";
 import { RecordedResource } from "../tools/mocks";
 import { validateHelmValues } from "../tools/validate/helm-values";
 import { ofType, redacted, runMocked } from "./support/mocked";
@@ -24,7 +25,7 @@ async function renderFromConfig(values: Record<string, unknown>) {
     });
     new Storage("storage", { provider: provider(), hosts: infra.hosts, replicas: config.ceph.replicas, monitors: config.ceph.monitors });
   });
-  return release(resources, CHARTS.cluster.chart).values;
+  return release(resources, CHARTS.rookCluster.chart).values;
 }
 
 const existingHosts = (w1Disks: string[]) => [

@@ -15,7 +15,7 @@ import { render } from "./support/render";
 
 jest.setTimeout(180_000);
 
-let objects: any[] = [];
+const objects: any[] = [];
 beforeAll(() => {
   const r = render("production");
   if (r.status !== 0) throw new Error(`render failed: ${r.stderr}`);

@@ -28,7 +28,6 @@ import { engineDir } from "../../tools/engine/pulumi";
 export interface ApiResponse {
   status: number;
   /** The parsed JSON body, or the raw text when the body is not JSON. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
   /** The server's `Warning` headers' texts (Pod Security's "would violate" among them). */
   warnings: string[];

@@ -24,7 +24,8 @@ import { ApiServer, startApiServer, waitFor } from "./apiserver";
 import { execApiBody, expectExecApiPods, makeTestCertificates, startWebhook, stopWebhook, V1ALPHA1, V2BETA1 } from "../support/mpijob-webhook";
 
 jest.setTimeout(180_000);
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// The webhook is the plain JavaScript file its ConfigMap ships: loaded as it runs there.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const webhook = require(WEBHOOK_SCRIPT_FILE);
 
 const NS = "dare";
@@ -148,7 +149,6 @@ afterAll(async () => {
   await stopWebhook(hook);
   await server?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  // eslint-disable-next-line no-console
   console.log(timings.join("\n"));
 });
 

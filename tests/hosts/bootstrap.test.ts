@@ -7,7 +7,8 @@
  * Needs root (CI runs as root): without it the tests fail with the harness's message.
  */
 import * as YAML from "yaml";
-import { ClusterNode, KubernetesCluster } from "../../components/cluster";
+import { KubernetesCluster } from "../../components/cluster";
+import { ClusterNode } from "../../components/host-plan";
 import { DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";

@@ -5,7 +5,7 @@
  * through. Needs root, nftables, iproute2 and python3 (CI runs as root): without them the tests fail.
  */
 import { spawn, spawnSync, ChildProcess } from "child_process";
-import { firewallRules } from "../../components/infrastructure";
+import { firewallRules } from "../../components/host-plan";
 import { NODE_PORT_RANGE, nftablesRuleset, podPorts } from "../../components/host-firewall";
 import { HostRole } from "../../components/hosts";
 

@@ -6,7 +6,8 @@
  * Needs root (CI runs as root).
  */
 import * as YAML from "yaml";
-import { ClusterNode, clusterNodes, KubernetesCluster } from "../../components/cluster";
+import { KubernetesCluster } from "../../components/cluster";
+import { ClusterNode, clusterNodes } from "../../components/host-plan";
 import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE } from "../../components/node-settings";

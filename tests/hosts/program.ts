@@ -3,7 +3,8 @@
  * with disks): each step's `create`/`delete` command and stdin with the real secret values, in the
  * program's dependency order, and the order Pulumi deletes them in (dependents first).
  */
-import { ClusterNode, HostMirrors, KubernetesCluster } from "../../components/cluster";
+import { HostMirrors, KubernetesCluster } from "../../components/cluster";
+import { ClusterNode } from "../../components/host-plan";
 import { plainParametersOf } from "../../components/host-step";
 import { ApiVirtualIpSpec, DEFAULT_NETWORK } from "../../components/config";
 import { Infrastructure } from "../../components/infrastructure";

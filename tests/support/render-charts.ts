@@ -7,15 +7,14 @@
  * Its own process: Pulumi's runtime is one per process (tools/program.ts).
  */
 import * as fs from "fs";
-import { VERSIONS } from "../../components/monitoring";
-import { CHARTS } from "../../components/networking";
+import { CHARTS } from "../../components/pins";
 import { readStackConfig, runProgram } from "../../tools/program";
 
 /** The pinned charts a bump may name, by chart name: the very objects the components read. */
 export const BUMPABLE: Record<string, { version: string }> = {
   traefik: CHARTS.traefik,
   "tigera-operator": CHARTS.calico,
-  "kube-prometheus-stack": VERSIONS.kubePrometheusStackChart,
+  "kube-prometheus-stack": CHARTS.kubePrometheusStack,
 };
 
 async function main(): Promise<void> {

@@ -53,9 +53,9 @@ async function serveProgram(): Promise<{ address: string; stop: (hasError: boole
   const { LanguageServer } = require(path.join(sdk, "automation", "server"));
   const langrpc = require(path.join(sdk, "proto", "language_grpc_pb"));
   const { grpcChannelOptions } = require(path.join(sdk, "runtime"));
-  /* eslint-enable @typescript-eslint/no-require-imports */
   // The program's exports are the stack outputs, as with the nodejs host.
   const program = async () => require(path.join(PROJECT_ROOT, "index.ts"));
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const server = new grpc.Server(grpcChannelOptions);
   const languageServer = new LanguageServer(program);
   server.addService(langrpc.LanguageRuntimeService, languageServer);

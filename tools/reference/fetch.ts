@@ -182,7 +182,7 @@ export function chartVersions(text: string, name: string, where: string): HelmIn
     let end = start + 1;
     // up to the next chart (indent 2) or top-level key (indent 0); `  - ` items belong to this chart
     while (end < lines.length && !/^ {0,2}[^\s#-]/.test(lines[end])) end++;
-    const block = YAML.parse(lines.slice(start, end).join("\n").replace(/^  /gm, ""), { uniqueKeys: false }) as Record<string, HelmIndexEntry[]> | null;
+    const block = YAML.parse(lines.slice(start, end).join("\n").replace(/^ {2}/gm, ""), { uniqueKeys: false }) as Record<string, HelmIndexEntry[]> | null;
     if (Array.isArray(block?.[name])) return block![name];
   }
   let index: HelmIndex;
