@@ -21,10 +21,10 @@ const OBJECT = /^kubernetes:[^:]+\/v[^:]*:[A-Z][A-Za-z0-9]*$/;
 const COMPONENT = /^kubernetes:(yaml|helm\.sh|kustomize)\//;
 
 /** The props of a resource of type `type` with readiness awaits turned off; undefined: left as they are. */
-export function skipAwaitProps(type: string, props: Record<string, any>): Record<string, any> | undefined {
+export function skipAwaitProps(type: string, props: Record<string, unknown>): Record<string, unknown> | undefined {
   if (type === HELM_RELEASE) return { ...props, skipAwait: true, disableWebhooks: true };
   if (!OBJECT.test(type) || COMPONENT.test(type) || CRD.test(type) || type.endsWith("List")) return undefined;
-  const metadata = pulumi.output(props.metadata ?? {}).apply((m: Record<string, any>) => ({
+  const metadata = pulumi.output((props.metadata ?? {}) as Record<string, unknown>).apply((m: { annotations?: Record<string, string> }) => ({
     ...m,
     annotations: { ...(m?.annotations ?? {}), [SKIP_AWAIT_ANNOTATION]: "true" },
   }));
@@ -34,7 +34,7 @@ export function skipAwaitProps(type: string, props: Record<string, any>): Record
 /** Turns readiness awaits off for every Kubernetes object declared from now on: call before the first resource. */
 export function installSkipAwait(): void {
   pulumi.runtime.registerStackTransformation((args) => {
-    const props = skipAwaitProps(args.type, args.props as Record<string, any>);
+    const props = skipAwaitProps(args.type, args.props as Record<string, unknown>);
     return props ? { props, opts: args.opts } : undefined;
   });
 }

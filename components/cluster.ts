@@ -267,14 +267,13 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
   /** Declares every host step and their order (see the module comment in docs/kubernetes.md). */
   private bootstrap(name: string, args: KubernetesClusterArgs, renewalDays: number): ClusterSteps {
-    const parent = this;
     const access: SshAccess = { privateKey: args.sshPrivateKey, bastion: args.bastion, bastionPrivateKey: args.bastionPrivateKey };
     const api = pulumi.output(args.apiServer);
     const hostOf = (node: ClusterNode): pulumi.Output<Host> => pulumi.output(args.hosts[node.name]);
     const ref = (node: ClusterNode): HostRef => ({ name: node.name, host: hostOf(node) });
     const step = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
       dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean } = {}) =>
-      hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent, dependsOn });
+      hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent: this, dependsOn });
 
     const [first, ...others] = args.nodes;
     const controlPlanes = args.nodes.filter((n) => n.role === "control-plane");
@@ -282,9 +281,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const pki = this.pki;
 
     const token = pulumi.secret(pulumi.all([
-      new random.RandomString(`${name}-token-id`, { length: 6, upper: false, special: false }, { parent }).result,
+      new random.RandomString(`${name}-token-id`, { length: 6, upper: false, special: false }, { parent: this }).result,
       // A RandomPassword: its result is a secret in the state too (a RandomString's is plain text there).
-      new random.RandomPassword(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent }).result,
+      new random.RandomPassword(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent: this }).result,
     ]).apply(([id, secret]) => `${id}.${secret}`));
 
     const settings: pulumi.Output<ClusterSettings> = api.apply((apiServer) => ({
@@ -326,7 +325,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     // Secrets in etcd: one 32-byte key per configured name, secret in the state and on the wire.
     const encryption = pulumi.secret(pulumi.all((args.secretsEncryptionKeys ?? ["key1"]).map((keyName) =>
-      new random.RandomBytes(`${name}-secrets-encryption-${keyName}`, { length: 32 }, { parent }).base64
+      new random.RandomBytes(`${name}-secrets-encryption-${keyName}`, { length: 32 }, { parent: this }).base64
         .apply((secret) => ({ name: keyName, secret })))).apply(encryptionConfiguration));
 
     // The shared CAs, the encryption configuration and the audit policy on every control plane, before kubeadm runs there.

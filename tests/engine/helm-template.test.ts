@@ -43,7 +43,6 @@ const STACKS = ["testbed", "production"] as const;
 const SECRET = "[secret]";
 const FIELD_MANAGER = "dare-engine-test";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type K8sObject = { apiVersion: string; kind: string; metadata: { name?: string; generateName?: string; namespace?: string; [k: string]: any }; [k: string]: any };
 interface Release { name: string; chart: string; version: string; namespace: string; values: Record<string, unknown> }
 

@@ -104,7 +104,7 @@ case "$*" in
   # kubelet re-created it: the manifest's ctime, which a move changes), not Ready while ${STATE}/unready-<component>.
   "-n kube-system get pod "*" -o jsonpath="*)
     for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do case "$5" in "$c-"*) component=$c ;; esac; done
-    m=/etc/kubernetes/manifests/\${component:-none}.yaml; [ -f "$m" ] || { echo "Error from server (NotFound): pods \"$5\" not found" >&2; exit 1; }
+    m=/etc/kubernetes/manifests/\${component:-none}.yaml; [ -f "$m" ] || { echo "Error from server (NotFound): pods $5 not found" >&2; exit 1; }
     ready=True; [ ! -f "${STATE}/unready-\${component}" ] || ready=False
     echo "$(stat -c %z "$m" | md5sum | cut -c1-12) $ready" ;;
   # CertificateSigningRequests: ${STATE}/csrs ("name signer requestor conditions" lines), each request's

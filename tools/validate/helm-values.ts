@@ -130,7 +130,7 @@ function addPath(root: CommentNode, p: string[], commented: boolean): void {
   if (commented) cur.commented = true;
 }
 
-const KEY_RE = /^(-\s+)?(?:"([^"]+)"|'([^']+)'|([A-Za-z_][A-Za-z0-9_.\/-]*))\s*:(?:\s|$)/;
+const KEY_RE = /^(-\s+)?(?:"([^"]+)"|'([^']+)'|([A-Za-z_][A-Za-z0-9_./-]*))\s*:(?:\s|$)/;
 
 /** Builds the tree of commented-out keys of a values.yaml (see the header for the rule). */
 export function scanCommentedKeys(text: string, doc: YAML.Document): CommentNode {
