@@ -81,9 +81,7 @@ const PROBE_TIMEOUT = "5s";
  * Traefik answers 502/503/504 when the backend is down or has no endpoint. Blackbox knows no ranges.
  */
 export const REACHABLE_STATUS_CODES = [
-  200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
-  300, 301, 302, 303, 304, 305, 307, 308,
-  401, 403, 404, 405,
+  200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 401, 403, 404, 405,
 ] as const;
 
 /**
@@ -118,7 +116,8 @@ export function blackboxConfig(domain: string): Record<string, unknown> {
       tcp_connect: { prober: "tcp", timeout: PROBE_TIMEOUT, tcp: { preferred_ip_protocol: "ip4" } },
       ingress_http_2xx: { prober: "http", timeout: PROBE_TIMEOUT, http: { ...http, ...ingress } },
       ingress_http_reachable: {
-        prober: "http", timeout: PROBE_TIMEOUT,
+        prober: "http",
+        timeout: PROBE_TIMEOUT,
         http: { ...reachable, ...ingress, fail_if_body_matches_regexp: [TRAEFIK_NOT_FOUND_BODY] },
       },
     },
@@ -160,11 +159,17 @@ export interface ResolvedTarget extends ProbeTarget {
  * Checks the arguments and resolves every target; throws one message listing every problem.
  * Exported for the tests and for callers that want the check before building anything.
  */
-export function resolveTargets(args: Pick<AvailabilityProbesArgs, "domain" | "ingressServiceUrl" | "targets">, who = "AvailabilityProbes"): ResolvedTarget[] {
+export function resolveTargets(
+  args: Pick<AvailabilityProbesArgs, "domain" | "ingressServiceUrl" | "targets">,
+  who = "AvailabilityProbes",
+): ResolvedTarget[] {
   const problems: string[] = [];
   if (!DNS_NAME.test(args.domain ?? "")) problems.push(`domain must be a DNS name (got "${args.domain}")`);
   const ingressBase = /^https:\/\/([a-z0-9.-]+)(:\d{1,5})?\/?$/.exec(args.ingressServiceUrl ?? "");
-  if (!ingressBase) problems.push(`ingressServiceUrl must be an https:// URL of a Service without path, e.g. https://traefik.traefik.svc (got "${args.ingressServiceUrl}")`);
+  if (!ingressBase)
+    problems.push(
+      `ingressServiceUrl must be an https:// URL of a Service without path, e.g. https://traefik.traefik.svc (got "${args.ingressServiceUrl}")`,
+    );
   const base = (args.ingressServiceUrl ?? "").replace(/\/$/, "");
   if (!Array.isArray(args.targets) || args.targets.length === 0) problems.push("targets must list at least one target");
 
@@ -175,30 +180,47 @@ export function resolveTargets(args: Pick<AvailabilityProbesArgs, "domain" | "in
     const bad = (why: string) => problems.push(`${where}: ${why}`);
     if (!DNS_LABEL.test(t.service ?? "")) bad(`service must be a lower-case label such as "sprov" (got "${t.service}")`);
     if (!DNS_LABEL.test(t.workload ?? "")) bad(`workload must be a DNS label such as "sprov" (got "${t.workload}")`);
-    if (t.via !== "cluster" && t.via !== "ingress") { bad(`via must be "cluster" or "ingress" (got "${t.via}")`); continue; }
-    if (!PROBE_MODULES.includes(t.module)) { bad(`unknown module "${t.module}": one of ${PROBE_MODULES.join(", ")}`); continue; }
+    if (t.via !== "cluster" && t.via !== "ingress") {
+      bad(`via must be "cluster" or "ingress" (got "${t.via}")`);
+      continue;
+    }
+    if (!PROBE_MODULES.includes(t.module)) {
+      bad(`unknown module "${t.module}": one of ${PROBE_MODULES.join(", ")}`);
+      continue;
+    }
     const key = `${t.workload}/${t.via}`;
     if (seen.has(key)) bad(`duplicate: ${t.workload} is already probed via ${t.via} (one target per workload and via)`);
     seen.add(key);
     const target = t.target ?? "";
 
     if (t.via === "ingress") {
-      if (t.module === "tcp_connect") { bad("tcp_connect through the ingress would only test the ingress controller's port: use http_reachable"); continue; }
-      if (!/^\/[^\s?#]*$/.test(target)) { bad(`an ingress target is a path on the public host starting with "/", e.g. "/prov/" (got "${target}")`); continue; }
+      if (t.module === "tcp_connect") {
+        bad("tcp_connect through the ingress would only test the ingress controller's port: use http_reachable");
+        continue;
+      }
+      if (!/^\/[^\s?#]*$/.test(target)) {
+        bad(`an ingress target is a path on the public host starting with "/", e.g. "/prov/" (got "${target}")`);
+        continue;
+      }
       resolved.push({ ...t, proberTarget: `${base}${target}`, url: `https://${args.domain}${target}` });
       continue;
     }
     if (t.module === "tcp_connect") {
       const m = /^([^:/]+):(\d+)$/.exec(target);
       const host = m ? SERVICE_HOST.exec(m[1]) : null;
-      if (!m || !host || !port(m[2])) { bad(`a tcp_connect target is <service>.<namespace>.svc:<port>, e.g. "sprov.dare.svc:8082" (got "${target}")`); continue; }
+      if (!m || !host || !port(m[2])) {
+        bad(`a tcp_connect target is <service>.<namespace>.svc:<port>, e.g. "sprov.dare.svc:8082" (got "${target}")`);
+        continue;
+      }
       resolved.push({ ...t, proberTarget: target, url: target, namespace: host[3] });
       continue;
     }
     const m = /^http:\/\/([^:/]+)(?::(\d+))?(\/[^\s#]*)?$/.exec(target);
     const host = m ? SERVICE_HOST.exec(m[1]) : null;
     if (!m || !host || (m[2] !== undefined && !port(m[2]))) {
-      bad(`a cluster ${t.module} target is http://<service>.<namespace>.svc[:port]/path, e.g. "http://sprov.dare.svc:8082/" (got "${target}")`);
+      bad(
+        `a cluster ${t.module} target is http://<service>.<namespace>.svc[:port]/path, e.g. "http://sprov.dare.svc:8082/" (got "${target}")`,
+      );
       continue;
     }
     resolved.push({ ...t, proberTarget: target, url: target, namespace: host[3] });
@@ -214,7 +236,11 @@ export function resolveTargets(args: Pick<AvailabilityProbesArgs, "domain" | "in
 /** The labels of a target's series (and so of its alerts), besides `job` and `instance`. */
 export function probeLabels(t: ResolvedTarget): Record<string, string> {
   return {
-    service: t.service, workload: t.workload, via: t.via, module: t.module, url: t.url,
+    service: t.service,
+    workload: t.workload,
+    via: t.via,
+    module: t.module,
+    url: t.url,
     ...(t.namespace ? { namespace: t.namespace } : {}),
   };
 }
@@ -229,14 +255,20 @@ export class AvailabilityProbes extends pulumi.ComponentResource {
     super("dare:monitoring:AvailabilityProbes", name, {}, opts);
     if (!args.provider) throw new Error(`${name}: provider is required`);
     if (!args.monitoring) throw new Error(`${name}: monitoring (the Monitoring component) is required: the Probes need its CRD`);
-    const image = /^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9._-]+(\/[a-z0-9._-]+)*(:(\w[\w.-]{0,127}))?(@sha256:[0-9a-f]{64})?$/.exec(args.image ?? "");
+    const image = /^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9._-]+(\/[a-z0-9._-]+)*(:(\w[\w.-]{0,127}))?(@sha256:[0-9a-f]{64})?$/.exec(
+      args.image ?? "",
+    );
     if (!image || (image[5] === undefined && image[6] === undefined) || image[5] === "latest") {
-      throw new Error(`${name}: image must name a registry path with an explicit tag or digest, not latest, e.g. ${BLACKBOX_EXPORTER_IMAGE} (got "${args.image}")`);
+      throw new Error(
+        `${name}: image must name a registry path with an explicit tag or digest, not latest, e.g. ${BLACKBOX_EXPORTER_IMAGE} (got "${args.image}")`,
+      );
     }
     const interval = args.interval ?? "30s";
     const every = seconds(interval);
     if (every === undefined || every < 10 || every > 120) {
-      throw new Error(`${name}: interval must be a Prometheus duration from 10s to 2m, e.g. "30s" (got "${interval}"): the scrape timeout is 10s, and the alerts wait 5m`);
+      throw new Error(
+        `${name}: interval must be a Prometheus duration from 10s to 2m, e.g. "30s" (got "${interval}"): the scrape timeout is 10s, and the alerts wait 5m`,
+      );
     }
     const targets = resolveTargets(args, name);
 
@@ -246,68 +278,86 @@ export class AvailabilityProbes extends pulumi.ComponentResource {
     const labels = { "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "dare-platform" };
     const config = renderBlackboxConfig(args.domain);
 
-    const configMap = new k8s.core.v1.ConfigMap(`${name}-config`, {
-      metadata: { name: `${NAME}-config`, namespace: NS, labels },
-      data: { "blackbox.yml": config },
-    }, child());
+    const configMap = new k8s.core.v1.ConfigMap(
+      `${name}-config`,
+      {
+        metadata: { name: `${NAME}-config`, namespace: NS, labels },
+        data: { "blackbox.yml": config },
+      },
+      child(),
+    );
 
     const restricted = { runAsNonRoot: true, runAsUser: 65534, runAsGroup: 65534, seccompProfile: { type: "RuntimeDefault" } };
     const health = { httpGet: { path: "/-/healthy", port: "http" } };
-    const deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, {
-      metadata: { name: NAME, namespace: NS, labels },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: {
-            labels,
-            // A new configuration rolls the pod.
-            annotations: { "checksum/config": createHash("sha256").update(config).digest("hex") },
-          },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: restricted,
-            containers: [{
-              name: NAME,
-              image: args.image,
-              args: [`--config.file=${CONFIG_DIR}/blackbox.yml`, `--web.listen-address=:${PORT}`],
-              ports: [{ name: "http", containerPort: PORT, protocol: "TCP" }],
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
-              livenessProbe: { ...health, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3 },
-              readinessProbe: { ...health, periodSeconds: 10, timeoutSeconds: 5 },
-              resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
-              volumeMounts: [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }],
-            }],
-            volumes: [{ name: "config", configMap: { name: configMap.metadata.name } }],
+    const deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: NAME, namespace: NS, labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: {
+              labels,
+              // A new configuration rolls the pod.
+              annotations: { "checksum/config": createHash("sha256").update(config).digest("hex") },
+            },
+            spec: {
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              securityContext: restricted,
+              containers: [
+                {
+                  name: NAME,
+                  image: args.image,
+                  args: [`--config.file=${CONFIG_DIR}/blackbox.yml`, `--web.listen-address=:${PORT}`],
+                  ports: [{ name: "http", containerPort: PORT, protocol: "TCP" }],
+                  securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+                  livenessProbe: { ...health, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3 },
+                  readinessProbe: { ...health, periodSeconds: 10, timeoutSeconds: 5 },
+                  resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
+                  volumeMounts: [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }],
+                },
+              ],
+              volumes: [{ name: "config", configMap: { name: configMap.metadata.name } }],
+            },
           },
         },
       },
-    }, child());
+      child(),
+    );
 
-    const service = new k8s.core.v1.Service(`${name}-service`, {
-      metadata: { name: NAME, namespace: NS, labels },
-      spec: {
-        type: "ClusterIP",
-        selector: labels,
-        ports: [{ name: "http", port: PORT, targetPort: "http", protocol: "TCP" }],
+    const service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { name: NAME, namespace: NS, labels },
+        spec: {
+          type: "ClusterIP",
+          selector: labels,
+          ports: [{ name: "http", port: PORT, targetPort: "http", protocol: "TCP" }],
+        },
       },
-    }, child());
+      child(),
+    );
 
     this.probeNames = targets.map((t) => `dare-${t.workload}-${t.via}`);
     targets.forEach((t, i) => {
-      new k8s.apiextensions.CustomResource(`${name}-${t.workload}-${t.via}`, {
-        apiVersion: "monitoring.coreos.com/v1",
-        kind: "Probe",
-        metadata: { name: this.probeNames[i], namespace: NS, labels: { "app.kubernetes.io/part-of": "dare-platform" } },
-        spec: {
-          jobName: PROBE_JOB,
-          interval,
-          module: moduleName(t),
-          prober: { url: PROBER_ADDRESS, scheme: "http", path: "/probe" },
-          targets: { staticConfig: { static: [t.proberTarget], labels: probeLabels(t) } },
+      new k8s.apiextensions.CustomResource(
+        `${name}-${t.workload}-${t.via}`,
+        {
+          apiVersion: "monitoring.coreos.com/v1",
+          kind: "Probe",
+          metadata: { name: this.probeNames[i], namespace: NS, labels: { "app.kubernetes.io/part-of": "dare-platform" } },
+          spec: {
+            jobName: PROBE_JOB,
+            interval,
+            module: moduleName(t),
+            prober: { url: PROBER_ADDRESS, scheme: "http", path: "/probe" },
+            targets: { staticConfig: { static: [t.proberTarget], labels: probeLabels(t) } },
+          },
         },
-      }, { ...child(), dependsOn: [args.monitoring, service, deployment] });
+        { ...child(), dependsOn: [args.monitoring, service, deployment] },
+      );
     });
 
     this.registerOutputs({ proberAddress: this.proberAddress, probeNames: this.probeNames });

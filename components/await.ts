@@ -24,10 +24,12 @@ const COMPONENT = /^kubernetes:(yaml|helm\.sh|kustomize)\//;
 export function skipAwaitProps(type: string, props: Record<string, unknown>): Record<string, unknown> | undefined {
   if (type === HELM_RELEASE) return { ...props, skipAwait: true, disableWebhooks: true };
   if (!OBJECT.test(type) || COMPONENT.test(type) || CRD.test(type) || type.endsWith("List")) return undefined;
-  const metadata = pulumi.output((props.metadata ?? {}) as Record<string, unknown>).apply((m: { annotations?: Record<string, string> }) => ({
-    ...m,
-    annotations: { ...(m?.annotations ?? {}), [SKIP_AWAIT_ANNOTATION]: "true" },
-  }));
+  const metadata = pulumi
+    .output((props.metadata ?? {}) as Record<string, unknown>)
+    .apply((m: { annotations?: Record<string, string> }) => ({
+      ...m,
+      annotations: { ...(m?.annotations ?? {}), [SKIP_AWAIT_ANNOTATION]: "true" },
+    }));
   return { ...props, metadata };
 }
 

@@ -28,10 +28,27 @@ export const ETCD_PKI = "/etc/kubernetes/pki/etcd";
  * (`--one-file-system`, components/scripts/borg-backup.sh).
  */
 export const BORG_EXCLUDES = [
-  "/tmp", "/root", "/boot",
-  "/proc", "/sys", "/dev", "/run", "/mnt", "/media", "/lost+found", "/swap.img",
-  "/var/tmp", "/var/cache", "/var/lib/containerd", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins", "/var/lib/etcd",
-  "/var/lib/rook", "/var/log/pods", "/var/log/containers", "/var/lib/dare-borg",
+  "/tmp",
+  "/root",
+  "/boot",
+  "/proc",
+  "/sys",
+  "/dev",
+  "/run",
+  "/mnt",
+  "/media",
+  "/lost+found",
+  "/swap.img",
+  "/var/tmp",
+  "/var/cache",
+  "/var/lib/containerd",
+  "/var/lib/kubelet/pods",
+  "/var/lib/kubelet/plugins",
+  "/var/lib/etcd",
+  "/var/lib/rook",
+  "/var/log/pods",
+  "/var/log/containers",
+  "/var/lib/dare-borg",
 ];
 
 /** A repository path that is safe unquoted in an authorized_keys command (read by the borg user's shell). */
@@ -45,7 +62,9 @@ export function borgAuthorizedKey(repository: string, host: string, publicKeyOpe
   const base = repository.slice(repository.indexOf(":") + 1).replace(/\/+$/, "");
   const path = `${base}/${host}`;
   if (!BORG_SERVE_PATH.test(path)) {
-    throw new Error(`borg repository path ${JSON.stringify(path)}: use letters, digits and . _ + - / only (it goes unquoted into the server's authorized_keys)`);
+    throw new Error(
+      `borg repository path ${JSON.stringify(path)}: use letters, digits and . _ + - / only (it goes unquoted into the server's authorized_keys)`,
+    );
   }
   return `command="borg serve --restrict-to-path ${path}",restrict ${publicKeyOpenssh.trim()} dare-borg@${host}`;
 }
@@ -87,7 +106,12 @@ export interface BackupsArgs {
 }
 
 /** The environment of borg-setup.sh for one host: what hostStep sends, and what the host test runs. */
-export function borgSetupEnv(host: string, policy: BackupSpec, sshPrivateKey: pulumi.Input<string>, passphrase: pulumi.Input<string>): Record<string, pulumi.Input<string>> {
+export function borgSetupEnv(
+  host: string,
+  policy: BackupSpec,
+  sshPrivateKey: pulumi.Input<string>,
+  passphrase: pulumi.Input<string>,
+): Record<string, pulumi.Input<string>> {
   if (!policy.repository) throw new Error("borgSetupEnv: no repository");
   return {
     DARE_HOST: host,
@@ -135,8 +159,9 @@ export class Backups extends pulumi.ComponentResource {
 
     if (args.policy.repository && args.borg) {
       // The operator's passphrase, or one made here: a secret in the state, shown by `pulumi stack output borgPassphrase`.
-      const passphrase = args.policy.passphrase
-        ?? new random.RandomPassword(`${name}-borg-passphrase`, { length: 40, special: false }, { parent: this }).result;
+      const passphrase =
+        args.policy.passphrase ??
+        new random.RandomPassword(`${name}-borg-passphrase`, { length: 40, special: false }, { parent: this }).result;
       this.borgPassphrase = pulumi.secret(passphrase);
       // One key per host, each confined on the server to that host's repository: root on one host
       // cannot read (or delete) another host's archives, e.g. a control plane's etcd snapshots and CA keys.
@@ -145,12 +170,17 @@ export class Backups extends pulumi.ComponentResource {
       for (const host of args.borg.hosts) {
         const key = new tls.PrivateKey(`${name}-borg-ssh-${host.name}`, { algorithm: "ED25519" }, { parent: this });
         lines.push(key.publicKeyOpenssh.apply((k) => borgAuthorizedKey(repository, host.name, k)));
-        hostStep(name, {
-          host,
-          step: "borg-backup",
-          script: "borg-setup.sh",
-          env: borgSetupEnv(host.name, args.policy, key.privateKeyOpenssh, passphrase),
-        }, args.borg.ssh, { parent: this, dependsOn: args.borg.dependsOn });
+        hostStep(
+          name,
+          {
+            host,
+            step: "borg-backup",
+            script: "borg-setup.sh",
+            env: borgSetupEnv(host.name, args.policy, key.privateKeyOpenssh, passphrase),
+          },
+          args.borg.ssh,
+          { parent: this, dependsOn: args.borg.dependsOn },
+        );
       }
       this.borgAuthorizedKeys = pulumi.all(lines).apply((l) => l.join("\n"));
     } else {
@@ -162,7 +192,10 @@ export class Backups extends pulumi.ComponentResource {
   }
 
   /** A pod spec pinned to a control-plane node, writing under BACKUP_ROOT on that node. */
-  private controlPlanePod(extra: Partial<k8s.types.input.core.v1.PodSpec>, volumes: k8s.types.input.core.v1.Volume[]): k8s.types.input.core.v1.PodSpec {
+  private controlPlanePod(
+    extra: Partial<k8s.types.input.core.v1.PodSpec>,
+    volumes: k8s.types.input.core.v1.Volume[],
+  ): k8s.types.input.core.v1.PodSpec {
     return {
       restartPolicy: "OnFailure",
       nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
@@ -173,60 +206,98 @@ export class Backups extends pulumi.ComponentResource {
     } as k8s.types.input.core.v1.PodSpec;
   }
 
-  private cronJob(name: string, id: string, schedule: string, pod: k8s.types.input.core.v1.PodSpec, opts: pulumi.CustomResourceOptions): void {
+  private cronJob(
+    name: string,
+    id: string,
+    schedule: string,
+    pod: k8s.types.input.core.v1.PodSpec,
+    opts: pulumi.CustomResourceOptions,
+  ): void {
     const labels = { app: id, "app.kubernetes.io/part-of": "dare", service: "dare-backups" };
-    new k8s.batch.v1.CronJob(`${name}-${id}`, {
-      metadata: { name: id, namespace: this.namespace, labels },
-      spec: {
-        schedule,
-        concurrencyPolicy: "Forbid",
-        successfulJobsHistoryLimit: 3,
-        failedJobsHistoryLimit: 3,
-        jobTemplate: { spec: { backoffLimit: 2, activeDeadlineSeconds: 3600, template: { metadata: { labels }, spec: pod } } },
+    new k8s.batch.v1.CronJob(
+      `${name}-${id}`,
+      {
+        metadata: { name: id, namespace: this.namespace, labels },
+        spec: {
+          schedule,
+          concurrencyPolicy: "Forbid",
+          successfulJobsHistoryLimit: 3,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: { spec: { backoffLimit: 2, activeDeadlineSeconds: 3600, template: { metadata: { labels }, spec: pod } } },
+        },
       },
-    }, opts);
+      opts,
+    );
   }
 
   private etcdSnapshots(name: string, args: BackupsArgs, opts: pulumi.CustomResourceOptions): void {
     const keep = args.policy.keepEtcdSnapshots;
     const resources = { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "512Mi" } };
-    this.cronJob(name, "etcd-snapshot", args.policy.schedule, this.controlPlanePod({
-      // etcd listens on the node's loopback; the snapshot is taken with kubeadm's etcd client certificate.
-      hostNetwork: true,
-      dnsPolicy: "ClusterFirstWithHostNet",
-      initContainers: [{
-        name: "snapshot",
-        image: args.images.etcd,
-        command: [
-          "etcdctl", "--endpoints=https://127.0.0.1:2379",
-          `--cacert=${ETCD_PKI}/ca.crt`, `--cert=${ETCD_PKI}/healthcheck-client.crt`, `--key=${ETCD_PKI}/healthcheck-client.key`,
-          "snapshot", "save", "/staging/snapshot.db",
+    this.cronJob(
+      name,
+      "etcd-snapshot",
+      args.policy.schedule,
+      this.controlPlanePod(
+        {
+          // etcd listens on the node's loopback; the snapshot is taken with kubeadm's etcd client certificate.
+          hostNetwork: true,
+          dnsPolicy: "ClusterFirstWithHostNet",
+          initContainers: [
+            {
+              name: "snapshot",
+              image: args.images.etcd,
+              command: [
+                "etcdctl",
+                "--endpoints=https://127.0.0.1:2379",
+                `--cacert=${ETCD_PKI}/ca.crt`,
+                `--cert=${ETCD_PKI}/healthcheck-client.crt`,
+                `--key=${ETCD_PKI}/healthcheck-client.key`,
+                "snapshot",
+                "save",
+                "/staging/snapshot.db",
+              ],
+              env: [{ name: "ETCDCTL_API", value: "3" }],
+              resources,
+              volumeMounts: [
+                { name: "pki", mountPath: ETCD_PKI, readOnly: true },
+                { name: "staging", mountPath: "/staging" },
+              ],
+            },
+          ],
+          // The etcd image has no shell: a busybox step names the snapshot and keeps the newest N.
+          containers: [
+            {
+              name: "keep",
+              image: args.images.busybox,
+              command: [
+                "sh",
+                "-c",
+                [
+                  "set -eu",
+                  "rm -f /backup/etcd-*.part",
+                  "test -s /staging/snapshot.db",
+                  "name=etcd-$(date -u +%Y%m%dT%H%M%SZ).db",
+                  'mv /staging/snapshot.db "/backup/$name.part" && mv "/backup/$name.part" "/backup/$name"',
+                  `ls -1t /backup/etcd-*.db | tail -n +$((${keep} + 1)) | xargs -r rm -f --`,
+                  'echo "saved /backup/$name"',
+                ].join("\n"),
+              ],
+              resources,
+              volumeMounts: [
+                { name: "staging", mountPath: "/staging" },
+                { name: "backup", mountPath: "/backup" },
+              ],
+            },
+          ],
+        },
+        [
+          { name: "pki", hostPath: { path: ETCD_PKI, type: "Directory" } },
+          { name: "backup", hostPath: { path: `${BACKUP_ROOT}/etcd`, type: "DirectoryOrCreate" } },
+          { name: "staging", emptyDir: {} },
         ],
-        env: [{ name: "ETCDCTL_API", value: "3" }],
-        resources,
-        volumeMounts: [{ name: "pki", mountPath: ETCD_PKI, readOnly: true }, { name: "staging", mountPath: "/staging" }],
-      }],
-      // The etcd image has no shell: a busybox step names the snapshot and keeps the newest N.
-      containers: [{
-        name: "keep",
-        image: args.images.busybox,
-        command: ["sh", "-c", [
-          "set -eu",
-          "rm -f /backup/etcd-*.part",
-          "test -s /staging/snapshot.db",
-          "name=etcd-$(date -u +%Y%m%dT%H%M%SZ).db",
-          "mv /staging/snapshot.db \"/backup/$name.part\" && mv \"/backup/$name.part\" \"/backup/$name\"",
-          `ls -1t /backup/etcd-*.db | tail -n +$((${keep} + 1)) | xargs -r rm -f --`,
-          "echo \"saved /backup/$name\"",
-        ].join("\n")],
-        resources,
-        volumeMounts: [{ name: "staging", mountPath: "/staging" }, { name: "backup", mountPath: "/backup" }],
-      }],
-    }, [
-      { name: "pki", hostPath: { path: ETCD_PKI, type: "Directory" } },
-      { name: "backup", hostPath: { path: `${BACKUP_ROOT}/etcd`, type: "DirectoryOrCreate" } },
-      { name: "staging", emptyDir: {} },
-    ]), opts);
+      ),
+      opts,
+    );
   }
 
   private dumps(name: string, args: BackupsArgs, opts: pulumi.CustomResourceOptions): void {
@@ -236,55 +307,95 @@ export class Backups extends pulumi.ComponentResource {
       ...(args.postgres ? { PGPASSWORD: args.postgres.password } : {}),
     };
     // The passwords come from the layers that own the databases; a copy lives here for the jobs.
-    new k8s.core.v1.Secret(`${name}-db-credentials`, {
-      metadata: { name: "db-credentials", namespace: this.namespace },
-      type: "Opaque",
-      stringData: Object.fromEntries(Object.entries(secretData).map(([k, v]) => [k, pulumi.secret(v)])),
-    }, opts);
+    new k8s.core.v1.Secret(
+      `${name}-db-credentials`,
+      {
+        metadata: { name: "db-credentials", namespace: this.namespace },
+        type: "Opaque",
+        stringData: Object.fromEntries(Object.entries(secretData).map(([k, v]) => [k, pulumi.secret(v)])),
+      },
+      opts,
+    );
     const password = (key: string) => ({ name: key, valueFrom: { secretKeyRef: { name: "db-credentials", key } } });
     const resources = { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } };
     /** Writes the dump to a temporary name, renames it when complete, keeps the newest N. */
-    const script = (engine: string, ext: string, dump: string) => [
-      // bash where a pipe must fail as a whole (the mysql image's sh is bash; dash lacks pipefail).
-      dump.includes("|") ? "set -euo pipefail" : "set -eu",
-      // Dumps hold every row (password hashes, tokens): readable by root only (tests/restore/dump-mode.test.ts).
-      "umask 077",
-      // What a failed run left behind.
-      `rm -f /backup/${engine}-*.part`,
-      `name=${engine}-$(date -u +%Y%m%dT%H%M%SZ).${ext}`,
-      `${dump} > "/backup/$name.part"`,
-      "test -s \"/backup/$name.part\"",
-      "mv \"/backup/$name.part\" \"/backup/$name\"",
-      `ls -1t /backup/${engine}-*.${ext} | tail -n +$((${keep} + 1)) | xargs -r rm -f --`,
-      "echo \"saved /backup/$name\"",
-    ].join("\n");
+    const script = (engine: string, ext: string, dump: string) =>
+      [
+        // bash where a pipe must fail as a whole (the mysql image's sh is bash; dash lacks pipefail).
+        dump.includes("|") ? "set -euo pipefail" : "set -eu",
+        // Dumps hold every row (password hashes, tokens): readable by root only (tests/restore/dump-mode.test.ts).
+        "umask 077",
+        // What a failed run left behind.
+        `rm -f /backup/${engine}-*.part`,
+        `name=${engine}-$(date -u +%Y%m%dT%H%M%SZ).${ext}`,
+        `${dump} > "/backup/$name.part"`,
+        'test -s "/backup/$name.part"',
+        'mv "/backup/$name.part" "/backup/$name"',
+        `ls -1t /backup/${engine}-*.${ext} | tail -n +$((${keep} + 1)) | xargs -r rm -f --`,
+        'echo "saved /backup/$name"',
+      ].join("\n");
     const job = (engine: string, image: string, env: k8s.types.input.core.v1.EnvVar[], command: string) =>
-      this.cronJob(name, `${engine}-dump`, args.policy.schedule, this.controlPlanePod({
-        containers: [{
-          name: "dump",
-          image,
-          command: [command.startsWith("set -euo pipefail") ? "bash" : "sh", "-c", command],
-          env,
-          resources,
-          volumeMounts: [{ name: "backup", mountPath: "/backup" }],
-        }],
-      }, [{ name: "backup", hostPath: { path: `${BACKUP_ROOT}/db/${engine}`, type: "DirectoryOrCreate" } }]), opts);
+      this.cronJob(
+        name,
+        `${engine}-dump`,
+        args.policy.schedule,
+        this.controlPlanePod(
+          {
+            containers: [
+              {
+                name: "dump",
+                image,
+                command: [command.startsWith("set -euo pipefail") ? "bash" : "sh", "-c", command],
+                env,
+                resources,
+                volumeMounts: [{ name: "backup", mountPath: "/backup" }],
+              },
+            ],
+          },
+          [{ name: "backup", hostPath: { path: `${BACKUP_ROOT}/db/${engine}`, type: "DirectoryOrCreate" } }],
+        ),
+        opts,
+      );
 
-    job("mysql", args.images.mysql, [
-      { name: "DB_HOST", value: args.mysql.host }, { name: "DB_PORT", value: String(args.mysql.port) },
-      { name: "DB_USER", value: args.mysql.username }, password("MYSQL_PWD"),
-    ], script("mysql", "sql.gz",
-      "mysqldump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$DB_USER\" --single-transaction --routines --events --all-databases | gzip"));
+    job(
+      "mysql",
+      args.images.mysql,
+      [
+        { name: "DB_HOST", value: args.mysql.host },
+        { name: "DB_PORT", value: String(args.mysql.port) },
+        { name: "DB_USER", value: args.mysql.username },
+        password("MYSQL_PWD"),
+      ],
+      script(
+        "mysql",
+        "sql.gz",
+        'mysqldump --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" --single-transaction --routines --events --all-databases | gzip',
+      ),
+    );
 
-    job("mongodb", args.images.mongo, [
-      { name: "DB_HOST", value: args.mongo.host }, { name: "DB_PORT", value: String(args.mongo.port) },
-    ], script("mongodb", "archive.gz", "mongodump --host=\"$DB_HOST\" --port=\"$DB_PORT\" --archive --gzip"));
+    job(
+      "mongodb",
+      args.images.mongo,
+      [
+        { name: "DB_HOST", value: args.mongo.host },
+        { name: "DB_PORT", value: String(args.mongo.port) },
+      ],
+      script("mongodb", "archive.gz", 'mongodump --host="$DB_HOST" --port="$DB_PORT" --archive --gzip'),
+    );
 
     if (args.postgres) {
-      job("postgresql", args.images.postgres, [
-        { name: "PGHOST", value: args.postgres.host }, { name: "PGPORT", value: String(args.postgres.port) },
-        { name: "PGUSER", value: args.postgres.username }, { name: "PGDATABASE", value: args.postgres.database }, password("PGPASSWORD"),
-      ], script("postgresql", "dump", "pg_dump --format=custom --no-owner"));
+      job(
+        "postgresql",
+        args.images.postgres,
+        [
+          { name: "PGHOST", value: args.postgres.host },
+          { name: "PGPORT", value: String(args.postgres.port) },
+          { name: "PGUSER", value: args.postgres.username },
+          { name: "PGDATABASE", value: args.postgres.database },
+          password("PGPASSWORD"),
+        ],
+        script("postgresql", "dump", "pg_dump --format=custom --no-owner"),
+      );
     }
   }
 }

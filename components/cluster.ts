@@ -12,11 +12,36 @@ import { nftablesRuleset, nodeSources } from "./host-firewall";
 import { hostStep, HostRef, readScript, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, SshEndpoint } from "./hosts";
 import { ClusterNode, firewallRules } from "./host-plan";
-import { auditPolicy, ClusterSettings, controlPlaneConfig, ENCRYPTION_KEY_NAME, encryptionConfiguration, initConfig, joinConfig, PAUSE_IMAGE, tokenConfig } from "./kubeadm-config";
-import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE, kubeletDropIn, labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, mergeNodeSettings, taintWords } from "./node-settings";
+import {
+  auditPolicy,
+  ClusterSettings,
+  controlPlaneConfig,
+  ENCRYPTION_KEY_NAME,
+  encryptionConfiguration,
+  initConfig,
+  joinConfig,
+  PAUSE_IMAGE,
+  tokenConfig,
+} from "./kubeadm-config";
+import {
+  ControlPlaneExtraArgs,
+  KUBELET_DROPIN_DIR,
+  KUBELET_DROPIN_FILE,
+  kubeletDropIn,
+  labelWords,
+  MANAGED_LABELS_ANNOTATION,
+  MANAGED_TAINTS_ANNOTATION,
+  mergeNodeSettings,
+  taintWords,
+} from "./node-settings";
 import { kubeVipManifest } from "./kube-vip";
 import { createClusterPki, ClusterPki } from "./pki";
-import { certificateCheckCalendar, CERTIFICATE_RENEWAL_DAYS_MAX, CERTIFICATE_RENEWAL_DAYS_MIN, NODE_EXPORTER_TEXTFILE_DIR } from "./certificate-renewal";
+import {
+  certificateCheckCalendar,
+  CERTIFICATE_RENEWAL_DAYS_MAX,
+  CERTIFICATE_RENEWAL_DAYS_MIN,
+  NODE_EXPORTER_TEXTFILE_DIR,
+} from "./certificate-renewal";
 import { defaultOf } from "./config-keys";
 
 export interface KubernetesClusterArgs {
@@ -97,10 +122,12 @@ export interface HostMirrors {
  */
 export function mirrorEnv(mirrors: HostMirrors | undefined): Record<string, pulumi.Input<string>> {
   if (!mirrors) return {};
-  const registryLines = Object.keys(mirrors.registries).sort().map((registry) => {
-    const endpoint = mirrors.registries[registry];
-    return `${registry} ${endpoint} ${new URL(endpoint).pathname.replace(/\/+$/, "") !== ""}`;
-  });
+  const registryLines = Object.keys(mirrors.registries)
+    .sort()
+    .map((registry) => {
+      const endpoint = mirrors.registries[registry];
+      return `${registry} ${endpoint} ${new URL(endpoint).pathname.replace(/\/+$/, "") !== ""}`;
+    });
   const env: Record<string, pulumi.Input<string>> = {};
   if (registryLines.length > 0) env.REGISTRY_MIRRORS = registryLines.join("\n");
   if (mirrors.apt.ubuntu) env.UBUNTU_APT_MIRROR = mirrors.apt.ubuntu;
@@ -210,7 +237,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     // Checked before anything registers, so a bad combination creates nothing.
     const controlPlanes = args.nodes.filter((n) => n.role === "control-plane");
     if (args.nodes.length === 0 || args.nodes[0].role !== "control-plane") {
-      throw new Error(`${name}: nodes must start with a control plane (it runs kubeadm init); got ${args.nodes.map((n) => n.name).join(", ") || "none"}`);
+      throw new Error(
+        `${name}: nodes must start with a control plane (it runs kubeadm init); got ${args.nodes.map((n) => n.name).join(", ") || "none"}`,
+      );
     }
     if (controlPlanes.length % 2 === 0) {
       throw new Error(`${name}: ${controlPlanes.length} control planes: etcd needs an odd number`);
@@ -223,20 +252,26 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const keys = args.secretsEncryptionKeys ?? ["key1"];
     const badKeys = keys.filter((k) => !ENCRYPTION_KEY_NAME.test(k) || keys.indexOf(k) !== keys.lastIndexOf(k));
     if (keys.length === 0 || badKeys.length > 0) {
-      throw new Error(`${name}: secretsEncryptionKeys ${JSON.stringify(keys)}: needs at least one key, each named once in lower-case ` +
-        `letters, digits and dashes (e.g. ["key1"], or ["key2", "key1"] while rotating)`);
+      throw new Error(
+        `${name}: secretsEncryptionKeys ${JSON.stringify(keys)}: needs at least one key, each named once in lower-case ` +
+          `letters, digits and dashes (e.g. ["key1"], or ["key2", "key1"] while rotating)`,
+      );
     }
     if (args.apiVirtualIp && args.apiLoadBalancer) {
       throw new Error(`${name}: apiVirtualIp ${args.apiVirtualIp.address} and apiLoadBalancer both give the API an endpoint: choose one`);
     }
     const renewalDays = args.certificateRenewalDays ?? (defaultOf("certificateRenewalDays") as number);
     if (!Number.isInteger(renewalDays) || renewalDays < CERTIFICATE_RENEWAL_DAYS_MIN || renewalDays > CERTIFICATE_RENEWAL_DAYS_MAX) {
-      throw new Error(`${name}: certificateRenewalDays ${renewalDays}: must be a whole number of days from ${CERTIFICATE_RENEWAL_DAYS_MIN} ` +
-        `to ${CERTIFICATE_RENEWAL_DAYS_MAX} (e.g. 90)`);
+      throw new Error(
+        `${name}: certificateRenewalDays ${renewalDays}: must be a whole number of days from ${CERTIFICATE_RENEWAL_DAYS_MIN} ` +
+          `to ${CERTIFICATE_RENEWAL_DAYS_MAX} (e.g. 90)`,
+      );
     }
     const missing = args.nodes.filter((n) => !(n.name in args.hosts)).map((n) => n.name);
     if (missing.length > 0) {
-      throw new Error(`${name}: no address from the IaaS layer for ${missing.join(", ")} (hosts: ${Object.keys(args.hosts).join(", ") || "none"})`);
+      throw new Error(
+        `${name}: no address from the IaaS layer for ${missing.join(", ")} (hosts: ${Object.keys(args.hosts).join(", ") || "none"})`,
+      );
     }
     super("dare:cluster:KubernetesCluster", name, {}, opts);
 
@@ -245,22 +280,29 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     this.caCertPem = this.pki.ca.certPem;
 
     const server = pulumi.output(args.apiServer).apply((api) => `https://${api.publicAddress}:${api.port}`);
-    this.kubeconfig = pulumi.secret(pulumi.all([server, this.pki.ca.certPem, this.pki.adminCertPem, this.pki.adminKeyPem])
-      .apply(([url, ca, cert, key]) => adminKubeconfig(args.clusterName, url, ca, cert, key)));
+    this.kubeconfig = pulumi.secret(
+      pulumi
+        .all([server, this.pki.ca.certPem, this.pki.adminCertPem, this.pki.adminKeyPem])
+        .apply(([url, ca, cert, key]) => adminKubeconfig(args.clusterName, url, ca, cert, key)),
+    );
 
     const steps = this.bootstrap(name, args, renewalDays);
     this.steps = steps;
 
-    this.provider = new k8s.Provider(`${name}-k8s`, {
-      kubeconfig: this.kubeconfig,
-      // Replaced (and with it every Kubernetes object of later layers) only if this changes, never
-      // because a kubeconfig field did: the endpoint and certificates are updates of the same cluster.
-      clusterIdentifier: args.clusterName,
-    }, {
-      parent: this,
-      // Ready means: initialised, every node joined and labelled, every upgrade done.
-      dependsOn: steps.all,
-    });
+    this.provider = new k8s.Provider(
+      `${name}-k8s`,
+      {
+        kubeconfig: this.kubeconfig,
+        // Replaced (and with it every Kubernetes object of later layers) only if this changes, never
+        // because a kubeconfig field did: the endpoint and certificates are updates of the same cluster.
+        clusterIdentifier: args.clusterName,
+      },
+      {
+        parent: this,
+        // Ready means: initialised, every node joined and labelled, every upgrade done.
+        dependsOn: steps.all,
+      },
+    );
 
     this.registerOutputs({ kubeconfig: this.kubeconfig, caCertPem: this.caCertPem });
   }
@@ -271,20 +313,29 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const api = pulumi.output(args.apiServer);
     const hostOf = (node: ClusterNode): pulumi.Output<Host> => pulumi.output(args.hosts[node.name]);
     const ref = (node: ClusterNode): HostRef => ({ name: node.name, host: hostOf(node) });
-    const step = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
-      dependsOn: pulumi.Resource[], extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean } = {}) =>
-      hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent: this, dependsOn });
+    const step = (
+      node: ClusterNode,
+      stepName: string,
+      script: string,
+      env: Record<string, pulumi.Input<string>>,
+      dependsOn: pulumi.Resource[],
+      extra: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean } = {},
+    ) => hostStep("k8s", { host: ref(node), step: stepName, script, env, ...extra }, access, { parent: this, dependsOn });
 
     const [first, ...others] = args.nodes;
     const controlPlanes = args.nodes.filter((n) => n.role === "control-plane");
     const workers = args.nodes.filter((n) => n.role === "worker");
     const pki = this.pki;
 
-    const token = pulumi.secret(pulumi.all([
-      new random.RandomString(`${name}-token-id`, { length: 6, upper: false, special: false }, { parent: this }).result,
-      // A RandomPassword: its result is a secret in the state too (a RandomString's is plain text there).
-      new random.RandomPassword(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent: this }).result,
-    ]).apply(([id, secret]) => `${id}.${secret}`));
+    const token = pulumi.secret(
+      pulumi
+        .all([
+          new random.RandomString(`${name}-token-id`, { length: 6, upper: false, special: false }, { parent: this }).result,
+          // A RandomPassword: its result is a secret in the state too (a RandomString's is plain text there).
+          new random.RandomPassword(`${name}-token-secret`, { length: 16, upper: false, special: false }, { parent: this }).result,
+        ])
+        .apply(([id, secret]) => `${id}.${secret}`),
+    );
 
     const settings: pulumi.Output<ClusterSettings> = api.apply((apiServer) => ({
       clusterName: args.clusterName,
@@ -300,33 +351,63 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const apiEndpoint = api.apply((a) => `${a.privateAddress}:${a.port}`);
 
     // Host preparation: every host at once, nothing before it.
-    const rules = firewallRules({ adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
-      args.apiLoadBalancer, args.jumpHostAddress);
+    const rules = firewallRules(
+      { adminCidrs: args.adminCidrs, network: args.network as NetworkSpec },
+      args.apiLoadBalancer,
+      args.jumpHostAddress,
+    );
     // Machines the IaaS layer makes sit in the subnet; only configured (existing) hosts may sit outside
     // it, and their addresses are known from the configuration: no host's firewall waits for all machines.
     const members = pulumi.all(controlPlanes.map(privateAddress)).apply((controlPlane) => ({
-      nodes: nodeSources(args.network.cidr, args.nodes.flatMap((n) => (n.privateAddress ? [n.privateAddress] : []))),
+      nodes: nodeSources(
+        args.network.cidr,
+        args.nodes.flatMap((n) => (n.privateAddress ? [n.privateAddress] : [])),
+      ),
       controlPlane,
     }));
     // One ruleset per role: every worker's is the same text.
     const rulesets = new Map<ClusterNode["role"], pulumi.Output<string>>();
     const rulesetFor = (role: ClusterNode["role"]) => {
-      if (!rulesets.has(role)) rulesets.set(role, members.apply((m) => nftablesRuleset(rules, role, m, args.network.podCidr)));
+      if (!rulesets.has(role))
+        rulesets.set(
+          role,
+          members.apply((m) => nftablesRuleset(rules, role, m, args.network.podCidr)),
+        );
       return rulesets.get(role)!;
     };
-    const prepare = new Map(args.nodes.map((node) => [node.name, step(node, "prepare", "k8s-prepare.sh", {
-      KUBERNETES_VERSION: args.kubernetesVersion,
-      PAUSE_IMAGE,
-      FIREWALL_RULESET: rulesetFor(node.role),
-      ...mirrorEnv(args.mirrors),
-    }, [])]));
+    const prepare = new Map(
+      args.nodes.map((node) => [
+        node.name,
+        step(
+          node,
+          "prepare",
+          "k8s-prepare.sh",
+          {
+            KUBERNETES_VERSION: args.kubernetesVersion,
+            PAUSE_IMAGE,
+            FIREWALL_RULESET: rulesetFor(node.role),
+            ...mirrorEnv(args.mirrors),
+          },
+          [],
+        ),
+      ]),
+    );
 
     const kubeletConfig = this.kubeletConfigSteps(args.nodes, prepare, step);
 
     // Secrets in etcd: one 32-byte key per configured name, secret in the state and on the wire.
-    const encryption = pulumi.secret(pulumi.all((args.secretsEncryptionKeys ?? ["key1"]).map((keyName) =>
-      new random.RandomBytes(`${name}-secrets-encryption-${keyName}`, { length: 32 }, { parent: this }).base64
-        .apply((secret) => ({ name: keyName, secret })))).apply(encryptionConfiguration));
+    const encryption = pulumi.secret(
+      pulumi
+        .all(
+          (args.secretsEncryptionKeys ?? ["key1"]).map((keyName) =>
+            new random.RandomBytes(`${name}-secrets-encryption-${keyName}`, { length: 32 }, { parent: this }).base64.apply((secret) => ({
+              name: keyName,
+              secret,
+            })),
+          ),
+        )
+        .apply(encryptionConfiguration),
+    );
 
     // The shared CAs, the encryption configuration and the audit policy on every control plane, before kubeadm runs there.
     const pkiEnv = {
@@ -351,62 +432,100 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     if (vip) {
       const manifest = api.apply((a) => {
         // The IaaS layer made the VIP the endpoint; anything else is a wiring bug, not a configuration.
-        if (a.privateAddress !== vip.address) throw new Error(`${name}: API endpoint ${a.privateAddress} is not the virtual IP ${vip.address}`);
+        if (a.privateAddress !== vip.address)
+          throw new Error(`${name}: API endpoint ${a.privateAddress} is not the virtual IP ${vip.address}`);
         return kubeVipManifest({ address: vip.address, port: a.port, interface: vip.interface, image: vip.image });
       });
       for (const node of controlPlanes) {
-        kubeVip.set(node.name, step(node, "kube-vip", "k8s-kube-vip.sh", {
-          KUBE_VIP_MANIFEST: manifest,
-          API_ENDPOINT: apiEndpoint,
-          NODE_ADDRESS: privateAddress(node),
-          NODE_NAME: node.name,
-          FIRST_CONTROL_PLANE: String(node === first),
-        }, [prepare.get(node.name)!]));
+        kubeVip.set(
+          node.name,
+          step(
+            node,
+            "kube-vip",
+            "k8s-kube-vip.sh",
+            {
+              KUBE_VIP_MANIFEST: manifest,
+              API_ENDPOINT: apiEndpoint,
+              NODE_ADDRESS: privateAddress(node),
+              NODE_NAME: node.name,
+              FIRST_CONTROL_PLANE: String(node === first),
+            },
+            [prepare.get(node.name)!],
+          ),
+        );
       }
     }
     const kubeVipOf = (node: ClusterNode) => (kubeVip.has(node.name) ? [kubeVip.get(node.name)!] : []);
 
-    const init = step(first, "init", "k8s-kubeadm.sh", {
-      KUBEADM_ACTION: "init",
-      KUBEADM_CONFIG: pulumi.all([settings, privateAddress(first)]).apply(([s, address]) =>
-        initConfig(s, { name: first.name, privateAddress: address })),
-      BOOTSTRAP_TOKEN: token,
-      NODE_NAME: first.name,
-    }, [prepare.get(first.name)!, kubeletConfig.get(first.name)!, pkiSteps.get(first.name)!, ...kubeVipOf(first)], {
-      // A lone control plane re-created is a lost cluster: init builds it again. With others still
-      // running, init would start a second cluster: that host is re-joined by hand (docs/recovery.md).
-      rerunOnNewMachine: controlPlanes.length === 1,
-      // `pulumi destroy` leaves the first control plane as clean as the others (after every join's reset).
-      deleteScript: "k8s-reset.sh",
-    });
+    const init = step(
+      first,
+      "init",
+      "k8s-kubeadm.sh",
+      {
+        KUBEADM_ACTION: "init",
+        KUBEADM_CONFIG: pulumi
+          .all([settings, privateAddress(first)])
+          .apply(([s, address]) => initConfig(s, { name: first.name, privateAddress: address })),
+        BOOTSTRAP_TOKEN: token,
+        NODE_NAME: first.name,
+      },
+      [prepare.get(first.name)!, kubeletConfig.get(first.name)!, pkiSteps.get(first.name)!, ...kubeVipOf(first)],
+      {
+        // A lone control plane re-created is a lost cluster: init builds it again. With others still
+        // running, init would start a second cluster: that host is re-joined by hand (docs/recovery.md).
+        rerunOnNewMachine: controlPlanes.length === 1,
+        // `pulumi destroy` leaves the first control plane as clean as the others (after every join's reset).
+        deleteScript: "k8s-reset.sh",
+      },
+    );
 
     // Minted again whenever a join will run: a host added, or a machine re-created (a new id under the
     // same name). It never expires by itself; the revoke step below deletes it once every join is done,
     // so a join that failed finds it still valid when it is retried, however much later.
-    const joinRound = pulumi.all(others.map((n) => hostOf(n).apply((h) => `${n.name}=${h.machineId ?? ""}`)))
+    const joinRound = pulumi
+      .all(others.map((n) => hostOf(n).apply((h) => `${n.name}=${h.machineId ?? ""}`)))
       .apply((members) => members.join(","));
-    const tokenStep = step(first, "token", "k8s-token.sh", {
-      BOOTSTRAP_TOKEN: token,
-      TOKEN_CONFIG: tokenConfig(),
-    }, [init], { triggers: [joinRound] });
+    const tokenStep = step(
+      first,
+      "token",
+      "k8s-token.sh",
+      {
+        BOOTSTRAP_TOKEN: token,
+        TOKEN_CONFIG: tokenConfig(),
+      },
+      [init],
+      { triggers: [joinRound] },
+    );
 
     const join = new Map<string, command.remote.Command>();
     const joinStep = (node: ClusterNode, dependsOn: pulumi.Resource[]) => {
       const controlPlane = node.role === "control-plane";
-      const joined = step(node, "join", "k8s-kubeadm.sh", {
-        KUBEADM_ACTION: "join",
-        KUBEADM_CONFIG: pulumi.all([settings, privateAddress(node), pki.discoveryHash]).apply(([s, address, hash]) =>
-          joinConfig(s, { name: node.name, privateAddress: address, settings: node.settings }, hash, controlPlane)),
-        BOOTSTRAP_TOKEN: token,
-        NODE_NAME: node.name,
-      }, [
-        prepare.get(node.name)!,
-        kubeletConfig.get(node.name)!,
-        // A control plane joins etcd: every control plane's firewall must admit it first (their prepare
-        // steps re-run with the new member's address when one is added).
-        ...(controlPlane ? [pkiSteps.get(node.name)!, ...kubeVipOf(node), ...controlPlanes.map((cp) => prepare.get(cp.name)!)] : []),
-        init, tokenStep, ...dependsOn,
-      ], { deleteScript: "k8s-reset.sh" });
+      const joined = step(
+        node,
+        "join",
+        "k8s-kubeadm.sh",
+        {
+          KUBEADM_ACTION: "join",
+          KUBEADM_CONFIG: pulumi
+            .all([settings, privateAddress(node), pki.discoveryHash])
+            .apply(([s, address, hash]) =>
+              joinConfig(s, { name: node.name, privateAddress: address, settings: node.settings }, hash, controlPlane),
+            ),
+          BOOTSTRAP_TOKEN: token,
+          NODE_NAME: node.name,
+        },
+        [
+          prepare.get(node.name)!,
+          kubeletConfig.get(node.name)!,
+          // A control plane joins etcd: every control plane's firewall must admit it first (their prepare
+          // steps re-run with the new member's address when one is added).
+          ...(controlPlane ? [pkiSteps.get(node.name)!, ...kubeVipOf(node), ...controlPlanes.map((cp) => prepare.get(cp.name)!)] : []),
+          init,
+          tokenStep,
+          ...dependsOn,
+        ],
+        { deleteScript: "k8s-reset.sh" },
+      );
       join.set(node.name, joined);
       return joined;
     };
@@ -419,12 +538,18 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     // No-ops at the installed version, so on a fresh cluster they only add a quick check.
     const upgrade = new Map<string, command.remote.Command>();
     const upgradeStep = (member: ClusterNode, role: "first" | "control-plane" | "worker", dependsOn: pulumi.Resource[]) => {
-      const upgraded = step(member, "upgrade", "k8s-upgrade.sh", {
-        KUBERNETES_VERSION: args.kubernetesVersion,
-        NODE_NAME: member.name,
-        UPGRADE_ROLE: role,
-        API_ENDPOINT: apiEndpoint,
-      }, dependsOn);
+      const upgraded = step(
+        member,
+        "upgrade",
+        "k8s-upgrade.sh",
+        {
+          KUBERNETES_VERSION: args.kubernetesVersion,
+          NODE_NAME: member.name,
+          UPGRADE_ROLE: role,
+          API_ENDPOINT: apiEndpoint,
+        },
+        dependsOn,
+      );
       upgrade.set(member.name, upgraded);
       return upgraded;
     };
@@ -444,27 +569,34 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     let previousControlPlaneNode: command.remote.Command | undefined;
     for (const member of others) {
       const isControlPlane = member.role === "control-plane";
-      const labelled = step(first, `node-${member.name}`, "k8s-node.sh", {
-        NODE_NAME: member.name,
-        NODE_ROLE: member.role,
-        NODE_POOL: member.pool,
-        ...nodeLabelsAndTaints(member),
-        FIRST_CONTROL_PLANE: first.name,
-        // A re-created machine registers a Node without labels: label it again.
-        NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
-        // The drain reaches the API here (admin.conf's server): taking it as a parameter keeps the load
-        // balancer in place until the drain has run, on destroy and scale-in.
-        API_ENDPOINT: apiEndpoint,
-      }, [join.get(member.name)!, ...(isControlPlane && previousControlPlaneNode ? [previousControlPlaneNode] : [])],
-      { deleteScript: "k8s-remove-node.sh" });
+      const labelled = step(
+        first,
+        `node-${member.name}`,
+        "k8s-node.sh",
+        {
+          NODE_NAME: member.name,
+          NODE_ROLE: member.role,
+          NODE_POOL: member.pool,
+          ...nodeLabelsAndTaints(member),
+          FIRST_CONTROL_PLANE: first.name,
+          // A re-created machine registers a Node without labels: label it again.
+          NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
+          // The drain reaches the API here (admin.conf's server): taking it as a parameter keeps the load
+          // balancer in place until the drain has run, on destroy and scale-in.
+          API_ENDPOINT: apiEndpoint,
+        },
+        [join.get(member.name)!, ...(isControlPlane && previousControlPlaneNode ? [previousControlPlaneNode] : [])],
+        { deleteScript: "k8s-remove-node.sh" },
+      );
       if (isControlPlane) previousControlPlaneNode = labelled;
       node.set(member.name, labelled);
     }
 
     const controlPlaneArgs = this.controlPlaneArgsSteps(controlPlanes, settings, privateAddress, init, join, upgrade, apiEndpoint, step);
 
-    const revoke = step(first, "token-revoke", "k8s-token-revoke.sh", { BOOTSTRAP_TOKEN: token },
-      [tokenStep, ...join.values()], { triggers: [joinRound] });
+    const revoke = step(first, "token-revoke", "k8s-token-revoke.sh", { BOOTSTRAP_TOKEN: token }, [tokenStep, ...join.values()], {
+      triggers: [joinRound],
+    });
 
     // Per joined host with disks, on the first control plane: nothing while it stays; when the host or a
     // disk leaves, its OSDs are taken out of Ceph first (ceph-remove-osds.sh). Deletes run dependents
@@ -481,14 +613,24 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         API_ENDPOINT: apiEndpoint,
       });
       const disks = Array.from({ length: member.disks! }, (_, j) => {
-        const disk = step(first, `osd-${member.name}-disk-${j}`, "ceph-osd.sh",
-          osdEnv(hostOf(member).apply((h) => h.disks[j] ?? "")), [init],
-          { deleteScript: "ceph-remove-osds.sh", rerunOnNewMachine: false });
+        const disk = step(
+          first,
+          `osd-${member.name}-disk-${j}`,
+          "ceph-osd.sh",
+          osdEnv(hostOf(member).apply((h) => h.disks[j] ?? "")),
+          [init],
+          { deleteScript: "ceph-remove-osds.sh", rerunOnNewMachine: false },
+        );
         osdDisk.set(`${member.name}/${j}`, disk);
         return disk;
       });
-      osdHost.set(member.name, step(first, `osd-${member.name}`, "ceph-osd.sh", osdEnv(""),
-        [node.get(member.name)!, ...disks], { deleteScript: "ceph-remove-osds.sh", rerunOnNewMachine: false }));
+      osdHost.set(
+        member.name,
+        step(first, `osd-${member.name}`, "ceph-osd.sh", osdEnv(""), [node.get(member.name)!, ...disks], {
+          deleteScript: "ceph-remove-osds.sh",
+          rerunOnNewMachine: false,
+        }),
+      );
     }
 
     // Workers after the control planes: those with OSDs one at a time, the others alongside in batches.
@@ -496,12 +638,18 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const drain = new Map<string, command.remote.Command>();
     const uncordon = new Map<string, command.remote.Command>();
     const drainStep = (member: ClusterNode, action: "drain" | "uncordon", dependsOn: pulumi.Resource[]) =>
-      step(first, `upgrade-${action}-${member.name}`, "k8s-drain.sh", {
-        DRAIN_ACTION: action,
-        NODE_NAME: member.name,
-        KUBERNETES_VERSION: args.kubernetesVersion,
-        API_ENDPOINT: apiEndpoint,
-      }, dependsOn);
+      step(
+        first,
+        `upgrade-${action}-${member.name}`,
+        "k8s-drain.sh",
+        {
+          DRAIN_ACTION: action,
+          NODE_NAME: member.name,
+          KUBERNETES_VERSION: args.kubernetesVersion,
+          API_ENDPOINT: apiEndpoint,
+        },
+        dependsOn,
+      );
     const waves = workerUpgradeWaves(workers);
     for (const stream of [waves.osd, waves.other]) {
       let before: command.remote.Command[] = controlPlanesUpgraded;
@@ -520,29 +668,53 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 
     // Per host, on the first control plane: its kubelet's serving certificate, after the host joined and
     // was labelled (a re-created machine asks again).
-    const kubeletServing = new Map(args.nodes.map((member) => [member.name, step(first, `kubelet-serving-${member.name}`, "k8s-kubelet-serving.sh", {
-      NODE_NAME: member.name,
-      NODE_ADDRESSES: hostOf(member).apply((h) => [...new Set([h.privateAddress, ...(h.publicAddress ? [h.publicAddress] : [])])].join(" ")),
-      CSR_TIMEOUT: String(KUBELET_SERVING_TIMEOUT_SECONDS),
-      NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
-      API_ENDPOINT: apiEndpoint,
-    }, [member === first ? init : node.get(member.name)!],
-    // A host that leaves is forgotten: the renewal approver approves nothing more for its name.
-    { deleteScript: "k8s-kubelet-serving-forget.sh" })]));
+    const kubeletServing = new Map(
+      args.nodes.map((member) => [
+        member.name,
+        step(
+          first,
+          `kubelet-serving-${member.name}`,
+          "k8s-kubelet-serving.sh",
+          {
+            NODE_NAME: member.name,
+            NODE_ADDRESSES: hostOf(member).apply((h) =>
+              [...new Set([h.privateAddress, ...(h.publicAddress ? [h.publicAddress] : [])])].join(" "),
+            ),
+            CSR_TIMEOUT: String(KUBELET_SERVING_TIMEOUT_SECONDS),
+            NODE_MACHINE_ID: hostOf(member).apply((h) => h.machineId ?? ""),
+            API_ENDPOINT: apiEndpoint,
+          },
+          [member === first ? init : node.get(member.name)!],
+          // A host that leaves is forgotten: the renewal approver approves nothing more for its name.
+          { deleteScript: "k8s-kubelet-serving-forget.sh" },
+        ),
+      ]),
+    );
 
     // Per control plane, after its upgrade (kubeadm upgrades renew the certificates too): the daily check
     // and renewal, each control plane at its own hour; on the first, the renewal approver for kubelets.
-    const certificates = new Map(controlPlanes.map((member, index) => [member.name, step(member, "certificates", "k8s-certs-setup.sh", {
-      NODE_NAME: member.name,
-      RENEW_WITHIN_DAYS: String(renewalDays),
-      TEXTFILE_DIR: NODE_EXPORTER_TEXTFILE_DIR,
-      CERTS_SCRIPT: readScript("k8s-certs-renew.sh"),
-      CERTS_SERVICE_UNIT: readScript("dare-kubeadm-certs.service"),
-      CERTS_TIMER_UNIT: readScript("dare-kubeadm-certs.timer").replace("@ON_CALENDAR@", certificateCheckCalendar(index)),
-      APPROVER_SCRIPT: member === first ? readScript("k8s-kubelet-serving.sh") : "",
-      APPROVER_SERVICE_UNIT: member === first ? readScript("dare-kubelet-serving.service") : "",
-      APPROVER_TIMER_UNIT: member === first ? readScript("dare-kubelet-serving.timer") : "",
-    }, [upgrade.get(member.name)!])]));
+    const certificates = new Map(
+      controlPlanes.map((member, index) => [
+        member.name,
+        step(
+          member,
+          "certificates",
+          "k8s-certs-setup.sh",
+          {
+            NODE_NAME: member.name,
+            RENEW_WITHIN_DAYS: String(renewalDays),
+            TEXTFILE_DIR: NODE_EXPORTER_TEXTFILE_DIR,
+            CERTS_SCRIPT: readScript("k8s-certs-renew.sh"),
+            CERTS_SERVICE_UNIT: readScript("dare-kubeadm-certs.service"),
+            CERTS_TIMER_UNIT: readScript("dare-kubeadm-certs.timer").replace("@ON_CALENDAR@", certificateCheckCalendar(index)),
+            APPROVER_SCRIPT: member === first ? readScript("k8s-kubelet-serving.sh") : "",
+            APPROVER_SERVICE_UNIT: member === first ? readScript("dare-kubelet-serving.service") : "",
+            APPROVER_TIMER_UNIT: member === first ? readScript("dare-kubelet-serving.timer") : "",
+          },
+          [upgrade.get(member.name)!],
+        ),
+      ]),
+    );
 
     return {
       prepare,
@@ -562,9 +734,25 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       certificates,
       kubeletConfig,
       controlPlaneArgs,
-      all: [...prepare.values(), ...kubeletConfig.values(), ...kubeVip.values(), ...controlPlaneArgs.values(), ...pkiSteps.values(), init, tokenStep,
-        ...join.values(), revoke, ...node.values(), ...osdDisk.values(), ...osdHost.values(), ...upgrade.values(), ...drain.values(),
-        ...uncordon.values(), ...kubeletServing.values(), ...certificates.values()],
+      all: [
+        ...prepare.values(),
+        ...kubeletConfig.values(),
+        ...kubeVip.values(),
+        ...controlPlaneArgs.values(),
+        ...pkiSteps.values(),
+        init,
+        tokenStep,
+        ...join.values(),
+        revoke,
+        ...node.values(),
+        ...osdDisk.values(),
+        ...osdHost.values(),
+        ...upgrade.values(),
+        ...drain.values(),
+        ...uncordon.values(),
+        ...kubeletServing.values(),
+        ...certificates.values(),
+      ],
     };
   }
 
@@ -572,13 +760,28 @@ export class KubernetesCluster extends pulumi.ComponentResource {
    * Per host, after its preparation and before kubeadm starts its kubelet: the kubelet's drop-in
    * configuration with the pool's settings (none: the file is removed), re-run whenever they change.
    */
-  private kubeletConfigSteps(nodes: ClusterNode[], prepare: Map<string, command.remote.Command>, step: StepFactory): Map<string, command.remote.Command> {
-    return new Map(nodes.map((node) => [node.name, step(node, "kubelet-config", "k8s-kubelet-config.sh", {
-      NODE_NAME: node.name,
-      KUBELET_DROPIN_DIR,
-      KUBELET_DROPIN_FILE,
-      KUBELET_CONFIG: kubeletDropIn(node.settings?.kubelet ?? {}),
-    }, [prepare.get(node.name)!])]));
+  private kubeletConfigSteps(
+    nodes: ClusterNode[],
+    prepare: Map<string, command.remote.Command>,
+    step: StepFactory,
+  ): Map<string, command.remote.Command> {
+    return new Map(
+      nodes.map((node) => [
+        node.name,
+        step(
+          node,
+          "kubelet-config",
+          "k8s-kubelet-config.sh",
+          {
+            NODE_NAME: node.name,
+            KUBELET_DROPIN_DIR,
+            KUBELET_DROPIN_FILE,
+            KUBELET_CONFIG: kubeletDropIn(node.settings?.kubelet ?? {}),
+          },
+          [prepare.get(node.name)!],
+        ),
+      ]),
+    );
   }
 
   /**
@@ -587,20 +790,34 @@ export class KubernetesCluster extends pulumi.ComponentResource {
    * when that changed (dare:controlPlaneExtraArgs), and on the first the kubeadm-config ConfigMap, which
    * later joins and `kubeadm upgrade` read.
    */
-  private controlPlaneArgsSteps(controlPlanes: ClusterNode[], settings: pulumi.Output<ClusterSettings>,
-    privateAddress: (node: ClusterNode) => pulumi.Output<string>, init: command.remote.Command, join: Map<string, command.remote.Command>,
-    upgrade: Map<string, command.remote.Command>, apiEndpoint: pulumi.Output<string>, step: StepFactory): Map<string, command.remote.Command> {
+  private controlPlaneArgsSteps(
+    controlPlanes: ClusterNode[],
+    settings: pulumi.Output<ClusterSettings>,
+    privateAddress: (node: ClusterNode) => pulumi.Output<string>,
+    init: command.remote.Command,
+    join: Map<string, command.remote.Command>,
+    upgrade: Map<string, command.remote.Command>,
+    apiEndpoint: pulumi.Output<string>,
+    step: StepFactory,
+  ): Map<string, command.remote.Command> {
     const steps = new Map<string, command.remote.Command>();
     let previous: command.remote.Command | undefined;
     controlPlanes.forEach((node, i) => {
-      previous = step(node, "control-plane", "k8s-control-plane.sh", {
-        NODE_NAME: node.name,
-        CONTROL_PLANE_CONFIG: pulumi.all([settings, privateAddress(node)]).apply(([s, address]) =>
-          controlPlaneConfig(s, { name: node.name, privateAddress: address })),
-        UPLOAD_CLUSTER_CONFIGURATION: i === 0 ? "true" : "false",
-        API_PORT: settings.apply((s) => String(s.apiServer.port)),
-        API_ENDPOINT: apiEndpoint,
-      }, [i === 0 ? init : join.get(node.name)!, upgrade.get(node.name)!, ...(previous ? [previous] : [])]);
+      previous = step(
+        node,
+        "control-plane",
+        "k8s-control-plane.sh",
+        {
+          NODE_NAME: node.name,
+          CONTROL_PLANE_CONFIG: pulumi
+            .all([settings, privateAddress(node)])
+            .apply(([s, address]) => controlPlaneConfig(s, { name: node.name, privateAddress: address })),
+          UPLOAD_CLUSTER_CONFIGURATION: i === 0 ? "true" : "false",
+          API_PORT: settings.apply((s) => String(s.apiServer.port)),
+          API_ENDPOINT: apiEndpoint,
+        },
+        [i === 0 ? init : join.get(node.name)!, upgrade.get(node.name)!, ...(previous ? [previous] : [])],
+      );
       steps.set(node.name, previous);
     });
     return steps;
@@ -608,8 +825,14 @@ export class KubernetesCluster extends pulumi.ComponentResource {
 }
 
 /** Declares one host step of the cluster (KubernetesCluster.bootstrap's `step`). */
-type StepFactory = (node: ClusterNode, stepName: string, script: string, env: Record<string, pulumi.Input<string>>,
-  dependsOn: pulumi.Resource[], extra?: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean }) => command.remote.Command;
+type StepFactory = (
+  node: ClusterNode,
+  stepName: string,
+  script: string,
+  env: Record<string, pulumi.Input<string>>,
+  dependsOn: pulumi.Resource[],
+  extra?: { deleteScript?: string; triggers?: pulumi.Input<unknown>[]; rerunOnNewMachine?: boolean },
+) => command.remote.Command;
 
 /**
  * A worker's labels and taints for k8s-node.sh, and the annotations where it records what it set (so it

@@ -59,23 +59,25 @@ export const CONFIG_KEYS = declare({
       // One disk each: Ceph needs OSDs for the storage classes every later layer uses.
       pools: [{ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 100 }, publicIp: false }],
     },
-    description: "Machines to create (openstack): `controlPlane: {count, flavor}` (count odd: 1, 3 or 5) and " +
+    description:
+      "Machines to create (openstack): `controlPlane: {count, flavor}` (count odd: 1, 3 or 5) and " +
       "`pools: [{name, count, flavor, disks: {count, sizeGb}, publicIp}]`. Disks are block volumes that become Ceph OSDs; " +
       "a pool may have none. With `existing`, only the pool names (host roles) and their labels, taints and kubelet settings are used. Fields a stack leaves out " +
       "take the default's values (pool N from default pool N), so " +
       "`pulumi config set --path 'nodes.pools[0].count' 4 && pulumi up` scales the default pool. A pool may also give its nodes " +
       "`labels` ({key: value}; kubernetes.io/k8s.io keys only under node.kubernetes.io/, kubelet.kubernetes.io/ or the topology ones, " +
-      "never node-role.kubernetes.io/ or dare.io/), `taints` ([\"key=value:Effect\"], effect NoSchedule, PreferNoSchedule or NoExecute) and " +
+      'never node-role.kubernetes.io/ or dare.io/), `taints` (["key=value:Effect"], effect NoSchedule, PreferNoSchedule or NoExecute) and ' +
       "`kubelet` settings ({maxPods, systemReserved, kubeReserved, evictionHard, featureGates}): applied when a node joins and kept in " +
-      "step by every later `pulumi up` (README, \"Node pools\").",
+      'step by every later `pulumi up` (README, "Node pools").',
   },
   hosts: {
     default: [],
-    description: "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, hostKey, installation, viaBastion}]`; role is " +
+    description:
+      "`existing` only: the machines, `[{name, role, address, privateAddress, user, port, disks, hostKey, installation, viaBastion}]`; role is " +
       "`control-plane` or a pool name from dare:nodes; disks are device paths (e.g. /dev/sdb) for Ceph; hostKey (required) is " +
       "the host's SSH host key, `ssh-ed25519 AAAA…`, the only key SSH accepts from the host: read it on the host's console " +
       "(`cat /etc/ssh/ssh_host_ed25519_key.pub`), or with `ssh-keyscan -t ed25519 <address>` after comparing fingerprints " +
-      "with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the console (docs/operations.md, \"SSH host keys\"); installation " +
+      'with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the console (docs/operations.md, "SSH host keys"); installation ' +
       "(optional) names the host's installation: give it a new value after re-installing the host, and `pulumi up` sets " +
       "it up again (docs/recovery.md); viaBastion (default true when dare:bastion is set) reaches the host through that " +
       "jump host, `false` directly. Set it field by field with `--path` (`hosts[0].name`, `hosts[0].address`, …). A worker host " +
@@ -89,7 +91,8 @@ export const CONFIG_KEYS = declare({
       externalNetwork: "public",
       dnsNameservers: ["1.1.1.1", "9.9.9.9"],
     },
-    description: "`{cidr, podCidr, serviceCidr, externalNetwork, dnsNameservers}`: the nodes' subnet, Calico's pod range, " +
+    description:
+      "`{cidr, podCidr, serviceCidr, externalNetwork, dnsNameservers}`: the nodes' subnet, Calico's pod range, " +
       "the Service range (all three disjoint; at least /28: its 1st, 10th and 12th addresses are the API's, DNS's and " +
       "Traefik's in-cluster Service's), the OpenStack external network for the router and floating IPs.",
   },
@@ -111,24 +114,27 @@ export const CONFIG_KEYS = declare({
     type: "array",
     items: { type: "string" },
     default: ["key1"],
-    description: "Names of the keys that encrypt Kubernetes Secrets in etcd (secretbox), the one that encrypts new " +
+    description:
+      "Names of the keys that encrypt Kubernetes Secrets in etcd (secretbox), the one that encrypts new " +
       "writes first; every listed key decrypts. The program generates 32 random bytes per name (secrets in the " +
-      "state). Rotate in three updates: [\"key1\", \"key2\"], then [\"key2\", \"key1\"] and rewrite every Secret, " +
-      "then [\"key2\"] (docs/kubernetes.md, \"Secret encryption keys\").",
+      'state). Rotate in three updates: ["key1", "key2"], then ["key2", "key1"] and rewrite every Secret, ' +
+      'then ["key2"] (docs/kubernetes.md, "Secret encryption keys").',
   },
   certificateRenewalDays: {
     type: "integer",
     default: 90,
-    description: "Days before expiry that certificates are renewed: each control plane's daily timer runs `kubeadm certs " +
+    description:
+      "Days before expiry that certificates are renewed: each control plane's daily timer runs `kubeadm certs " +
       "renew all` (then restarts its static pods, control planes an hour apart) when any certificate kubeadm manages " +
       "expires within them, and `pulumi up` renews the admin kubeconfig's certificate within them. 45 to 180: above " +
       "the 30-day KubeadmCertificateExpiresSoon warning, at most half of the one-year lifetime " +
-      "(docs/kubernetes.md, \"Certificates: what renews when\").",
+      '(docs/kubernetes.md, "Certificates: what renews when").',
   },
   controlPlaneExtraArgs: {
     default: {},
-    description: "`{apiServer, controllerManager, scheduler}`, each `{flag: value}` (flag without --): extra flags of the control-plane " +
-      "components, e.g. `{\"apiServer\": {\"service-node-port-range\": \"30000-32767\"}}`. Refused: flags the program or kubeadm " +
+    description:
+      "`{apiServer, controllerManager, scheduler}`, each `{flag: value}` (flag without --): extra flags of the control-plane " +
+      'components, e.g. `{"apiServer": {"service-node-port-range": "30000-32767"}}`. Refused: flags the program or kubeadm ' +
       "sets itself, and flags that would weaken authentication, authorization, admission, encryption at rest, the audit log or the " +
       "certificates. A change is applied to running control planes one at a time on the next `pulumi up` (each component restarts).",
   },
@@ -144,7 +150,8 @@ export const CONFIG_KEYS = declare({
   },
   bastion: {
     default: {},
-    description: "`existing` only: a jump host `{address, privateAddress, port, user, hostKey}` that SSH goes through to reach the hosts " +
+    description:
+      "`existing` only: a jump host `{address, privateAddress, port, user, hostKey}` that SSH goes through to reach the hosts " +
       "(every host step, the borg setup included), as the first control plane is on OpenStack. Every host in dare:hosts is " +
       "reached through it, except those with `viaBastion: false` (e.g. the jump host itself when it is also a cluster host). " +
       "privateAddress (IPv4, default address) is the address the hosts see its connections come from: their firewall admits SSH " +
@@ -155,14 +162,16 @@ export const CONFIG_KEYS = declare({
   bastionPrivateKey: {
     secret: true,
     default: "",
-    description: "The private key (OpenSSH format, no passphrase) the program logs in to dare:bastion with, when the jump " +
+    description:
+      "The private key (OpenSSH format, no passphrase) the program logs in to dare:bastion with, when the jump " +
       "host takes another key than the hosts; set it with --secret from the key file, as dare:sshPrivateKey. Empty: the key of " +
       "dare:sshPrivateKey (or the program's own).",
   },
   sshPrivateKey: {
     secret: true,
     default: "",
-    description: "The private key (OpenSSH format, no passphrase) the program logs in to every host with, instead of " +
+    description:
+      "The private key (OpenSSH format, no passphrase) the program logs in to every host with, instead of " +
       "one it generates: needed with existing hosts, which must accept the key before the first `pulumi up` " +
       "(`ssh-keygen -t ed25519 -N '' -f dare-deployer`, authorise dare-deployer.pub on the hosts, then " +
       "`pulumi config set --secret sshPrivateKey < dare-deployer`). Empty: an ED25519 key made by the program " +
@@ -171,7 +180,8 @@ export const CONFIG_KEYS = declare({
   apiLoadBalancer: {
     type: "boolean",
     default: true,
-    description: "openstack: an Octavia load balancer in front of the API, whatever the control-plane count, so the API " +
+    description:
+      "openstack: an Octavia load balancer in front of the API, whatever the control-plane count, so the API " +
       "endpoint never changes for the life of the cluster (going from 1 to 3 control planes keeps it). Off: nodes use " +
       "the first control plane as the API endpoint, so losing it stops the API until it returns, unless dare:apiVirtualIp " +
       "gives the API a virtual IP. Decide before the " +
@@ -179,7 +189,8 @@ export const CONFIG_KEYS = declare({
   },
   apiVirtualIp: {
     default: {},
-    description: "`{address, interface, image}`: a virtual IP for the Kubernetes API without a cloud load balancer, for " +
+    description:
+      "`{address, interface, image}`: a virtual IP for the Kubernetes API without a cloud load balancer, for " +
       "`existing` hosts or openstack with apiLoadBalancer false. kube-vip (a static pod on every control plane, ARP mode, " +
       "leader election through a Lease) holds `address` on one control plane at a time, so losing the first control plane " +
       "no longer stops the API. `address`: a free IPv4 address in the nodes' subnet (dare:network.cidr), on the control " +
@@ -188,19 +199,21 @@ export const CONFIG_KEYS = declare({
       "interface for the VIP; default: the one holding each control plane's private address. `image` (optional): default " +
       `${KUBE_VIP_IMAGE} (the tag is upstream's release; its digest is not pinned, as none could be verified: add one with ` +
       "repository:tag@sha256:…). Decide before the first `pulumi up`: adding or removing it on a running cluster changes " +
-      "the API endpoint, which the bootstrap refuses. Empty: no virtual IP (README, \"API endpoint\").",
+      'the API endpoint, which the bootstrap refuses. Empty: no virtual IP (README, "API endpoint").',
   },
   ingressLoadBalancer: {
     default: "auto",
     oneOf: ["auto", true, false],
-    description: "openstack only: an Octavia load balancer (made by the OpenStack cloud controller manager) in front of " +
+    description:
+      "openstack only: an Octavia load balancer (made by the OpenStack cloud controller manager) in front of " +
       "Traefik; point DNS at its floating IP (stack output ingressAddresses). `auto`: the value of apiLoadBalancer with " +
       "openstack, off with existing hosts. Off: Traefik listens on ports 80/443 of the ingress nodes (workers with a " +
       "public address; with `existing`, every worker); point DNS at those addresses.",
   },
   ceph: {
     default: {},
-    description: "`{replicas, monitors}`: copies of each object in the Ceph pools (at most the number of hosts with " +
+    description:
+      "`{replicas, monitors}`: copies of each object in the Ceph pools (at most the number of hosts with " +
       "disks; 1 keeps a single copy: testbed only) and Ceph monitors (1, 3 or 5, at most one per worker). " +
       "Unset: 3 of each, fewer when the cluster is smaller.",
   },
@@ -208,7 +221,8 @@ export const CONFIG_KEYS = declare({
     type: "string",
     default: "dare-ca",
     oneOf: TLS_ISSUERS,
-    description: "ClusterIssuer for every public endpoint's certificate: `letsencrypt-prod`, `letsencrypt-staging` " +
+    description:
+      "ClusterIssuer for every public endpoint's certificate: `letsencrypt-prod`, `letsencrypt-staging` " +
       "(test certificates, not trusted by browsers) or `dare-ca` (a self-signed CA, for installs without public DNS; " +
       "browsers must trust its certificate: `pulumi stack output dareCaCertificate --show-secrets`).",
   },
@@ -221,15 +235,17 @@ export const CONFIG_KEYS = declare({
     type: "string",
     default: "",
     oneOf: ["", "bootstrap"],
-    description: "`bootstrap`: stop after the Kubernetes bootstrap (hosts prepared, the cluster initialised and joined); " +
+    description:
+      "`bootstrap`: stop after the Kubernetes bootstrap (hosts prepared, the cluster initialised and joined); " +
       "nothing is applied to the cluster and the later stack outputs are null. For a staged bring-up (check the " +
       "hosts first), and the engine tier's bootstrap test (tests/engine/up.test.ts). Empty: every layer.",
   },
   skipAwait: {
     type: "boolean",
     default: false,
-    description: "Do not wait for what the cluster reports ready: every Helm release is installed without `--wait` " +
-      "(its `skipAwait`) and without its hooks (`--no-hooks`: Helm waits for hook Jobs to complete), and every other Kubernetes object carries `pulumi.com/skipAwait: \"true\"` (CRDs excepted: " +
+    description:
+      "Do not wait for what the cluster reports ready: every Helm release is installed without `--wait` " +
+      '(its `skipAwait`) and without its hooks (`--no-hooks`: Helm waits for hook Jobs to complete), and every other Kubernetes object carries `pulumi.com/skipAwait: "true"` (CRDs excepted: ' +
       "their custom resources still wait for them to be Established). Objects are then only accepted by the API " +
       "server, not running. For staged bring-ups (nodes not yet able to run pods) and the engine tier's tests, whose " +
       "API server has no kubelet behind it. Off: Pulumi waits for each object as `helm --wait` does.",
@@ -237,14 +253,16 @@ export const CONFIG_KEYS = declare({
   chartMirror: {
     type: "string",
     default: "",
-    description: "A Helm chart repository (http:// or https:// URL) that every release is installed from instead of " +
+    description:
+      "A Helm chart repository (http:// or https:// URL) that every release is installed from instead of " +
       "its upstream repository: an air-gapped site's mirror holding the same chart versions, and Traefik's and " +
-      "kube-prometheus-stack's charts unpacked beside their archives, for their CRDs (README, \"Air-gapped sites\"). " +
+      'kube-prometheus-stack\'s charts unpacked beside their archives, for their CRDs (README, "Air-gapped sites"). ' +
       "Empty: each chart's upstream repository.",
   },
   mirrors: {
     default: {},
-    description: "Mirrors for an air-gapped site's hosts (README, \"Air-gapped sites\"): `{registries, apt, caCertificate}`. " +
+    description:
+      'Mirrors for an air-gapped site\'s hosts (README, "Air-gapped sites"): `{registries, apt, caCertificate}`. ' +
       "`registries`: by registry name as images name it (`docker.io`, `registry.k8s.io`, `quay.io`, `host:port`), " +
       "`{endpoint}`: the mirror containerd pulls that registry's images from first (an http:// or https:// URL; a path " +
       "is the registry API's root there, e.g. a Harbor proxy-cache project `https://harbor.example.org/v2/dockerhub-proxy`), " +
@@ -258,7 +276,8 @@ export const CONFIG_KEYS = declare({
   },
   harbor: {
     default: { enabled: false, registrySizeGb: 50 },
-    description: "`{enabled, registrySizeGb}`: Harbor container registry (with Trivy scanning) at harbor.<domain>, " +
+    description:
+      "`{enabled, registrySizeGb}`: Harbor container registry (with Trivy scanning) at harbor.<domain>, " +
       "its image store on Ceph block storage of registrySizeGb.",
   },
   images: {
@@ -270,10 +289,10 @@ export const CONFIG_KEYS = declare({
       "d4p-registry-db": "mysql:8.4.6",
       "exec-api": "",
       "exec-registry": "",
-      "playground": "",
+      playground: "",
       "workflow-registry": "",
       "semantic-data": "",
-      "sprov": "",
+      sprov: "",
       // s-ProvFlow's client (pymongo 3.4.0) speaks the OP_QUERY command protocol MongoDB 5.1 removed: 5.0 is
       // the newest server it can use (end of life; docker-library rebuilt 5.0.33 for CVE-2026-8053 in
       // official-images#21477; isolated, see docs/dare-services.md).
@@ -287,11 +306,12 @@ export const CONFIG_KEYS = declare({
       // prometheus/blackbox_exporter tag v0.28.0 (2025-12-04), published to quay.io by its release CI.
       "blackbox-exporter": "quay.io/prometheus/blackbox-exporter:v0.28.0",
       // The etcd kubeadm 1.36 deploys (cmd/kubeadm/app/constants: DefaultEtcdVersion 3.6.8-0): etcdctl of the same release.
-      "etcd": "registry.k8s.io/etcd:3.6.8-0",
+      etcd: "registry.k8s.io/etcd:3.6.8-0",
       "postgres-client": "postgres:18.1",
-      "busybox": "busybox:1.37.0",
+      busybox: "busybox:1.37.0",
     },
-    description: "Image and pinned tag of each DARE workload, the MPI operator, the blackbox exporter and the backup tools, by name. Set only " +
+    description:
+      "Image and pinned tag of each DARE workload, the MPI operator, the blackbox exporter and the backup tools, by name. Set only " +
       "the ones to change, e.g. `pulumi config set --path 'images.exec-api' harbor.dare.example.org/dare/exec-api:v3.6`. " +
       "Each is pinned by a tag (not latest), a digest or both: `repository:tag`, `repository@sha256:<64 hex digits>` or " +
       "`repository:tag@sha256:<64 hex digits>` (a digest names one image for good; `crane digest` or `docker buildx imagetools " +
@@ -304,12 +324,13 @@ export const CONFIG_KEYS = declare({
   },
   services: {
     default: {},
-    description: "Per-workload sizing, by the names of dare:images (DARE workloads only): `{replicas, port, requests: {cpu, memory}, " +
+    description:
+      "Per-workload sizing, by the names of dare:images (DARE workloads only): `{replicas, port, requests: {cpu, memory}, " +
       "limits: {cpu, memory}, storageSize, dataPath}`. Defaults: 1 replica; requests 100m/256Mi, limits 1/1Gi (databases " +
       "250m/512Mi and 2/2Gi); 10Gi volumes. Ports with a source: d4p-registry 8000, sprov 8082, sprov-view 8080, databases " +
       "3306/27017. Ports that are guesses (confirm in each service's GitLab project): dare-login 80, exec-api 80, " +
       "exec-registry 80, playground 80, semantic-data 80, workflow-registry 8000. exec-api and workflow-registry keep a " +
-      "\"local DB\" on a volume of storageSize at dataPath (default /data, a guess: the path is not published); they run " +
+      '"local DB" on a volume of storageSize at dataPath (default /data, a guess: the path is not published); they run ' +
       "one replica. More than one replica adds a PodDisruptionBudget.",
   },
   sharedFilesystemSize: {
@@ -325,20 +346,23 @@ export const CONFIG_KEYS = declare({
   workflowInternetAccess: {
     type: "boolean",
     default: false,
-    description: "Let workflow pods (MPIJobs) reach the internet on any port (pip, GitLab downloads, FDSN data), " +
+    description:
+      "Let workflow pods (MPIJobs) reach the internet on any port (pip, GitLab downloads, FDSN data), " +
       "private and link-local ranges excepted. Off: they reach only s-ProvFlow, exec-api and each other.",
   },
   backup: {
     type: "string",
     default: "",
-    description: "Borg repository for host backups, `user@host:path` (each host uses path/<host name>). Empty: no host " +
+    description:
+      "Borg repository for host backups, `user@host:path` (each host uses path/<host name>). Empty: no host " +
       "backups. Needs dare:backupPassphrase. Install the stack output borgAuthorizedKeys (one line per host: its own key, " +
       "confined to its own repository) as the repository server's authorized_keys.",
   },
   backupPassphrase: {
     secret: true,
     default: "",
-    description: "Passphrase of the borg repositories' keys (repokey-blake2). Set with --secret. Empty: the program " +
+    description:
+      "Passphrase of the borg repositories' keys (repokey-blake2). Set with --secret. Empty: the program " +
       "generates one (a secret in the state); keep a copy outside it (`pulumi stack output borgPassphrase " +
       "--show-secrets`): without it no archive can be read.",
   },
@@ -346,15 +370,17 @@ export const CONFIG_KEYS = declare({
     type: "array",
     items: { type: "string" },
     default: [],
-    description: "Names of data-holding resources (volumes, VMs, volume claims, the database cluster, data " +
+    description:
+      "Names of data-holding resources (volumes, VMs, volume claims, the database cluster, data " +
       "namespaces) that this run may delete or replace. Empty: the program refuses any change that would delete " +
-      "one, naming it (docs/operations.md, \"Letting data go\"). Remove the entries after the run.",
+      'one, naming it (docs/operations.md, "Letting data go"). Remove the entries after the run.',
   },
   backupOptOut: {
     type: "string",
     default: "",
-    description: "Why this stack runs without off-host backups (dare:backup unset), e.g. \"testbed: disposable " +
-      "data\". Without dare:backup or this reason the configuration is refused: etcd snapshots and database " +
+    description:
+      'Why this stack runs without off-host backups (dare:backup unset), e.g. "testbed: disposable ' +
+      'data". Without dare:backup or this reason the configuration is refused: etcd snapshots and database ' +
       "dumps would otherwise live only on the control planes' disks.",
   },
   backupPolicy: {
@@ -365,18 +391,21 @@ export const CONFIG_KEYS = declare({
       hostSchedule: "*-*-* 03:00:00",
       prune: { daily: 7, weekly: 4, monthly: 6 },
     },
-    description: "`{schedule, keepEtcdSnapshots, keepDumps, hostSchedule, prune: {daily, weekly, monthly}}`: cron schedule " +
+    description:
+      "`{schedule, keepEtcdSnapshots, keepDumps, hostSchedule, prune: {daily, weekly, monthly}}`: cron schedule " +
       "of the etcd snapshot and database dump CronJobs, how many of each to keep on the control planes " +
       "(/var/backups/dare), the systemd OnCalendar of the hosts' borg run (after the dumps), and borg prune's keep counts.",
   },
   keycloak: {
     default: { replicas: 1, databaseInstances: 1, databaseSizeGb: 10 },
-    description: "`{replicas, databaseInstances, databaseSizeGb}`: Keycloak pods (served at https://<domain>/auth) and the " +
+    description:
+      "`{replicas, databaseInstances, databaseSizeGb}`: Keycloak pods (served at https://<domain>/auth) and the " +
       "PostgreSQL cluster (CloudNativePG) behind them: instances (1 primary + streaming replicas) and volume size.",
   },
   identityProviders: {
     default: [],
-    description: "Identity providers users may log in with, a list. OpenID Connect: `{alias, displayName, issuer, " +
+    description:
+      "Identity providers users may log in with, a list. OpenID Connect: `{alias, displayName, issuer, " +
       "authorizationUrl, tokenUrl, jwksUrl, userInfoUrl?, clientId, clientSecret}`; set the secret with " +
       "`pulumi config set --secret --path 'identityProviders[0].clientSecret' …`. SAML: `{protocol: saml, alias, " +
       "displayName, idpEntityId, singleSignOnServiceUrl, signingCertificate?}`. Register " +
@@ -384,7 +413,8 @@ export const CONFIG_KEYS = declare({
   },
   alerting: {
     default: {},
-    description: "Alertmanager e-mail `{smtpHost: \"host:port\", from, to: [addresses], user?, severities?}`; with a user, set " +
+    description:
+      'Alertmanager e-mail `{smtpHost: "host:port", from, to: [addresses], user?, severities?}`; with a user, set ' +
       "the password with `pulumi config set --secret --path 'alerting.smtpPassword' …`. severities (default " +
       "[critical]) are the ones mailed. Empty: alerts are only visible in Alertmanager and Grafana.",
   },
@@ -419,11 +449,16 @@ export function withDefaults(value: unknown, fallback: unknown): unknown {
 
 /** Pulumi.yaml's `config:` block: what the CLI reads of each declaration. */
 export function pulumiYamlConfig(): Record<string, Record<string, unknown>> {
-  return Object.fromEntries(Object.entries(CONFIG_KEYS).map(([key, decl]: [string, KeyDeclaration]) => [key, {
-    ...(decl.type ? { type: decl.type } : {}),
-    ...(decl.items ? { items: decl.items } : {}),
-    ...(decl.secret && !decl.type ? { secret: true } : {}),
-    description: decl.description,
-    ...(decl.default !== undefined ? { default: decl.default } : {}),
-  }]));
+  return Object.fromEntries(
+    Object.entries(CONFIG_KEYS).map(([key, decl]: [string, KeyDeclaration]) => [
+      key,
+      {
+        ...(decl.type ? { type: decl.type } : {}),
+        ...(decl.items ? { items: decl.items } : {}),
+        ...(decl.secret && !decl.type ? { secret: true } : {}),
+        description: decl.description,
+        ...(decl.default !== undefined ? { default: decl.default } : {}),
+      },
+    ]),
+  );
 }

@@ -208,9 +208,7 @@ export class ConfigError extends pulumi.RunError {
 }
 
 export function formatProblems(problems: Problem[]): string {
-  const lines = problems.map(
-    (p) => `  - dare:${p.key} = ${JSON.stringify(p.value) ?? "(unset)"}: ${p.why}\n      example: ${p.example}`,
-  );
+  const lines = problems.map((p) => `  - dare:${p.key} = ${JSON.stringify(p.value) ?? "(unset)"}: ${p.why}\n      example: ${p.example}`);
   const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
   return `Invalid stack configuration (${count}):\n${lines.join("\n")}`;
 }
@@ -271,16 +269,19 @@ export function parseImage(ref: string): ImageRef | { problem: string } {
   const rest = at < 0 ? ref : ref.slice(0, at);
   if (digest !== undefined && !IMAGE_DIGEST.test(digest)) {
     const hex = /^sha256:([0-9a-f]*)$/.exec(digest);
-    return { problem: hex
-      ? `has a digest of ${hex[1].length} hex digits: a sha256 digest has 64`
-      : `has the digest "${digest}": only sha256:<64 lowercase hex digits> is accepted` };
+    return {
+      problem: hex
+        ? `has a digest of ${hex[1].length} hex digits: a sha256 digest has 64`
+        : `has the digest "${digest}": only sha256:<64 lowercase hex digits> is accepted`,
+    };
   }
   const slash = rest.lastIndexOf("/");
   const colon = rest.indexOf(":", slash + 1);
   const name = colon < 0 ? rest : rest.slice(0, colon);
   const tag = colon < 0 ? undefined : rest.slice(colon + 1);
   if (!IMAGE_NAME.test(name)) return { problem: `has the repository "${name}", which is not an image name (lowercase registry/path)` };
-  if (tag !== undefined && !IMAGE_TAG.test(tag)) return { problem: `has the tag "${tag}", which is not a tag (letters, digits, _ . -, at most 128 characters)` };
+  if (tag !== undefined && !IMAGE_TAG.test(tag))
+    return { problem: `has the tag "${tag}", which is not a tag (letters, digits, _ . -, at most 128 characters)` };
   if (tag === undefined && digest === undefined) return { problem: "has neither a tag nor a digest (that means latest): pin one" };
   if (tag === "latest" && digest === undefined) return { problem: "`latest` is not a pinned tag: use a version tag or add the digest" };
   return { name, ...(tag === undefined ? {} : { tag }), ...(digest === undefined ? {} : { digest }) };
@@ -309,8 +310,12 @@ export class Reader {
     const text = this.source.get(key);
     if (text === undefined) return undefined;
     if (!SECRET_KEYS.has(key) && this.source.isSecret?.(key)) {
-      this.problem(key, "[secret]", "is set as a secret, but it is not a secret setting: its value would be stored and shown in plain text",
-        `pulumi config set ${key} <value>   (without --secret)`);
+      this.problem(
+        key,
+        "[secret]",
+        "is set as a secret, but it is not a secret setting: its value would be stored and shown in plain text",
+        `pulumi config set ${key} <value>   (without --secret)`,
+      );
     }
     let value: unknown;
     try {
@@ -327,7 +332,12 @@ export class Reader {
     const decl: KeyDeclaration = CONFIG_KEYS[key];
     const value = this.raw(key) ?? decl.default;
     if (decl.oneOf && !decl.oneOf.includes(value)) {
-      this.problem(key, value, `must be one of ${decl.oneOf.map((v) => (typeof v === "string" ? `"${v}"` : String(v))).join(", ")}`, example);
+      this.problem(
+        key,
+        value,
+        `must be one of ${decl.oneOf.map((v) => (typeof v === "string" ? `"${v}"` : String(v))).join(", ")}`,
+        example,
+      );
       return decl.default;
     }
     return value;
@@ -397,8 +407,14 @@ function readPool(r: Reader, key: string, value: unknown): PoolSpec | undefined 
   const pool = r.object(key, value, example);
   if (!pool) return undefined;
   r.unknownKeys(key, pool, ["name", "count", "flavor", "disks", "publicIp", ...NODE_SETTINGS_KEYS], example);
-  const name = r.string(`${key}.name`, pool.name ?? "", "", `"workers"`, NAME,
-    "must be a lower-case DNS label (letters, digits, '-'), at most 32 characters");
+  const name = r.string(
+    `${key}.name`,
+    pool.name ?? "",
+    "",
+    `"workers"`,
+    NAME,
+    "must be a lower-case DNS label (letters, digits, '-'), at most 32 characters",
+  );
   if (name === CONTROL_PLANE_ROLE) r.problem(`${key}.name`, name, `"${CONTROL_PLANE_ROLE}" is reserved for control planes`, `"workers"`);
   const disksKey = `${key}.disks`;
   const disks = r.object(disksKey, pool.disks, `{"count": 1, "sizeGb": 100}`) ?? {};
@@ -435,14 +451,20 @@ function readNodes(r: Reader): NodesSpec {
   const cp = r.object("nodes.controlPlane", nodes.controlPlane, `{"count": 3, "flavor": "m1.large"}`) ?? {};
   r.unknownKeys("nodes.controlPlane", cp, ["count", "flavor"], `{"count": 3, "flavor": "m1.large"}`);
   const controlPlane = {
-    count: r.integer("nodes.controlPlane.count", cp.count, DEFAULT_NODES.controlPlane.count, 0,
-      `pulumi config set --path 'nodes.controlPlane.count' 3`),
+    count: r.integer(
+      "nodes.controlPlane.count",
+      cp.count,
+      DEFAULT_NODES.controlPlane.count,
+      0,
+      `pulumi config set --path 'nodes.controlPlane.count' 3`,
+    ),
     flavor: r.string("nodes.controlPlane.flavor", cp.flavor, DEFAULT_NODES.controlPlane.flavor, `"m1.large"`),
   };
   const rawPools = nodes.pools === undefined ? undefined : r.list("nodes.pools", nodes.pools, `[${example}]`);
-  const pools = rawPools === undefined
-    ? DEFAULT_NODES.pools
-    : rawPools.map((p, i) => readPool(r, `nodes.pools[${i}]`, p)).filter((p): p is PoolSpec => p !== undefined);
+  const pools =
+    rawPools === undefined
+      ? DEFAULT_NODES.pools
+      : rawPools.map((p, i) => readPool(r, `nodes.pools[${i}]`, p)).filter((p): p is PoolSpec => p !== undefined);
   const seen = new Set<string>();
   pools.forEach((pool, i) => {
     if (pool.name && seen.has(pool.name)) {
@@ -458,7 +480,12 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[], bastion: Ba
   const raw = r.raw("hosts");
   if (provider !== "existing") {
     if (Array.isArray(raw) ? raw.length > 0 : raw !== undefined) {
-      r.problem("hosts", raw, "is only used with dare:provider = existing", "pulumi config rm hosts, or pulumi config set provider existing");
+      r.problem(
+        "hosts",
+        raw,
+        "is only used with dare:provider = existing",
+        "pulumi config rm hosts, or pulumi config set provider existing",
+      );
     }
     return [];
   }
@@ -474,34 +501,76 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[], bastion: Ba
     const key = `hosts[${i}]`;
     const host = r.object(key, item, example);
     if (!host) return;
-    r.unknownKeys(key, host, ["name", "role", "address", "privateAddress", "user", "port", "disks", "hostKey", "installation", "viaBastion", ...NODE_SETTINGS_KEYS], example);
-    const name = r.string(`${key}.name`, host.name ?? "", "", `"worker-3"`, NAME,
-      "must be a lower-case DNS label: it becomes the Kubernetes node name");
+    r.unknownKeys(
+      key,
+      host,
+      [
+        "name",
+        "role",
+        "address",
+        "privateAddress",
+        "user",
+        "port",
+        "disks",
+        "hostKey",
+        "installation",
+        "viaBastion",
+        ...NODE_SETTINGS_KEYS,
+      ],
+      example,
+    );
+    const name = r.string(
+      `${key}.name`,
+      host.name ?? "",
+      "",
+      `"worker-3"`,
+      NAME,
+      "must be a lower-case DNS label: it becomes the Kubernetes node name",
+    );
     if (name && names.has(name)) r.problem(`${key}.name`, name, "duplicate host name", `"worker-4"`);
     names.add(name);
     const role = r.string(`${key}.role`, host.role ?? "", "", `"control-plane"`);
     if (role && !roles.includes(role)) {
-      r.problem(`${key}.role`, role, `unknown role: must be one of ${roles.join(", ")} (pools come from dare:nodes.pools)`, `"${roles[roles.length - 1]}"`);
+      r.problem(
+        `${key}.role`,
+        role,
+        `unknown role: must be one of ${roles.join(", ")} (pools come from dare:nodes.pools)`,
+        `"${roles[roles.length - 1]}"`,
+      );
     }
     const address = r.string(`${key}.address`, host.address ?? "", "", `"203.0.113.10"`);
-    const privateAddress = r.string(`${key}.privateAddress`, host.privateAddress ?? address, address, `"10.0.0.10"`,
-      undefined, "must be an IPv4 address");
+    const privateAddress = r.string(
+      `${key}.privateAddress`,
+      host.privateAddress ?? address,
+      address,
+      `"10.0.0.10"`,
+      undefined,
+      "must be an IPv4 address",
+    );
     if (privateAddress && !isIpv4Address(privateAddress)) {
       r.problem(`${key}.privateAddress`, privateAddress, "must be an IPv4 address", `"10.0.0.10"`);
     }
     const disks = (r.list(`${key}.disks`, host.disks, `["/dev/sdb"]`) ?? []).map((d, j) =>
-      r.string(`${key}.disks[${j}]`, d, "", `"/dev/sdb"`, /^\/dev\/\S+$/, "must be a block device path under /dev"));
+      r.string(`${key}.disks[${j}]`, d, "", `"/dev/sdb"`, /^\/dev\/\S+$/, "must be a block device path under /dev"),
+    );
     const hostKey = readHostKey(r, `${key}.hostKey`, host.hostKey, address);
     const settings = readSettings(r, key, host);
     if (role === CONTROL_PLANE_ROLE && settings.settings) {
-      r.problem(key, NODE_SETTINGS_KEYS.filter((k) => host[k] !== undefined).join(", "),
+      r.problem(
+        key,
+        NODE_SETTINGS_KEYS.filter((k) => host[k] !== undefined).join(", "),
         "labels, taints and kubelet settings apply to workers only: control planes keep kubeadm's taint and the cluster's kubelet settings",
-        `move them to a worker host, or to a pool in dare:nodes.pools`);
+        `move them to a worker host, or to a pool in dare:nodes.pools`,
+      );
     }
     const viaBastion = r.boolean(`${key}.viaBastion`, host.viaBastion, bastion !== undefined, "false");
     if (viaBastion && !bastion) {
-      r.problem(`${key}.viaBastion`, true, "names no jump host: dare:bastion is not set",
-        `pulumi config set --path 'bastion.address' 203.0.113.5 (and bastion.hostKey), or pulumi config set --path '${key}.viaBastion' false`);
+      r.problem(
+        `${key}.viaBastion`,
+        true,
+        "names no jump host: dare:bastion is not set",
+        `pulumi config set --path 'bastion.address' 203.0.113.5 (and bastion.hostKey), or pulumi config set --path '${key}.viaBastion' false`,
+      );
     }
     hosts.push({
       name,
@@ -512,10 +581,18 @@ function readHosts(r: Reader, provider: Provider, pools: PoolSpec[], bastion: Ba
       port: r.integer(`${key}.port`, host.port, 22, 1, "22"),
       disks,
       hostKey,
-      ...(host.installation === undefined || host.installation === "" ? {} : {
-        installation: r.string(`${key}.installation`, host.installation, "", `"reinstalled-2026-12-01"`, /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
-          "must be a short identifier (letters, digits, . _ : -)"),
-      }),
+      ...(host.installation === undefined || host.installation === ""
+        ? {}
+        : {
+            installation: r.string(
+              `${key}.installation`,
+              host.installation,
+              "",
+              `"reinstalled-2026-12-01"`,
+              /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
+              "must be a short identifier (letters, digits, . _ : -)",
+            ),
+          }),
       ...settings,
       viaBastion,
     });
@@ -534,13 +611,22 @@ function readBastion(r: Reader, provider: Provider): BastionSpec | undefined {
   const unset = raw === undefined || raw === "" || (typeof raw === "object" && raw !== null && Object.keys(raw).length === 0);
   if (unset) {
     if (keyRaw !== undefined && keyRaw !== "") {
-      r.problem("bastionPrivateKey", SECRET_SHOWN, "is only used with dare:bastion (a jump host)", `pulumi config set --path 'bastion' '${example}'`);
+      r.problem(
+        "bastionPrivateKey",
+        SECRET_SHOWN,
+        "is only used with dare:bastion (a jump host)",
+        `pulumi config set --path 'bastion' '${example}'`,
+      );
     }
     return undefined;
   }
   if (provider !== "existing") {
-    r.problem("bastion", raw, "is only used with dare:provider = existing: on OpenStack the first control plane is the jump host",
-      "pulumi config rm bastion");
+    r.problem(
+      "bastion",
+      raw,
+      "is only used with dare:provider = existing: on OpenStack the first control plane is the jump host",
+      "pulumi config rm bastion",
+    );
     return undefined;
   }
   const spec = r.object("bastion", raw, example);
@@ -549,17 +635,31 @@ function readBastion(r: Reader, provider: Provider): BastionSpec | undefined {
   const address = r.string("bastion.address", spec.address ?? "", "", `"203.0.113.5"`);
   const privateAddress = r.string("bastion.privateAddress", spec.privateAddress ?? address, address, `"10.0.0.5"`);
   if (privateAddress && !isIpv4Address(privateAddress)) {
-    r.problem("bastion.privateAddress", privateAddress,
-      "must be an IPv4 address: the one the hosts see the jump host's SSH connections come from, which their firewall admits", `"10.0.0.5"`);
+    r.problem(
+      "bastion.privateAddress",
+      privateAddress,
+      "must be an IPv4 address: the one the hosts see the jump host's SSH connections come from, which their firewall admits",
+      `"10.0.0.5"`,
+    );
   }
-  const privateKey = readPrivateKey(r, "bastionPrivateKey", "pulumi config set --secret bastionPrivateKey < jump-key",
-    "it logs in to the jump host in front of every host");
+  const privateKey = readPrivateKey(
+    r,
+    "bastionPrivateKey",
+    "pulumi config set --secret bastionPrivateKey < jump-key",
+    "it logs in to the jump host in front of every host",
+  );
   return {
     address,
     privateAddress,
     port: r.integer("bastion.port", spec.port, 22, 1, "22"),
-    user: r.string("bastion.user", spec.user, r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`), `"ubuntu"`,
-      /^[a-z_][a-z0-9_-]*$/, "must be a Unix user name"),
+    user: r.string(
+      "bastion.user",
+      spec.user,
+      r.string("sshUser", r.raw("sshUser"), defaultOf("sshUser"), `"ubuntu"`),
+      `"ubuntu"`,
+      /^[a-z_][a-z0-9_-]*$/,
+      "must be a Unix user name",
+    ),
     hostKey: readHostKey(r, "bastion.hostKey", spec.hostKey, address),
     ...(privateKey ? { privateKey } : {}),
   };
@@ -575,12 +675,18 @@ export const EXAMPLE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGV4YW1wbGU
  */
 function readHostKey(r: Reader, key: string, value: unknown, address: string): string {
   const where = address || "<address>";
-  const how = `read it on the host's console: cat /etc/ssh/ssh_host_ed25519_key.pub (or, over the network, ` +
+  const how =
+    `read it on the host's console: cat /etc/ssh/ssh_host_ed25519_key.pub (or, over the network, ` +
     `ssh-keyscan -t ed25519 ${where}, and check that its fingerprint, ssh-keyscan -t ed25519 ${where} | ssh-keygen -lf -, ` +
     `is the one ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub prints on the host's console); then ` +
     `pulumi config set --path '${key}' 'ssh-ed25519 AAAA…'`;
   if (value === undefined || value === null || value === "") {
-    r.problem(key, value, `is missing: every SSH connection to the host accepts only this key, so that nobody else answering on its address receives the cluster's secrets; ${how}`, `"${EXAMPLE_HOST_KEY}"`);
+    r.problem(
+      key,
+      value,
+      `is missing: every SSH connection to the host accepts only this key, so that nobody else answering on its address receives the cluster's secrets; ${how}`,
+      `"${EXAMPLE_HOST_KEY}"`,
+    );
     return "";
   }
   const problem = typeof value === "string" ? hostKeyProblem(value) : "must be a string";
@@ -595,7 +701,11 @@ function readNetwork(r: Reader): NetworkSpec {
   const example = `{"cidr": "10.10.0.0/24", "podCidr": "10.244.0.0/16", "serviceCidr": "10.96.0.0/12", "externalNetwork": "public", "dnsNameservers": ["1.1.1.1"]}`;
   const net = r.object("network", r.raw("network"), example) ?? {};
   r.unknownKeys("network", net, Object.keys(DEFAULT_NETWORK), example);
-  const ranges: Array<[keyof NetworkSpec, string]> = [["cidr", "10.10.0.0/24"], ["podCidr", "10.244.0.0/16"], ["serviceCidr", "10.96.0.0/12"]];
+  const ranges: Array<[keyof NetworkSpec, string]> = [
+    ["cidr", "10.10.0.0/24"],
+    ["podCidr", "10.244.0.0/16"],
+    ["serviceCidr", "10.96.0.0/12"],
+  ];
   const parsed = ranges.map(([field, ex]) => {
     const key = `network.${field}`;
     const value = net[field] ?? DEFAULT_NETWORK[field];
@@ -606,13 +716,24 @@ function readNetwork(r: Reader): NetworkSpec {
   // Traefik's in-cluster Service takes the 12th Service address, inside the band the API server keeps for fixed ones.
   const services = parsed[2].cidr;
   if (services && services.prefix > 28) {
-    r.problem("network.serviceCidr", services.text, "needs at least 16 addresses (/28): fixed Service addresses (the API, DNS, Traefik's in-cluster Service) come from its start", `"10.96.0.0/12"`);
+    r.problem(
+      "network.serviceCidr",
+      services.text,
+      "needs at least 16 addresses (/28): fixed Service addresses (the API, DNS, Traefik's in-cluster Service) come from its start",
+      `"10.96.0.0/12"`,
+    );
   }
   for (let i = 0; i < parsed.length; i++) {
     for (let j = i + 1; j < parsed.length; j++) {
-      const a = parsed[i], b = parsed[j];
+      const a = parsed[i],
+        b = parsed[j];
       if (a.cidr && b.cidr && cidrsOverlap(a.cidr, b.cidr)) {
-        r.problem(b.key, b.cidr.text, `overlaps dare:${a.key} (${a.cidr.text}): node, pod and service ranges must be disjoint`, `"${ranges[j][1]}"`);
+        r.problem(
+          b.key,
+          b.cidr.text,
+          `overlaps dare:${a.key} (${a.cidr.text}): node, pod and service ranges must be disjoint`,
+          `"${ranges[j][1]}"`,
+        );
       }
     }
   }
@@ -636,8 +757,13 @@ function readCertificateRenewalDays(r: Reader): number {
   const example = `pulumi config set certificateRenewalDays ${fallback}`;
   if (raw === undefined) return fallback;
   if (typeof raw !== "number" || !Number.isInteger(raw) || raw < CERTIFICATE_RENEWAL_DAYS_MIN || raw > CERTIFICATE_RENEWAL_DAYS_MAX) {
-    r.problem("certificateRenewalDays", raw, `must be a whole number of days from ${CERTIFICATE_RENEWAL_DAYS_MIN} (above the ` +
-      `30-day expiry warning, with two weeks of daily retries) to ${CERTIFICATE_RENEWAL_DAYS_MAX} (half of the one-year certificate lifetime)`, example);
+    r.problem(
+      "certificateRenewalDays",
+      raw,
+      `must be a whole number of days from ${CERTIFICATE_RENEWAL_DAYS_MIN} (above the ` +
+        `30-day expiry warning, with two weeks of daily retries) to ${CERTIFICATE_RENEWAL_DAYS_MAX} (half of the one-year certificate lifetime)`,
+      example,
+    );
     return fallback;
   }
   return raw;
@@ -649,8 +775,16 @@ function readSecretsEncryptionKeys(r: Reader): string[] {
   const list = raw === undefined ? (defaultOf("secretsEncryptionKeys") as string[]) : r.list("secretsEncryptionKeys", raw, example);
   if (list === undefined) return ["key1"];
   if (list.length === 0) r.problem("secretsEncryptionKeys", raw, "needs at least one key: the first encrypts Secrets in etcd", example);
-  const names = list.map((k, i) => r.string(`secretsEncryptionKeys[${i}]`, k, "", `"key2"`, ENCRYPTION_KEY_NAME,
-    "must be lower-case letters, digits and dashes (at most 32)"));
+  const names = list.map((k, i) =>
+    r.string(
+      `secretsEncryptionKeys[${i}]`,
+      k,
+      "",
+      `"key2"`,
+      ENCRYPTION_KEY_NAME,
+      "must be lower-case letters, digits and dashes (at most 32)",
+    ),
+  );
   const twice = names.filter((n, i) => names.indexOf(n) !== i);
   if (twice.length > 0) r.problem("secretsEncryptionKeys", raw, `names ${twice.join(", ")} twice`, example);
   return names.length > 0 ? names : ["key1"];
@@ -660,7 +794,14 @@ function readKubernetesVersion(r: Reader): string {
   const value = r.raw("kubernetesVersion");
   const text = typeof value === "string" ? value : value === undefined ? undefined : String(value);
   const example = `"1.36.4"`;
-  const version = r.string("kubernetesVersion", text, defaultOf("kubernetesVersion"), example, VERSION, "must be MAJOR.MINOR.PATCH, without a leading v");
+  const version = r.string(
+    "kubernetesVersion",
+    text,
+    defaultOf("kubernetesVersion"),
+    example,
+    VERSION,
+    "must be MAJOR.MINOR.PATCH, without a leading v",
+  );
   const match = VERSION.exec(version);
   if (match && VERSION.test(text ?? version)) {
     const [major, minor] = [Number(match[1]), Number(match[2])];
@@ -679,7 +820,13 @@ const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
  * dare:apiVirtualIp: a free address in the nodes' subnet, reachable by ARP from every control plane, that no host
  * uses, and only where no load balancer already gives the API its endpoint.
  */
-function readApiVirtualIp(r: Reader, provider: Provider, network: NetworkSpec, hosts: ExistingHostSpec[], apiLoadBalancer: boolean): ApiVirtualIpSpec | undefined {
+function readApiVirtualIp(
+  r: Reader,
+  provider: Provider,
+  network: NetworkSpec,
+  hosts: ExistingHostSpec[],
+  apiLoadBalancer: boolean,
+): ApiVirtualIpSpec | undefined {
   const example = `{"address": "10.10.0.250"}`;
   const raw = r.object("apiVirtualIp", r.raw("apiVirtualIp"), example);
   if (!raw || Object.keys(raw).length === 0) return undefined;
@@ -695,20 +842,38 @@ function readApiVirtualIp(r: Reader, provider: Provider, network: NetworkSpec, h
     return undefined;
   }
   if (provider === "openstack" && apiLoadBalancer) {
-    r.problem("apiVirtualIp", raw, "is for clusters without an API load balancer, and dare:apiLoadBalancer is on (the default): " +
-      "the load balancer already gives the API a fixed endpoint", "pulumi config set apiLoadBalancer false (keeping apiVirtualIp), or pulumi config rm apiVirtualIp");
+    r.problem(
+      "apiVirtualIp",
+      raw,
+      "is for clusters without an API load balancer, and dare:apiLoadBalancer is on (the default): " +
+        "the load balancer already gives the API a fixed endpoint",
+      "pulumi config set apiLoadBalancer false (keeping apiVirtualIp), or pulumi config rm apiVirtualIp",
+    );
   }
   const subnet = parseCidr(network.cidr);
   const vip = parseCidr(`${address}/32`)!;
-  const inSubnet = (a: string) => { const c = parseCidr(`${a}/32`); return Boolean(subnet && c && cidrsOverlap(subnet, c)); };
+  const inSubnet = (a: string) => {
+    const c = parseCidr(`${a}/32`);
+    return Boolean(subnet && c && cidrsOverlap(subnet, c));
+  };
   const free = subnet ? `e.g. "${ipv4At(subnet, -2)}"` : `"10.10.0.250"`;
   if (subnet && subnet.version === 4) {
     const last = subnet.network + (1n << BigInt(32 - subnet.prefix)) - 1n;
     if (!inSubnet(address)) {
-      r.problem(key, address, `must be in the nodes' subnet dare:network.cidr (${network.cidr}): kube-vip announces it by ARP, ` +
-        "which reaches only the control planes' own layer-2 network", free);
+      r.problem(
+        key,
+        address,
+        `must be in the nodes' subnet dare:network.cidr (${network.cidr}): kube-vip announces it by ARP, ` +
+          "which reaches only the control planes' own layer-2 network",
+        free,
+      );
     } else if (subnet.prefix < 31 && (vip.network === subnet.network || vip.network === last)) {
-      r.problem(key, address, `is the ${vip.network === last ? "broadcast" : "network"} address of ${network.cidr}, not one a host can hold`, free);
+      r.problem(
+        key,
+        address,
+        `is the ${vip.network === last ? "broadcast" : "network"} address of ${network.cidr}, not one a host can hold`,
+        free,
+      );
     } else if (provider === "openstack" && vip.network === subnet.network + 1n) {
       r.problem(key, address, `is the gateway of ${network.cidr}: OpenStack gives the subnet's first address to its router`, free);
     }
@@ -716,16 +881,35 @@ function readApiVirtualIp(r: Reader, provider: Provider, network: NetworkSpec, h
   if (provider === "existing") {
     hosts.forEach((h, i) => {
       if (h.address === address || h.privateAddress === address) {
-        r.problem(key, address, `is host ${h.name}'s address (dare:hosts[${i}]): the virtual IP must be a free address that no host uses`, free);
+        r.problem(
+          key,
+          address,
+          `is host ${h.name}'s address (dare:hosts[${i}]): the virtual IP must be a free address that no host uses`,
+          free,
+        );
       }
       if (h.role === CONTROL_PLANE_ROLE && h.privateAddress && subnet && !inSubnet(h.privateAddress)) {
-        r.problem(key, address, `control plane ${h.name} (${h.privateAddress}, dare:hosts[${i}]) is outside dare:network.cidr (${network.cidr}): ` +
-          "every control plane must sit in the virtual IP's subnet to hold it; set dare:network.cidr to the control planes' subnet", free);
+        r.problem(
+          key,
+          address,
+          `control plane ${h.name} (${h.privateAddress}, dare:hosts[${i}]) is outside dare:network.cidr (${network.cidr}): ` +
+            "every control plane must sit in the virtual IP's subnet to hold it; set dare:network.cidr to the control planes' subnet",
+          free,
+        );
       }
     });
   }
-  const iface = raw.interface === undefined || raw.interface === "" ? undefined
-    : r.string("apiVirtualIp.interface", raw.interface, "", `"ens3"`, INTERFACE_NAME, "must be a network interface name (at most 15 characters)");
+  const iface =
+    raw.interface === undefined || raw.interface === ""
+      ? undefined
+      : r.string(
+          "apiVirtualIp.interface",
+          raw.interface,
+          "",
+          `"ens3"`,
+          INTERFACE_NAME,
+          "must be a network interface name (at most 15 characters)",
+        );
   let image: string | undefined;
   if (raw.image !== undefined && raw.image !== "") {
     const parsed = typeof raw.image === "string" ? parseImage(raw.image) : { problem: "must be a string" };
@@ -749,35 +933,70 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
   // auto follows apiLoadBalancer: a cloud without Octavia switches that off, and then has no ingress LB either.
   const ingressLoadBalancer = lbRaw === "auto" ? provider === "openstack" && r.raw("apiLoadBalancer") !== false : lbRaw === true;
   if (ingressLoadBalancer && provider === "existing") {
-    r.problem("ingressLoadBalancer", lbRaw, "needs Octavia: with dare:provider = existing the ingress listens on host ports 80/443", "pulumi config set ingressLoadBalancer false");
+    r.problem(
+      "ingressLoadBalancer",
+      lbRaw,
+      "needs Octavia: with dare:provider = existing the ingress listens on host ports 80/443",
+      "pulumi config set ingressLoadBalancer false",
+    );
   }
   if (!ingressLoadBalancer && provider === "openstack" && !nodes.pools.some((p) => p.publicIp && p.count > 0)) {
-    r.problem("ingressLoadBalancer", lbRaw ?? false, "without a load balancer the ingress needs worker nodes with public addresses: give a pool publicIp: true",
-      "pulumi config set --path 'nodes.pools[0].publicIp' true");
+    r.problem(
+      "ingressLoadBalancer",
+      lbRaw ?? false,
+      "without a load balancer the ingress needs worker nodes with public addresses: give a pool publicIp: true",
+      "pulumi config set --path 'nodes.pools[0].publicIp' true",
+    );
   }
 
-  const workers = provider === "existing"
-    ? hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).length
-    : nodes.pools.reduce((n, p) => n + p.count, 0);
-  const withDisks = provider === "existing"
-    ? hosts.filter((h) => h.disks.length > 0).length
-    : nodes.pools.reduce((n, p) => n + (p.disks.count > 0 ? p.count : 0), 0);
+  const workers =
+    provider === "existing" ? hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).length : nodes.pools.reduce((n, p) => n + p.count, 0);
+  const withDisks =
+    provider === "existing"
+      ? hosts.filter((h) => h.disks.length > 0).length
+      : nodes.pools.reduce((n, p) => n + (p.disks.count > 0 ? p.count : 0), 0);
   const cephExample = `{"replicas": 3, "monitors": 3}`;
   const ceph = r.object("ceph", r.raw("ceph"), cephExample) ?? {};
   r.unknownKeys("ceph", ceph, ["replicas", "monitors"], cephExample);
   // Unset: as safe as the hosts allow (3 replicas, 3 monitors), less on a small cluster.
-  const replicas = r.integer("ceph.replicas", ceph.replicas, Math.max(1, Math.min(3, withDisks)), 1, "pulumi config set --path 'ceph.replicas' 3");
+  const replicas = r.integer(
+    "ceph.replicas",
+    ceph.replicas,
+    Math.max(1, Math.min(3, withDisks)),
+    1,
+    "pulumi config set --path 'ceph.replicas' 3",
+  );
   const monitors = r.integer("ceph.monitors", ceph.monitors, workers >= 3 ? 3 : 1, 1, "pulumi config set --path 'ceph.monitors' 3");
   const disksKey = provider === "existing" ? "hosts[].disks" : "nodes.pools[].disks.count";
   if (withDisks === 0) {
-    r.problem(disksKey, 0, "no host has a disk for Ceph: the storage classes need at least one OSD", provider === "existing" ? `"disks": ["/dev/sdb"]` : "pulumi config set --path 'nodes.pools[0].disks.count' 1");
+    r.problem(
+      disksKey,
+      0,
+      "no host has a disk for Ceph: the storage classes need at least one OSD",
+      provider === "existing" ? `"disks": ["/dev/sdb"]` : "pulumi config set --path 'nodes.pools[0].disks.count' 1",
+    );
   } else if (replicas > withDisks) {
-    r.problem("ceph.replicas", replicas, `${withDisks} host(s) have disks: each replica needs its own host, so at most ${withDisks}`, `pulumi config set --path 'ceph.replicas' ${withDisks}`);
+    r.problem(
+      "ceph.replicas",
+      replicas,
+      `${withDisks} host(s) have disks: each replica needs its own host, so at most ${withDisks}`,
+      `pulumi config set --path 'ceph.replicas' ${withDisks}`,
+    );
   }
   if (![1, 3, 5].includes(monitors)) {
-    r.problem("ceph.monitors", monitors, "Ceph monitors keep a majority: 1 (testbed), 3 or 5", "pulumi config set --path 'ceph.monitors' 3");
+    r.problem(
+      "ceph.monitors",
+      monitors,
+      "Ceph monitors keep a majority: 1 (testbed), 3 or 5",
+      "pulumi config set --path 'ceph.monitors' 3",
+    );
   } else if (workers > 0 && monitors > workers) {
-    r.problem("ceph.monitors", monitors, `each monitor needs its own worker node and there are ${workers}`, "pulumi config set --path 'ceph.monitors' 1");
+    r.problem(
+      "ceph.monitors",
+      monitors,
+      `each monitor needs its own worker node and there are ${workers}`,
+      "pulumi config set --path 'ceph.monitors' 1",
+    );
   }
 
   const tlsIssuer = r.oneOf("tlsIssuer", "pulumi config set tlsIssuer letsencrypt-staging") as TlsIssuer;
@@ -785,11 +1004,23 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
   const acmeRaw = r.raw("acmeEmail") || undefined;
   const acmeEmail = r.string("acmeEmail", acmeRaw, "", `"ops@example.org"`, /^[^@\s]+@[^@\s]+\.[^@\s]+$/, "must be an e-mail address");
   if (tlsIssuer.startsWith("letsencrypt") && acmeRaw === undefined) {
-    r.problem("acmeEmail", r.raw("acmeEmail"), `${tlsIssuer} needs an account e-mail (Let's Encrypt sends expiry warnings there)`, "pulumi config set acmeEmail ops@example.org");
+    r.problem(
+      "acmeEmail",
+      r.raw("acmeEmail"),
+      `${tlsIssuer} needs an account e-mail (Let's Encrypt sends expiry warnings there)`,
+      "pulumi config set acmeEmail ops@example.org",
+    );
   }
 
-  const chartMirror = r.string("chartMirror", r.raw("chartMirror") || undefined, "", `"http://charts.example.org:8879"`,
-    /^https?:\/\/[^\s/]+(\/\S*)?$/, "must be an http:// or https:// URL of a Helm chart repository") || undefined;
+  const chartMirror =
+    r.string(
+      "chartMirror",
+      r.raw("chartMirror") || undefined,
+      "",
+      `"http://charts.example.org:8879"`,
+      /^https?:\/\/[^\s/]+(\/\S*)?$/,
+      "must be an http:// or https:// URL of a Helm chart repository",
+    ) || undefined;
 
   const mirrors = readMirrors(r);
 
@@ -805,7 +1036,13 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
     mirrors,
     harbor: {
       enabled: r.boolean("harbor.enabled", harbor.enabled, defaultOf("harbor").enabled, "true"),
-      registrySizeGb: r.integer("harbor.registrySizeGb", harbor.registrySizeGb, defaultOf("harbor").registrySizeGb, 1, "pulumi config set --path 'harbor.registrySizeGb' 100"),
+      registrySizeGb: r.integer(
+        "harbor.registrySizeGb",
+        harbor.registrySizeGb,
+        defaultOf("harbor").registrySizeGb,
+        1,
+        "pulumi config set --path 'harbor.registrySizeGb' 100",
+      ),
     },
   };
 }
@@ -814,7 +1051,8 @@ function readPlatformBase(r: Reader, provider: Provider, nodes: NodesSpec, hosts
 const REGISTRY_NAME = /^(?=[^:]{1,253}(:|$))([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:\d{1,5})?$/;
 /** http(s), a host (name or IPv4, optional port), an optional path; nothing a hosts.toml, apt or shell line would need to quote or expand. */
 const MIRROR_URL = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~%+:@/-]*)?$/;
-const MIRROR_URL_WHY = "must be an http:// or https:// URL: a host name or IPv4 address, an optional port and path (letters, digits and . _ ~ % + : @ / -), no query";
+const MIRROR_URL_WHY =
+  "must be an http:// or https:// URL: a host name or IPv4 address, an optional port and path (letters, digits and . _ ~ % + : @ / -), no query";
 
 /** The PEM certificates of a text, or why it is none. */
 export function pemCertificateProblem(text: string): string | undefined {
@@ -822,8 +1060,13 @@ export function pemCertificateProblem(text: string): string | undefined {
   if (blocks.length === 0) return "must be a PEM certificate (-----BEGIN CERTIFICATE----- …) or dare-ca";
   for (const block of blocks) {
     let cert: crypto.X509Certificate;
-    try { cert = new crypto.X509Certificate(block); } catch (e) { return `holds a certificate that cannot be read (${(e as Error).message})`; }
-    if (!cert.ca) return `holds a certificate that is not a CA's (subject ${cert.subject.replace(/\n/g, ", ")}): give the CA that signed the mirror's certificate`;
+    try {
+      cert = new crypto.X509Certificate(block);
+    } catch (e) {
+      return `holds a certificate that cannot be read (${(e as Error).message})`;
+    }
+    if (!cert.ca)
+      return `holds a certificate that is not a CA's (subject ${cert.subject.replace(/\n/g, ", ")}): give the CA that signed the mirror's certificate`;
   }
   return undefined;
 }
@@ -840,7 +1083,12 @@ function readMirrors(r: Reader): MirrorsSpec {
   for (const [name, entry] of Object.entries(r.object("mirrors.registries", mirrors.registries, registryExample) ?? {})) {
     const key = `mirrors.registries["${name}"]`;
     if (!REGISTRY_NAME.test(name)) {
-      r.problem(key, entry, "is not a registry name: a lower-case DNS name or IPv4 address with an optional port, as image references begin (docker.io, registry.k8s.io, registry.example.org:5000)", registryExample);
+      r.problem(
+        key,
+        entry,
+        "is not a registry name: a lower-case DNS name or IPv4 address with an optional port, as image references begin (docker.io, registry.k8s.io, registry.example.org:5000)",
+        registryExample,
+      );
       continue;
     }
     const endpointExample = `pulumi config set --path 'mirrors.registries["${name}"].endpoint' https://harbor.example.org/v2/${name.replace(/[^a-z0-9]+/g, "-")}-proxy`;
@@ -856,7 +1104,8 @@ function readMirrors(r: Reader): MirrorsSpec {
   }
 
   const apt: MirrorsSpec["apt"] = {};
-  const aptExample = (name: AptMirrored) => `pulumi config set --path 'mirrors.apt.${name}' https://mirror.example.org/${name === "ubuntu" ? "ubuntu" : name === "kubernetes" ? "pkgs.k8s.io" : "download.docker.com/linux/ubuntu"}`;
+  const aptExample = (name: AptMirrored) =>
+    `pulumi config set --path 'mirrors.apt.${name}' https://mirror.example.org/${name === "ubuntu" ? "ubuntu" : name === "kubernetes" ? "pkgs.k8s.io" : "download.docker.com/linux/ubuntu"}`;
   const aptFields = r.object("mirrors.apt", mirrors.apt, `{"ubuntu": "https://mirror.example.org/ubuntu"}`) ?? {};
   r.unknownKeys("mirrors.apt", aptFields, [...APT_MIRRORED], aptExample("ubuntu"));
   for (const name of APT_MIRRORED) {
@@ -870,12 +1119,17 @@ function readMirrors(r: Reader): MirrorsSpec {
   let caCertificate: string | undefined;
   if (caRaw !== undefined) {
     const caExample = `pulumi config set --path 'mirrors.caCertificate' ${CA_ISSUER}   (or the PEM text: … --path 'mirrors.caCertificate' "$(cat mirror-ca.pem)")`;
-    const problem = typeof caRaw !== "string" ? "must be dare-ca or a PEM certificate" : caRaw === CA_ISSUER ? undefined : pemCertificateProblem(caRaw);
+    const problem =
+      typeof caRaw !== "string" ? "must be dare-ca or a PEM certificate" : caRaw === CA_ISSUER ? undefined : pemCertificateProblem(caRaw);
     if (problem) r.problem("mirrors.caCertificate", typeof caRaw === "string" ? caRaw.slice(0, 80) : caRaw, problem, caExample);
     else caCertificate = caRaw as string;
     if (!problem && Object.keys(registries).length === 0 && Object.keys(apt).length === 0) {
-      r.problem("mirrors.caCertificate", caRaw === CA_ISSUER ? caRaw : "[PEM]", "no mirror is configured for it to check: set mirrors.registries or mirrors.apt, or remove it",
-        `pulumi config set --path 'mirrors.registries["docker.io"].endpoint' https://harbor.example.org/v2/dockerhub-proxy`);
+      r.problem(
+        "mirrors.caCertificate",
+        caRaw === CA_ISSUER ? caRaw : "[PEM]",
+        "no mirror is configured for it to check: set mirrors.registries or mirrors.apt, or remove it",
+        `pulumi config set --path 'mirrors.registries["docker.io"].endpoint' https://harbor.example.org/v2/dockerhub-proxy`,
+      );
     }
   }
   return { registries, apt, ...(caCertificate ? { caCertificate } : {}) };
@@ -889,7 +1143,10 @@ export type { DareWorkload };
  * images default to "" and are required (REQUIRED_IMAGES names the project that builds each).
  * Databases and tools: official images, pinned patch releases.
  */
-export const DEFAULT_IMAGES = CONFIG_KEYS.images.default satisfies Record<DareWorkload | "mpi-operator" | "mpijob-conversion" | "blackbox-exporter" | "etcd" | "postgres-client" | "busybox", string>;
+export const DEFAULT_IMAGES = CONFIG_KEYS.images.default satisfies Record<
+  DareWorkload | "mpi-operator" | "mpijob-conversion" | "blackbox-exporter" | "etcd" | "postgres-client" | "busybox",
+  string
+>;
 export type ImageName = keyof typeof DEFAULT_IMAGES;
 
 export interface ServiceSizing {
@@ -973,15 +1230,22 @@ function readDareLayer(r: Reader): DareLayerSpec {
   const mpiTag = (parseImage(DEFAULT_IMAGES["mpi-operator"]) as ImageRef).tag;
   const mpi = parseImage(images["mpi-operator"]);
   if (!("problem" in mpi) && mpi.tag !== mpiTag) {
-    r.problem("images.mpi-operator", images["mpi-operator"],
+    r.problem(
+      "images.mpi-operator",
+      images["mpi-operator"],
       `must keep the tag ${mpiTag}, the release of the MPIJob CRD the program ships (pin it further with its digest)`,
-      `"${DEFAULT_IMAGES["mpi-operator"]}@sha256:<64 hex digits>"`);
+      `"${DEFAULT_IMAGES["mpi-operator"]}@sha256:<64 hex digits>"`,
+    );
   }
   // No public image or tag exists for these: the site builds them (the project is named) and says where they are.
   for (const [name, project] of REQUIRED_IMAGES) {
     if (images[name] === "") {
-      r.problem(`images.${name}`, undefined, `is required: no published image of ${name} exists; build it from ${project} and push it to your registry`,
-        `pulumi config set --path 'images.${name}' harbor.dare.example.org/dare/${name}:v3.6`);
+      r.problem(
+        `images.${name}`,
+        undefined,
+        `is required: no published image of ${name} exists; build it from ${project} and push it to your registry`,
+        `pulumi config set --path 'images.${name}' harbor.dare.example.org/dare/${name}:v3.6`,
+      );
     }
   }
 
@@ -993,7 +1257,12 @@ function readDareLayer(r: Reader): DareLayerSpec {
     const base = defaultSizing(name);
     const key = `services.${name}`;
     const s = r.object(key, servicesRaw[name], servicesExample) ?? {};
-    r.unknownKeys(key, s, ["replicas", "port", "requests", "limits", "storageSize", ...(base.dataPath ? ["dataPath"] : [])], servicesExample);
+    r.unknownKeys(
+      key,
+      s,
+      ["replicas", "port", "requests", "limits", "storageSize", ...(base.dataPath ? ["dataPath"] : [])],
+      servicesExample,
+    );
     const quantities = (field: "requests" | "limits") => {
       const q = r.object(`${key}.${field}`, s[field], `{"cpu": "500m", "memory": "1Gi"}`) ?? {};
       r.unknownKeys(`${key}.${field}`, q, ["cpu", "memory"], `{"cpu": "500m", "memory": "1Gi"}`);
@@ -1017,7 +1286,18 @@ function readDareLayer(r: Reader): DareLayerSpec {
       requests: quantities("requests"),
       limits: quantities("limits"),
       storageSize: r.quantity(`${key}.storageSize`, s.storageSize, base.storageSize, `"20Gi"`),
-      ...(base.dataPath ? { dataPath: r.string(`${key}.dataPath`, s.dataPath, base.dataPath, `"/var/lib/${name}"`, /^\/[^\s]*$/, "must be an absolute path") } : {}),
+      ...(base.dataPath
+        ? {
+            dataPath: r.string(
+              `${key}.dataPath`,
+              s.dataPath,
+              base.dataPath,
+              `"/var/lib/${name}"`,
+              /^\/[^\s]*$/,
+              "must be an absolute path",
+            ),
+          }
+        : {}),
     };
   }
 
@@ -1029,14 +1309,27 @@ function readDareLayer(r: Reader): DareLayerSpec {
 
   // "" (the default) is unset, for both keys.
   const repoRaw = r.raw("backup") || undefined;
-  const repository = repoRaw === undefined ? undefined
-    : r.string("backup", repoRaw, "", `"borg@backup.example.org:/srv/borg/dare"`, BORG_REPO, "must name a borg repository as user@host:path");
+  const repository =
+    repoRaw === undefined
+      ? undefined
+      : r.string(
+          "backup",
+          repoRaw,
+          "",
+          `"borg@backup.example.org:/srv/borg/dare"`,
+          BORG_REPO,
+          "must name a borg repository as user@host:path",
+        );
   let passphrase: pulumi.Output<string> | undefined;
   const passRaw = r.raw("backupPassphrase") || undefined;
   const optOut = (r.raw("backupOptOut") as string | undefined) || undefined;
   if (!repository && !optOut) {
-    r.problem("backup", undefined, "off-host backups are required: without them etcd snapshots and database dumps live only on the control planes' disks",
-      "pulumi config set backup borg@backup.example.org:/srv/borg/dare (or, for disposable data: pulumi config set backupOptOut 'testbed: disposable data')");
+    r.problem(
+      "backup",
+      undefined,
+      "off-host backups are required: without them etcd snapshots and database dumps live only on the control planes' disks",
+      "pulumi config set backup borg@backup.example.org:/srv/borg/dare (or, for disposable data: pulumi config set backupOptOut 'testbed: disposable data')",
+    );
   } else if (repository && optOut) {
     r.problem("backupOptOut", optOut, "contradicts dare:backup, which is set", "pulumi config rm backupOptOut");
   }
@@ -1045,15 +1338,29 @@ function readDareLayer(r: Reader): DareLayerSpec {
     if (passRaw === undefined) {
       passphrase = undefined;
     } else if (typeof passRaw !== "string" || passRaw.length < 12) {
-      r.problem("backupPassphrase", "[secret]", "a borg passphrase needs at least 12 characters",
-        "pulumi config set --secret backupPassphrase \"$(openssl rand -base64 32)\"");
+      r.problem(
+        "backupPassphrase",
+        "[secret]",
+        "a borg passphrase needs at least 12 characters",
+        'pulumi config set --secret backupPassphrase "$(openssl rand -base64 32)"',
+      );
     } else if (r.isSecretKey("backupPassphrase") === false) {
-      r.problem("backupPassphrase", "[not shown]", "must be set with --secret: it protects every host's backup", "pulumi config set --secret backupPassphrase <passphrase>");
+      r.problem(
+        "backupPassphrase",
+        "[not shown]",
+        "must be set with --secret: it protects every host's backup",
+        "pulumi config set --secret backupPassphrase <passphrase>",
+      );
     } else {
       passphrase = pulumi.secret(passRaw);
     }
   } else if (passRaw !== undefined) {
-    r.problem("backupPassphrase", "[secret]", "is only used with dare:backup (a borg repository)", "pulumi config set backup borg@backup.example.org:/srv/borg/dare");
+    r.problem(
+      "backupPassphrase",
+      "[secret]",
+      "is only used with dare:backup (a borg repository)",
+      "pulumi config set backup borg@backup.example.org:/srv/borg/dare",
+    );
   }
 
   return {
@@ -1061,15 +1368,33 @@ function readDareLayer(r: Reader): DareLayerSpec {
     services,
     sharedFilesystemSize: r.quantity("sharedFilesystemSize", r.raw("sharedFilesystemSize"), defaultOf("sharedFilesystemSize"), `"200Gi"`),
     jupyterhub: r.boolean("jupyterhub", r.raw("jupyterhub"), defaultOf("jupyterhub"), "true"),
-    workflowInternetAccess: r.boolean("workflowInternetAccess", r.raw("workflowInternetAccess"), defaultOf("workflowInternetAccess"), "true"),
+    workflowInternetAccess: r.boolean(
+      "workflowInternetAccess",
+      r.raw("workflowInternetAccess"),
+      defaultOf("workflowInternetAccess"),
+      "true",
+    ),
     backup: {
       repository: repository || undefined,
       passphrase,
-      schedule: r.string("backupPolicy.schedule", policy.schedule, POLICY.schedule, `"0 2 * * *"`, CRON, "must be a cron schedule (five fields)"),
+      schedule: r.string(
+        "backupPolicy.schedule",
+        policy.schedule,
+        POLICY.schedule,
+        `"0 2 * * *"`,
+        CRON,
+        "must be a cron schedule (five fields)",
+      ),
       keepEtcdSnapshots: r.integer("backupPolicy.keepEtcdSnapshots", policy.keepEtcdSnapshots, POLICY.keepEtcdSnapshots, 1, "7"),
       keepDumps: r.integer("backupPolicy.keepDumps", policy.keepDumps, POLICY.keepDumps, 1, "7"),
-      hostSchedule: r.string("backupPolicy.hostSchedule", policy.hostSchedule, POLICY.hostSchedule, `"*-*-* 03:00:00"`, /^[0-9*][-0-9*,:. /A-Za-z]*$/,
-        "must be a systemd OnCalendar expression"),
+      hostSchedule: r.string(
+        "backupPolicy.hostSchedule",
+        policy.hostSchedule,
+        POLICY.hostSchedule,
+        `"*-*-* 03:00:00"`,
+        /^[0-9*][-0-9*,:. /A-Za-z]*$/,
+        "must be a systemd OnCalendar expression",
+      ),
       prune: {
         daily: r.integer("backupPolicy.prune.daily", prune.daily, POLICY.prune.daily, 0, "7"),
         weekly: r.integer("backupPolicy.prune.weekly", prune.weekly, POLICY.prune.weekly, 0, "4"),
@@ -1147,10 +1472,20 @@ function readKeycloak(r: Reader): KeycloakSpec {
   r.unknownKeys("keycloak", kc, Object.keys(DEFAULT_KEYCLOAK), example);
   return {
     replicas: r.integer("keycloak.replicas", kc.replicas, DEFAULT_KEYCLOAK.replicas, 1, "pulumi config set --path 'keycloak.replicas' 2"),
-    databaseInstances: r.integer("keycloak.databaseInstances", kc.databaseInstances, DEFAULT_KEYCLOAK.databaseInstances, 1,
-      "pulumi config set --path 'keycloak.databaseInstances' 3"),
-    databaseSizeGb: r.integer("keycloak.databaseSizeGb", kc.databaseSizeGb, DEFAULT_KEYCLOAK.databaseSizeGb, 1,
-      "pulumi config set --path 'keycloak.databaseSizeGb' 20"),
+    databaseInstances: r.integer(
+      "keycloak.databaseInstances",
+      kc.databaseInstances,
+      DEFAULT_KEYCLOAK.databaseInstances,
+      1,
+      "pulumi config set --path 'keycloak.databaseInstances' 3",
+    ),
+    databaseSizeGb: r.integer(
+      "keycloak.databaseSizeGb",
+      kc.databaseSizeGb,
+      DEFAULT_KEYCLOAK.databaseSizeGb,
+      1,
+      "pulumi config set --path 'keycloak.databaseSizeGb' 20",
+    ),
   };
 }
 
@@ -1168,35 +1503,72 @@ function readIdentityProvider(r: Reader, key: string, item: unknown): IdentityPr
     r.problem(`${key}.protocol`, protocol, `must be "oidc" or "saml"`, `"oidc"`);
     return undefined;
   }
-  const alias = r.string(`${key}.alias`, p.alias ?? "", "", `"egi"`, ALIAS,
-    "must start with a letter and hold only lower-case letters, digits and '-' (at most 31): it is part of the broker URL");
+  const alias = r.string(
+    `${key}.alias`,
+    p.alias ?? "",
+    "",
+    `"egi"`,
+    ALIAS,
+    "must start with a letter and hold only lower-case letters, digits and '-' (at most 31): it is part of the broker URL",
+  );
   const displayName = r.string(`${key}.displayName`, p.displayName, alias, `"EGI Check-in"`);
   const url = (field: string, required: boolean, example: string) => {
     if (p[field] === undefined && !required) return undefined;
     return r.string(`${key}.${field}`, p[field] ?? "", "", example, HTTPS_URL, "must be an https:// URL");
   };
   if (protocol === "saml") {
-    r.unknownKeys(key, masked(p), ["protocol", "alias", "displayName", "idpEntityId", "singleSignOnServiceUrl", "signingCertificate"], samlExample);
-    const cert = p.signingCertificate === undefined ? undefined
-      : r.string(`${key}.signingCertificate`, p.signingCertificate, "", `"MIIC…"`, /^[A-Za-z0-9+/=\s]+$/, "must be the base64 certificate from the IdP's metadata, without PEM header lines");
+    r.unknownKeys(
+      key,
+      masked(p),
+      ["protocol", "alias", "displayName", "idpEntityId", "singleSignOnServiceUrl", "signingCertificate"],
+      samlExample,
+    );
+    const cert =
+      p.signingCertificate === undefined
+        ? undefined
+        : r.string(
+            `${key}.signingCertificate`,
+            p.signingCertificate,
+            "",
+            `"MIIC…"`,
+            /^[A-Za-z0-9+/=\s]+$/,
+            "must be the base64 certificate from the IdP's metadata, without PEM header lines",
+          );
     return {
-      protocol, alias, displayName,
+      protocol,
+      alias,
+      displayName,
       idpEntityId: r.string(`${key}.idpEntityId`, p.idpEntityId ?? "", "", `"https://idp.example.org/metadata"`),
       singleSignOnServiceUrl: url("singleSignOnServiceUrl", true, `"https://idp.example.org/sso"`)!,
       signingCertificate: cert?.replace(/\s+/g, ""),
     };
   }
-  r.unknownKeys(key, masked(p), ["protocol", "alias", "displayName", "issuer", "authorizationUrl", "tokenUrl", "jwksUrl", "userInfoUrl", "clientId", "clientSecret"], oidcExample);
+  r.unknownKeys(
+    key,
+    masked(p),
+    ["protocol", "alias", "displayName", "issuer", "authorizationUrl", "tokenUrl", "jwksUrl", "userInfoUrl", "clientId", "clientSecret"],
+    oidcExample,
+  );
   const secretRaw = p.clientSecret;
   if (typeof secretRaw !== "string" || secretRaw.length === 0) {
-    r.problem(`${key}.clientSecret`, secretRaw === undefined ? undefined : SECRET_SHOWN, "is required: the secret the provider issued for this client",
-      `pulumi config set --secret --path '${key}.clientSecret' <secret>`);
+    r.problem(
+      `${key}.clientSecret`,
+      secretRaw === undefined ? undefined : SECRET_SHOWN,
+      "is required: the secret the provider issued for this client",
+      `pulumi config set --secret --path '${key}.clientSecret' <secret>`,
+    );
   } else if (r.isSecretKey("identityProviders") === false) {
-    r.problem(`${key}.clientSecret`, "[not shown]", "must be set with --secret: it would be stored in plain text in the stack file",
-      `pulumi config set --secret --path '${key}.clientSecret' <secret>`);
+    r.problem(
+      `${key}.clientSecret`,
+      "[not shown]",
+      "must be set with --secret: it would be stored in plain text in the stack file",
+      `pulumi config set --secret --path '${key}.clientSecret' <secret>`,
+    );
   }
   return {
-    protocol, alias, displayName,
+    protocol,
+    alias,
+    displayName,
     issuer: url("issuer", true, `"https://aai.egi.eu/auth/realms/egi"`)!,
     authorizationUrl: url("authorizationUrl", true, `"https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/auth"`)!,
     tokenUrl: url("tokenUrl", true, `"https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token"`)!,
@@ -1211,11 +1583,13 @@ function readIdentityProviders(r: Reader): IdentityProviderSpec[] {
   const raw = r.raw("identityProviders");
   if (raw !== undefined && !Array.isArray(raw)) r.problem("identityProviders", SECRET_SHOWN, "must be a list", `[{"alias": "egi", …}]`);
   const list = Array.isArray(raw) ? raw : [];
-  const providers = list.map((item, i) => readIdentityProvider(r, `identityProviders[${i}]`, item))
+  const providers = list
+    .map((item, i) => readIdentityProvider(r, `identityProviders[${i}]`, item))
     .filter((p): p is IdentityProviderSpec => p !== undefined);
   const seen = new Set<string>();
   providers.forEach((p, i) => {
-    if (p.alias && seen.has(p.alias)) r.problem(`identityProviders[${i}].alias`, p.alias, "duplicate alias: each provider needs its own", `"b2access"`);
+    if (p.alias && seen.has(p.alias))
+      r.problem(`identityProviders[${i}].alias`, p.alias, "duplicate alias: each provider needs its own", `"b2access"`);
     seen.add(p.alias);
   });
   return providers;
@@ -1234,19 +1608,38 @@ function readAlerting(r: Reader): AlertingSpec | undefined {
   r.unknownKeys("alerting", masked(a), ["smtpHost", "from", "to", "user", "smtpPassword", "severities"], example);
   const email = (key: string, value: unknown, ex: string) => r.string(key, value ?? "", "", ex, EMAIL, "must be an e-mail address");
   const to = r.list("alerting.to", a.to ?? [], `["dare-ops@example.org"]`) ?? [];
-  if (to.length === 0) r.problem("alerting.to", a.to, "name at least one address the alerts go to", `pulumi config set --path 'alerting.to[0]' dare-ops@example.org`);
+  if (to.length === 0)
+    r.problem(
+      "alerting.to",
+      a.to,
+      "name at least one address the alerts go to",
+      `pulumi config set --path 'alerting.to[0]' dare-ops@example.org`,
+    );
   const user = a.user === undefined ? "" : r.string("alerting.user", a.user, "", `"alertmanager"`);
   const password = a.smtpPassword;
   if (user !== "" && (typeof password !== "string" || password === "")) {
-    r.problem("alerting.smtpPassword", password === undefined ? undefined : SECRET_SHOWN, "is required when alerting.user is set",
-      "pulumi config set --secret --path 'alerting.smtpPassword' <password>");
+    r.problem(
+      "alerting.smtpPassword",
+      password === undefined ? undefined : SECRET_SHOWN,
+      "is required when alerting.user is set",
+      "pulumi config set --secret --path 'alerting.smtpPassword' <password>",
+    );
   }
   if (typeof password === "string" && password !== "" && r.isSecretKey("alerting") === false) {
-    r.problem("alerting.smtpPassword", "[not shown]", "must be set with --secret: it would be stored in plain text in the stack file",
-      "pulumi config set --secret --path 'alerting.smtpPassword' <password>");
+    r.problem(
+      "alerting.smtpPassword",
+      "[not shown]",
+      "must be set with --secret: it would be stored in plain text in the stack file",
+      "pulumi config set --secret --path 'alerting.smtpPassword' <password>",
+    );
   }
   if (user === "" && password !== undefined) {
-    r.problem("alerting.user", a.user, "is required when alerting.smtpPassword is set: the SMTP login", `pulumi config set --path 'alerting.user' alertmanager`);
+    r.problem(
+      "alerting.user",
+      a.user,
+      "is required when alerting.smtpPassword is set: the SMTP login",
+      `pulumi config set --path 'alerting.user' alertmanager`,
+    );
   }
   const severities = (r.list("alerting.severities", a.severities, `["critical"]`) ?? ["critical"]).map(String);
   severities.forEach((s, i) => {
@@ -1256,7 +1649,14 @@ function readAlerting(r: Reader): AlertingSpec | undefined {
   });
   if (severities.length === 0) r.problem("alerting.severities", severities, "name at least one severity", `["critical"]`);
   return {
-    smtpHost: r.string("alerting.smtpHost", a.smtpHost ?? "", "", `"smtp.example.org:587"`, /^[A-Za-z0-9.-]+:\d{1,5}$/, "must be host:port"),
+    smtpHost: r.string(
+      "alerting.smtpHost",
+      a.smtpHost ?? "",
+      "",
+      `"smtp.example.org:587"`,
+      /^[A-Za-z0-9.-]+:\d{1,5}$/,
+      "must be host:port",
+    ),
     from: email("alerting.from", a.from, `"alertmanager@dare.example.org"`),
     to: to.map((t, i) => email(`alerting.to[${i}]`, t, `"dare-ops@example.org"`)),
     user,
@@ -1275,7 +1675,12 @@ function readSshPrivateKey(r: Reader): pulumi.Output<string> | undefined {
 }
 
 /** An SSH private key set with --secret, or undefined when unset. */
-function readPrivateKey(r: Reader, key: "sshPrivateKey" | "bastionPrivateKey", example: string, why: string): pulumi.Output<string> | undefined {
+function readPrivateKey(
+  r: Reader,
+  key: "sshPrivateKey" | "bastionPrivateKey",
+  example: string,
+  why: string,
+): pulumi.Output<string> | undefined {
   // The value is never shown: a problem names the key only. raw() does not parse a PEM text.
   const value = r.raw(key);
   if (value === undefined || value === "") return undefined;
@@ -1306,19 +1711,26 @@ export function loadConfig(source: ConfigSource): DareConfig {
   const nodes = readNodes(r);
   const bastion = readBastion(r, provider);
   const hosts = readHosts(r, provider, nodes.pools, bastion);
-  const controlPlanes = provider === "existing"
-    ? hosts.filter((h) => h.role === CONTROL_PLANE_ROLE).length
-    : nodes.controlPlane.count;
+  const controlPlanes = provider === "existing" ? hosts.filter((h) => h.role === CONTROL_PLANE_ROLE).length : nodes.controlPlane.count;
   const cpKey = provider === "existing" ? "hosts" : "nodes.controlPlane.count";
   if (controlPlanes === 0 || controlPlanes % 2 === 0) {
-    r.problem(cpKey, controlPlanes, `${controlPlanes} control planes: etcd needs an odd number (1, 3 or 5) to keep a majority`,
-      provider === "existing" ? `give 1 or 3 hosts the role "control-plane"` : `pulumi config set --path 'nodes.controlPlane.count' 3`);
+    r.problem(
+      cpKey,
+      controlPlanes,
+      `${controlPlanes} control planes: etcd needs an odd number (1, 3 or 5) to keep a majority`,
+      provider === "existing" ? `give 1 or 3 hosts the role "control-plane"` : `pulumi config set --path 'nodes.controlPlane.count' 3`,
+    );
   }
 
   const adminRaw = r.raw("adminCidrs");
   const adminCidrs = (r.list("adminCidrs", adminRaw, `["192.0.2.0/24"]`) ?? []).map(String);
   if (adminRaw === undefined || adminCidrs.length === 0) {
-    r.problem("adminCidrs", adminRaw, "name at least one source range for SSH and the Kubernetes API", `pulumi config set --path 'adminCidrs[0]' 192.0.2.0/24`);
+    r.problem(
+      "adminCidrs",
+      adminRaw,
+      "name at least one source range for SSH and the Kubernetes API",
+      `pulumi config set --path 'adminCidrs[0]' 192.0.2.0/24`,
+    );
   }
   adminCidrs.forEach((c, i) => {
     if (!parseCidr(c)) r.problem(`adminCidrs[${i}]`, c, "must be a CIDR such as a.b.c.d/n", `"192.0.2.0/24"`);
@@ -1327,8 +1739,14 @@ export function loadConfig(source: ConfigSource): DareConfig {
   const stackName = source.stack.toLowerCase().replace(/[^a-z0-9-]/g, "-");
   const config: DareConfig = {
     stack: source.stack,
-    clusterName: r.string("clusterName", r.raw("clusterName") || undefined, `dare-${stackName}`, `"dare-testbed"`, NAME,
-      "must be a lower-case DNS label, at most 32 characters"),
+    clusterName: r.string(
+      "clusterName",
+      r.raw("clusterName") || undefined,
+      `dare-${stackName}`,
+      `"dare-testbed"`,
+      NAME,
+      "must be a lower-case DNS label, at most 32 characters",
+    ),
     provider,
     nodes,
     hosts,
@@ -1346,15 +1764,24 @@ export function loadConfig(source: ConfigSource): DareConfig {
     apiLoadBalancer: r.boolean("apiLoadBalancer", r.raw("apiLoadBalancer"), defaultOf("apiLoadBalancer"), "false"),
     stopAfter: r.oneOf("stopAfter", "pulumi config set stopAfter bootstrap") as DareConfig["stopAfter"],
     skipAwait: r.boolean("skipAwait", r.raw("skipAwait"), defaultOf("skipAwait"), "true"),
-    allowDataLoss: (r.list("allowDataLoss", r.raw("allowDataLoss"), `["dare-production-workers-2-disk-0"]`) ?? []).map((name, i) => r.string(`allowDataLoss[${i}]`, name, "",
-      `"dare-production-workers-2-disk-0"`, /^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a resource name as the refusal prints it")),
+    allowDataLoss: (r.list("allowDataLoss", r.raw("allowDataLoss"), `["dare-production-workers-2-disk-0"]`) ?? []).map((name, i) =>
+      r.string(
+        `allowDataLoss[${i}]`,
+        name,
+        "",
+        `"dare-production-workers-2-disk-0"`,
+        /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+        "must be a resource name as the refusal prints it",
+      ),
+    ),
     ...readPlatformBase(r, provider, nodes, hosts),
     ...readAccessAndMonitoring(r),
     dare: readDareLayer(r),
   };
   const apiVirtualIp = readApiVirtualIp(r, provider, config.network, hosts, config.apiLoadBalancer);
   if (apiVirtualIp) config.apiVirtualIp = apiVirtualIp;
-  if (config.domain === "") r.problem("domain", r.raw("domain"), "is required: the DARE services are served under it", `pulumi config set domain dare.example.org`);
+  if (config.domain === "")
+    r.problem("domain", r.raw("domain"), "is required: the DARE services are served under it", `pulumi config set domain dare.example.org`);
   if (r.problems.length > 0) {
     // A key read in two places reports its problem once.
     const unique = new Map(r.problems.map((p) => [`${p.key}\u0000${p.why}`, p]));

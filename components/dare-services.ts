@@ -36,7 +36,8 @@ export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-
 export { NON_PUBLIC_RANGES };
 
 /** Peers outside the DARE workloads that appear in the call graph. */
-export type ExternalPeer = "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
+export type ExternalPeer =
+  "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
 export type Peer = DareWorkload | ExternalPeer;
 
 const ALL = [...DARE_WORKLOADS];
@@ -54,14 +55,24 @@ const SIGN_IN_CLIENTS: DareWorkload[] = ["d4p-registry", "exec-api", "exec-regis
  * jobs the databases. Internet egress for workflow pods is added only when dare:workflowInternetAccess is on.
  */
 export const CALL_GRAPH: Array<[Peer, Peer]> = [
-  ["dare-login", "keycloak"], ["dare-login", "d4p-registry"], ["dare-login", "workflow-registry"], ["dare-login", "exec-api"],
+  ["dare-login", "keycloak"],
+  ["dare-login", "d4p-registry"],
+  ["dare-login", "workflow-registry"],
+  ["dare-login", "exec-api"],
   ...SIGN_IN_CLIENTS.map((w): [Peer, Peer] => [w, "dare-login"]),
-  ["exec-api", "d4p-registry"], ["exec-api", "workflow-registry"], ["exec-api", "exec-registry"], ["exec-api", "kubernetes-api"],
+  ["exec-api", "d4p-registry"],
+  ["exec-api", "workflow-registry"],
+  ["exec-api", "exec-registry"],
+  ["exec-api", "kubernetes-api"],
   ["exec-api", "internet-https"],
   ["playground", "d4p-registry"],
   ["d4p-registry", "d4p-registry-db"],
-  ["sprov", "sprov-db"], ["sprov-view", "sprov"], ["sprov-cronjob", "sprov-db"],
-  ["mpi-jobs", "mpi-jobs"], ["mpi-jobs", "sprov"], ["mpi-jobs", "exec-api"],
+  ["sprov", "sprov-db"],
+  ["sprov-view", "sprov"],
+  ["sprov-cronjob", "sprov-db"],
+  ["mpi-jobs", "mpi-jobs"],
+  ["mpi-jobs", "sprov"],
+  ["mpi-jobs", "exec-api"],
   ...ALL.filter((w) => WORKLOADS[w].routes).map((w): [Peer, Peer] => ["ingress-controller", w]),
   ...SERVED.map((w): [Peer, Peer] => ["monitoring", w]),
   ...DATABASE_WORKLOADS.map((w): [Peer, Peer] => ["backups", w]),
@@ -89,15 +100,17 @@ export function probeTargets(namespace: string, ports: Record<DareWorkload, numb
     const w = WORKLOADS[workload];
     const host = `${w.serviceName}.${namespace}.svc`;
     const service = w.monitoringService;
-    const cluster: DareProbeTarget = "http" in w.health
-      ? { service, workload, via: "cluster", target: `http://${host}:${ports[workload]}${w.health.http}`, module: "http_2xx" }
-      : { service, workload, via: "cluster", target: `${host}:${ports[workload]}`, module: "tcp_connect" };
+    const cluster: DareProbeTarget =
+      "http" in w.health
+        ? { service, workload, via: "cluster", target: `http://${host}:${ports[workload]}${w.health.http}`, module: "http_2xx" }
+        : { service, workload, via: "cluster", target: `${host}:${ports[workload]}`, module: "tcp_connect" };
     if (!w.routes) return [cluster];
     const route = w.routes.paths[0];
     const healthy = "http" in w.health && w.routes.strip;
-    const ingress: DareProbeTarget = healthy && "http" in w.health
-      ? { service, workload, via: "ingress", target: `${route}${w.health.http}`, module: "http_2xx" }
-      : { service, workload, via: "ingress", target: `${route}/`, module: "http_reachable" };
+    const ingress: DareProbeTarget =
+      healthy && "http" in w.health
+        ? { service, workload, via: "ingress", target: `${route}${w.health.http}`, module: "http_2xx" }
+        : { service, workload, via: "ingress", target: `${route}/`, module: "http_reachable" };
     return [cluster, ingress];
   });
 }
@@ -235,14 +248,22 @@ export class DareServices extends pulumi.ComponentResource {
     const password = (id: string) => new random.RandomPassword(`${name}-${id}`, { length: 32, special: false }, { parent: this }).result;
 
     // --- Shared file system: users' uploads, runs and debug output; exec-api and MPIJobs mount it.
-    new k8s.core.v1.PersistentVolumeClaim(`${name}-sfs`, {
-      metadata: { name: SHARED_FS_CLAIM, namespace: this.namespace, labels: { service: "dare-shared-volumes", "app.kubernetes.io/part-of": "dare" } },
-      spec: {
-        accessModes: ["ReadWriteMany"],
-        storageClassName: args.sharedStorageClass ?? "rook-cephfs",
-        resources: { requests: { storage: args.sharedFilesystemSize } },
+    new k8s.core.v1.PersistentVolumeClaim(
+      `${name}-sfs`,
+      {
+        metadata: {
+          name: SHARED_FS_CLAIM,
+          namespace: this.namespace,
+          labels: { service: "dare-shared-volumes", "app.kubernetes.io/part-of": "dare" },
+        },
+        spec: {
+          accessModes: ["ReadWriteMany"],
+          storageClassName: args.sharedStorageClass ?? "rook-cephfs",
+          resources: { requests: { storage: args.sharedFilesystemSize } },
+        },
       },
-    }, nsOpts);
+      nsOpts,
+    );
 
     // --- Secrets: every value generated here or handed over as a Pulumi secret.
     const mysqlRoot = password("mysql-root");
@@ -251,11 +272,15 @@ export class DareServices extends pulumi.ComponentResource {
     this.mysqlHost = `${WORKLOADS["d4p-registry-db"].serviceName}.${this.namespace}.svc`;
     this.mongoHost = `${WORKLOADS["sprov-db"].serviceName}.${this.namespace}.svc`;
     const secret = (id: string, data: Record<string, pulumi.Input<string>>) =>
-      new k8s.core.v1.Secret(`${name}-${id}`, {
-        metadata: { name: id, namespace: this.namespace, labels: { "app.kubernetes.io/part-of": "dare" } },
-        type: "Opaque",
-        stringData: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, pulumi.secret(v)])),
-      }, nsOpts);
+      new k8s.core.v1.Secret(
+        `${name}-${id}`,
+        {
+          metadata: { name: id, namespace: this.namespace, labels: { "app.kubernetes.io/part-of": "dare" } },
+          type: "Opaque",
+          stringData: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, pulumi.secret(v)])),
+        },
+        nsOpts,
+      );
     secret("d4p-registry-db", { MYSQL_ROOT_PASSWORD: mysqlRoot, MYSQL_PASSWORD: mysqlApp });
     secret("d4p-registry-settings", {
       "local_settings.py": mysqlApp.apply((pw) => d4pRegistrySettings(args.domain, this.namespace, ports["d4p-registry-db"], pw)),
@@ -264,28 +289,42 @@ export class DareServices extends pulumi.ComponentResource {
       CLIENT_SECRET: args.keycloak.clientSecret,
       ADMIN_PASSWORD: args.keycloak.adminPassword,
     });
-    const fromSecret = (secretName: string, key: string, env = key): k8s.types.input.core.v1.EnvVar =>
-      ({ name: env, valueFrom: { secretKeyRef: { name: secretName, key } } });
+    const fromSecret = (secretName: string, key: string, env = key): k8s.types.input.core.v1.EnvVar => ({
+      name: env,
+      valueFrom: { secretKeyRef: { name: secretName, key } },
+    });
 
     // --- exec-api's identity: MPIJobs and pods in this namespace, nothing else.
     this.execApiServiceAccount = "exec-api";
-    new k8s.core.v1.ServiceAccount(`${name}-exec-api`, {
-      metadata: { name: this.execApiServiceAccount, namespace: this.namespace },
-    }, nsOpts);
-    new k8s.rbac.v1.Role(`${name}-exec-api`, {
-      metadata: { name: "exec-api-mpijobs", namespace: this.namespace },
-      rules: [
-        { apiGroups: ["kubeflow.org"], resources: ["mpijobs"], verbs: ["create", "get", "list", "watch", "delete"] },
-        { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
-        // /my-pods shows users their runs' logs.
-        { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
-      ],
-    }, nsOpts);
-    new k8s.rbac.v1.RoleBinding(`${name}-exec-api`, {
-      metadata: { name: "exec-api-mpijobs", namespace: this.namespace },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "exec-api-mpijobs" },
-      subjects: [{ kind: "ServiceAccount", name: this.execApiServiceAccount, namespace: this.namespace }],
-    }, nsOpts);
+    new k8s.core.v1.ServiceAccount(
+      `${name}-exec-api`,
+      {
+        metadata: { name: this.execApiServiceAccount, namespace: this.namespace },
+      },
+      nsOpts,
+    );
+    new k8s.rbac.v1.Role(
+      `${name}-exec-api`,
+      {
+        metadata: { name: "exec-api-mpijobs", namespace: this.namespace },
+        rules: [
+          { apiGroups: ["kubeflow.org"], resources: ["mpijobs"], verbs: ["create", "get", "list", "watch", "delete"] },
+          { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
+          // /my-pods shows users their runs' logs.
+          { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+        ],
+      },
+      nsOpts,
+    );
+    new k8s.rbac.v1.RoleBinding(
+      `${name}-exec-api`,
+      {
+        metadata: { name: "exec-api-mpijobs", namespace: this.namespace },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "exec-api-mpijobs" },
+        subjects: [{ kind: "ServiceAccount", name: this.execApiServiceAccount, namespace: this.namespace }],
+      },
+      nsOpts,
+    );
 
     const sprovDb = WORKLOADS["sprov-db"].serviceName;
     const env: Partial<Record<DareWorkload, k8s.types.input.core.v1.EnvVar[]>> = {
@@ -332,16 +371,30 @@ export class DareServices extends pulumi.ComponentResource {
     this.registerOutputs({ namespace: this.namespace, url: this.url });
   }
 
-  private workload(name: string, workload: DareWorkload, args: DareServicesArgs, env: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions): void {
+  private workload(
+    name: string,
+    workload: DareWorkload,
+    args: DareServicesArgs,
+    env: k8s.types.input.core.v1.EnvVar[],
+    opts: pulumi.CustomResourceOptions,
+  ): void {
     const facts = WORKLOADS[workload];
     const sizing = args.services[workload];
     const port = sizing.port;
-    const labels = { app: workload, service: facts.monitoringService, "app.kubernetes.io/name": workload, "app.kubernetes.io/part-of": "dare" };
+    const labels = {
+      app: workload,
+      service: facts.monitoringService,
+      "app.kubernetes.io/name": workload,
+      "app.kubernetes.io/part-of": "dare",
+    };
     const selector = { app: workload };
     const health = facts.health;
-    const probeHandler = "http" in health ? { httpGet: { path: health.http, port } }
-      : "exec" in health ? { exec: { command: health.exec } }
-      : { tcpSocket: { port } };
+    const probeHandler =
+      "http" in health
+        ? { httpGet: { path: health.http, port } }
+        : "exec" in health
+          ? { exec: { command: health.exec } }
+          : { tcpSocket: { port } };
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [];
     const volumes: k8s.types.input.core.v1.Volume[] = [];
     if (facts.sharedFs) {
@@ -355,14 +408,18 @@ export class DareServices extends pulumi.ComponentResource {
     }
     if (facts.databaseDataPath) mounts.push({ name: "data", mountPath: facts.databaseDataPath });
     if (facts.localState) {
-      new k8s.core.v1.PersistentVolumeClaim(`${name}-${workload}-data`, {
-        metadata: { name: `${workload}-data`, namespace: this.namespace, labels },
-        spec: {
-          accessModes: ["ReadWriteOnce"],
-          storageClassName: args.blockStorageClass ?? "rook-ceph-block",
-          resources: { requests: { storage: sizing.storageSize } },
+      new k8s.core.v1.PersistentVolumeClaim(
+        `${name}-${workload}-data`,
+        {
+          metadata: { name: `${workload}-data`, namespace: this.namespace, labels },
+          spec: {
+            accessModes: ["ReadWriteOnce"],
+            storageClassName: args.blockStorageClass ?? "rook-ceph-block",
+            resources: { requests: { storage: sizing.storageSize } },
+          },
         },
-      }, opts);
+        opts,
+      );
       mounts.push({ name: "data", mountPath: sizing.dataPath! });
       volumes.push({ name: "data", persistentVolumeClaim: { claimName: `${workload}-data` } });
     }
@@ -374,11 +431,19 @@ export class DareServices extends pulumi.ComponentResource {
       resources: { requests: sizing.requests, limits: sizing.limits },
       volumeMounts: mounts,
       securityContext: { allowPrivilegeEscalation: false, seccompProfile: { type: "RuntimeDefault" } },
-      ...(facts.kind === "CronJob" ? {} : {
-        readinessProbe: { ...probeHandler, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-        // Databases replay their logs after a crash: give them time before the first liveness check.
-        livenessProbe: { ...probeHandler, initialDelaySeconds: facts.kind === "StatefulSet" ? 60 : 20, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 6 },
-      }),
+      ...(facts.kind === "CronJob"
+        ? {}
+        : {
+            readinessProbe: { ...probeHandler, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+            // Databases replay their logs after a crash: give them time before the first liveness check.
+            livenessProbe: {
+              ...probeHandler,
+              initialDelaySeconds: facts.kind === "StatefulSet" ? 60 : 20,
+              periodSeconds: 20,
+              timeoutSeconds: 5,
+              failureThreshold: 6,
+            },
+          }),
     };
     const podSpec: k8s.types.input.core.v1.PodSpec = {
       containers: [container],
@@ -393,71 +458,93 @@ export class DareServices extends pulumi.ComponentResource {
     const metadata = { name: workload, namespace: this.namespace, labels };
 
     if (facts.kind === "Deployment") {
-      new k8s.apps.v1.Deployment(`${name}-${workload}`, {
-        metadata,
-        spec: {
-          replicas: sizing.replicas,
-          // A ReadWriteOnce volume is attached to one node: the old pod lets go before the new one starts.
-          ...(facts.localState ? { strategy: { type: "Recreate" } } : {}),
-          selector: { matchLabels: selector },
-          template,
+      new k8s.apps.v1.Deployment(
+        `${name}-${workload}`,
+        {
+          metadata,
+          spec: {
+            replicas: sizing.replicas,
+            // A ReadWriteOnce volume is attached to one node: the old pod lets go before the new one starts.
+            ...(facts.localState ? { strategy: { type: "Recreate" } } : {}),
+            selector: { matchLabels: selector },
+            template,
+          },
         },
-      }, opts);
+        opts,
+      );
     } else if (facts.kind === "StatefulSet") {
-      new k8s.apps.v1.StatefulSet(`${name}-${workload}`, {
-        metadata,
-        spec: {
-          replicas: 1,
-          serviceName: facts.serviceName,
-          selector: { matchLabels: selector },
-          template,
-          volumeClaimTemplates: [{
-            metadata: { name: "data", labels: { service: facts.monitoringService } },
-            spec: {
-              accessModes: ["ReadWriteOnce"],
-              storageClassName: args.blockStorageClass ?? "rook-ceph-block",
-              resources: { requests: { storage: sizing.storageSize } },
-            },
-          }],
+      new k8s.apps.v1.StatefulSet(
+        `${name}-${workload}`,
+        {
+          metadata,
+          spec: {
+            replicas: 1,
+            serviceName: facts.serviceName,
+            selector: { matchLabels: selector },
+            template,
+            volumeClaimTemplates: [
+              {
+                metadata: { name: "data", labels: { service: facts.monitoringService } },
+                spec: {
+                  accessModes: ["ReadWriteOnce"],
+                  storageClassName: args.blockStorageClass ?? "rook-ceph-block",
+                  resources: { requests: { storage: sizing.storageSize } },
+                },
+              },
+            ],
+          },
         },
-      }, opts);
+        opts,
+      );
     } else {
-      new k8s.batch.v1.CronJob(`${name}-${workload}`, {
-        metadata,
-        spec: {
-          // The cron job's task is the image's own entry point; hourly is the platform's default.
-          schedule: "0 * * * *",
-          concurrencyPolicy: "Forbid",
-          successfulJobsHistoryLimit: 3,
-          failedJobsHistoryLimit: 3,
-          jobTemplate: {
-            spec: {
-              backoffLimit: 2,
-              activeDeadlineSeconds: 3000,
-              template: { metadata: { labels }, spec: { ...podSpec, restartPolicy: "OnFailure" } },
+      new k8s.batch.v1.CronJob(
+        `${name}-${workload}`,
+        {
+          metadata,
+          spec: {
+            // The cron job's task is the image's own entry point; hourly is the platform's default.
+            schedule: "0 * * * *",
+            concurrencyPolicy: "Forbid",
+            successfulJobsHistoryLimit: 3,
+            failedJobsHistoryLimit: 3,
+            jobTemplate: {
+              spec: {
+                backoffLimit: 2,
+                activeDeadlineSeconds: 3000,
+                template: { metadata: { labels }, spec: { ...podSpec, restartPolicy: "OnFailure" } },
+              },
             },
           },
         },
-      }, opts);
+        opts,
+      );
       return;
     }
 
-    new k8s.core.v1.Service(`${name}-${workload}`, {
-      metadata: { name: facts.serviceName, namespace: this.namespace, labels },
-      spec: {
-        type: "ClusterIP",
-        // A StatefulSet's governing Service is headless: clients reach the one pod by name.
-        ...(facts.kind === "StatefulSet" ? { clusterIP: "None" } : {}),
-        selector,
-        ports: [{ name: "main", port, targetPort: port }],
+    new k8s.core.v1.Service(
+      `${name}-${workload}`,
+      {
+        metadata: { name: facts.serviceName, namespace: this.namespace, labels },
+        spec: {
+          type: "ClusterIP",
+          // A StatefulSet's governing Service is headless: clients reach the one pod by name.
+          ...(facts.kind === "StatefulSet" ? { clusterIP: "None" } : {}),
+          selector,
+          ports: [{ name: "main", port, targetPort: port }],
+        },
       },
-    }, opts);
+      opts,
+    );
 
     if (facts.kind === "Deployment" && sizing.replicas > 1) {
-      new k8s.policy.v1.PodDisruptionBudget(`${name}-${workload}`, {
-        metadata: { name: workload, namespace: this.namespace, labels },
-        spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
-      }, opts);
+      new k8s.policy.v1.PodDisruptionBudget(
+        `${name}-${workload}`,
+        {
+          metadata: { name: workload, namespace: this.namespace, labels },
+          spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+        },
+        opts,
+      );
     }
   }
 
@@ -466,35 +553,47 @@ export class DareServices extends pulumi.ComponentResource {
     const stripped = routed.filter((w) => WORKLOADS[w].routes!.strip).flatMap((w) => WORKLOADS[w].routes!.paths);
     // Services that answer at their own root: Traefik removes the routing prefix before forwarding;
     // the others (playground's /playground and /run-command) get the path as it came.
-    new k8s.apiextensions.CustomResource(`${name}-strip-prefix`, {
-      apiVersion: "traefik.io/v1alpha1",
-      kind: "Middleware",
-      metadata: { name: "strip-prefix", namespace: this.namespace },
-      spec: { stripPrefix: { prefixes: stripped } },
-    }, opts);
-    new k8s.networking.v1.Ingress(`${name}-ingress`, {
-      metadata: {
-        name: "dare",
-        namespace: this.namespace,
-        annotations: {
-          "traefik.ingress.kubernetes.io/router.middlewares": `${this.namespace}-strip-prefix@kubernetescrd`,
+    new k8s.apiextensions.CustomResource(
+      `${name}-strip-prefix`,
+      {
+        apiVersion: "traefik.io/v1alpha1",
+        kind: "Middleware",
+        metadata: { name: "strip-prefix", namespace: this.namespace },
+        spec: { stripPrefix: { prefixes: stripped } },
+      },
+      opts,
+    );
+    new k8s.networking.v1.Ingress(
+      `${name}-ingress`,
+      {
+        metadata: {
+          name: "dare",
+          namespace: this.namespace,
+          annotations: {
+            "traefik.ingress.kubernetes.io/router.middlewares": `${this.namespace}-strip-prefix@kubernetescrd`,
+          },
+        },
+        spec: {
+          ingressClassName: args.ingressClassName ?? "traefik",
+          tls: domainTls(args.domain),
+          rules: [
+            {
+              host: args.domain,
+              http: {
+                paths: routed.flatMap((w) =>
+                  WORKLOADS[w].routes!.paths.map((path) => ({
+                    path,
+                    pathType: "Prefix",
+                    backend: { service: { name: WORKLOADS[w].serviceName, port: { number: args.services[w].port } } },
+                  })),
+                ),
+              },
+            },
+          ],
         },
       },
-      spec: {
-        ingressClassName: args.ingressClassName ?? "traefik",
-        tls: domainTls(args.domain),
-        rules: [{
-          host: args.domain,
-          http: {
-            paths: routed.flatMap((w) => WORKLOADS[w].routes!.paths.map((path) => ({
-              path,
-              pathType: "Prefix",
-              backend: { service: { name: WORKLOADS[w].serviceName, port: { number: args.services[w].port } } },
-            }))),
-          },
-        }],
-      },
-    }, opts);
+      opts,
+    );
   }
 
   /** Default deny, then exactly the edges of CALL_GRAPH (plus DNS). */
@@ -517,10 +616,13 @@ export class DareServices extends pulumi.ComponentResource {
             { to: [INGRESS_CONTROLLER_PEER], ports: [tcp(args.ingressHttpsPort ?? INGRESS_POD_PORTS.websecure)] },
           ];
         case "kubernetes-api":
-          return [{
-            to: pulumi.output(args.apiServerCidrs).apply((cidrs) => cidrs.map((cidr): Peer_ => ({ ipBlock: { cidr } }))),
-            ports: [tcp(args.apiServerPort ?? 6443)],
-          }, ...(args.apiServiceAddress ? [{ to: [{ ipBlock: { cidr: `${args.apiServiceAddress}/32` } }], ports: [tcp(443)] }] : [])];
+          return [
+            {
+              to: pulumi.output(args.apiServerCidrs).apply((cidrs) => cidrs.map((cidr): Peer_ => ({ ipBlock: { cidr } }))),
+              ports: [tcp(args.apiServerPort ?? 6443)],
+            },
+            ...(args.apiServiceAddress ? [{ to: [{ ipBlock: { cidr: `${args.apiServiceAddress}/32` } }], ports: [tcp(443)] }] : []),
+          ];
         // B2DROP (b2drop.eudat.eu) has no fixed address: HTTPS to public addresses.
         case "internet-https":
           return [{ to: [internet], ports: [tcp(443)] }];
@@ -544,10 +646,12 @@ export class DareServices extends pulumi.ComponentResource {
     policy("allow-dns", {
       podSelector: {},
       policyTypes: ["Egress"],
-      egress: [{
-        to: [{ namespaceSelector: nsSelector("kube-system"), podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
-        ports: [{ protocol: "UDP", port: 53 }, tcp(53)],
-      }],
+      egress: [
+        {
+          to: [{ namespaceSelector: nsSelector("kube-system"), podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+          ports: [{ protocol: "UDP", port: 53 }, tcp(53)],
+        },
+      ],
     });
 
     const edges: Array<[Peer, Peer]> = [...CALL_GRAPH, ...(args.workflowInternetAccess ? [["mpi-jobs", "internet"] as [Peer, Peer]] : [])];
@@ -587,44 +691,58 @@ export class DareServices extends pulumi.ComponentResource {
     const sso = args.jupyterhubSso;
     const deps: pulumi.Resource[] = [ns];
     if (sso) {
-      deps.push(new k8s.core.v1.Secret(`${name}-jupyterhub-oauth`, {
-        metadata: { name: JUPYTERHUB_OAUTH_SECRET, namespace: ns.metadata.name },
-        stringData: { "client-secret": sso.clientSecret },
-      }, this.opts));
+      deps.push(
+        new k8s.core.v1.Secret(
+          `${name}-jupyterhub-oauth`,
+          {
+            metadata: { name: JUPYTERHUB_OAUTH_SECRET, namespace: ns.metadata.name },
+            stringData: { "client-secret": sso.clientSecret },
+          },
+          this.opts,
+        ),
+      );
     }
     // The namespace's output, not its name: the release waits for the namespace to exist.
-    pinnedRelease(`${name}-jupyterhub`, {
-      release: "jupyterhub",
-      namespace: ns.metadata.name,
-      chart: CHARTS.jupyterhub,
-      mirror: args.chartMirror,
-      values: {
-        hub: {
-          baseUrl: "/jupyter",
-          // The chart lets the hub and the proxy reach the cloud's metadata service (it blocks it for the
-          // notebooks only): it serves the VMs' user data, with their SSH host keys.
-          networkPolicy: { egressAllowRules: { cloudMetadataServer: false } },
-          ...(sso ? {
-            config: jupyterhubAuthConfig(sso),
-            extraEnv: { OAUTH_CLIENT_SECRET: { valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } } } },
-            // A changed client secret restarts the hub, which reads its environment only at start.
-            annotations: { "dare.io/oauth-secret-hash": secretHash(sso.clientSecret) },
-          } : {}),
-        },
-        proxy: {
-          secretToken: pulumi.secret(token.hex),
-          service: { type: "ClusterIP" },
-          chp: { networkPolicy: { egressAllowRules: { cloudMetadataServer: false } } },
-        },
-        ingress: {
-          enabled: true,
-          ingressClassName: args.ingressClassName ?? "traefik",
-          hosts: [args.domain],
-          pathType: "Prefix",
-          tls: domainTls(args.domain),
+    pinnedRelease(
+      `${name}-jupyterhub`,
+      {
+        release: "jupyterhub",
+        namespace: ns.metadata.name,
+        chart: CHARTS.jupyterhub,
+        mirror: args.chartMirror,
+        values: {
+          hub: {
+            baseUrl: "/jupyter",
+            // The chart lets the hub and the proxy reach the cloud's metadata service (it blocks it for the
+            // notebooks only): it serves the VMs' user data, with their SSH host keys.
+            networkPolicy: { egressAllowRules: { cloudMetadataServer: false } },
+            ...(sso
+              ? {
+                  config: jupyterhubAuthConfig(sso),
+                  extraEnv: {
+                    OAUTH_CLIENT_SECRET: { valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } } },
+                  },
+                  // A changed client secret restarts the hub, which reads its environment only at start.
+                  annotations: { "dare.io/oauth-secret-hash": secretHash(sso.clientSecret) },
+                }
+              : {}),
+          },
+          proxy: {
+            secretToken: pulumi.secret(token.hex),
+            service: { type: "ClusterIP" },
+            chp: { networkPolicy: { egressAllowRules: { cloudMetadataServer: false } } },
+          },
+          ingress: {
+            enabled: true,
+            ingressClassName: args.ingressClassName ?? "traefik",
+            hosts: [args.domain],
+            pathType: "Prefix",
+            tls: domainTls(args.domain),
+          },
         },
       },
-    }, { ...this.opts, dependsOn: deps });
+      { ...this.opts, dependsOn: deps },
+    );
   }
 }
 

@@ -7,8 +7,18 @@
  */
 
 export const DARE_WORKLOADS = [
-  "dare-login", "d4p-registry", "d4p-registry-db", "exec-api", "exec-registry", "playground", "workflow-registry",
-  "semantic-data", "sprov", "sprov-db", "sprov-view", "sprov-cronjob",
+  "dare-login",
+  "d4p-registry",
+  "d4p-registry-db",
+  "exec-api",
+  "exec-registry",
+  "playground",
+  "workflow-registry",
+  "semantic-data",
+  "sprov",
+  "sprov-db",
+  "sprov-view",
+  "sprov-cronjob",
 ] as const;
 export type DareWorkload = (typeof DARE_WORKLOADS)[number];
 
@@ -67,101 +77,167 @@ const NO_SOURCE = "its Dockerfile or Kubernetes manifest in its GitLab project";
 
 export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
   "dare-login": {
-    kind: "Deployment", monitoringService: "dare-login", serviceName: "dare-login",
-    port: 80, portSource: { guess: `not published; confirm in ${NO_SOURCE} (gitlab.com/project-dare/dare-platform)` },
-    routes: { paths: ["/dare-login"], strip: true, source: { guess: "the platform path is not published; the API docs name its endpoints /auth/, /validate-token/, /delegation-token/, /refresh-token/" } },
+    kind: "Deployment",
+    monitoringService: "dare-login",
+    serviceName: "dare-login",
+    port: 80,
+    portSource: { guess: `not published; confirm in ${NO_SOURCE} (gitlab.com/project-dare/dare-platform)` },
+    routes: {
+      paths: ["/dare-login"],
+      strip: true,
+      source: {
+        guess:
+          "the platform path is not published; the API docs name its endpoints /auth/, /validate-token/, /delegation-token/, /refresh-token/",
+      },
+    },
     // The guide's probes signed in with the realm admin's password; the request's shape is not published,
     // and a password in a probe's command line is what this project avoids: a TCP check.
     health: { tcp: true, source: { guess: "no unauthenticated health endpoint is known" } },
   },
   "d4p-registry": {
-    kind: "Deployment", monitoringService: "d4p-registry", serviceName: "d4p-registry",
-    port: 8000, portSource: { evidence: DJ_VERCEREG },
-    routes: { paths: ["/d4p-registry"], strip: true, source: { evidence: "DARE API docs (`/d4p-registry/…`); the registry's links carry no prefix" } },
+    kind: "Deployment",
+    monitoringService: "d4p-registry",
+    serviceName: "d4p-registry",
+    port: 8000,
+    portSource: { evidence: DJ_VERCEREG },
+    routes: {
+      paths: ["/d4p-registry"],
+      strip: true,
+      source: { evidence: "DARE API docs (`/d4p-registry/…`); the registry's links carry no prefix" },
+    },
     health: { tcp: true, source: { evidence: "every endpoint needs a sign-in (Django REST framework permissions)" } },
     // It reads no environment: the database is in local_settings.py, and start-registry.sh uses a regular
     // file found there instead of linking the template (root/root at dj-reg-db, DEBUG on, no allowed hosts).
     settingsFile: {
       path: "/registry/dj_vercereg/dj_vercereg/local_settings.py",
-      source: { guess: "the path in dj-vercereg's image (Dockerfile, start-registry.sh); confirm it for the DARE build in gitlab.com/project-dare/d4p-registry" },
+      source: {
+        guess:
+          "the path in dj-vercereg's image (Dockerfile, start-registry.sh); confirm it for the DARE build in gitlab.com/project-dare/d4p-registry",
+      },
     },
     imageProject: "gitlab.com/project-dare/d4p-registry",
   },
   "d4p-registry-db": {
-    kind: "StatefulSet", monitoringService: "d4p-registry", serviceName: "dj-reg-db",
-    port: 3306, portSource: { evidence: "dj-vercereg local_settings_template.py (HOST dj-reg-db, PORT 3306)" },
+    kind: "StatefulSet",
+    monitoringService: "d4p-registry",
+    serviceName: "dj-reg-db",
+    port: 3306,
+    portSource: { evidence: "dj-vercereg local_settings_template.py (HOST dj-reg-db, PORT 3306)" },
     health: { exec: ["mysqladmin", "ping", "-h", "127.0.0.1"], source: { evidence: "the official mysql image" } },
     databaseDataPath: "/var/lib/mysql",
   },
   "exec-api": {
-    kind: "Deployment", monitoringService: "exec-api", serviceName: "exec-api",
-    port: 80, portSource: { guess: "port 80 in the older dare-api code (nginx); v3.6 was rewritten: confirm in gitlab.com/project-dare/exec-api" },
-    routes: { paths: ["/exec-api"], strip: true, source: { evidence: "DARE API docs (`/exec-api/run-d4p/`, …); prefix stripping is a guess" } },
+    kind: "Deployment",
+    monitoringService: "exec-api",
+    serviceName: "exec-api",
+    port: 80,
+    portSource: { guess: "port 80 in the older dare-api code (nginx); v3.6 was rewritten: confirm in gitlab.com/project-dare/exec-api" },
+    routes: {
+      paths: ["/exec-api"],
+      strip: true,
+      source: { evidence: "DARE API docs (`/exec-api/run-d4p/`, …); prefix stripping is a guess" },
+    },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     sharedFs: true,
     kubernetesApi: true,
-    localState: { path: "/data", source: { guess: "the release notes name a \"local DB\" of users; its path is not published" } },
+    localState: { path: "/data", source: { guess: 'the release notes name a "local DB" of users; its path is not published' } },
     imageProject: "gitlab.com/project-dare/exec-api",
   },
   "exec-registry": {
-    kind: "Deployment", monitoringService: "exec-registry", serviceName: "exec-registry",
-    port: 80, portSource: { guess: "not published; exec-registry is built with exec-api since v3.0" },
+    kind: "Deployment",
+    monitoringService: "exec-registry",
+    serviceName: "exec-registry",
+    port: 80,
+    portSource: { guess: "not published; exec-registry is built with exec-api since v3.0" },
     routes: { paths: ["/exec-registry"], strip: true, source: { guess: "the guide exposed it; its path is not published" } },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     sharedFs: true,
     imageProject: "gitlab.com/project-dare/exec-api (exec-registry has no public project of its own)",
   },
-  "playground": {
-    kind: "Deployment", monitoringService: "playground", serviceName: "playground",
-    port: 80, portSource: { guess: "nginx since v3.0; the port is not published" },
+  playground: {
+    kind: "Deployment",
+    monitoringService: "playground",
+    serviceName: "playground",
+    port: 80,
+    portSource: { guess: "nginx since v3.0; the port is not published" },
     // Clients call <host>/playground and <host>/run-command: the paths reach the service as they are.
-    routes: { paths: ["/playground", "/run-command"], strip: false, source: { evidence: "DARE client code calls `<host>/playground` and `<host>/run-command`" } },
+    routes: {
+      paths: ["/playground", "/run-command"],
+      strip: false,
+      source: { evidence: "DARE client code calls `<host>/playground` and `<host>/run-command`" },
+    },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     // A guess: /run-command returns a run_dir, likely on the shared file system.
     sharedFs: true,
     imageProject: "gitlab.com/project-dare/playground",
   },
   "workflow-registry": {
-    kind: "Deployment", monitoringService: "cwl", serviceName: "workflow-registry",
-    port: 8000, portSource: { guess: "Django's runserver default; confirm in gitlab.com/project-dare/workflow-registry" },
+    kind: "Deployment",
+    monitoringService: "cwl",
+    serviceName: "workflow-registry",
+    port: 8000,
+    portSource: { guess: "Django's runserver default; confirm in gitlab.com/project-dare/workflow-registry" },
     routes: { paths: ["/workflow-registry"], strip: true, source: { guess: "its platform path is not published" } },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
-    localState: { path: "/data", source: { guess: "the release notes name a \"local DB\"; its path is not published" } },
+    localState: { path: "/data", source: { guess: 'the release notes name a "local DB"; its path is not published' } },
     imageProject: "gitlab.com/project-dare/workflow-registry",
   },
   "semantic-data": {
-    kind: "Deployment", monitoringService: "semantic-data", serviceName: "semantic-data",
-    port: 80, portSource: { guess: "not published; confirm in gitlab.com/project-dare/semantic-data-discovery" },
-    routes: { paths: ["/semantic-data"], strip: true, source: { evidence: "DARE API docs (`/semantic-data`); prefix stripping is a guess" } },
+    kind: "Deployment",
+    monitoringService: "semantic-data",
+    serviceName: "semantic-data",
+    port: 80,
+    portSource: { guess: "not published; confirm in gitlab.com/project-dare/semantic-data-discovery" },
+    routes: {
+      paths: ["/semantic-data"],
+      strip: true,
+      source: { evidence: "DARE API docs (`/semantic-data`); prefix stripping is a guess" },
+    },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     imageProject: "gitlab.com/project-dare/semantic-data-discovery",
   },
-  "sprov": {
+  sprov: {
     // MPI pods find it through SPROV_SERVICE_HOST/PORT: the Service must be called sprov.
-    kind: "Deployment", monitoringService: "sprov", serviceName: "sprov",
-    port: 8082, portSource: { evidence: `${SPROV}: gunicorn binds 8082` },
+    kind: "Deployment",
+    monitoringService: "sprov",
+    serviceName: "sprov",
+    port: 8082,
+    portSource: { evidence: `${SPROV}: gunicorn binds 8082` },
     routes: { paths: ["/prov"], strip: true, source: { evidence: "DARE API docs (`/prov`); the API answers at its root" } },
     health: { http: "/", source: { evidence: `${SPROV}: GET / answers "This is the s-prov service"` } },
     imageProject: "gitlab.com/project-dare/s-ProvFlow",
   },
   "sprov-db": {
-    kind: "StatefulSet", monitoringService: "sprov", serviceName: "sprov-db",
-    port: 27017, portSource: { evidence: `${SPROV}: SPROV_DB_PORT 27017` },
+    kind: "StatefulSet",
+    monitoringService: "sprov",
+    serviceName: "sprov-db",
+    port: 27017,
+    portSource: { evidence: `${SPROV}: SPROV_DB_PORT 27017` },
     // MongoDB 5.0's image still has the legacy shell; mongosh is not what 5.0 ships everywhere.
     health: { exec: ["mongo", "--quiet", "--eval", "db.adminCommand('ping').ok"], source: { evidence: "the official mongo 5.0 image" } },
     databaseDataPath: "/data/db",
   },
   "sprov-view": {
-    kind: "Deployment", monitoringService: "sprov", serviceName: "sprov-view",
-    port: 8080, portSource: { evidence: `${SPROV}: the viewer is a Tomcat web app on 8080` },
+    kind: "Deployment",
+    monitoringService: "sprov",
+    serviceName: "sprov-view",
+    port: 8080,
+    portSource: { evidence: `${SPROV}: the viewer is a Tomcat web app on 8080` },
     // Served at / in the container (http://IP:port/html/view.jsp), at /sprovflow-viewer on the platform.
-    routes: { paths: ["/sprovflow-viewer"], strip: true, source: { evidence: `${SPROV} viewer README; DARE docs (/sprovflow-viewer/html/view.jsp)` } },
+    routes: {
+      paths: ["/sprovflow-viewer"],
+      strip: true,
+      source: { evidence: `${SPROV} viewer README; DARE docs (/sprovflow-viewer/html/view.jsp)` },
+    },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     imageProject: "gitlab.com/project-dare/s-ProvFlow",
   },
   "sprov-cronjob": {
-    kind: "CronJob", monitoringService: "sprov", serviceName: "sprov-cronjob",
-    port: 27017, portSource: { evidence: "a job serves nothing: the value is unused" },
+    kind: "CronJob",
+    monitoringService: "sprov",
+    serviceName: "sprov-cronjob",
+    port: 27017,
+    portSource: { evidence: "a job serves nothing: the value is unused" },
     health: { tcp: true, source: { guess: "a job: no probe" } },
     imageProject: "gitlab.com/project-dare/s-ProvFlow",
   },
@@ -171,7 +247,8 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
 export const DATABASES: DareWorkload[] = (Object.keys(WORKLOADS) as DareWorkload[]).filter((w) => WORKLOADS[w].kind === "StatefulSet");
 
 /** Workloads whose image must be configured (no truthful default exists), with the project that builds it. */
-export const REQUIRED_IMAGES: Array<[DareWorkload, string]> = (Object.keys(WORKLOADS) as DareWorkload[])
-  .flatMap((w) => (WORKLOADS[w].imageProject ? [[w, WORKLOADS[w].imageProject!] as [DareWorkload, string]] : []));
+export const REQUIRED_IMAGES: Array<[DareWorkload, string]> = (Object.keys(WORKLOADS) as DareWorkload[]).flatMap((w) =>
+  WORKLOADS[w].imageProject ? [[w, WORKLOADS[w].imageProject!] as [DareWorkload, string]] : [],
+);
 
 export const isGuess = (fact: Fact): fact is { guess: string } => "guess" in fact;

@@ -23,8 +23,14 @@ export const DATA_NAMESPACES = ["rook-ceph", "dare", "keycloak", "harbor", "moni
 
 export const DATA_KINDS: Record<string, DataKind> = {
   "openstack:blockstorage/volume:Volume": { what: "OpenStack volume: a Ceph OSD's disk", retainOnDelete: false },
-  "openstack:compute/volumeAttach:VolumeAttach": { what: "attachment of a Ceph OSD's disk (detaching it under a running OSD)", retainOnDelete: false },
-  "openstack:compute/instance:Instance": { what: "VM: its local disk (a control plane's holds an etcd member, the PKI and the local backups)", retainOnDelete: false },
+  "openstack:compute/volumeAttach:VolumeAttach": {
+    what: "attachment of a Ceph OSD's disk (detaching it under a running OSD)",
+    retainOnDelete: false,
+  },
+  "openstack:compute/instance:Instance": {
+    what: "VM: its local disk (a control plane's holds an etcd member, the PKI and the local backups)",
+    retainOnDelete: false,
+  },
   "kubernetes:core/v1:PersistentVolumeClaim": { what: "volume claim and its volume", retainOnDelete: true },
   "kubernetes:postgresql.cnpg.io/v1:Cluster": { what: "PostgreSQL cluster: Keycloak's users and realm", retainOnDelete: true },
   "kubernetes:core/v1:Namespace": {

@@ -34,7 +34,7 @@ export function refusalMessage(lost: DataResource[]): string {
     ...lost.map((r) => `  - ${r.name} (${r.what}; ${r.type})`),
     "This follows from renaming a pool, dare:clusterName, the stack or a namespace, or from fewer disks or hosts.",
     "To keep the data, undo that configuration change. To let it go deliberately, once its data is safe elsewhere",
-    "(docs/operations.md, \"Letting data go\"), name each resource and lift the engine's protection:",
+    '(docs/operations.md, "Letting data go"), name each resource and lift the engine\'s protection:',
     ...[...new Set(lost.map((r) => r.name))].map((name, i) => `  pulumi config set --path 'allowDataLoss[${i}]' ${name}`),
     ...lost.map((r) => `  pulumi state unprotect '${r.urn}'`),
     "  pulumi up --policy-pack policy --policy-pack-config policy/allow-data-loss.json",
@@ -56,7 +56,10 @@ export class DataProtection {
       if (!kind) return undefined;
       this.declared.push({ resource: args.resource, type: args.type, name: args.name, what: kind.what });
       const protect = !this.allowDataLoss.includes(args.name);
-      return { props: args.props, opts: pulumi.mergeOptions(args.opts, { protect, ...(kind.retainOnDelete ? { retainOnDelete: true } : {}) }) };
+      return {
+        props: args.props,
+        opts: pulumi.mergeOptions(args.opts, { protect, ...(kind.retainOnDelete ? { retainOnDelete: true } : {}) }),
+      };
     });
   }
 
@@ -66,8 +69,12 @@ export class DataProtection {
    * Call after every resource is declared.
    */
   checkedInventory(): pulumi.Output<DataResource[]> {
-    const current = pulumi.all(this.declared.map((d) => d.resource.urn.apply((urn) => ({ urn, type: d.type, name: d.name, what: d.what }))));
-    const self = new pulumi.StackReference("last-update", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` });
+    const current = pulumi.all(
+      this.declared.map((d) => d.resource.urn.apply((urn) => ({ urn, type: d.type, name: d.name, what: d.what }))),
+    );
+    const self = new pulumi.StackReference("last-update", {
+      name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+    });
     return pulumi.all([self.getOutput("dataResources"), current]).apply(([previous, resources]) => {
       const lost = refusedLosses((previous as DataResource[] | undefined) ?? [], resources, this.allowDataLoss);
       if (lost.length > 0) throw new pulumi.RunError(refusalMessage(lost));

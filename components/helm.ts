@@ -53,12 +53,41 @@ export interface ChartCrds {
 }
 
 const RAW = "https://raw.githubusercontent.com";
-const PROMETHEUS_OPERATOR_CRDS = ["alertmanagerconfigs", "alertmanagers", "podmonitors", "probes", "prometheusagents",
-  "prometheuses", "prometheusrules", "scrapeconfigs", "servicemonitors", "thanosrulers"];
-const CALICO_OPERATOR_CRDS = ["apiservers", "gatewayapis", "goldmanes", "imagesets", "installations", "istios",
-  "managementclusterconnections", "tigerastatuses", "whiskers"];
-const TRAEFIK_CRDS = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
-  "serverstransports", "serverstransporttcps", "tlsoptions", "tlsstores", "traefikservices"];
+const PROMETHEUS_OPERATOR_CRDS = [
+  "alertmanagerconfigs",
+  "alertmanagers",
+  "podmonitors",
+  "probes",
+  "prometheusagents",
+  "prometheuses",
+  "prometheusrules",
+  "scrapeconfigs",
+  "servicemonitors",
+  "thanosrulers",
+];
+const CALICO_OPERATOR_CRDS = [
+  "apiservers",
+  "gatewayapis",
+  "goldmanes",
+  "imagesets",
+  "installations",
+  "istios",
+  "managementclusterconnections",
+  "tigerastatuses",
+  "whiskers",
+];
+const TRAEFIK_CRDS = [
+  "ingressroutes",
+  "ingressroutetcps",
+  "ingressrouteudps",
+  "middlewares",
+  "middlewaretcps",
+  "serverstransports",
+  "serverstransporttcps",
+  "tlsoptions",
+  "tlsstores",
+  "traefikservices",
+];
 
 /**
  * The pinned charts whose CRDs Helm would never upgrade, by chart name.
@@ -129,28 +158,44 @@ export interface PinnedReleaseWithCrds {
 }
 
 /** Like pinnedRelease; also returns the chart's CRDs, for the custom resources that need them. */
-export function pinnedReleaseWithCrds(resourceName: string, args: PinnedReleaseArgs, opts: pulumi.CustomResourceOptions): PinnedReleaseWithCrds {
-  const crds = chartCrdFiles(args.chart, args.mirror).map(({ plural, url }) =>
-    // Named by plural, not by file or version: a version bump updates the same resources.
-    new k8s.yaml.v2.ConfigFile(`${resourceName}-crd-${plural}`, { file: url }, {
-      parent: opts.parent, provider: opts.provider, transforms: [chartCrdTransform],
-    }));
+export function pinnedReleaseWithCrds(
+  resourceName: string,
+  args: PinnedReleaseArgs,
+  opts: pulumi.CustomResourceOptions,
+): PinnedReleaseWithCrds {
+  const crds = chartCrdFiles(args.chart, args.mirror).map(
+    ({ plural, url }) =>
+      // Named by plural, not by file or version: a version bump updates the same resources.
+      new k8s.yaml.v2.ConfigFile(
+        `${resourceName}-crd-${plural}`,
+        { file: url },
+        {
+          parent: opts.parent,
+          provider: opts.provider,
+          transforms: [chartCrdTransform],
+        },
+      ),
+  );
   const given = opts.dependsOn;
   if (given !== undefined && !Array.isArray(given) && !pulumi.Resource.isInstance(given)) {
     throw new Error(`${resourceName}: dependsOn must be a resource or a list of them, to add the chart's CRDs to it`);
   }
   const dependsOn = given === undefined ? [] : Array.isArray(given) ? given : [given];
-  const release = new k8s.helm.v3.Release(resourceName, {
-    name: args.release,
-    chart: args.chart.chart,
-    version: args.chart.version,
-    repositoryOpts: { repo: args.mirror || args.chart.repo },
-    namespace: args.namespace,
-    values: args.values,
-    ...(args.timeout ? { timeout: args.timeout } : {}),
-    // The CRDs above replace the chart's crds/ folder, which Helm would install once and never upgrade.
-    ...(crds.length > 0 ? { skipCrds: true } : {}),
-  }, crds.length > 0 ? { ...opts, dependsOn: [...dependsOn, ...crds] } : opts);
+  const release = new k8s.helm.v3.Release(
+    resourceName,
+    {
+      name: args.release,
+      chart: args.chart.chart,
+      version: args.chart.version,
+      repositoryOpts: { repo: args.mirror || args.chart.repo },
+      namespace: args.namespace,
+      values: args.values,
+      ...(args.timeout ? { timeout: args.timeout } : {}),
+      // The CRDs above replace the chart's crds/ folder, which Helm would install once and never upgrade.
+      ...(crds.length > 0 ? { skipCrds: true } : {}),
+    },
+    crds.length > 0 ? { ...opts, dependsOn: [...dependsOn, ...crds] } : opts,
+  );
   return { release, crds };
 }
 

@@ -83,9 +83,10 @@ export function nftablesRuleset(rules: Rule[], role: HostRole, members: Firewall
     .filter((rule) => groups.includes(rule.group))
     .map((rule) => {
       const ports = rule.ports[0] === rule.ports[1] ? `${rule.ports[0]}` : `${rule.ports[0]}-${rule.ports[1]}`;
-      const source = "cidr" in rule.from
-        ? `${rule.from.cidr.includes(":") ? "ip6" : "ip"} saddr ${rule.from.cidr}`
-        : `ip saddr @${setName[rule.from.group]}`;
+      const source =
+        "cidr" in rule.from
+          ? `${rule.from.cidr.includes(":") ? "ip6" : "ip"} saddr ${rule.from.cidr}`
+          : `ip saddr @${setName[rule.from.group]}`;
       return `    ${source} ${rule.protocol} dport ${ports} accept comment "${rule.description}"`;
     });
   return [
@@ -102,9 +103,11 @@ export function nftablesRuleset(rules: Rule[], role: HostRole, members: Firewall
     `    ct state invalid drop`,
     `    meta l4proto { icmp, ipv6-icmp } accept`,
     `    ip saddr ${podCidr} tcp dport { ${podPorts(role).join(", ")} } accept comment "pods: API server and metrics"`,
-    ...(role === "control-plane" ? [] : [
-      `    ip saddr @${setName.nodes} tcp dport ${NODE_PORT_RANGE[0]}-${NODE_PORT_RANGE[1]} accept comment "load-balancer health checks (healthCheckNodePort)"`,
-    ]),
+    ...(role === "control-plane"
+      ? []
+      : [
+          `    ip saddr @${setName.nodes} tcp dport ${NODE_PORT_RANGE[0]}-${NODE_PORT_RANGE[1]} accept comment "load-balancer health checks (healthCheckNodePort)"`,
+        ]),
     ...[...new Set(lines)],
     `  }`,
     `}`,

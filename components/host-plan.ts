@@ -84,7 +84,10 @@ export function clusterNodes(config: PlanConfig): ClusterNode[] {
   const poolSettings = (pool: string) => config.nodes.pools.find((p) => p.name === pool)?.settings;
   if (config.provider === "openstack") {
     return planNodes(config.clusterName, config.nodes).map((n) => ({
-      name: n.name, role: n.role, pool: n.pool, disks: n.disks.count,
+      name: n.name,
+      role: n.role,
+      pool: n.pool,
+      disks: n.disks.count,
       ...(n.role === "worker" ? { settings: mergeNodeSettings(poolSettings(n.pool), undefined) } : {}),
     }));
   }
@@ -104,9 +107,12 @@ export function clusterNodes(config: PlanConfig): ClusterNode[] {
  * label is its own, stably named resource.
  */
 export function ingressNodeNames(config: PlanConfig): string[] {
-  const workers = config.provider === "openstack"
-    ? planNodes(config.clusterName, config.nodes).filter((n) => n.role === "worker").map((n) => ({ name: n.name, public: n.publicIp }))
-    : config.hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).map((h) => ({ name: h.name, public: h.address !== h.privateAddress }));
+  const workers =
+    config.provider === "openstack"
+      ? planNodes(config.clusterName, config.nodes)
+          .filter((n) => n.role === "worker")
+          .map((n) => ({ name: n.name, public: n.publicIp }))
+      : config.hosts.filter((h) => h.role !== CONTROL_PLANE_ROLE).map((h) => ({ name: h.name, public: h.address !== h.privateAddress }));
   const withPublic = workers.filter((w) => w.public);
   return (withPublic.length > 0 ? withPublic : workers).map((w) => w.name);
 }
@@ -125,7 +131,11 @@ export interface RuleSpec {
  * What each group opens. Cluster-internal ports are reachable from cluster members only. `jumpHost`: the
  * address existing hosts see a configured jump host's SSH come from (dare:bastion.privateAddress), admitted to SSH.
  */
-export function firewallRules(args: { adminCidrs: string[]; network: Pick<NetworkSpec, "cidr"> }, apiLoadBalancer: boolean, jumpHost?: string): RuleSpec[] {
+export function firewallRules(
+  args: { adminCidrs: string[]; network: Pick<NetworkSpec, "cidr"> },
+  apiLoadBalancer: boolean,
+  jumpHost?: string,
+): RuleSpec[] {
   const fromAdmins = (group: RuleSpec["group"], description: string, port: number): RuleSpec[] =>
     args.adminCidrs.map((cidr) => ({ group, description, protocol: "tcp", ports: [port, port], from: { cidr } }));
   const members = { group: "nodes" } as const;
@@ -133,12 +143,30 @@ export function firewallRules(args: { adminCidrs: string[]; network: Pick<Networ
     ...fromAdmins("nodes", "ssh", 22),
     // Hosts without a public address are reached through the bastion, the first control plane.
     { group: "nodes", description: "ssh", protocol: "tcp", ports: [22, 22], from: { group: "controlPlane" } },
-    ...(jumpHost ? [{ group: "nodes", description: "ssh from the jump host", protocol: "tcp", ports: [22, 22], from: { cidr: `${jumpHost}/32` } } as RuleSpec] : []),
+    ...(jumpHost
+      ? [
+          {
+            group: "nodes",
+            description: "ssh from the jump host",
+            protocol: "tcp",
+            ports: [22, 22],
+            from: { cidr: `${jumpHost}/32` },
+          } as RuleSpec,
+        ]
+      : []),
     ...fromAdmins("controlPlane", "kube-apiserver", API_PORT),
     { group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: members },
     // Octavia's amphorae sit in the node subnet and forward API traffic (and health checks) from there.
     ...(apiLoadBalancer
-      ? [{ group: "controlPlane", description: "kube-apiserver", protocol: "tcp", ports: [API_PORT, API_PORT], from: { cidr: args.network.cidr } } as RuleSpec]
+      ? [
+          {
+            group: "controlPlane",
+            description: "kube-apiserver",
+            protocol: "tcp",
+            ports: [API_PORT, API_PORT],
+            from: { cidr: args.network.cidr },
+          } as RuleSpec,
+        ]
       : []),
     { group: "controlPlane", description: "etcd", protocol: "tcp", ports: [2379, 2380], from: { group: "controlPlane" } },
     { group: "nodes", description: "kubelet", protocol: "tcp", ports: [10250, 10250], from: members },
@@ -148,14 +176,15 @@ export function firewallRules(args: { adminCidrs: string[]; network: Pick<Networ
     // node-exporter listens on the host network; Prometheus' scrapes of other nodes arrive from node addresses.
     { group: "nodes", description: "node-exporter", protocol: "tcp", ports: [9100, 9100], from: members },
     // The same for the metrics kubeadm is told to serve on every address (kubeadm-config.ts).
-    ...([
-      ["controlPlane", "kube-controller-manager-metrics", METRICS_PORTS.controllerManager],
-      ["controlPlane", "kube-scheduler-metrics", METRICS_PORTS.scheduler],
-      ["controlPlane", "etcd-metrics", METRICS_PORTS.etcd],
-      ["nodes", "kube-proxy-metrics", METRICS_PORTS.kubeProxy],
-    ] as const).map(([group, description, port]): RuleSpec => ({ group, description, protocol: "tcp", ports: [port, port], from: members })),
+    ...(
+      [
+        ["controlPlane", "kube-controller-manager-metrics", METRICS_PORTS.controllerManager],
+        ["controlPlane", "kube-scheduler-metrics", METRICS_PORTS.scheduler],
+        ["controlPlane", "etcd-metrics", METRICS_PORTS.etcd],
+        ["nodes", "kube-proxy-metrics", METRICS_PORTS.kubeProxy],
+      ] as const
+    ).map(([group, description, port]): RuleSpec => ({ group, description, protocol: "tcp", ports: [port, port], from: members })),
     { group: "web", description: "http", protocol: "tcp", ports: [80, 80], from: { cidr: "0.0.0.0/0" } },
     { group: "web", description: "https", protocol: "tcp", ports: [443, 443], from: { cidr: "0.0.0.0/0" } },
   ];
 }
-

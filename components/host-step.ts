@@ -84,7 +84,10 @@ export function shellQuote(value: string): string {
 
 /** The parameters as a sourced file: `KEY='value'` lines in key order. */
 export function envFile(env: Record<string, string>): string {
-  return Object.keys(env).sort().map((k) => `${k}=${shellQuote(env[k])}\n`).join("");
+  return Object.keys(env)
+    .sort()
+    .map((k) => `${k}=${shellQuote(env[k])}\n`)
+    .join("");
 }
 
 const WRAPPED_PREFIX = "sudo -n bash -c ";
@@ -140,8 +143,10 @@ export function stepCommand(resourceName: string, file: string, plainParameters:
   const text = wrapScript(readScript(file), plainParameters);
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_COMMAND_BYTES) {
-    throw new Error(`host step ${resourceName}: ${file} with its plain parameters is ${bytes} bytes, more than a ` +
-      `command-line argument may be (${MAX_COMMAND_BYTES}); pass the large parameter as a secret (stdin) instead`);
+    throw new Error(
+      `host step ${resourceName}: ${file} with its plain parameters is ${bytes} bytes, more than a ` +
+        `command-line argument may be (${MAX_COMMAND_BYTES}); pass the large parameter as a secret (stdin) instead`,
+    );
   }
   return text;
 }
@@ -169,8 +174,10 @@ export function splitParameters(env: Record<string, pulumi.Input<string>>): Spli
       secret: isSecret.apply((secret) => (secret ? value : undefined)),
     };
   });
-  const lines = (side: "plain" | "secret") => pulumi.all(parts.map((p) => p[side])).apply((values) =>
-    envFile(Object.fromEntries(keys.flatMap((k, i) => (values[i] === undefined ? [] : [[k, values[i] as string]])))));
+  const lines = (side: "plain" | "secret") =>
+    pulumi
+      .all(parts.map((p) => p[side]))
+      .apply((values) => envFile(Object.fromEntries(keys.flatMap((k, i) => (values[i] === undefined ? [] : [[k, values[i] as string]])))));
   return { plain: lines("plain"), secret: lines("secret") };
 }
 
@@ -182,25 +189,37 @@ export function splitParameters(env: Record<string, pulumi.Input<string>>): Spli
  */
 export function connectionFor(target: pulumi.Input<Host>, access: SshAccess): pulumi.Output<command.types.input.remote.ConnectionArgs> {
   const bastionKey = pulumi.output(access.bastionPrivateKey ?? access.privateKey);
-  return pulumi.all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey), bastionKey]).apply(([host, bastion, privateKey, bastionPrivateKey]) => {
-    // A connection that would accept any key is a bug, not a configuration: refuse it here too.
-    if (!host.hostKey) throw new Error(`host ${host.name}: no SSH host key to pin`);
-    if (host.viaBastion && !bastion) throw new Error(`host ${host.name}: reached through a bastion, but there is none`);
-    if (host.viaBastion && bastion && !bastion.hostKey) throw new Error(`bastion ${bastion.address}: no SSH host key to pin`);
-    return {
-      host: host.address,
-      port: host.port,
-      user: host.sshUser,
-      hostKey: host.hostKey,
-      privateKey,
-      // Fresh VMs take a while to boot sshd: retry dials with backoff rather than fail the update.
-      dialErrorLimit: 30,
-      perDialTimeout: 15,
-      ...(host.viaBastion && bastion
-        ? { proxy: { host: bastion.address, port: bastion.port, user: bastion.user, hostKey: bastion.hostKey, privateKey: bastionPrivateKey, dialErrorLimit: 30, perDialTimeout: 15 } }
-        : {}),
-    };
-  });
+  return pulumi
+    .all([pulumi.output(target), pulumi.output(access.bastion), pulumi.output(access.privateKey), bastionKey])
+    .apply(([host, bastion, privateKey, bastionPrivateKey]) => {
+      // A connection that would accept any key is a bug, not a configuration: refuse it here too.
+      if (!host.hostKey) throw new Error(`host ${host.name}: no SSH host key to pin`);
+      if (host.viaBastion && !bastion) throw new Error(`host ${host.name}: reached through a bastion, but there is none`);
+      if (host.viaBastion && bastion && !bastion.hostKey) throw new Error(`bastion ${bastion.address}: no SSH host key to pin`);
+      return {
+        host: host.address,
+        port: host.port,
+        user: host.sshUser,
+        hostKey: host.hostKey,
+        privateKey,
+        // Fresh VMs take a while to boot sshd: retry dials with backoff rather than fail the update.
+        dialErrorLimit: 30,
+        perDialTimeout: 15,
+        ...(host.viaBastion && bastion
+          ? {
+              proxy: {
+                host: bastion.address,
+                port: bastion.port,
+                user: bastion.user,
+                hostKey: bastion.hostKey,
+                privateKey: bastionPrivateKey,
+                dialErrorLimit: 30,
+                perDialTimeout: 15,
+              },
+            }
+          : {}),
+      };
+    });
 }
 
 /**
@@ -217,35 +236,44 @@ function sharedConnection(hostName: string, target: pulumi.Input<Host>, access: 
 }
 
 /** Declares one host step. `prefix` is the owning component's name. */
-export function hostStep(prefix: string, args: HostStepArgs, access: SshAccess, opts: pulumi.CustomResourceOptions): command.remote.Command {
+export function hostStep(
+  prefix: string,
+  args: HostStepArgs,
+  access: SshAccess,
+  opts: pulumi.CustomResourceOptions,
+): command.remote.Command {
   const target = "host" in args.host ? args.host.host : args.host;
-  const env = args.rerunOnNewMachine === false ? args.env
-    : { ...args.env, MACHINE_ID: pulumi.output(target).apply((h) => h.machineId ?? "") };
+  const env =
+    args.rerunOnNewMachine === false ? args.env : { ...args.env, MACHINE_ID: pulumi.output(target).apply((h) => h.machineId ?? "") };
   const { plain, secret: stdin } = splitParameters(env);
   const resourceName = `${prefix}-${args.host.name}-${args.step}`;
   const wrapped = (file: string) => plain.apply((parameters) => stepCommand(resourceName, file, parameters));
   recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env, deleteScript: args.deleteScript });
-  return new command.remote.Command(resourceName, {
-    connection: sharedConnection(args.host.name, target, access),
-    // No `update`: on a change (of the script or a parameter, in `create` or on stdin) the provider runs
-    // `create` again, which is what a guarded script wants.
-    create: wrapped(args.script),
-    // The stored command is what `pulumi destroy` runs, with the plain parameters of the last update.
-    delete: args.deleteScript ? wrapped(args.deleteScript) : undefined,
-    // The delete script needs its parameters again long after the create ran.
-    addPreviousOutputInEnv: false,
-    stdin,
-    triggers: args.triggers,
-    // A step given a credential may print one (kubeadm init prints the join command with the bootstrap
-    // token): its output is not streamed to the logs. The others stream their progress.
-    logging: stepLogging(stdin),
-  }, {
-    ...opts,
-    // Kept in the state, so secret there: the program never reads them, and any tool a script calls may
-    // print a credential (upstream's advice for such output: the `logging` input's description in
-    // pulumi-command's provider/pkg/provider/remote/command.go).
-    additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...HOST_STEP_SECRET_OUTPUTS],
-  });
+  return new command.remote.Command(
+    resourceName,
+    {
+      connection: sharedConnection(args.host.name, target, access),
+      // No `update`: on a change (of the script or a parameter, in `create` or on stdin) the provider runs
+      // `create` again, which is what a guarded script wants.
+      create: wrapped(args.script),
+      // The stored command is what `pulumi destroy` runs, with the plain parameters of the last update.
+      delete: args.deleteScript ? wrapped(args.deleteScript) : undefined,
+      // The delete script needs its parameters again long after the create ran.
+      addPreviousOutputInEnv: false,
+      stdin,
+      triggers: args.triggers,
+      // A step given a credential may print one (kubeadm init prints the join command with the bootstrap
+      // token): its output is not streamed to the logs. The others stream their progress.
+      logging: stepLogging(stdin),
+    },
+    {
+      ...opts,
+      // Kept in the state, so secret there: the program never reads them, and any tool a script calls may
+      // print a credential (upstream's advice for such output: the `logging` input's description in
+      // pulumi-command's provider/pkg/provider/remote/command.go).
+      additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...HOST_STEP_SECRET_OUTPUTS],
+    },
+  );
 }
 
 /** The outputs of every host step kept only as secrets. */

@@ -75,19 +75,42 @@ export function ssoClientSpecs(domain: string, on: { harbor: boolean; jupyterhub
   const harbor = `https://harbor.${domain}`;
   return [
     {
-      application: "grafana", clientId: "grafana", name: "Grafana", rootUrl: origin,
-      redirectUris: [`${origin}/grafana/login/generic_oauth`], postLogoutRedirectUris: [`${origin}/grafana/login`], pkce: true,
+      application: "grafana",
+      clientId: "grafana",
+      name: "Grafana",
+      rootUrl: origin,
+      redirectUris: [`${origin}/grafana/login/generic_oauth`],
+      postLogoutRedirectUris: [`${origin}/grafana/login`],
+      pkce: true,
     },
-    ...(on.harbor ? [{
-      // Harbor's OIDC client sends no PKCE challenge.
-      application: "harbor" as const, clientId: "harbor", name: "Harbor", rootUrl: harbor,
-      redirectUris: [`${harbor}/c/oidc/callback`], postLogoutRedirectUris: [`${harbor}/account/sign-in`], pkce: false,
-    }] : []),
-    ...(on.jupyterhub ? [{
-      // OAuthenticator 17 sends a PKCE challenge by default (enable_pkce).
-      application: "jupyterhub" as const, clientId: "jupyterhub", name: "JupyterHub", rootUrl: origin,
-      redirectUris: [`${origin}/jupyter/hub/oauth_callback`], postLogoutRedirectUris: [`${origin}/jupyter/hub/login`], pkce: true,
-    }] : []),
+    ...(on.harbor
+      ? [
+          {
+            // Harbor's OIDC client sends no PKCE challenge.
+            application: "harbor" as const,
+            clientId: "harbor",
+            name: "Harbor",
+            rootUrl: harbor,
+            redirectUris: [`${harbor}/c/oidc/callback`],
+            postLogoutRedirectUris: [`${harbor}/account/sign-in`],
+            pkce: false,
+          },
+        ]
+      : []),
+    ...(on.jupyterhub
+      ? [
+          {
+            // OAuthenticator 17 sends a PKCE challenge by default (enable_pkce).
+            application: "jupyterhub" as const,
+            clientId: "jupyterhub",
+            name: "JupyterHub",
+            rootUrl: origin,
+            redirectUris: [`${origin}/jupyter/hub/oauth_callback`],
+            postLogoutRedirectUris: [`${origin}/jupyter/hub/login`],
+            pkce: true,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -176,9 +199,11 @@ export class SsoClients extends pulumi.ComponentResource {
 
   /** Each client's secret by its config-cli variable (what Identity puts in the realm's Secret). */
   secretVariables(): Record<string, pulumi.Output<string>> {
-    return Object.fromEntries([this.grafana, this.harbor, this.jupyterhub]
-      .filter((c): c is OidcClient => c !== undefined)
-      .map((c) => [ssoSecretVariable(c.clientId), c.clientSecret]));
+    return Object.fromEntries(
+      [this.grafana, this.harbor, this.jupyterhub]
+        .filter((c): c is OidcClient => c !== undefined)
+        .map((c) => [ssoSecretVariable(c.clientId), c.clientSecret]),
+    );
   }
 }
 
@@ -204,20 +229,22 @@ function ssoClient(spec: SsoClientSpec): Record<string, unknown> {
       "post.logout.redirect.uris": spec.postLogoutRedirectUris.join("##"),
       ...(spec.pkce ? { "pkce.code.challenge.method": "S256" } : {}),
     },
-    protocolMappers: [{
-      name: "realm roles",
-      protocol: "openid-connect",
-      protocolMapper: "oidc-usermodel-realm-role-mapper",
-      consentRequired: false,
-      config: {
-        "claim.name": ROLES_CLAIM,
-        multivalued: "true",
-        "jsonType.label": "String",
-        "id.token.claim": "true",
-        "access.token.claim": "true",
-        "userinfo.token.claim": "true",
+    protocolMappers: [
+      {
+        name: "realm roles",
+        protocol: "openid-connect",
+        protocolMapper: "oidc-usermodel-realm-role-mapper",
+        consentRequired: false,
+        config: {
+          "claim.name": ROLES_CLAIM,
+          multivalued: "true",
+          "jsonType.label": "String",
+          "id.token.claim": "true",
+          "access.token.claim": "true",
+          "userinfo.token.claim": "true",
+        },
       },
-    }],
+    ],
   };
 }
 
@@ -308,38 +335,43 @@ export function realmConfig(domain: string, providers: IdentityProviderSpec[], s
     loginWithEmailAllowed: true,
     duplicateEmailsAllowed: false,
     bruteForceProtected: true,
-    clients: [{
-      clientId: LOGIN_CLIENT_ID,
-      name: "DARE login service",
-      enabled: true,
-      protocol: "openid-connect",
-      publicClient: false,
-      clientAuthenticatorType: "client-secret",
-      secret: env("DARE_LOGIN_CLIENT_SECRET"),
-      standardFlowEnabled: true,
-      // dare-login's POST /auth/ exchanges a user name and password for tokens (password grant).
-      directAccessGrantsEnabled: true,
-      serviceAccountsEnabled: false,
-      rootUrl: origin,
-      baseUrl: "/",
-      redirectUris: [`${origin}/*`],
-      webOrigins: [origin],
-      attributes: { "post.logout.redirect.uris": `${origin}/*` },
-    }, ...sso.map(ssoClient)],
+    clients: [
+      {
+        clientId: LOGIN_CLIENT_ID,
+        name: "DARE login service",
+        enabled: true,
+        protocol: "openid-connect",
+        publicClient: false,
+        clientAuthenticatorType: "client-secret",
+        secret: env("DARE_LOGIN_CLIENT_SECRET"),
+        standardFlowEnabled: true,
+        // dare-login's POST /auth/ exchanges a user name and password for tokens (password grant).
+        directAccessGrantsEnabled: true,
+        serviceAccountsEnabled: false,
+        rootUrl: origin,
+        baseUrl: "/",
+        redirectUris: [`${origin}/*`],
+        webOrigins: [origin],
+        attributes: { "post.logout.redirect.uris": `${origin}/*` },
+      },
+      ...sso.map(ssoClient),
+    ],
     roles: { realm: [{ name: PLATFORM_ADMIN_ROLE, description: "Administrator of Grafana, Harbor and JupyterHub (single sign-on)" }] },
     // Membership is managed in Keycloak (console or kcadm.sh), not here: config-cli leaves undeclared users alone.
     groups: [{ name: PLATFORM_ADMINS_GROUP, path: `/${PLATFORM_ADMINS_GROUP}`, realmRoles: [PLATFORM_ADMIN_ROLE] }],
-    users: [{
-      username: REALM_ADMIN_USER,
-      enabled: true,
-      firstName: "DARE",
-      lastName: "Administrator",
-      email: `${REALM_ADMIN_USER}@${domain}`,
-      emailVerified: true,
-      credentials: [{ type: "password", value: env("DARE_ADMIN_PASSWORD"), temporary: false }],
-      // dare-login creates the platform's users in the realm with this account.
-      clientRoles: { "realm-management": ["realm-admin"] },
-    }],
+    users: [
+      {
+        username: REALM_ADMIN_USER,
+        enabled: true,
+        firstName: "DARE",
+        lastName: "Administrator",
+        email: `${REALM_ADMIN_USER}@${domain}`,
+        emailVerified: true,
+        credentials: [{ type: "password", value: env("DARE_ADMIN_PASSWORD"), temporary: false }],
+        // dare-login creates the platform's users in the realm with this account.
+        clientRoles: { "realm-management": ["realm-admin"] },
+      },
+    ],
     identityProviders: providers.map(identityProvider),
   };
 }
@@ -403,84 +435,119 @@ export class Identity extends pulumi.ComponentResource {
 
     // Only the ingress controller, monitoring, the namespace itself (Keycloak, its database, the
     // config Job), the CloudNativePG operator and dare-login may open connections into it.
-    new NamespaceIsolation(`${name}-keycloak`, { provider, namespace: keycloakNs.metadata.name, allowWithinNamespace: true }, { parent: this });
-    allowTraffic(`${name}-cnpg-operator`, {
-      namespace: keycloakNs.metadata.name,
-      to: { "cnpg.io/cluster": DATABASE },
-      // the operator asks each instance's manager for its status
-      from: [{ podLabels: { "app.kubernetes.io/name": "cloudnative-pg" }, namespace: NAMESPACES.cnpg.name }],
-      ports: [8000],
-    }, child());
-    allowTraffic(`${name}-database-dumps`, {
-      namespace: keycloakNs.metadata.name,
-      to: { "cnpg.io/cluster": DATABASE },
-      from: [{ podLabels: { service: "dare-backups" }, namespace: NAMESPACES.backups.name }],
-      ports: [5432],
-    }, child());
-    allowTraffic(`${name}-dare-login`, {
-      namespace: keycloakNs.metadata.name,
-      to: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": RELEASE },
-      from: [{ podLabels: { app: "dare-login" }, namespace: NAMESPACES.dare.name }],
-      ports: [KEYCLOAK_POD_PORT],
-    }, child());
+    new NamespaceIsolation(
+      `${name}-keycloak`,
+      { provider, namespace: keycloakNs.metadata.name, allowWithinNamespace: true },
+      { parent: this },
+    );
+    allowTraffic(
+      `${name}-cnpg-operator`,
+      {
+        namespace: keycloakNs.metadata.name,
+        to: { "cnpg.io/cluster": DATABASE },
+        // the operator asks each instance's manager for its status
+        from: [{ podLabels: { "app.kubernetes.io/name": "cloudnative-pg" }, namespace: NAMESPACES.cnpg.name }],
+        ports: [8000],
+      },
+      child(),
+    );
+    allowTraffic(
+      `${name}-database-dumps`,
+      {
+        namespace: keycloakNs.metadata.name,
+        to: { "cnpg.io/cluster": DATABASE },
+        from: [{ podLabels: { service: "dare-backups" }, namespace: NAMESPACES.backups.name }],
+        ports: [5432],
+      },
+      child(),
+    );
+    allowTraffic(
+      `${name}-dare-login`,
+      {
+        namespace: keycloakNs.metadata.name,
+        to: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": RELEASE },
+        from: [{ podLabels: { app: "dare-login" }, namespace: NAMESPACES.dare.name }],
+        ports: [KEYCLOAK_POD_PORT],
+      },
+      child(),
+    );
     // Grafana and JupyterHub's hub exchange codes for tokens and read userinfo at the in-cluster URL (realmEndpoints).
     const sso = args.ssoClients;
     if (sso) {
-      allowTraffic(`${name}-sso-back-channel`, {
-        namespace: keycloakNs.metadata.name,
-        to: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": RELEASE },
-        from: [
-          { podLabels: { "app.kubernetes.io/name": "grafana" }, namespace: NAMESPACES.monitoring.name },
-          ...(sso.jupyterhub ? [{ podLabels: { app: "jupyterhub", component: "hub" }, namespace: NAMESPACES.jupyterhub.name }] : []),
-        ],
-        ports: [KEYCLOAK_POD_PORT],
-      }, child());
+      allowTraffic(
+        `${name}-sso-back-channel`,
+        {
+          namespace: keycloakNs.metadata.name,
+          to: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": RELEASE },
+          from: [
+            { podLabels: { "app.kubernetes.io/name": "grafana" }, namespace: NAMESPACES.monitoring.name },
+            ...(sso.jupyterhub ? [{ podLabels: { app: "jupyterhub", component: "hub" }, namespace: NAMESPACES.jupyterhub.name }] : []),
+          ],
+          ports: [KEYCLOAK_POD_PORT],
+        },
+        child(),
+      );
     }
 
-    const password = (suffix: string) =>
-      new random.RandomPassword(`${name}-${suffix}`, { length: 32, special: false }, { parent: this });
+    const password = (suffix: string) => new random.RandomPassword(`${name}-${suffix}`, { length: 32, special: false }, { parent: this });
     const dbPassword = password("db-password");
     const adminPassword = password("admin-password");
     const realmAdminPassword = password("realm-admin-password");
     const clientSecret = password("dare-login-client-secret");
 
     // CloudNativePG: the operator (cluster-wide), then one PostgreSQL cluster for Keycloak.
-    const cnpg = pinnedRelease(`${name}-cnpg`, {
-      release: "cnpg",
-      chart: CHARTS.cloudnativePg,
-      mirror: args.chartMirror,
-      namespace: cnpgNs.metadata.name,
-      values: { crds: { create: true }, config: { clusterWide: true } },
-    }, child());
-
-    const dbSecret = new k8s.core.v1.Secret(`${name}-db-credentials`, {
-      metadata: { name: `${DATABASE}-app`, namespace: keycloakNs.metadata.name },
-      type: "kubernetes.io/basic-auth",
-      data: plainData({ username: DB_USER }),
-      stringData: { password: dbPassword.result },
-    }, child());
-
-    const database = new k8s.apiextensions.CustomResource(`${name}-db`, {
-      apiVersion: "postgresql.cnpg.io/v1",
-      kind: "Cluster",
-      metadata: { name: DATABASE, namespace: keycloakNs.metadata.name },
-      spec: {
-        instances: args.databaseInstances,
-        // One instance cannot keep a minAvailable of 1 through a drain: CloudNativePG's default PDB would stop
-        // every upgrade and node removal; its CRD advises turning it off where the database is not replicated.
-        ...(args.databaseInstances === 1 ? { enablePDB: false } : {}),
-        imageName: IMAGES.postgres,
-        enableSuperuserAccess: false,
-        storage: { size: `${args.databaseSizeGb}Gi`, ...(args.databaseStorageClass ? { storageClass: args.databaseStorageClass } : {}) },
-        bootstrap: { initdb: { database: DB_NAME, owner: DB_USER, secret: { name: dbSecret.metadata.name } } },
+    const cnpg = pinnedRelease(
+      `${name}-cnpg`,
+      {
+        release: "cnpg",
+        chart: CHARTS.cloudnativePg,
+        mirror: args.chartMirror,
+        namespace: cnpgNs.metadata.name,
+        values: { crds: { create: true }, config: { clusterWide: true } },
       },
-    }, child({ dependsOn: [cnpg] }));
+      child(),
+    );
 
-    const adminSecret = new k8s.core.v1.Secret(`${name}-admin`, {
-      metadata: { name: "keycloak-admin", namespace: keycloakNs.metadata.name },
-      data: plainData({ username: KEYCLOAK_ADMIN_USER }),
-      stringData: { password: adminPassword.result },
-    }, child());
+    const dbSecret = new k8s.core.v1.Secret(
+      `${name}-db-credentials`,
+      {
+        metadata: { name: `${DATABASE}-app`, namespace: keycloakNs.metadata.name },
+        type: "kubernetes.io/basic-auth",
+        data: plainData({ username: DB_USER }),
+        stringData: { password: dbPassword.result },
+      },
+      child(),
+    );
+
+    const database = new k8s.apiextensions.CustomResource(
+      `${name}-db`,
+      {
+        apiVersion: "postgresql.cnpg.io/v1",
+        kind: "Cluster",
+        metadata: { name: DATABASE, namespace: keycloakNs.metadata.name },
+        spec: {
+          instances: args.databaseInstances,
+          // One instance cannot keep a minAvailable of 1 through a drain: CloudNativePG's default PDB would stop
+          // every upgrade and node removal; its CRD advises turning it off where the database is not replicated.
+          ...(args.databaseInstances === 1 ? { enablePDB: false } : {}),
+          imageName: IMAGES.postgres,
+          enableSuperuserAccess: false,
+          storage: { size: `${args.databaseSizeGb}Gi`, ...(args.databaseStorageClass ? { storageClass: args.databaseStorageClass } : {}) },
+          bootstrap: { initdb: { database: DB_NAME, owner: DB_USER, secret: { name: dbSecret.metadata.name } } },
+        },
+      },
+      child({ dependsOn: [cnpg] }),
+    );
+
+    const adminSecret = new k8s.core.v1.Secret(
+      `${name}-admin`,
+      {
+        metadata: { name: "keycloak-admin", namespace: keycloakNs.metadata.name },
+        data: plainData({ username: KEYCLOAK_ADMIN_USER }),
+        stringData: { password: adminPassword.result },
+      },
+      child(),
+    );
 
     // Keycloak reads the bootstrap admin only on its first start, with an empty master realm.
     const extraEnv = [
@@ -494,73 +561,101 @@ export class Identity extends pulumi.ComponentResource {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },
     };
-    const keycloak = pinnedRelease(`${name}-keycloak`, {
-      release: RELEASE,
-      chart: CHARTS.keycloakx,
-      mirror: args.chartMirror,
-      // The first start builds Keycloak's optimized server and creates the schema: minutes.
-      timeout: 900,
-      namespace: keycloakNs.metadata.name,
-      values: {
-        fullnameOverride: RELEASE,
-        // Keycloak finds its peers through the database (jdbc-ping): it needs no Kubernetes API token.
-        serviceAccount: { automountServiceAccountToken: false },
-        replicas: args.replicas,
-        image: { repository: IMAGES.keycloak.split(":")[0], tag: IMAGES.keycloak.split(":")[1] },
-        command: ["/opt/keycloak/bin/kc.sh", "start", "--http-port=8080"],
-        extraEnv: YAML.stringify(extraEnv),
-        podSecurityContext: { fsGroup: 1000, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
-        securityContext: restrictedContainer,
-        resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "2Gi" } },
-        podDisruptionBudget: args.replicas > 1 ? { maxUnavailable: 1 } : {},
-        // Traefik terminates TLS and sends X-Forwarded-* headers.
-        proxy: { enabled: true, mode: "xforwarded", http: { enabled: true } },
-        http: { relativePath: RELATIVE_PATH },
-        database: {
-          vendor: "postgres",
-          hostname: `${DATABASE}-rw`,
-          port: 5432,
-          database: DB_NAME,
-          username: DB_USER,
-          existingSecret: dbSecret.metadata.name,
-          existingSecretKey: "password",
+    const keycloak = pinnedRelease(
+      `${name}-keycloak`,
+      {
+        release: RELEASE,
+        chart: CHARTS.keycloakx,
+        mirror: args.chartMirror,
+        // The first start builds Keycloak's optimized server and creates the schema: minutes.
+        timeout: 900,
+        namespace: keycloakNs.metadata.name,
+        values: {
+          fullnameOverride: RELEASE,
+          // Keycloak finds its peers through the database (jdbc-ping): it needs no Kubernetes API token.
+          serviceAccount: { automountServiceAccountToken: false },
+          replicas: args.replicas,
+          image: { repository: IMAGES.keycloak.split(":")[0], tag: IMAGES.keycloak.split(":")[1] },
+          command: ["/opt/keycloak/bin/kc.sh", "start", "--http-port=8080"],
+          extraEnv: YAML.stringify(extraEnv),
+          podSecurityContext: { fsGroup: 1000, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: restrictedContainer,
+          resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "2Gi" } },
+          podDisruptionBudget: args.replicas > 1 ? { maxUnavailable: 1 } : {},
+          // Traefik terminates TLS and sends X-Forwarded-* headers.
+          proxy: { enabled: true, mode: "xforwarded", http: { enabled: true } },
+          http: { relativePath: RELATIVE_PATH },
+          database: {
+            vendor: "postgres",
+            hostname: `${DATABASE}-rw`,
+            port: 5432,
+            database: DB_NAME,
+            username: DB_USER,
+            existingSecret: dbSecret.metadata.name,
+            existingSecretKey: "password",
+          },
+          dbchecker: { enabled: true, securityContext: restrictedContainer },
+          metrics: { enabled: true },
+          health: { enabled: true },
         },
-        dbchecker: { enabled: true, securityContext: restrictedContainer },
-        metrics: { enabled: true },
-        health: { enabled: true },
       },
-    }, child({ dependsOn: [database, adminSecret] }));
+      child({ dependsOn: [database, adminSecret] }),
+    );
 
     // Ingress: /auth for everyone; /auth/admin (the longer, so the preferred route) only from adminCidrs.
-    const allowList = new k8s.apiextensions.CustomResource(`${name}-admin-allowlist`, {
-      apiVersion: "traefik.io/v1alpha1",
-      kind: "Middleware",
-      metadata: { name: "admin-allowlist", namespace: keycloakNs.metadata.name },
-      spec: { ipAllowList: { sourceRange: args.adminCidrs } },
-    }, child());
-    const ingress = (suffix: string, path: string, annotations: pulumi.Input<Record<string, pulumi.Input<string>>>, deps: pulumi.Resource[]) =>
-      new k8s.networking.v1.Ingress(`${name}-${suffix}`, {
-        metadata: { name: suffix, namespace: keycloakNs.metadata.name, annotations },
-        spec: {
-          ingressClassName: INGRESS_CLASS,
-          tls: domainTls(args.domain),
-          rules: [{
-            host: args.domain,
-            http: { paths: [{ path, pathType: "Prefix", backend: { service: { name: HTTP_SERVICE, port: { name: "http" } } } }] },
-          }],
+    const allowList = new k8s.apiextensions.CustomResource(
+      `${name}-admin-allowlist`,
+      {
+        apiVersion: "traefik.io/v1alpha1",
+        kind: "Middleware",
+        metadata: { name: "admin-allowlist", namespace: keycloakNs.metadata.name },
+        spec: { ipAllowList: { sourceRange: args.adminCidrs } },
+      },
+      child(),
+    );
+    const ingress = (
+      suffix: string,
+      path: string,
+      annotations: pulumi.Input<Record<string, pulumi.Input<string>>>,
+      deps: pulumi.Resource[],
+    ) =>
+      new k8s.networking.v1.Ingress(
+        `${name}-${suffix}`,
+        {
+          metadata: { name: suffix, namespace: keycloakNs.metadata.name, annotations },
+          spec: {
+            ingressClassName: INGRESS_CLASS,
+            tls: domainTls(args.domain),
+            rules: [
+              {
+                host: args.domain,
+                http: { paths: [{ path, pathType: "Prefix", backend: { service: { name: HTTP_SERVICE, port: { name: "http" } } } }] },
+              },
+            ],
+          },
         },
-      }, child({ dependsOn: deps }));
+        child({ dependsOn: deps }),
+      );
     ingress("keycloak", RELATIVE_PATH, {}, [keycloak]);
-    ingress("keycloak-admin", `${RELATIVE_PATH}/admin`, {
-      "traefik.ingress.kubernetes.io/router.middlewares": `${ns}-admin-allowlist@kubernetescrd`,
-    }, [keycloak, allowList]);
+    ingress(
+      "keycloak-admin",
+      `${RELATIVE_PATH}/admin`,
+      {
+        "traefik.ingress.kubernetes.io/router.middlewares": `${ns}-admin-allowlist@kubernetescrd`,
+      },
+      [keycloak, allowList],
+    );
 
     // The realm: a ConfigMap without secrets, the secrets it refers to, and the config-cli Job.
     const realmJson = JSON.stringify(realmConfig(args.domain, args.identityProviders, sso?.specs ?? []), null, 2);
-    const realmMap = new k8s.core.v1.ConfigMap(`${name}-realm`, {
-      metadata: { name: `keycloak-realm-${REALM}`, namespace: keycloakNs.metadata.name },
-      data: { [`${REALM}.json`]: realmJson },
-    }, child());
+    const realmMap = new k8s.core.v1.ConfigMap(
+      `${name}-realm`,
+      {
+        metadata: { name: `keycloak-realm-${REALM}`, namespace: keycloakNs.metadata.name },
+        data: { [`${REALM}.json`]: realmJson },
+      },
+      child(),
+    );
     const realmSecretValues: Record<string, pulumi.Output<string>> = {
       DARE_LOGIN_CLIENT_SECRET: clientSecret.result,
       DARE_ADMIN_PASSWORD: realmAdminPassword.result,
@@ -569,51 +664,70 @@ export class Identity extends pulumi.ComponentResource {
     for (const p of args.identityProviders) {
       if (p.protocol === "oidc") realmSecretValues[idpSecretVariable(p.alias)] = p.clientSecret;
     }
-    const realmSecrets = new k8s.core.v1.Secret(`${name}-realm-secrets`, {
-      metadata: { name: `keycloak-realm-${REALM}-secrets`, namespace: keycloakNs.metadata.name },
-      stringData: realmSecretValues,
-    }, child());
+    const realmSecrets = new k8s.core.v1.Secret(
+      `${name}-realm-secrets`,
+      {
+        metadata: { name: `keycloak-realm-${REALM}-secrets`, namespace: keycloakNs.metadata.name },
+        stringData: realmSecretValues,
+      },
+      child(),
+    );
 
     // A hash of 256-bit random secrets and the public realm document reveals neither: it may be public.
-    const configHash = pulumi.unsecret(pulumi.all(realmSecretValues).apply((secrets) =>
-      sha256(JSON.stringify({ realm: realmJson, secrets: Object.entries(secrets).sort() })).slice(0, 10)));
-    new k8s.batch.v1.Job(`${name}-realm-config`, {
-      metadata: {
-        name: pulumi.interpolate`keycloak-realm-${REALM}-${configHash}`,
-        namespace: keycloakNs.metadata.name,
-        labels: { "app.kubernetes.io/name": "keycloak-config-cli", "app.kubernetes.io/part-of": "dare-platform" },
-      },
-      spec: {
-        backoffLimit: 6,
-        template: {
-          metadata: { labels: { "app.kubernetes.io/name": "keycloak-config-cli" } },
-          spec: {
-            restartPolicy: "Never",
-            securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
-            containers: [{
-              name: "keycloak-config-cli",
-              image: IMAGES.keycloakConfigCli,
-              securityContext: { ...restrictedContainer, readOnlyRootFilesystem: true },
-              env: [
-                { name: "KEYCLOAK_URL", value: this.internalUrl },
-                { name: "KEYCLOAK_USER", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "username" } } },
-                { name: "KEYCLOAK_PASSWORD", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "password" } } },
-                { name: "KEYCLOAK_AVAILABILITYCHECK_ENABLED", value: "true" },
-                { name: "KEYCLOAK_AVAILABILITYCHECK_TIMEOUT", value: "600s" },
-                { name: "IMPORT_FILES_LOCATIONS", value: "/config/*.json" },
-                { name: "IMPORT_VARSUBSTITUTION_ENABLED", value: "true" },
-                // Apply every time the Job runs: it only runs when something changed.
-                { name: "IMPORT_CACHE_ENABLED", value: "false" },
+    const configHash = pulumi.unsecret(
+      pulumi
+        .all(realmSecretValues)
+        .apply((secrets) => sha256(JSON.stringify({ realm: realmJson, secrets: Object.entries(secrets).sort() })).slice(0, 10)),
+    );
+    new k8s.batch.v1.Job(
+      `${name}-realm-config`,
+      {
+        metadata: {
+          name: pulumi.interpolate`keycloak-realm-${REALM}-${configHash}`,
+          namespace: keycloakNs.metadata.name,
+          labels: { "app.kubernetes.io/name": "keycloak-config-cli", "app.kubernetes.io/part-of": "dare-platform" },
+        },
+        spec: {
+          backoffLimit: 6,
+          template: {
+            metadata: { labels: { "app.kubernetes.io/name": "keycloak-config-cli" } },
+            spec: {
+              restartPolicy: "Never",
+              securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+              containers: [
+                {
+                  name: "keycloak-config-cli",
+                  image: IMAGES.keycloakConfigCli,
+                  securityContext: { ...restrictedContainer, readOnlyRootFilesystem: true },
+                  env: [
+                    { name: "KEYCLOAK_URL", value: this.internalUrl },
+                    { name: "KEYCLOAK_USER", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "username" } } },
+                    { name: "KEYCLOAK_PASSWORD", valueFrom: { secretKeyRef: { name: adminSecret.metadata.name, key: "password" } } },
+                    { name: "KEYCLOAK_AVAILABILITYCHECK_ENABLED", value: "true" },
+                    { name: "KEYCLOAK_AVAILABILITYCHECK_TIMEOUT", value: "600s" },
+                    { name: "IMPORT_FILES_LOCATIONS", value: "/config/*.json" },
+                    { name: "IMPORT_VARSUBSTITUTION_ENABLED", value: "true" },
+                    // Apply every time the Job runs: it only runs when something changed.
+                    { name: "IMPORT_CACHE_ENABLED", value: "false" },
+                  ],
+                  envFrom: [{ secretRef: { name: realmSecrets.metadata.name } }],
+                  volumeMounts: [
+                    { name: "realm", mountPath: "/config", readOnly: true },
+                    { name: "tmp", mountPath: "/tmp" },
+                  ],
+                  resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
+                },
               ],
-              envFrom: [{ secretRef: { name: realmSecrets.metadata.name } }],
-              volumeMounts: [{ name: "realm", mountPath: "/config", readOnly: true }, { name: "tmp", mountPath: "/tmp" }],
-              resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
-            }],
-            volumes: [{ name: "realm", configMap: { name: realmMap.metadata.name } }, { name: "tmp", emptyDir: {} }],
+              volumes: [
+                { name: "realm", configMap: { name: realmMap.metadata.name } },
+                { name: "tmp", emptyDir: {} },
+              ],
+            },
           },
         },
       },
-    }, child({ dependsOn: [keycloak] }));
+      child({ dependsOn: [keycloak] }),
+    );
 
     this.keycloakAdmin = { username: KEYCLOAK_ADMIN_USER, password: pulumi.secret(adminPassword.result) };
     this.realmAdmin = { username: REALM_ADMIN_USER, password: pulumi.secret(realmAdminPassword.result) };
@@ -628,7 +742,11 @@ export class Identity extends pulumi.ComponentResource {
       adminPassword: this.realmAdmin.password,
     };
     this.database = {
-      host: `${DATABASE}-rw.${ns}.svc`, port: 5432, database: DB_NAME, username: DB_USER, password: pulumi.secret(dbPassword.result),
+      host: `${DATABASE}-rw.${ns}.svc`,
+      port: 5432,
+      database: DB_NAME,
+      username: DB_USER,
+      password: pulumi.secret(dbPassword.result),
     };
     this.registerOutputs({
       url: this.url,
@@ -649,7 +767,8 @@ function validateArgs(args: IdentityArgs): void {
   if (!Number.isInteger(args.databaseInstances) || args.databaseInstances < 1) {
     problems.push(`databaseInstances must be a whole number ≥ 1 (got ${args.databaseInstances})`);
   }
-  if (!Number.isInteger(args.databaseSizeGb) || args.databaseSizeGb < 1) problems.push(`databaseSizeGb must be ≥ 1 (got ${args.databaseSizeGb})`);
+  if (!Number.isInteger(args.databaseSizeGb) || args.databaseSizeGb < 1)
+    problems.push(`databaseSizeGb must be ≥ 1 (got ${args.databaseSizeGb})`);
   if (args.adminCidrs.length === 0) problems.push("adminCidrs is empty: nobody could reach the admin console");
   if (!args.domain) problems.push("domain is required");
   const aliases = args.identityProviders.map((p) => p.alias);

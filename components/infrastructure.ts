@@ -12,7 +12,6 @@ import { hostStep, SshAccess } from "./host-step";
 import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
 import { API_PORT, existingHostsInOrder, firewallRules, planNodes, RuleSpec, SSH_PORT } from "./host-plan";
 
-
 /** Where udev names an OpenStack volume's disk on its host, whatever the bus (disk-link.sh): Ceph's device path. */
 export function diskPath(volumeId: string): string {
   return `/dev/disk/dare/${volumeId}`;
@@ -62,9 +61,13 @@ export interface InfrastructureArgs {
  * cloudinit/config/cc_ssh.py). A secret, since it holds the private key.
  */
 export function hostKeyUserData(key: tls.PrivateKey): pulumi.Output<string> {
-  return pulumi.secret(pulumi.all([key.privateKeyOpenssh, key.publicKeyOpenssh]).apply(([privateKey, publicKey]) =>
-    // JSON is YAML: the key's newlines survive without block-scalar indentation rules.
-    `#cloud-config\n${JSON.stringify({ ssh_deletekeys: true, ssh_keys: { ed25519_private: privateKey, ed25519_public: publicKey.trim() } })}\n`));
+  return pulumi.secret(
+    pulumi.all([key.privateKeyOpenssh, key.publicKeyOpenssh]).apply(
+      ([privateKey, publicKey]) =>
+        // JSON is YAML: the key's newlines survive without block-scalar indentation rules.
+        `#cloud-config\n${JSON.stringify({ ssh_deletekeys: true, ssh_keys: { ed25519_private: privateKey, ed25519_public: publicKey.trim() } })}\n`,
+    ),
+  );
 }
 
 /** Stable, readable rule names: a rule keeps its resource when others are added or removed. */
@@ -168,9 +171,9 @@ export class Infrastructure extends pulumi.ComponentResource {
         publicAddress: first.publicAddress ?? vip ?? first.address,
         port: API_PORT,
       }),
-      bastion: pulumi.output<SshEndpoint | undefined>(args.bastion
-        ? { ...args.bastion, hostKey: normalizeHostKey(args.bastion.hostKey) }
-        : undefined),
+      bastion: pulumi.output<SshEndpoint | undefined>(
+        args.bastion ? { ...args.bastion, hostKey: normalizeHostKey(args.bastion.hostKey) } : undefined,
+      ),
     };
   }
 
@@ -182,122 +185,190 @@ export class Infrastructure extends pulumi.ComponentResource {
 
     const external = openstack.networking.getNetworkOutput({ name: args.network.externalNetwork }, parent);
     const network = new openstack.networking.Network(`${name}-net`, { name: `${args.clusterName}-net`, adminStateUp: true }, parent);
-    const subnet = new openstack.networking.Subnet(`${name}-subnet`, {
-      name: `${args.clusterName}-subnet`,
-      networkId: network.id,
-      cidr: args.network.cidr,
-      ipVersion: 4,
-      dnsNameservers: args.network.dnsNameservers,
-    }, parent);
-    const router = new openstack.networking.Router(`${name}-router`, {
-      name: `${args.clusterName}-router`,
-      externalNetworkId: external.id,
-    }, parent);
-    const routerInterface = new openstack.networking.RouterInterface(`${name}-router-interface`, {
-      routerId: router.id,
-      subnetId: subnet.id,
-    }, parent);
+    const subnet = new openstack.networking.Subnet(
+      `${name}-subnet`,
+      {
+        name: `${args.clusterName}-subnet`,
+        networkId: network.id,
+        cidr: args.network.cidr,
+        ipVersion: 4,
+        dnsNameservers: args.network.dnsNameservers,
+      },
+      parent,
+    );
+    const router = new openstack.networking.Router(
+      `${name}-router`,
+      {
+        name: `${args.clusterName}-router`,
+        externalNetworkId: external.id,
+      },
+      parent,
+    );
+    const routerInterface = new openstack.networking.RouterInterface(
+      `${name}-router-interface`,
+      {
+        routerId: router.id,
+        subnetId: subnet.id,
+      },
+      parent,
+    );
 
     const groups = {
-      nodes: new openstack.networking.SecGroup(`${name}-nodes`, { name: `${args.clusterName}-nodes`, description: "every DARE node" }, parent),
-      controlPlane: new openstack.networking.SecGroup(`${name}-control-plane`, { name: `${args.clusterName}-control-plane`, description: "DARE control planes" }, parent),
-      web: new openstack.networking.SecGroup(`${name}-web`, { name: `${args.clusterName}-web`, description: "HTTP(S) to DARE ingress nodes" }, parent),
+      nodes: new openstack.networking.SecGroup(
+        `${name}-nodes`,
+        { name: `${args.clusterName}-nodes`, description: "every DARE node" },
+        parent,
+      ),
+      controlPlane: new openstack.networking.SecGroup(
+        `${name}-control-plane`,
+        { name: `${args.clusterName}-control-plane`, description: "DARE control planes" },
+        parent,
+      ),
+      web: new openstack.networking.SecGroup(
+        `${name}-web`,
+        { name: `${args.clusterName}-web`, description: "HTTP(S) to DARE ingress nodes" },
+        parent,
+      ),
     };
     const ruleSpecs = firewallRules(args, useLoadBalancer);
-    const rules = ruleSpecs.map((rule) =>
-      new openstack.networking.SecGroupRule(`${name}-${ruleName(rule)}`, {
-        description: rule.description,
-        direction: "ingress",
-        ethertype: "cidr" in rule.from && rule.from.cidr.includes(":") ? "IPv6" : "IPv4",
-        protocol: rule.protocol,
-        portRangeMin: rule.ports[0],
-        portRangeMax: rule.ports[1],
-        securityGroupId: groups[rule.group].id,
-        ...("cidr" in rule.from ? { remoteIpPrefix: rule.from.cidr } : { remoteGroupId: groups[rule.from.group].id }),
-      }, parent));
+    const rules = ruleSpecs.map(
+      (rule) =>
+        new openstack.networking.SecGroupRule(
+          `${name}-${ruleName(rule)}`,
+          {
+            description: rule.description,
+            direction: "ingress",
+            ethertype: "cidr" in rule.from && rule.from.cidr.includes(":") ? "IPv6" : "IPv4",
+            protocol: rule.protocol,
+            portRangeMin: rule.ports[0],
+            portRangeMax: rule.ports[1],
+            securityGroupId: groups[rule.group].id,
+            ...("cidr" in rule.from ? { remoteIpPrefix: rule.from.cidr } : { remoteGroupId: groups[rule.from.group].id }),
+          },
+          parent,
+        ),
+    );
     // The rules SSH and the API need while host steps run (drain and reset included). Every address handed
     // to a later layer is derived from them, so the engine deletes (on destroy, on scale-in) the steps that
     // still use them before these rules, the floating-IP associations and the load balancer.
     const opens = (i: number, port: number) => ruleSpecs[i].ports[0] <= port && port <= ruleSpecs[i].ports[1];
     const rulesReady = pulumi.all(rules.filter((_, i) => opens(i, SSH_PORT) || opens(i, API_PORT)).map((r) => r.id));
 
-    const keypair = new openstack.compute.Keypair(`${name}-keypair`, {
-      name: `${args.clusterName}-deployer`,
-      publicKey: this.sshPublicKey,
-    }, parent);
-    const controlPlaneGroup = new openstack.compute.ServerGroup(`${name}-control-plane-group`, {
-      name: `${args.clusterName}-control-plane`,
-      policies: ["anti-affinity"],
-    }, parent);
+    const keypair = new openstack.compute.Keypair(
+      `${name}-keypair`,
+      {
+        name: `${args.clusterName}-deployer`,
+        publicKey: this.sshPublicKey,
+      },
+      parent,
+    );
+    const controlPlaneGroup = new openstack.compute.ServerGroup(
+      `${name}-control-plane-group`,
+      {
+        name: `${args.clusterName}-control-plane`,
+        policies: ["anti-affinity"],
+      },
+      parent,
+    );
 
     // The VIP's own port, bound to no VM: it keeps the address out of Neutron's allocations (made before the
     // machines' ports, so none of them is given it first) and carries the API's floating IP, which Neutron
     // forwards to whichever control plane answers ARP for the VIP.
-    const vipPort = vip ? new openstack.networking.Port(`${name}-api-vip`, {
-      name: `${args.clusterName}-api-vip`,
-      description: `${args.clusterName} Kubernetes API virtual IP (kube-vip)`,
-      networkId: network.id,
-      fixedIps: [{ subnetId: subnet.id, ipAddress: vip }],
-    }, parent) : undefined;
+    const vipPort = vip
+      ? new openstack.networking.Port(
+          `${name}-api-vip`,
+          {
+            name: `${args.clusterName}-api-vip`,
+            description: `${args.clusterName} Kubernetes API virtual IP (kube-vip)`,
+            networkId: network.id,
+            fixedIps: [{ subnetId: subnet.id, ipAddress: vip }],
+          },
+          parent,
+        )
+      : undefined;
 
     const nodeOutputs = plan.map((node) => {
       const isControlPlane = node.role === "control-plane";
-      const port = new openstack.networking.Port(`${name}-${node.key}-port`, {
-        name: node.name,
-        networkId: network.id,
-        fixedIps: [{ subnetId: subnet.id }],
-        securityGroupIds: [groups.nodes.id, isControlPlane ? groups.controlPlane.id : groups.web.id],
-        // The API's virtual IP moves between the control planes: each one's port must be allowed to carry it.
-        ...(isControlPlane && vip ? { allowedAddressPairs: [{ ipAddress: vip }] } : {}),
-      }, {
-        ...parent,
-        // Set when the port is made, never taken away by an update: dropping dare:apiVirtualIp from a running
-        // cluster is refused by the bootstrap (the endpoint stays the VIP), and by then the ports would already
-        // have stopped carrying it.
-        ignoreChanges: ["allowedAddressPairs"],
-        dependsOn: vipPort ? [vipPort] : [],
-      });
+      const port = new openstack.networking.Port(
+        `${name}-${node.key}-port`,
+        {
+          name: node.name,
+          networkId: network.id,
+          fixedIps: [{ subnetId: subnet.id }],
+          securityGroupIds: [groups.nodes.id, isControlPlane ? groups.controlPlane.id : groups.web.id],
+          // The API's virtual IP moves between the control planes: each one's port must be allowed to carry it.
+          ...(isControlPlane && vip ? { allowedAddressPairs: [{ ipAddress: vip }] } : {}),
+        },
+        {
+          ...parent,
+          // Set when the port is made, never taken away by an update: dropping dare:apiVirtualIp from a running
+          // cluster is refused by the bootstrap (the endpoint stays the VIP), and by then the ports would already
+          // have stopped carrying it.
+          ignoreChanges: ["allowedAddressPairs"],
+          dependsOn: vipPort ? [vipPort] : [],
+        },
+      );
       // The VM's SSH host key, made here and given to it at boot, so the first connection already knows it.
       const hostKey = new tls.PrivateKey(`${name}-${node.key}-host-key`, { algorithm: "ED25519" }, parent);
-      const instance = new openstack.compute.Instance(`${name}-${node.key}`, {
-        name: node.name,
-        flavorName: node.flavor,
-        imageName: args.image,
-        keyPair: keypair.name,
-        networks: [{ port: port.id }],
-        schedulerHints: isControlPlane ? [{ group: controlPlaneGroup.id }] : undefined,
-        metadata: { "dare-cluster": args.clusterName, "dare-pool": node.pool },
-        userData: hostKeyUserData(hostKey),
-      }, {
-        ...parent,
-        dependsOn: [routerInterface],
-        // A new image applies to new nodes; running nodes are upgraded in place, never re-created by surprise.
-        // User data is read at first boot only and a change of it re-creates the VM: a VM keeps the host key
-        // it booted with (docs/operations.md, "SSH host keys", for VMs older than their generated key).
-        ignoreChanges: ["imageName", "userData"],
-      });
+      const instance = new openstack.compute.Instance(
+        `${name}-${node.key}`,
+        {
+          name: node.name,
+          flavorName: node.flavor,
+          imageName: args.image,
+          keyPair: keypair.name,
+          networks: [{ port: port.id }],
+          schedulerHints: isControlPlane ? [{ group: controlPlaneGroup.id }] : undefined,
+          metadata: { "dare-cluster": args.clusterName, "dare-pool": node.pool },
+          userData: hostKeyUserData(hostKey),
+        },
+        {
+          ...parent,
+          dependsOn: [routerInterface],
+          // A new image applies to new nodes; running nodes are upgraded in place, never re-created by surprise.
+          // User data is read at first boot only and a change of it re-creates the VM: a VM keeps the host key
+          // it booted with (docs/operations.md, "SSH host keys", for VMs older than their generated key).
+          ignoreChanges: ["imageName", "userData"],
+        },
+      );
       const volumes = Array.from({ length: node.disks.count }, (_, j) => {
-        const volume = new openstack.blockstorage.Volume(`${name}-${node.key}-disk-${j}`, {
-          name: `${node.name}-disk-${j}`,
-          size: node.disks.sizeGb,
-          description: `Ceph OSD ${j} of ${node.name}`,
-        }, parent);
-        const attachment = new openstack.compute.VolumeAttach(`${name}-${node.key}-disk-${j}`, {
-          instanceId: instance.id,
-          volumeId: volume.id,
-        }, parent);
+        const volume = new openstack.blockstorage.Volume(
+          `${name}-${node.key}-disk-${j}`,
+          {
+            name: `${node.name}-disk-${j}`,
+            size: node.disks.sizeGb,
+            description: `Ceph OSD ${j} of ${node.name}`,
+          },
+          parent,
+        );
+        const attachment = new openstack.compute.VolumeAttach(
+          `${name}-${node.key}-disk-${j}`,
+          {
+            instanceId: instance.id,
+            volumeId: volume.id,
+          },
+          parent,
+        );
         return { volume, attachment };
       });
       let publicAddress: pulumi.Output<string> | undefined;
       if (node.publicIp) {
-        const fip = new openstack.networking.FloatingIp(`${name}-${node.key}-fip`, {
-          pool: args.network.externalNetwork,
-          description: `${node.name}`,
-        }, parent);
-        const association = new openstack.networking.FloatingIpAssociate(`${name}-${node.key}-fip`, {
-          floatingIp: fip.address,
-          portId: port.id,
-        }, { ...parent, dependsOn: [routerInterface] });
+        const fip = new openstack.networking.FloatingIp(
+          `${name}-${node.key}-fip`,
+          {
+            pool: args.network.externalNetwork,
+            description: `${node.name}`,
+          },
+          parent,
+        );
+        const association = new openstack.networking.FloatingIpAssociate(
+          `${name}-${node.key}-fip`,
+          {
+            floatingIp: fip.address,
+            portId: port.id,
+          },
+          { ...parent, dependsOn: [routerInterface] },
+        );
         publicAddress = pulumi.all([association.floatingIp, rulesReady]).apply(([address]) => address);
       }
       const privateAddress = pulumi.all([port.allFixedIps, rulesReady]).apply(([ips]) => ips[0]);
@@ -307,7 +378,8 @@ export class Infrastructure extends pulumi.ComponentResource {
 
     const firstControlPlane = nodeOutputs[0];
     const bastionAddress = firstControlPlane.publicAddress as pulumi.Output<string>;
-    const bastion = pulumi.all([bastionAddress, firstControlPlane.hostPublicKey])
+    const bastion = pulumi
+      .all([bastionAddress, firstControlPlane.hostPublicKey])
       .apply(([address, hostKey]): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser, hostKey }));
 
     const access: SshAccess = { privateKey: this.sshPrivateKey, bastion };
@@ -322,9 +394,11 @@ export class Infrastructure extends pulumi.ComponentResource {
       // (disk-link.sh); Rook and the OSD-removal step are given that name. The path comes through the
       // attachment: the step that takes the disk's OSD out of Ceph depends on it, so Pulumi runs that removal
       // before the volume is detached.
-      const paths = pulumi.all(n.volumes.map(({ volume, attachment }) =>
-        pulumi.all([volume.id, attachment.id]).apply(([id]) => diskPath(id))));
-      const reach = pulumi.all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id, paths, n.hostPublicKey])
+      const paths = pulumi.all(
+        n.volumes.map(({ volume, attachment }) => pulumi.all([volume.id, attachment.id]).apply(([id]) => diskPath(id))),
+      );
+      const reach = pulumi
+        .all([n.privateAddress, n.publicAddress ?? pulumi.output(undefined), n.instance.id, paths, n.hostPublicKey])
         .apply(([privateAddress, publicAddress, machineId, disks, hostKey]): Host => ({
           name: n.node.name,
           role: n.node.role,
@@ -339,86 +413,139 @@ export class Infrastructure extends pulumi.ComponentResource {
           viaBastion: publicAddress === undefined,
           machineId,
         }));
-      const links = n.volumes.map(({ volume, attachment }, j) => hostStep("iaas", {
-        host: { name: n.node.name, host: reach },
-        step: `disk-${j}`,
-        script: "disk-link.sh",
-        deleteScript: "disk-unlink.sh",
-        env: { VOLUME_ID: volume.id, DISK_HOST: n.node.name },
-        // Runs again on a re-created machine (MACHINE_ID), as an update: never a replacement, whose
-        // delete would remove the rule the new step relies on.
-      }, access, { ...parent, dependsOn: [attachment] }));
+      const links = n.volumes.map(({ volume, attachment }, j) =>
+        hostStep(
+          "iaas",
+          {
+            host: { name: n.node.name, host: reach },
+            step: `disk-${j}`,
+            script: "disk-link.sh",
+            deleteScript: "disk-unlink.sh",
+            env: { VOLUME_ID: volume.id, DISK_HOST: n.node.name },
+            // Runs again on a re-created machine (MACHINE_ID), as an update: never a replacement, whose
+            // delete would remove the rule the new step relies on.
+          },
+          access,
+          { ...parent, dependsOn: [attachment] },
+        ),
+      );
       const named = pulumi.all([reach, pulumi.all(links.map((l) => l.id))]).apply(([host]) => host);
       return { reach, named };
     });
 
     let apiServer: pulumi.Output<ApiEndpoint>;
     if (useLoadBalancer) {
-      const lb = new openstack.loadbalancer.LoadBalancer(`${name}-api`, {
-        name: `${args.clusterName}-api`,
-        vipSubnetId: subnet.id,
-      }, parent);
-      const listener = new openstack.loadbalancer.Listener(`${name}-api`, {
-        name: `${args.clusterName}-api`,
-        loadbalancerId: lb.id,
-        protocol: "TCP",
-        protocolPort: API_PORT,
-        // Operators from adminCidrs; nodes and pods from the private network.
-        allowedCidrs: [...args.adminCidrs, args.network.cidr],
-        // Octavia cuts idle connections after 50 s: watches, logs -f and exec would drop.
-        timeoutClientData: LONG_CONNECTION_SECONDS * 1000,
-        timeoutMemberData: LONG_CONNECTION_SECONDS * 1000,
-      }, parent);
-      const pool = new openstack.loadbalancer.Pool(`${name}-api`, {
-        name: `${args.clusterName}-api`,
-        listenerId: listener.id,
-        protocol: "TCP",
-        lbMethod: "ROUND_ROBIN",
-      }, parent);
-      const monitor = new openstack.loadbalancer.Monitor(`${name}-api`, {
-        poolId: pool.id,
-        type: "TCP",
-        delay: 5,
-        timeout: 3,
-        maxRetries: 3,
-      }, parent);
-      const members = nodeOutputs.filter((n) => n.node.role === "control-plane").map((cp) =>
-        new openstack.loadbalancer.Member(`${name}-api-${cp.node.key}`, {
-          poolId: pool.id,
-          subnetId: subnet.id,
-          address: cp.privateAddress,
+      const lb = new openstack.loadbalancer.LoadBalancer(
+        `${name}-api`,
+        {
+          name: `${args.clusterName}-api`,
+          vipSubnetId: subnet.id,
+        },
+        parent,
+      );
+      const listener = new openstack.loadbalancer.Listener(
+        `${name}-api`,
+        {
+          name: `${args.clusterName}-api`,
+          loadbalancerId: lb.id,
+          protocol: "TCP",
           protocolPort: API_PORT,
-        }, parent));
-      const fip = new openstack.networking.FloatingIp(`${name}-api-fip`, {
-        pool: args.network.externalNetwork,
-        description: `${args.clusterName} Kubernetes API`,
-      }, parent);
-      const association = new openstack.networking.FloatingIpAssociate(`${name}-api-fip`, {
-        floatingIp: fip.address,
-        portId: lb.vipPortId,
-      }, { ...parent, dependsOn: [routerInterface] });
+          // Operators from adminCidrs; nodes and pods from the private network.
+          allowedCidrs: [...args.adminCidrs, args.network.cidr],
+          // Octavia cuts idle connections after 50 s: watches, logs -f and exec would drop.
+          timeoutClientData: LONG_CONNECTION_SECONDS * 1000,
+          timeoutMemberData: LONG_CONNECTION_SECONDS * 1000,
+        },
+        parent,
+      );
+      const pool = new openstack.loadbalancer.Pool(
+        `${name}-api`,
+        {
+          name: `${args.clusterName}-api`,
+          listenerId: listener.id,
+          protocol: "TCP",
+          lbMethod: "ROUND_ROBIN",
+        },
+        parent,
+      );
+      const monitor = new openstack.loadbalancer.Monitor(
+        `${name}-api`,
+        {
+          poolId: pool.id,
+          type: "TCP",
+          delay: 5,
+          timeout: 3,
+          maxRetries: 3,
+        },
+        parent,
+      );
+      const members = nodeOutputs
+        .filter((n) => n.node.role === "control-plane")
+        .map(
+          (cp) =>
+            new openstack.loadbalancer.Member(
+              `${name}-api-${cp.node.key}`,
+              {
+                poolId: pool.id,
+                subnetId: subnet.id,
+                address: cp.privateAddress,
+                protocolPort: API_PORT,
+              },
+              parent,
+            ),
+        );
+      const fip = new openstack.networking.FloatingIp(
+        `${name}-api-fip`,
+        {
+          pool: args.network.externalNetwork,
+          description: `${args.clusterName} Kubernetes API`,
+        },
+        parent,
+      );
+      const association = new openstack.networking.FloatingIpAssociate(
+        `${name}-api-fip`,
+        {
+          floatingIp: fip.address,
+          portId: lb.vipPortId,
+        },
+        { ...parent, dependsOn: [routerInterface] },
+      );
       // Derived from every part of the load balancer, for the same reason as the hosts' addresses.
       const lbReady = pulumi.all([rulesReady, listener.id, pool.id, monitor.id, ...members.map((m) => m.id)] as pulumi.Input<unknown>[]);
       apiServer = pulumi.all([lb.vipAddress, association.floatingIp, lbReady] as const).apply(([privateAddress, publicAddress]) => ({
-        privateAddress, publicAddress, port: API_PORT,
+        privateAddress,
+        publicAddress,
+        port: API_PORT,
       }));
     } else if (vipPort) {
-      const fip = new openstack.networking.FloatingIp(`${name}-api-fip`, {
-        pool: args.network.externalNetwork,
-        description: `${args.clusterName} Kubernetes API`,
-      }, parent);
-      const association = new openstack.networking.FloatingIpAssociate(`${name}-api-fip`, {
-        floatingIp: fip.address,
-        portId: vipPort.id,
-      }, { ...parent, dependsOn: [routerInterface] });
+      const fip = new openstack.networking.FloatingIp(
+        `${name}-api-fip`,
+        {
+          pool: args.network.externalNetwork,
+          description: `${args.clusterName} Kubernetes API`,
+        },
+        parent,
+      );
+      const association = new openstack.networking.FloatingIpAssociate(
+        `${name}-api-fip`,
+        {
+          floatingIp: fip.address,
+          portId: vipPort.id,
+        },
+        { ...parent, dependsOn: [routerInterface] },
+      );
       // Not derived from the control planes' ports: each host's steps already wait for its own port (which
       // carries the VIP's address pair), and a control plane added later changes no other host's steps.
       apiServer = pulumi.all([vipPort.allFixedIps, association.floatingIp, rulesReady] as const).apply(([ips, publicAddress]) => ({
-        privateAddress: ips[0], publicAddress, port: API_PORT,
+        privateAddress: ips[0],
+        publicAddress,
+        port: API_PORT,
       }));
     } else {
       apiServer = pulumi.all([firstControlPlane.privateAddress, bastionAddress]).apply(([privateAddress, publicAddress]) => ({
-        privateAddress, publicAddress, port: API_PORT,
+        privateAddress,
+        publicAddress,
+        port: API_PORT,
       }));
     }
     const hostByName = Object.fromEntries(plan.map((node, i) => [node.name, perHost[i].reach]));

@@ -83,27 +83,32 @@ export function kubeVipManifest(settings: KubeVipSettings): string {
     { name: "vip_nodename", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
     { name: "prometheus_server", value: KUBE_VIP_METRICS },
   ];
-  return YAML.stringify({
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name: "kube-vip", namespace: "kube-system", labels: { "app.kubernetes.io/name": "kube-vip" } },
-    spec: {
-      hostNetwork: true,
-      // kube-vip on a control plane calls the API as `kubernetes:<port>`: its own API server, reachable before the VIP is.
-      hostAliases: [{ ip: "127.0.0.1", hostnames: ["kubernetes"] }],
-      priorityClassName: "system-node-critical",
-      containers: [{
-        name: "kube-vip",
-        image: settings.image ?? KUBE_VIP_IMAGE,
-        imagePullPolicy: "IfNotPresent",
-        args: ["manager"],
-        env,
-        securityContext: { capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] } },
-        // A guess (upstream sets none): enough to schedule; no limit, so the VIP is never lost to an OOM kill.
-        resources: { requests: { cpu: "10m", memory: "32Mi" } },
-        volumeMounts: [{ name: "kubeconfig", mountPath: KUBE_VIP_KUBECONFIG.admin, readOnly: true }],
-      }],
-      volumes: [{ name: "kubeconfig", hostPath: { path: KUBE_VIP_KUBECONFIG.admin, type: "File" } }],
+  return YAML.stringify(
+    {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "kube-vip", namespace: "kube-system", labels: { "app.kubernetes.io/name": "kube-vip" } },
+      spec: {
+        hostNetwork: true,
+        // kube-vip on a control plane calls the API as `kubernetes:<port>`: its own API server, reachable before the VIP is.
+        hostAliases: [{ ip: "127.0.0.1", hostnames: ["kubernetes"] }],
+        priorityClassName: "system-node-critical",
+        containers: [
+          {
+            name: "kube-vip",
+            image: settings.image ?? KUBE_VIP_IMAGE,
+            imagePullPolicy: "IfNotPresent",
+            args: ["manager"],
+            env,
+            securityContext: { capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] } },
+            // A guess (upstream sets none): enough to schedule; no limit, so the VIP is never lost to an OOM kill.
+            resources: { requests: { cpu: "10m", memory: "32Mi" } },
+            volumeMounts: [{ name: "kubeconfig", mountPath: KUBE_VIP_KUBECONFIG.admin, readOnly: true }],
+          },
+        ],
+        volumes: [{ name: "kubeconfig", hostPath: { path: KUBE_VIP_KUBECONFIG.admin, type: "File" } }],
+      },
     },
-  }, { lineWidth: 0 });
+    { lineWidth: 0 },
+  );
 }

@@ -66,14 +66,19 @@ export interface EncryptionKey {
  */
 export function encryptionConfiguration(keys: EncryptionKey[]): string {
   if (keys.length === 0) throw new Error("encryptionConfiguration: at least one key");
-  return YAML.stringify({
-    apiVersion: "apiserver.config.k8s.io/v1",
-    kind: "EncryptionConfiguration",
-    resources: [{
-      resources: ["secrets"],
-      providers: [{ secretbox: { keys: keys.map((k) => ({ name: k.name, secret: k.secret })) } }, { identity: {} }],
-    }],
-  }, { lineWidth: 0 });
+  return YAML.stringify(
+    {
+      apiVersion: "apiserver.config.k8s.io/v1",
+      kind: "EncryptionConfiguration",
+      resources: [
+        {
+          resources: ["secrets"],
+          providers: [{ secretbox: { keys: keys.map((k) => ({ name: k.name, secret: k.secret })) } }, { identity: {} }],
+        },
+      ],
+    },
+    { lineWidth: 0 },
+  );
 }
 
 /**
@@ -83,30 +88,36 @@ export function encryptionConfiguration(keys: EncryptionKey[]): string {
  * reads that say nothing about a person (health probes, leases, kube-proxy's watches) are not logged.
  */
 export function auditPolicy(): string {
-  return YAML.stringify({
-    apiVersion: "audit.k8s.io/v1",
-    kind: "Policy",
-    // One event per request (at its response), not a second at reception.
-    omitStages: ["RequestReceived"],
-    rules: [
-      {
-        level: "Metadata",
-        resources: [
-          { group: "", resources: ["secrets", "configmaps", "serviceaccounts/token"] },
-          { group: "authentication.k8s.io", resources: ["tokenreviews"] },
-        ],
-      },
-      { level: "None", nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/metrics"] },
-      { level: "None", resources: [{ group: "coordination.k8s.io", resources: ["leases"] }], verbs: ["get", "update", "watch"] },
-      { level: "None", users: ["system:kube-proxy"], verbs: ["watch"] },
-      { level: "None", resources: [{ group: "", resources: ["events"] }] },
-      { level: "Metadata" },
-    ],
-  }, { lineWidth: 0 });
+  return YAML.stringify(
+    {
+      apiVersion: "audit.k8s.io/v1",
+      kind: "Policy",
+      // One event per request (at its response), not a second at reception.
+      omitStages: ["RequestReceived"],
+      rules: [
+        {
+          level: "Metadata",
+          resources: [
+            { group: "", resources: ["secrets", "configmaps", "serviceaccounts/token"] },
+            { group: "authentication.k8s.io", resources: ["tokenreviews"] },
+          ],
+        },
+        { level: "None", nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/metrics"] },
+        { level: "None", resources: [{ group: "coordination.k8s.io", resources: ["leases"] }], verbs: ["get", "update", "watch"] },
+        { level: "None", users: ["system:kube-proxy"], verbs: ["watch"] },
+        { level: "None", resources: [{ group: "", resources: ["events"] }] },
+        { level: "Metadata" },
+      ],
+    },
+    { lineWidth: 0 },
+  );
 }
 
 /** A command-line flag of a control-plane component, as kubeadm v1beta4 lists them (`Arg`: name, value). */
-export interface ComponentArg { name: string; value: string }
+export interface ComponentArg {
+  name: string;
+  value: string;
+}
 
 /**
  * The flags the program gives the control-plane components itself (one place: node-settings.ts refuses
@@ -128,8 +139,14 @@ export const PROGRAM_EXTRA_ARGS: Record<ControlPlaneComponent, readonly Componen
     // logs, exec and port-forward reach the real kubelet, not whoever answers on its address.
     { name: "kubelet-certificate-authority", value: "/etc/kubernetes/pki/ca.crt" },
   ],
-  controllerManager: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }],
-  scheduler: [{ name: "bind-address", value: "0.0.0.0" }, { name: "profiling", value: "false" }],
+  controllerManager: [
+    { name: "bind-address", value: "0.0.0.0" },
+    { name: "profiling", value: "false" },
+  ],
+  scheduler: [
+    { name: "bind-address", value: "0.0.0.0" },
+    { name: "profiling", value: "false" },
+  ],
 };
 
 /** A component's flags: the program's, then the operator's (dare:controlPlaneExtraArgs, validated never to repeat one). */
@@ -202,16 +219,20 @@ function poolLabelArgs(node: NodeIdentity): ComponentArg[] {
  */
 function poolTaints(node: NodeIdentity): { taints?: { key: string; value?: string; effect: string }[] } {
   const taints = node.settings?.taints ?? [];
-  return taints.length === 0 ? {} : { taints: taints.map((t) => ({ key: t.key, ...(t.value === "" ? {} : { value: t.value }), effect: t.effect })) };
+  return taints.length === 0
+    ? {}
+    : { taints: taints.map((t) => ({ key: t.key, ...(t.value === "" ? {} : { value: t.value }), effect: t.effect })) };
 }
 
-const bootstrapTokens = [{
-  token: TOKEN_PLACEHOLDER,
-  ttl: TOKEN_TTL,
-  usages: ["signing", "authentication"],
-  groups: ["system:bootstrappers:kubeadm:default-node-token"],
-  description: "DARE: joins of this pulumi up (revoked after them)",
-}];
+const bootstrapTokens = [
+  {
+    token: TOKEN_PLACEHOLDER,
+    ttl: TOKEN_TTL,
+    usages: ["signing", "authentication"],
+    groups: ["system:bootstrappers:kubeadm:default-node-token"],
+    description: "DARE: joins of this pulumi up (revoked after them)",
+  },
+];
 
 export function endpoint(api: ApiEndpoint): string {
   return `${api.privateAddress}:${api.port}`;
@@ -234,9 +255,27 @@ export function clusterConfiguration(cluster: ClusterSettings): object {
       certSANs: sans,
       extraArgs: componentExtraArgs(cluster, "apiServer"),
       extraVolumes: [
-        { name: "encryption-config", hostPath: CONTROL_PLANE_FILES.encryptionDir, mountPath: CONTROL_PLANE_FILES.encryptionDir, readOnly: true, pathType: "Directory" },
-        { name: "audit-policy", hostPath: CONTROL_PLANE_FILES.auditPolicy, mountPath: CONTROL_PLANE_FILES.auditPolicy, readOnly: true, pathType: "File" },
-        { name: "audit-log", hostPath: CONTROL_PLANE_FILES.auditLogDir, mountPath: CONTROL_PLANE_FILES.auditLogDir, readOnly: false, pathType: "DirectoryOrCreate" },
+        {
+          name: "encryption-config",
+          hostPath: CONTROL_PLANE_FILES.encryptionDir,
+          mountPath: CONTROL_PLANE_FILES.encryptionDir,
+          readOnly: true,
+          pathType: "Directory",
+        },
+        {
+          name: "audit-policy",
+          hostPath: CONTROL_PLANE_FILES.auditPolicy,
+          mountPath: CONTROL_PLANE_FILES.auditPolicy,
+          readOnly: true,
+          pathType: "File",
+        },
+        {
+          name: "audit-log",
+          hostPath: CONTROL_PLANE_FILES.auditLogDir,
+          mountPath: CONTROL_PLANE_FILES.auditLogDir,
+          readOnly: false,
+          pathType: "DirectoryOrCreate",
+        },
       ],
     },
     // Metrics on every address (see METRICS_PORTS); kubeadm still probes their health on 127.0.0.1.
@@ -312,6 +351,8 @@ export function joinConfig(cluster: ClusterSettings, node: NodeIdentity, discove
     },
     nodeRegistration: nodeRegistration(cluster, node),
     // No certificateKey: the shared CAs are placed on the host beforehand (k8s-pki.sh).
-    ...(controlPlane ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.privateAddress, bindPort: cluster.apiServer.port } } } : {}),
+    ...(controlPlane
+      ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.privateAddress, bindPort: cluster.apiServer.port } } }
+      : {}),
   });
 }

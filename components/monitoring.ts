@@ -117,17 +117,25 @@ export const ALERTS_DIR = path.join(__dirname, "alerts");
 export const DASHBOARDS_DIR = path.join(__dirname, "dashboards");
 
 export function ruleFiles(dir = ALERTS_DIR): RuleFile[] {
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort().map((f) => ({
-    name: path.basename(f, ".yaml"),
-    groups: YAML.parse(fs.readFileSync(path.join(dir, f), "utf8")).groups,
-  }));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => ({
+      name: path.basename(f, ".yaml"),
+      groups: YAML.parse(fs.readFileSync(path.join(dir, f), "utf8")).groups,
+    }));
 }
 
 export function dashboardFiles(dir = DASHBOARDS_DIR): Array<{ name: string; json: string }> {
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => ({
-    name: path.basename(f, ".json"),
-    json: fs.readFileSync(path.join(dir, f), "utf8"),
-  }));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((f) => ({
+      name: path.basename(f, ".json"),
+      json: fs.readFileSync(path.join(dir, f), "utf8"),
+    }));
 }
 
 /**
@@ -139,9 +147,7 @@ export function dashboardFiles(dir = DASHBOARDS_DIR): Array<{ name: string; json
 export function alertmanagerConfig(alerting?: AlertingSpec): Record<string, unknown> {
   const receivers: Array<Record<string, unknown>> = [{ name: "null" }];
   // kube-prometheus-stack's always-firing Watchdog and InfoInhibitor are plumbing, not news.
-  const routes: Array<Record<string, unknown>> = [
-    { receiver: "null", matchers: ['alertname=~"Watchdog|InfoInhibitor"'] },
-  ];
+  const routes: Array<Record<string, unknown>> = [{ receiver: "null", matchers: ['alertname=~"Watchdog|InfoInhibitor"'] }];
   let global: Record<string, unknown> = {};
   if (alerting) {
     global = {
@@ -187,12 +193,24 @@ export const ANNOTATED_PODS_JOB = {
   kubernetes_sd_configs: [{ role: "pod" }],
   relabel_configs: [
     { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], action: "keep", regex: "true" },
-    { source_labels: ["__meta_kubernetes_pod_label_dare_io_scraped_by"], action: "drop", regex: SCRAPED_BY_SERVICE_MONITOR["dare.io/scraped-by"] },
+    {
+      source_labels: ["__meta_kubernetes_pod_label_dare_io_scraped_by"],
+      action: "drop",
+      regex: SCRAPED_BY_SERVICE_MONITOR["dare.io/scraped-by"],
+    },
     { source_labels: ["__meta_kubernetes_pod_phase"], action: "drop", regex: "Pending|Succeeded|Failed" },
-    { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"], action: "replace", target_label: "__metrics_path__", regex: "(.+)" },
+    {
+      source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+      action: "replace",
+      target_label: "__metrics_path__",
+      regex: "(.+)",
+    },
     {
       source_labels: ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-      action: "replace", regex: "([^:]+)(?::\\d+)?;(\\d+)", replacement: "$1:$2", target_label: "__address__",
+      action: "replace",
+      regex: "([^:]+)(?::\\d+)?;(\\d+)",
+      replacement: "$1:$2",
+      target_label: "__address__",
     },
     { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
     { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
@@ -227,20 +245,32 @@ export interface ServiceMonitorArgs {
  * `{ provider, parent: this, dependsOn: [monitoring] }` (the Monitoring component installs the CRD);
  * Prometheus selects ServiceMonitors in every namespace.
  */
-export function serviceMonitor(name: string, args: ServiceMonitorArgs, opts: pulumi.CustomResourceOptions): k8s.apiextensions.CustomResource {
-  return new k8s.apiextensions.CustomResource(name, {
-    apiVersion: "monitoring.coreos.com/v1",
-    kind: "ServiceMonitor",
-    metadata: { name: args.metadataName ?? name, namespace: args.namespace },
-    spec: {
-      selector: { matchLabels: args.selector },
-      ...(args.targetNamespace ? { namespaceSelector: { matchNames: [args.targetNamespace] } } : {}),
-      endpoints: [{
-        port: args.port, path: args.path ?? "/metrics", interval: args.interval ?? "30s",
-        ...(args.relabelings ? { relabelings: args.relabelings } : {}),
-      }],
+export function serviceMonitor(
+  name: string,
+  args: ServiceMonitorArgs,
+  opts: pulumi.CustomResourceOptions,
+): k8s.apiextensions.CustomResource {
+  return new k8s.apiextensions.CustomResource(
+    name,
+    {
+      apiVersion: "monitoring.coreos.com/v1",
+      kind: "ServiceMonitor",
+      metadata: { name: args.metadataName ?? name, namespace: args.namespace },
+      spec: {
+        selector: { matchLabels: args.selector },
+        ...(args.targetNamespace ? { namespaceSelector: { matchNames: [args.targetNamespace] } } : {}),
+        endpoints: [
+          {
+            port: args.port,
+            path: args.path ?? "/metrics",
+            interval: args.interval ?? "30s",
+            ...(args.relabelings ? { relabelings: args.relabelings } : {}),
+          },
+        ],
+      },
     },
-  }, opts);
+    opts,
+  );
 }
 
 export class Monitoring extends pulumi.ComponentResource {
@@ -255,188 +285,273 @@ export class Monitoring extends pulumi.ComponentResource {
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:monitoring:Monitoring", name, {}, opts);
     const storageGb = args.prometheusStorageGb ?? 20;
-    if (!Number.isInteger(storageGb) || storageGb < 1) throw new Error(`Monitoring: prometheusStorageGb must be a whole number ≥ 1 (got ${storageGb})`);
+    if (!Number.isInteger(storageGb) || storageGb < 1)
+      throw new Error(`Monitoring: prometheusStorageGb must be a whole number ≥ 1 (got ${storageGb})`);
     if (!args.domain) throw new Error("Monitoring: domain is required");
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(args.clusterName)) throw new Error(`Monitoring: clusterName must be a DNS label (got "${args.clusterName}")`);
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(args.clusterName))
+      throw new Error(`Monitoring: clusterName must be a DNS label (got "${args.clusterName}")`);
     const provider = args.provider;
     const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({ parent: this, provider, ...extra });
     this.grafanaUrl = `https://${args.domain}${GRAFANA_PATH}`;
 
     const ns = createNamespace("monitoring", child());
     const grafanaPassword = new random.RandomPassword(`${name}-grafana-admin`, { length: 32, special: false }, { parent: this });
-    const grafanaSecret = new k8s.core.v1.Secret(`${name}-grafana-admin`, {
-      metadata: { name: "grafana-admin", namespace: ns.metadata.name },
-      stringData: { "admin-user": "admin", "admin-password": grafanaPassword.result },
-    }, child());
+    const grafanaSecret = new k8s.core.v1.Secret(
+      `${name}-grafana-admin`,
+      {
+        metadata: { name: "grafana-admin", namespace: ns.metadata.name },
+        stringData: { "admin-user": "admin", "admin-password": grafanaPassword.result },
+      },
+      child(),
+    );
     const secretDeps: pulumi.Resource[] = [grafanaSecret];
     if (args.sso) {
-      secretDeps.push(new k8s.core.v1.Secret(`${name}-grafana-oauth`, {
-        metadata: { name: GRAFANA_OAUTH_SECRET, namespace: ns.metadata.name },
-        stringData: { [GRAFANA_CLIENT_SECRET_VARIABLE]: args.sso.clientSecret },
-      }, child()));
+      secretDeps.push(
+        new k8s.core.v1.Secret(
+          `${name}-grafana-oauth`,
+          {
+            metadata: { name: GRAFANA_OAUTH_SECRET, namespace: ns.metadata.name },
+            stringData: { [GRAFANA_CLIENT_SECRET_VARIABLE]: args.sso.clientSecret },
+          },
+          child(),
+        ),
+      );
     }
     if (args.alerting?.smtpPassword) {
-      secretDeps.push(new k8s.core.v1.Secret(`${name}-alertmanager-smtp`, {
-        metadata: { name: SMTP_SECRET, namespace: ns.metadata.name },
-        stringData: { password: args.alerting.smtpPassword },
-      }, child()));
+      secretDeps.push(
+        new k8s.core.v1.Secret(
+          `${name}-alertmanager-smtp`,
+          {
+            metadata: { name: SMTP_SECRET, namespace: ns.metadata.name },
+            stringData: { password: args.alerting.smtpPassword },
+          },
+          child(),
+        ),
+      );
     }
 
     // The Prometheus Operator's CRDs are applied from the chart's source at its version, before the
     // release (helm.ts, CHART_CRDS): a chart version bump moves them too, which Helm's crds/ folder never did.
-    const { release: stack, crds } = pinnedReleaseWithCrds(`${name}-kube-prometheus-stack`, {
-      release: "kube-prometheus-stack",
-      chart: CHARTS.kubePrometheusStack,
-      mirror: args.chartMirror,
-      // The operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
-      timeout: 900,
-      namespace: ns.metadata.name,
-      values: {
-        fullnameOverride: FULLNAME,
-        // Replaced by the DARE rules of the same purpose (components/alerts/workloads.yaml).
-        defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePersistentVolumeFillingUp: true } },
-        // The control plane's and kube-proxy's metrics, which kubeadm-config.ts binds to every address.
-        // The controller manager and scheduler serve HTTPS with a self-signed certificate kubeadm gives
-        // no CA for: not verified; Prometheus still authenticates with its token, RBAC authorises.
-        kubeControllerManager: {
-          enabled: true,
-          service: { port: METRICS_PORTS.controllerManager, targetPort: METRICS_PORTS.controllerManager },
-          serviceMonitor: { https: true, insecureSkipVerify: true },
-        },
-        kubeScheduler: {
-          enabled: true,
-          service: { port: METRICS_PORTS.scheduler, targetPort: METRICS_PORTS.scheduler },
-          serviceMonitor: { https: true, insecureSkipVerify: true },
-        },
-        // Kubelets serve certificates the cluster CA signs (serverTLSBootstrap, approved per node by the
-        // kubelet-serving step): verified against the service account's ca.crt, the chart's caFile. The chart
-        // skips verification by default for kubeadm's self-signed kubelet certificates.
-        kubelet: { serviceMonitor: { https: true, insecureSkipVerify: false } },
-        // etcd's metrics listener is plain HTTP (listen-metrics-urls), apart from its TLS client port.
-        kubeEtcd: { enabled: true, service: { port: METRICS_PORTS.etcd, targetPort: METRICS_PORTS.etcd }, serviceMonitor: { scheme: "http" } },
-        kubeProxy: { enabled: true, service: { port: METRICS_PORTS.kubeProxy, targetPort: METRICS_PORTS.kubeProxy }, serviceMonitor: { https: false } },
-        // The textfile collector reads what host scripts export (the control planes' kubeadm certificate
-        // expiry: k8s-certs-renew.sh), from their directory mounted read-only. prometheus-node-exporter 4.56.1
-        // has no textfile option of its own: its values.yaml names `--collector.textfile.directory` under
-        // extraArgs and mounts extraHostVolumeMounts (templates/daemonset.yaml). Setting extraArgs replaces
-        // kube-prometheus-stack 88.5.3's two filesystem exclusions (its values.yaml), so they are repeated.
-        "prometheus-node-exporter": {
-          extraArgs: [...NODE_EXPORTER_CHART_ARGS, `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_MOUNT}`],
-          extraHostVolumeMounts: [{
-            name: "dare-textfile",
-            hostPath: NODE_EXPORTER_TEXTFILE_DIR,
-            // Workers have none: created empty there.
-            type: "DirectoryOrCreate",
-            mountPath: NODE_EXPORTER_TEXTFILE_MOUNT,
-            readOnly: true,
-            mountPropagation: "HostToContainer",
-          }],
-        },
-        // The DARE workloads' `service` label (kube_*_labels) names the service their alerts are routed by.
-        "kube-state-metrics": {
-          metricLabelsAllowlist: ["deployments=[service]", "statefulsets=[service]", "pods=[service]", "persistentvolumeclaims=[service]"],
-        },
-        alertmanager: {
-          // The whole configuration as text: the chart's `config` only knows the keys of its default.
-          tplConfig: true,
-          stringConfig: YAML.stringify(alertmanagerConfig(args.alerting)),
-          alertmanagerSpec: {
-            secrets: args.alerting?.smtpPassword ? [SMTP_SECRET] : [],
-            // Silences and the notification log survive a restart.
-            storage: { volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } } },
-          },
-        },
-        prometheus: {
-          prometheusSpec: {
-            externalLabels: { cluster: args.clusterName },
-            // Select ServiceMonitors, PodMonitors and rules of every namespace, not only the chart's own.
-            serviceMonitorSelectorNilUsesHelmValues: false,
-            podMonitorSelectorNilUsesHelmValues: false,
-            ruleSelectorNilUsesHelmValues: false,
-            probeSelectorNilUsesHelmValues: false,
-            scrapeConfigSelectorNilUsesHelmValues: false,
-            retention: "15d",
-            retentionSize: `${Math.floor(storageGb * 0.9)}GB`,
-            storageSpec: {
-              volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: `${storageGb}Gi` } } } },
-            },
-            additionalScrapeConfigs: [ANNOTATED_PODS_JOB],
-          },
-        },
-        grafana: {
-          admin: { existingSecret: grafanaSecret.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
-          // Served under /grafana: Grafana builds its links from the root URL and strips the prefix itself.
-          env: { GF_SERVER_ROOT_URL: this.grafanaUrl, GF_SERVER_SERVE_FROM_SUB_PATH: "true" },
-          ...(args.sso ? {
-            "grafana.ini": grafanaOauthSettings(args.sso),
-            // One variable from one key of the Secret (envValueFrom), the client secret only.
-            envValueFrom: { [GRAFANA_CLIENT_SECRET_VARIABLE]: { secretKeyRef: { name: GRAFANA_OAUTH_SECRET, key: GRAFANA_CLIENT_SECRET_VARIABLE } } },
-            // A changed client secret restarts Grafana, which reads its environment only at start.
-            podAnnotations: { "dare.io/oauth-secret-hash": secretHash(args.sso.clientSecret) },
-          } : {}),
-          ingress: {
+    const { release: stack, crds } = pinnedReleaseWithCrds(
+      `${name}-kube-prometheus-stack`,
+      {
+        release: "kube-prometheus-stack",
+        chart: CHARTS.kubePrometheusStack,
+        mirror: args.chartMirror,
+        // The operator, then Prometheus' volume from Ceph: more than Helm's default five minutes.
+        timeout: 900,
+        namespace: ns.metadata.name,
+        values: {
+          fullnameOverride: FULLNAME,
+          // Replaced by the DARE rules of the same purpose (components/alerts/workloads.yaml).
+          defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePersistentVolumeFillingUp: true } },
+          // The control plane's and kube-proxy's metrics, which kubeadm-config.ts binds to every address.
+          // The controller manager and scheduler serve HTTPS with a self-signed certificate kubeadm gives
+          // no CA for: not verified; Prometheus still authenticates with its token, RBAC authorises.
+          kubeControllerManager: {
             enabled: true,
-            ingressClassName: "traefik",
-            hosts: [args.domain],
-            path: GRAFANA_PATH,
-            tls: domainTls(args.domain),
+            service: { port: METRICS_PORTS.controllerManager, targetPort: METRICS_PORTS.controllerManager },
+            serviceMonitor: { https: true, insecureSkipVerify: true },
           },
-          // The data sources are spelled out here rather than left to the chart's defaults.
-          sidecar: { datasources: { defaultDatasourceEnabled: false, alertmanager: { enabled: false } } },
-          additionalDataSources: [
-            { name: "Prometheus", uid: "prometheus", type: "prometheus", access: "proxy", url: PROMETHEUS_URL, isDefault: true, jsonData: { timeInterval: "30s" } },
-            { name: "Alertmanager", uid: "alertmanager", type: "alertmanager", access: "proxy", url: ALERTMANAGER_URL, jsonData: { implementation: "prometheus" } },
-          ],
+          kubeScheduler: {
+            enabled: true,
+            service: { port: METRICS_PORTS.scheduler, targetPort: METRICS_PORTS.scheduler },
+            serviceMonitor: { https: true, insecureSkipVerify: true },
+          },
+          // Kubelets serve certificates the cluster CA signs (serverTLSBootstrap, approved per node by the
+          // kubelet-serving step): verified against the service account's ca.crt, the chart's caFile. The chart
+          // skips verification by default for kubeadm's self-signed kubelet certificates.
+          kubelet: { serviceMonitor: { https: true, insecureSkipVerify: false } },
+          // etcd's metrics listener is plain HTTP (listen-metrics-urls), apart from its TLS client port.
+          kubeEtcd: {
+            enabled: true,
+            service: { port: METRICS_PORTS.etcd, targetPort: METRICS_PORTS.etcd },
+            serviceMonitor: { scheme: "http" },
+          },
+          kubeProxy: {
+            enabled: true,
+            service: { port: METRICS_PORTS.kubeProxy, targetPort: METRICS_PORTS.kubeProxy },
+            serviceMonitor: { https: false },
+          },
+          // The textfile collector reads what host scripts export (the control planes' kubeadm certificate
+          // expiry: k8s-certs-renew.sh), from their directory mounted read-only. prometheus-node-exporter 4.56.1
+          // has no textfile option of its own: its values.yaml names `--collector.textfile.directory` under
+          // extraArgs and mounts extraHostVolumeMounts (templates/daemonset.yaml). Setting extraArgs replaces
+          // kube-prometheus-stack 88.5.3's two filesystem exclusions (its values.yaml), so they are repeated.
+          "prometheus-node-exporter": {
+            extraArgs: [...NODE_EXPORTER_CHART_ARGS, `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_MOUNT}`],
+            extraHostVolumeMounts: [
+              {
+                name: "dare-textfile",
+                hostPath: NODE_EXPORTER_TEXTFILE_DIR,
+                // Workers have none: created empty there.
+                type: "DirectoryOrCreate",
+                mountPath: NODE_EXPORTER_TEXTFILE_MOUNT,
+                readOnly: true,
+                mountPropagation: "HostToContainer",
+              },
+            ],
+          },
+          // The DARE workloads' `service` label (kube_*_labels) names the service their alerts are routed by.
+          "kube-state-metrics": {
+            metricLabelsAllowlist: [
+              "deployments=[service]",
+              "statefulsets=[service]",
+              "pods=[service]",
+              "persistentvolumeclaims=[service]",
+            ],
+          },
+          alertmanager: {
+            // The whole configuration as text: the chart's `config` only knows the keys of its default.
+            tplConfig: true,
+            stringConfig: YAML.stringify(alertmanagerConfig(args.alerting)),
+            alertmanagerSpec: {
+              secrets: args.alerting?.smtpPassword ? [SMTP_SECRET] : [],
+              // Silences and the notification log survive a restart.
+              storage: { volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } } },
+            },
+          },
+          prometheus: {
+            prometheusSpec: {
+              externalLabels: { cluster: args.clusterName },
+              // Select ServiceMonitors, PodMonitors and rules of every namespace, not only the chart's own.
+              serviceMonitorSelectorNilUsesHelmValues: false,
+              podMonitorSelectorNilUsesHelmValues: false,
+              ruleSelectorNilUsesHelmValues: false,
+              probeSelectorNilUsesHelmValues: false,
+              scrapeConfigSelectorNilUsesHelmValues: false,
+              retention: "15d",
+              retentionSize: `${Math.floor(storageGb * 0.9)}GB`,
+              storageSpec: {
+                volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: `${storageGb}Gi` } } } },
+              },
+              additionalScrapeConfigs: [ANNOTATED_PODS_JOB],
+            },
+          },
+          grafana: {
+            admin: { existingSecret: grafanaSecret.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
+            // Served under /grafana: Grafana builds its links from the root URL and strips the prefix itself.
+            env: { GF_SERVER_ROOT_URL: this.grafanaUrl, GF_SERVER_SERVE_FROM_SUB_PATH: "true" },
+            ...(args.sso
+              ? {
+                  "grafana.ini": grafanaOauthSettings(args.sso),
+                  // One variable from one key of the Secret (envValueFrom), the client secret only.
+                  envValueFrom: {
+                    [GRAFANA_CLIENT_SECRET_VARIABLE]: { secretKeyRef: { name: GRAFANA_OAUTH_SECRET, key: GRAFANA_CLIENT_SECRET_VARIABLE } },
+                  },
+                  // A changed client secret restarts Grafana, which reads its environment only at start.
+                  podAnnotations: { "dare.io/oauth-secret-hash": secretHash(args.sso.clientSecret) },
+                }
+              : {}),
+            ingress: {
+              enabled: true,
+              ingressClassName: "traefik",
+              hosts: [args.domain],
+              path: GRAFANA_PATH,
+              tls: domainTls(args.domain),
+            },
+            // The data sources are spelled out here rather than left to the chart's defaults.
+            sidecar: { datasources: { defaultDatasourceEnabled: false, alertmanager: { enabled: false } } },
+            additionalDataSources: [
+              {
+                name: "Prometheus",
+                uid: "prometheus",
+                type: "prometheus",
+                access: "proxy",
+                url: PROMETHEUS_URL,
+                isDefault: true,
+                jsonData: { timeInterval: "30s" },
+              },
+              {
+                name: "Alertmanager",
+                uid: "alertmanager",
+                type: "alertmanager",
+                access: "proxy",
+                url: ALERTMANAGER_URL,
+                jsonData: { implementation: "prometheus" },
+              },
+            ],
+          },
         },
       },
-    }, child({ dependsOn: secretDeps }));
+      child({ dependsOn: secretDeps }),
+    );
 
     // Objects of the operator's CRDs wait for the CRDs, and for the operator that acts on them.
     const afterStack = (extra: pulumi.CustomResourceOptions = {}) => child({ dependsOn: [...crds, stack], ...extra });
 
     for (const file of ruleFiles()) {
-      new k8s.apiextensions.CustomResource(`${name}-rules-${file.name}`, {
-        apiVersion: "monitoring.coreos.com/v1",
-        kind: "PrometheusRule",
-        metadata: { name: file.name, namespace: ns.metadata.name, labels: { "app.kubernetes.io/part-of": "dare-platform" } },
-        spec: { groups: file.groups },
-      }, afterStack());
+      new k8s.apiextensions.CustomResource(
+        `${name}-rules-${file.name}`,
+        {
+          apiVersion: "monitoring.coreos.com/v1",
+          kind: "PrometheusRule",
+          metadata: { name: file.name, namespace: ns.metadata.name, labels: { "app.kubernetes.io/part-of": "dare-platform" } },
+          spec: { groups: file.groups },
+        },
+        afterStack(),
+      );
     }
 
     for (const d of dashboardFiles()) {
-      new k8s.core.v1.ConfigMap(`${name}-dashboard-${d.name}`, {
-        // Grafana's dashboard sidecar loads every ConfigMap with this label.
-        metadata: { name: `grafana-dashboard-${d.name}`, namespace: ns.metadata.name, labels: { grafana_dashboard: "1" } },
-        data: { [`${d.name}.json`]: d.json },
-      }, child());
+      new k8s.core.v1.ConfigMap(
+        `${name}-dashboard-${d.name}`,
+        {
+          // Grafana's dashboard sidecar loads every ConfigMap with this label.
+          metadata: { name: `grafana-dashboard-${d.name}`, namespace: ns.metadata.name, labels: { grafana_dashboard: "1" } },
+          data: { [`${d.name}.json`]: d.json },
+        },
+        child(),
+      );
     }
 
     // The layers below install before the monitoring CRDs exist, so their scrape targets are declared here.
-    serviceMonitor(`${name}-rook-ceph-mgr`, {
-      namespace: ns.metadata.name, targetNamespace: NAMESPACES.rookCeph.name,
-      selector: { app: "rook-ceph-mgr" }, port: "http-metrics",
-    }, afterStack());
-    serviceMonitor(`${name}-cert-manager`, {
-      namespace: ns.metadata.name, targetNamespace: NAMESPACES.certManager.name,
-      selector: { "app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller" },
-      // cert-manager 1.21 renamed its metrics port from tcp-prometheus-servicemonitor.
-      port: "http-metrics",
-    }, afterStack());
-    serviceMonitor(`${name}-keycloak`, {
-      namespace: ns.metadata.name, targetNamespace: NAMESPACES.keycloak.name,
-      selector: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/component": "http" },
-      port: "http-internal", path: "/auth/metrics",
-    }, afterStack());
-    new k8s.apiextensions.CustomResource(`${name}-keycloak-db`, {
-      apiVersion: "monitoring.coreos.com/v1",
-      kind: "PodMonitor",
-      metadata: { name: `${name}-keycloak-db`, namespace: ns.metadata.name },
-      spec: {
-        selector: { matchLabels: { "cnpg.io/cluster": "keycloak-db" } },
-        namespaceSelector: { matchNames: [NAMESPACES.keycloak.name] },
-        podMetricsEndpoints: [{ port: "metrics" }],
+    serviceMonitor(
+      `${name}-rook-ceph-mgr`,
+      {
+        namespace: ns.metadata.name,
+        targetNamespace: NAMESPACES.rookCeph.name,
+        selector: { app: "rook-ceph-mgr" },
+        port: "http-metrics",
       },
-    }, afterStack());
+      afterStack(),
+    );
+    serviceMonitor(
+      `${name}-cert-manager`,
+      {
+        namespace: ns.metadata.name,
+        targetNamespace: NAMESPACES.certManager.name,
+        selector: { "app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller" },
+        // cert-manager 1.21 renamed its metrics port from tcp-prometheus-servicemonitor.
+        port: "http-metrics",
+      },
+      afterStack(),
+    );
+    serviceMonitor(
+      `${name}-keycloak`,
+      {
+        namespace: ns.metadata.name,
+        targetNamespace: NAMESPACES.keycloak.name,
+        selector: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/component": "http" },
+        port: "http-internal",
+        path: "/auth/metrics",
+      },
+      afterStack(),
+    );
+    new k8s.apiextensions.CustomResource(
+      `${name}-keycloak-db`,
+      {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "PodMonitor",
+        metadata: { name: `${name}-keycloak-db`, namespace: ns.metadata.name },
+        spec: {
+          selector: { matchLabels: { "cnpg.io/cluster": "keycloak-db" } },
+          namespaceSelector: { matchNames: [NAMESPACES.keycloak.name] },
+          podMetricsEndpoints: [{ port: "metrics" }],
+        },
+      },
+      afterStack(),
+    );
 
     this.grafanaAdmin = { username: "admin", password: pulumi.secret(grafanaPassword.result) };
     this.registerOutputs({

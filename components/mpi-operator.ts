@@ -82,27 +82,46 @@ export class MpiOperator extends pulumi.ComponentResource {
     const ref = parseImage(args.image);
     const tag = "problem" in ref ? undefined : ref.tag;
     if (`v${tag}` !== MPI_OPERATOR_VERSION) {
-      throw new Error(`${name}: image ${args.image} does not match the CRD's release ${MPI_OPERATOR_VERSION}: the operator and its CRD upgrade together (its tag must be ${MPI_OPERATOR_VERSION.slice(1)}, with or without a digest: mpioperator/mpi-operator:${MPI_OPERATOR_VERSION.slice(1)}@sha256:<64 hex digits>)`);
+      throw new Error(
+        `${name}: image ${args.image} does not match the CRD's release ${MPI_OPERATOR_VERSION}: the operator and its CRD upgrade together (its tag must be ${MPI_OPERATOR_VERSION.slice(1)}, with or without a digest: mpioperator/mpi-operator:${MPI_OPERATOR_VERSION.slice(1)}@sha256:<64 hex digits>)`,
+      );
     }
 
     const childOpts = { provider: args.provider, parent: this };
     const ns = createNamespace("mpiOperator", childOpts);
     this.namespace = NAMESPACES.mpiOperator.name;
-    const labels = { app: "mpi-operator", "app.kubernetes.io/name": "mpi-operator", "app.kubernetes.io/component": "mpijob", "app.kubernetes.io/version": MPI_OPERATOR_VERSION };
+    const labels = {
+      app: "mpi-operator",
+      "app.kubernetes.io/name": "mpi-operator",
+      "app.kubernetes.io/component": "mpijob",
+      "app.kubernetes.io/version": MPI_OPERATOR_VERSION,
+    };
 
     // v1alpha1 -> v2beta1 conversion for exec-api's jobs: the webhook, and the CRD changes that call it.
-    const conversion = new MpiJobConversion(`${name}-conversion`, {
-      provider: args.provider,
-      namespace: this.namespace,
-      image: args.conversionImage ?? MPIJOB_CONVERSION_IMAGE,
-      sharedFsClaim: SHARED_FS_CLAIM,
-    }, { parent: this, dependsOn: [ns] });
+    const conversion = new MpiJobConversion(
+      `${name}-conversion`,
+      {
+        provider: args.provider,
+        namespace: this.namespace,
+        image: args.conversionImage ?? MPIJOB_CONVERSION_IMAGE,
+        sharedFsClaim: SHARED_FS_CLAIM,
+      },
+      { parent: this, dependsOn: [ns] },
+    );
     this.crdTransform = mpijobCrdTransform(conversion.webhook);
-    const crd = new k8s.yaml.v2.ConfigFile(`${name}-crd`, { file: args.crdSource ?? MPI_OPERATOR_CRD_SOURCE }, { ...childOpts, transforms: [this.crdTransform] });
+    const crd = new k8s.yaml.v2.ConfigFile(
+      `${name}-crd`,
+      { file: args.crdSource ?? MPI_OPERATOR_CRD_SOURCE },
+      { ...childOpts, transforms: [this.crdTransform] },
+    );
 
-    const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, {
-      metadata: { name: "mpi-operator", namespace: this.namespace, labels },
-    }, { ...childOpts, dependsOn: [ns] });
+    const sa = new k8s.core.v1.ServiceAccount(
+      `${name}-sa`,
+      {
+        metadata: { name: "mpi-operator", namespace: this.namespace, labels },
+      },
+      { ...childOpts, dependsOn: [ns] },
+    );
     // The operator watches MPIJobs in every namespace and creates their pods, Services, Secrets,
     // ConfigMaps and launcher Jobs there: cluster-wide while the jobs share the DARE namespace (a
     // namespace of their own, with the operator's rights a Role there, is docs/mpi-workflows.md's open
@@ -110,46 +129,63 @@ export class MpiOperator extends pulumi.ComponentResource {
     // never calls: pods/exec (0.1.0's kubectl-exec launcher; v2beta1 reaches workers over SSH), endpoints and
     // customresourcedefinitions (no client for either in pkg/ or cmd/ at v0.8.2), and the gang schedulers'
     // PodGroups and Queues (no gang scheduler is installed).
-    const role = new k8s.rbac.v1.ClusterRole(`${name}-role`, {
-      metadata: { name: "mpi-operator", labels },
-      rules: MPI_OPERATOR_RULES,
-    }, childOpts);
-    new k8s.rbac.v1.ClusterRoleBinding(`${name}-binding`, {
-      metadata: { name: "mpi-operator", labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "mpi-operator" },
-      subjects: [{ kind: "ServiceAccount", name: "mpi-operator", namespace: this.namespace }],
-    }, { ...childOpts, dependsOn: [role, sa] });
+    const role = new k8s.rbac.v1.ClusterRole(
+      `${name}-role`,
+      {
+        metadata: { name: "mpi-operator", labels },
+        rules: MPI_OPERATOR_RULES,
+      },
+      childOpts,
+    );
+    new k8s.rbac.v1.ClusterRoleBinding(
+      `${name}-binding`,
+      {
+        metadata: { name: "mpi-operator", labels },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "mpi-operator" },
+        subjects: [{ kind: "ServiceAccount", name: "mpi-operator", namespace: this.namespace }],
+      },
+      { ...childOpts, dependsOn: [role, sa] },
+    );
 
     const probe = { httpGet: { path: "/healthz", port: HEALTH_PORT }, periodSeconds: 20, timeoutSeconds: 5 };
-    new k8s.apps.v1.Deployment(`${name}-deployment`, {
-      metadata: { name: "mpi-operator", namespace: this.namespace, labels },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: "mpi-operator" } },
-        template: {
-          metadata: {
-            labels: { ...labels, service: "mpi-operator" },
-            annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": String(METRICS_PORT), "prometheus.io/path": "/metrics" },
-          },
-          spec: {
-            serviceAccountName: "mpi-operator",
-            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
-            containers: [{
-              name: "mpi-operator",
-              image: args.image,
-              args: ["-alsologtostderr", `--lock-namespace=${this.namespace}`, `--monitoring-port=${METRICS_PORT}`],
-              ports: [{ name: "health", containerPort: HEALTH_PORT }, { name: "metrics", containerPort: METRICS_PORT }],
-              livenessProbe: { ...probe, initialDelaySeconds: 15 },
-              readinessProbe: probe,
-              resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
-              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
-            }],
-            volumes: [{ name: "tmp", emptyDir: {} }],
+    new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: "mpi-operator", namespace: this.namespace, labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: "mpi-operator" } },
+          template: {
+            metadata: {
+              labels: { ...labels, service: "mpi-operator" },
+              annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": String(METRICS_PORT), "prometheus.io/path": "/metrics" },
+            },
+            spec: {
+              serviceAccountName: "mpi-operator",
+              securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
+              containers: [
+                {
+                  name: "mpi-operator",
+                  image: args.image,
+                  args: ["-alsologtostderr", `--lock-namespace=${this.namespace}`, `--monitoring-port=${METRICS_PORT}`],
+                  ports: [
+                    { name: "health", containerPort: HEALTH_PORT },
+                    { name: "metrics", containerPort: METRICS_PORT },
+                  ],
+                  livenessProbe: { ...probe, initialDelaySeconds: 15 },
+                  readinessProbe: probe,
+                  resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
+                  securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+                  volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+                },
+              ],
+              volumes: [{ name: "tmp", emptyDir: {} }],
+            },
           },
         },
       },
-    }, { ...childOpts, dependsOn: [crd, sa] });
+      { ...childOpts, dependsOn: [crd, sa] },
+    );
 
     this.registerOutputs({ namespace: this.namespace, apiVersion: this.apiVersion });
   }

@@ -75,9 +75,10 @@ function stripSchema(node: Json, keepDefault = false): Json {
       };
       continue;
     }
-    out[k] = k === "properties" && v && typeof v === "object"
-      ? Object.fromEntries(Object.entries(v as Record<string, Json>).map(([f, s]) => [f, stripSchema(s)]))
-      : stripSchema(v);
+    out[k] =
+      k === "properties" && v && typeof v === "object"
+        ? Object.fromEntries(Object.entries(v as Record<string, Json>).map(([f, s]) => [f, stripSchema(s)]))
+        : stripSchema(v);
   }
   return out;
 }
@@ -128,7 +129,9 @@ export function v1alpha1Schema(podTemplateSchema: Json): Json {
  */
 export function withV1alpha1Conversion(crd: Json, webhook: ConversionWebhookRef): Json {
   if (crd?.kind !== "CustomResourceDefinition" || crd?.metadata?.name !== MPIJOB_CRD_NAME) {
-    throw new Error(`withV1alpha1Conversion: expected the CustomResourceDefinition ${MPIJOB_CRD_NAME}, got ${crd?.kind} ${crd?.metadata?.name}`);
+    throw new Error(
+      `withV1alpha1Conversion: expected the CustomResourceDefinition ${MPIJOB_CRD_NAME}, got ${crd?.kind} ${crd?.metadata?.name}`,
+    );
   }
   if ((webhook.service === undefined) === (webhook.url === undefined)) {
     throw new Error("withV1alpha1Conversion: exactly one of service and url");
@@ -139,7 +142,8 @@ export function withV1alpha1Conversion(crd: Json, webhook: ConversionWebhookRef)
   if (!v2beta1 || v2beta1.storage !== true || v2beta1.served !== true) {
     throw new Error(`withV1alpha1Conversion: ${MPIJOB_CRD_NAME} has no served storage version v2beta1`);
   }
-  const template = v2beta1.schema?.openAPIV3Schema?.properties?.spec?.properties?.mpiReplicaSpecs?.additionalProperties?.properties?.template;
+  const template =
+    v2beta1.schema?.openAPIV3Schema?.properties?.spec?.properties?.mpiReplicaSpecs?.additionalProperties?.properties?.template;
   if (!template || template.type !== "object") {
     throw new Error(`withV1alpha1Conversion: v2beta1 of ${MPIJOB_CRD_NAME} has no pod template schema at spec.mpiReplicaSpecs.*.template`);
   }
@@ -193,92 +197,123 @@ export class MpiJobConversion extends pulumi.ComponentResource {
     super("dare:mpi:MpiJobConversion", name, {}, opts);
     const k8sOpts = { provider: args.provider, parent: this };
     const ns = args.namespace;
-    const labels = { app: NAME, "app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "conversion-webhook", "app.kubernetes.io/part-of": "mpi-operator" };
+    const labels = {
+      app: NAME,
+      "app.kubernetes.io/name": NAME,
+      "app.kubernetes.io/component": "conversion-webhook",
+      "app.kubernetes.io/part-of": "mpi-operator",
+    };
     const selector = { "app.kubernetes.io/name": NAME };
     const script = fs.readFileSync(WEBHOOK_SCRIPT_FILE, "utf8");
     const tlsSecret = `${NAME}-tls`;
 
-    const issuer = new k8s.apiextensions.CustomResource(`${name}-issuer`, {
-      apiVersion: "cert-manager.io/v1",
-      kind: "Issuer",
-      metadata: { name: `${NAME}-selfsigned`, namespace: ns, labels },
-      spec: { selfSigned: {} },
-    }, k8sOpts);
-    // A self-signed serving certificate: its own CA, which the cainjector copies into the CRD.
-    new k8s.apiextensions.CustomResource(`${name}-certificate`, {
-      apiVersion: "cert-manager.io/v1",
-      kind: "Certificate",
-      metadata: { name: NAME, namespace: ns, labels },
-      spec: {
-        secretName: tlsSecret,
-        commonName: `${NAME}.${ns}.svc`,
-        dnsNames: [NAME, `${NAME}.${ns}`, `${NAME}.${ns}.svc`, `${NAME}.${ns}.svc.cluster.local`],
-        duration: "2160h",
-        renewBefore: "720h",
-        privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
-        usages: ["server auth", "digital signature"],
-        issuerRef: { group: "cert-manager.io", kind: "Issuer", name: `${NAME}-selfsigned` },
+    const issuer = new k8s.apiextensions.CustomResource(
+      `${name}-issuer`,
+      {
+        apiVersion: "cert-manager.io/v1",
+        kind: "Issuer",
+        metadata: { name: `${NAME}-selfsigned`, namespace: ns, labels },
+        spec: { selfSigned: {} },
       },
-    }, { ...k8sOpts, dependsOn: [issuer] });
+      k8sOpts,
+    );
+    // A self-signed serving certificate: its own CA, which the cainjector copies into the CRD.
+    new k8s.apiextensions.CustomResource(
+      `${name}-certificate`,
+      {
+        apiVersion: "cert-manager.io/v1",
+        kind: "Certificate",
+        metadata: { name: NAME, namespace: ns, labels },
+        spec: {
+          secretName: tlsSecret,
+          commonName: `${NAME}.${ns}.svc`,
+          dnsNames: [NAME, `${NAME}.${ns}`, `${NAME}.${ns}.svc`, `${NAME}.${ns}.svc.cluster.local`],
+          duration: "2160h",
+          renewBefore: "720h",
+          privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
+          usages: ["server auth", "digital signature"],
+          issuerRef: { group: "cert-manager.io", kind: "Issuer", name: `${NAME}-selfsigned` },
+        },
+      },
+      { ...k8sOpts, dependsOn: [issuer] },
+    );
 
-    const configMap = new k8s.core.v1.ConfigMap(`${name}-script`, {
-      metadata: { name: `${NAME}-script`, namespace: ns, labels },
-      data: { "webhook.js": script },
-    }, k8sOpts);
+    const configMap = new k8s.core.v1.ConfigMap(
+      `${name}-script`,
+      {
+        metadata: { name: `${NAME}-script`, namespace: ns, labels },
+        data: { "webhook.js": script },
+      },
+      k8sOpts,
+    );
 
     const probe = { httpGet: { scheme: "HTTPS", path: "/healthz", port: "https" }, periodSeconds: 10, timeoutSeconds: 3 };
-    new k8s.apps.v1.Deployment(`${name}-deployment`, {
-      metadata: { name: NAME, namespace: ns, labels },
-      spec: {
-        replicas: args.replicas ?? 2,
-        selector: { matchLabels: selector },
-        template: {
-          metadata: {
-            labels,
-            // A new script rolls the pods (the ConfigMap's content is not part of the pod spec otherwise).
-            annotations: { "dare.io/script-sha256": createHash("sha256").update(script).digest("hex") },
-          },
-          spec: {
-            automountServiceAccountToken: false,
-            securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, seccompProfile: { type: "RuntimeDefault" } },
-            containers: [{
-              name: NAME,
-              image: args.image,
-              command: ["node", `${SCRIPT_DIR}/webhook.js`],
-              env: [
-                { name: "PORT", value: String(CONTAINER_PORT) },
-                { name: "TLS_CERT_FILE", value: `${TLS_DIR}/tls.crt` },
-                { name: "TLS_KEY_FILE", value: `${TLS_DIR}/tls.key` },
-                { name: "SHARED_FS_CLAIM", value: args.sharedFsClaim },
-                { name: "NODE_OPTIONS", value: "--max-old-space-size=192" },
+    new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: NAME, namespace: ns, labels },
+        spec: {
+          replicas: args.replicas ?? 2,
+          selector: { matchLabels: selector },
+          template: {
+            metadata: {
+              labels,
+              // A new script rolls the pods (the ConfigMap's content is not part of the pod spec otherwise).
+              annotations: { "dare.io/script-sha256": createHash("sha256").update(script).digest("hex") },
+            },
+            spec: {
+              automountServiceAccountToken: false,
+              securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, seccompProfile: { type: "RuntimeDefault" } },
+              containers: [
+                {
+                  name: NAME,
+                  image: args.image,
+                  command: ["node", `${SCRIPT_DIR}/webhook.js`],
+                  env: [
+                    { name: "PORT", value: String(CONTAINER_PORT) },
+                    { name: "TLS_CERT_FILE", value: `${TLS_DIR}/tls.crt` },
+                    { name: "TLS_KEY_FILE", value: `${TLS_DIR}/tls.key` },
+                    { name: "SHARED_FS_CLAIM", value: args.sharedFsClaim },
+                    { name: "NODE_OPTIONS", value: "--max-old-space-size=192" },
+                  ],
+                  ports: [{ name: "https", containerPort: CONTAINER_PORT }],
+                  livenessProbe: { ...probe, initialDelaySeconds: 5 },
+                  readinessProbe: probe,
+                  resources: { requests: { cpu: "10m", memory: "48Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
+                  securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+                  volumeMounts: [
+                    { name: "script", mountPath: SCRIPT_DIR, readOnly: true },
+                    { name: "tls", mountPath: TLS_DIR, readOnly: true },
+                  ],
+                },
               ],
-              ports: [{ name: "https", containerPort: CONTAINER_PORT }],
-              livenessProbe: { ...probe, initialDelaySeconds: 5 },
-              readinessProbe: probe,
-              resources: { requests: { cpu: "10m", memory: "48Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
-              volumeMounts: [
-                { name: "script", mountPath: SCRIPT_DIR, readOnly: true },
-                { name: "tls", mountPath: TLS_DIR, readOnly: true },
+              volumes: [
+                { name: "script", configMap: { name: `${NAME}-script` } },
+                { name: "tls", secret: { secretName: tlsSecret } },
               ],
-            }],
-            volumes: [
-              { name: "script", configMap: { name: `${NAME}-script` } },
-              { name: "tls", secret: { secretName: tlsSecret } },
-            ],
+            },
           },
         },
       },
-    }, { ...k8sOpts, dependsOn: [configMap] });
+      { ...k8sOpts, dependsOn: [configMap] },
+    );
 
-    new k8s.core.v1.Service(`${name}-service`, {
-      metadata: { name: NAME, namespace: ns, labels },
-      spec: { type: "ClusterIP", selector, ports: [{ name: "https", port: 443, targetPort: "https", protocol: "TCP" }] },
-    }, k8sOpts);
-    new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, {
-      metadata: { name: NAME, namespace: ns, labels },
-      spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
-    }, k8sOpts);
+    new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { name: NAME, namespace: ns, labels },
+        spec: { type: "ClusterIP", selector, ports: [{ name: "https", port: 443, targetPort: "https", protocol: "TCP" }] },
+      },
+      k8sOpts,
+    );
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${name}-pdb`,
+      {
+        metadata: { name: NAME, namespace: ns, labels },
+        spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+      },
+      k8sOpts,
+    );
 
     this.webhook = { service: { namespace: ns, name: NAME, port: 443, path: "/convert" }, certificate: `${ns}/${NAME}` };
     this.registerOutputs({ service: `${ns}/${NAME}` });

@@ -35,15 +35,19 @@ export type NamespaceKey = keyof typeof NAMESPACES;
 export function createNamespace(key: NamespaceKey, opts: pulumi.CustomResourceOptions, level?: PodSecurityLevel): k8s.core.v1.Namespace {
   const name = NAMESPACES[key].name;
   const podSecurity = level ?? NAMESPACES[key].podSecurity;
-  return new k8s.core.v1.Namespace(`ns-${name}`, {
-    metadata: {
-      name,
-      labels: {
-        "pod-security.kubernetes.io/enforce": podSecurity,
-        "pod-security.kubernetes.io/audit": podSecurity,
-        "pod-security.kubernetes.io/warn": podSecurity,
-        "app.kubernetes.io/part-of": "dare-platform",
+  return new k8s.core.v1.Namespace(
+    `ns-${name}`,
+    {
+      metadata: {
+        name,
+        labels: {
+          "pod-security.kubernetes.io/enforce": podSecurity,
+          "pod-security.kubernetes.io/audit": podSecurity,
+          "pod-security.kubernetes.io/warn": podSecurity,
+          "app.kubernetes.io/part-of": "dare-platform",
+        },
       },
     },
-  }, opts);
+    opts,
+  );
 }

@@ -57,15 +57,19 @@ export class NamespaceIsolation extends pulumi.ComponentResource {
     super("dare:platform:NamespaceIsolation", name, {}, opts);
     const k8sOpts = { provider: args.provider, parent: this };
     const policy = (suffix: string, policyName: string, from?: k8s.types.input.networking.v1.NetworkPolicyPeer[]) =>
-      new k8s.networking.v1.NetworkPolicy(`${name}-${suffix}`, {
-        metadata: { name: policyName, namespace: args.namespace },
-        spec: {
-          podSelector: {},
-          policyTypes: ["Ingress"],
-          // No rules: nothing is let in by this policy (the deny); one peer list: exactly those peers.
-          ...(from ? { ingress: [{ from }] } : {}),
+      new k8s.networking.v1.NetworkPolicy(
+        `${name}-${suffix}`,
+        {
+          metadata: { name: policyName, namespace: args.namespace },
+          spec: {
+            podSelector: {},
+            policyTypes: ["Ingress"],
+            // No rules: nothing is let in by this policy (the deny); one peer list: exactly those peers.
+            ...(from ? { ingress: [{ from }] } : {}),
+          },
         },
-      }, k8sOpts);
+        k8sOpts,
+      );
     policy("default-deny", DEFAULT_DENY_POLICY);
     policy("allow-ingress-controller", "allow-from-ingress-controller", [INGRESS_CONTROLLER_PEER]);
     policy("allow-monitoring", "allow-from-monitoring", [MONITORING_PEER]);
@@ -90,20 +94,26 @@ export function allowTraffic(name: string, args: AllowTrafficArgs, opts: pulumi.
   if (args.from.length === 0 || args.ports.length === 0) {
     throw new Error(`${name}: an allow rule needs at least one caller and one port`);
   }
-  return new k8s.networking.v1.NetworkPolicy(name, {
-    metadata: { name, namespace: args.namespace },
-    spec: {
-      podSelector: { matchLabels: args.to },
-      policyTypes: ["Ingress"],
-      ingress: [{
-        from: args.from.map((peer) => ({
-          podSelector: { matchLabels: peer.podLabels },
-          ...(peer.namespace ? { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } } } : {}),
-        })),
-        ports: args.ports.map((port) => ({ protocol: "TCP", port })),
-      }],
+  return new k8s.networking.v1.NetworkPolicy(
+    name,
+    {
+      metadata: { name, namespace: args.namespace },
+      spec: {
+        podSelector: { matchLabels: args.to },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            from: args.from.map((peer) => ({
+              podSelector: { matchLabels: peer.podLabels },
+              ...(peer.namespace ? { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } } } : {}),
+            })),
+            ports: args.ports.map((port) => ({ protocol: "TCP", port })),
+          },
+        ],
+      },
     },
-  }, opts);
+    opts,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -125,7 +135,8 @@ export const NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16
 export const CLOUD_METADATA_CIDR = "169.254.169.254/32";
 /** Egress anywhere (pods and addresses) but the metadata service. */
 const ALL_BUT_CLOUD_METADATA: PolicySpec = {
-  podSelector: {}, policyTypes: ["Egress"],
+  podSelector: {},
+  policyTypes: ["Egress"],
   // Pods by selector as well: whether an ipBlock covers pod addresses is the network plugin's choice.
   egress: [{ to: [{ namespaceSelector: {} }, { ipBlock: { cidr: "0.0.0.0/0", except: [CLOUD_METADATA_CIDR] } }] }],
 };
@@ -139,8 +150,16 @@ export const namespacePeer = (namespace: string, pods?: Record<string, string>):
 const tcp = (...ports: number[]): PolicyPort[] => ports.map((port) => ({ protocol: "TCP", port }));
 /** The cluster's DNS (CoreDNS, kubeadm's labels), UDP and TCP 53. */
 export const DNS_EGRESS = {
-  to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
-  ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }],
+  to: [
+    {
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+      podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+    },
+  ],
+  ports: [
+    { protocol: "UDP", port: 53 },
+    { protocol: "TCP", port: 53 },
+  ],
 };
 
 /** The Kubernetes API as a pod reaches it. */
@@ -238,39 +257,68 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
   const denyAll: PolicySpec = { podSelector: {}, policyTypes: ["Ingress", "Egress"] };
   const denyIngress: PolicySpec = { podSelector: {}, policyTypes: ["Ingress"] };
   const dns: PolicySpec = { podSelector: {}, policyTypes: ["Egress"], egress: [DNS_EGRESS] };
-  const api = (pods: Record<string, string> = {}): PolicySpec => ({ podSelector: { matchLabels: pods }, policyTypes: ["Egress"], egress: apiEgress(args.api) });
-  const open = (ports: PolicyPort[], pods: Record<string, string> = {}): PolicySpec => ({ podSelector: { matchLabels: pods }, policyTypes: ["Ingress"], ingress: [{ ports }] });
-  const from = (peers: PolicyPeer[], ports?: PolicyPort[], pods: Record<string, string> = {}): PolicySpec =>
-    ({ podSelector: { matchLabels: pods }, policyTypes: ["Ingress"], ingress: [{ from: peers, ...(ports ? { ports } : {}) }] });
-  const to = (peers: PolicyPeer[], ports?: PolicyPort[], pods: Record<string, string> = {}): PolicySpec =>
-    ({ podSelector: { matchLabels: pods }, policyTypes: ["Egress"], egress: [{ to: peers, ...(ports ? { ports } : {}) }] });
+  const api = (pods: Record<string, string> = {}): PolicySpec => ({
+    podSelector: { matchLabels: pods },
+    policyTypes: ["Egress"],
+    egress: apiEgress(args.api),
+  });
+  const open = (ports: PolicyPort[], pods: Record<string, string> = {}): PolicySpec => ({
+    podSelector: { matchLabels: pods },
+    policyTypes: ["Ingress"],
+    ingress: [{ ports }],
+  });
+  const from = (peers: PolicyPeer[], ports?: PolicyPort[], pods: Record<string, string> = {}): PolicySpec => ({
+    podSelector: { matchLabels: pods },
+    policyTypes: ["Ingress"],
+    ingress: [{ from: peers, ...(ports ? { ports } : {}) }],
+  });
+  const to = (peers: PolicyPeer[], ports?: PolicyPort[], pods: Record<string, string> = {}): PolicySpec => ({
+    podSelector: { matchLabels: pods },
+    policyTypes: ["Egress"],
+    egress: [{ to: peers, ...(ports ? { ports } : {}) }],
+  });
   const within = (ns: string): PolicySpec => ({
-    podSelector: {}, policyTypes: ["Ingress", "Egress"], ingress: [{ from: [{ podSelector: {} }] }], egress: [{ to: [namespacePeer(ns)] }],
+    podSelector: {},
+    policyTypes: ["Ingress", "Egress"],
+    ingress: [{ from: [{ podSelector: {} }] }],
+    egress: [{ to: [namespacePeer(ns)] }],
   });
   const N = NAMESPACES;
   const walls: Record<string, NamespacePolicies> = {
     [N.mpiOperator.name]: {
-      "default-deny": denyAll, "allow-dns": dns,
+      "default-deny": denyAll,
+      "allow-dns": dns,
       "allow-api-operator": api({ app: "mpi-operator" }),
       "allow-conversion-webhook": open(tcp(WALL_PORTS.mpijobConversion), { "app.kubernetes.io/name": "mpijob-conversion" }),
       "allow-monitoring": from([MONITORING_PEER], tcp(WALL_PORTS.mpiOperatorMetrics), { app: "mpi-operator" }),
     },
     [N.certManager.name]: {
-      "default-deny": denyAll, "allow-dns": dns, "allow-api": api(),
+      "default-deny": denyAll,
+      "allow-dns": dns,
+      "allow-api": api(),
       "allow-webhook": open(tcp(WALL_PORTS.webhook10250)),
       "allow-monitoring": from([MONITORING_PEER], tcp(WALL_PORTS.certManagerMetrics)),
       // ACME (Let's Encrypt) and the HTTP-01 self-check, to wherever dare:domain resolves (a floating IP,
       // or ingress nodes' addresses, which may be private): HTTP and HTTPS to any address but the metadata service.
-      "allow-acme": to([{ ipBlock: { cidr: "0.0.0.0/0", except: [CLOUD_METADATA_CIDR] } }], tcp(80, 443), { "app.kubernetes.io/name": "cert-manager" }),
+      "allow-acme": to([{ ipBlock: { cidr: "0.0.0.0/0", except: [CLOUD_METADATA_CIDR] } }], tcp(80, 443), {
+        "app.kubernetes.io/name": "cert-manager",
+      }),
     },
     [N.cnpg.name]: {
-      "default-deny": denyAll, "allow-dns": dns, "allow-api": api(),
+      "default-deny": denyAll,
+      "allow-dns": dns,
+      "allow-api": api(),
       "allow-webhook": open(tcp(WALL_PORTS.cnpgWebhook)),
       "allow-monitoring": from([MONITORING_PEER], tcp(WALL_PORTS.cnpgMetrics)),
-      "allow-instances": to([{ namespaceSelector: {}, podSelector: { matchExpressions: [{ key: "cnpg.io/cluster", operator: "Exists" }] } }], tcp(WALL_PORTS.cnpgInstanceStatus)),
+      "allow-instances": to(
+        [{ namespaceSelector: {}, podSelector: { matchExpressions: [{ key: "cnpg.io/cluster", operator: "Exists" }] } }],
+        tcp(WALL_PORTS.cnpgInstanceStatus),
+      ),
     },
     [N.ingress.name]: {
-      "default-deny": denyAll, "allow-dns": dns, "allow-api": api(),
+      "default-deny": denyAll,
+      "allow-dns": dns,
+      "allow-api": api(),
       // The world, through the load balancer or the host ports; pods, through traefik-cluster.
       "allow-entry-points": open(tcp(INGRESS_POD_PORTS.web, INGRESS_POD_PORTS.websecure)),
       "allow-monitoring": from([MONITORING_PEER], tcp(WALL_PORTS.traefikMetrics)),
@@ -293,7 +341,11 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
     },
     [N.rookCeph.name]: {
       // Not default-deny (every node's kernel is a Ceph client): the dashboard only, on the mgr pods.
-      "deny-ceph-dashboard": { podSelector: { matchLabels: CEPH_MGR_POD_LABELS }, policyTypes: ["Ingress"], ingress: [{ ports: portsExcept(CEPH_DASHBOARD_PORTS) }] },
+      "deny-ceph-dashboard": {
+        podSelector: { matchLabels: CEPH_MGR_POD_LABELS },
+        policyTypes: ["Ingress"],
+        ingress: [{ ports: portsExcept(CEPH_DASHBOARD_PORTS) }],
+      },
       "deny-cloud-metadata": ALL_BUT_CLOUD_METADATA,
     },
     [N.keycloak.name]: {
@@ -302,7 +354,11 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
       "allow-dns": dns,
       "allow-egress-within-namespace": { podSelector: {}, policyTypes: ["Egress"], egress: [{ to: [{ podSelector: {} }] }] },
       // CloudNativePG's instance manager reads and writes its Cluster through the API.
-      "allow-api-database": { podSelector: { matchExpressions: [{ key: "cnpg.io/cluster", operator: "Exists" }] }, policyTypes: ["Egress"], egress: apiEgress(args.api) },
+      "allow-api-database": {
+        podSelector: { matchExpressions: [{ key: "cnpg.io/cluster", operator: "Exists" }] },
+        policyTypes: ["Egress"],
+        egress: apiEgress(args.api),
+      },
       ...(args.identityProviders
         ? { "allow-identity-providers": to([INTERNET_PEER], tcp(443), { "app.kubernetes.io/name": "keycloakx" }) }
         : {}),
@@ -310,26 +366,30 @@ export function wallPolicies(args: Omit<WallsArgs, "provider">): Record<string, 
     [N.backups.name]: {
       // The dump jobs reach the databases; each database's namespace decides which port (ingress rules there).
       // The etcd snapshot job runs on the host network, where NetworkPolicy does not apply.
-      "default-deny": denyAll, "allow-dns": dns,
+      "default-deny": denyAll,
+      "allow-dns": dns,
       "allow-databases": to([namespacePeer(N.dare.name), namespacePeer(N.keycloak.name)]),
     },
-    ...(args.harbor ? {
-      [N.harbor.name]: {
-        // Ingress is NamespaceIsolation's (security.ts); egress: itself, DNS, and replication and Trivy's
-        // database downloads (HTTPS to public registries).
-        "default-deny-egress": { podSelector: {}, policyTypes: ["Egress"] },
-        "allow-dns": dns,
-        "allow-egress-within-namespace": within(N.harbor.name),
-        "allow-registries": to([INTERNET_PEER], tcp(443)),
-        // Sign-in at Keycloak (in the cluster, or its public URL through the ingress controller).
-        "allow-keycloak": to([namespacePeer(N.keycloak.name), INGRESS_CONTROLLER_PEER], tcp(8080, INGRESS_POD_PORTS.websecure)),
-      },
-    } : {}),
+    ...(args.harbor
+      ? {
+          [N.harbor.name]: {
+            // Ingress is NamespaceIsolation's (security.ts); egress: itself, DNS, and replication and Trivy's
+            // database downloads (HTTPS to public registries).
+            "default-deny-egress": { podSelector: {}, policyTypes: ["Egress"] },
+            "allow-dns": dns,
+            "allow-egress-within-namespace": within(N.harbor.name),
+            "allow-registries": to([INTERNET_PEER], tcp(443)),
+            // Sign-in at Keycloak (in the cluster, or its public URL through the ingress controller).
+            "allow-keycloak": to([namespacePeer(N.keycloak.name), INGRESS_CONTROLLER_PEER], tcp(8080, INGRESS_POD_PORTS.websecure)),
+          },
+        }
+      : {}),
   };
   // Any namespace that denies ingress may hold a Certificate or an Ingress some day: its HTTP-01 solver pods
   // must answer Traefik, or the certificate is never issued (and nothing says why).
   for (const policies of Object.values(walls)) {
-    if (policies["default-deny"] || policies["default-deny-ingress"]) policies["allow-acme-http01-solver"] ??= ACME_SOLVER_POLICY as PolicySpec;
+    if (policies["default-deny"] || policies["default-deny-ingress"])
+      policies["allow-acme-http01-solver"] ??= ACME_SOLVER_POLICY as PolicySpec;
   }
   return walls;
 }
@@ -341,7 +401,11 @@ export class Walls extends pulumi.ComponentResource {
     const k8sOpts = { provider: args.provider, parent: this };
     for (const [namespace, policies] of Object.entries(wallPolicies(args))) {
       for (const [policyName, spec] of Object.entries(policies)) {
-        new k8s.networking.v1.NetworkPolicy(`${name}-${namespace}-${policyName}`, { metadata: { name: policyName, namespace }, spec }, k8sOpts);
+        new k8s.networking.v1.NetworkPolicy(
+          `${name}-${namespace}-${policyName}`,
+          { metadata: { name: policyName, namespace }, spec },
+          k8sOpts,
+        );
       }
     }
     this.registerOutputs({});

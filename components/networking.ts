@@ -70,7 +70,9 @@ export function ingressClusterIp(serviceCidr: string): string {
   const staticBand = Math.min(Math.max(16, size / 16), 256);
   const index = INGRESS_CLUSTER_IP_INDEX;
   if (KUBEADM_SERVICE_INDEXES.includes(index) || index >= staticBand || index > size - 2) {
-    throw new Error(`service range ${serviceCidr} is too small for the ingress controller's fixed address (index ${index}): use /28 or larger`);
+    throw new Error(
+      `service range ${serviceCidr} is too small for the ingress controller's fixed address (index ${index}): use /28 or larger`,
+    );
   }
   const address = cidr.network + BigInt(index);
   return [24n, 16n, 8n, 0n].map((shift) => String((address >> shift) & 255n)).join(".");
@@ -136,13 +138,15 @@ export function calicoInstallation(podCidr: string): Record<string, unknown> {
       calicoNetwork: {
         // VXLAN carries pod traffic without BGP peering: nothing but UDP 4789 crosses the security groups.
         bgp: "Disabled",
-        ipPools: [{
-          name: "default-ipv4-ippool",
-          cidr: podCidr,
-          encapsulation: "VXLAN",
-          natOutgoing: "Enabled",
-          nodeSelector: "all()",
-        }],
+        ipPools: [
+          {
+            name: "default-ipv4-ippool",
+            cidr: podCidr,
+            encapsulation: "VXLAN",
+            natOutgoing: "Enabled",
+            nodeSelector: "all()",
+          },
+        ],
         // The address the kubelet registered (kubeadm's node-ip, the host's private address): right for
         // existing hosts outside dare:network.cidr too, where a subnet filter found none and calico-node exited.
         nodeAddressAutodetectionV4: { kubernetes: "NodeInternalIP" },
@@ -167,13 +171,21 @@ export const CLOUD_CONTROLLER_ROLES = ["member", "load-balancer_member"];
 /** The roles of CLOUD_CONTROLLER_ROLES the deployer holds (a credential can only carry those); `member` is required. */
 export function cloudControllerRoles(held: string[], name: string): string[] {
   if (!held.includes("member")) {
-    throw new Error(`${name}: the OpenStack user running pulumi has no "member" role in the project (roles: ${held.join(", ") || "none"}); ` +
-      `the cloud controller's application credential needs it to manage load balancers, ports and floating IPs`);
+    throw new Error(
+      `${name}: the OpenStack user running pulumi has no "member" role in the project (roles: ${held.join(", ") || "none"}); ` +
+        `the cloud controller's application credential needs it to manage load balancers, ports and floating IPs`,
+    );
   }
   return CLOUD_CONTROLLER_ROLES.filter((role) => held.includes(role));
 }
 
-export function cloudConfig(c: { authUrl: string; region: string; credentialId: string; credentialSecret: string; floatingNetworkId: string }): string {
+export function cloudConfig(c: {
+  authUrl: string;
+  region: string;
+  credentialId: string;
+  credentialSecret: string;
+  floatingNetworkId: string;
+}): string {
   return [
     "[Global]",
     `auth-url=${c.authUrl}`,
@@ -203,7 +215,9 @@ export class Networking extends pulumi.ComponentResource {
 
   constructor(name: string, args: NetworkingArgs, opts?: pulumi.ComponentResourceOptions) {
     if (args.loadBalancer && args.cloud !== "openstack") {
-      throw new Error(`${name}: an ingress load balancer needs the OpenStack cloud controller manager (cloud "openstack"), not "${args.cloud}"`);
+      throw new Error(
+        `${name}: an ingress load balancer needs the OpenStack cloud controller manager (cloud "openstack"), not "${args.cloud}"`,
+      );
     }
     if (args.cloud === "openstack" && !args.externalNetwork) {
       throw new Error(`${name}: cloud "openstack" needs externalNetwork for the load balancers' floating IPs`);
@@ -219,22 +233,28 @@ export class Networking extends pulumi.ComponentResource {
 
     // Calico first: no pod starts without a pod network.
     const calicoNs = createNamespace("tigeraOperator", k8sOpts);
-    const calicoOperator = pinnedRelease(`${name}-calico`, {
-      release: "calico",
-      chart: CHARTS.calico,
-      mirror: args.chartMirror,
-      namespace: calicoNs.metadata.name,
-      values: {
-        // The Installation is declared below as a typed custom resource, validated against its CRD.
-        installation: { enabled: false },
-        // Flow-log UI and its aggregator: not used, and they cost memory on every node.
-        goldmane: { enabled: false },
-        whisker: { enabled: false },
+    const calicoOperator = pinnedRelease(
+      `${name}-calico`,
+      {
+        release: "calico",
+        chart: CHARTS.calico,
+        mirror: args.chartMirror,
+        namespace: calicoNs.metadata.name,
+        values: {
+          // The Installation is declared below as a typed custom resource, validated against its CRD.
+          installation: { enabled: false },
+          // Flow-log UI and its aggregator: not used, and they cost memory on every node.
+          goldmane: { enabled: false },
+          whisker: { enabled: false },
+        },
       },
-    }, k8sOpts);
-    const installation = new k8s.apiextensions.CustomResource(`${name}-calico-installation`,
+      k8sOpts,
+    );
+    const installation = new k8s.apiextensions.CustomResource(
+      `${name}-calico-installation`,
       calicoInstallation(args.podCidr) as k8s.apiextensions.CustomResourceArgs,
-      { ...k8sOpts, dependsOn: [calicoOperator] });
+      { ...k8sOpts, dependsOn: [calicoOperator] },
+    );
 
     let cloudController: k8s.helm.v3.Release | undefined;
     if (args.cloud === "openstack") cloudController = this.cloudController(name, args, k8sOpts, installation);
@@ -244,9 +264,16 @@ export class Networking extends pulumi.ComponentResource {
     // PSA baseline forbids host ports: only the host-port mode needs a privileged namespace.
     const ingressNs = createNamespace("ingress", k8sOpts, hostPorts ? "privileged" : undefined);
     const labels = hostPorts
-      ? args.ingressNodes.map((node) => new k8s.core.v1.NodePatch(`${name}-ingress-label-${node}`, {
-        metadata: { name: node, labels: { [INGRESS_NODE_LABEL]: "true" } },
-      }, k8sOpts))
+      ? args.ingressNodes.map(
+          (node) =>
+            new k8s.core.v1.NodePatch(
+              `${name}-ingress-label-${node}`,
+              {
+                metadata: { name: node, labels: { [INGRESS_NODE_LABEL]: "true" } },
+              },
+              k8sOpts,
+            ),
+        )
       : [];
     const workers = pulumi.output(args.hosts).apply((hosts) => hosts.filter((h) => h.role === "worker").length);
     // Behind Octavia, Traefik would see the balancer's or a node's address, and every ipAllowList (the
@@ -261,138 +288,190 @@ export class Networking extends pulumi.ComponentResource {
     // header is served as it is (go-proxyproto: policy USE, or IGNORE for untrusted senders): that is how pods
     // reach Traefik through its ClusterIP Service below.
     const proxyProtocol = hostPorts ? {} : { proxyProtocol: { trustedIPs: [args.nodeCidr] } };
-    const traefik = pinnedRelease(`${name}-traefik`, {
-      release: "traefik",
-      chart: CHARTS.traefik,
-      mirror: args.chartMirror,
-      namespace: ingressNs.metadata.name,
-      // Pods wait for Calico, and for OCCM to initialise the nodes: give both time.
-      timeout: 900,
-      values: {
-        ingressClass: { enabled: true, isDefaultClass: true, name: INGRESS_CLASS },
-        ports: {
-          web: {
-            port: INGRESS_POD_PORTS.web,
-            ...(hostPorts ? { hostPort: 80 } : {}),
-            ...proxyProtocol,
-            // Priority 1: the ACME solvers' routes on port 80 win, so HTTP-01 challenges are not redirected
-            // (cert-manager's self-check and Let's Encrypt both ask over plain HTTP).
-            http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
+    const traefik = pinnedRelease(
+      `${name}-traefik`,
+      {
+        release: "traefik",
+        chart: CHARTS.traefik,
+        mirror: args.chartMirror,
+        namespace: ingressNs.metadata.name,
+        // Pods wait for Calico, and for OCCM to initialise the nodes: give both time.
+        timeout: 900,
+        values: {
+          ingressClass: { enabled: true, isDefaultClass: true, name: INGRESS_CLASS },
+          ports: {
+            web: {
+              port: INGRESS_POD_PORTS.web,
+              ...(hostPorts ? { hostPort: 80 } : {}),
+              ...proxyProtocol,
+              // Priority 1: the ACME solvers' routes on port 80 win, so HTTP-01 challenges are not redirected
+              // (cert-manager's self-check and Let's Encrypt both ask over plain HTTP).
+              http: { redirections: { entryPoint: { to: "websecure", scheme: "https", permanent: true, priority: 1 } } },
+            },
+            // Routes of an Ingress without an entry-point annotation: HTTPS only, whichever layer wrote it.
+            websecure: {
+              port: INGRESS_POD_PORTS.websecure,
+              asDefault: true,
+              ...(hostPorts ? { hostPort: 443 } : {}),
+              ...proxyProtocol,
+              transport: LONG_TRANSPORT,
+            },
           },
-          // Routes of an Ingress without an entry-point annotation: HTTPS only, whichever layer wrote it.
-          websecure: { port: INGRESS_POD_PORTS.websecure, asDefault: true, ...(hostPorts ? { hostPort: 443 } : {}), ...proxyProtocol, transport: LONG_TRANSPORT },
+          resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+          ...(hostPorts
+            ? {
+                deployment: { kind: "DaemonSet" },
+                nodeSelector: { [INGRESS_NODE_LABEL]: "true" },
+                // A second pod cannot bind the same host ports: replace pods one at a time, never surge.
+                updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
+                service: { spec: { type: "ClusterIP" } },
+                // The Service's ClusterIP is no address for clients: leave Ingress status empty.
+                providers: { kubernetesIngress: { publishedService: { enabled: false } } },
+              }
+            : {
+                deployment: { kind: "Deployment", replicas: workers.apply((n) => Math.max(1, Math.min(2, n))) },
+                // Two pods on two nodes, and a node drain (upgrade, scale-down) never takes both.
+                topologySpreadConstraints: [
+                  {
+                    labelSelector: { matchLabels: { ...INGRESS_POD_LABELS } },
+                    maxSkew: 1,
+                    topologyKey: "kubernetes.io/hostname",
+                    whenUnsatisfiable: "ScheduleAnyway",
+                  },
+                ],
+                podDisruptionBudget: workers.apply((n) => (n >= 2 ? { enabled: true, maxUnavailable: 1 } : { enabled: false })),
+                service: {
+                  spec: { type: "LoadBalancer", externalTrafficPolicy: "Local" },
+                  annotations: { ...PROXY_PROTOCOL_ANNOTATIONS, ...LONG_CONNECTION_ANNOTATIONS },
+                },
+              }),
         },
-        resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
-        ...(hostPorts
-          ? {
-            deployment: { kind: "DaemonSet" },
-            nodeSelector: { [INGRESS_NODE_LABEL]: "true" },
-            // A second pod cannot bind the same host ports: replace pods one at a time, never surge.
-            updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
-            service: { spec: { type: "ClusterIP" } },
-            // The Service's ClusterIP is no address for clients: leave Ingress status empty.
-            providers: { kubernetesIngress: { publishedService: { enabled: false } } },
-          }
-          : {
-            deployment: { kind: "Deployment", replicas: workers.apply((n) => Math.max(1, Math.min(2, n))) },
-            // Two pods on two nodes, and a node drain (upgrade, scale-down) never takes both.
-            topologySpreadConstraints: [{
-              labelSelector: { matchLabels: { ...INGRESS_POD_LABELS } },
-              maxSkew: 1,
-              topologyKey: "kubernetes.io/hostname",
-              whenUnsatisfiable: "ScheduleAnyway",
-            }],
-            podDisruptionBudget: workers.apply((n) => (n >= 2 ? { enabled: true, maxUnavailable: 1 } : { enabled: false })),
-            service: { spec: { type: "LoadBalancer", externalTrafficPolicy: "Local" }, annotations: { ...PROXY_PROTOCOL_ANNOTATIONS, ...LONG_CONNECTION_ANNOTATIONS } },
-          }),
       },
-    }, { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] });
+      { ...k8sOpts, dependsOn: [installation, ...labels, ...(cloudController ? [cloudController] : [])] },
+    );
 
     // The public names from inside the cluster (see INGRESS_CLUSTER_SERVICE): a plain ClusterIP Service,
     // which kube-proxy translates on the caller's node in both modes. Created after the release: Pulumi
     // waits for a Service to select pods.
-    new k8s.core.v1.Service(`${name}-traefik-cluster`, {
-      metadata: {
-        name: INGRESS_CLUSTER_SERVICE,
-        namespace: ingressNs.metadata.name,
-        // Not the pods' name label: nothing that selects Traefik's own Service should pick this one up.
-        labels: { "app.kubernetes.io/part-of": "dare-platform" },
+    new k8s.core.v1.Service(
+      `${name}-traefik-cluster`,
+      {
+        metadata: {
+          name: INGRESS_CLUSTER_SERVICE,
+          namespace: ingressNs.metadata.name,
+          // Not the pods' name label: nothing that selects Traefik's own Service should pick this one up.
+          labels: { "app.kubernetes.io/part-of": "dare-platform" },
+        },
+        spec: {
+          type: "ClusterIP",
+          clusterIP: clusterIp,
+          selector: { ...INGRESS_POD_SELECTOR },
+          ports: [
+            { name: "websecure", protocol: "TCP", port: 443, targetPort: INGRESS_POD_PORTS.websecure },
+            { name: "web", protocol: "TCP", port: 80, targetPort: INGRESS_POD_PORTS.web },
+          ],
+        },
       },
-      spec: {
-        type: "ClusterIP",
-        clusterIP: clusterIp,
-        selector: { ...INGRESS_POD_SELECTOR },
-        ports: [
-          { name: "websecure", protocol: "TCP", port: 443, targetPort: INGRESS_POD_PORTS.websecure },
-          { name: "web", protocol: "TCP", port: 80, targetPort: INGRESS_POD_PORTS.web },
-        ],
-      },
-    }, { ...k8sOpts, dependsOn: [traefik] });
+      { ...k8sOpts, dependsOn: [traefik] },
+    );
 
     if (hostPorts) {
       const names = new Set(args.ingressNodes);
-      this.ingressAddresses = pulumi.output(args.hosts).apply((hosts) =>
-        hosts.filter((h) => names.has(h.name)).map((h) => h.publicAddress ?? h.address));
+      this.ingressAddresses = pulumi
+        .output(args.hosts)
+        .apply((hosts) => hosts.filter((h) => names.has(h.name)).map((h) => h.publicAddress ?? h.address));
     } else {
       // Read back once the release exists: the id is unknown in a first preview, so nothing is read too early.
-      const service = k8s.core.v1.Service.get(`${name}-traefik-service`,
-        pulumi.interpolate`${traefik.status.namespace}/${traefik.status.name}`, { ...k8sOpts, dependsOn: [traefik] });
+      const service = k8s.core.v1.Service.get(
+        `${name}-traefik-service`,
+        pulumi.interpolate`${traefik.status.namespace}/${traefik.status.name}`,
+        { ...k8sOpts, dependsOn: [traefik] },
+      );
       this.ingressAddresses = service.status.apply((s) =>
-        (s?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? i.hostname).filter((a): a is string => !!a));
+        (s?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? i.hostname).filter((a): a is string => !!a),
+      );
     }
 
     this.registerOutputs({ ingressClassName: this.ingressClassName, ingressAddresses: this.ingressAddresses, clusterIp: this.clusterIp });
   }
 
   /** OCCM with an application credential of its own: never the operator's password. */
-  private cloudController(name: string, args: NetworkingArgs, k8sOpts: pulumi.CustomResourceOptions, installation: pulumi.Resource): k8s.helm.v3.Release {
+  private cloudController(
+    name: string,
+    args: NetworkingArgs,
+    k8sOpts: pulumi.CustomResourceOptions,
+    installation: pulumi.Resource,
+  ): k8s.helm.v3.Release {
     const parent = { parent: this };
     const scope = openstack.identity.getAuthScopeOutput({ name: `${name}-scope` }, parent);
-    const credential = new openstack.identity.ApplicationCredential(`${name}-cloud-controller`, {
-      name: `${args.clusterName}-cloud-controller`,
-      description: `openstack-cloud-controller-manager of ${args.clusterName}: Octavia load balancers for LoadBalancer Services`,
-      // Without `roles` Keystone gives the credential every role the deployer holds (admin included).
-      roles: scope.roles.apply((held) => cloudControllerRoles(held.map((r) => r.roleName), name)),
-      // Not `unrestricted`: the credential cannot make other credentials or trusts. No access rules: a service
-      // whose keystonemiddleware lacks `[keystone_authtoken] service_type` refuses every token carrying them
-      // (keystonemiddleware auth_token validate_allowed_request), which would silently break LoadBalancer
-      // Services on such clouds (docs/operations.md, "The cloud controller's credential").
-      unrestricted: false,
-    }, {
-      ...parent,
-      // Keystone refuses a second application credential of the same name for a user.
-      deleteBeforeReplace: true,
-    });
+    const credential = new openstack.identity.ApplicationCredential(
+      `${name}-cloud-controller`,
+      {
+        name: `${args.clusterName}-cloud-controller`,
+        description: `openstack-cloud-controller-manager of ${args.clusterName}: Octavia load balancers for LoadBalancer Services`,
+        // Without `roles` Keystone gives the credential every role the deployer holds (admin included).
+        roles: scope.roles.apply((held) =>
+          cloudControllerRoles(
+            held.map((r) => r.roleName),
+            name,
+          ),
+        ),
+        // Not `unrestricted`: the credential cannot make other credentials or trusts. No access rules: a service
+        // whose keystonemiddleware lacks `[keystone_authtoken] service_type` refuses every token carrying them
+        // (keystonemiddleware auth_token validate_allowed_request), which would silently break LoadBalancer
+        // Services on such clouds (docs/operations.md, "The cloud controller's credential").
+        unrestricted: false,
+      },
+      {
+        ...parent,
+        // Keystone refuses a second application credential of the same name for a user.
+        deleteBeforeReplace: true,
+      },
+    );
     const external = openstack.networking.getNetworkOutput({ name: args.externalNetwork! }, parent);
     const authUrl = scope.serviceCatalogs.apply((catalog) => {
       const identity = catalog.find((s) => s.type === "identity")?.endpoints.find((e) => e.interface === "public");
-      if (!identity) throw new Error(`${name}: the OpenStack service catalog has no public identity endpoint for the cloud controller manager`);
+      if (!identity)
+        throw new Error(`${name}: the OpenStack service catalog has no public identity endpoint for the cloud controller manager`);
       return identity.url;
     });
-    const conf = pulumi.secret(pulumi.all([authUrl, scope.region, credential.id, credential.secret, external.id])
-      .apply(([url, region, id, secret, networkId]) => cloudConfig({ authUrl: url, region, credentialId: id, credentialSecret: secret, floatingNetworkId: networkId })));
+    const conf = pulumi.secret(
+      pulumi
+        .all([authUrl, scope.region, credential.id, credential.secret, external.id])
+        .apply(([url, region, id, secret, networkId]) =>
+          cloudConfig({ authUrl: url, region, credentialId: id, credentialSecret: secret, floatingNetworkId: networkId }),
+        ),
+    );
 
     const ns = createNamespace("cloudController", k8sOpts);
-    const secret = new k8s.core.v1.Secret(`${name}-cloud-config`, {
-      metadata: { name: "cloud-config", namespace: ns.metadata.name },
-      type: "Opaque",
-      stringData: { "cloud.conf": conf },
-    }, k8sOpts);
-    return pinnedRelease(`${name}-cloud-controller`, {
-      release: "openstack-cloud-controller-manager",
-      chart: CHARTS.cloudController,
-      mirror: args.chartMirror,
-      namespace: ns.metadata.name,
-      values: {
-        // The Secret above holds cloud.conf: credentials stay out of the Helm values.
-        secret: { enabled: true, create: false, name: "cloud-config" },
-        // OCCM reads cloud.conf at start: a new credential (the old one is deleted first) restarts its pods.
-        // The value is the credential's id, not its secret.
-        podAnnotations: { "dare/cloud-config": credential.id },
-        cluster: { name: args.clusterName },
-        // No "route" controller: Calico's VXLAN carries pod traffic, Neutron routes are not needed.
-        enabledControllers: ["cloud-node", "cloud-node-lifecycle", "service"],
+    const secret = new k8s.core.v1.Secret(
+      `${name}-cloud-config`,
+      {
+        metadata: { name: "cloud-config", namespace: ns.metadata.name },
+        type: "Opaque",
+        stringData: { "cloud.conf": conf },
       },
-    }, { ...k8sOpts, dependsOn: [secret, installation] });
+      k8sOpts,
+    );
+    return pinnedRelease(
+      `${name}-cloud-controller`,
+      {
+        release: "openstack-cloud-controller-manager",
+        chart: CHARTS.cloudController,
+        mirror: args.chartMirror,
+        namespace: ns.metadata.name,
+        values: {
+          // The Secret above holds cloud.conf: credentials stay out of the Helm values.
+          secret: { enabled: true, create: false, name: "cloud-config" },
+          // OCCM reads cloud.conf at start: a new credential (the old one is deleted first) restarts its pods.
+          // The value is the credential's id, not its secret.
+          podAnnotations: { "dare/cloud-config": credential.id },
+          cluster: { name: args.clusterName },
+          // No "route" controller: Calico's VXLAN carries pod traffic, Neutron routes are not needed.
+          enabledControllers: ["cloud-node", "cloud-node-lifecycle", "service"],
+        },
+      },
+      { ...k8sOpts, dependsOn: [secret, installation] },
+    );
   }
 }

@@ -78,8 +78,12 @@ const PERCENT = /^\d+(\.\d+)?%$/;
  */
 const KUBELET_LABEL_NAMESPACES = ["kubelet.kubernetes.io", "node.kubernetes.io"];
 const KUBELET_LABELS_ALLOWED = [
-  "topology.kubernetes.io/region", "topology.kubernetes.io/zone", "node.kubernetes.io/instance-type",
-  "failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone", "beta.kubernetes.io/instance-type",
+  "topology.kubernetes.io/region",
+  "topology.kubernetes.io/zone",
+  "node.kubernetes.io/instance-type",
+  "failure-domain.beta.kubernetes.io/region",
+  "failure-domain.beta.kubernetes.io/zone",
+  "beta.kubernetes.io/instance-type",
 ];
 
 const inNamespace = (prefix: string, namespace: string) => prefix === namespace || prefix.endsWith(`.${namespace}`);
@@ -102,14 +106,17 @@ export function labelKeyProblem(key: string): string | undefined {
   const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
   const reserved = inNamespace(prefix, "kubernetes.io") || inNamespace(prefix, "k8s.io");
   if (reserved && !KUBELET_LABELS_ALLOWED.includes(key) && !KUBELET_LABEL_NAMESPACES.some((ns) => inNamespace(prefix, ns))) {
-    return "kubernetes.io and k8s.io labels are refused (NodeRestriction forbids kubelets to set node-role.kubernetes.io/* and most others); " +
-      `allowed there: ${KUBELET_LABEL_NAMESPACES.map((ns) => `${ns}/*`).join(", ")}, ${KUBELET_LABELS_ALLOWED.join(", ")}`;
+    return (
+      "kubernetes.io and k8s.io labels are refused (NodeRestriction forbids kubelets to set node-role.kubernetes.io/* and most others); " +
+      `allowed there: ${KUBELET_LABEL_NAMESPACES.map((ns) => `${ns}/*`).join(", ")}, ${KUBELET_LABELS_ALLOWED.join(", ")}`
+    );
   }
   return undefined;
 }
 
 export function labelValueProblem(value: string): string | undefined {
-  return LABEL_VALUE.test(value) ? undefined
+  return LABEL_VALUE.test(value)
+    ? undefined
     : "is not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (or empty)";
 }
 
@@ -122,10 +129,14 @@ export function parseTaint(text: string): Taint | { problem: string } {
   if (keyProblem) return { problem: `has the key "${key}", which is not a Kubernetes taint key: ${keyProblem}` };
   const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
   if (inNamespace(prefix, "kubernetes.io") || inNamespace(prefix, "k8s.io") || key.startsWith(PROGRAM_LABEL_PREFIX)) {
-    return { problem: `has the key "${key}": kubernetes.io, k8s.io and dare.io taints belong to Kubernetes (node lifecycle, the cloud controller) and the program` };
+    return {
+      problem: `has the key "${key}": kubernetes.io, k8s.io and dare.io taints belong to Kubernetes (node lifecycle, the cloud controller) and the program`,
+    };
   }
-  if (!LABEL_VALUE.test(value)) return { problem: `has the value "${value}", which is not a Kubernetes taint value (at most 63 letters, digits, '-', '_' or '.')` };
-  if (!(TAINT_EFFECTS as readonly string[]).includes(effect)) return { problem: `has the effect "${effect}": must be one of ${TAINT_EFFECTS.join(", ")}` };
+  if (!LABEL_VALUE.test(value))
+    return { problem: `has the value "${value}", which is not a Kubernetes taint value (at most 63 letters, digits, '-', '_' or '.')` };
+  if (!(TAINT_EFFECTS as readonly string[]).includes(effect))
+    return { problem: `has the effect "${effect}": must be one of ${TAINT_EFFECTS.join(", ")}` };
   return { key, value, effect: effect as TaintEffect };
 }
 
@@ -136,16 +147,33 @@ export const KUBELET_FIELDS = ["maxPods", "systemReserved", "kubeReserved", "evi
 /** Resources systemReserved and kubeReserved take (KubeletConfiguration reference). */
 export const RESERVED_RESOURCES = ["cpu", "memory", "ephemeral-storage", "pid"] as const;
 /** Eviction signals of the kubelet (Node-pressure Eviction: "Eviction signals"). */
-export const EVICTION_SIGNALS = ["memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available",
-  "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree", "pid.available"] as const;
+export const EVICTION_SIGNALS = [
+  "memory.available",
+  "nodefs.available",
+  "nodefs.inodesFree",
+  "imagefs.available",
+  "imagefs.inodesFree",
+  "containerfs.available",
+  "containerfs.inodesFree",
+  "pid.available",
+] as const;
 
 /** A problem found while reading settings: where (relative key), the value, why, a valid example. */
-export interface SettingsProblem { key: string; value: unknown; why: string; example: string }
+export interface SettingsProblem {
+  key: string;
+  value: unknown;
+  why: string;
+  example: string;
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Reads `labels`, `taints` and `kubelet` of one pool or host (`key` is its config path); problems go to `problems`. */
-export function readNodeSettings(key: string, raw: { labels?: unknown; taints?: unknown; kubelet?: unknown }, problems: SettingsProblem[]): Partial<NodeSettings> {
+export function readNodeSettings(
+  key: string,
+  raw: { labels?: unknown; taints?: unknown; kubelet?: unknown },
+  problems: SettingsProblem[],
+): Partial<NodeSettings> {
   const out: Partial<NodeSettings> = {};
   const problem = (k: string, value: unknown, why: string, example: string) => problems.push({ key: k, value, why, example });
   if (raw.labels !== undefined) {
@@ -157,10 +185,16 @@ export function readNodeSettings(key: string, raw: { labels?: unknown; taints?: 
       out.labels = {};
       for (const [k, v] of Object.entries(raw.labels)) {
         const keyProblem = labelKeyProblem(k);
-        if (keyProblem) { problem(`${labelsKey}.${k}`, k, keyProblem, `"example.org/gpu": "a100"`); continue; }
+        if (keyProblem) {
+          problem(`${labelsKey}.${k}`, k, keyProblem, `"example.org/gpu": "a100"`);
+          continue;
+        }
         const value = typeof v === "number" || typeof v === "boolean" ? String(v) : v;
         const valueProblem = typeof value === "string" ? labelValueProblem(value) : "must be a string";
-        if (valueProblem) { problem(`${labelsKey}.${k}`, v, valueProblem, `"a100"`); continue; }
+        if (valueProblem) {
+          problem(`${labelsKey}.${k}`, v, valueProblem, `"a100"`);
+          continue;
+        }
         out.labels[k] = value as string;
       }
     }
@@ -174,9 +208,17 @@ export function readNodeSettings(key: string, raw: { labels?: unknown; taints?: 
       out.taints = [];
       raw.taints.forEach((t, i) => {
         const parsed = typeof t === "string" ? parseTaint(t) : { problem: "must be a string key=value:Effect" };
-        if ("problem" in parsed) { problem(`${taintsKey}[${i}]`, t, parsed.problem, `"example.org/gpu=true:NoSchedule"`); return; }
+        if ("problem" in parsed) {
+          problem(`${taintsKey}[${i}]`, t, parsed.problem, `"example.org/gpu=true:NoSchedule"`);
+          return;
+        }
         if (out.taints!.some((o) => o.key === parsed.key && o.effect === parsed.effect)) {
-          problem(`${taintsKey}[${i}]`, t, `a second taint with key ${parsed.key} and effect ${parsed.effect}: a node has one per key and effect`, example);
+          problem(
+            `${taintsKey}[${i}]`,
+            t,
+            `a second taint with key ${parsed.key} and effect ${parsed.effect}: a node has one per key and effect`,
+            example,
+          );
           return;
         }
         out.taints!.push(parsed);
@@ -187,9 +229,16 @@ export function readNodeSettings(key: string, raw: { labels?: unknown; taints?: 
   return out;
 }
 
-function readKubeletSettings(key: string, raw: unknown, problem: (k: string, v: unknown, why: string, example: string) => void): KubeletSettings {
+function readKubeletSettings(
+  key: string,
+  raw: unknown,
+  problem: (k: string, v: unknown, why: string, example: string) => void,
+): KubeletSettings {
   const example = `{"maxPods": 200, "systemReserved": {"cpu": "500m", "memory": "1Gi"}, "kubeReserved": {"cpu": "500m", "memory": "1Gi"}, "featureGates": {"ExampleGate": true}}`;
-  if (!isObject(raw)) { problem(key, raw, "must be an object", example); return {}; }
+  if (!isObject(raw)) {
+    problem(key, raw, "must be an object", example);
+    return {};
+  }
   const out: KubeletSettings = {};
   for (const [field, value] of Object.entries(raw)) {
     const fieldKey = `${key}.${field}`;
@@ -201,21 +250,40 @@ function readKubeletSettings(key: string, raw: unknown, problem: (k: string, v: 
         break;
       case "systemReserved":
       case "kubeReserved": {
-        const map = readStringMap(fieldKey, value, RESERVED_RESOURCES, (v) => QUANTITY.test(v), "a Kubernetes quantity", `{"cpu": "500m", "memory": "1Gi"}`, problem);
+        const map = readStringMap(
+          fieldKey,
+          value,
+          RESERVED_RESOURCES,
+          (v) => QUANTITY.test(v),
+          "a Kubernetes quantity",
+          `{"cpu": "500m", "memory": "1Gi"}`,
+          problem,
+        );
         if (map) out[field] = map;
         break;
       }
       case "evictionHard": {
-        const map = readStringMap(fieldKey, value, EVICTION_SIGNALS, (v) => QUANTITY.test(v) || PERCENT.test(v), "a quantity or a percentage",
-          `{"memory.available": "500Mi", "nodefs.available": "10%", "imagefs.available": "15%", "nodefs.inodesFree": "5%"}`, problem);
+        const map = readStringMap(
+          fieldKey,
+          value,
+          EVICTION_SIGNALS,
+          (v) => QUANTITY.test(v) || PERCENT.test(v),
+          "a quantity or a percentage",
+          `{"memory.available": "500Mi", "nodefs.available": "10%", "imagefs.available": "15%", "nodefs.inodesFree": "5%"}`,
+          problem,
+        );
         if (map) out.evictionHard = map;
         break;
       }
       case "featureGates":
-        if (!isObject(value)) { problem(fieldKey, value, "must be an object of gate name → true/false", `{"ExampleGate": true}`); break; }
+        if (!isObject(value)) {
+          problem(fieldKey, value, "must be an object of gate name → true/false", `{"ExampleGate": true}`);
+          break;
+        }
         out.featureGates = {};
         for (const [gate, on] of Object.entries(value)) {
-          if (!FEATURE_GATE.test(gate)) problem(`${fieldKey}.${gate}`, gate, "is not a feature gate name (CamelCase letters and digits)", `"ExampleGate": true`);
+          if (!FEATURE_GATE.test(gate))
+            problem(`${fieldKey}.${gate}`, gate, "is not a feature gate name (CamelCase letters and digits)", `"ExampleGate": true`);
           else if (typeof on !== "boolean") problem(`${fieldKey}.${gate}`, on, "must be true or false", `"${gate}": true`);
           else out.featureGates[gate] = on;
         }
@@ -227,9 +295,19 @@ function readKubeletSettings(key: string, raw: unknown, problem: (k: string, v: 
   return out;
 }
 
-function readStringMap(key: string, value: unknown, known: readonly string[], valid: (v: string) => boolean, what: string, example: string,
-  problem: (k: string, v: unknown, why: string, example: string) => void): Record<string, string> | undefined {
-  if (!isObject(value)) { problem(key, value, "must be an object", example); return undefined; }
+function readStringMap(
+  key: string,
+  value: unknown,
+  known: readonly string[],
+  valid: (v: string) => boolean,
+  what: string,
+  example: string,
+  problem: (k: string, v: unknown, why: string, example: string) => void,
+): Record<string, string> | undefined {
+  if (!isObject(value)) {
+    problem(key, value, "must be an object", example);
+    return undefined;
+  }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     const text = typeof v === "number" ? String(v) : v;
@@ -253,15 +331,22 @@ export function mergeNodeSettings(pool: Partial<NodeSettings> | undefined, host:
 export function kubeletDropIn(kubelet: KubeletSettings): string {
   const fields = KUBELET_FIELDS.filter((f) => kubelet[f] !== undefined);
   if (fields.length === 0) return "";
-  return YAML.stringify({
-    apiVersion: "kubelet.config.k8s.io/v1beta1",
-    kind: "KubeletConfiguration",
-    ...Object.fromEntries(fields.map((f) => [f, kubelet[f]])),
-  }, { lineWidth: 0, sortMapEntries: true });
+  return YAML.stringify(
+    {
+      apiVersion: "kubelet.config.k8s.io/v1beta1",
+      kind: "KubeletConfiguration",
+      ...Object.fromEntries(fields.map((f) => [f, kubelet[f]])),
+    },
+    { lineWidth: 0, sortMapEntries: true },
+  );
 }
 
 /** The labels k8s-node.sh sets, as `key=value` words (label keys and values hold no spaces). */
-export const labelWords = (labels: Record<string, string>) => Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(" ");
+export const labelWords = (labels: Record<string, string>) =>
+  Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(" ");
 /** The taints k8s-node.sh keeps, as `key=value:Effect` words. */
 export const taintWords = (taints: Taint[]) => taints.map(taintText).join(" ");
 
@@ -279,16 +364,55 @@ export type ControlPlaneExtraArgs = Partial<Record<ControlPlaneComponent, Record
  * authorization. An extra argument would override them behind kubeadm's back.
  */
 const KUBEADM_FLAGS: Record<ControlPlaneComponent, string[]> = {
-  apiServer: ["advertise-address", "enable-admission-plugins", "service-cluster-ip-range", "service-account-key-file",
-    "service-account-signing-key-file", "service-account-issuer", "client-ca-file", "tls-cert-file", "tls-private-key-file",
-    "kubelet-client-certificate", "kubelet-client-key", "enable-bootstrap-token-auth", "secure-port", "allow-privileged",
-    "kubelet-preferred-address-types", "requestheader-username-headers", "requestheader-group-headers",
-    "requestheader-extra-headers-prefix", "requestheader-client-ca-file", "requestheader-allowed-names", "proxy-client-cert-file",
-    "proxy-client-key-file", "etcd-servers", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "authorization-mode", "authorization-config"],
-  controllerManager: ["bind-address", "leader-elect", "kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig", "client-ca-file",
-    "requestheader-client-ca-file", "root-ca-file", "service-account-private-key-file", "cluster-signing-cert-file",
-    "cluster-signing-key-file", "use-service-account-credentials", "controllers", "allocate-node-cidrs", "cluster-cidr",
-    "service-cluster-ip-range", "cluster-name"],
+  apiServer: [
+    "advertise-address",
+    "enable-admission-plugins",
+    "service-cluster-ip-range",
+    "service-account-key-file",
+    "service-account-signing-key-file",
+    "service-account-issuer",
+    "client-ca-file",
+    "tls-cert-file",
+    "tls-private-key-file",
+    "kubelet-client-certificate",
+    "kubelet-client-key",
+    "enable-bootstrap-token-auth",
+    "secure-port",
+    "allow-privileged",
+    "kubelet-preferred-address-types",
+    "requestheader-username-headers",
+    "requestheader-group-headers",
+    "requestheader-extra-headers-prefix",
+    "requestheader-client-ca-file",
+    "requestheader-allowed-names",
+    "proxy-client-cert-file",
+    "proxy-client-key-file",
+    "etcd-servers",
+    "etcd-cafile",
+    "etcd-certfile",
+    "etcd-keyfile",
+    "authorization-mode",
+    "authorization-config",
+  ],
+  controllerManager: [
+    "bind-address",
+    "leader-elect",
+    "kubeconfig",
+    "authentication-kubeconfig",
+    "authorization-kubeconfig",
+    "client-ca-file",
+    "requestheader-client-ca-file",
+    "root-ca-file",
+    "service-account-private-key-file",
+    "cluster-signing-cert-file",
+    "cluster-signing-key-file",
+    "use-service-account-credentials",
+    "controllers",
+    "allocate-node-cidrs",
+    "cluster-cidr",
+    "service-cluster-ip-range",
+    "cluster-name",
+  ],
   scheduler: ["bind-address", "leader-elect", "kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig"],
 };
 
@@ -298,10 +422,36 @@ const KUBEADM_FLAGS: Record<ControlPlaneComponent, string[]> = {
  * audit log, serving and client certificates, the insecure and anonymous paths.
  */
 const WEAKENING_FLAGS: Record<ControlPlaneComponent, string[]> = {
-  apiServer: ["anonymous-auth", "authentication-config", "authorization-*", "authentication-token-webhook*", "token-auth-file",
-    "disable-admission-plugins", "admission-control*", "encryption-provider-*", "audit-*", "tls-*", "client-ca-file", "kubelet-*",
-    "service-account-*", "etcd-*", "insecure-*", "requestheader-*", "proxy-client-*", "bind-address"],
-  controllerManager: ["authentication-*", "authorization-*", "tls-*", "kubeconfig", "secure-port", "cluster-signing-*", "root-ca-file", "service-account-private-key-file"],
+  apiServer: [
+    "anonymous-auth",
+    "authentication-config",
+    "authorization-*",
+    "authentication-token-webhook*",
+    "token-auth-file",
+    "disable-admission-plugins",
+    "admission-control*",
+    "encryption-provider-*",
+    "audit-*",
+    "tls-*",
+    "client-ca-file",
+    "kubelet-*",
+    "service-account-*",
+    "etcd-*",
+    "insecure-*",
+    "requestheader-*",
+    "proxy-client-*",
+    "bind-address",
+  ],
+  controllerManager: [
+    "authentication-*",
+    "authorization-*",
+    "tls-*",
+    "kubeconfig",
+    "secure-port",
+    "cluster-signing-*",
+    "root-ca-file",
+    "service-account-private-key-file",
+  ],
   scheduler: ["authentication-*", "authorization-*", "tls-*", "kubeconfig", "secure-port", "config"],
 };
 
@@ -311,7 +461,8 @@ export function extraArgProblem(component: ControlPlaneComponent, flag: string):
   if (PROGRAM_EXTRA_ARGS[component].some((a) => a.name === flag)) return "the program sets this flag itself";
   if (KUBEADM_FLAGS[component].includes(flag)) return "kubeadm sets this flag itself from its own configuration";
   const weakening = WEAKENING_FLAGS[component].find((p) => (p.endsWith("*") ? flag.startsWith(p.slice(0, -1)) : flag === p));
-  if (weakening) return `would weaken what the program relies on (${weakening}: authentication, authorization, admission, encryption, audit, certificates)`;
+  if (weakening)
+    return `would weaken what the program relies on (${weakening}: authentication, authorization, admission, encryption, audit, certificates)`;
   return undefined;
 }
 
@@ -320,21 +471,33 @@ export function readControlPlaneExtraArgs(raw: unknown, problems: SettingsProble
   const key = "controlPlaneExtraArgs";
   const example = `{"apiServer": {"service-node-port-range": "30000-32767"}, "controllerManager": {"node-monitor-grace-period": "50s"}, "scheduler": {"v": "2"}}`;
   if (raw === undefined) return {};
-  if (!isObject(raw)) { problems.push({ key, value: raw, why: "must be an object", example }); return {}; }
+  if (!isObject(raw)) {
+    problems.push({ key, value: raw, why: "must be an object", example });
+    return {};
+  }
   const out: ControlPlaneExtraArgs = {};
   for (const [component, flags] of Object.entries(raw)) {
     if (!(CONTROL_PLANE_COMPONENTS as readonly string[]).includes(component)) {
-      problems.push({ key: `${key}.${component}`, value: flags, why: `unknown component (known: ${CONTROL_PLANE_COMPONENTS.join(", ")})`, example });
+      problems.push({
+        key: `${key}.${component}`,
+        value: flags,
+        why: `unknown component (known: ${CONTROL_PLANE_COMPONENTS.join(", ")})`,
+        example,
+      });
       continue;
     }
     const c = component as ControlPlaneComponent;
-    if (!isObject(flags)) { problems.push({ key: `${key}.${c}`, value: flags, why: "must be an object of flag name → value", example }); continue; }
+    if (!isObject(flags)) {
+      problems.push({ key: `${key}.${c}`, value: flags, why: "must be an object of flag name → value", example });
+      continue;
+    }
     const args: Record<string, string> = {};
     for (const [flag, value] of Object.entries(flags)) {
       const flagProblem = extraArgProblem(c, flag);
       const text = typeof value === "number" || typeof value === "boolean" ? String(value) : value;
       if (flagProblem) problems.push({ key: `${key}.${c}.${flag}`, value, why: flagProblem, example });
-      else if (typeof text !== "string" || /[\n\r]/.test(text)) problems.push({ key: `${key}.${c}.${flag}`, value, why: "must be a one-line string", example: `"30000-32767"` });
+      else if (typeof text !== "string" || /[\n\r]/.test(text))
+        problems.push({ key: `${key}.${c}.${flag}`, value, why: "must be a one-line string", example: `"30000-32767"` });
       else args[flag] = text;
     }
     if (Object.keys(args).length > 0) out[c] = args;

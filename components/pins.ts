@@ -11,7 +11,11 @@ import type { PinnedChart } from "./helm";
 export const CHARTS = {
   calico: { chart: "tigera-operator", version: "v3.32.1", repo: "https://docs.tigera.io/calico/charts" },
   traefik: { chart: "traefik", version: "41.3.0", repo: "https://traefik.github.io/charts" },
-  cloudController: { chart: "openstack-cloud-controller-manager", version: "2.36.0", repo: "https://kubernetes.github.io/cloud-provider-openstack" },
+  cloudController: {
+    chart: "openstack-cloud-controller-manager",
+    version: "2.36.0",
+    repo: "https://kubernetes.github.io/cloud-provider-openstack",
+  },
   rookOperator: { chart: "rook-ceph", version: "v1.20.6", repo: "https://charts.rook.io/release" },
   rookCluster: { chart: "rook-ceph-cluster", version: "v1.20.6", repo: "https://charts.rook.io/release" },
   certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },

@@ -57,13 +57,17 @@ function ecdsaKey(name: string, parent: pulumi.Resource): tls.PrivateKey {
 
 function certificateAuthority(name: string, commonName: string, parent: pulumi.Resource): CertificateAuthority {
   const key = ecdsaKey(`${name}-key`, parent);
-  const cert = new tls.SelfSignedCert(`${name}-cert`, {
-    privateKeyPem: pulumi.secret(key.privateKeyPem),
-    subject: { commonName },
-    isCaCertificate: true,
-    validityPeriodHours: CA_VALIDITY_HOURS,
-    allowedUses: ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"],
-  }, { parent });
+  const cert = new tls.SelfSignedCert(
+    `${name}-cert`,
+    {
+      privateKeyPem: pulumi.secret(key.privateKeyPem),
+      subject: { commonName },
+      isCaCertificate: true,
+      validityPeriodHours: CA_VALIDITY_HOURS,
+      allowedUses: ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"],
+    },
+    { parent },
+  );
   return { key, cert, certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
 }
 
@@ -84,18 +88,26 @@ export function createClusterPki(name: string, parent: pulumi.Resource, renewalD
   const serviceAccount = ecdsaKey(`${name}-service-account`, parent);
 
   const adminKey = ecdsaKey(`${name}-admin`, parent);
-  const adminRequest = new tls.CertRequest(`${name}-admin`, {
-    privateKeyPem: pulumi.secret(adminKey.privateKeyPem),
-    subject: { commonName: "kubernetes-admin", organization: ADMIN_GROUP },
-  }, { parent });
-  const adminCert = new tls.LocallySignedCert(`${name}-admin`, {
-    certRequestPem: adminRequest.certRequestPem,
-    caPrivateKeyPem: ca.keyPem,
-    caCertPem: ca.cert.certPem,
-    validityPeriodHours: ADMIN_CERT_VALIDITY_HOURS,
-    earlyRenewalHours: renewalDays * 24,
-    allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
-  }, { parent });
+  const adminRequest = new tls.CertRequest(
+    `${name}-admin`,
+    {
+      privateKeyPem: pulumi.secret(adminKey.privateKeyPem),
+      subject: { commonName: "kubernetes-admin", organization: ADMIN_GROUP },
+    },
+    { parent },
+  );
+  const adminCert = new tls.LocallySignedCert(
+    `${name}-admin`,
+    {
+      certRequestPem: adminRequest.certRequestPem,
+      caPrivateKeyPem: ca.keyPem,
+      caCertPem: ca.cert.certPem,
+      validityPeriodHours: ADMIN_CERT_VALIDITY_HOURS,
+      earlyRenewalHours: renewalDays * 24,
+      allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
+    },
+    { parent },
+  );
 
   return {
     ca,

@@ -90,13 +90,17 @@ export function dareCertificateAuthority(clusterName: string): DareCertificateAu
   const name = `${SECURITY_COMPONENT.name}-ca`;
   const aliases = [{ parent: pulumi.createUrn(SECURITY_COMPONENT.name, SECURITY_COMPONENT.type) }];
   const caKey = new tls.PrivateKey(name, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { aliases });
-  const caCert = new tls.SelfSignedCert(name, {
-    privateKeyPem: caKey.privateKeyPem,
-    isCaCertificate: true,
-    validityPeriodHours: 10 * 365 * 24,
-    subject: { commonName: `${clusterName} CA`, organization: "DARE" },
-    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-  }, { aliases });
+  const caCert = new tls.SelfSignedCert(
+    name,
+    {
+      privateKeyPem: caKey.privateKeyPem,
+      isCaCertificate: true,
+      validityPeriodHours: 10 * 365 * 24,
+      subject: { commonName: `${clusterName} CA`, organization: "DARE" },
+      allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+    },
+    { aliases },
+  );
   return { certPem: caCert.certPem, keyPem: pulumi.secret(caKey.privateKeyPem), key: caKey, cert: caCert };
 }
 
@@ -144,7 +148,9 @@ export function acmeIssuer(name: keyof typeof ACME_SERVERS, email: string, ingre
         ...(email ? { email } : {}),
         privateKeySecretRef: { name: `${name}-account-key` },
         // The solver's Ingress listens on port 80, where everything else is redirected to HTTPS.
-        solvers: [{ http01: { ingress: { ingressClassName, ingressTemplate: { metadata: { annotations: { ...PLAIN_HTTP_ANNOTATIONS } } } } } }],
+        solvers: [
+          { http01: { ingress: { ingressClassName, ingressTemplate: { metadata: { annotations: { ...PLAIN_HTTP_ANNOTATIONS } } } } } },
+        ],
       },
     },
   };
@@ -175,57 +181,83 @@ export class Security extends pulumi.ComponentResource {
     const k8sOpts = { provider: args.provider, parent: this };
 
     const ns = createNamespace("certManager", k8sOpts);
-    const certManager = pinnedRelease(`${name}-cert-manager`, {
-      release: "cert-manager",
-      chart: CHARTS.certManager,
-      mirror: args.chartMirror,
-      namespace: ns.metadata.name,
-      values: {
-        // CRDs with the chart, and kept if the release is ever removed (deleting them deletes every certificate).
-        crds: { enabled: true, keep: true },
+    const certManager = pinnedRelease(
+      `${name}-cert-manager`,
+      {
+        release: "cert-manager",
+        chart: CHARTS.certManager,
+        mirror: args.chartMirror,
+        namespace: ns.metadata.name,
+        values: {
+          // CRDs with the chart, and kept if the release is ever removed (deleting them deletes every certificate).
+          crds: { enabled: true, keep: true },
+        },
       },
-    }, k8sOpts);
+      k8sOpts,
+    );
     const issuerOpts = { ...k8sOpts, dependsOn: [certManager] };
 
     const issuers: Array<keyof typeof ACME_SERVERS> = ["letsencrypt-staging", "letsencrypt-prod"];
     // Both exist (switching is one config value); without an e-mail they are declared with none.
-    const issuerResources: pulumi.Resource[] = issuers.map((issuer) => new k8s.apiextensions.CustomResource(`${name}-${issuer}`,
-      acmeIssuer(issuer, args.acmeEmail, args.ingressClassName) as k8s.apiextensions.CustomResourceArgs, issuerOpts));
+    const issuerResources: pulumi.Resource[] = issuers.map(
+      (issuer) =>
+        new k8s.apiextensions.CustomResource(
+          `${name}-${issuer}`,
+          acmeIssuer(issuer, args.acmeEmail, args.ingressClassName) as k8s.apiextensions.CustomResourceArgs,
+          issuerOpts,
+        ),
+    );
 
     // The CA itself is made before the cluster (dareCertificateAuthority).
     this.caCertificate = pulumi.secret(args.ca.certPem);
-    const caSecret = new k8s.core.v1.Secret(`${name}-ca`, {
-      metadata: { name: CA_ISSUER, namespace: ns.metadata.name },
-      type: "kubernetes.io/tls",
-      stringData: { "tls.crt": args.ca.certPem, "tls.key": args.ca.keyPem },
-    }, k8sOpts);
-    const caIssuer = new k8s.apiextensions.CustomResource(`${name}-${CA_ISSUER}`, {
-      apiVersion: "cert-manager.io/v1",
-      kind: "ClusterIssuer",
-      metadata: { name: CA_ISSUER },
-      spec: { ca: { secretName: CA_ISSUER } },
-    }, { ...issuerOpts, dependsOn: [certManager, caSecret] });
+    const caSecret = new k8s.core.v1.Secret(
+      `${name}-ca`,
+      {
+        metadata: { name: CA_ISSUER, namespace: ns.metadata.name },
+        type: "kubernetes.io/tls",
+        stringData: { "tls.crt": args.ca.certPem, "tls.key": args.ca.keyPem },
+      },
+      k8sOpts,
+    );
+    const caIssuer = new k8s.apiextensions.CustomResource(
+      `${name}-${CA_ISSUER}`,
+      {
+        apiVersion: "cert-manager.io/v1",
+        kind: "ClusterIssuer",
+        metadata: { name: CA_ISSUER },
+        spec: { ca: { secretName: CA_ISSUER } },
+      },
+      { ...issuerOpts, dependsOn: [certManager, caSecret] },
+    );
     issuerResources.push(caIssuer);
     this.clusterIssuer = args.tlsIssuer;
 
     // dare:domain's certificate, the default of Traefik's TLS store (the HTTP-01 solver runs in Traefik's namespace).
-    new k8s.apiextensions.CustomResource(`${name}-domain-certificate`, {
-      apiVersion: "cert-manager.io/v1",
-      kind: "Certificate",
-      metadata: { name: DOMAIN_CERTIFICATE.name, namespace: DOMAIN_CERTIFICATE.namespace },
-      spec: {
-        secretName: DOMAIN_CERTIFICATE.secretName,
-        dnsNames: [args.domain],
-        issuerRef: { group: "cert-manager.io", kind: "ClusterIssuer", name: args.tlsIssuer },
+    new k8s.apiextensions.CustomResource(
+      `${name}-domain-certificate`,
+      {
+        apiVersion: "cert-manager.io/v1",
+        kind: "Certificate",
+        metadata: { name: DOMAIN_CERTIFICATE.name, namespace: DOMAIN_CERTIFICATE.namespace },
+        spec: {
+          secretName: DOMAIN_CERTIFICATE.secretName,
+          dnsNames: [args.domain],
+          issuerRef: { group: "cert-manager.io", kind: "ClusterIssuer", name: args.tlsIssuer },
+        },
       },
-    }, { ...k8sOpts, dependsOn: [certManager, ...issuerResources] });
+      { ...k8sOpts, dependsOn: [certManager, ...issuerResources] },
+    );
     // Traefik uses only the store named "default"; until the Secret exists it serves its own self-signed certificate.
-    new k8s.apiextensions.CustomResource(`${name}-default-tls-store`, {
-      apiVersion: "traefik.io/v1alpha1",
-      kind: "TLSStore",
-      metadata: { name: "default", namespace: DOMAIN_CERTIFICATE.namespace },
-      spec: { defaultCertificate: { secretName: DOMAIN_CERTIFICATE.secretName } },
-    }, k8sOpts);
+    new k8s.apiextensions.CustomResource(
+      `${name}-default-tls-store`,
+      {
+        apiVersion: "traefik.io/v1alpha1",
+        kind: "TLSStore",
+        metadata: { name: "default", namespace: DOMAIN_CERTIFICATE.namespace },
+        spec: { defaultCertificate: { secretName: DOMAIN_CERTIFICATE.secretName } },
+      },
+      k8sOpts,
+    );
 
     if (args.harbor.enabled) {
       const harbor = this.harbor(name, args, k8sOpts, args.ca.certPem);
@@ -246,7 +278,11 @@ export class Security extends pulumi.ComponentResource {
     const parent = { parent: this };
     const host = `harbor.${args.domain}`;
     const ns = createNamespace("harbor", k8sOpts);
-    new NamespaceIsolation(`${name}-harbor`, { provider: args.provider, namespace: ns.metadata.name, allowWithinNamespace: true }, { parent: this });
+    new NamespaceIsolation(
+      `${name}-harbor`,
+      { provider: args.provider, namespace: ns.metadata.name, allowWithinNamespace: true },
+      { parent: this },
+    );
 
     // Harbor checks lengths: 16 characters for its internal secrets, 32 for the XSRF key.
     const password = (suffix: string, length: number) =>
@@ -256,16 +292,24 @@ export class Security extends pulumi.ComponentResource {
     const secretKey = generated("secret-key", 16);
     const registryPassword = password("registry-password", 24);
 
-    const adminSecret = new k8s.core.v1.Secret(`${name}-harbor-admin`, {
-      metadata: { name: "harbor-admin", namespace: ns.metadata.name },
-      type: "Opaque",
-      stringData: { HARBOR_ADMIN_PASSWORD: admin },
-    }, k8sOpts);
-    const keySecret = new k8s.core.v1.Secret(`${name}-harbor-secret-key`, {
-      metadata: { name: "harbor-secret-key", namespace: ns.metadata.name },
-      type: "Opaque",
-      stringData: { secretKey },
-    }, k8sOpts);
+    const adminSecret = new k8s.core.v1.Secret(
+      `${name}-harbor-admin`,
+      {
+        metadata: { name: "harbor-admin", namespace: ns.metadata.name },
+        type: "Opaque",
+        stringData: { HARBOR_ADMIN_PASSWORD: admin },
+      },
+      k8sOpts,
+    );
+    const keySecret = new k8s.core.v1.Secret(
+      `${name}-harbor-secret-key`,
+      {
+        metadata: { name: "harbor-secret-key", namespace: ns.metadata.name },
+        type: "Opaque",
+        stringData: { secretKey },
+      },
+      k8sOpts,
+    );
 
     // Single sign-on: the OIDC settings with the client secret live in a Secret of their own, read by
     // harbor-core as CONFIG_OVERWRITE_JSON (the chart's core.configureUserSettings would put the secret
@@ -279,80 +323,98 @@ export class Security extends pulumi.ComponentResource {
       const selfSigned = args.tlsIssuer === CA_ISSUER;
       const verifyCert = args.tlsIssuer !== "letsencrypt-staging";
       const settings = sso.clientSecret.apply((secret) => JSON.stringify(harborOidcSettings(sso, secret, verifyCert)));
-      ssoDeps.push(new k8s.core.v1.Secret(`${name}-harbor-oidc`, {
-        metadata: { name: HARBOR_OIDC_SECRET, namespace: ns.metadata.name },
-        type: "Opaque",
-        stringData: { CONFIG_OVERWRITE_JSON: pulumi.secret(settings) },
-      }, k8sOpts));
+      ssoDeps.push(
+        new k8s.core.v1.Secret(
+          `${name}-harbor-oidc`,
+          {
+            metadata: { name: HARBOR_OIDC_SECRET, namespace: ns.metadata.name },
+            type: "Opaque",
+            stringData: { CONFIG_OVERWRITE_JSON: pulumi.secret(settings) },
+          },
+          k8sOpts,
+        ),
+      );
       if (selfSigned) {
-        ssoDeps.push(new k8s.core.v1.Secret(`${name}-harbor-ca-bundle`, {
-          metadata: { name: HARBOR_CA_BUNDLE_SECRET, namespace: ns.metadata.name },
-          type: "Opaque",
-          stringData: { "ca.crt": caCertPem },
-        }, k8sOpts));
+        ssoDeps.push(
+          new k8s.core.v1.Secret(
+            `${name}-harbor-ca-bundle`,
+            {
+              metadata: { name: HARBOR_CA_BUNDLE_SECRET, namespace: ns.metadata.name },
+              type: "Opaque",
+              stringData: { "ca.crt": caCertPem },
+            },
+            k8sOpts,
+          ),
+        );
       }
       const hash = pulumi.unsecret(pulumi.secret(settings).apply((v) => crypto.createHash("sha256").update(v).digest("hex").slice(0, 16)));
       ssoValues = {
         ...(selfSigned ? { caBundleSecretName: HARBOR_CA_BUNDLE_SECRET } : {}),
         core: {
-          extraEnvVars: [{ name: "CONFIG_OVERWRITE_JSON", valueFrom: { secretKeyRef: { name: HARBOR_OIDC_SECRET, key: "CONFIG_OVERWRITE_JSON" } } }],
+          extraEnvVars: [
+            { name: "CONFIG_OVERWRITE_JSON", valueFrom: { secretKeyRef: { name: HARBOR_OIDC_SECRET, key: "CONFIG_OVERWRITE_JSON" } } },
+          ],
           podAnnotations: { "dare.io/oidc-settings-hash": hash },
         },
       };
     }
 
     const volume = (size?: string) => ({ storageClass: args.storageClass, ...(size ? { size } : {}) });
-    pinnedRelease(`${name}-harbor`, {
-      release: "harbor",
-      chart: CHARTS.harbor,
-      mirror: args.chartMirror,
-      namespace: ns.metadata.name,
-      timeout: 900,
-      values: {
-        expose: {
-          type: "ingress",
-          // cert-manager fills harbor-tls from the Ingress annotation below.
-          tls: { enabled: true, certSource: "secret", secret: { secretName: "harbor-tls" } },
-          ingress: {
-            hosts: { core: host },
-            className: args.ingressClassName,
-            annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer },
+    pinnedRelease(
+      `${name}-harbor`,
+      {
+        release: "harbor",
+        chart: CHARTS.harbor,
+        mirror: args.chartMirror,
+        namespace: ns.metadata.name,
+        timeout: 900,
+        values: {
+          expose: {
+            type: "ingress",
+            // cert-manager fills harbor-tls from the Ingress annotation below.
+            tls: { enabled: true, certSource: "secret", secret: { secretName: "harbor-tls" } },
+            ingress: {
+              hosts: { core: host },
+              className: args.ingressClassName,
+              annotations: { "cert-manager.io/cluster-issuer": args.tlsIssuer },
+            },
           },
-        },
-        externalURL: `https://${host}`,
-        existingSecretAdminPassword: adminSecret.metadata.name,
-        existingSecretAdminPasswordKey: "HARBOR_ADMIN_PASSWORD",
-        existingSecretSecretKey: keySecret.metadata.name,
-        // Its volumes are single-node (Ceph RBD, ReadWriteOnce): a rolling update would start the new pod
-        // before the old one lets go of the volume and wait for ever on a Multi-Attach error (values.yaml).
-        updateStrategy: { type: "Recreate" },
-        persistence: {
-          enabled: true,
-          resourcePolicy: "keep",
-          persistentVolumeClaim: {
-            registry: volume(`${args.harbor.registrySizeGb}Gi`),
-            jobservice: { jobLog: volume() },
-            database: volume(),
-            redis: volume(),
-            trivy: volume(),
+          externalURL: `https://${host}`,
+          existingSecretAdminPassword: adminSecret.metadata.name,
+          existingSecretAdminPasswordKey: "HARBOR_ADMIN_PASSWORD",
+          existingSecretSecretKey: keySecret.metadata.name,
+          // Its volumes are single-node (Ceph RBD, ReadWriteOnce): a rolling update would start the new pod
+          // before the old one lets go of the volume and wait for ever on a Multi-Attach error (values.yaml).
+          updateStrategy: { type: "Recreate" },
+          persistence: {
+            enabled: true,
+            resourcePolicy: "keep",
+            persistentVolumeClaim: {
+              registry: volume(`${args.harbor.registrySizeGb}Gi`),
+              jobservice: { jobLog: volume() },
+              database: volume(),
+              redis: volume(),
+              trivy: volume(),
+            },
           },
-        },
-        trivy: { enabled: true },
-        // The chart's defaults for these are public strings ("changeit", …): every one is generated.
-        database: { internal: { password: generated("database", 24) } },
-        ...(ssoValues.caBundleSecretName ? { caBundleSecretName: ssoValues.caBundleSecretName } : {}),
-        core: { secret: generated("core", 16), xsrfKey: generated("xsrf", 32), ...((ssoValues.core as object | undefined) ?? {}) },
-        jobservice: { secret: generated("jobservice", 16) },
-        registry: {
-          secret: generated("registry", 16),
-          credentials: {
-            password: pulumi.secret(registryPassword.result),
-            // A fixed htpasswd line: the chart's own htpasswd() salts anew, and changes, on every update.
-            htpasswdString: pulumi.secret(pulumi.interpolate`harbor_registry_user:${registryPassword.bcryptHash}`),
+          trivy: { enabled: true },
+          // The chart's defaults for these are public strings ("changeit", …): every one is generated.
+          database: { internal: { password: generated("database", 24) } },
+          ...(ssoValues.caBundleSecretName ? { caBundleSecretName: ssoValues.caBundleSecretName } : {}),
+          core: { secret: generated("core", 16), xsrfKey: generated("xsrf", 32), ...((ssoValues.core as object | undefined) ?? {}) },
+          jobservice: { secret: generated("jobservice", 16) },
+          registry: {
+            secret: generated("registry", 16),
+            credentials: {
+              password: pulumi.secret(registryPassword.result),
+              // A fixed htpasswd line: the chart's own htpasswd() salts anew, and changes, on every update.
+              htpasswdString: pulumi.secret(pulumi.interpolate`harbor_registry_user:${registryPassword.bcryptHash}`),
+            },
           },
         },
       },
-    }, { ...k8sOpts, dependsOn: [adminSecret, keySecret, ...ssoDeps] });
+      { ...k8sOpts, dependsOn: [adminSecret, keySecret, ...ssoDeps] },
+    );
 
     return { url: `https://${host}`, adminPassword: admin };
   }

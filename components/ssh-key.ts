@@ -27,11 +27,15 @@ function parse(text: string): { cipher: string; publicBlob: Buffer } {
   const match = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]+?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
   if (!match) throw new Error("must be a private key in OpenSSH format (-----BEGIN OPENSSH PRIVATE KEY-----), as ssh-keygen writes it");
   const data = Buffer.from(match[1].replace(/\s+/g, ""), "base64");
-  if (data.subarray(0, MAGIC.length).toString("latin1") !== MAGIC) throw new Error("is not an OpenSSH private key (no openssh-key-v1 header)");
+  if (data.subarray(0, MAGIC.length).toString("latin1") !== MAGIC)
+    throw new Error("is not an OpenSSH private key (no openssh-key-v1 header)");
   let at = MAGIC.length;
-  const cipher = readString(data, at); at = cipher.next;
-  const kdf = readString(data, at); at = kdf.next;
-  const kdfOptions = readString(data, at); at = kdfOptions.next;
+  const cipher = readString(data, at);
+  at = cipher.next;
+  const kdf = readString(data, at);
+  at = kdf.next;
+  const kdfOptions = readString(data, at);
+  at = kdfOptions.next;
   if (at + 4 > data.length || data.readUInt32BE(at) !== 1) throw new Error("must hold exactly one key");
   const publicBlob = readString(data, at + 4).value;
   return { cipher: cipher.value.toString("latin1"), publicBlob };
@@ -52,7 +56,10 @@ export const HOST_KEY_TYPE = "ssh-ed25519";
  * /etc/ssh/ssh_host_ed25519_key.pub or ssh-keyscan's output), or undefined when it is one.
  */
 export function hostKeyProblem(line: string): string | undefined {
-  const fields = line.trim().replace(/^\S+\s+(?=ssh-ed25519\s)/, "").split(/\s+/);
+  const fields = line
+    .trim()
+    .replace(/^\S+\s+(?=ssh-ed25519\s)/, "")
+    .split(/\s+/);
   if (fields.length < 2 || fields[0] !== HOST_KEY_TYPE) {
     return `must be the host's ${HOST_KEY_TYPE} public key ("${HOST_KEY_TYPE} AAAA…")`;
   }
@@ -78,6 +85,9 @@ export function hostKeyProblem(line: string): string | undefined {
 export function normalizeHostKey(line: string): string {
   const problem = hostKeyProblem(line);
   if (problem) throw new Error(`host key ${problem}`);
-  const fields = line.trim().replace(/^\S+\s+(?=ssh-ed25519\s)/, "").split(/\s+/);
+  const fields = line
+    .trim()
+    .replace(/^\S+\s+(?=ssh-ed25519\s)/, "")
+    .split(/\s+/);
   return `${fields[0]} ${fields[1]}`;
 }

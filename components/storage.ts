@@ -85,43 +85,47 @@ export function cephClusterValues(hosts: Host[], replicas: number, monitors: num
       mgr: { count: monitors > 1 ? 2 : 1, allowMultiplePerNode: false },
       storage: cephStorage(hosts),
     },
-    cephBlockPools: [{
-      name: BLOCK_POOL,
-      spec: { failureDomain: "host", replicated: replicated(replicas) },
-      storageClass: {
-        enabled: true,
-        name: BLOCK_STORAGE_CLASS,
-        isDefault: true,
-        reclaimPolicy: "Delete",
-        allowVolumeExpansion: true,
-        volumeBindingMode: "Immediate",
-        parameters: BLOCK_PARAMETERS,
-      },
-    }],
-    cephFileSystems: [{
-      name: FILE_SYSTEM,
-      spec: {
-        metadataPool: { failureDomain: "host", replicated: replicated(replicas) },
-        dataPools: [{ name: SHARED_DATA_POOL, failureDomain: "host", replicated: replicated(replicas) }],
-        metadataServer: {
-          activeCount: 1,
-          // A standby MDS needs a second node; with one replica the testbed has no spare anyway.
-          activeStandby: replicas > 1,
-          resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "4Gi" } },
-          priorityClassName: "system-cluster-critical",
+    cephBlockPools: [
+      {
+        name: BLOCK_POOL,
+        spec: { failureDomain: "host", replicated: replicated(replicas) },
+        storageClass: {
+          enabled: true,
+          name: BLOCK_STORAGE_CLASS,
+          isDefault: true,
+          reclaimPolicy: "Delete",
+          allowVolumeExpansion: true,
+          volumeBindingMode: "Immediate",
+          parameters: BLOCK_PARAMETERS,
         },
       },
-      storageClass: {
-        enabled: true,
-        isDefault: false,
-        name: SHARED_STORAGE_CLASS,
-        pool: SHARED_DATA_POOL,
-        reclaimPolicy: "Delete",
-        allowVolumeExpansion: true,
-        volumeBindingMode: "Immediate",
-        parameters: SHARED_PARAMETERS,
+    ],
+    cephFileSystems: [
+      {
+        name: FILE_SYSTEM,
+        spec: {
+          metadataPool: { failureDomain: "host", replicated: replicated(replicas) },
+          dataPools: [{ name: SHARED_DATA_POOL, failureDomain: "host", replicated: replicated(replicas) }],
+          metadataServer: {
+            activeCount: 1,
+            // A standby MDS needs a second node; with one replica the testbed has no spare anyway.
+            activeStandby: replicas > 1,
+            resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "4Gi" } },
+            priorityClassName: "system-cluster-critical",
+          },
+        },
+        storageClass: {
+          enabled: true,
+          isDefault: false,
+          name: SHARED_STORAGE_CLASS,
+          pool: SHARED_DATA_POOL,
+          reclaimPolicy: "Delete",
+          allowVolumeExpansion: true,
+          volumeBindingMode: "Immediate",
+          parameters: SHARED_PARAMETERS,
+        },
       },
-    }],
+    ],
     // No object store: nothing in DARE speaks S3.
     cephObjectStores: [],
   };
@@ -138,18 +142,26 @@ function retainedStorageClasses(name: string, opts: pulumi.CustomResourceOptions
   const ns = NAMESPACES.rookCeph.name;
   const common = { reclaimPolicy: "Retain", allowVolumeExpansion: true, volumeBindingMode: "Immediate" };
   const notDefault = { "storageclass.kubernetes.io/is-default-class": "false" };
-  new k8s.storage.v1.StorageClass(`${name}-block-retain`, {
-    metadata: { name: RETAINED_BLOCK_STORAGE_CLASS, annotations: notDefault },
-    provisioner: `${ns}.rbd.csi.ceph.com`,
-    parameters: { pool: BLOCK_POOL, clusterID: ns, ...BLOCK_PARAMETERS },
-    ...common,
-  }, opts);
-  new k8s.storage.v1.StorageClass(`${name}-shared-retain`, {
-    metadata: { name: RETAINED_SHARED_STORAGE_CLASS, annotations: notDefault },
-    provisioner: `${ns}.cephfs.csi.ceph.com`,
-    parameters: { fsName: FILE_SYSTEM, pool: `${FILE_SYSTEM}-${SHARED_DATA_POOL}`, clusterID: ns, ...SHARED_PARAMETERS },
-    ...common,
-  }, opts);
+  new k8s.storage.v1.StorageClass(
+    `${name}-block-retain`,
+    {
+      metadata: { name: RETAINED_BLOCK_STORAGE_CLASS, annotations: notDefault },
+      provisioner: `${ns}.rbd.csi.ceph.com`,
+      parameters: { pool: BLOCK_POOL, clusterID: ns, ...BLOCK_PARAMETERS },
+      ...common,
+    },
+    opts,
+  );
+  new k8s.storage.v1.StorageClass(
+    `${name}-shared-retain`,
+    {
+      metadata: { name: RETAINED_SHARED_STORAGE_CLASS, annotations: notDefault },
+      provisioner: `${ns}.cephfs.csi.ceph.com`,
+      parameters: { fsName: FILE_SYSTEM, pool: `${FILE_SYSTEM}-${SHARED_DATA_POOL}`, clusterID: ns, ...SHARED_PARAMETERS },
+      ...common,
+    },
+    opts,
+  );
 }
 
 export class Storage extends pulumi.ComponentResource {
@@ -173,17 +185,21 @@ export class Storage extends pulumi.ComponentResource {
     const k8sOpts = { provider: args.provider, parent: this };
 
     const ns = createNamespace("rookCeph", k8sOpts);
-    const operator = pinnedRelease(`${name}-rook-operator`, {
-      release: "rook-ceph",
-      chart: CHARTS.rookOperator,
-      mirror: args.chartMirror,
-      namespace: ns.metadata.name,
-      values: {
-        crds: { enabled: true },
-        // Ceph CSI through the Ceph CSI operator (Rook 1.20's way); it drives both storage classes.
-        csi: { installCsiOperator: true },
+    const operator = pinnedRelease(
+      `${name}-rook-operator`,
+      {
+        release: "rook-ceph",
+        chart: CHARTS.rookOperator,
+        mirror: args.chartMirror,
+        namespace: ns.metadata.name,
+        values: {
+          crds: { enabled: true },
+          // Ceph CSI through the Ceph CSI operator (Rook 1.20's way); it drives both storage classes.
+          csi: { installCsiOperator: true },
+        },
       },
-    }, k8sOpts);
+      k8sOpts,
+    );
 
     const values = pulumi.output(args.hosts).apply((list) => {
       const withDisks = list.filter((h) => h.disks.length > 0).length;
@@ -192,22 +208,28 @@ export class Storage extends pulumi.ComponentResource {
       }
       return cephClusterValues(list, args.replicas, args.monitors);
     });
-    const cluster = pinnedRelease(`${name}-ceph-cluster`, {
-      release: "rook-ceph-cluster",
-      chart: CHARTS.rookCluster,
-      mirror: args.chartMirror,
-      namespace: ns.metadata.name,
-      values,
-      // The chart only declares the CephCluster; OSDs come up afterwards, under the operator's watch.
-      timeout: 600,
-    }, { ...k8sOpts, dependsOn: [operator] });
+    const cluster = pinnedRelease(
+      `${name}-ceph-cluster`,
+      {
+        release: "rook-ceph-cluster",
+        chart: CHARTS.rookCluster,
+        mirror: args.chartMirror,
+        namespace: ns.metadata.name,
+        values,
+        // The chart only declares the CephCluster; OSDs come up afterwards, under the operator's watch.
+        timeout: 600,
+      },
+      { ...k8sOpts, dependsOn: [operator] },
+    );
     retainedStorageClasses(name, { ...k8sOpts, dependsOn: [cluster] });
 
     this.blockStorageClass = BLOCK_STORAGE_CLASS;
     this.sharedStorageClass = SHARED_STORAGE_CLASS;
     this.registerOutputs({
-      blockStorageClass: this.blockStorageClass, sharedStorageClass: this.sharedStorageClass,
-      retainedBlockStorageClass: this.retainedBlockStorageClass, retainedSharedStorageClass: this.retainedSharedStorageClass,
+      blockStorageClass: this.blockStorageClass,
+      sharedStorageClass: this.sharedStorageClass,
+      retainedBlockStorageClass: this.retainedBlockStorageClass,
+      retainedSharedStorageClass: this.retainedSharedStorageClass,
     });
   }
 }

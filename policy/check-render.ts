@@ -27,8 +27,10 @@ export function checkResources(resources: RenderedResource[]): string[] {
   return resources.flatMap((r) => {
     const inputs = r.inputs ?? {};
     return RULES.flatMap((rule) => {
-      const messages = rule.name === "secrets-marked-secret" ? secretsMarkedSecret(r.type, inputs, isSecret)
-        : rule.check(r.type, inputs, r.name === undefined ? undefined : { name: r.name, protect: r.options?.protect });
+      const messages =
+        rule.name === "secrets-marked-secret"
+          ? secretsMarkedSecret(r.type, inputs, isSecret)
+          : rule.check(r.type, inputs, r.name === undefined ? undefined : { name: r.name, protect: r.options?.protect });
       return messages.map((m) => `${r.urn} [${rule.name}] ${m}`);
     });
   });
@@ -51,7 +53,11 @@ if (require.main === module) {
     for (const dir of dirs) {
       const violations = checkRenderDir(dir);
       failed ||= violations.length > 0;
-      process.stdout.write(violations.length === 0 ? `${dir}: no policy violations\n` : `${dir}: ${violations.length} policy violations\n${violations.map((v) => `  ${v}\n`).join("")}`);
+      process.stdout.write(
+        violations.length === 0
+          ? `${dir}: no policy violations\n`
+          : `${dir}: ${violations.length} policy violations\n${violations.map((v) => `  ${v}\n`).join("")}`,
+      );
     }
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);

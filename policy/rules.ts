@@ -83,7 +83,9 @@ function helmValues(type: string, props: Record<string, any>): Array<[string, un
 /** No Service of type NodePort: it opens a port on every node, around the ingress and the firewall. */
 export const noNodePortServices: Rule = (type, props) => {
   if (type === SERVICE) {
-    return props.spec?.type === "NodePort" ? [`Service ${props.metadata?.name ?? ""} has type NodePort; use ClusterIP behind the ingress, or LoadBalancer`] : [];
+    return props.spec?.type === "NodePort"
+      ? [`Service ${props.metadata?.name ?? ""} has type NodePort; use ClusterIP behind the ingress, or LoadBalancer`]
+      : [];
   }
   return helmValues(type, props)
     .filter(([path, value]) => /(^|\.)type$/.test(path) && typeof value === "string" && value.toLowerCase() === "nodeport")
@@ -219,7 +221,8 @@ export function secretsMarkedSecret(type: string, props: Record<string, any>, is
       if (!isObject(props[field])) continue;
       for (const [key, value] of Object.entries<unknown>(props[field])) {
         if (isCredentialName(key)) problems.push(`ConfigMap key ${field}.${key} looks like a credential; put it in a Secret`);
-        else if (typeof value === "string" && PRIVATE_KEY_PEM.test(value)) problems.push(`ConfigMap key ${field}.${key} holds a private key; put it in a Secret`);
+        else if (typeof value === "string" && PRIVATE_KEY_PEM.test(value))
+          problems.push(`ConfigMap key ${field}.${key} holds a private key; put it in a Secret`);
       }
     }
   }
@@ -272,11 +275,31 @@ export interface RuleDefinition {
 
 /** The pack's rules, in the order they are reported. */
 export const RULES: RuleDefinition[] = [
-  { name: "no-nodeport-services", description: "No Service of type NodePort (Kubernetes Services and Helm values).", check: noNodePortServices },
-  { name: "container-resources", description: "Every container has CPU and memory requests and a memory limit.", check: containerResources },
+  {
+    name: "no-nodeport-services",
+    description: "No Service of type NodePort (Kubernetes Services and Helm values).",
+    check: noNodePortServices,
+  },
+  {
+    name: "container-resources",
+    description: "Every container has CPU and memory requests and a memory limit.",
+    check: containerResources,
+  },
   { name: "pinned-images", description: "Every image has a version tag (not latest) or a digest.", check: pinnedImages },
-  { name: "no-world-open-security-group-rules", description: "No security group rule open to 0.0.0.0/0 or ::/0 except TCP/UDP 80 and 443.", check: noWorldOpenSecurityGroupRules },
+  {
+    name: "no-world-open-security-group-rules",
+    description: "No security group rule open to 0.0.0.0/0 or ::/0 except TCP/UDP 80 and 443.",
+    check: noWorldOpenSecurityGroupRules,
+  },
   { name: "pinned-helm-releases", description: "Every Helm release is pinned to an exact chart version.", check: pinnedHelmReleases },
-  { name: "secrets-marked-secret", description: "Credentials live in Secrets (not ConfigMaps or literal env values).", check: (type, props) => secretsMarkedSecret(type, props) },
-  { name: "data-resources-protected", description: "Every resource that holds data (volumes, VMs, claims, the database cluster, data namespaces) is protected.", check: dataResourcesProtected },
+  {
+    name: "secrets-marked-secret",
+    description: "Credentials live in Secrets (not ConfigMaps or literal env values).",
+    check: (type, props) => secretsMarkedSecret(type, props),
+  },
+  {
+    name: "data-resources-protected",
+    description: "Every resource that holds data (volumes, VMs, claims, the database cluster, data namespaces) is protected.",
+    check: dataResourcesProtected,
+  },
 ];

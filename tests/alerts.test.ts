@@ -30,17 +30,25 @@ function run(cmd: string, args: string[], cwd?: string): { ok: boolean; output: 
 describe("rendered rule groups", () => {
   let dir: string;
   beforeAll(async () => {
-    const resources = await runMocked(() => new Monitoring("monitoring", {
-      clusterName: "dare-test", domain: "dare.example.org",
-      provider: new k8s.Provider("test", { kubeconfig: "{}" }),
-    }));
+    const resources = await runMocked(
+      () =>
+        new Monitoring("monitoring", {
+          clusterName: "dare-test",
+          domain: "dare.example.org",
+          provider: new k8s.Provider("test", { kubeconfig: "{}" }),
+        }),
+    );
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "alerts-render-"));
     writeFiles(dir, await renderFiles(resources, {}, []));
   });
 
   it("writes one rule file per rule group file", () => {
     const written = fs.readdirSync(path.join(dir, "monitoring/rules")).sort();
-    expect(written).toEqual(ruleFiles().map((f) => `${f.name}.yaml`).sort());
+    expect(written).toEqual(
+      ruleFiles()
+        .map((f) => `${f.name}.yaml`)
+        .sort(),
+    );
   });
 
   it.each(ruleFiles().map((f) => f.name))("promtool check rules accepts %s", (name) => {
@@ -57,13 +65,23 @@ describe("rendered rule groups", () => {
 });
 
 describe("alert rules", () => {
-  const rules = (ruleFiles().flatMap((f) => f.groups.flatMap((g) => g.rules.map((r) => ({ file: f.name, ...r })))) as Array<Record<string, any>>)
-    .filter((r) => r.alert !== undefined);
+  const rules = (
+    ruleFiles().flatMap((f) => f.groups.flatMap((g) => g.rules.map((r) => ({ file: f.name, ...r })))) as Array<Record<string, any>>
+  ).filter((r) => r.alert !== undefined);
 
   it("cover what the operators asked for", () => {
     const names = new Set(rules.map((r) => r.alert));
-    for (const name of ["DareServiceNoReadyReplicas", "DareServiceProbeFailed", "PodCrashLooping", "PersistentVolumeNearlyFull",
-      "NodeDiskPressure", "NodeMemoryPressure", "CephHealthNotOK", "CertificateExpiringSoon", "KeycloakDown"]) {
+    for (const name of [
+      "DareServiceNoReadyReplicas",
+      "DareServiceProbeFailed",
+      "PodCrashLooping",
+      "PersistentVolumeNearlyFull",
+      "NodeDiskPressure",
+      "NodeMemoryPressure",
+      "CephHealthNotOK",
+      "CertificateExpiringSoon",
+      "KeycloakDown",
+    ]) {
       expect(names).toContain(name);
     }
   });
@@ -84,7 +102,10 @@ describe("alert rules", () => {
 });
 
 describe("promtool unit tests of the DARE alerts", () => {
-  const files = fs.readdirSync(UNIT_TESTS).filter((f) => f.endsWith(".test.yaml")).sort();
+  const files = fs
+    .readdirSync(UNIT_TESTS)
+    .filter((f) => f.endsWith(".test.yaml"))
+    .sort();
 
   it("exist for the DARE services, Keycloak and the shared volumes", () => {
     expect(files).toEqual(expect.arrayContaining(["dare-services.test.yaml", "keycloak.test.yaml", "workloads.test.yaml"]));
@@ -112,9 +133,23 @@ describe("the production stack's render, with an SMTP login set as a secret", ()
   let dir: string;
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "alerts-production-"));
-    execFileSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only", path.join(__dirname, "..", "tools", "render.ts"),
-      "--stack", "production", "--out", dir, "--set", "alerting.user=alertmanager", "--set-secret", `alerting.smtpPassword=${password}`],
-    { cwd: path.join(__dirname, ".."), stdio: "pipe" });
+    execFileSync(
+      process.execPath,
+      [
+        require.resolve("ts-node/dist/bin.js"),
+        "--transpile-only",
+        path.join(__dirname, "..", "tools", "render.ts"),
+        "--stack",
+        "production",
+        "--out",
+        dir,
+        "--set",
+        "alerting.user=alertmanager",
+        "--set-secret",
+        `alerting.smtpPassword=${password}`,
+      ],
+      { cwd: path.join(__dirname, ".."), stdio: "pipe" },
+    );
   }, 120_000);
 
   it("writes an Alertmanager configuration amtool accepts, mailing the operators", () => {
@@ -132,9 +167,21 @@ describe("the production stack's render, with an SMTP login set as a secret", ()
     const routed = targets.filter((t) => seedRoute.test(t.service));
     expect(new Set(routed.map((t) => t.service))).toEqual(new Set(["dare-login", "d4p-registry", "sprov", "cwl"]));
     for (const t of routed) {
-      const receiver = run("amtool", ["config", "routes", "test", `--config.file=${file}`, "alertname=DareServiceProbeFailed",
-        `service=${t.service}`, `workload=${t.workload}`, `via=${t.via}`, "severity=critical"]);
-      expect({ target: `${t.workload}/${t.via}`, receiver: receiver.output.trim() }).toEqual({ target: `${t.workload}/${t.via}`, receiver: "dare-operators" });
+      const receiver = run("amtool", [
+        "config",
+        "routes",
+        "test",
+        `--config.file=${file}`,
+        "alertname=DareServiceProbeFailed",
+        `service=${t.service}`,
+        `workload=${t.workload}`,
+        `via=${t.via}`,
+        "severity=critical",
+      ]);
+      expect({ target: `${t.workload}/${t.via}`, receiver: receiver.output.trim() }).toEqual({
+        target: `${t.workload}/${t.via}`,
+        receiver: "dare-operators",
+      });
     }
   });
 
@@ -145,8 +192,8 @@ describe("the production stack's render, with an SMTP login set as a secret", ()
   });
 
   it("shows the SMTP password nowhere", () => {
-    const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true })
-      .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    const walk = (d: string): string[] =>
+      fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
     for (const f of walk(dir)) expect(fs.readFileSync(f, "utf8")).not.toContain(password);
   });
 });

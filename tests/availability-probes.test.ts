@@ -16,8 +16,15 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import {
-  AvailabilityProbes, AvailabilityProbesArgs, BLACKBOX_EXPORTER_IMAGE, PROBE_JOB, PROBER_ADDRESS, ProbeTarget,
-  REACHABLE_STATUS_CODES, renderBlackboxConfig, resolveTargets,
+  AvailabilityProbes,
+  AvailabilityProbesArgs,
+  BLACKBOX_EXPORTER_IMAGE,
+  PROBE_JOB,
+  PROBER_ADDRESS,
+  ProbeTarget,
+  REACHABLE_STATUS_CODES,
+  renderBlackboxConfig,
+  resolveTargets,
 } from "../components/availability-probes";
 import { Monitoring } from "../components/monitoring";
 import { checkRenderDir } from "../policy/check-render";
@@ -47,7 +54,13 @@ async function build(over: Build = {}): Promise<{ resources: RecordedResource[];
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const monitoring = new Monitoring("monitoring", { clusterName: "dare-test", domain: DOMAIN, provider });
     probes = new AvailabilityProbes("availability", {
-      provider, monitoring, image: BLACKBOX_EXPORTER_IMAGE, domain: DOMAIN, ingressServiceUrl: INGRESS, targets: TARGETS, ...over,
+      provider,
+      monitoring,
+      image: BLACKBOX_EXPORTER_IMAGE,
+      domain: DOMAIN,
+      ingressServiceUrl: INGRESS,
+      targets: TARGETS,
+      ...over,
     });
   });
   return { resources, probes: probes! };
@@ -59,7 +72,13 @@ function attempt(over: Build): Promise<unknown> {
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const monitoring = new pulumi.ComponentResource("test:index:Monitoring", "monitoring");
     new AvailabilityProbes("availability", {
-      provider, monitoring, image: BLACKBOX_EXPORTER_IMAGE, domain: DOMAIN, ingressServiceUrl: INGRESS, targets: TARGETS, ...over,
+      provider,
+      monitoring,
+      image: BLACKBOX_EXPORTER_IMAGE,
+      domain: DOMAIN,
+      ingressServiceUrl: INGRESS,
+      targets: TARGETS,
+      ...over,
     });
   });
 }
@@ -70,32 +89,72 @@ describe("AvailabilityProbes under the mock runtime", () => {
   let resources: RecordedResource[];
   let probes: AvailabilityProbes;
   const probeObjects = () => ofType(resources, PROBE_TYPE).map((r) => unsecret(r.inputs));
-  const deployment = () => unsecret(ofType(resources, "kubernetes:apps/v1:Deployment").find((r) => r.name === "availability-deployment")!.inputs);
+  const deployment = () =>
+    unsecret(ofType(resources, "kubernetes:apps/v1:Deployment").find((r) => r.name === "availability-deployment")!.inputs);
   beforeAll(async () => {
     ({ resources, probes } = await build());
   });
 
   it("declares one Probe per target, asking the exporter's Service with the target's module and labels", () => {
     const byName = new Map(probeObjects().map((p) => [p.metadata.name, p]));
-    expect([...byName.keys()].sort()).toEqual(["dare-d4p-registry-cluster", "dare-d4p-registry-ingress", "dare-sprov-cluster", "dare-sprov-ingress", "dare-workflow-registry-cluster"]);
-    expect(probes.probeNames).toEqual(["dare-sprov-cluster", "dare-sprov-ingress", "dare-d4p-registry-cluster", "dare-d4p-registry-ingress", "dare-workflow-registry-cluster"]);
+    expect([...byName.keys()].sort()).toEqual([
+      "dare-d4p-registry-cluster",
+      "dare-d4p-registry-ingress",
+      "dare-sprov-cluster",
+      "dare-sprov-ingress",
+      "dare-workflow-registry-cluster",
+    ]);
+    expect(probes.probeNames).toEqual([
+      "dare-sprov-cluster",
+      "dare-sprov-ingress",
+      "dare-d4p-registry-cluster",
+      "dare-d4p-registry-ingress",
+      "dare-workflow-registry-cluster",
+    ]);
     for (const p of byName.values()) {
       expect(p.metadata.namespace).toBe("monitoring");
-      expect(p.spec).toMatchObject({ jobName: PROBE_JOB, interval: "30s", prober: { url: "blackbox-exporter.monitoring.svc:9115", scheme: "http", path: "/probe" } });
+      expect(p.spec).toMatchObject({
+        jobName: PROBE_JOB,
+        interval: "30s",
+        prober: { url: "blackbox-exporter.monitoring.svc:9115", scheme: "http", path: "/probe" },
+      });
       expect(p.spec.targets.staticConfig.static).toHaveLength(1);
     }
     expect(byName.get("dare-sprov-cluster").spec).toMatchObject({
       module: "http_2xx",
-      targets: { staticConfig: { static: ["http://sprov.dare.svc:8082/"], labels: { service: "sprov", workload: "sprov", via: "cluster", module: "http_2xx", namespace: "dare", url: "http://sprov.dare.svc:8082/" } } },
+      targets: {
+        staticConfig: {
+          static: ["http://sprov.dare.svc:8082/"],
+          labels: {
+            service: "sprov",
+            workload: "sprov",
+            via: "cluster",
+            module: "http_2xx",
+            namespace: "dare",
+            url: "http://sprov.dare.svc:8082/",
+          },
+        },
+      },
     });
     // Through the ingress controller's Service; the public URL is a label for people.
     expect(byName.get("dare-sprov-ingress").spec).toMatchObject({
       module: "ingress_http_2xx",
-      targets: { staticConfig: { static: ["https://traefik.traefik.svc/prov/"], labels: { service: "sprov", workload: "sprov", via: "ingress", namespace: "dare", url: "https://dare.example.org/prov/" } } },
+      targets: {
+        staticConfig: {
+          static: ["https://traefik.traefik.svc/prov/"],
+          labels: { service: "sprov", workload: "sprov", via: "ingress", namespace: "dare", url: "https://dare.example.org/prov/" },
+        },
+      },
     });
-    expect(byName.get("dare-d4p-registry-cluster").spec).toMatchObject({ module: "tcp_connect", targets: { staticConfig: { static: ["d4p-registry.dare.svc:8000"] } } });
+    expect(byName.get("dare-d4p-registry-cluster").spec).toMatchObject({
+      module: "tcp_connect",
+      targets: { staticConfig: { static: ["d4p-registry.dare.svc:8000"] } },
+    });
     expect(byName.get("dare-d4p-registry-ingress").spec.module).toBe("ingress_http_reachable");
-    expect(byName.get("dare-workflow-registry-cluster").spec.targets.staticConfig.labels).toMatchObject({ service: "cwl", workload: "workflow-registry" });
+    expect(byName.get("dare-workflow-registry-cluster").spec.targets.staticConfig.labels).toMatchObject({
+      service: "cwl",
+      workload: "workflow-registry",
+    });
   });
 
   it("makes every Probe wait for the Monitoring component (its CRD) and the exporter", () => {
@@ -103,16 +162,20 @@ describe("AvailabilityProbes under the mock runtime", () => {
     for (const r of ofType(resources, PROBE_TYPE)) {
       // Pulumi records a dependency on a component as its children: the release that installs the CRDs among them.
       expect(r.dependencies).toContain(stack.urn);
-      expect(r.dependencies).toEqual(expect.arrayContaining([
-        resources.find((x) => x.name === "availability-deployment")!.urn,
-        resources.find((x) => x.name === "availability-service")!.urn,
-      ]));
+      expect(r.dependencies).toEqual(
+        expect.arrayContaining([
+          resources.find((x) => x.name === "availability-deployment")!.urn,
+          resources.find((x) => x.name === "availability-service")!.urn,
+        ]),
+      );
       expect(r.parent).toBe(resources.find((x) => x.type === "dare:monitoring:AvailabilityProbes")!.urn);
     }
   });
 
   it("is selected by kube-prometheus-stack's Prometheus: Probes of every namespace, whatever their labels", () => {
-    const stack = unsecret(resources.find((r) => r.type === "kubernetes:helm.sh/v3:Release" && (r.inputs as any).chart === "kube-prometheus-stack")!.inputs);
+    const stack = unsecret(
+      resources.find((r) => r.type === "kubernetes:helm.sh/v3:Release" && (r.inputs as any).chart === "kube-prometheus-stack")!.inputs,
+    );
     const spec = stack.values.prometheus.prometheusSpec;
     expect(spec.probeSelectorNilUsesHelmValues).toBe(false);
     // Neither narrowed here: the chart's defaults ({}) select every Probe in every namespace.
@@ -122,7 +185,12 @@ describe("AvailabilityProbes under the mock runtime", () => {
 
   it("runs the exporter restricted: non-root, read-only root file system, no capabilities, RuntimeDefault seccomp", () => {
     const pod = deployment().spec.template.spec;
-    expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65534, runAsGroup: 65534, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65534,
+      runAsGroup: 65534,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.containers).toHaveLength(1);
     const [c] = pod.containers;
@@ -144,8 +212,12 @@ describe("AvailabilityProbes under the mock runtime", () => {
     const configMap = unsecret(ofType(resources, "kubernetes:core/v1:ConfigMap").find((r) => r.name === "availability-config")!.inputs);
     expect(configMap.data["blackbox.yml"]).toBe(renderBlackboxConfig(DOMAIN));
     const other = await build({ domain: "other.example.org" });
-    const otherDeployment = unsecret(ofType(other.resources, "kubernetes:apps/v1:Deployment").find((r) => r.name === "availability-deployment")!.inputs);
-    expect(otherDeployment.spec.template.metadata.annotations["checksum/config"]).not.toBe(deployment().spec.template.metadata.annotations["checksum/config"]);
+    const otherDeployment = unsecret(
+      ofType(other.resources, "kubernetes:apps/v1:Deployment").find((r) => r.name === "availability-deployment")!.inputs,
+    );
+    expect(otherDeployment.spec.template.metadata.annotations["checksum/config"]).not.toBe(
+      deployment().spec.template.metadata.annotations["checksum/config"],
+    );
   });
 
   it("renders objects that pass validation and the policy pack", async () => {
@@ -164,30 +236,75 @@ describe("AvailabilityProbes under the mock runtime", () => {
 describe("AvailabilityProbes arguments", () => {
   const sprov = TARGETS[0];
   it.each<[string, Build, RegExp]>([
-    ["an unknown module", { targets: [{ ...sprov, module: "http_200" as any }] }, /targets\[0\] \(sprov via cluster\): unknown module "http_200": one of http_2xx, http_reachable, tcp_connect/],
-    ["an ingress target that is not a path", { targets: [{ ...sprov, via: "ingress", target: "prov/" }] }, /targets\[0\] \(sprov via ingress\): an ingress target is a path on the public host starting with "\/"/],
-    ["an ingress target that is a URL", { targets: [{ ...sprov, via: "ingress", target: "https://dare.example.org/prov/" }] }, /an ingress target is a path on the public host starting with "\/"/],
-    ["the same workload twice via the same path", { targets: [sprov, { ...sprov, target: "http://sprov.dare.svc:8082/other" }] }, /targets\[1\] \(sprov via cluster\): duplicate: sprov is already probed via cluster/],
-    ["tcp_connect through the ingress", { targets: [{ ...sprov, via: "ingress", target: "/prov/", module: "tcp_connect" }] }, /tcp_connect through the ingress .* use http_reachable/],
-    ["a short Service name (not resolvable from the monitoring namespace)", { targets: [{ ...sprov, target: "http://sprov:8082/" }] }, /http:\/\/<service>\.<namespace>\.svc\[:port\]\/path/],
-    ["a tcp_connect target without port", { targets: [{ ...sprov, module: "tcp_connect", target: "sprov.dare.svc" }] }, /<service>\.<namespace>\.svc:<port>/],
+    [
+      "an unknown module",
+      { targets: [{ ...sprov, module: "http_200" as any }] },
+      /targets\[0\] \(sprov via cluster\): unknown module "http_200": one of http_2xx, http_reachable, tcp_connect/,
+    ],
+    [
+      "an ingress target that is not a path",
+      { targets: [{ ...sprov, via: "ingress", target: "prov/" }] },
+      /targets\[0\] \(sprov via ingress\): an ingress target is a path on the public host starting with "\/"/,
+    ],
+    [
+      "an ingress target that is a URL",
+      { targets: [{ ...sprov, via: "ingress", target: "https://dare.example.org/prov/" }] },
+      /an ingress target is a path on the public host starting with "\/"/,
+    ],
+    [
+      "the same workload twice via the same path",
+      { targets: [sprov, { ...sprov, target: "http://sprov.dare.svc:8082/other" }] },
+      /targets\[1\] \(sprov via cluster\): duplicate: sprov is already probed via cluster/,
+    ],
+    [
+      "tcp_connect through the ingress",
+      { targets: [{ ...sprov, via: "ingress", target: "/prov/", module: "tcp_connect" }] },
+      /tcp_connect through the ingress .* use http_reachable/,
+    ],
+    [
+      "a short Service name (not resolvable from the monitoring namespace)",
+      { targets: [{ ...sprov, target: "http://sprov:8082/" }] },
+      /http:\/\/<service>\.<namespace>\.svc\[:port\]\/path/,
+    ],
+    [
+      "a tcp_connect target without port",
+      { targets: [{ ...sprov, module: "tcp_connect", target: "sprov.dare.svc" }] },
+      /<service>\.<namespace>\.svc:<port>/,
+    ],
     ["an http target for tcp_connect", { targets: [{ ...sprov, module: "tcp_connect" }] }, /<service>\.<namespace>\.svc:<port>/],
     ["a service that is no lower-case label", { targets: [{ ...sprov, service: "S Prov" }] }, /service must be a lower-case label/],
     ["no target", { targets: [] }, /targets must list at least one target/],
     ["an ingress URL over plain HTTP", { ingressServiceUrl: "http://traefik.traefik.svc" }, /ingressServiceUrl must be an https:\/\/ URL/],
-    ["an ingress URL with a path", { ingressServiceUrl: "https://traefik.traefik.svc/prov" }, /ingressServiceUrl must be an https:\/\/ URL/],
+    [
+      "an ingress URL with a path",
+      { ingressServiceUrl: "https://traefik.traefik.svc/prov" },
+      /ingressServiceUrl must be an https:\/\/ URL/,
+    ],
     ["a domain that is no DNS name", { domain: "https://dare.example.org" }, /domain must be a DNS name/],
     ["an interval below the scrape timeout", { interval: "5s" }, /interval must be a Prometheus duration from 10s to 2m/],
     ["an interval that is no duration", { interval: "30" }, /interval must be a Prometheus duration/],
-    ["an image without tag", { image: "quay.io/prometheus/blackbox-exporter" }, /image must name a registry path with an explicit tag or digest/],
+    [
+      "an image without tag",
+      { image: "quay.io/prometheus/blackbox-exporter" },
+      /image must name a registry path with an explicit tag or digest/,
+    ],
     ["an image on latest", { image: "prom/blackbox-exporter:latest" }, /image must name .* not latest/],
   ])("refuses %s", (_what, over, message) => {
     // Thrown by the constructor itself, before any child is declared.
     const provider = new k8s.Provider("reject", { kubeconfig: "{}" });
     const monitoring = new pulumi.ComponentResource("test:index:Monitoring", "reject-monitoring");
-    expect(() => new AvailabilityProbes("bad", {
-      provider, monitoring, image: BLACKBOX_EXPORTER_IMAGE, domain: DOMAIN, ingressServiceUrl: INGRESS, targets: TARGETS, ...over,
-    })).toThrow(message);
+    expect(
+      () =>
+        new AvailabilityProbes("bad", {
+          provider,
+          monitoring,
+          image: BLACKBOX_EXPORTER_IMAGE,
+          domain: DOMAIN,
+          ingressServiceUrl: INGRESS,
+          targets: TARGETS,
+          ...over,
+        }),
+    ).toThrow(message);
   });
 
   it("labels an ingress probe with its workload's namespace only when the workload's Service is probed too", () => {
@@ -197,14 +314,25 @@ describe("AvailabilityProbes arguments", () => {
   });
 
   it("lists every problem at once", () => {
-    expect(() => resolveTargets({ domain: DOMAIN, ingressServiceUrl: INGRESS, targets: [{ ...sprov, module: "x" as any }, { ...sprov, via: "ingress", target: "prov" }] }))
-      .toThrow(/unknown module "x"[\s\S]*starting with "\/"/);
+    expect(() =>
+      resolveTargets({
+        domain: DOMAIN,
+        ingressServiceUrl: INGRESS,
+        targets: [
+          { ...sprov, module: "x" as any },
+          { ...sprov, via: "ingress", target: "prov" },
+        ],
+      }),
+    ).toThrow(/unknown module "x"[\s\S]*starting with "\/"/);
   });
 
-  it.each(["prom/blackbox-exporter:v0.28.0", `quay.io/prometheus/blackbox-exporter@sha256:${"a".repeat(64)}`, "harbor.example.org:8443/mirror/blackbox-exporter:v0.28.0"])(
-    "accepts the image %s (pinned by tag or digest)", async (image) => {
-      await expect(attempt({ image })).resolves.toBeDefined();
-    });
+  it.each([
+    "prom/blackbox-exporter:v0.28.0",
+    `quay.io/prometheus/blackbox-exporter@sha256:${"a".repeat(64)}`,
+    "harbor.example.org:8443/mirror/blackbox-exporter:v0.28.0",
+  ])("accepts the image %s (pinned by tag or digest)", async (image) => {
+    await expect(attempt({ image })).resolves.toBeDefined();
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -217,7 +345,9 @@ function exporterBinary(): string {
     try {
       execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "pipe" });
       return name;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   throw new Error("no blackbox exporter on PATH: apt-get install prometheus-blackbox-exporter (.ci/run does)");
 }
@@ -264,7 +394,10 @@ describe("the rendered blackbox.yml in the real exporter", () => {
   beforeAll(async () => {
     // Plain HTTP services, as a Service in the cluster would answer.
     const answer = (status: number, body = "", headers: Record<string, string> = {}) =>
-      http.createServer((_req, res) => { res.writeHead(status, { "content-type": "text/plain", ...headers }); res.end(body); });
+      http.createServer((_req, res) => {
+        res.writeHead(status, { "content-type": "text/plain", ...headers });
+        res.end(body);
+      });
     for (const [name, server] of Object.entries({
       ok: answer(200, "This is the s-prov service"),
       unauthorised: answer(401, '{"detail":"Authentication credentials were not provided."}'),
@@ -281,37 +414,70 @@ describe("the rendered blackbox.yml in the real exporter", () => {
 
     // The ingress controller: HTTPS with a certificate for the platform's name; like Traefik it routes on
     // the Host header and refuses a request whose TLS server name is another host (421).
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", path.join(dir, "tls.key"), "-out", path.join(dir, "tls.crt"),
-      "-days", "1", "-subj", `/CN=${DOMAIN}`, "-addext", `subjectAltName=DNS:${DOMAIN}`], { stdio: "pipe" });
-    const ingress = https.createServer({ key: fs.readFileSync(path.join(dir, "tls.key")), cert: fs.readFileSync(path.join(dir, "tls.crt")) }, (req, res) => {
-      const servername = (req.socket as import("tls").TLSSocket & { servername?: string | false }).servername;
-      seen.push({ host: req.headers.host, servername });
-      const reply = (status: number, body: string) => { res.writeHead(status, { "content-type": "text/plain" }); res.end(body); };
-      if (req.headers.host !== DOMAIN) return reply(404, TRAEFIK_404);
-      if (servername !== DOMAIN) return reply(421, "Misdirected Request");
-      const routes: Record<string, [number, string]> = {
-        "/prov/": [200, "This is the s-prov service"],
-        "/d4p-registry/": [401, '{"detail":"Authentication credentials were not provided."}'],
-        "/down/": [503, "Service Unavailable"],
-        "/gateway/": [502, "Bad Gateway"],
-        "/app-404/": [404, "<h1>Not Found</h1>"],
-      };
-      const [status, body] = routes[req.url ?? ""] ?? [404, TRAEFIK_404];
-      reply(status, body);
-    });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        path.join(dir, "tls.key"),
+        "-out",
+        path.join(dir, "tls.crt"),
+        "-days",
+        "1",
+        "-subj",
+        `/CN=${DOMAIN}`,
+        "-addext",
+        `subjectAltName=DNS:${DOMAIN}`,
+      ],
+      { stdio: "pipe" },
+    );
+    const ingress = https.createServer(
+      { key: fs.readFileSync(path.join(dir, "tls.key")), cert: fs.readFileSync(path.join(dir, "tls.crt")) },
+      (req, res) => {
+        const servername = (req.socket as import("tls").TLSSocket & { servername?: string | false }).servername;
+        seen.push({ host: req.headers.host, servername });
+        const reply = (status: number, body: string) => {
+          res.writeHead(status, { "content-type": "text/plain" });
+          res.end(body);
+        };
+        if (req.headers.host !== DOMAIN) return reply(404, TRAEFIK_404);
+        if (servername !== DOMAIN) return reply(421, "Misdirected Request");
+        const routes: Record<string, [number, string]> = {
+          "/prov/": [200, "This is the s-prov service"],
+          "/d4p-registry/": [401, '{"detail":"Authentication credentials were not provided."}'],
+          "/down/": [503, "Service Unavailable"],
+          "/gateway/": [502, "Bad Gateway"],
+          "/app-404/": [404, "<h1>Not Found</h1>"],
+        };
+        const [status, body] = routes[req.url ?? ""] ?? [404, TRAEFIK_404];
+        reply(status, body);
+      },
+    );
     servers.push(ingress);
     port.ingress = await listen(ingress);
 
     const listenPort = await freePort();
     exporterUrl = `http://127.0.0.1:${listenPort}`;
-    exporter = spawn(bin, [`--config.file=${configFile(DOMAIN)}`, `--web.listen-address=127.0.0.1:${listenPort}`], { stdio: ["ignore", "pipe", "pipe"] });
-    exporter.stdout!.on("data", (b: Buffer) => { exporterLog += b.toString(); });
-    exporter.stderr!.on("data", (b: Buffer) => { exporterLog += b.toString(); });
+    exporter = spawn(bin, [`--config.file=${configFile(DOMAIN)}`, `--web.listen-address=127.0.0.1:${listenPort}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    exporter.stdout!.on("data", (b: Buffer) => {
+      exporterLog += b.toString();
+    });
+    exporter.stderr!.on("data", (b: Buffer) => {
+      exporterLog += b.toString();
+    });
     // Ready when /-/healthy answers: the path the Deployment's probes use.
     for (let i = 0; ; i++) {
       try {
         if ((await fetch(`${exporterUrl}/-/healthy`)).ok) break;
-      } catch { /* not yet */ }
+      } catch {
+        /* not yet */
+      }
       if (i > 100 || exporter.exitCode !== null) throw new Error(`the exporter did not start:\n${exporterLog}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -332,13 +498,18 @@ describe("the rendered blackbox.yml in the real exporter", () => {
     const res = await fetch(`${exporterUrl}/probe?${new URLSearchParams({ module, target })}`);
     const text = await res.text();
     const m = /^probe_success (\d+)$/m.exec(text);
-    if (res.status !== 200 || !m) throw new Error(`no probe_success for ${module} ${target} (HTTP ${res.status}):\n${text}\n${exporterLog}`);
+    if (res.status !== 200 || !m)
+      throw new Error(`no probe_success for ${module} ${target} (HTTP ${res.status}):\n${text}\n${exporterLog}`);
     return Number(m[1]);
   }
 
   /** The exporter's module and target of a ProbeTarget, as the component resolves them. */
   const resolved = (t: Omit<ProbeTarget, "service" | "workload">) => {
-    const [r] = resolveTargets({ domain: DOMAIN, ingressServiceUrl: `https://127.0.0.1:${port.ingress}`, targets: [{ service: "sprov", workload: "sprov", ...t }] });
+    const [r] = resolveTargets({
+      domain: DOMAIN,
+      ingressServiceUrl: `https://127.0.0.1:${port.ingress}`,
+      targets: [{ service: "sprov", workload: "sprov", ...t }],
+    });
     return { module: r.via === "ingress" ? `ingress_${r.module}` : r.module, target: r.proberTarget };
   };
 
@@ -405,14 +576,20 @@ describe("the rendered blackbox.yml in the real exporter", () => {
 
   it("ingress probes fail without the platform's name (another domain's configuration) and over plain HTTP", async () => {
     const other = await freePort();
-    const second = spawn(bin, [`--config.file=${configFile("other.example.org")}`, `--web.listen-address=127.0.0.1:${other}`], { stdio: "ignore" });
+    const second = spawn(bin, [`--config.file=${configFile("other.example.org")}`, `--web.listen-address=127.0.0.1:${other}`], {
+      stdio: "ignore",
+    });
     try {
       let text = "";
       for (let i = 0; i < 100 && !text; i++) {
         try {
-          const res = await fetch(`http://127.0.0.1:${other}/probe?${new URLSearchParams({ module: "ingress_http_reachable", target: `https://127.0.0.1:${port.ingress}/prov/` })}`);
+          const res = await fetch(
+            `http://127.0.0.1:${other}/probe?${new URLSearchParams({ module: "ingress_http_reachable", target: `https://127.0.0.1:${port.ingress}/prov/` })}`,
+          );
           text = await res.text();
-        } catch { await new Promise((r) => setTimeout(r, 100)); }
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
       expect(text).toMatch(/^probe_success 0$/m);
       expect(seen[seen.length - 1]).toEqual({ host: "other.example.org", servername: "other.example.org" });

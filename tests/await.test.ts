@@ -9,7 +9,10 @@ const declare = () => {
   new k8s.helm.v3.Release("chart", { chart: "traefik", version: "1.0.0", namespace: "networking", values: {} });
   new k8s.apps.v1.Deployment("app", {
     metadata: { name: "app", namespace: "dare", annotations: { keep: "me" } },
-    spec: { selector: { matchLabels: { app: "a" } }, template: { metadata: { labels: { app: "a" } }, spec: { containers: [{ name: "a", image: "a:1" }] } } },
+    spec: {
+      selector: { matchLabels: { app: "a" } },
+      template: { metadata: { labels: { app: "a" } }, spec: { containers: [{ name: "a", image: "a:1" }] } },
+    },
   });
   new k8s.core.v1.Service("svc", { metadata: { name: "svc" }, spec: { ports: [{ port: 80 }] } });
   new k8s.apiextensions.v1.CustomResourceDefinition("crd", {
@@ -43,14 +46,15 @@ describe("dare:skipAwait", () => {
   });
 
   it("is read as a boolean, off by default; anything else is refused with an example", () => {
-    const load = (skipAwait?: unknown) => loadConfig({
-      stack: "test",
-      get: (key) => {
-        const values: Record<string, unknown> = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG, skipAwait };
-        const v = values[key];
-        return v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
-      },
-    });
+    const load = (skipAwait?: unknown) =>
+      loadConfig({
+        stack: "test",
+        get: (key) => {
+          const values: Record<string, unknown> = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG, skipAwait };
+          const v = values[key];
+          return v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
+        },
+      });
     expect(load().skipAwait).toBe(false);
     expect(load(true).skipAwait).toBe(true);
     try {
@@ -58,7 +62,9 @@ describe("dare:skipAwait", () => {
       throw new Error("expected a refusal");
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
-      expect((e as ConfigError).problems).toContainEqual(expect.objectContaining({ key: "skipAwait", why: "must be true or false", example: "true" }));
+      expect((e as ConfigError).problems).toContainEqual(
+        expect.objectContaining({ key: "skipAwait", why: "must be true or false", example: "true" }),
+      );
     }
   });
 });

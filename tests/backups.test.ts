@@ -33,7 +33,11 @@ function runScript(container: any, dirs: Record<string, string>, stubs: Record<s
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), "dare-stubs-"));
   for (const [name, body] of Object.entries(stubs)) fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
   // stdin not a socket: bash would otherwise take itself for an rsh session and read ~/.bashrc.
-  return spawnSync(container.command[0], ["-c", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { PATH: `${bin}:/usr/bin:/bin`, ...env } });
+  return spawnSync(container.command[0], ["-c", script], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: `${bin}:/usr/bin:/bin`, ...env },
+  });
 }
 
 describe("etcd snapshots", () => {
@@ -46,8 +50,15 @@ describe("etcd snapshots", () => {
     expect(pod.hostNetwork).toBe(true);
     const [snapshot] = pod.initContainers;
     expect(snapshot.command.slice(0, 1)).toEqual(["etcdctl"]);
-    expect(snapshot.command).toEqual(expect.arrayContaining(["snapshot", "save",
-      "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "--cacert=/etc/kubernetes/pki/etcd/ca.crt"]));
+    expect(snapshot.command).toEqual(
+      expect.arrayContaining([
+        "snapshot",
+        "save",
+        "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+        "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+        "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+      ]),
+    );
     const pki = pod.volumes.find((v: any) => v.hostPath?.path === "/etc/kubernetes/pki/etcd");
     expect(snapshot.volumeMounts.find((m: any) => m.name === pki.name).readOnly).toBe(true);
     expect(pod.volumes.find((v: any) => v.name === "backup").hostPath.path).toBe("/var/backups/dare/etcd");
@@ -80,7 +91,9 @@ describe("etcd snapshots", () => {
 
 describe("database dumps", () => {
   it("dump MySQL, MongoDB and PostgreSQL on the schedule, to the control planes' backup directory, with credentials from a Secret where the database has them", () => {
-    const names = cronJobs().map((c) => c.metadata.name).sort();
+    const names = cronJobs()
+      .map((c) => c.metadata.name)
+      .sort();
     expect(names).toEqual(["etcd-snapshot", "mongodb-dump", "mysql-dump", "postgresql-dump"]);
     for (const engine of ["mysql", "mongodb", "postgresql"]) {
       const job = cronJobs().find((c) => c.metadata.name === `${engine}-dump`);
@@ -100,7 +113,7 @@ describe("database dumps", () => {
   it("keep a complete dump under its final name, the newest N, and leave no file when the dump fails", () => {
     const backup = fs.mkdtempSync(path.join(os.tmpdir(), "dare-mysql-"));
     const dump = podOf("mysql-dump").containers[0];
-    const ok = { mysqldump: "echo \"-- dump of $DB_HOST:$DB_PORT as $DB_USER ($MYSQL_PWD)\"" };
+    const ok = { mysqldump: 'echo "-- dump of $DB_HOST:$DB_PORT as $DB_USER ($MYSQL_PWD)"' };
     const env = { DB_HOST: "d4p-registry-db.dare.svc", DB_PORT: "3306", DB_USER: "root", MYSQL_PWD: "pw" };
     for (let i = 0; i < 3; i++) {
       const r = runScript(dump, { "/backup": backup }, ok, env);
@@ -116,19 +129,28 @@ describe("database dumps", () => {
     // A failed dump (pipefail) never takes a final name, nor pushes a good dump out.
     const failing = runScript(dump, { "/backup": backup }, { mysqldump: "echo partial; exit 2" }, env);
     expect(failing.status).not.toBe(0);
-    expect(fs.readdirSync(backup).filter((f) => !f.endsWith(".part")).sort()).toEqual(files.sort());
+    expect(
+      fs
+        .readdirSync(backup)
+        .filter((f) => !f.endsWith(".part"))
+        .sort(),
+    ).toEqual(files.sort());
   });
 
   it("pass shellcheck, as the shell each container runs them with", () => {
     const scripts = cronJobs().flatMap((c) => {
       const pod = c.spec.jobTemplate.spec.template.spec;
-      return [...(pod.initContainers ?? []), ...pod.containers].filter((x: any) => x.command?.[1] === "-c")
+      return [...(pod.initContainers ?? []), ...pod.containers]
+        .filter((x: any) => x.command?.[1] === "-c")
         .map((x: any) => ({ name: `${c.metadata.name}/${x.name}`, shell: x.command[0], text: x.command[2] }));
     });
     expect(scripts.length).toBe(4);
     for (const s of scripts) {
       // Warnings and errors; the info note on `ls -t` does not apply to names these scripts chose.
-      const r = spawnSync("shellcheck", ["-S", "warning", "-s", s.shell === "bash" ? "bash" : "sh", "-"], { input: s.text, encoding: "utf8" });
+      const r = spawnSync("shellcheck", ["-S", "warning", "-s", s.shell === "bash" ? "bash" : "sh", "-"], {
+        input: s.text,
+        encoding: "utf8",
+      });
       expect({ name: s.name, out: r.stdout }).toEqual({ name: s.name, out: "" });
     }
   });
@@ -140,7 +162,14 @@ describe("borg host backups", () => {
     expect(without.status).toBe(0);
     expect([...readTree(without.dir).keys()].filter((f) => f.includes("borg"))).toEqual([]);
 
-    const withBorg = render("testbed", ["--set", "backup=borg@backup.example.org:/srv/borg/dare", "--set", "backupOptOut=", "--set-secret", "backupPassphrase=a passphrase long enough"]);
+    const withBorg = render("testbed", [
+      "--set",
+      "backup=borg@backup.example.org:/srv/borg/dare",
+      "--set",
+      "backupOptOut=",
+      "--set-secret",
+      "backupPassphrase=a passphrase long enough",
+    ]);
     expect(withBorg.stderr).not.toMatch(/render failed|Invalid/);
     expect(withBorg.status).toBe(0);
     const files = readTree(withBorg.dir);
@@ -155,15 +184,29 @@ describe("borg host backups", () => {
       expect(env).toContain(`DARE_HOST='${step.split("/")[1]}'`);
       expect(env).toMatch(/^BORG_REPO_BASE='borg@backup\.example\.org:\/srv\/borg\/dare'$/m);
       expect(env).toMatch(/OnCalendar=\*-\*-\* 03:00:00/);
-      for (const excluded of ["/tmp", "/root", "/boot", "/proc", "/sys", "/dev", "/run", "/var/lib/containerd", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins"]) {
+      for (const excluded of [
+        "/tmp",
+        "/root",
+        "/boot",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/var/lib/containerd",
+        "/var/lib/kubelet/pods",
+        "/var/lib/kubelet/plugins",
+      ]) {
         expect(env.split("\n")).toContain(excluded === "/tmp" ? "BORG_EXCLUDES='/tmp" : excluded);
       }
       // The snapshots and dumps are inside what is saved.
       expect(env).not.toMatch(/^\/var\/backups/m);
     }
-    for (const [file, content] of files) expect({ file, leak: content.includes("a passphrase long enough") }).toEqual({ file, leak: false });
+    for (const [file, content] of files)
+      expect({ file, leak: content.includes("a passphrase long enough") }).toEqual({ file, leak: false });
     // One key per host (a resource named after it), each confined on the server to that host's repository.
-    const keys = JSON.parse(files.get("resources.json")!).filter((r: any) => r.type === "tls:index/privateKey:PrivateKey" && r.name.includes("borg"));
+    const keys = JSON.parse(files.get("resources.json")!).filter(
+      (r: any) => r.type === "tls:index/privateKey:PrivateKey" && r.name.includes("borg"),
+    );
     expect(keys.map((k: any) => k.name).sort()).toEqual(hosts.map((h: string) => `backups-borg-ssh-${h}`).sort());
     for (const step of steps) {
       const host = step.split("/")[1];
@@ -172,16 +215,21 @@ describe("borg host backups", () => {
       expect(command.dependencies.filter((d: string) => d.includes("privateKey:PrivateKey::backups-borg-ssh"))).toHaveLength(1);
     }
     const lines: string[] = JSON.parse(files.get("outputs.json")!).borgAuthorizedKeys.split("\n");
-    expect(lines.map((l) => /^command="borg serve --restrict-to-path \/srv\/borg\/dare\/([^"]+)",restrict ssh-ed25519 \S+ dare-borg@(\S+)$/.exec(l)?.slice(1)))
-      .toEqual(hosts.map((h: string) => [h, h]));
+    expect(
+      lines.map((l) =>
+        /^command="borg serve --restrict-to-path \/srv\/borg\/dare\/([^"]+)",restrict ssh-ed25519 \S+ dare-borg@(\S+)$/.exec(l)?.slice(1),
+      ),
+    ).toEqual(hosts.map((h: string) => [h, h]));
     expect(new Set(lines.map((l) => l.split(" ")[5])).size).toBe(hosts.length);
   });
 
   it("authorise a host's key for its own repository only, and refuse a path the server's shell would read otherwise", () => {
-    expect(borgAuthorizedKey("borg@b.example.org:/srv/borg/dare/", "cp-0", "ssh-ed25519 AAAAkey\n"))
-      .toBe('command="borg serve --restrict-to-path /srv/borg/dare/cp-0",restrict ssh-ed25519 AAAAkey dare-borg@cp-0');
-    expect(borgAuthorizedKey("borg@b.example.org:~/dare", "w-1", "ssh-ed25519 AAAAkey"))
-      .toBe('command="borg serve --restrict-to-path ~/dare/w-1",restrict ssh-ed25519 AAAAkey dare-borg@w-1');
+    expect(borgAuthorizedKey("borg@b.example.org:/srv/borg/dare/", "cp-0", "ssh-ed25519 AAAAkey\n")).toBe(
+      'command="borg serve --restrict-to-path /srv/borg/dare/cp-0",restrict ssh-ed25519 AAAAkey dare-borg@cp-0',
+    );
+    expect(borgAuthorizedKey("borg@b.example.org:~/dare", "w-1", "ssh-ed25519 AAAAkey")).toBe(
+      'command="borg serve --restrict-to-path ~/dare/w-1",restrict ssh-ed25519 AAAAkey dare-borg@w-1',
+    );
     for (const bad of ['/srv/"x', "/srv/a;rm", "/srv/$(id)", "/srv/a,b"]) {
       expect(() => borgAuthorizedKey(`borg@b.example.org:${bad}`, "cp-0", "ssh-ed25519 AAAAkey")).toThrow(/unquoted/);
     }
@@ -199,21 +247,33 @@ describe("borg host backups", () => {
     };
     // No passphrase: Backups generates one (stack output borgPassphrase).
     expect(problems({ backup: "borg@backup.example.org:/srv/borg" })).toBe("");
-    expect(problems({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, [])).toMatch(/backupPassphrase.*--secret/s);
-    expect(problems({ backup: "backup.example.org/srv/borg", backupPassphrase: "long enough passphrase" }, ["backupPassphrase"])).toContain("user@host:path");
+    expect(problems({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, [])).toMatch(
+      /backupPassphrase.*--secret/s,
+    );
+    expect(problems({ backup: "backup.example.org/srv/borg", backupPassphrase: "long enough passphrase" }, ["backupPassphrase"])).toContain(
+      "user@host:path",
+    );
     expect(problems({ backupPassphrase: "long enough passphrase" }, ["backupPassphrase"])).toContain("only used with dare:backup");
-    expect(problems({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, ["backupPassphrase"])).toBe("");
+    expect(
+      problems({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, ["backupPassphrase"]),
+    ).toBe("");
   });
 
   it("refuse a repository without hosts to back up in the component", () => {
     installMocks("test");
-    const config = configFrom({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, ["backupPassphrase"]);
+    const config = configFrom({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, [
+      "backupPassphrase",
+    ]);
     const target = { host: "h", port: 1, username: "u", password: pulumi.secret("p") };
-    expect(() => new Backups("b", {
-      provider: new k8s.Provider("test", { kubeconfig: "{}" }),
-      policy: config.dare.backup,
-      images: { etcd: "e:1", mysql: "m:1", mongo: "g:1", postgres: "p:1", busybox: "b:1" },
-      mysql: target, mongo: target,
-    })).toThrow(/needs the hosts to back up/);
+    expect(
+      () =>
+        new Backups("b", {
+          provider: new k8s.Provider("test", { kubeconfig: "{}" }),
+          policy: config.dare.backup,
+          images: { etcd: "e:1", mysql: "m:1", mongo: "g:1", postgres: "p:1", busybox: "b:1" },
+          mysql: target,
+          mongo: target,
+        }),
+    ).toThrow(/needs the hosts to back up/);
   });
 });

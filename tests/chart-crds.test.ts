@@ -23,7 +23,15 @@ import { untgz } from "./support/untgz";
 
 jest.setTimeout(180_000);
 
-interface Rendered { urn: string; type: string; name: string; parent: string; custom: boolean; dependencies: string[]; inputs: any }
+interface Rendered {
+  urn: string;
+  type: string;
+  name: string;
+  parent: string;
+  custom: boolean;
+  dependencies: string[];
+  inputs: any;
+}
 
 /** The charts whose CRDs Helm's crds/ folder would leave behind, as the program pins them. */
 const PINNED: Record<string, PinnedChart> = {
@@ -36,8 +44,13 @@ const BUMPED: Record<string, string> = { traefik: "41.4.0", "kube-prometheus-sta
 
 function renderWith(bumps: Record<string, string>): Rendered[] {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-chart-crds-")), "resources.json");
-  const args = ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tests", "support", "render-charts.ts"), out,
-    ...Object.entries(bumps).map(([chart, version]) => `${chart}=${version}`)];
+  const args = [
+    "--require",
+    "ts-node/register/transpile-only",
+    path.join(ROOT, "tests", "support", "render-charts.ts"),
+    out,
+    ...Object.entries(bumps).map(([chart, version]) => `${chart}=${version}`),
+  ];
   const run = spawnSync(process.execPath, args, { cwd: ROOT, encoding: "utf8", timeout: 150_000 });
   if (run.status !== 0) throw new Error(`render with ${JSON.stringify(bumps)} failed:\n${run.stderr}`);
   return JSON.parse(fs.readFileSync(out, "utf8"));
@@ -51,8 +64,11 @@ const releaseOf = (resources: Rendered[], chart: string) => {
 /** The ConfigFiles of a chart's CRDs, by plural (named `<release resource>-crd-<plural>`). */
 const crdFilesOf = (resources: Rendered[], chart: string): Map<string, Rendered> => {
   const prefix = `${releaseOf(resources, chart).name}-crd-`;
-  return new Map(resources.filter((r) => r.type === "kubernetes:yaml/v2:ConfigFile" && r.name.startsWith(prefix))
-    .map((r) => [r.name.slice(prefix.length), r]));
+  return new Map(
+    resources
+      .filter((r) => r.type === "kubernetes:yaml/v2:ConfigFile" && r.name.startsWith(prefix))
+      .map((r) => [r.name.slice(prefix.length), r]),
+  );
 };
 
 /** Everything a resource waits for: its dependencies and its parents', and theirs, transitively. */
@@ -65,14 +81,21 @@ function waitsFor(resources: Rendered[], start: Rendered): Set<string> {
     if (!r) continue;
     // A child registers only once its parent has; a component registers once its dependencies exist.
     for (const next of [...r.dependencies, ...(r.parent ? [r.parent] : [])]) {
-      if (!seen.has(next)) { seen.add(next); todo.push(next); }
+      if (!seen.has(next)) {
+        seen.add(next);
+        todo.push(next);
+      }
     }
   }
   return seen;
 }
 
 interface SharedCrdFile {
-  path: string; sha256: string; upstream_repo: string; upstream_ref: string; upstream_path: string;
+  path: string;
+  sha256: string;
+  upstream_repo: string;
+  upstream_ref: string;
+  upstream_path: string;
   crds: Array<{ name: string; group: string; kind: string }>;
 }
 const sharedIndex = (): SharedCrdFile[] => JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8"));
@@ -123,16 +146,26 @@ describe.each(Object.keys(PINNED))("the CRDs of %s", (chart) => {
   it("are waited for by every custom resource of their group the program declares", () => {
     const group = CHART_CRDS[chart].group;
     const files = crdFilesOf(base, chart);
-    const kinds = new Map(sharedIndex().flatMap((f) => f.crds).filter((c) => c.group === group)
-      .map((c) => [c.kind, c.name.split(".")[0]]));
+    const kinds = new Map(
+      sharedIndex()
+        .flatMap((f) => f.crds)
+        .filter((c) => c.group === group)
+        .map((c) => [c.kind, c.name.split(".")[0]]),
+    );
     const objects = base.filter((r) => r.custom && typeof r.inputs?.apiVersion === "string" && r.inputs.apiVersion.startsWith(`${group}/`));
     expect(objects.length).toBeGreaterThan(0);
     for (const object of objects) {
       const plural = kinds.get(object.inputs.kind);
       const crd = plural && files.get(plural);
-      expect({ object: object.name, kind: object.inputs.kind, crd: !!crd }).toEqual({ object: object.name, kind: object.inputs.kind, crd: true });
-      expect({ object: object.name, waitsForItsCrd: waitsFor(base, object).has((crd as Rendered).urn) })
-        .toEqual({ object: object.name, waitsForItsCrd: true });
+      expect({ object: object.name, kind: object.inputs.kind, crd: !!crd }).toEqual({
+        object: object.name,
+        kind: object.inputs.kind,
+        crd: true,
+      });
+      expect({ object: object.name, waitsForItsCrd: waitsFor(base, object).has((crd as Rendered).urn) }).toEqual({
+        object: object.name,
+        waitsForItsCrd: true,
+      });
     }
   });
 
@@ -157,7 +190,9 @@ describe.each(Object.keys(PINNED))("the CRDs of %s", (chart) => {
       // Calico's CRD chart is not in ../shared/chart-mirror: its unpacked files at the same paths as upstream's.
       for (const { plural, url } of files) {
         expect(url).toBe(`http://charts.example.org:8879/${crdChart}-${pinned().version}/${CHART_CRDS[chart].files[plural]}`);
-        expect(chartCrdFiles(pinned()).find((u) => u.plural === plural)!.url).toBe(`${CHART_CRDS[chart].source(pinned().version)}/${CHART_CRDS[chart].files[plural]}`);
+        expect(chartCrdFiles(pinned()).find((u) => u.plural === plural)!.url).toBe(
+          `${CHART_CRDS[chart].source(pinned().version)}/${CHART_CRDS[chart].files[plural]}`,
+        );
       }
       return;
     }
@@ -181,9 +216,17 @@ describe("pinnedReleaseWithCrds", () => {
     const resources = await runMocked(() => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
       const before = new k8s.core.v1.Namespace("before", {}, { provider });
-      const { crds } = pinnedReleaseWithCrds("t", {
-        release: "traefik", chart: CHARTS.traefik, mirror: "http://mirror.example.org/charts", namespace: "traefik", values: {},
-      }, { provider, dependsOn: [before] });
+      const { crds } = pinnedReleaseWithCrds(
+        "t",
+        {
+          release: "traefik",
+          chart: CHARTS.traefik,
+          mirror: "http://mirror.example.org/charts",
+          namespace: "traefik",
+          values: {},
+        },
+        { provider, dependsOn: [before] },
+      );
       crdCount = crds.length;
     });
     const release = resources.find((r) => r.type === "kubernetes:helm.sh/v3:Release")!;
@@ -201,7 +244,11 @@ describe("pinnedReleaseWithCrds", () => {
   it("leaves a chart without a crds/ folder entry as it was", async () => {
     const resources = await runMocked(() => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
-      pinnedReleaseWithCrds("c", { release: "cert-manager", chart: CHARTS.certManager, namespace: "cert-manager", values: {} }, { provider });
+      pinnedReleaseWithCrds(
+        "c",
+        { release: "cert-manager", chart: CHARTS.certManager, namespace: "cert-manager", values: {} },
+        { provider },
+      );
     });
     expect(resources.filter((r) => r.type === "kubernetes:yaml/v2:ConfigFile")).toEqual([]);
     expect((resources.find((r) => r.type === "kubernetes:helm.sh/v3:Release")!.inputs as any).skipCrds).toBeUndefined();
@@ -210,9 +257,18 @@ describe("pinnedReleaseWithCrds", () => {
 
 describe("chartCrdTransform", () => {
   it("takes the CRDs over from Helm's field manager and keeps them (and their objects) when they leave the list", async () => {
-    const crd = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: "middlewares.traefik.io", annotations: { a: "b" } }, spec: {} };
+    const crd = {
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: "middlewares.traefik.io", annotations: { a: "b" } },
+      spec: {},
+    };
     const result = await chartCrdTransform({
-      type: "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", name: "x:middlewares.traefik.io", custom: true, props: crd, opts: {},
+      type: "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
+      name: "x:middlewares.traefik.io",
+      custom: true,
+      props: crd,
+      opts: {},
     });
     expect((result as any).props.metadata.annotations).toEqual({ a: "b", "pulumi.com/patchForce": "true" });
     expect((result as any).props.spec).toEqual({});

@@ -10,10 +10,17 @@ import * as path from "path";
 import * as YAML from "yaml";
 
 const DIR = path.join(__dirname, "..", ".github", "workflows");
-const FILES = fs.readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const FILES = fs
+  .readdirSync(DIR)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 
 type Json = any;
-interface Workflow { file: string; text: string; doc: Json }
+interface Workflow {
+  file: string;
+  text: string;
+  doc: Json;
+}
 const load = (file: string, text: string): Workflow => ({ file, text, doc: YAML.parse(text) });
 const WORKFLOWS = FILES.map((f) => load(f, fs.readFileSync(path.join(DIR, f), "utf8")));
 const byFile = (f: string) => WORKFLOWS.find((w) => w.file === f)!;
@@ -39,7 +46,8 @@ export function unpinnedUses(w: Workflow): string[] {
     if (!m) continue;
     const [, ref, rest] = m;
     if (ref.startsWith("./")) continue; // a local action or workflow is this commit's own code
-    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_./-]+@[0-9a-f]{40}$/.test(ref) || !/^\s+#\s*v\d+\.\d+\.\d+\s*$/.test(rest)) bad.push(`${w.file}: ${line.trim()}`);
+    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_./-]+@[0-9a-f]{40}$/.test(ref) || !/^\s+#\s*v\d+\.\d+\.\d+\s*$/.test(rest))
+      bad.push(`${w.file}: ${line.trim()}`);
   }
   return bad;
 }
@@ -58,8 +66,9 @@ function defaultBranchOnly(doc: Json, job: Json): boolean {
   const prEvents = on.filter((e) => e.startsWith("pull_request") || e === "workflow_run" || e === "issue_comment");
   if (prEvents.length > 0) return false;
   const guard = String(job.if ?? "");
-  const guarded = /github\.ref\s*==\s*format\('refs\/heads\/\{0\}',\s*github\.event\.repository\.default_branch\)/.test(guard)
-    || /github\.ref\s*==\s*'refs\/heads\/main'/.test(guard);
+  const guarded =
+    /github\.ref\s*==\s*format\('refs\/heads\/\{0\}',\s*github\.event\.repository\.default_branch\)/.test(guard) ||
+    /github\.ref\s*==\s*'refs\/heads\/main'/.test(guard);
   const pushOnlyMain = on.every((e) => e === "push") && JSON.stringify(doc.on.push?.branches ?? []) === JSON.stringify(["main"]);
   return guarded || pushOnlyMain;
 }
@@ -87,7 +96,8 @@ export function privilegedCheckoutsOfPullRequests(w: Workflow): string[] {
       if (!String(step.uses ?? "").startsWith("actions/checkout@")) continue;
       const ref = JSON.stringify(step.with ?? {});
       // Without `ref` pull_request_target checks out the base; anything naming the head (or a fork's repository) is the PR's code.
-      if (/pull_request\.head|head_ref|workflow_run\.head|refs\/pull\/|merge_commit_sha/.test(ref)) bad.push(`${w.file}: job ${id} checks out ${ref}`);
+      if (/pull_request\.head|head_ref|workflow_run\.head|refs\/pull\/|merge_commit_sha/.test(ref))
+        bad.push(`${w.file}: job ${id} checks out ${ref}`);
     }
   }
   return bad;
@@ -138,8 +148,16 @@ describe("the preview", () => {
 
   it("reads the state with the read-only credential and OpenStack with the reader credential, never the write ones", () => {
     const secrets = jobSecrets(job);
-    expect(secrets).toEqual(["OS_AUTH_URL", "OS_READER_APPLICATION_CREDENTIAL_ID", "OS_READER_APPLICATION_CREDENTIAL_SECRET", "OS_REGION_NAME",
-      "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_STATE_READ_ACCESS_KEY_ID", "PULUMI_STATE_READ_SECRET_ACCESS_KEY"]);
+    expect(secrets).toEqual([
+      "OS_AUTH_URL",
+      "OS_READER_APPLICATION_CREDENTIAL_ID",
+      "OS_READER_APPLICATION_CREDENTIAL_SECRET",
+      "OS_REGION_NAME",
+      "PULUMI_BACKEND_URL",
+      "PULUMI_CONFIG_PASSPHRASE",
+      "PULUMI_STATE_READ_ACCESS_KEY_ID",
+      "PULUMI_STATE_READ_SECRET_ACCESS_KEY",
+    ]);
     for (const name of WRITE_STATE_SECRETS) expect(secrets).not.toContain(name);
     const env = job.steps.find((s: Json) => String(s.uses).startsWith("pulumi/actions@")).env;
     expect(env.AWS_ACCESS_KEY_ID).toBe("${{ secrets.PULUMI_STATE_READ_ACCESS_KEY_ID }}");

@@ -39,26 +39,38 @@ describe("k8s-prepare.sh: apt keys checked against their published fingerprints 
       fpr[who] = /^fpr:+([0-9A-F]{40}):/m.exec(gpg(["--with-colons", "--list-keys", `${who}@example.org`]).stdout)![1];
     }
     // The right key with another appended: both would be trusted if the file were taken whole.
-    fs.writeFileSync(path.join(dir, "both.key"), fs.readFileSync(path.join(dir, "right.key"), "utf8") + fs.readFileSync(path.join(dir, "wrong.key"), "utf8"));
+    fs.writeFileSync(
+      path.join(dir, "both.key"),
+      fs.readFileSync(path.join(dir, "right.key"), "utf8") + fs.readFileSync(path.join(dir, "wrong.key"), "utf8"),
+    );
     fs.writeFileSync(path.join(dir, "garbage.key"), "<html>503 Service Unavailable</html>\n");
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   function run(served: string, keyring: string, caFile = "") {
-    const script = `set -euo pipefail\ncurl() { echo "$*" >> "$DIR/curl-calls"; cat "$DIR/${served}"; }\n${aptKey}\n` +
+    const script =
+      `set -euo pipefail\ncurl() { echo "$*" >> "$DIR/curl-calls"; cat "$DIR/${served}"; }\n${aptKey}\n` +
       `apt_key "the Kubernetes apt key (pkgs.k8s.io)" https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key "$EXPECTED" "$DIR/${keyring}" "${caFile}"\necho stored`;
-    return spawnSync("bash", ["-c", script], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: dir, DIR: dir, EXPECTED: fpr.right } });
+    return spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, HOME: dir, DIR: dir, EXPECTED: fpr.right },
+    });
   }
-  const calls = () => (fs.existsSync(path.join(dir, "curl-calls")) ? fs.readFileSync(path.join(dir, "curl-calls"), "utf8").trim().split("\n") : []);
+  const calls = () =>
+    fs.existsSync(path.join(dir, "curl-calls")) ? fs.readFileSync(path.join(dir, "curl-calls"), "utf8").trim().split("\n") : [];
 
   it("pins the published fingerprints of pkgs.k8s.io's and Docker's keys and fetches both through the check", () => {
     expect(text).toMatch(/^KUBERNETES_KEY_FINGERPRINT=DE15B14486CD377B9E876E1A234654DA9A296436$/m);
     // From upstream, or from its mirror (dare:mirrors.apt) with the same fingerprint checked.
     expect(text).toMatch(/^KUBERNETES_APT_UPSTREAM=https:\/\/pkgs\.k8s\.io$/m);
     expect(text).toMatch(/^DOCKER_APT_UPSTREAM=https:\/\/download\.docker\.com\/linux\/ubuntu$/m);
-    expect(text).toContain('apt_key "the Kubernetes apt key (pkgs.k8s.io)" "${kubernetes_apt}/core:/stable:/v${minor}/deb/Release.key" \\\n' +
-      '  "$KUBERNETES_KEY_FINGERPRINT" /etc/apt/keyrings/kubernetes-apt-keyring.gpg "$(mirror_ca "${KUBERNETES_APT_MIRROR:-}")"');
-    expect(text).toContain('apt_key "Docker\'s apt key" "${docker_apt}/gpg" "$DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg "$(mirror_ca "${DOCKER_APT_MIRROR:-}")"');
+    expect(text).toContain(
+      'apt_key "the Kubernetes apt key (pkgs.k8s.io)" "${kubernetes_apt}/core:/stable:/v${minor}/deb/Release.key" \\\n' +
+        '  "$KUBERNETES_KEY_FINGERPRINT" /etc/apt/keyrings/kubernetes-apt-keyring.gpg "$(mirror_ca "${KUBERNETES_APT_MIRROR:-}")"',
+    );
+    expect(text).toContain(
+      'apt_key "Docker\'s apt key" "${docker_apt}/gpg" "$DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg "$(mirror_ca "${DOCKER_APT_MIRROR:-}")"',
+    );
     // No other way to a keyring: every curl of a key goes through apt_key.
     expect(text.match(/\bcurl -/g)).toHaveLength(1);
   });
@@ -128,7 +140,9 @@ describe("k8s-prepare.sh: containerd", () => {
 
 describe("k8s-upgrade.sh", () => {
   let dir: string;
-  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-upgrade-")); });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-upgrade-"));
+  });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const listOf = (base: string, version: string) =>
@@ -141,13 +155,17 @@ describe("k8s-upgrade.sh", () => {
     fs.mkdirSync(bin);
     const log = path.join(dir, "calls.log");
     const stub = (name: string, body = "") =>
-      fs.writeFileSync(path.join(bin, name), `#!/bin/bash\necho "${name} $* KUBECONFIG=\${KUBECONFIG:-}" >> ${log}\n${body}\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(bin, name), `#!/bin/bash\necho "${name} $* KUBECONFIG=\${KUBECONFIG:-}" >> ${log}\n${body}\n`, {
+        mode: 0o755,
+      });
     stub("kubeadm", `[ "$1" = version ] && echo v${installed}; exit 0`);
     stub("kubelet", `echo "Kubernetes v${installed}"`);
     for (const name of ["apt-get", "apt-mark", "kubectl", "systemctl"]) stub(name);
     // The script's guard looks for kubelet.conf: point it at a directory of this test.
-    const script = fs.readFileSync(path.join(SCRIPTS_DIR, "k8s-upgrade.sh"), "utf8")
-      .replaceAll("/etc/kubernetes/", `${dir}/etc/kubernetes/`).replaceAll("/etc/apt/", `${dir}/etc/apt/`);
+    const script = fs
+      .readFileSync(path.join(SCRIPTS_DIR, "k8s-upgrade.sh"), "utf8")
+      .replaceAll("/etc/kubernetes/", `${dir}/etc/kubernetes/`)
+      .replaceAll("/etc/apt/", `${dir}/etc/apt/`);
     fs.mkdirSync(path.join(dir, "etc/kubernetes"), { recursive: true });
     fs.mkdirSync(path.join(dir, "etc/apt/sources.list.d"), { recursive: true });
     fs.writeFileSync(path.join(dir, "etc/kubernetes/kubelet.conf"), "");
@@ -163,7 +181,9 @@ describe("k8s-upgrade.sh", () => {
   it("refuses a downgrade with what to do instead", () => {
     const r = upgrade("1.36.4", "1.35.9");
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/refusing to change cp-0 from v1.36.4 to v1.35.9: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.36.4/);
+    expect(r.stderr).toMatch(
+      /refusing to change cp-0 from v1.36.4 to v1.35.9: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.36.4/,
+    );
     expect(r.calls).not.toMatch(/apt-get|kubeadm upgrade/);
   });
 
@@ -183,8 +203,15 @@ describe("k8s-upgrade.sh", () => {
   it("upgrades the first control plane by one minor in kubeadm's order", () => {
     const r = upgrade("1.35.2", "1.36.4");
     expect(r.status).toBe(0);
-    const order = ["apt-get update", "apt-get install -y -q --allow-change-held-packages kubeadm=1.36.4-*", "kubeadm upgrade apply -y v1.36.4",
-      "kubectl drain cp-0", "kubelet=1.36.4-* kubectl=1.36.4-*", "systemctl restart kubelet", "kubectl uncordon cp-0"];
+    const order = [
+      "apt-get update",
+      "apt-get install -y -q --allow-change-held-packages kubeadm=1.36.4-*",
+      "kubeadm upgrade apply -y v1.36.4",
+      "kubectl drain cp-0",
+      "kubelet=1.36.4-* kubectl=1.36.4-*",
+      "systemctl restart kubelet",
+      "kubectl uncordon cp-0",
+    ];
     const positions = order.map((call) => r.calls.indexOf(call));
     expect(positions).not.toContain(-1);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
@@ -224,22 +251,27 @@ function kubectlStub(dir: string, body: string): string {
   fs.writeFileSync(path.join(bin, "kubectl"), `#!/bin/bash\nD=${dir}\necho "kubectl $*" >> $D/calls.log\n${body}\n`, { mode: 0o755 });
   return bin;
 }
-const runScript = (script: string, bin: string, env: Record<string, string>) => spawnSync("bash", [path.join(SCRIPTS_DIR, script)], {
-  encoding: "utf8", env: { PATH: `${bin}:/usr/bin:/bin`, ...env },
-});
+const runScript = (script: string, bin: string, env: Record<string, string>) =>
+  spawnSync("bash", [path.join(SCRIPTS_DIR, script)], {
+    encoding: "utf8",
+    env: { PATH: `${bin}:/usr/bin:/bin`, ...env },
+  });
 
 describe("k8s-drain.sh: the first control plane drains and uncordons a worker around its upgrade", () => {
   let dir: string;
   let bin: string;
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-drain-"));
-    bin = kubectlStub(dir, `
+    bin = kubectlStub(
+      dir,
+      `
 case "$*" in
   "get node w-0 -o jsonpath={.status.nodeInfo.kubeletVersion}") [ -f $D/version ] || exit 1; cat $D/version ;;
   "get node w-0 -o jsonpath={.metadata.annotations.dare\\.io/upgrade-drain}") [ -f $D/version ] || exit 1; cat $D/mark 2>/dev/null || true ;;
   "annotate node w-0 --overwrite dare.io/upgrade-drain="*) echo -n "\${5#*=}" > $D/mark ;;
   "annotate node w-0 dare.io/upgrade-drain-") rm -f $D/mark ;;
-esac`);
+esac`,
+    );
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
   const calls = () => (fs.existsSync(path.join(dir, "calls.log")) ? fs.readFileSync(path.join(dir, "calls.log"), "utf8") : "");
@@ -277,29 +309,55 @@ describe("k8s-kubelet-serving.sh: approves only the node's own serving certifica
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-csr-"));
     // The API server reaches the kubelet (nodes/proxy) once a request was approved; CSRs are files.
-    bin = kubectlStub(dir, `
+    bin = kubectlStub(
+      dir,
+      `
 case "$*" in
   "get --raw /api/v1/nodes/w-1/proxy/healthz") [ -s $D/approved ] ;;
   "get csr -o jsonpath="*) cat $D/csrs 2>/dev/null || true ;;
   "get csr "*" -o jsonpath={.spec.request}") cat "$D/csr-$3" ;;
   "certificate approve "*) echo "$3" >> $D/approved ;;
   *) exit 1 ;;
-esac`);
+esac`,
+    );
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   /** A real PKCS#10 request made by openssl, as the kubelet makes it (EC P-256 key, O=system:nodes). */
   function request(name: string, cn: string, sans: string, signer = "kubernetes.io/kubelet-serving", user = cn, conditions = "") {
-    const made = spawnSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "/dev/null",
-      "-subj", `/O=system:nodes/CN=${cn}`, "-addext", `subjectAltName=${sans}`], { encoding: "utf8" });
+    const made = spawnSync(
+      "openssl",
+      [
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "/dev/null",
+        "-subj",
+        `/O=system:nodes/CN=${cn}`,
+        "-addext",
+        `subjectAltName=${sans}`,
+      ],
+      { encoding: "utf8" },
+    );
     if (made.status !== 0) throw new Error(made.stderr);
     fs.writeFileSync(path.join(dir, `csr-${name}`), Buffer.from(made.stdout).toString("base64"));
     fs.appendFileSync(path.join(dir, "csrs"), `${name} ${signer} ${user} ${conditions}\n`);
   }
-  const approved = () => (fs.existsSync(path.join(dir, "approved")) ? fs.readFileSync(path.join(dir, "approved"), "utf8").trim().split("\n") : []);
+  const approved = () =>
+    fs.existsSync(path.join(dir, "approved")) ? fs.readFileSync(path.join(dir, "approved"), "utf8").trim().split("\n") : [];
   // The records of the nodes' addresses go to the test's directory, not to this machine's /etc.
-  const run = (timeout = "6") => runScript("k8s-kubelet-serving.sh", bin,
-    { NODE_NAME: "w-1", NODE_ADDRESSES: "10.0.0.5 203.0.113.5", CSR_TIMEOUT: timeout, KUBELET_SERVING_RECORDS: path.join(dir, "records") });
+  const run = (timeout = "6") =>
+    runScript("k8s-kubelet-serving.sh", bin, {
+      NODE_NAME: "w-1",
+      NODE_ADDRESSES: "10.0.0.5 203.0.113.5",
+      CSR_TIMEOUT: timeout,
+      KUBELET_SERVING_RECORDS: path.join(dir, "records"),
+    });
 
   it("approves the pending request of system:node:w-1 for its name and its addresses, and nothing else", () => {
     request("other-address", "system:node:w-1", "DNS:w-1,IP:10.0.0.5,IP:10.0.0.99");

@@ -32,20 +32,42 @@ interface Built {
   nodes: ClusterNode[];
 }
 
-async function build(controlPlanes: number, workers: number, externalCloudProvider = true, secretsEncryptionKeys?: string[],
-  certificateRenewalDays?: number): Promise<Built> {
+async function build(
+  controlPlanes: number,
+  workers: number,
+  externalCloudProvider = true,
+  secretsEncryptionKeys?: string[],
+  certificateRenewalDays?: number,
+): Promise<Built> {
   let cluster: KubernetesCluster | undefined;
   let infra: Infrastructure | undefined;
   const nodes = clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [] });
   const resources = await runMocked(() => {
     infra = new Infrastructure(CLUSTER, {
-      provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [],
-      network: NETWORK, adminCidrs: ["192.0.2.0/24"], image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: true,
+      provider: "openstack",
+      clusterName: CLUSTER,
+      nodes: nodesSpec(controlPlanes, workers),
+      hosts: [],
+      network: NETWORK,
+      adminCidrs: ["192.0.2.0/24"],
+      image: "Ubuntu 24.04",
+      sshUser: "ubuntu",
+      apiLoadBalancer: true,
     });
     cluster = new KubernetesCluster(CLUSTER, {
-      nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
-      externalCloudProvider, secretsEncryptionKeys, certificateRenewalDays,
+      nodes,
+      hosts: infra.hostByName,
+      apiServer: infra.apiServer,
+      bastion: infra.bastion,
+      sshPrivateKey: infra.sshPrivateKey,
+      kubernetesVersion: "1.36.4",
+      network: NETWORK,
+      clusterName: CLUSTER,
+      adminCidrs: ["192.0.2.0/24"],
+      apiLoadBalancer: true,
+      externalCloudProvider,
+      secretsEncryptionKeys,
+      certificateRenewalDays,
     });
   });
   return { resources, cluster: cluster!, infra: infra!, nodes };
@@ -65,7 +87,9 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
   const worker = (i: number) => `${CLUSTER}-workers-${i}`;
   const workers = [0, 1, 2, 3].map(worker);
 
-  beforeAll(async () => { b = await build(3, 4); });
+  beforeAll(async () => {
+    b = await build(3, 4);
+  });
 
   it("prepares every host with no step before it", () => {
     for (const host of [cp(0), cp(1), cp(2), ...workers]) {
@@ -100,7 +124,9 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     const workerJoins = new Set(workers.map((w) => step(w, "join").urn));
     for (const w of workers) {
       const deps = step(w, "join").dependencies;
-      expect(deps).toEqual(expect.arrayContaining([step(cp(0), "init").urn, step(cp(0), "token").urn, step(cp(2), "join").urn, step(w, "prepare").urn]));
+      expect(deps).toEqual(
+        expect.arrayContaining([step(cp(0), "init").urn, step(cp(0), "token").urn, step(cp(2), "join").urn, step(w, "prepare").urn]),
+      );
       // A worker added with a version raise joins after the control planes run the new version.
       expect(deps).toContain(step(cp(2), "upgrade").urn);
       expect(deps.filter((d) => workerJoins.has(d))).toEqual([]);
@@ -151,7 +177,12 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
   });
 
   it("keeps key material, the token and the kubeconfig secret", async () => {
-    for (const [host, name] of [[cp(0), "pki"], [cp(0), "init"], [cp(0), "token"], [worker(0), "join"]]) {
+    for (const [host, name] of [
+      [cp(0), "pki"],
+      [cp(0), "init"],
+      [cp(0), "token"],
+      [worker(0), "join"],
+    ]) {
       expect(isSecret((step(host, name).inputs as any).stdin)).toBe(true);
     }
     // Parameters without secrets stay readable: all in the command, nothing on stdin.
@@ -166,10 +197,13 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     const caKey = stepEnv(step(cp(0), "pki")).CA_KEY;
     expect(caKey).toContain("PRIVATE KEY");
     // Neither appears outside a secret anywhere the engine would record.
-    const visible = JSON.stringify(b.resources.map((r) => r.inputs), (_k, v) => (isSecret(v) ? "[secret]" : v));
+    const visible = JSON.stringify(
+      b.resources.map((r) => r.inputs),
+      (_k, v) => (isSecret(v) ? "[secret]" : v),
+    );
     expect(visible).not.toContain(token);
     expect(visible).not.toContain(caKey.split("\n")[1]);
-    expect(((await (b.cluster.kubeconfig as any).isSecret) as boolean)).toBe(true);
+    expect((await (b.cluster.kubeconfig as any).isSecret) as boolean).toBe(true);
     // Nor on a command line: scripts read them from stdin.
     for (const r of b.resources.filter((x) => x.type === "command:remote:Command")) {
       expect(JSON.stringify((r.inputs as any).create)).not.toContain(token);
@@ -225,12 +259,17 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(cpJoin.controlPlane.localAPIEndpoint.advertiseAddress).toBe(hosts.find((h) => h.name === cp(2))!.privateAddress);
     expect(workerJoin.controlPlane).toBeUndefined();
     expect(workerJoin.nodeRegistration.name).toBe(worker(2));
-    expect(workerJoin.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "node-ip", value: hosts.find((h) => h.name === worker(2))!.privateAddress });
+    expect(workerJoin.nodeRegistration.kubeletExtraArgs).toContainEqual({
+      name: "node-ip",
+      value: hosts.find((h) => h.name === worker(2))!.privateAddress,
+    });
   });
 
   it("registers every kubelet with the external cloud provider, so OCCM can give the nodes their providerIDs", () => {
-    const configs = [YAML.parseAllDocuments(stepEnv(step(cp(0), "init")).KUBEADM_CONFIG)[0].toJS(),
-      ...[cp(1), cp(2), ...workers].map((host) => YAML.parse(stepEnv(step(host, "join")).KUBEADM_CONFIG))];
+    const configs = [
+      YAML.parseAllDocuments(stepEnv(step(cp(0), "init")).KUBEADM_CONFIG)[0].toJS(),
+      ...[cp(1), cp(2), ...workers].map((host) => YAML.parse(stepEnv(step(host, "join")).KUBEADM_CONFIG)),
+    ];
     for (const config of configs) {
       // v1beta4: a list of {name, value}, next to node-ip.
       expect(config.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "cloud-provider", value: "external" });
@@ -253,7 +292,8 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
 
     const cpRules = stepEnv(step(cp(0), "prepare")).FIREWALL_RULESET;
     const workerRules = stepEnv(step(worker(0), "prepare")).FIREWALL_RULESET;
-    const admitted = (rules: string, port: string | number) => rules.split("\n").filter((l) => new RegExp(` tcp dport ${port} accept`).test(l));
+    const admitted = (rules: string, port: string | number) =>
+      rules.split("\n").filter((l) => new RegExp(` tcp dport ${port} accept`).test(l));
     for (const port of [10257, 10259, etcdMetrics.port]) {
       expect(admitted(cpRules, port).length).toBeGreaterThan(0);
       expect(admitted(cpRules, port).every((l) => l.includes("ip saddr @nodes"))).toBe(true);
@@ -288,11 +328,16 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(secretbox.secretbox.keys).toHaveLength(1);
     expect(secretbox.secretbox.keys[0].name).toBe("key1");
     expect(Buffer.from(secretbox.secretbox.keys[0].secret, "base64")).toHaveLength(32);
-    const key = b.resources.find((r) => r.type === "random:index/randomBytes:RandomBytes" && r.name === `${CLUSTER}-secrets-encryption-key1`)!;
+    const key = b.resources.find(
+      (r) => r.type === "random:index/randomBytes:RandomBytes" && r.name === `${CLUSTER}-secrets-encryption-key1`,
+    )!;
     expect((key.inputs as any).length).toBe(32);
     // The key is a secret on the wire and nowhere in plain text.
     expect(isSecret((step(cp(0), "pki").inputs as any).stdin)).toBe(true);
-    const visible = JSON.stringify(b.resources.map((r) => r.inputs), (_k, v) => (isSecret(v) ? "[secret]" : v));
+    const visible = JSON.stringify(
+      b.resources.map((r) => r.inputs),
+      (_k, v) => (isSecret(v) ? "[secret]" : v),
+    );
     expect(visible).not.toContain(secretbox.secretbox.keys[0].secret);
     // Placed by the pki step, which init and every control-plane join wait for.
     expect(step(cp(0), "init").dependencies).toContain(step(cp(0), "pki").urn);
@@ -311,12 +356,15 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
       "encryption-provider-config-automatic-reload": "true",
       "audit-policy-file": "/etc/kubernetes/audit/policy.yaml",
       "audit-log-path": "/var/log/kubernetes/audit/audit.log",
-      "audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100",
+      "audit-log-maxage": "30",
+      "audit-log-maxbackup": "10",
+      "audit-log-maxsize": "100",
       profiling: "false",
       "kubelet-certificate-authority": "/etc/kubernetes/pki/ca.crt",
     });
     // Every file the API server is given is mounted into its pod: read-only, but for the log.
-    const mounted = (file: string) => cc.apiServer.extraVolumes.find((v: any) => file === v.mountPath || file.startsWith(`${v.mountPath}/`));
+    const mounted = (file: string) =>
+      cc.apiServer.extraVolumes.find((v: any) => file === v.mountPath || file.startsWith(`${v.mountPath}/`));
     for (const file of [api["encryption-provider-config"], api["audit-policy-file"]]) {
       expect(mounted(file)).toMatchObject({ readOnly: true });
       expect(mounted(file).hostPath).toBe(mounted(file).mountPath);
@@ -335,9 +383,19 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     const policy = YAML.parse(stepEnv(step(cp(0), "pki")).AUDIT_POLICY);
     expect(policy).toMatchObject({ apiVersion: "audit.k8s.io/v1", kind: "Policy" });
     // The first rule that matches decides: Secrets, ConfigMaps, tokens and TokenReviews are never logged with bodies.
-    const first = (group: string, resource: string) => policy.rules.find((r: any) =>
-      !r.nonResourceURLs && !r.users && (!r.resources || r.resources.some((g: any) => g.group === group && g.resources.includes(resource))));
-    for (const [group, resource] of [["", "secrets"], ["", "configmaps"], ["", "serviceaccounts/token"], ["authentication.k8s.io", "tokenreviews"]]) {
+    const first = (group: string, resource: string) =>
+      policy.rules.find(
+        (r: any) =>
+          !r.nonResourceURLs &&
+          !r.users &&
+          (!r.resources || r.resources.some((g: any) => g.group === group && g.resources.includes(resource))),
+      );
+    for (const [group, resource] of [
+      ["", "secrets"],
+      ["", "configmaps"],
+      ["", "serviceaccounts/token"],
+      ["authentication.k8s.io", "tokenreviews"],
+    ]) {
       expect([resource, first(group, resource).level]).toEqual([resource, "Metadata"]);
     }
     expect(policy.rules.filter((r: any) => /Request/.test(r.level))).toEqual([]);
@@ -367,12 +425,16 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
       expect(env.CERTS_SCRIPT).toBe(readScript("k8s-certs-renew.sh"));
       expect(certificates.dependencies).toContain(step(cp(i), "upgrade").urn);
       expect(env.APPROVER_SCRIPT !== undefined && env.APPROVER_SCRIPT.length > 0).toBe(i === 0);
-      if (i === 0) expect(env.APPROVER_SCRIPT).toContain("KUBELET_SERVING_MODE:-join}\" = renewals");
+      if (i === 0) expect(env.APPROVER_SCRIPT).toContain('KUBELET_SERVING_MODE:-join}" = renewals');
       return /^OnCalendar=(.*)$/m.exec(env.CERTS_TIMER_UNIT)![1];
     });
     expect(calendars).toEqual(["*-*-* 04:00:00", "*-*-* 05:00:00", "*-*-* 06:00:00"]);
-    expect(b.resources.filter((r) => r.type === "command:remote:Command" && r.name.endsWith("-certificates")).map((r) => r.name).sort())
-      .toEqual([0, 1, 2].map((i) => `k8s-${cp(i)}-certificates`));
+    expect(
+      b.resources
+        .filter((r) => r.type === "command:remote:Command" && r.name.endsWith("-certificates"))
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([0, 1, 2].map((i) => `k8s-${cp(i)}-certificates`));
   });
 
   it("renews the admin kubeconfig's certificate by `pulumi up` within the renewal window (90 days by default)", () => {
@@ -388,17 +450,26 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
     expect(onWorkers.map((r) => r.name)).toEqual(expect.arrayContaining(workers.map((w) => `k8s-${w}-upgrade`)));
     for (const r of onWorkers) {
       const text = JSON.stringify([plain((r.inputs as any).stdin), (r.inputs as any).create, (r.inputs as any).delete]);
-      expect([r.name, text.includes(adminKey), text.includes(clientKey), /ADMIN_KUBECONFIG|client-key-data|kubeadm:cluster-admins/.test(text)])
-        .toEqual([r.name, false, false, false]);
+      expect([
+        r.name,
+        text.includes(adminKey),
+        text.includes(clientKey),
+        /ADMIN_KUBECONFIG|client-key-data|kubeadm:cluster-admins/.test(text),
+      ]).toEqual([r.name, false, false, false]);
     }
     // Every drain is on the first control plane, and reads its own admin.conf there.
     // (A worker's upgrade step carries the script whose control-plane path drains itself; a worker never takes it:
     // tests/cluster-scripts.test.ts runs it as a worker.)
-    const drains = b.resources.filter((r) => r.type === "command:remote:Command" && /kubectl drain/.test((r.inputs as any).create ?? "")
-      && stepEnv(r).UPGRADE_ROLE !== "worker");
+    const drains = b.resources.filter(
+      (r) =>
+        r.type === "command:remote:Command" && /kubectl drain/.test((r.inputs as any).create ?? "") && stepEnv(r).UPGRADE_ROLE !== "worker",
+    );
     expect(drains.length).toBeGreaterThan(0);
     for (const r of drains) {
-      expect([r.name, r.name.startsWith(`k8s-${cp(0)}-`) || [cp(1), cp(2)].some((c) => r.name === `k8s-${c}-upgrade`)]).toEqual([r.name, true]);
+      expect([r.name, r.name.startsWith(`k8s-${cp(0)}-`) || [cp(1), cp(2)].some((c) => r.name === `k8s-${c}-upgrade`)]).toEqual([
+        r.name,
+        true,
+      ]);
     }
     for (const w of workers) expect(stepEnv(step(w, "upgrade")).UPGRADE_ROLE).toBe("worker");
   });
@@ -445,25 +516,46 @@ describe("scaling", () => {
     const before = await build(1, 2);
     const after = await build(1, 3);
     // The cluster's steps (the IaaS layer's disk steps are its own tests' business).
-    const params = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command" && r.name.startsWith("k8s-"))
-      .map((r) => [r.name, JSON.stringify(stepEnv(r))]));
+    const params = (b: Built) =>
+      new Map(
+        b.resources
+          .filter((r) => r.type === "command:remote:Command" && r.name.startsWith("k8s-"))
+          .map((r) => [r.name, JSON.stringify(stepEnv(r))]),
+      );
     const [p2, p3] = [params(before), params(after)];
     const added = [...p3.keys()].filter((k) => !p2.has(k)).sort();
     // A new worker with a disk also gets the steps that would take its OSDs out of Ceph before it leaves.
-    expect(added).toEqual([`k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-workers-2-join`, `k8s-${CLUSTER}-workers-2-prepare`, `k8s-${CLUSTER}-workers-2-upgrade`,
-      // Its kubelet's drop-in configuration, before it joins.
-      `k8s-${CLUSTER}-workers-2-kubelet-config`,
-      `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2-disk-0`,
-      // Its upgrade's drain and uncordon run on the first control plane; so does the approval of its serving certificate.
-      `k8s-${CLUSTER}-cp-0-upgrade-drain-${CLUSTER}-workers-2`, `k8s-${CLUSTER}-cp-0-upgrade-uncordon-${CLUSTER}-workers-2`,
-      `k8s-${CLUSTER}-cp-0-kubelet-serving-${CLUSTER}-workers-2`].sort());
+    expect(added).toEqual(
+      [
+        `k8s-${CLUSTER}-cp-0-node-${CLUSTER}-workers-2`,
+        `k8s-${CLUSTER}-workers-2-join`,
+        `k8s-${CLUSTER}-workers-2-prepare`,
+        `k8s-${CLUSTER}-workers-2-upgrade`,
+        // Its kubelet's drop-in configuration, before it joins.
+        `k8s-${CLUSTER}-workers-2-kubelet-config`,
+        `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2`,
+        `k8s-${CLUSTER}-cp-0-osd-${CLUSTER}-workers-2-disk-0`,
+        // Its upgrade's drain and uncordon run on the first control plane; so does the approval of its serving certificate.
+        `k8s-${CLUSTER}-cp-0-upgrade-drain-${CLUSTER}-workers-2`,
+        `k8s-${CLUSTER}-cp-0-upgrade-uncordon-${CLUSTER}-workers-2`,
+        `k8s-${CLUSTER}-cp-0-kubelet-serving-${CLUSTER}-workers-2`,
+      ].sort(),
+    );
     const changed = [...p2.keys()].filter((k) => p3.get(k) !== p2.get(k));
     expect(changed).toEqual([]);
     // Nor does any existing step gain a dependency (on the new machine, say), but the token's mint and
     // revoke: they are about every joining machine (a re-created one needs a token too).
-    const deps = (b: Built) => new Map(b.resources.filter((r) => r.type === "command:remote:Command" && r.name.startsWith("k8s-")).map((r) => [r.name, r.dependencies.join()]));
+    const deps = (b: Built) =>
+      new Map(
+        b.resources
+          .filter((r) => r.type === "command:remote:Command" && r.name.startsWith("k8s-"))
+          .map((r) => [r.name, r.dependencies.join()]),
+      );
     const [d2, d3] = [deps(before), deps(after)];
-    expect([...d2.keys()].filter((k) => d3.get(k) !== d2.get(k))).toEqual([`k8s-${CLUSTER}-cp-0-token`, `k8s-${CLUSTER}-cp-0-token-revoke`]);
+    expect([...d2.keys()].filter((k) => d3.get(k) !== d2.get(k))).toEqual([
+      `k8s-${CLUSTER}-cp-0-token`,
+      `k8s-${CLUSTER}-cp-0-token-revoke`,
+    ]);
     // Workers join in parallel: one more does not lengthen the chain to the last join.
     expect(longestChain(after.resources)).toBe(longestChain(before.resources));
     expect(longestChain(after.resources)).toBeGreaterThan(3);
@@ -482,8 +574,16 @@ describe("certificate renewal window", () => {
 
 describe("refused arguments", () => {
   const base = (nodes: ClusterNode[]): KubernetesClusterArgs => ({
-    nodes, hosts: {}, apiServer: { privateAddress: "10.0.0.1", publicAddress: "203.0.113.1", port: 6443 }, bastion: undefined,
-    sshPrivateKey: "k", kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: "c", adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: false,
+    nodes,
+    hosts: {},
+    apiServer: { privateAddress: "10.0.0.1", publicAddress: "203.0.113.1", port: 6443 },
+    bastion: undefined,
+    sshPrivateKey: "k",
+    kubernetesVersion: "1.36.4",
+    network: DEFAULT_NETWORK,
+    clusterName: "c",
+    adminCidrs: ["192.0.2.0/24"],
+    apiLoadBalancer: false,
   });
   const cpNode = (name: string): ClusterNode => ({ name, role: "control-plane", pool: "control-plane" });
 
@@ -494,7 +594,11 @@ describe("refused arguments", () => {
   ])("refuses %s before creating anything", async (_what, keys) => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, secretsEncryptionKeys: keys }); } catch (e) { error = e; }
+      try {
+        new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, secretsEncryptionKeys: keys });
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(/secretsEncryptionKeys .*: needs at least one key, each named once .* \(e\.g\. \["key1"\]/);
     expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
@@ -502,7 +606,11 @@ describe("refused arguments", () => {
   it.each([30, 181, 90.5])("refuses a certificate renewal window of %s days before creating anything", async (days) => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, certificateRenewalDays: days }); } catch (e) { error = e; }
+      try {
+        new KubernetesCluster("c", { ...base([cpNode("a")]), hosts: { a: { name: "a" } as any }, certificateRenewalDays: days });
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(new RegExp(`certificateRenewalDays ${days}: must be a whole number of days from 45 to 180`));
     expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
@@ -517,7 +625,11 @@ describe("refused arguments", () => {
   ])("refuses %s before creating anything", async (_what, nodes, message) => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new KubernetesCluster("c", base(nodes)); } catch (e) { error = e; }
+      try {
+        new KubernetesCluster("c", base(nodes));
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(message);
     expect(resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);

@@ -42,8 +42,24 @@ function expectProblem(values: Record<string, unknown>, key: string, why: RegExp
   expect(match!.example.length).toBeGreaterThan(0);
 }
 
-const pool = (over: Record<string, unknown> = {}) => ({ name: "workers", count: 2, flavor: "m1.large", disks: { count: 1, sizeGb: 50 }, ...over });
-const host = (over: Record<string, unknown> = {}) => ({ name: "cp-0", role: "control-plane", address: "203.0.113.10", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY, ...over });
+const pool = (over: Record<string, unknown> = {}) => ({
+  name: "workers",
+  count: 2,
+  flavor: "m1.large",
+  disks: { count: 1, sizeGb: 50 },
+  ...over,
+});
+const host = (over: Record<string, unknown> = {}) => ({
+  name: "cp-0",
+  role: "control-plane",
+  address: "203.0.113.10",
+  privateAddress: "10.0.0.10",
+  user: "ubuntu",
+  port: 22,
+  disks: [],
+  hostKey: EXAMPLE_HOST_KEY,
+  ...over,
+});
 
 describe("stack files", () => {
   it.each(["testbed", "production"])("%s loads with the project defaults", (stack) => {
@@ -51,7 +67,8 @@ describe("stack files", () => {
     const stackFile = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
     const values: Record<string, unknown> = {};
     for (const [k, d] of Object.entries<any>(project.config)) if (d && "default" in d) values[k] = d.default;
-    for (const [k, v] of Object.entries(stackFile)) if (!(v && typeof v === "object" && "secure" in (v as object))) values[k.replace(/^dare:/, "")] = v;
+    for (const [k, v] of Object.entries(stackFile))
+      if (!(v && typeof v === "object" && "secure" in (v as object))) values[k.replace(/^dare:/, "")] = v;
     const config = loadConfig(source(values, stack));
     expect(config.clusterName).toBe(`dare-${stack}`);
     if (stack === "production") {
@@ -67,7 +84,8 @@ describe("stack files", () => {
 
   it("declares every key the loader reads in Pulumi.yaml, with a description", () => {
     const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
-    const loaderSource = fs.readdirSync(path.join(ROOT, "components"))
+    const loaderSource = fs
+      .readdirSync(path.join(ROOT, "components"))
       .filter((f) => f.endsWith(".ts"))
       .map((f) => fs.readFileSync(path.join(ROOT, "components", f), "utf8"))
       .join("\n");
@@ -99,45 +117,115 @@ describe("config loader", () => {
     const keys = error!.problems.map((p) => p.key);
     expect(keys).toEqual(expect.arrayContaining(["provider", "adminCidrs[0]", "kubernetesVersion"]));
     expect(error!.message).toContain('dare:provider = "aws"');
-    expect(error!.message).toContain("dare:adminCidrs[0] = \"nonsense\"");
+    expect(error!.message).toContain('dare:adminCidrs[0] = "nonsense"');
     expect(error!.message).toMatch(/example: /);
     expect(error!.message.split("\n")[0]).toMatch(/^Invalid stack configuration \(\d+ problems\):$/);
   });
 
   it.each([
-    ["negative count", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ count: -1 })] } }, "nodes.pools[0].count", /whole number/],
-    ["fractional count", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ count: 1.5 })] } }, "nodes.pools[0].count", /whole number/],
-    ["count as text", { nodes: { controlPlane: { count: "three", flavor: "m" }, pools: [pool()] } }, "nodes.controlPlane.count", /whole number/],
+    [
+      "negative count",
+      { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ count: -1 })] } },
+      "nodes.pools[0].count",
+      /whole number/,
+    ],
+    [
+      "fractional count",
+      { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ count: 1.5 })] } },
+      "nodes.pools[0].count",
+      /whole number/,
+    ],
+    [
+      "count as text",
+      { nodes: { controlPlane: { count: "three", flavor: "m" }, pools: [pool()] } },
+      "nodes.controlPlane.count",
+      /whole number/,
+    ],
     ["even control planes", { nodes: { controlPlane: { count: 2, flavor: "m" }, pools: [pool()] } }, "nodes.controlPlane.count", /odd/],
     ["zero control planes", { nodes: { controlPlane: { count: 0, flavor: "m" }, pools: [pool()] } }, "nodes.controlPlane.count", /odd/],
-    ["duplicate pools", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool(), pool()] } }, "nodes.pools[1].name", /duplicate/],
-    ["disk of size 0", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ disks: { count: 1, sizeGb: 0 } })] } }, "nodes.pools[0].disks.sizeGb", /≥ 1/],
-    ["misspelt pool key", { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ cuont: 3 })] } }, "nodes.pools[0].cuont", /unknown key/],
+    [
+      "duplicate pools",
+      { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool(), pool()] } },
+      "nodes.pools[1].name",
+      /duplicate/,
+    ],
+    [
+      "disk of size 0",
+      { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ disks: { count: 1, sizeGb: 0 } })] } },
+      "nodes.pools[0].disks.sizeGb",
+      /≥ 1/,
+    ],
+    [
+      "misspelt pool key",
+      { nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [pool({ cuont: 3 })] } },
+      "nodes.pools[0].cuont",
+      /unknown key/,
+    ],
     ["node CIDR that does not parse", { network: { cidr: "10.0.0.0/33" } }, "network.cidr", /CIDR/],
     ["pod range overlapping the nodes", { network: { cidr: "10.244.1.0/24" } }, "network.podCidr", /overlaps dare:network.cidr/],
     ["service range overlapping pods", { network: { podCidr: "10.96.0.0/16" } }, "network.serviceCidr", /overlaps dare:network.podCidr/],
     ["admin CIDR that does not parse", { adminCidrs: ["192.0.2.0"] }, "adminCidrs[0]", /CIDR/],
     ["no admin CIDR", { adminCidrs: [] }, "adminCidrs", /at least one/],
     ["unknown provider", { provider: "aws" }, "provider", /must be one of "openstack", "existing"/],
-    ["ingress load balancer neither auto nor a boolean", { ingressLoadBalancer: "yes" }, "ingressLoadBalancer", /must be one of "auto", true, false/],
+    [
+      "ingress load balancer neither auto nor a boolean",
+      { ingressLoadBalancer: "yes" },
+      "ingressLoadBalancer",
+      /must be one of "auto", true, false/,
+    ],
     ["existing without hosts", { provider: "existing" }, "hosts", /at least one host/],
-    ["host with an unknown role", { provider: "existing", hosts: [host(), host({ name: "w-0", role: "gpu" })] }, "hosts[1].role", /unknown role/],
+    [
+      "host with an unknown role",
+      { provider: "existing", hosts: [host(), host({ name: "w-0", role: "gpu" })] },
+      "hosts[1].role",
+      /unknown role/,
+    ],
     ["duplicate host names", { provider: "existing", hosts: [host(), host({ role: "workers" })] }, "hosts[1].name", /duplicate/],
     ["even control planes among hosts", { provider: "existing", hosts: [host(), host({ name: "cp-1" })] }, "hosts", /odd/],
     ["hosts without existing provider", { hosts: [host()] }, "hosts", /only used with dare:provider = existing/],
     ["host without a host key", { provider: "existing", hosts: [host({ hostKey: undefined })] }, "hosts[0].hostKey", /is missing/],
-    ["host key of another type", { provider: "existing", hosts: [host({ hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" })] }, "hosts[0].hostKey", /ssh-ed25519 public key/],
-    ["host key whose data names another type", { provider: "existing", hosts: [host({ hostKey: `ssh-ed25519 ${Buffer.from("\0\0\0\x07ssh-rsa\0\0\0\x01x").toString("base64")}` })] }, "hosts[0].hostKey", /does not hold an ssh-ed25519 key/],
-    ["host key fingerprint instead of the key", { provider: "existing", hosts: [host({ hostKey: "SHA256:GClVtXWnAeqk+2Zhrf8/bum4KSpniOyXIkfRn13Qekk" })] }, "hosts[0].hostKey", /ssh-ed25519 public key/],
+    [
+      "host key of another type",
+      { provider: "existing", hosts: [host({ hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" })] },
+      "hosts[0].hostKey",
+      /ssh-ed25519 public key/,
+    ],
+    [
+      "host key whose data names another type",
+      { provider: "existing", hosts: [host({ hostKey: `ssh-ed25519 ${Buffer.from("\0\0\0\x07ssh-rsa\0\0\0\x01x").toString("base64")}` })] },
+      "hosts[0].hostKey",
+      /does not hold an ssh-ed25519 key/,
+    ],
+    [
+      "host key fingerprint instead of the key",
+      { provider: "existing", hosts: [host({ hostKey: "SHA256:GClVtXWnAeqk+2Zhrf8/bum4KSpniOyXIkfRn13Qekk" })] },
+      "hosts[0].hostKey",
+      /ssh-ed25519 public key/,
+    ],
     ["version with a v", { kubernetesVersion: "v1.36.4" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
     ["version without patch", { kubernetesVersion: "1.36" }, "kubernetesVersion", /MAJOR\.MINOR\.PATCH/],
     ["unsupported minor", { kubernetesVersion: "1.29.0" }, "kubernetesVersion", /supported minors/],
     ["missing domain", { domain: undefined }, "domain", /required/],
     ["no Secret encryption key", { secretsEncryptionKeys: [] }, "secretsEncryptionKeys", /at least one key/],
     ["a Secret encryption key named twice", { secretsEncryptionKeys: ["key2", "key2"] }, "secretsEncryptionKeys", /names key2 twice/],
-    ["a Secret encryption key name with capitals", { secretsEncryptionKeys: ["Key1"] }, "secretsEncryptionKeys[0]", /lower-case letters, digits and dashes/],
-    ["certificates renewed only after the 30-day warning", { certificateRenewalDays: 30 }, "certificateRenewalDays", /whole number of days from 45 \(above the 30-day expiry warning/],
-    ["certificates renewed more than twice a year", { certificateRenewalDays: 200 }, "certificateRenewalDays", /to 180 \(half of the one-year certificate lifetime\)/],
+    [
+      "a Secret encryption key name with capitals",
+      { secretsEncryptionKeys: ["Key1"] },
+      "secretsEncryptionKeys[0]",
+      /lower-case letters, digits and dashes/,
+    ],
+    [
+      "certificates renewed only after the 30-day warning",
+      { certificateRenewalDays: 30 },
+      "certificateRenewalDays",
+      /whole number of days from 45 \(above the 30-day expiry warning/,
+    ],
+    [
+      "certificates renewed more than twice a year",
+      { certificateRenewalDays: 200 },
+      "certificateRenewalDays",
+      /to 180 \(half of the one-year certificate lifetime\)/,
+    ],
     ["a fractional renewal window", { certificateRenewalDays: 90.5 }, "certificateRenewalDays", /whole number of days/],
     ["a renewal window in words", { certificateRenewalDays: "three months" }, "certificateRenewalDays", /whole number of days/],
   ])("refuses %s", (_label, values, key, why) => {
@@ -151,13 +239,15 @@ describe("config loader", () => {
     expect(loadConfig(source({ ...valid, certificateRenewalDays: "120" })).certificateRenewalDays).toBe(120);
   });
 
-  it("reads the Secret encryption keys in order, [\"key1\"] when unset", () => {
+  it('reads the Secret encryption keys in order, ["key1"] when unset', () => {
     expect(loadConfig(source(valid)).secretsEncryptionKeys).toEqual(["key1"]);
     expect(loadConfig(source({ ...valid, secretsEncryptionKeys: ["key2", "key1"] })).secretsEncryptionKeys).toEqual(["key2", "key1"]);
   });
 
   it("reads the declared 'unset' defaults as unset: the CLI applies them to every key a stack leaves out", () => {
-    const defaults = Object.fromEntries(Object.entries(CONFIG_KEYS).flatMap(([k, d]: [string, KeyDeclaration]) => (d.default === undefined ? [] : [[k, d.default]])));
+    const defaults = Object.fromEntries(
+      Object.entries(CONFIG_KEYS).flatMap(([k, d]: [string, KeyDeclaration]) => (d.default === undefined ? [] : [[k, d.default]])),
+    );
     const config = loadConfig(source({ ...defaults, ...valid }, "lab"));
     expect(config.clusterName).toBe("dare-lab");
     expect(config.hosts).toEqual([]);
@@ -166,8 +256,13 @@ describe("config loader", () => {
     expect(config.alerting).toBeUndefined();
     expect(config.dare.backup.repository).toBeUndefined();
     expect(config.dare.backup.passphrase).toBeUndefined();
-    expect(loadConfig(source({ ...defaults, ...valid, apiLoadBalancer: false, nodes: { pools: [{ publicIp: true }] } })).ingressLoadBalancer).toBe(false);
-    expect(loadConfig(source({ ...defaults, ...valid, ingressLoadBalancer: "false", nodes: { pools: [{ publicIp: true }] } })).ingressLoadBalancer).toBe(false);
+    expect(
+      loadConfig(source({ ...defaults, ...valid, apiLoadBalancer: false, nodes: { pools: [{ publicIp: true }] } })).ingressLoadBalancer,
+    ).toBe(false);
+    expect(
+      loadConfig(source({ ...defaults, ...valid, ingressLoadBalancer: "false", nodes: { pools: [{ publicIp: true }] } }))
+        .ingressLoadBalancer,
+    ).toBe(false);
   });
 
   it("fills the fields a stack leaves out of a structured key from its default, as --path on an unset key needs", () => {
@@ -209,7 +304,10 @@ describe("config loader", () => {
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "op", "-f", path.join(dir, "k")]);
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", path.join(dir, "locked")]);
     const key = fs.readFileSync(path.join(dir, "k"), "utf8");
-    const secretSource = (values: Record<string, unknown>) => ({ ...source({ ...valid, ...values }), isSecret: (k: string) => k === "sshPrivateKey" });
+    const secretSource = (values: Record<string, unknown>) => ({
+      ...source({ ...valid, ...values }),
+      isSecret: (k: string) => k === "sshPrivateKey",
+    });
     expect(loadConfig(secretSource({ sshPrivateKey: key })).sshPrivateKey).toBeDefined();
     expect(opensshPublicKey(key)).toBe(fs.readFileSync(path.join(dir, "k.pub"), "utf8").replace(/ op\n$/, ""));
     const problem = (values: Record<string, unknown>, secret = true) => {
@@ -220,9 +318,15 @@ describe("config loader", () => {
       }
       return undefined;
     };
-    expect(problem({ sshPrivateKey: "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----" })).toMatchObject({ value: "[secret]", why: expect.stringMatching(/OpenSSH format/) });
+    expect(problem({ sshPrivateKey: "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----" })).toMatchObject({
+      value: "[secret]",
+      why: expect.stringMatching(/OpenSSH format/),
+    });
     expect(problem({ sshPrivateKey: fs.readFileSync(path.join(dir, "locked"), "utf8") })?.why).toMatch(/is encrypted/);
-    expect(problem({ sshPrivateKey: key }, false)).toMatchObject({ value: "[not shown]", why: expect.stringMatching(/must be set with --secret/) });
+    expect(problem({ sshPrivateKey: key }, false)).toMatchObject({
+      value: "[not shown]",
+      why: expect.stringMatching(/must be set with --secret/),
+    });
     expect(JSON.stringify(problem({ sshPrivateKey: key }, false))).not.toContain(key.split("\n")[1]);
     expect(loadConfig(source(valid)).sshPrivateKey).toBeUndefined();
   });
@@ -251,11 +355,17 @@ describe("config loader", () => {
       ["a registry port, a tag and a digest", `harbor.dare.example.org:5000/dare/exec-api:v3.6@${digest}`],
       ["a digest on an official image", `mysql:8.4.6@${digest}`],
     ])("takes %s", (_, ref) => {
-      expect(load({ "exec-api": ref, "d4p-registry-db": ref.startsWith("mysql") ? ref : "mysql:8.4.6" })[ref.startsWith("mysql") ? "d4p-registry-db" : "exec-api"]).toBe(ref);
+      expect(
+        load({ "exec-api": ref, "d4p-registry-db": ref.startsWith("mysql") ? ref : "mysql:8.4.6" })[
+          ref.startsWith("mysql") ? "d4p-registry-db" : "exec-api"
+        ],
+      ).toBe(ref);
     });
 
     it("takes the MPI operator pinned by digest behind its release tag, and refuses it without that tag", () => {
-      expect(load({ "mpi-operator": `mpioperator/mpi-operator:0.8.2@${digest}` })["mpi-operator"]).toBe(`mpioperator/mpi-operator:0.8.2@${digest}`);
+      expect(load({ "mpi-operator": `mpioperator/mpi-operator:0.8.2@${digest}` })["mpi-operator"]).toBe(
+        `mpioperator/mpi-operator:0.8.2@${digest}`,
+      );
       for (const ref of [`mpioperator/mpi-operator@${digest}`, "mpioperator/mpi-operator:0.9.0"]) {
         const p = problemsOf({ images: { ...valid.images, "mpi-operator": ref } }).find((x) => x.key === "images.mpi-operator")!;
         expect(p.why).toBe("must keep the tag 0.8.2, the release of the MPIJob CRD the program ships (pin it further with its digest)");
@@ -268,25 +378,48 @@ describe("config loader", () => {
       ["no tag and no digest", "harbor.dare.example.org/dare/exec-api", "has neither a tag nor a digest (that means latest): pin one"],
       ["latest", "harbor.dare.example.org/dare/exec-api:latest", "`latest` is not a pinned tag: use a version tag or add the digest"],
       ["a short digest", "harbor.dare.example.org/dare/exec-api@sha256:3f1a9c", "has a digest of 6 hex digits: a sha256 digest has 64"],
-      ["a digest with uppercase hex", `harbor.dare.example.org/dare/exec-api:v3.6@${digest.toUpperCase().replace("SHA256", "sha256")}`, /^has the digest "sha256:3F1A9C.*": only sha256:<64 lowercase hex digits> is accepted$/],
-      ["another algorithm", `harbor.dare.example.org/dare/exec-api@sha512:${"ab".repeat(64)}`, /^has the digest "sha512:abab.*": only sha256:<64 lowercase hex digits> is accepted$/],
-      ["an empty digest", "harbor.dare.example.org/dare/exec-api:v3.6@", 'has the digest "": only sha256:<64 lowercase hex digits> is accepted'],
+      [
+        "a digest with uppercase hex",
+        `harbor.dare.example.org/dare/exec-api:v3.6@${digest.toUpperCase().replace("SHA256", "sha256")}`,
+        /^has the digest "sha256:3F1A9C.*": only sha256:<64 lowercase hex digits> is accepted$/,
+      ],
+      [
+        "another algorithm",
+        `harbor.dare.example.org/dare/exec-api@sha512:${"ab".repeat(64)}`,
+        /^has the digest "sha512:abab.*": only sha256:<64 lowercase hex digits> is accepted$/,
+      ],
+      [
+        "an empty digest",
+        "harbor.dare.example.org/dare/exec-api:v3.6@",
+        'has the digest "": only sha256:<64 lowercase hex digits> is accepted',
+      ],
       ["a digest before the tag", `harbor.dare.example.org/dare/exec-api@${digest}:v3.6`, /^has the digest "sha256:.*:v3\.6": only sha256/],
-      ["an uppercase repository", "Harbor.example.org/dare/exec-api:v3.6", 'has the repository "Harbor.example.org/dare/exec-api", which is not an image name (lowercase registry/path)'],
-      ["an empty tag", "harbor.dare.example.org/dare/exec-api:", 'has the tag "", which is not a tag (letters, digits, _ . -, at most 128 characters)'],
+      [
+        "an uppercase repository",
+        "Harbor.example.org/dare/exec-api:v3.6",
+        'has the repository "Harbor.example.org/dare/exec-api", which is not an image name (lowercase registry/path)',
+      ],
+      [
+        "an empty tag",
+        "harbor.dare.example.org/dare/exec-api:",
+        'has the tag "", which is not a tag (letters, digits, _ . -, at most 128 characters)',
+      ],
     ])("refuses %s, saying why, with the forms and an example", (_, ref, why) => {
       const problems = problemsOf({ images: { ...valid.images, "exec-api": ref } });
       const p = problems.find((x) => x.key === "images.exec-api")!;
       expect(p.value).toBe(ref);
       const [reason, forms] = p.why.split("; ");
-      if (typeof why === "string") expect(reason).toBe(why); else expect(reason).toMatch(why);
+      if (typeof why === "string") expect(reason).toBe(why);
+      else expect(reason).toMatch(why);
       expect(forms).toBe(FORMS);
       expect(p.example).toBe('"harbor.dare.example.org/dare/exec-api:v3.6"');
     });
 
     it("refuses a non-string image with the accepted forms", () => {
       const p = problemsOf({ images: { ...valid.images, "sprov-db": 5 } }).find((x) => x.key === "images.sprov-db")!;
-      expect(p.why).toBe("must be an image reference: repository:tag, repository@sha256:<64 hex digits> or repository:tag@sha256:<64 hex digits>");
+      expect(p.why).toBe(
+        "must be an image reference: repository:tag, repository@sha256:<64 hex digits> or repository:tag@sha256:<64 hex digits>",
+      );
       expect(p.example).toBe('"mongo:5.0.33"');
     });
   });
@@ -296,7 +429,11 @@ describe("config loader", () => {
     expect(config.dare.services["exec-api"].dataPath).toBe("/var/lib/exec-api");
     expect(config.dare.services["workflow-registry"].dataPath).toBe("/data");
     expect(config.dare.services["dare-login"].dataPath).toBeUndefined();
-    expectProblem({ services: { "workflow-registry": { replicas: 2 } } }, "services.workflow-registry.replicas", /local state on one volume/);
+    expectProblem(
+      { services: { "workflow-registry": { replicas: 2 } } },
+      "services.workflow-registry.replicas",
+      /local state on one volume/,
+    );
     expectProblem({ services: { "exec-api": { dataPath: "data" } } }, "services.exec-api.dataPath", /absolute path/);
     // Only services with local state have a data path.
     expectProblem({ services: { "dare-login": { dataPath: "/data" } } }, "services.dare-login.dataPath", /unknown key/);
@@ -308,11 +445,13 @@ describe("config loader", () => {
   });
 
   it("accepts existing hosts whose roles name declared pools", () => {
-    const config = loadConfig(source({
-      ...valid,
-      provider: "existing",
-      hosts: [host({ name: "w-0", role: "workers", disks: ["/dev/sdb"] }), host(), host({ name: "cp-1" }), host({ name: "cp-2" })],
-    }));
+    const config = loadConfig(
+      source({
+        ...valid,
+        provider: "existing",
+        hosts: [host({ name: "w-0", role: "workers", disks: ["/dev/sdb"] }), host(), host({ name: "cp-1" }), host({ name: "cp-2" })],
+      }),
+    );
     expect(config.hosts.map((h) => h.role)).toEqual(["workers", "control-plane", "control-plane", "control-plane"]);
     expect(config.hosts[0].disks).toEqual(["/dev/sdb"]);
   });
@@ -324,10 +463,23 @@ describe("dare:bastion: a jump host for existing hosts", () => {
   const existing = (values: Record<string, unknown> = {}) => ({ provider: "existing", hosts: [host(), worker], ...values });
 
   it("reaches every host through it unless a host says viaBastion: false; port 22 and dare:sshUser by default; the hosts' key", () => {
-    const config = loadConfig(source({ ...valid, ...existing({ sshUser: "admin", bastion: jump, hosts: [host({ viaBastion: false }), worker] }) }));
-    expect(config.bastion).toEqual({ address: "203.0.113.5", privateAddress: "203.0.113.5", port: 22, user: "admin", hostKey: EXAMPLE_HOST_KEY });
-    expect(loadConfig(source({ ...valid, ...existing({ bastion: { ...jump, privateAddress: "10.0.0.5" } }) })).bastion!.privateAddress).toBe("10.0.0.5");
-    expect(config.hosts.map((h) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true]]);
+    const config = loadConfig(
+      source({ ...valid, ...existing({ sshUser: "admin", bastion: jump, hosts: [host({ viaBastion: false }), worker] }) }),
+    );
+    expect(config.bastion).toEqual({
+      address: "203.0.113.5",
+      privateAddress: "203.0.113.5",
+      port: 22,
+      user: "admin",
+      hostKey: EXAMPLE_HOST_KEY,
+    });
+    expect(
+      loadConfig(source({ ...valid, ...existing({ bastion: { ...jump, privateAddress: "10.0.0.5" } }) })).bastion!.privateAddress,
+    ).toBe("10.0.0.5");
+    expect(config.hosts.map((h) => [h.name, h.viaBastion])).toEqual([
+      ["cp-0", false],
+      ["w-0", true],
+    ]);
     // Without a jump host, every host is reached directly.
     const direct = loadConfig(source({ ...valid, ...existing() }));
     expect(direct.bastion).toBeUndefined();
@@ -339,18 +491,36 @@ describe("dare:bastion: a jump host for existing hosts", () => {
     expect(missing.why).toMatch(/^is missing: every SSH connection/);
     expect(missing.why).toContain("ssh-keyscan -t ed25519 203.0.113.5");
     expect(missing.example).toBe(`"${EXAMPLE_HOST_KEY}"`);
-    expectProblem(existing({ bastion: { ...jump, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" } }), "bastion.hostKey", /ssh-ed25519 public key/);
+    expectProblem(
+      existing({ bastion: { ...jump, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" } }),
+      "bastion.hostKey",
+      /ssh-ed25519 public key/,
+    );
   });
 
   it("refuses a missing address, bad fields, unknown keys, OpenStack, and a host sent through a jump host that is not set", () => {
     expectProblem(existing({ bastion: { hostKey: EXAMPLE_HOST_KEY } }), "bastion.address", /non-empty string/);
     expectProblem(existing({ bastion: { ...jump, port: 0 } }), "bastion.port", /whole number ≥ 1/);
     expectProblem(existing({ bastion: { ...jump, user: "Not A User" } }), "bastion.user", /Unix user name/);
-    expectProblem(existing({ bastion: { ...jump, key: "x" } }), "bastion.key", /unknown key \(known: address, privateAddress, port, user, hostKey\)/);
-    expectProblem(existing({ bastion: { ...jump, address: "jump.example.org" } }), "bastion.privateAddress", /must be an IPv4 address: the one the hosts see/);
+    expectProblem(
+      existing({ bastion: { ...jump, key: "x" } }),
+      "bastion.key",
+      /unknown key \(known: address, privateAddress, port, user, hostKey\)/,
+    );
+    expectProblem(
+      existing({ bastion: { ...jump, address: "jump.example.org" } }),
+      "bastion.privateAddress",
+      /must be an IPv4 address: the one the hosts see/,
+    );
     expectProblem(existing({ bastion: "203.0.113.5" }), "bastion", /must be an object/);
-    expectProblem({ bastion: jump }, "bastion", /only used with dare:provider = existing: on OpenStack the first control plane is the jump host/);
-    const stranded = problemsOf(existing({ hosts: [host(), { ...worker, viaBastion: true }] })).find((p) => p.key === "hosts[1].viaBastion")!;
+    expectProblem(
+      { bastion: jump },
+      "bastion",
+      /only used with dare:provider = existing: on OpenStack the first control plane is the jump host/,
+    );
+    const stranded = problemsOf(existing({ hosts: [host(), { ...worker, viaBastion: true }] })).find(
+      (p) => p.key === "hosts[1].viaBastion",
+    )!;
     expect(stranded.why).toMatch(/dare:bastion is not set/);
     expect(stranded.example).toContain("bastion.address");
     expectProblem(existing({ bastion: jump, hosts: [host({ viaBastion: "yes" }), worker] }), "hosts[0].viaBastion", /true or false/);
@@ -373,10 +543,17 @@ describe("dare:bastion: a jump host for existing hosts", () => {
     };
     expect(load({ bastion: jump, bastionPrivateKey: key }, true).bastion!.privateKey).toBeDefined();
     expect(load({ bastion: jump }, true).bastion!.privateKey).toBeUndefined();
-    expect(problem({ bastion: jump, bastionPrivateKey: key }, false)).toMatchObject({ value: "[not shown]", why: expect.stringMatching(/must be set with --secret/) });
-    expect(problem({ bastion: jump, bastionPrivateKey: "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----" }, true))
-      .toMatchObject({ value: "[secret]", why: expect.stringMatching(/OpenSSH format/) });
-    expect(problem({ bastionPrivateKey: key }, true)).toMatchObject({ value: "[secret]", why: expect.stringMatching(/only used with dare:bastion/) });
+    expect(problem({ bastion: jump, bastionPrivateKey: key }, false)).toMatchObject({
+      value: "[not shown]",
+      why: expect.stringMatching(/must be set with --secret/),
+    });
+    expect(
+      problem({ bastion: jump, bastionPrivateKey: "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----" }, true),
+    ).toMatchObject({ value: "[secret]", why: expect.stringMatching(/OpenSSH format/) });
+    expect(problem({ bastionPrivateKey: key }, true)).toMatchObject({
+      value: "[secret]",
+      why: expect.stringMatching(/only used with dare:bastion/),
+    });
     expect(JSON.stringify(problem({ bastion: jump, bastionPrivateKey: key }, false))).not.toContain(key.split("\n")[1]);
   });
 });

@@ -13,11 +13,13 @@ import { MpiOperator } from "../components/mpi-operator";
 import { RecordedResource } from "../tools/mocks";
 import { redacted, runMocked } from "./support/mocked";
 
-
 export const BASE_CONFIG: Record<string, unknown> = {
   domain: "dare.example.org",
   adminCidrs: ["192.0.2.0/24"],
-  nodes: { controlPlane: { count: 1, flavor: "m1.medium" }, pools: [{ name: "workers", count: 3, flavor: "m1.large", disks: { count: 1, sizeGb: 50 } }] },
+  nodes: {
+    controlPlane: { count: 1, flavor: "m1.medium" },
+    pools: [{ name: "workers", count: 3, flavor: "m1.large", disks: { count: 1, sizeGb: 50 } }],
+  },
   acmeEmail: "ops@example.org",
 };
 
@@ -69,10 +71,27 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
     new Backups("backups", {
       provider,
       policy: dare.backup,
-      images: { etcd: dare.images.etcd, mysql: dare.images["d4p-registry-db"], mongo: dare.images["sprov-db"], postgres: dare.images["postgres-client"], busybox: dare.images.busybox },
-      mysql: { host: services.mysqlHost, port: dare.services["d4p-registry-db"].port, username: "root", password: services.mysqlRootPassword },
+      images: {
+        etcd: dare.images.etcd,
+        mysql: dare.images["d4p-registry-db"],
+        mongo: dare.images["sprov-db"],
+        postgres: dare.images["postgres-client"],
+        busybox: dare.images.busybox,
+      },
+      mysql: {
+        host: services.mysqlHost,
+        port: dare.services["d4p-registry-db"].port,
+        username: "root",
+        password: services.mysqlRootPassword,
+      },
       mongo: { host: services.mongoHost, port: dare.services["sprov-db"].port },
-      postgres: { host: "keycloak-db-rw.keycloak.svc", port: 5432, username: "keycloak", database: "keycloak", password: pulumi.secret("placeholder-pg-password") },
+      postgres: {
+        host: "keycloak-db-rw.keycloak.svc",
+        port: 5432,
+        username: "keycloak",
+        database: "keycloak",
+        password: pulumi.secret("placeholder-pg-password"),
+      },
     });
   });
   const objects = resources

@@ -14,17 +14,34 @@ jest.setTimeout(120_000);
 const DOC = path.join(__dirname, "..", "docs", "dare-services.md");
 const NS = "dare";
 
-interface Hop { step: string; from: string; to: string; port: number; path?: { outside: string; inside: string }; policies: string[] }
+interface Hop {
+  step: string;
+  from: string;
+  to: string;
+  port: number;
+  path?: { outside: string; inside: string };
+  policies: string[];
+}
 
 function hops(): Hop[] {
   const text = fs.readFileSync(DOC, "utf8");
   const section = text.slice(text.indexOf("## End to end"));
   const rows = section.split("\n").filter((l) => /^\| \d+\./.test(l));
   return rows.map((row) => {
-    const [step, from, to, route, policies] = row.split("|").slice(1, -1).map((c) => c.trim());
+    const [step, from, to, route, policies] = row
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
     const [toName, port] = to.split(":");
     const [outside, inside] = route === "—" ? [] : route.split(" → ").map((p) => p.trim());
-    return { step, from, to: toName, port: Number(port), path: outside ? { outside, inside } : undefined, policies: policies.split(",").map((p) => p.trim()) };
+    return {
+      step,
+      from,
+      to: toName,
+      port: Number(port),
+      path: outside ? { outside, inside } : undefined,
+      policies: policies.split(",").map((p) => p.trim()),
+    };
   });
 }
 
@@ -33,7 +50,11 @@ const OUTSIDE: Record<string, (port: number) => Endpoint> = {
   "ingress-controller": (port) => ({ ns: "traefik", labels: { "app.kubernetes.io/name": "traefik" }, port }),
   keycloak: (port) => ({ ns: "keycloak", labels: { "app.kubernetes.io/name": "keycloakx" }, port }),
   "kubernetes-api": (port) => ({ ns: "", labels: undefined as any, ip: "10.10.0.10", port }),
-  "mpi-jobs": (port) => ({ ns: NS, labels: { "training.kubeflow.org/operator-name": "mpi-operator", "training.kubeflow.org/job-role": "worker" }, port }),
+  "mpi-jobs": (port) => ({
+    ns: NS,
+    labels: { "training.kubeflow.org/operator-name": "mpi-operator", "training.kubeflow.org/job-role": "worker" },
+    port,
+  }),
 };
 
 let built: Built;
@@ -48,13 +69,17 @@ function serviceEndpoint(name: string, port: number): Endpoint {
   if (!svc) throw new Error(`no Service ${name} in ${NS}`);
   const servicePort = svc.spec.ports.find((p: any) => p.port === port);
   if (!servicePort) throw new Error(`Service ${name} has no port ${port}`);
-  const workloads = [...objects("Deployment"), ...objects("StatefulSet")].filter((w) => matches({ matchLabels: svc.spec.selector }, w.spec.template.metadata.labels));
+  const workloads = [...objects("Deployment"), ...objects("StatefulSet")].filter((w) =>
+    matches({ matchLabels: svc.spec.selector }, w.spec.template.metadata.labels),
+  );
   if (workloads.length !== 1) throw new Error(`Service ${name} selects ${workloads.length} workloads`);
   return { ns: NS, labels: workloads[0].spec.template.metadata.labels, port: servicePort.targetPort };
 }
 
 function endpoint(name: string, port = 0): Endpoint {
-  return OUTSIDE[name] ? OUTSIDE[name](port) : serviceEndpoint(name, port || objects("Service").find((s) => s.metadata.name === name)?.spec.ports[0].port);
+  return OUTSIDE[name]
+    ? OUTSIDE[name](port)
+    : serviceEndpoint(name, port || objects("Service").find((s) => s.metadata.name === name)?.spec.ports[0].port);
 }
 
 const journey = hops();
@@ -73,7 +98,13 @@ test.each(journey.map((h) => [h.step, h] as const))("%s", (_step, hop) => {
   expect(allowed(policies, from, to)).toBe(true);
   // The named policies are the ones that decide it: without them, the call is refused.
   for (const name of hop.policies) expect(policies.map((p) => p.metadata.name)).toContain(name);
-  expect(allowed(policies.filter((p) => !hop.policies.includes(p.metadata.name)), from, to)).toBe(false);
+  expect(
+    allowed(
+      policies.filter((p) => !hop.policies.includes(p.metadata.name)),
+      from,
+      to,
+    ),
+  ).toBe(false);
 
   if (hop.path) {
     const [ingress] = objects("Ingress");

@@ -23,13 +23,25 @@ const objectsIn = (ns: string): any[] => {
 test("shows every DARE service with its image and tag", () => {
   expect(production.status).toBe(0);
   const workloads = objectsIn("dare").filter((o) => ["Deployment", "StatefulSet", "CronJob"].includes(o.kind));
-  const images = Object.fromEntries(workloads.map((o) => {
-    const pod = o.kind === "CronJob" ? o.spec.jobTemplate.spec.template.spec : o.spec.template.spec;
-    return [o.metadata.name, pod.containers[0].image];
-  }));
+  const images = Object.fromEntries(
+    workloads.map((o) => {
+      const pod = o.kind === "CronJob" ? o.spec.jobTemplate.spec.template.spec : o.spec.template.spec;
+      return [o.metadata.name, pod.containers[0].image];
+    }),
+  );
   expect(Object.keys(images).sort()).toEqual([
-    "d4p-registry", "d4p-registry-db", "dare-login", "exec-api", "exec-registry", "playground",
-    "semantic-data", "sprov", "sprov-cronjob", "sprov-db", "sprov-view", "workflow-registry",
+    "d4p-registry",
+    "d4p-registry-db",
+    "dare-login",
+    "exec-api",
+    "exec-registry",
+    "playground",
+    "semantic-data",
+    "sprov",
+    "sprov-cronjob",
+    "sprov-db",
+    "sprov-view",
+    "workflow-registry",
   ]);
   for (const [name, image] of Object.entries(images)) {
     expect({ name, image }).toEqual({ name, image: expect.stringMatching(/^[a-z0-9./-]+:[A-Za-z0-9_][\w.-]*$/) });
@@ -40,8 +52,12 @@ test("shows every DARE service with its image and tag", () => {
   const operator = objectsIn("mpi-operator").find((o) => o.kind === "Deployment");
   expect(operator.spec.template.spec.containers[0].image).toBe("mpioperator/mpi-operator:0.8.2");
   // Production runs the front services twice, each behind a disruption budget.
-  expect(objectsIn("dare").filter((o) => o.kind === "PodDisruptionBudget").map((o) => o.metadata.name).sort())
-    .toEqual(["dare-login", "playground", "sprov-view"]);
+  expect(
+    objectsIn("dare")
+      .filter((o) => o.kind === "PodDisruptionBudget")
+      .map((o) => o.metadata.name)
+      .sort(),
+  ).toEqual(["dare-login", "playground", "sprov-view"]);
 });
 
 test("the DARE, MPI operator and backup objects pass the project's validation", async () => {

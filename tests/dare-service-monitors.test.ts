@@ -60,10 +60,15 @@ function podTargets(namespace: string, name: string, template: any, podIp = "10.
     __meta_kubernetes_pod_phase: "Running",
   };
   for (const [k, v] of Object.entries<string>(template.metadata.labels ?? {})) meta[`__meta_kubernetes_pod_label_${sanitize(k)}`] = v;
-  for (const [k, v] of Object.entries<string>(template.metadata.annotations ?? {})) meta[`__meta_kubernetes_pod_annotation_${sanitize(k)}`] = v;
+  for (const [k, v] of Object.entries<string>(template.metadata.annotations ?? {}))
+    meta[`__meta_kubernetes_pod_annotation_${sanitize(k)}`] = v;
   const ports = template.spec.containers.flatMap((c: any) => c.ports ?? []);
   if (ports.length === 0) return [{ ...meta, __address__: podIp }];
-  return ports.map((p: any) => ({ ...meta, __address__: `${podIp}:${p.containerPort}`, __meta_kubernetes_pod_container_port_name: p.name ?? "" }));
+  return ports.map((p: any) => ({
+    ...meta,
+    __address__: `${podIp}:${p.containerPort}`,
+    __meta_kubernetes_pod_container_port_name: p.name ?? "",
+  }));
 }
 
 let built: Built;
@@ -83,16 +88,28 @@ describe("the annotation job (kubernetes-pods)", () => {
 
   it("finds no DARE pod: none is annotated for a scrape", () => {
     for (const { name, tpl } of pods()) {
-      expect({ name, targets: podTargets(DARE_NS, name, tpl).map((t) => relabel(t, rules)).filter(Boolean) }).toEqual({ name, targets: [] });
+      expect({
+        name,
+        targets: podTargets(DARE_NS, name, tpl)
+          .map((t) => relabel(t, rules))
+          .filter(Boolean),
+      }).toEqual({ name, targets: [] });
     }
   });
 
   it("leaves an annotated pod that a ServiceMonitor covers to the ServiceMonitor, so that nothing is scraped twice", () => {
     const tpl = {
-      metadata: { labels: { app: "operator", ...SCRAPED_BY_SERVICE_MONITOR }, annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": "8081" } },
+      metadata: {
+        labels: { app: "operator", ...SCRAPED_BY_SERVICE_MONITOR },
+        annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": "8081" },
+      },
       spec: { containers: [{ ports: [{ name: "metrics", containerPort: 8081 }] }] },
     };
-    expect(podTargets("mpi-operator", "operator", tpl).map((t) => relabel(t, rules)).filter(Boolean)).toEqual([]);
+    expect(
+      podTargets("mpi-operator", "operator", tpl)
+        .map((t) => relabel(t, rules))
+        .filter(Boolean),
+    ).toEqual([]);
   });
 
   it("still scrapes an annotated pod no ServiceMonitor covers, at the annotated port and path, with its service label", () => {
@@ -107,7 +124,11 @@ describe("the annotation job (kubernetes-pods)", () => {
     expect(target).toMatchObject({ __address__: "10.244.1.5:9102", __metrics_path__: "/stats", namespace: "jupyterhub", service: "sprov" });
     // Unannotated pods stay out.
     const plain = { ...tpl, metadata: { labels: tpl.metadata.labels, annotations: {} } };
-    expect(podTargets("jupyterhub", "plain", plain).map((t) => relabel(t, rules)).filter(Boolean)).toEqual([]);
+    expect(
+      podTargets("jupyterhub", "plain", plain)
+        .map((t) => relabel(t, rules))
+        .filter(Boolean),
+    ).toEqual([]);
   });
 
   it("is accepted by promtool", () => {
@@ -118,7 +139,10 @@ describe("the annotation job (kubernetes-pods)", () => {
       const file = path.join(dir, "prometheus.yml");
       fs.writeFileSync(file, YAML.stringify({ scrape_configs: [{ ...job, static_configs: [{ targets: ["10.244.1.5:8080"] }] }] }));
       const result = spawnSync("promtool", ["check", "config", file], { encoding: "utf8" });
-      expect({ status: result.status, output: result.stdout + result.stderr }).toEqual({ status: 0, output: expect.stringContaining("SUCCESS") });
+      expect({ status: result.status, output: result.stdout + result.stderr }).toEqual({
+        status: 0,
+        output: expect.stringContaining("SUCCESS"),
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -21,7 +21,17 @@ import { allowed, Endpoint, matches } from "./support/netpol";
 jest.setTimeout(120_000);
 
 const DARE_NS = "dare";
-const DEPLOYMENTS = ["dare-login", "d4p-registry", "exec-api", "exec-registry", "playground", "workflow-registry", "semantic-data", "sprov", "sprov-view"];
+const DEPLOYMENTS = [
+  "dare-login",
+  "d4p-registry",
+  "exec-api",
+  "exec-registry",
+  "playground",
+  "workflow-registry",
+  "semantic-data",
+  "sprov",
+  "sprov-view",
+];
 const DATABASES = ["d4p-registry-db", "sprov-db"];
 
 let built: Built;
@@ -29,7 +39,8 @@ beforeAll(async () => {
   built = await buildDareLayer(configFrom({}));
 });
 
-const objectsOf = (kind: string, ns?: string) => built.objects.filter((o) => o.kind === kind && (ns === undefined || o.metadata.namespace === ns));
+const objectsOf = (kind: string, ns?: string) =>
+  built.objects.filter((o) => o.kind === kind && (ns === undefined || o.metadata.namespace === ns));
 const podTemplates = () => [
   ...objectsOf("Deployment", DARE_NS).map((d) => ({ name: d.metadata.name, kind: "Deployment", tpl: d.spec.template })),
   ...objectsOf("StatefulSet", DARE_NS).map((d) => ({ name: d.metadata.name, kind: "StatefulSet", tpl: d.spec.template })),
@@ -38,7 +49,9 @@ const podTemplates = () => [
 
 describe("workloads", () => {
   it("runs every DARE service, each with a pinned image", () => {
-    const names = podTemplates().map((p) => p.name).sort();
+    const names = podTemplates()
+      .map((p) => p.name)
+      .sort();
     expect(names).toEqual([...DEPLOYMENTS, ...DATABASES, "sprov-cronjob"].sort());
     for (const { name, tpl } of podTemplates()) {
       for (const c of tpl.spec.containers) {
@@ -52,11 +65,19 @@ describe("workloads", () => {
     for (const { name, kind, tpl } of podTemplates()) {
       for (const c of tpl.spec.containers) {
         for (const field of ["requests", "limits"]) {
-          expect({ name, field, cpu: c.resources?.[field]?.cpu, memory: c.resources?.[field]?.memory })
-            .toEqual({ name, field, cpu: expect.any(String), memory: expect.any(String) });
+          expect({ name, field, cpu: c.resources?.[field]?.cpu, memory: c.resources?.[field]?.memory }).toEqual({
+            name,
+            field,
+            cpu: expect.any(String),
+            memory: expect.any(String),
+          });
         }
         if (kind !== "CronJob") {
-          expect({ name, liveness: Boolean(c.livenessProbe), readiness: Boolean(c.readinessProbe) }).toEqual({ name, liveness: true, readiness: true });
+          expect({ name, liveness: Boolean(c.livenessProbe), readiness: Boolean(c.readinessProbe) }).toEqual({
+            name,
+            liveness: true,
+            readiness: true,
+          });
         }
       }
     }
@@ -87,7 +108,10 @@ describe("workloads", () => {
     expect(objectsOf("PersistentVolumeClaim", DARE_NS).map((p) => p.metadata.labels.service)).toContain("dare-shared-volumes");
     // No DARE service is known to serve /metrics: availability is probed instead (availability-probes.ts).
     for (const [name, tpl] of byName) {
-      expect({ name, annotations: Object.keys(tpl.metadata.annotations ?? {}).filter((a) => a.startsWith("prometheus.io/")) }).toEqual({ name, annotations: [] });
+      expect({ name, annotations: Object.keys(tpl.metadata.annotations ?? {}).filter((a) => a.startsWith("prometheus.io/")) }).toEqual({
+        name,
+        annotations: [],
+      });
     }
     expect(objectsOf("ServiceMonitor", DARE_NS)).toEqual([]);
   });
@@ -95,15 +119,22 @@ describe("workloads", () => {
 
 describe("the services as the evidence shows them", () => {
   const byName = () => new Map(podTemplates().map((p) => [p.name, p.tpl]));
-  const envOf = (name: string) => new Map<string, any>((byName().get(name).spec.containers[0].env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
+  const envOf = (name: string) =>
+    new Map<string, any>((byName().get(name).spec.containers[0].env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
 
   it("gives d4p-registry its database in a mounted local_settings.py (it reads no environment), at the Service name dj-reg-db", () => {
     const tpl = byName().get("d4p-registry");
     expect([...envOf("d4p-registry").keys()].filter((k) => k.startsWith("MYSQL"))).toEqual([]);
     const mount = tpl.spec.containers[0].volumeMounts.find((m: any) => m.mountPath.endsWith("/local_settings.py"));
-    expect(mount).toMatchObject({ mountPath: "/registry/dj_vercereg/dj_vercereg/local_settings.py", subPath: "local_settings.py", readOnly: true });
+    expect(mount).toMatchObject({
+      mountPath: "/registry/dj_vercereg/dj_vercereg/local_settings.py",
+      subPath: "local_settings.py",
+      readOnly: true,
+    });
     const volume = tpl.spec.volumes.find((v: any) => v.name === mount.name);
-    const settings = built.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as any).metadata.name === volume.secret.secretName)!;
+    const settings = built.resources.find(
+      (r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as any).metadata.name === volume.secret.secretName,
+    )!;
     const [[, text, wrapped]] = secretEntries((settings.inputs as any).stringData);
     expect(wrapped).toBe(true);
     expect(text).toContain("'HOST': 'dj-reg-db'");
@@ -122,17 +153,31 @@ describe("the services as the evidence shows them", () => {
   });
 
   it("is a settings file Python reads as the registry needs it", () => {
-    const settings = built.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as any).metadata.name === "d4p-registry-settings")!;
+    const settings = built.resources.find(
+      (r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as any).metadata.name === "d4p-registry-settings",
+    )!;
     const [[, text]] = secretEntries((settings.inputs as any).stringData);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "d4p-settings-"));
     fs.writeFileSync(path.join(dir, "local_settings.py"), text);
-    const out = execFileSync("python3", ["-c",
-      "import json, local_settings as s; print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'db': s.DATABASES['default']}))"], { cwd: dir }).toString();
+    const out = execFileSync(
+      "python3",
+      [
+        "-c",
+        "import json, local_settings as s; print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'db': s.DATABASES['default']}))",
+      ],
+      { cwd: dir },
+    ).toString();
     fs.rmSync(dir, { recursive: true, force: true });
     const parsed = JSON.parse(out);
     expect(parsed.debug).toBe(false);
     expect(parsed.hosts).toEqual(expect.arrayContaining(["dare.example.org", "d4p-registry", "d4p-registry.dare.svc"]));
-    expect(parsed.db).toMatchObject({ ENGINE: "django.db.backends.mysql", NAME: "dj_vercereg", USER: "d4p", HOST: "dj-reg-db", PORT: "3306" });
+    expect(parsed.db).toMatchObject({
+      ENGINE: "django.db.backends.mysql",
+      NAME: "dj_vercereg",
+      USER: "d4p",
+      HOST: "dj-reg-db",
+      PORT: "3306",
+    });
   });
 
   it("gives s-ProvFlow a bare database host name (its index script breaks on credentials) and MongoDB 5.0, the newest its pymongo 3.4 speaks to", () => {
@@ -160,12 +205,20 @@ describe("the services as the evidence shows them", () => {
       expect(d.spec.template.spec.containers[0].volumeMounts.find((m: any) => m.name === volume.name).mountPath).toBe("/data");
       expect(d.spec.strategy).toEqual({ type: "Recreate" });
     }
-    const others = objectsOf("PersistentVolumeClaim", DARE_NS).map((p) => p.metadata.name).filter((n) => n.endsWith("-data"));
+    const others = objectsOf("PersistentVolumeClaim", DARE_NS)
+      .map((p) => p.metadata.name)
+      .filter((n) => n.endsWith("-data"));
     expect(others.sort()).toEqual(["exec-api-data", "workflow-registry-data"]);
   });
 
   it("gives dare-login exactly the settings D5.4 names", () => {
-    expect([...envOf("dare-login").keys()].sort()).toEqual(["ADMIN_PASSWORD", "ADMIN_USERNAME", "CLIENT_ID", "CLIENT_SECRET", "KEYCLOAK_DOMAIN"]);
+    expect([...envOf("dare-login").keys()].sort()).toEqual([
+      "ADMIN_PASSWORD",
+      "ADMIN_USERNAME",
+      "CLIENT_ID",
+      "CLIENT_SECRET",
+      "KEYCLOAK_DOMAIN",
+    ]);
   });
 });
 
@@ -173,7 +226,9 @@ describe("the services as the evidence shows them", () => {
 function secretEntries(map: any, inherited = false): Array<[string, string, boolean]> {
   if (!map) return [];
   if (map[SPECIAL_SIG_KEY] === SECRET_SIG) return secretEntries(map.value, true);
-  return Object.entries<any>(map).map(([k, v]) => (v?.[SPECIAL_SIG_KEY] === SECRET_SIG ? [k, String(v.value), true] : [k, String(v), inherited]));
+  return Object.entries<any>(map).map(([k, v]) =>
+    v?.[SPECIAL_SIG_KEY] === SECRET_SIG ? [k, String(v.value), true] : [k, String(v), inherited],
+  );
 }
 
 describe("secrets", () => {
@@ -229,8 +284,13 @@ describe("exposure", () => {
       expect(svc.spec.ports.map((x: any) => x.port)).toContain(p.backend.service.port.number);
     }
     const route = (path: string) => paths.find((p: any) => p.path === path)?.backend.service.name;
-    expect([route("/prov"), route("/sprovflow-viewer"), route("/d4p-registry"), route("/playground"), route("/run-command")])
-      .toEqual(["sprov", "sprov-view", "d4p-registry", "playground", "playground"]);
+    expect([route("/prov"), route("/sprovflow-viewer"), route("/d4p-registry"), route("/playground"), route("/run-command")]).toEqual([
+      "sprov",
+      "sprov-view",
+      "d4p-registry",
+      "playground",
+      "playground",
+    ]);
     const [nsName, provider] = ing.metadata.annotations["traefik.ingress.kubernetes.io/router.middlewares"].split("@");
     expect(provider).toBe("kubernetescrd");
     const mw = objectsOf("Middleware", DARE_NS).find((m) => `${DARE_NS}-${m.metadata.name}` === nsName);
@@ -246,14 +306,19 @@ describe("exec-api's access to the Kubernetes API", () => {
     const execApi = objectsOf("Deployment", DARE_NS).find((d) => d.metadata.name === "exec-api");
     const sa = execApi.spec.template.spec.serviceAccountName;
     expect(sa).toBe("exec-api");
-    const bindings = built.objects.filter((o) => (o.kind === "RoleBinding" || o.kind === "ClusterRoleBinding")
-      && o.subjects.some((s: any) => s.kind === "ServiceAccount" && s.name === sa && s.namespace === DARE_NS));
+    const bindings = built.objects.filter(
+      (o) =>
+        (o.kind === "RoleBinding" || o.kind === "ClusterRoleBinding") &&
+        o.subjects.some((s: any) => s.kind === "ServiceAccount" && s.name === sa && s.namespace === DARE_NS),
+    );
     expect(bindings.map((b) => b.kind)).toEqual(["RoleBinding"]);
     expect(bindings[0].metadata.namespace).toBe(DARE_NS);
     expect(bindings[0].roleRef.kind).toBe("Role");
     const role = objectsOf("Role", DARE_NS).find((r) => r.metadata.name === bindings[0].roleRef.name);
     const can = (group: string, resource: string, verb: string) =>
-      role.rules.some((r: any) => r.apiGroups.includes(group) && r.resources.includes(resource) && (r.verbs.includes(verb) || r.verbs.includes("*")));
+      role.rules.some(
+        (r: any) => r.apiGroups.includes(group) && r.resources.includes(resource) && (r.verbs.includes(verb) || r.verbs.includes("*")),
+      );
     for (const verb of ["create", "watch", "delete"]) {
       expect(can("kubeflow.org", "mpijobs", verb)).toBe(true);
       expect(can("", "pods", verb)).toBe(true);
@@ -279,7 +344,11 @@ describe("NetworkPolicies", () => {
     for (const [name, tpl] of templates) {
       endpoints.set(name, { ns: DARE_NS, labels: tpl.metadata.labels, port: tpl.spec.containers[0].ports?.[0]?.containerPort ?? 80 });
     }
-    endpoints.set("mpi-jobs", { ns: DARE_NS, labels: { "training.kubeflow.org/operator-name": "mpi-operator", "training.kubeflow.org/job-role": "worker" }, port: 2222 });
+    endpoints.set("mpi-jobs", {
+      ns: DARE_NS,
+      labels: { "training.kubeflow.org/operator-name": "mpi-operator", "training.kubeflow.org/job-role": "worker" },
+      port: 2222,
+    });
     endpoints.set("keycloak", { ns: "keycloak", labels: { "app.kubernetes.io/name": "keycloakx" }, port: 8080 });
     endpoints.set("ingress-controller", { ns: "traefik", labels: { "app.kubernetes.io/name": "traefik" }, port: 8443 });
     endpoints.set("monitoring", { ns: "monitoring", labels: { "app.kubernetes.io/name": "blackbox-exporter" }, port: 9115 });
@@ -297,26 +366,50 @@ describe("NetworkPolicies", () => {
       }
     }
     // Only the DARE namespace is governed here: calls among outside peers are not this layer's business.
-    const outside = new Set(["keycloak", "ingress-controller", "monitoring", "backups", "kubernetes-api", "internet-https", "internet-8080", "metadata-service"]);
-    return actual.filter((e) => { const [a, b] = e.split(" -> "); return !(outside.has(a) && outside.has(b)); });
+    const outside = new Set([
+      "keycloak",
+      "ingress-controller",
+      "monitoring",
+      "backups",
+      "kubernetes-api",
+      "internet-https",
+      "internet-8080",
+      "metadata-service",
+    ]);
+    return actual.filter((e) => {
+      const [a, b] = e.split(" -> ");
+      return !(outside.has(a) && outside.has(b));
+    });
   }
 
   const signInClients = ["d4p-registry", "exec-api", "exec-registry", "playground", "workflow-registry", "semantic-data"];
   const expected = [
     // dare-login signs users in at Keycloak (in its namespace or at its public URL, which the ingress controller serves)
     // and creates them in the registries and exec-api; since v3.2 the other services check sign-ins through it.
-    "dare-login -> keycloak", "dare-login -> ingress-controller",
-    "dare-login -> d4p-registry", "dare-login -> workflow-registry", "dare-login -> exec-api",
+    "dare-login -> keycloak",
+    "dare-login -> ingress-controller",
+    "dare-login -> d4p-registry",
+    "dare-login -> workflow-registry",
+    "dare-login -> exec-api",
     ...signInClients.map((w) => `${w} -> dare-login`),
-    "exec-api -> d4p-registry", "exec-api -> workflow-registry", "exec-api -> exec-registry", "exec-api -> kubernetes-api",
+    "exec-api -> d4p-registry",
+    "exec-api -> workflow-registry",
+    "exec-api -> exec-registry",
+    "exec-api -> kubernetes-api",
     "exec-api -> internet-https",
     "playground -> d4p-registry",
-    "d4p-registry -> d4p-registry-db", "sprov -> sprov-db", "sprov-view -> sprov", "sprov-cronjob -> sprov-db",
+    "d4p-registry -> d4p-registry-db",
+    "sprov -> sprov-db",
+    "sprov-view -> sprov",
+    "sprov-cronjob -> sprov-db",
     // Workflow pods: each other (SSH, MPI), provenance to sprov, their specification from exec-api.
-    "mpi-jobs -> mpi-jobs", "mpi-jobs -> sprov", "mpi-jobs -> exec-api",
+    "mpi-jobs -> mpi-jobs",
+    "mpi-jobs -> sprov",
+    "mpi-jobs -> exec-api",
     ...DEPLOYMENTS.map((w) => `ingress-controller -> ${w}`),
     ...[...DEPLOYMENTS, ...DATABASES].map((w) => `monitoring -> ${w}`),
-    "backups -> d4p-registry-db", "backups -> sprov-db",
+    "backups -> d4p-registry-db",
+    "backups -> sprov-db",
   ];
 
   it("allow exactly the calls the evidence shows the services make", () => {
@@ -362,10 +455,12 @@ describe("configuration", () => {
   });
 
   it("takes each image and its resources from config", async () => {
-    const custom = await buildDareLayer(configFrom({
-      images: { "exec-api": "harbor.dare.example.org/dare/exec-api:v3.7.1" },
-      services: { "exec-api": { port: 8080, limits: { memory: "4Gi" } } },
-    }));
+    const custom = await buildDareLayer(
+      configFrom({
+        images: { "exec-api": "harbor.dare.example.org/dare/exec-api:v3.7.1" },
+        services: { "exec-api": { port: 8080, limits: { memory: "4Gi" } } },
+      }),
+    );
     const d = custom.objects.find((o) => o.kind === "Deployment" && o.metadata.name === "exec-api");
     expect(d.spec.template.spec.containers[0].image).toBe("harbor.dare.example.org/dare/exec-api:v3.7.1");
     expect(d.spec.template.spec.containers[0].resources.limits).toEqual({ cpu: "1", memory: "4Gi" });
@@ -377,7 +472,7 @@ describe("configuration", () => {
     let error: unknown;
     try {
       configFrom({
-        images: { "exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:latest", "playground": "playground" },
+        images: { "exec-api": "registry.gitlab.com/project-dare/dare-platform/exec-api:latest", playground: "playground" },
         services: { "exec-apl": { replicas: 2 }, "sprov-db": { replicas: 2 } },
       });
     } catch (e) {
@@ -394,31 +489,63 @@ describe("configuration", () => {
     const config = configFrom({});
     const services = { ...config.dare.services, "d4p-registry-db": { ...config.dare.services["d4p-registry-db"], replicas: 2 } };
     installMocks("test");
-    expect(() => new DareServices("dare", {
-      provider: new k8s.Provider("test", { kubeconfig: "{}" }),
-      domain: "dare.example.org", images: config.dare.images, services, sharedFilesystemSize: "1Gi", jupyterhub: false,
-      apiServerCidrs: [], workflowInternetAccess: false,
-      keycloak: { url: "u", realm: "r", clientId: "c", clientSecret: pulumi.secret("s"), adminUsername: "a", adminPassword: pulumi.secret("p") },
-    })).toThrow(/keeps its data on one volume; replicas must be 1/);
+    expect(
+      () =>
+        new DareServices("dare", {
+          provider: new k8s.Provider("test", { kubeconfig: "{}" }),
+          domain: "dare.example.org",
+          images: config.dare.images,
+          services,
+          sharedFilesystemSize: "1Gi",
+          jupyterhub: false,
+          apiServerCidrs: [],
+          workflowInternetAccess: false,
+          keycloak: {
+            url: "u",
+            realm: "r",
+            clientId: "c",
+            clientSecret: pulumi.secret("s"),
+            adminUsername: "a",
+            adminPassword: pulumi.secret("p"),
+          },
+        }),
+    ).toThrow(/keeps its data on one volume; replicas must be 1/);
   });
 });
 
 describe("JupyterHub (optional)", () => {
   // The z2jh chart is not among ../shared/charts: these are the keys this layer sets, each checked
   // by hand in jupyterhub/zero-to-jupyterhub-k8s tag 4.4.0, jupyterhub/values.yaml.
-  const Z2JH_4_4_0_KEYS = ["hub.baseUrl", "proxy.secretToken", "proxy.service.type", "ingress.enabled", "ingress.annotations",
-    "ingress.ingressClassName", "ingress.hosts", "ingress.pathType", "ingress.tls",
-    "hub.networkPolicy.egressAllowRules.cloudMetadataServer", "proxy.chp.networkPolicy.egressAllowRules.cloudMetadataServer"];
-  const leafKeys = (obj: any, prefix = ""): string[] => Object.entries(obj).flatMap(([k, v]) =>
-    v && typeof v === "object" && !Array.isArray(v) && !(SPECIAL_SIG_KEY in (v as object)) && !["annotations"].includes(k)
-      ? leafKeys(v, `${prefix}${k}.`) : [`${prefix}${k}`]);
+  const Z2JH_4_4_0_KEYS = [
+    "hub.baseUrl",
+    "proxy.secretToken",
+    "proxy.service.type",
+    "ingress.enabled",
+    "ingress.annotations",
+    "ingress.ingressClassName",
+    "ingress.hosts",
+    "ingress.pathType",
+    "ingress.tls",
+    "hub.networkPolicy.egressAllowRules.cloudMetadataServer",
+    "proxy.chp.networkPolicy.egressAllowRules.cloudMetadataServer",
+  ];
+  const leafKeys = (obj: any, prefix = ""): string[] =>
+    Object.entries(obj).flatMap(([k, v]) =>
+      v && typeof v === "object" && !Array.isArray(v) && !(SPECIAL_SIG_KEY in (v as object)) && !["annotations"].includes(k)
+        ? leafKeys(v, `${prefix}${k}.`)
+        : [`${prefix}${k}`],
+    );
 
   it("is off by default and, when on, sets only documented keys with a generated proxy token and no public Service", async () => {
     expect(built.resources.filter((r) => r.type === "kubernetes:helm.sh/v3:Release")).toHaveLength(0);
     const on = await buildDareLayer(configFrom({ jupyterhub: true }));
     const [release] = on.resources.filter((r) => r.type === "kubernetes:helm.sh/v3:Release");
     const inputs = release.inputs as any;
-    expect([inputs.chart, inputs.version, inputs.repositoryOpts.repo]).toEqual(["jupyterhub", "4.4.0", "https://hub.jupyter.org/helm-chart/"]);
+    expect([inputs.chart, inputs.version, inputs.repositoryOpts.repo]).toEqual([
+      "jupyterhub",
+      "4.4.0",
+      "https://hub.jupyter.org/helm-chart/",
+    ]);
     for (const key of leafKeys(inputs.values)) expect(Z2JH_4_4_0_KEYS).toContain(key);
     expect(inputs.values.proxy.secretToken[SPECIAL_SIG_KEY]).toBe(SECRET_SIG);
     expect(inputs.values.proxy.service.type).toBe("ClusterIP");

@@ -15,8 +15,16 @@ import { SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
 import { ofType, runMocked, unsecret } from "./support/mocked";
 
 const HOST: Host = {
-  name: "h-0", role: "worker", pool: "workers", address: "192.0.2.10", privateAddress: "192.0.2.10", sshUser: "ubuntu", port: 22,
-  disks: [], hostKey: EXAMPLE_HOST_KEY, viaBastion: false,
+  name: "h-0",
+  role: "worker",
+  pool: "workers",
+  address: "192.0.2.10",
+  privateAddress: "192.0.2.10",
+  sshUser: "ubuntu",
+  port: 22,
+  disks: [],
+  hostKey: EXAMPLE_HOST_KEY,
+  viaBastion: false,
 };
 const SECRET_VALUE = "s3cr3t-'quoted'-$(never)";
 const isSecret = (v: any) => Boolean(v && v[SPECIAL_SIG_KEY] === SECRET_SIG);
@@ -43,7 +51,12 @@ function seenByScript(create: string, stdin: string): Record<string, string> {
   fs.closeSync(input);
   fs.rmSync(dir, { recursive: true });
   expect(r.stderr).toBe("");
-  return Object.fromEntries(r.stdout.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return Object.fromEntries(
+    r.stdout
+      .split("\0")
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
 }
 
 describe("hostStep parameters", () => {
@@ -89,8 +102,9 @@ describe("hostStep parameters", () => {
   });
 
   it("refuses a command longer than one argument may be, naming the step", async () => {
-    expect(() => stepCommand("t-h-0-s", "k8s-node.sh", `BIG='${"x".repeat(MAX_COMMAND_BYTES)}'\n`))
-      .toThrow(/^host step t-h-0-s: k8s-node.sh with its plain parameters is \d+ bytes, more than a command-line argument may be \(131072\)/);
+    expect(() => stepCommand("t-h-0-s", "k8s-node.sh", `BIG='${"x".repeat(MAX_COMMAND_BYTES)}'\n`)).toThrow(
+      /^host step t-h-0-s: k8s-node.sh with its plain parameters is \d+ bytes, more than a command-line argument may be \(131072\)/,
+    );
     expect(stepCommand("t-h-0-s", "k8s-node.sh", "A='1'\n")).toBe(wrapScript(readScript("k8s-node.sh"), "A='1'\n"));
   });
 

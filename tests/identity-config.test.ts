@@ -21,13 +21,19 @@ const egi = {
   clientId: "dare",
   clientSecret: CLIENT_SECRET,
 };
-const smtp = { smtpHost: "smtp.example.org:587", from: "alertmanager@dare.example.org", to: ["ops@example.org"], user: "am", smtpPassword: SMTP_PASSWORD };
+const smtp = {
+  smtpHost: "smtp.example.org:587",
+  from: "alertmanager@dare.example.org",
+  to: ["ops@example.org"],
+  user: "am",
+  smtpPassword: SMTP_PASSWORD,
+};
 
 function source(values: Record<string, unknown>, secretKeys: string[] = ["identityProviders", "alerting"]): ConfigSource {
   const all: Record<string, unknown> = { ...valid, ...values };
   return {
     stack: "test",
-    get: (key) => (all[key] === undefined ? undefined : typeof all[key] === "string" ? all[key] as string : JSON.stringify(all[key])),
+    get: (key) => (all[key] === undefined ? undefined : typeof all[key] === "string" ? (all[key] as string) : JSON.stringify(all[key])),
     isSecret: (key) => secretKeys.includes(key) && all[key] !== undefined,
   };
 }
@@ -42,7 +48,13 @@ function refused(values: Record<string, unknown>, secretKeys?: string[]): { prob
   throw new Error("expected the configuration to be refused");
 }
 
-const secretValue = (o: pulumi.Output<string>) => new Promise<string>((resolve) => o.apply((v) => { resolve(v); return v; }));
+const secretValue = (o: pulumi.Output<string>) =>
+  new Promise<string>((resolve) =>
+    o.apply((v) => {
+      resolve(v);
+      return v;
+    }),
+  );
 
 describe("dare:keycloak", () => {
   it("defaults to one Keycloak pod on one PostgreSQL instance", () => {
@@ -58,7 +70,19 @@ describe("dare:keycloak", () => {
 describe("dare:identityProviders", () => {
   let config: DareConfig;
   beforeAll(() => {
-    config = loadConfig(source({ identityProviders: [egi, { alias: "b2access", protocol: "saml", idpEntityId: "https://b2access.eudat.eu/metadata", singleSignOnServiceUrl: "https://b2access.eudat.eu/sso" }] }));
+    config = loadConfig(
+      source({
+        identityProviders: [
+          egi,
+          {
+            alias: "b2access",
+            protocol: "saml",
+            idpEntityId: "https://b2access.eudat.eu/metadata",
+            singleSignOnServiceUrl: "https://b2access.eudat.eu/sso",
+          },
+        ],
+      }),
+    );
   });
 
   it("reads OIDC and SAML providers, the client secret as a Pulumi secret", async () => {
@@ -72,13 +96,23 @@ describe("dare:identityProviders", () => {
 
   it("refuses a missing secret, a bad URL and a duplicate alias without printing the secret", () => {
     const { problems, message } = refused({
-      identityProviders: [{ ...egi, clientSecret: undefined }, { ...egi, tokenUrl: "http://insecure.example.org/token", clientSecret: CLIENT_SECRET, clientsecret: CLIENT_SECRET }],
+      identityProviders: [
+        { ...egi, clientSecret: undefined },
+        { ...egi, tokenUrl: "http://insecure.example.org/token", clientSecret: CLIENT_SECRET, clientsecret: CLIENT_SECRET },
+      ],
     });
     const keys = problems.map((p) => p.key);
-    expect(keys).toEqual(expect.arrayContaining([
-      "identityProviders[0].clientSecret", "identityProviders[1].tokenUrl", "identityProviders[1].alias", "identityProviders[1].clientsecret",
-    ]));
-    expect(problems.find((p) => p.key === "identityProviders[0].clientSecret")!.example).toMatch(/--secret --path 'identityProviders\[0\]\.clientSecret'/);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "identityProviders[0].clientSecret",
+        "identityProviders[1].tokenUrl",
+        "identityProviders[1].alias",
+        "identityProviders[1].clientsecret",
+      ]),
+    );
+    expect(problems.find((p) => p.key === "identityProviders[0].clientSecret")!.example).toMatch(
+      /--secret --path 'identityProviders\[0\]\.clientSecret'/,
+    );
     expect(message).not.toContain(CLIENT_SECRET);
   });
 
@@ -90,7 +124,9 @@ describe("dare:identityProviders", () => {
   });
 
   it("refuses an alias that cannot be part of a URL", () => {
-    expect(refused({ identityProviders: [{ ...egi, alias: "EGI Check-in" }] }).problems.map((p) => p.key)).toEqual(["identityProviders[0].alias"]);
+    expect(refused({ identityProviders: [{ ...egi, alias: "EGI Check-in" }] }).problems.map((p) => p.key)).toEqual([
+      "identityProviders[0].alias",
+    ]);
   });
 });
 
@@ -108,7 +144,13 @@ describe("dare:alerting", () => {
 
   it("refuses a user without password, a bad host, bad addresses and unknown severities", () => {
     const { problems } = refused({ alerting: { smtpHost: "smtp.example.org", from: "nobody", to: [], user: "am", severities: ["page"] } });
-    expect(problems.map((p) => p.key).sort()).toEqual(["alerting.from", "alerting.severities[0]", "alerting.smtpHost", "alerting.smtpPassword", "alerting.to"]);
+    expect(problems.map((p) => p.key).sort()).toEqual([
+      "alerting.from",
+      "alerting.severities[0]",
+      "alerting.smtpHost",
+      "alerting.smtpPassword",
+      "alerting.to",
+    ]);
   });
 
   it("refuses a password set without --secret, without printing it", () => {

@@ -57,8 +57,9 @@ async function build(a: IdentityArgs) {
 }
 
 function k8sObject(resources: RecordedResource[], kind: string, name: string): any {
-  const found = resources.filter((r) => r.type.startsWith("kubernetes:") && (r.inputs as any).kind === kind
-    && unsecret((r.inputs as any).metadata?.name) === name);
+  const found = resources.filter(
+    (r) => r.type.startsWith("kubernetes:") && (r.inputs as any).kind === kind && unsecret((r.inputs as any).metadata?.name) === name,
+  );
   expect(found).toHaveLength(1);
   return found[0];
 }
@@ -118,8 +119,8 @@ describe("Identity (Keycloak, realm dare)", () => {
   it("keeps every secret a Pulumi secret, in the Secrets and in the outputs", async () => {
     for (const name of [`keycloak-realm-${REALM}-secrets`, "keycloak-admin", "keycloak-db-app"]) {
       const stringData = (k8sObject(resources, "Secret", name).inputs as any).stringData;
-      const wrapped = stringData[SPECIAL_SIG_KEY] === SECRET_SIG
-        || Object.values(stringData).some((v: any) => v?.[SPECIAL_SIG_KEY] === SECRET_SIG);
+      const wrapped =
+        stringData[SPECIAL_SIG_KEY] === SECRET_SIG || Object.values(stringData).some((v: any) => v?.[SPECIAL_SIG_KEY] === SECRET_SIG);
       expect(wrapped).toBe(true);
     }
     expect(await isSecretOutput(identity.clientSecret)).toBe(true);
@@ -180,25 +181,39 @@ describe("Identity (Keycloak, realm dare)", () => {
   });
 
   it("lets only the ingress, monitoring, the namespace, the CNPG operator, dare-login and the database dumps connect", () => {
-    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => unsecret(r.inputs))
+    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+      .map((r) => unsecret(r.inputs))
       .filter((p) => p.metadata.namespace === "keycloak");
     const deny = policies.find((p) => p.spec.ingress === undefined);
     expect(deny.spec.podSelector).toEqual({});
-    const allowedInto = (labels: Record<string, string>, port: number) => policies.filter((p) => p.spec.ingress
-      && Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)
-      && p.spec.ingress.some((rule: any) => !rule.ports || rule.ports.some((x: any) => x.port === port)))
-      .flatMap((p) => p.spec.ingress.flatMap((rule: any) => rule.from));
+    const allowedInto = (labels: Record<string, string>, port: number) =>
+      policies
+        .filter(
+          (p) =>
+            p.spec.ingress &&
+            Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+            p.spec.ingress.some((rule: any) => !rule.ports || rule.ports.some((x: any) => x.port === port)),
+        )
+        .flatMap((p) => p.spec.ingress.flatMap((rule: any) => rule.from));
     const keycloakPod = { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": "keycloak" };
-    const callers = allowedInto(keycloakPod, 8080).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
+    const callers = allowedInto(keycloakPod, 8080).map(
+      (peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)",
+    );
     expect(callers.sort()).toEqual(["(same)", "dare", "monitoring", "traefik"]);
-    const dbCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 8000).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
+    const dbCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 8000).map(
+      (peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)",
+    );
     expect(dbCallers).toContain("cnpg-system");
-    const dumpCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 5432).map((peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)");
+    const dumpCallers = allowedInto({ "cnpg.io/cluster": "keycloak-db" }, 5432).map(
+      (peer: any) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] ?? "(same)",
+    );
     expect(dumpCallers.sort()).toEqual(["(same)", "dare-backups", "monitoring", "traefik"]);
   });
 
   it("runs Keycloak on the CloudNativePG cluster with the generated database password", () => {
-    const release = unsecret(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs);
+    const release = unsecret(
+      ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "keycloakx")!.inputs,
+    );
     const cluster = unsecret(k8sObject(resources, "Cluster", "keycloak-db").inputs);
     expect(cluster.spec.instances).toBe(3);
     // Replicated: CloudNativePG's own PodDisruptionBudget stays (a drain waits for a replica to take over).
@@ -206,7 +221,10 @@ describe("Identity (Keycloak, realm dare)", () => {
     expect(release.values.database.hostname).toBe(`${cluster.metadata.name}-rw`);
     // The dump CronJob reaches the same read-write Service, as the database's owner.
     expect(identity.database.host).toBe(`${cluster.metadata.name}-rw.${cluster.metadata.namespace}.svc`);
-    expect(identity.database).toMatchObject({ database: cluster.spec.bootstrap.initdb.database, username: cluster.spec.bootstrap.initdb.owner });
+    expect(identity.database).toMatchObject({
+      database: cluster.spec.bootstrap.initdb.database,
+      username: cluster.spec.bootstrap.initdb.owner,
+    });
     expect(release.values.database.existingSecret).toBe(cluster.spec.bootstrap.initdb.secret.name);
     expect(release.values.replicas).toBe(2);
     expect(release.values.image.tag).toMatch(/^26\.\d+\.\d+$/);
@@ -223,7 +241,10 @@ describe("realm configuration runs", () => {
   it.each([
     ["the domain (redirect URIs)", { domain: "dare2.example.org" }],
     ["the identity providers", { identityProviders: [egi] }],
-    ["an identity provider's secret", { identityProviders: [{ ...egi, clientSecret: pulumi.secret("rotated-secret-abcdefghij") } as IdentityProviderSpec, b2access] }],
+    [
+      "an identity provider's secret",
+      { identityProviders: [{ ...egi, clientSecret: pulumi.secret("rotated-secret-abcdefghij") } as IdentityProviderSpec, b2access] },
+    ],
   ])("a change of %s declares a new Job, which applies it", async (_what, over) => {
     expect(await jobName(args(over as Partial<IdentityArgs>))).not.toBe(await jobName(args()));
   });
@@ -250,15 +271,25 @@ describe("with the DARE services layer", () => {
       identity = new Identity("identity", { ...args(), provider });
       const dare = config.dare;
       new DareServices("dare", {
-        provider, domain: config.domain, images: dare.images, services: dare.services,
-        sharedFilesystemSize: dare.sharedFilesystemSize, jupyterhub: false,
-        apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin, workflowInternetAccess: false,
+        provider,
+        domain: config.domain,
+        images: dare.images,
+        services: dare.services,
+        sharedFilesystemSize: dare.sharedFilesystemSize,
+        jupyterhub: false,
+        apiServerCidrs: ["10.10.0.10/32"],
+        keycloak: identity.dareLogin,
+        workflowInternetAccess: false,
       });
     });
     const job = realmJob(resources);
-    const realmSecrets = unsecret(k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs).stringData;
-    const loginSecrets = resources.filter((r) => (r.inputs as any).kind === "Secret" && (r.inputs as any).metadata?.namespace === "dare")
-      .map((r) => unsecret(r.inputs).stringData ?? {}).filter((d) => "CLIENT_SECRET" in d);
+    const realmSecrets = unsecret(
+      k8sObject(resources, "Secret", job.spec.template.spec.containers[0].envFrom[0].secretRef.name).inputs,
+    ).stringData;
+    const loginSecrets = resources
+      .filter((r) => (r.inputs as any).kind === "Secret" && (r.inputs as any).metadata?.namespace === "dare")
+      .map((r) => unsecret(r.inputs).stringData ?? {})
+      .filter((d) => "CLIENT_SECRET" in d);
     expect(loginSecrets).toHaveLength(1);
     expect(loginSecrets[0].CLIENT_SECRET).toBe(realmSecrets.DARE_LOGIN_CLIENT_SECRET);
     expect(loginSecrets[0].ADMIN_PASSWORD).toBe(realmSecrets.DARE_ADMIN_PASSWORD);

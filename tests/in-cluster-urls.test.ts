@@ -31,8 +31,17 @@ const SERVICE_CIDR = "10.100.0.0/16";
 const FLOATING_IP = "203.0.113.80";
 
 const host = (name: string, role: Host["role"], privateAddress: string, publicAddress?: string): Host => ({
-  name, role, pool: role === "worker" ? "workers" : "control-plane", address: publicAddress ?? privateAddress, privateAddress, publicAddress,
-  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, hostKey: EXAMPLE_HOST_KEY,
+  name,
+  role,
+  pool: role === "worker" ? "workers" : "control-plane",
+  address: publicAddress ?? privateAddress,
+  privateAddress,
+  publicAddress,
+  sshUser: "ubuntu",
+  port: 22,
+  disks: [],
+  viaBastion: false,
+  hostKey: EXAMPLE_HOST_KEY,
 });
 const HOSTS: Host[] = [
   host("cp-0", "control-plane", "10.10.0.10", "203.0.113.10"),
@@ -45,7 +54,13 @@ const MODES: Array<[string, Partial<NetworkingArgs>]> = [
   ["on host ports", { cloud: "existing", loadBalancer: false }],
 ];
 
-interface Rendered { resources: RecordedResource[]; objects: any[]; releases: any[]; publicAddresses: string[]; clusterIp: string }
+interface Rendered {
+  resources: RecordedResource[];
+  objects: any[];
+  releases: any[];
+  publicAddresses: string[];
+  clusterIp: string;
+}
 
 async function render(mode: Partial<NetworkingArgs>, harbor: boolean): Promise<Rendered> {
   const config = configFrom({ harbor: { enabled: harbor, registrySizeGb: 10 } });
@@ -54,17 +69,38 @@ async function render(mode: Partial<NetworkingArgs>, harbor: boolean): Promise<R
   const resources: RecordedResource[] = await runMocked(async () => {
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const networking = new Networking("networking", {
-      provider, cloud: "existing", clusterName: "dare-test", hosts: HOSTS, podCidr: "10.244.0.0/16", serviceCidr: SERVICE_CIDR,
-      nodeCidr: "10.10.0.0/24", loadBalancer: false, ingressNodes: ["w-0"], ...mode,
+      provider,
+      cloud: "existing",
+      clusterName: "dare-test",
+      hosts: HOSTS,
+      podCidr: "10.244.0.0/16",
+      serviceCidr: SERVICE_CIDR,
+      nodeCidr: "10.10.0.0/24",
+      loadBalancer: false,
+      ingressNodes: ["w-0"],
+      ...mode,
     });
     clusterIp = networking.clusterIp;
     const identity = new Identity("identity", {
-      provider, domain: DOMAIN, adminCidrs: ["192.0.2.0/24"], identityProviders: [], replicas: 1, databaseInstances: 1, databaseSizeGb: 10,
+      provider,
+      domain: DOMAIN,
+      adminCidrs: ["192.0.2.0/24"],
+      identityProviders: [],
+      replicas: 1,
+      databaseInstances: 1,
+      databaseSizeGb: 10,
     });
     const dare = config.dare;
     new DareServices("dare", {
-      provider, domain: DOMAIN, images: dare.images, services: dare.services, sharedFilesystemSize: dare.sharedFilesystemSize,
-      jupyterhub: false, workflowInternetAccess: false, apiServerCidrs: ["10.10.0.10/32"], keycloak: identity.dareLogin,
+      provider,
+      domain: DOMAIN,
+      images: dare.images,
+      services: dare.services,
+      sharedFilesystemSize: dare.sharedFilesystemSize,
+      jupyterhub: false,
+      workflowInternetAccess: false,
+      apiServerCidrs: ["10.10.0.10/32"],
+      keycloak: identity.dareLogin,
       ingressClassName: networking.ingressClassName,
       publicNames: { address: networking.clusterIp, hostnames: platformHostNames(config) },
     });
@@ -80,11 +116,14 @@ async function render(mode: Partial<NetworkingArgs>, harbor: boolean): Promise<R
   };
 }
 
-const podSpecs = (r: Rendered, ns = "dare") => r.objects.filter((o) => o.metadata?.namespace === ns).flatMap((o) => {
-  if (o.kind === "Deployment" || o.kind === "StatefulSet") return [{ name: o.metadata.name, template: o.spec.template }];
-  if (o.kind === "CronJob") return [{ name: o.metadata.name, template: o.spec.jobTemplate.spec.template }];
-  return [];
-});
+const podSpecs = (r: Rendered, ns = "dare") =>
+  r.objects
+    .filter((o) => o.metadata?.namespace === ns)
+    .flatMap((o) => {
+      if (o.kind === "Deployment" || o.kind === "StatefulSet") return [{ name: o.metadata.name, template: o.spec.template }];
+      if (o.kind === "CronJob") return [{ name: o.metadata.name, template: o.spec.jobTemplate.spec.template }];
+      return [];
+    });
 
 /** The address a pod's resolver gives for a name: /etc/hosts (hostAliases) first, else the platform's DNS records. */
 function resolve(r: Rendered, podSpec: any, name: string): string {
@@ -117,7 +156,9 @@ function connect(r: Rendered, ip: string, port: number): Endpoint {
   if (!service) return { ns: "", labels: undefined as any, ip, port };
   const servicePort = service.spec.ports.find((p: any) => p.port === port);
   if (!servicePort) throw new Error(`Service ${service.metadata.name} has no port ${port}`);
-  const pod = [traefikPod(r, "websecure"), traefikPod(r, "web")].find((p) => p.ns === service.metadata.namespace && p.port === servicePort.targetPort);
+  const pod = [traefikPod(r, "websecure"), traefikPod(r, "web")].find(
+    (p) => p.ns === service.metadata.namespace && p.port === servicePort.targetPort,
+  );
   if (!pod) throw new Error(`Service ${service.metadata.name} port ${port} leads to no Traefik entry point`);
   expect(matches({ matchLabels: service.spec.selector }, pod.labels)).toBe(true);
   return pod;
@@ -127,7 +168,9 @@ const policies = (r: Rendered) => r.objects.filter((o) => o.kind === "NetworkPol
 
 describe.each(MODES)("%s", (_mode, mode) => {
   let rendered: Rendered;
-  beforeAll(async () => { rendered = await render(mode, true); });
+  beforeAll(async () => {
+    rendered = await render(mode, true);
+  });
 
   it("dare-login reaches https://<domain>/auth: the name leads to Traefik's HTTPS entry point, and Traefik on to Keycloak", () => {
     const login = podSpecs(rendered).find((p) => p.name === "dare-login")!;
@@ -139,7 +182,11 @@ describe.each(MODES)("%s", (_mode, mode) => {
     const from: Endpoint = { ns: "dare", labels: login.template.metadata.labels, port: 0 };
     expect(allowed(policies(rendered), from, traefik)).toBe(true);
     // Traefik routes /auth to Keycloak's pods (keycloakx labels, port 8080): its namespace lets the ingress controller in.
-    const keycloak: Endpoint = { ns: "keycloak", labels: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": "keycloak" }, port: 8080 };
+    const keycloak: Endpoint = {
+      ns: "keycloak",
+      labels: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": "keycloak" },
+      port: 8080,
+    };
     expect(allowed(policies(rendered), traefik, keycloak)).toBe(true);
   });
 
@@ -149,7 +196,8 @@ describe.each(MODES)("%s", (_mode, mode) => {
     const pods = podSpecs(rendered);
     expect(pods.map((p) => p.name).sort()).toEqual([...DARE_WORKLOADS].sort());
     for (const pod of pods) {
-      for (const name of [DOMAIN, `harbor.${DOMAIN}`]) expect([pod.name, name, resolve(rendered, pod.template.spec, name)]).toEqual([pod.name, name, service.spec.clusterIP]);
+      for (const name of [DOMAIN, `harbor.${DOMAIN}`])
+        expect([pod.name, name, resolve(rendered, pod.template.spec, name)]).toEqual([pod.name, name, service.spec.clusterIP]);
     }
   });
 
@@ -181,12 +229,20 @@ it("refuses public names that leave out the domain the services are served under
   await runMocked(() => {
     try {
       new DareServices("dare", {
-        provider: new k8s.Provider("test", { kubeconfig: "{}" }), domain: DOMAIN, images: config.dare.images, services: config.dare.services,
-        sharedFilesystemSize: "1Gi", jupyterhub: false, workflowInternetAccess: false, apiServerCidrs: [],
+        provider: new k8s.Provider("test", { kubeconfig: "{}" }),
+        domain: DOMAIN,
+        images: config.dare.images,
+        services: config.dare.services,
+        sharedFilesystemSize: "1Gi",
+        jupyterhub: false,
+        workflowInternetAccess: false,
+        apiServerCidrs: [],
         keycloak: { url: "u", realm: "r", clientId: "c", clientSecret: "s", adminUsername: "a", adminPassword: "p" },
         publicNames: { address: "10.96.0.12", hostnames: [`harbor.${DOMAIN}`] },
       });
-    } catch (e) { error = e; }
+    } catch (e) {
+      error = e;
+    }
   });
   expect(String(error)).toMatch(/publicNames must include the domain/);
 });

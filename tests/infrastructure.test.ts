@@ -35,11 +35,20 @@ const args = (over: Partial<InfrastructureArgs> = {}): InfrastructureArgs => ({
 
 async function build(a: InfrastructureArgs) {
   let infra: Infrastructure | undefined;
-  const resources = await runMocked(() => { infra = new Infrastructure("dare-test", a); });
+  const resources = await runMocked(() => {
+    infra = new Infrastructure("dare-test", a);
+  });
   return { resources, infra: infra! };
 }
 
-type Rule = { protocol: string; portRangeMin: number; portRangeMax: number; remoteIpPrefix?: string; remoteGroupId?: string; securityGroupId: string };
+type Rule = {
+  protocol: string;
+  portRangeMin: number;
+  portRangeMax: number;
+  remoteIpPrefix?: string;
+  remoteGroupId?: string;
+  securityGroupId: string;
+};
 
 describe("OpenStack security groups", () => {
   let rules: Rule[];
@@ -57,7 +66,11 @@ describe("OpenStack security groups", () => {
   });
 
   it("lets only admin ranges and the bastion reach SSH, and admins, members or the LB subnet reach the API", () => {
-    expect(open(22).filter((r) => r.remoteIpPrefix).map((r) => r.remoteIpPrefix)).toEqual(["192.0.2.0/24"]);
+    expect(
+      open(22)
+        .filter((r) => r.remoteIpPrefix)
+        .map((r) => r.remoteIpPrefix),
+    ).toEqual(["192.0.2.0/24"]);
     // The bastion (first control plane) forwards SSH to hosts without a public address.
     expect(open(22).filter((r) => r.remoteGroupId)).toHaveLength(1);
     for (const r of open(6443)) {
@@ -66,16 +79,26 @@ describe("OpenStack security groups", () => {
   });
 
   // ... and the metrics Prometheus scrapes from the nodes: controller manager, scheduler, etcd, kube-proxy.
-  it.each([[2379, "tcp"], [2380, "tcp"], [10250, "tcp"], [179, "tcp"], [4789, "udp"], [5473, "tcp"], [9100, "tcp"],
-    [10257, "tcp"], [10259, "tcp"], [2381, "tcp"], [10249, "tcp"]])(
-    "keeps cluster port %i/%s between cluster members", (port, protocol) => {
-      const found = open(port, protocol);
-      expect(found.length).toBeGreaterThan(0);
-      for (const r of found) {
-        expect(r.remoteIpPrefix).toBeUndefined();
-        expect(r.remoteGroupId).toBeDefined();
-      }
-    });
+  it.each([
+    [2379, "tcp"],
+    [2380, "tcp"],
+    [10250, "tcp"],
+    [179, "tcp"],
+    [4789, "udp"],
+    [5473, "tcp"],
+    [9100, "tcp"],
+    [10257, "tcp"],
+    [10259, "tcp"],
+    [2381, "tcp"],
+    [10249, "tcp"],
+  ])("keeps cluster port %i/%s between cluster members", (port, protocol) => {
+    const found = open(port, protocol);
+    expect(found.length).toBeGreaterThan(0);
+    for (const r of found) {
+      expect(r.remoteIpPrefix).toBeUndefined();
+      expect(r.remoteGroupId).toBeDefined();
+    }
+  });
 
   it("does not repeat the seed's mistakes: no kubelet read-only port, no VXLAN over TCP", () => {
     expect(open(10255)).toEqual([]);
@@ -86,10 +109,17 @@ describe("OpenStack security groups", () => {
 describe("OpenStack machines", () => {
   it("creates instances, volumes and attachments named by pool and index", async () => {
     const { resources } = await build(args({ nodes: nodes(2, 1, 2) }));
-    const names = (type: string) => ofType(resources, type).map((r) => r.name).sort();
+    const names = (type: string) =>
+      ofType(resources, type)
+        .map((r) => r.name)
+        .sort();
     expect(names("openstack:compute/instance:Instance")).toEqual(["dare-test-cp-0", "dare-test-workers-0", "dare-test-workers-1"]);
     expect(names("openstack:blockstorage/volume:Volume")).toEqual([
-      "dare-test-workers-0-disk-0", "dare-test-workers-0-disk-1", "dare-test-workers-1-disk-0", "dare-test-workers-1-disk-1"]);
+      "dare-test-workers-0-disk-0",
+      "dare-test-workers-0-disk-1",
+      "dare-test-workers-1-disk-0",
+      "dare-test-workers-1-disk-1",
+    ]);
     expect(names("openstack:compute/volumeAttach:VolumeAttach")).toHaveLength(4);
     // One control plane still gets the API load balancer: the endpoint must not move when more join.
     expect(ofType(resources, "openstack:loadbalancer/loadBalancer:LoadBalancer")).toHaveLength(1);
@@ -112,7 +142,9 @@ describe("OpenStack machines", () => {
     expect(listener.protocolPort).toBe(6443);
     expect(listener.allowedCidrs).toEqual(["192.0.2.0/24", DEFAULT_NETWORK.cidr]);
     const api = await valueOf(infra.apiServer);
-    const lbFip = redacted(ofType(resources, "openstack:networking/floatingIpAssociate:FloatingIpAssociate").find((r) => r.name === "dare-test-api-fip")!);
+    const lbFip = redacted(
+      ofType(resources, "openstack:networking/floatingIpAssociate:FloatingIpAssociate").find((r) => r.name === "dare-test-api-fip")!,
+    );
     expect(api.publicAddress).toBe(lbFip.floatingIp);
     expect(api.port).toBe(6443);
   });
@@ -187,8 +219,26 @@ describe("existing hosts", () => {
   const existing = args({
     provider: "existing",
     hosts: [
-      { name: "w-0", role: "workers", address: "10.0.0.20", privateAddress: "10.0.0.20", user: "debian", port: 2222, disks: ["/dev/sdb"], hostKey: EXAMPLE_HOST_KEY },
-      { name: "cp-0", role: "control-plane", address: "203.0.113.5", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY },
+      {
+        name: "w-0",
+        role: "workers",
+        address: "10.0.0.20",
+        privateAddress: "10.0.0.20",
+        user: "debian",
+        port: 2222,
+        disks: ["/dev/sdb"],
+        hostKey: EXAMPLE_HOST_KEY,
+      },
+      {
+        name: "cp-0",
+        role: "control-plane",
+        address: "203.0.113.5",
+        privateAddress: "10.0.0.10",
+        user: "ubuntu",
+        port: 22,
+        disks: [],
+        hostKey: EXAMPLE_HOST_KEY,
+      },
     ],
   });
 
@@ -211,17 +261,26 @@ describe("existing hosts", () => {
     expect(() => new Infrastructure("x", args({ hosts: existing.hosts }))).toThrow(/only used with provider "existing"/);
     const jump = { address: "198.51.100.7", port: 22, user: "jump", hostKey: EXAMPLE_HOST_KEY };
     expect(() => new Infrastructure("x", args({ bastion: jump }))).toThrow(/bastion is only used with provider "existing"/);
-    expect(() => new Infrastructure("x", { ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }] }))
-      .toThrow(/hosts w-0 are reached through a bastion, but none is given/);
+    expect(() => new Infrastructure("x", { ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }] })).toThrow(
+      /hosts w-0 are reached through a bastion, but none is given/,
+    );
     await settle();
     expect(resources).toEqual([]);
   });
 
   it("hands on a configured jump host (dare:bastion), the hosts marked as behind it, and its own key as a secret", async () => {
     const jump = { address: "198.51.100.7", port: 2222, user: "jump", hostKey: `${EXAMPLE_HOST_KEY} comment` };
-    const { infra } = await build({ ...existing, hosts: [{ ...existing.hosts[0], viaBastion: true }, existing.hosts[1]], bastion: jump, bastionPrivateKey: "jump-key" });
+    const { infra } = await build({
+      ...existing,
+      hosts: [{ ...existing.hosts[0], viaBastion: true }, existing.hosts[1]],
+      bastion: jump,
+      bastionPrivateKey: "jump-key",
+    });
     const [hosts, bastion, key] = await Promise.all([valueOf(infra.hosts), valueOf(infra.bastion), valueOf(infra.bastionPrivateKey)]);
-    expect(hosts.map((h) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true]]);
+    expect(hosts.map((h) => [h.name, h.viaBastion])).toEqual([
+      ["cp-0", false],
+      ["w-0", true],
+    ]);
     expect(bastion).toEqual({ ...jump, hostKey: EXAMPLE_HOST_KEY });
     expect(key).toBe("jump-key");
     expect(await isSecretOutput(infra.bastionPrivateKey)).toBe(true);
@@ -245,7 +304,9 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
     return r;
   };
   const attachment = (host: string, j: number) =>
-    ofType(resources, "openstack:compute/volumeAttach:VolumeAttach").find((a) => a.name === `${CLUSTER}-${host.slice(CLUSTER.length + 1)}-disk-${j}`)!;
+    ofType(resources, "openstack:compute/volumeAttach:VolumeAttach").find(
+      (a) => a.name === `${CLUSTER}-${host.slice(CLUSTER.length + 1)}-disk-${j}`,
+    )!;
   const volumeId = (host: string, j: number) => (attachment(host, j).inputs as any).volumeId as string;
   const workers = ["dare-test-workers-0", "dare-test-workers-1"];
 
@@ -256,18 +317,30 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
       new Storage("storage", { provider: new k8s.Provider("test", { kubeconfig: "{}" }), hosts: infra.hosts, replicas: 2, monitors: 1 });
       new KubernetesCluster(CLUSTER, {
         nodes: clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: spec, hosts: [] }),
-        hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-        kubernetesVersion: "1.36.4", network, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+        hosts: infra.hostByName,
+        apiServer: infra.apiServer,
+        bastion: infra.bastion,
+        sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4",
+        network,
+        clusterName: CLUSTER,
+        adminCidrs: ["192.0.2.0/24"],
+        apiLoadBalancer: true,
       });
     });
     hosts = await valueOf(infra!.hosts);
   });
 
   it("hands Rook /dev/disk/dare/<volume id> for each volume: never a bus-specific /dev/disk/by-id name", () => {
-    const values = redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.rookCluster.chart)!);
-    expect(values.values.cephClusterSpec.storage.nodes).toEqual(workers.map((w) => ({
-      name: w, devices: [0, 1].map((j) => ({ name: `/dev/disk/dare/${volumeId(w, j)}` })),
-    })));
+    const values = redacted(
+      ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.rookCluster.chart)!,
+    );
+    expect(values.values.cephClusterSpec.storage.nodes).toEqual(
+      workers.map((w) => ({
+        name: w,
+        devices: [0, 1].map((j) => ({ name: `/dev/disk/dare/${volumeId(w, j)}` })),
+      })),
+    );
     for (const w of workers) expect(hosts.find((h) => h.name === w)!.disks).toEqual([0, 1].map((j) => diskPath(volumeId(w, j))));
   });
 
@@ -293,8 +366,12 @@ describe("Ceph disks on any OpenStack: found by volume id on the host, named /de
       }
     }
     // Control planes have no volumes, so no disk step.
-    expect(commands().filter((c) => /^iaas-/.test(c.name)).map((c) => c.name).sort())
-      .toEqual(workers.flatMap((w) => [0, 1].map((j) => `iaas-${w}-disk-${j}`)).sort());
+    expect(
+      commands()
+        .filter((c) => /^iaas-/.test(c.name))
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(workers.flatMap((w) => [0, 1].map((j) => `iaas-${w}-disk-${j}`)).sort());
   });
 
   it("makes Rook's values wait for the disk steps that create the paths they name, and every OSD step for the attachment (its OSD leaves before the detach)", () => {
@@ -326,8 +403,15 @@ describe("SSH host keys: every connection pins the host's key, which OpenStack V
       infra = new Infrastructure(CLUSTER, { ...args({ nodes: spec }), network });
       new KubernetesCluster(CLUSTER, {
         nodes: clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: spec, hosts: [] }),
-        hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-        kubernetesVersion: "1.36.4", network, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+        hosts: infra.hostByName,
+        apiServer: infra.apiServer,
+        bastion: infra.bastion,
+        sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4",
+        network,
+        clusterName: CLUSTER,
+        adminCidrs: ["192.0.2.0/24"],
+        apiLoadBalancer: true,
       });
     });
     hosts = await valueOf(infra!.hosts);
@@ -377,7 +461,8 @@ describe("SSH host keys: every connection pins the host's key, which OpenStack V
       const host = hosts.find((h) => h.privateAddress === connection.host || h.publicAddress === connection.host)!;
       expect({ step: command.name, hostKey: connection.hostKey }).toEqual({ step: command.name, hostKey: host.hostKey });
       expect(connection.hostKey).toMatch(/^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
-      if (host.viaBastion) expect({ step: command.name, proxyKey: connection.proxy.hostKey }).toEqual({ step: command.name, proxyKey: bastionKey });
+      if (host.viaBastion)
+        expect({ step: command.name, proxyKey: connection.proxy.hostKey }).toEqual({ step: command.name, proxyKey: bastionKey });
       else expect(connection.proxy).toBeUndefined();
     }
   });
@@ -395,8 +480,15 @@ describe("host step output: secret in the state, and not streamed to the logs wh
       const infra = new Infrastructure(CLUSTER, { ...args({ nodes: spec }), network });
       new KubernetesCluster(CLUSTER, {
         nodes: clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: spec, hosts: [] }),
-        hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-        kubernetesVersion: "1.36.4", network, clusterName: CLUSTER, adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: true,
+        hosts: infra.hostByName,
+        apiServer: infra.apiServer,
+        bastion: infra.bastion,
+        sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4",
+        network,
+        clusterName: CLUSTER,
+        adminCidrs: ["192.0.2.0/24"],
+        apiLoadBalancer: true,
       });
     });
     commands = ofType(resources, "command:remote:Command");
@@ -406,13 +498,16 @@ describe("host step output: secret in the state, and not streamed to the logs wh
     expect(commands.length).toBeGreaterThan(4);
     for (const command of commands) {
       // (The SDK adds `connection`, secret in the provider's schema.)
-      expect({ step: command.name, secret: command.options?.additionalSecretOutputs })
-        .toEqual({ step: command.name, secret: expect.arrayContaining(["stdout", "stderr"]) });
+      expect({ step: command.name, secret: command.options?.additionalSecretOutputs }).toEqual({
+        step: command.name,
+        secret: expect.arrayContaining(["stdout", "stderr"]),
+      });
     }
   });
 
   it("streams a step's output to the logs only when none of its parameters is a secret", () => {
-    const logging = (name: RegExp) => commands.filter((c) => name.test(c.name)).map((c) => ({ step: c.name, logging: (c.inputs as any).logging }));
+    const logging = (name: RegExp) =>
+      commands.filter((c) => name.test(c.name)).map((c) => ({ step: c.name, logging: (c.inputs as any).logging }));
     for (const command of commands) {
       const expected = isSecretInput((command.inputs as any).stdin) ? "none" : "stdoutAndStderr";
       expect({ step: command.name, logging: (command.inputs as any).logging }).toEqual({ step: command.name, logging: expected });

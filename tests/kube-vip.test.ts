@@ -18,7 +18,8 @@ import { SITE_CONFIG } from "./support/site";
 import { stepEnv } from "./support/step-env";
 
 describe("kube-vip's static pod", () => {
-  const pod = (over: { interface?: string; image?: string } = {}) => YAML.parse(kubeVipManifest({ address: "10.10.0.250", port: 6443, ...over }));
+  const pod = (over: { interface?: string; image?: string } = {}) =>
+    YAML.parse(kubeVipManifest({ address: "10.10.0.250", port: 6443, ...over }));
   const env = (p: any) => Object.fromEntries(p.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
 
   it("is a kube-system Pod on the host network with the pinned image", () => {
@@ -76,15 +77,32 @@ describe("kube-vip's static pod", () => {
 });
 
 function source(values: Record<string, unknown>): ConfigSource {
-  return { stack: "test", get: (key) => (values[key] === undefined ? undefined : typeof values[key] === "string" ? values[key] as string : JSON.stringify(values[key])) };
+  return {
+    stack: "test",
+    get: (key) =>
+      values[key] === undefined ? undefined : typeof values[key] === "string" ? (values[key] as string) : JSON.stringify(values[key]),
+  };
 }
 const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
-const host = (name: string, privateAddress: string, role = "control-plane", address = privateAddress) =>
-  ({ name, role, address, privateAddress, user: "ubuntu", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY });
+const host = (name: string, privateAddress: string, role = "control-plane", address = privateAddress) => ({
+  name,
+  role,
+  address,
+  privateAddress,
+  user: "ubuntu",
+  port: 22,
+  disks: [],
+  hostKey: EXAMPLE_HOST_KEY,
+});
 const existing = {
   provider: "existing",
   network: { cidr: "10.0.0.0/24" },
-  hosts: [host("cp-0", "10.0.0.10"), host("cp-1", "10.0.0.11"), host("cp-2", "10.0.0.12"), { ...host("w-0", "10.0.0.20", "workers"), disks: ["/dev/sdb"] }],
+  hosts: [
+    host("cp-0", "10.0.0.10"),
+    host("cp-1", "10.0.0.11"),
+    host("cp-2", "10.0.0.12"),
+    { ...host("w-0", "10.0.0.20", "workers"), disks: ["/dev/sdb"] },
+  ],
 };
 const openstackNoLb = { apiLoadBalancer: false, nodes: { pools: [{ publicIp: true }] } };
 
@@ -110,10 +128,21 @@ describe("dare:apiVirtualIp in the loader", () => {
   });
 
   it("takes a free address in the nodes' subnet, with existing hosts or OpenStack without the API load balancer", () => {
-    expect(loadConfig(source({ ...valid, ...existing, apiVirtualIp: { address: "10.0.0.5" } })).apiVirtualIp).toEqual({ address: "10.0.0.5" });
-    expect(loadConfig(source({ ...valid, ...existing, apiVirtualIp: { address: "10.0.0.5", interface: "ens3", image: "registry.example.org/kube-vip:v1.2.3" } })).apiVirtualIp)
-      .toEqual({ address: "10.0.0.5", interface: "ens3", image: "registry.example.org/kube-vip:v1.2.3" });
-    expect(loadConfig(source({ ...valid, ...openstackNoLb, apiVirtualIp: { address: "10.10.0.250" } })).apiVirtualIp).toEqual({ address: "10.10.0.250" });
+    expect(loadConfig(source({ ...valid, ...existing, apiVirtualIp: { address: "10.0.0.5" } })).apiVirtualIp).toEqual({
+      address: "10.0.0.5",
+    });
+    expect(
+      loadConfig(
+        source({
+          ...valid,
+          ...existing,
+          apiVirtualIp: { address: "10.0.0.5", interface: "ens3", image: "registry.example.org/kube-vip:v1.2.3" },
+        }),
+      ).apiVirtualIp,
+    ).toEqual({ address: "10.0.0.5", interface: "ens3", image: "registry.example.org/kube-vip:v1.2.3" });
+    expect(loadConfig(source({ ...valid, ...openstackNoLb, apiVirtualIp: { address: "10.10.0.250" } })).apiVirtualIp).toEqual({
+      address: "10.10.0.250",
+    });
   });
 
   it("refuses it beside the API load balancer", () => {
@@ -121,7 +150,12 @@ describe("dare:apiVirtualIp in the loader", () => {
   });
 
   it("refuses an address outside the nodes' subnet, or one no host can hold", () => {
-    expectProblem({ ...existing, apiVirtualIp: { address: "10.0.1.5" } }, "apiVirtualIp.address", /must be in the nodes' subnet dare:network.cidr \(10\.0\.0\.0\/24\).*ARP/, /10\.0\.0\.254/);
+    expectProblem(
+      { ...existing, apiVirtualIp: { address: "10.0.1.5" } },
+      "apiVirtualIp.address",
+      /must be in the nodes' subnet dare:network.cidr \(10\.0\.0\.0\/24\).*ARP/,
+      /10\.0\.0\.254/,
+    );
     expectProblem({ ...existing, apiVirtualIp: { address: "10.0.0.255" } }, "apiVirtualIp.address", /broadcast address/);
     expectProblem({ ...existing, apiVirtualIp: { address: "10.0.0.0" } }, "apiVirtualIp.address", /network address/);
     expectProblem({ ...openstackNoLb, apiVirtualIp: { address: "10.10.0.1" } }, "apiVirtualIp.address", /gateway of 10\.10\.0\.0\/24/);
@@ -130,18 +164,37 @@ describe("dare:apiVirtualIp in the loader", () => {
   });
 
   it("refuses a host's address, and a control plane outside the VIP's subnet", () => {
-    expectProblem({ ...existing, apiVirtualIp: { address: "10.0.0.20" } }, "apiVirtualIp.address", /host w-0's address \(dare:hosts\[3\]\)/);
+    expectProblem(
+      { ...existing, apiVirtualIp: { address: "10.0.0.20" } },
+      "apiVirtualIp.address",
+      /host w-0's address \(dare:hosts\[3\]\)/,
+    );
     const outside = { ...existing, hosts: [...existing.hosts.slice(0, 2), host("cp-2", "10.0.9.12"), existing.hosts[3]] };
-    expectProblem({ ...outside, apiVirtualIp: { address: "10.0.0.5" } }, "apiVirtualIp.address", /control plane cp-2 \(10\.0\.9\.12, dare:hosts\[2\]\) is outside dare:network.cidr/);
+    expectProblem(
+      { ...outside, apiVirtualIp: { address: "10.0.0.5" } },
+      "apiVirtualIp.address",
+      /control plane cp-2 \(10\.0\.9\.12, dare:hosts\[2\]\) is outside dare:network.cidr/,
+    );
     // A worker elsewhere does not matter: it reaches the VIP through its router.
     const worker = { ...existing, hosts: [...existing.hosts.slice(0, 3), { ...host("w-0", "10.0.9.20", "workers"), disks: ["/dev/sdb"] }] };
-    expect(loadConfig(source({ ...valid, ...worker, apiVirtualIp: { address: "10.0.0.5" } })).apiVirtualIp).toEqual({ address: "10.0.0.5" });
+    expect(loadConfig(source({ ...valid, ...worker, apiVirtualIp: { address: "10.0.0.5" } })).apiVirtualIp).toEqual({
+      address: "10.0.0.5",
+    });
   });
 
   it("refuses unknown fields, a bad interface name and an unpinned image", () => {
     expectProblem({ ...existing, apiVirtualIp: { address: "10.0.0.5", adress: "x" } }, "apiVirtualIp.adress", /unknown key/);
-    expectProblem({ ...existing, apiVirtualIp: { address: "10.0.0.5", interface: "a very long interface name" } }, "apiVirtualIp.interface", /interface name/);
-    expectProblem({ ...existing, apiVirtualIp: { address: "10.0.0.5", image: "ghcr.io/kube-vip/kube-vip" } }, "apiVirtualIp.image", /neither a tag nor a digest/, /kube-vip:v/);
+    expectProblem(
+      { ...existing, apiVirtualIp: { address: "10.0.0.5", interface: "a very long interface name" } },
+      "apiVirtualIp.interface",
+      /interface name/,
+    );
+    expectProblem(
+      { ...existing, apiVirtualIp: { address: "10.0.0.5", image: "ghcr.io/kube-vip/kube-vip" } },
+      "apiVirtualIp.image",
+      /neither a tag nor a digest/,
+      /kube-vip:v/,
+    );
     expectProblem({ ...existing, apiVirtualIp: "10.0.0.5" }, "apiVirtualIp", /must be an object/, /address/);
   });
 });
@@ -153,14 +206,27 @@ const nodesSpec = (controlPlanes: number, workers: number): NodesSpec => ({
 const VIP = "10.10.0.250";
 const NETWORK = { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" };
 const openstackArgs = (over: Partial<InfrastructureArgs> = {}): InfrastructureArgs => ({
-  provider: "openstack", clusterName: "dare-test", nodes: nodesSpec(3, 2), hosts: [], network: NETWORK,
-  adminCidrs: ["192.0.2.0/24"], image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: false, apiVirtualIp: { address: VIP }, ...over,
+  provider: "openstack",
+  clusterName: "dare-test",
+  nodes: nodesSpec(3, 2),
+  hosts: [],
+  network: NETWORK,
+  adminCidrs: ["192.0.2.0/24"],
+  image: "Ubuntu 24.04",
+  sshUser: "ubuntu",
+  apiLoadBalancer: false,
+  apiVirtualIp: { address: VIP },
+  ...over,
 });
 
 describe("OpenStack: the control planes may carry the VIP, which Neutron reserves and the API's floating IP points at", () => {
   let resources: RecordedResource[];
   let infra: Infrastructure;
-  beforeAll(async () => { resources = await runMocked(() => { infra = new Infrastructure("dare-test", openstackArgs()); }); });
+  beforeAll(async () => {
+    resources = await runMocked(() => {
+      infra = new Infrastructure("dare-test", openstackArgs());
+    });
+  });
   const ofType = (type: string) => resources.filter((r) => r.type === type);
 
   it("reserves the VIP with a port of its own and associates the API's floating IP with it", () => {
@@ -168,7 +234,9 @@ describe("OpenStack: the control planes may carry the VIP, which Neutron reserve
     expect((vipPort.inputs as any).fixedIps).toEqual([{ subnetId: expect.anything(), ipAddress: VIP }]);
     const association = ofType("openstack:networking/floatingIpAssociate:FloatingIpAssociate").find((r) => r.name === "dare-test-api-fip")!;
     expect(association.dependencies).toContain(vipPort.urn);
-    expect(ofType("openstack:networking/floatingIpAssociate:FloatingIpAssociate").filter((r) => r.dependencies.includes(vipPort.urn))).toEqual([association]);
+    expect(
+      ofType("openstack:networking/floatingIpAssociate:FloatingIpAssociate").filter((r) => r.dependencies.includes(vipPort.urn)),
+    ).toEqual([association]);
     expect(ofType("openstack:loadbalancer/loadBalancer:LoadBalancer")).toEqual([]);
   });
 
@@ -176,8 +244,11 @@ describe("OpenStack: the control planes may carry the VIP, which Neutron reserve
     const ports = ofType("openstack:networking/port:Port").filter((r) => r.name !== "dare-test-api-vip");
     const pairs = Object.fromEntries(ports.map((p) => [p.name, (p.inputs as any).allowedAddressPairs]));
     expect(pairs).toEqual({
-      "dare-test-cp-0-port": [{ ipAddress: VIP }], "dare-test-cp-1-port": [{ ipAddress: VIP }], "dare-test-cp-2-port": [{ ipAddress: VIP }],
-      "dare-test-workers-0-port": undefined, "dare-test-workers-1-port": undefined,
+      "dare-test-cp-0-port": [{ ipAddress: VIP }],
+      "dare-test-cp-1-port": [{ ipAddress: VIP }],
+      "dare-test-cp-2-port": [{ ipAddress: VIP }],
+      "dare-test-workers-0-port": undefined,
+      "dare-test-workers-1-port": undefined,
     });
     // Reserved before any machine's port is given an address.
     const vipPort = ofType("openstack:networking/port:Port").find((r) => r.name === "dare-test-api-vip")!;
@@ -203,12 +274,24 @@ describe("OpenStack: the control planes may carry the VIP, which Neutron reserve
 
 describe("existing hosts: the VIP is the endpoint", () => {
   const hostsOf = (publicFirst: boolean) => [
-    { name: "cp-0", role: "control-plane", address: publicFirst ? "203.0.113.5" : "10.0.0.10", privateAddress: "10.0.0.10", user: "ubuntu", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY },
+    {
+      name: "cp-0",
+      role: "control-plane",
+      address: publicFirst ? "203.0.113.5" : "10.0.0.10",
+      privateAddress: "10.0.0.10",
+      user: "ubuntu",
+      port: 22,
+      disks: [],
+      hostKey: EXAMPLE_HOST_KEY,
+    },
   ];
   const apiOf = async (publicFirst: boolean) => {
     let infra: Infrastructure | undefined;
     await runMocked(() => {
-      infra = new Infrastructure("e", openstackArgs({ provider: "existing", hosts: hostsOf(publicFirst), apiVirtualIp: { address: "10.0.0.5" } }));
+      infra = new Infrastructure(
+        "e",
+        openstackArgs({ provider: "existing", hosts: hostsOf(publicFirst), apiVirtualIp: { address: "10.0.0.5" } }),
+      );
     });
     return valueOf(infra!.apiServer);
   };
@@ -227,13 +310,22 @@ describe("the bootstrap with a VIP", () => {
     resources = await runMocked(() => {
       const infra = new Infrastructure("dare-test", openstackArgs());
       new KubernetesCluster("dare-test", {
-        nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-        kubernetesVersion: "1.36.4", network: NETWORK, clusterName: "dare-test", adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: false,
+        nodes,
+        hosts: infra.hostByName,
+        apiServer: infra.apiServer,
+        bastion: infra.bastion,
+        sshPrivateKey: infra.sshPrivateKey,
+        kubernetesVersion: "1.36.4",
+        network: NETWORK,
+        clusterName: "dare-test",
+        adminCidrs: ["192.0.2.0/24"],
+        apiLoadBalancer: false,
         apiVirtualIp: { address: VIP },
       });
     });
   });
-  const step = (host: string, name: string) => resources.find((r) => r.type === "command:remote:Command" && r.name === `k8s-dare-test-${host}-${name}`);
+  const step = (host: string, name: string) =>
+    resources.find((r) => r.type === "command:remote:Command" && r.name === `k8s-dare-test-${host}-${name}`);
   const envValue = (r: RecordedResource, key: string) => stepEnv(r)[key];
 
   it("writes kube-vip's manifest on every control plane after its preparation, and on no worker", () => {
@@ -265,10 +357,22 @@ describe("the bootstrap with a VIP", () => {
 
   it("refuses a VIP beside the load balancer in the constructor", async () => {
     const registered = installMocks("test");
-    expect(() => new KubernetesCluster("x", {
-      nodes, hosts: {}, apiServer: { privateAddress: VIP, publicAddress: VIP, port: 6443 }, bastion: undefined, sshPrivateKey: "k",
-      kubernetesVersion: "1.36.4", network: NETWORK, clusterName: "x", adminCidrs: [], apiLoadBalancer: true, apiVirtualIp: { address: VIP },
-    })).toThrow(/apiVirtualIp 10\.10\.0\.250 and apiLoadBalancer/);
+    expect(
+      () =>
+        new KubernetesCluster("x", {
+          nodes,
+          hosts: {},
+          apiServer: { privateAddress: VIP, publicAddress: VIP, port: 6443 },
+          bastion: undefined,
+          sshPrivateKey: "k",
+          kubernetesVersion: "1.36.4",
+          network: NETWORK,
+          clusterName: "x",
+          adminCidrs: [],
+          apiLoadBalancer: true,
+          apiVirtualIp: { address: VIP },
+        }),
+    ).toThrow(/apiVirtualIp 10\.10\.0\.250 and apiLoadBalancer/);
     await settle();
     expect(registered).toEqual([]);
   });
@@ -296,7 +400,7 @@ describe("the render of a testbed with a VIP (the real program and loader, as `n
   it("refuses the VIP beside the API load balancer with the loader's message, writing nothing", () => {
     const result = render("testbed", ["--set", "apiVirtualIp.address=10.10.0.250"]);
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain("dare:apiVirtualIp = {\"address\":\"10.10.0.250\"}: is for clusters without an API load balancer");
+    expect(result.stderr).toContain('dare:apiVirtualIp = {"address":"10.10.0.250"}: is for clusters without an API load balancer');
     expect(fs.existsSync(result.dir)).toBe(false);
   });
 });

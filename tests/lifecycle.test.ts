@@ -11,7 +11,14 @@ import { render, RenderResult } from "./support/render";
 
 jest.setTimeout(180_000);
 
-interface Resource { urn: string; type: string; name: string; dependencies: string[]; inputs: any; options?: Record<string, unknown> }
+interface Resource {
+  urn: string;
+  type: string;
+  name: string;
+  dependencies: string[];
+  inputs: any;
+  options?: Record<string, unknown>;
+}
 
 const resourcesOf = (result: RenderResult): Resource[] => {
   expect(result.stderr).toBe("");
@@ -43,7 +50,9 @@ describe("a VM lost and re-created under the same name", () => {
     const ids = new Set<string>();
     for (const instance of instances) {
       const host = instance.inputs.name;
-      for (const step of ["prepare", "join", "upgrade"].filter((s) => fs.readdirSync(path.join(production.dir, "hosts", host)).some((f) => f.endsWith(`-${s}.env`)))) {
+      for (const step of ["prepare", "join", "upgrade"].filter((s) =>
+        fs.readdirSync(path.join(production.dir, "hosts", host)).some((f) => f.endsWith(`-${s}.env`)),
+      )) {
         const id = envOf(production, host, step).MACHINE_ID;
         expect({ host, step, id: id.length > 0 }).toEqual({ host, step, id: true });
         ids.add(`${host}=${id}`);
@@ -69,7 +78,8 @@ describe("a VM lost and re-created under the same name", () => {
 describe("the join token", () => {
   it("is minted for every joining machine and never expires by itself", () => {
     const token = steps().find((s) => s.name === "k8s-dare-production-cp-0-token")!;
-    const machines = byType("openstack:compute/instance:Instance").filter((i) => i.name !== "dare-production-cp-0")
+    const machines = byType("openstack:compute/instance:Instance")
+      .filter((i) => i.name !== "dare-production-cp-0")
       .map((i) => `${i.inputs.name}=${envOf(production, i.inputs.name, "prepare").MACHINE_ID}`);
     // A re-created machine (a new id) mints it again, as a new host does.
     expect(token.inputs.triggers[0].split(",").sort()).toEqual(machines.sort());
@@ -84,7 +94,9 @@ describe("the join token", () => {
 
   it("is revoked only after every join of the round, so a failed join can be retried any time", () => {
     const revoke = steps().find((s) => s.name === "k8s-dare-production-cp-0-token-revoke")!;
-    const joins = steps().filter((s) => s.name.endsWith("-join")).map((s) => s.urn);
+    const joins = steps()
+      .filter((s) => s.name.endsWith("-join"))
+      .map((s) => s.urn);
     expect(joins).toHaveLength(5);
     expect(joins.filter((u) => !revoke.dependencies.includes(u))).toEqual([]);
     expect(revoke.inputs.triggers).toEqual(steps().find((s) => s.name === "k8s-dare-production-cp-0-token")!.inputs.triggers);
@@ -94,20 +106,31 @@ describe("the join token", () => {
 describe("destroy and scale-in", () => {
   it("make every host step depend on the SSH and API firewall rules and its host's floating-IP association", () => {
     const rules = byType("openstack:networking/secGroupRule:SecGroupRule")
-      .filter((r) => [22, 6443].some((port) => r.inputs.portRangeMin <= port && port <= r.inputs.portRangeMax)).map((r) => r.urn);
+      .filter((r) => [22, 6443].some((port) => r.inputs.portRangeMin <= port && port <= r.inputs.portRangeMax))
+      .map((r) => r.urn);
     expect(rules.length).toBe(7); // SSH from 2 admin ranges and the control planes (bastion); the API from 2 admin ranges, the nodes and the subnet (LB)
-    const cp0Association = byType("openstack:networking/floatingIpAssociate:FloatingIpAssociate").find((r) => r.name === "dare-production-cp-0-fip")!;
+    const cp0Association = byType("openstack:networking/floatingIpAssociate:FloatingIpAssociate").find(
+      (r) => r.name === "dare-production-cp-0-fip",
+    )!;
     for (const step of steps()) {
       const missing = rules.filter((u) => !step.dependencies.includes(u));
       expect({ step: step.name, missing }).toEqual({ step: step.name, missing: [] });
       // cp-0 is the SSH entry host of every other host.
-      expect({ step: step.name, viaBastion: step.dependencies.includes(cp0Association.urn) }).toEqual({ step: step.name, viaBastion: true });
+      expect({ step: step.name, viaBastion: step.dependencies.includes(cp0Association.urn) }).toEqual({
+        step: step.name,
+        viaBastion: true,
+      });
     }
   });
 
   it("make the steps that reach the API depend on every part of the API load balancer", () => {
-    const lbParts = resources.filter((r) => r.type.startsWith("openstack:loadbalancer/")
-      || r.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && r.name === "dare-production-api-fip").map((r) => r.urn);
+    const lbParts = resources
+      .filter(
+        (r) =>
+          r.type.startsWith("openstack:loadbalancer/") ||
+          (r.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && r.name === "dare-production-api-fip"),
+      )
+      .map((r) => r.urn);
     expect(lbParts.length).toBe(8); // load balancer, listener, pool, monitor, 3 members, floating-IP association
     // Joins and the node steps' drains reach the API through it; so do upgrades (kubeadm), the worker
     // upgrades' drains and uncordons on the first control plane, the kubelet-serving approvals, and the OSD
@@ -138,7 +161,9 @@ describe("removing a worker or a disk that holds Ceph OSDs", () => {
       const attachment = byType("openstack:compute/volumeAttach:VolumeAttach").find((a) => a.name === `${worker(i)}-disk-0`)!;
       expect(osdDisk.dependencies).toEqual(expect.arrayContaining([volume.urn, attachment.urn]));
       expect(envOf(production, "dare-production-cp-0", `osd-${worker(i)}-disk-0`)).toMatchObject({
-        OSD_HOST: worker(i), OSD_DEVICE: expect.stringMatching(/^\/dev\/disk\/dare\/[0-9a-f-]{36}$/), CEPH_CLEAN_TIMEOUT: "3600",
+        OSD_HOST: worker(i),
+        OSD_DEVICE: expect.stringMatching(/^\/dev\/disk\/dare\/[0-9a-f-]{36}$/),
+        CEPH_CLEAN_TIMEOUT: "3600",
       });
       expect(osdHost.inputs.delete).toContain("ceph osd purge");
     }
@@ -175,15 +200,29 @@ describe("worker upgrades with Ceph OSDs", () => {
     for (const u of upgrades) {
       const deps = new Set<string>();
       visit(u.urn, deps);
-      before.set(hostOf(u), new Set([...deps].map((d) => byUrn.get(d)!).filter((r) => r.name.endsWith("-upgrade")).map(hostOf)));
+      before.set(
+        hostOf(u),
+        new Set(
+          [...deps]
+            .map((d) => byUrn.get(d)!)
+            .filter((r) => r.name.endsWith("-upgrade"))
+            .map(hostOf),
+        ),
+      );
     }
     return before;
   };
   const ordered = (before: Map<string, Set<string>>, a: string, b: string) => before.get(a)!.has(b) || before.get(b)!.has(a);
 
   it("drain one OSD host at a time, however many workers; workers without OSDs still go in batches alongside", () => {
-    const mixed = upgradeOrder(render("production", ["--set", "nodes.pools[0].count=4",
-      "--set", 'nodes.pools[1]={"name":"compute","count":27,"flavor":"m1.xlarge"}']));
+    const mixed = upgradeOrder(
+      render("production", [
+        "--set",
+        "nodes.pools[0].count=4",
+        "--set",
+        'nodes.pools[1]={"name":"compute","count":27,"flavor":"m1.xlarge"}',
+      ]),
+    );
     const osd = [0, 1, 2, 3].map((i) => `dare-production-workers-${i}`);
     const compute = Array.from({ length: 27 }, (_, i) => `dare-production-compute-${i}`);
     for (const a of osd) for (const b of osd) if (a !== b) expect({ a, b, ordered: ordered(mixed, a, b) }).toEqual({ a, b, ordered: true });
@@ -219,7 +258,8 @@ describe("the API endpoint", () => {
 
 describe("drains", () => {
   it("can finish on the testbed: a one-instance Keycloak database has no PodDisruptionBudget of its own", () => {
-    const database = (r: RenderResult) => YAML.parse(fs.readFileSync(path.join(r.dir, "kubernetes", "keycloak", "cluster-keycloak-db.yaml"), "utf8"));
+    const database = (r: RenderResult) =>
+      YAML.parse(fs.readFileSync(path.join(r.dir, "kubernetes", "keycloak", "cluster-keycloak-db.yaml"), "utf8"));
     const testbed = database(render("testbed"));
     expect(testbed.spec.instances).toBe(1);
     expect(testbed.spec.enablePDB).toBe(false);
@@ -233,7 +273,8 @@ describe("long-lived connections", () => {
     expect([listener.inputs.timeoutClientData, listener.inputs.timeoutMemberData]).toEqual([3_600_000, 3_600_000]);
     const traefik = YAML.parse(fs.readFileSync(path.join(production.dir, "helm", "traefik.yaml"), "utf8")).values;
     expect(traefik.service.annotations).toMatchObject({
-      "loadbalancer.openstack.org/timeout-client-data": "3600000", "loadbalancer.openstack.org/timeout-member-data": "3600000",
+      "loadbalancer.openstack.org/timeout-client-data": "3600000",
+      "loadbalancer.openstack.org/timeout-member-data": "3600000",
     });
     expect(traefik.ports.websecure.transport.respondingTimeouts.readTimeout).toBe("3600s");
   });

@@ -17,20 +17,68 @@ import { SITE_CONFIG } from "./support/site";
 
 const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
 const load = (mirrors: unknown) =>
-  loadConfig({ stack: "test", get: (k) => { const v = ({ ...valid, mirrors } as Record<string, unknown>)[k]; return v === undefined ? undefined : JSON.stringify(v); } });
+  loadConfig({
+    stack: "test",
+    get: (k) => {
+      const v = ({ ...valid, mirrors } as Record<string, unknown>)[k];
+      return v === undefined ? undefined : JSON.stringify(v);
+    },
+  });
 function problemsOf(mirrors: unknown): Problem[] {
-  try { load(mirrors); } catch (e) { expect(e).toBeInstanceOf(ConfigError); return (e as ConfigError).problems; }
+  try {
+    load(mirrors);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
   throw new Error("expected the configuration to be refused");
 }
 
 /** A CA certificate and a leaf certificate, made by openssl. */
 function certificates(): { ca: string; leaf: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mirror-ca-"));
-  const run = (args: string[]) => { const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" }); expect(r.stderr.includes("error")).toBe(false); };
-  run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=mirror CA",
-    "-addext", "basicConstraints=critical,CA:TRUE"]);
-  run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "leaf.key", "-out", "leaf.pem", "-days", "1", "-subj", "/CN=harbor.example.org",
-    "-addext", "basicConstraints=critical,CA:FALSE"]);
+  const run = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+    expect(r.stderr.includes("error")).toBe(false);
+  };
+  run([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=mirror CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+  ]);
+  run([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    "leaf.key",
+    "-out",
+    "leaf.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=harbor.example.org",
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+  ]);
   const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
   const result = { ca: read("ca.pem"), leaf: read("leaf.pem") };
   fs.rmSync(dir, { recursive: true, force: true });
@@ -47,54 +95,104 @@ describe("dare:mirrors, the loader", () => {
 
   it("reads registries, apt mirrors and the CA, dropping trailing slashes", () => {
     const mirrors = load({
-      registries: { "docker.io": { endpoint: "https://harbor.example.org/v2/dockerhub-proxy/" }, "registry.example.org:5000": { endpoint: "http://10.0.0.5:5000" } },
-      apt: { ubuntu: "http://mirror.example.org/ubuntu/", kubernetes: "https://mirror.example.org/pkgs.k8s.io", docker: "https://mirror.example.org/download.docker.com/linux/ubuntu" },
+      registries: {
+        "docker.io": { endpoint: "https://harbor.example.org/v2/dockerhub-proxy/" },
+        "registry.example.org:5000": { endpoint: "http://10.0.0.5:5000" },
+      },
+      apt: {
+        ubuntu: "http://mirror.example.org/ubuntu/",
+        kubernetes: "https://mirror.example.org/pkgs.k8s.io",
+        docker: "https://mirror.example.org/download.docker.com/linux/ubuntu",
+      },
       caCertificate: ca,
     }).mirrors;
     expect(mirrors).toEqual({
       registries: { "docker.io": "https://harbor.example.org/v2/dockerhub-proxy", "registry.example.org:5000": "http://10.0.0.5:5000" },
-      apt: { ubuntu: "http://mirror.example.org/ubuntu", kubernetes: "https://mirror.example.org/pkgs.k8s.io", docker: "https://mirror.example.org/download.docker.com/linux/ubuntu" },
+      apt: {
+        ubuntu: "http://mirror.example.org/ubuntu",
+        kubernetes: "https://mirror.example.org/pkgs.k8s.io",
+        docker: "https://mirror.example.org/download.docker.com/linux/ubuntu",
+      },
       caCertificate: ca,
     });
-    expect(load({ registries: { "quay.io": { endpoint: "https://harbor.example.org/v2/quay-proxy" } }, caCertificate: "dare-ca" }).mirrors.caCertificate).toBe("dare-ca");
+    expect(
+      load({ registries: { "quay.io": { endpoint: "https://harbor.example.org/v2/quay-proxy" } }, caCertificate: "dare-ca" }).mirrors
+        .caCertificate,
+    ).toBe("dare-ca");
   });
 
   it("names every problem at once: key, value, why, a valid example", () => {
     const problems = problemsOf({
-      registries: { "Docker.IO": { endpoint: "https://x.example.org" }, "quay.io": { endpoint: "ftp://mirror" }, "ghcr.io": {}, "gcr.io": "https://x", "k8s.gcr.io": { endpoint: "https://x", insecure: true } },
+      registries: {
+        "Docker.IO": { endpoint: "https://x.example.org" },
+        "quay.io": { endpoint: "ftp://mirror" },
+        "ghcr.io": {},
+        "gcr.io": "https://x",
+        "k8s.gcr.io": { endpoint: "https://x", insecure: true },
+      },
       apt: { ubuntu: "mirror.example.org/ubuntu", debian: "http://x" },
       caCertificate: leaf,
       extra: 1,
     });
     const byKey = new Map(problems.map((p) => [p.key, p]));
     expect([...byKey.keys()].sort()).toEqual([
-      "mirrors.apt.debian", "mirrors.apt.ubuntu", "mirrors.caCertificate", "mirrors.extra",
-      'mirrors.registries["Docker.IO"]', 'mirrors.registries["gcr.io"]', 'mirrors.registries["ghcr.io"].endpoint',
-      'mirrors.registries["k8s.gcr.io"].insecure', 'mirrors.registries["quay.io"].endpoint',
+      "mirrors.apt.debian",
+      "mirrors.apt.ubuntu",
+      "mirrors.caCertificate",
+      "mirrors.extra",
+      'mirrors.registries["Docker.IO"]',
+      'mirrors.registries["gcr.io"]',
+      'mirrors.registries["ghcr.io"].endpoint',
+      'mirrors.registries["k8s.gcr.io"].insecure',
+      'mirrors.registries["quay.io"].endpoint',
     ]);
     expect(byKey.get('mirrors.registries["quay.io"]')).toBeUndefined();
-    expect(byKey.get('mirrors.registries["quay.io"].endpoint')).toMatchObject({ value: "ftp://mirror", why: expect.stringMatching(/must be an http:\/\/ or https:\/\/ URL/) });
-    expect(byKey.get('mirrors.registries["quay.io"].endpoint')!.example).toBe("pulumi config set --path 'mirrors.registries[\"quay.io\"].endpoint' https://harbor.example.org/v2/quay-io-proxy");
+    expect(byKey.get('mirrors.registries["quay.io"].endpoint')).toMatchObject({
+      value: "ftp://mirror",
+      why: expect.stringMatching(/must be an http:\/\/ or https:\/\/ URL/),
+    });
+    expect(byKey.get('mirrors.registries["quay.io"].endpoint')!.example).toBe(
+      "pulumi config set --path 'mirrors.registries[\"quay.io\"].endpoint' https://harbor.example.org/v2/quay-io-proxy",
+    );
     expect(byKey.get('mirrors.registries["Docker.IO"]')!.why).toMatch(/not a registry name/);
     expect(byKey.get('mirrors.registries["ghcr.io"].endpoint')!.why).toMatch(/is required/);
     expect(byKey.get('mirrors.registries["gcr.io"]')!.why).toBe("must be an object");
-    expect(byKey.get("mirrors.apt.ubuntu")).toMatchObject({ value: "mirror.example.org/ubuntu", example: "pulumi config set --path 'mirrors.apt.ubuntu' https://mirror.example.org/ubuntu" });
+    expect(byKey.get("mirrors.apt.ubuntu")).toMatchObject({
+      value: "mirror.example.org/ubuntu",
+      example: "pulumi config set --path 'mirrors.apt.ubuntu' https://mirror.example.org/ubuntu",
+    });
     expect(byKey.get("mirrors.caCertificate")!.why).toMatch(/not a CA's \(subject CN=harbor\.example\.org\)/);
     // The message an operator reads names them all, without a stack trace.
     let message = "";
-    try { load({ apt: { docker: "https://mirror.example.org/'docker'" }, registries: { "quay.io": { endpoint: "https://h.example.org/v2/*" } } }); } catch (e) { message = String((e as Error).message); }
+    try {
+      load({
+        apt: { docker: "https://mirror.example.org/'docker'" },
+        registries: { "quay.io": { endpoint: "https://h.example.org/v2/*" } },
+      });
+    } catch (e) {
+      message = String((e as Error).message);
+    }
     expect(message).toContain(`dare:mirrors.apt.docker = "https://mirror.example.org/'docker'": must be an http:// or https:// URL`);
     // Nothing the host script's shell would expand.
-    expect(message).toContain(`dare:mirrors.registries["quay.io"].endpoint = "https://h.example.org/v2/*": must be an http:// or https:// URL`);
+    expect(message).toContain(
+      `dare:mirrors.registries["quay.io"].endpoint = "https://h.example.org/v2/*": must be an http:// or https:// URL`,
+    );
     expect(message).not.toMatch(/\n\s+at /);
   });
 
   it("refuses a CA that is no certificate, and a CA no mirror uses", () => {
-    expect(problemsOf({ registries: { "docker.io": { endpoint: "https://h.example.org" } }, caCertificate: "my-ca" }))
-      .toEqual([expect.objectContaining({ key: "mirrors.caCertificate", value: "my-ca", why: expect.stringMatching(/must be a PEM certificate .* or dare-ca/) })]);
+    expect(problemsOf({ registries: { "docker.io": { endpoint: "https://h.example.org" } }, caCertificate: "my-ca" })).toEqual([
+      expect.objectContaining({
+        key: "mirrors.caCertificate",
+        value: "my-ca",
+        why: expect.stringMatching(/must be a PEM certificate .* or dare-ca/),
+      }),
+    ]);
     const broken = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----";
     expect(problemsOf({ apt: { ubuntu: "https://m.example.org/ubuntu" }, caCertificate: broken })[0].why).toMatch(/cannot be read/);
-    expect(problemsOf({ caCertificate: "dare-ca" })).toEqual([expect.objectContaining({ key: "mirrors.caCertificate", why: expect.stringMatching(/no mirror is configured/) })]);
+    expect(problemsOf({ caCertificate: "dare-ca" })).toEqual([
+      expect.objectContaining({ key: "mirrors.caCertificate", why: expect.stringMatching(/no mirror is configured/) }),
+    ]);
   });
 });
 
@@ -106,12 +204,17 @@ describe("the prepare step's mirror parameters", () => {
 
   it("list registries sorted, with override_path for an endpoint with a path (the API root there, as Harbor's proxy projects)", () => {
     const mirrors: MirrorsSpec = {
-      registries: { "registry.k8s.io": "https://harbor.example.org/v2/k8s-proxy", "docker.io": "https://harbor.example.org/v2/dockerhub-proxy", "quay.io": "http://10.0.0.5:5000" },
+      registries: {
+        "registry.k8s.io": "https://harbor.example.org/v2/k8s-proxy",
+        "docker.io": "https://harbor.example.org/v2/dockerhub-proxy",
+        "quay.io": "http://10.0.0.5:5000",
+      },
       apt: { kubernetes: "https://mirror.example.org/pkgs.k8s.io" },
       caCertificate: "PEM",
     };
     expect(mirrorEnv(mirrors)).toEqual({
-      REGISTRY_MIRRORS: "docker.io https://harbor.example.org/v2/dockerhub-proxy true\nquay.io http://10.0.0.5:5000 false\nregistry.k8s.io https://harbor.example.org/v2/k8s-proxy true",
+      REGISTRY_MIRRORS:
+        "docker.io https://harbor.example.org/v2/dockerhub-proxy true\nquay.io http://10.0.0.5:5000 false\nregistry.k8s.io https://harbor.example.org/v2/k8s-proxy true",
       KUBERNETES_APT_MIRROR: "https://mirror.example.org/pkgs.k8s.io",
       MIRROR_CA_CERT: "PEM",
     });
@@ -128,17 +231,28 @@ describe("the render with dare:mirrors", () => {
   };
   beforeAll(() => {
     const result = render("testbed", [
-      "--set", `mirrors.registries["docker.io"].endpoint=${harbor}`, "--set", 'mirrors.registries["registry.k8s.io"].endpoint=https://harbor.example.org',
-      "--set", "mirrors.apt.ubuntu=http://mirror.example.org/ubuntu/", "--set", "mirrors.apt.kubernetes=https://mirror.example.org/pkgs.k8s.io",
-      "--set", "mirrors.apt.docker=https://mirror.example.org/download.docker.com/linux/ubuntu", "--set", "mirrors.caCertificate=dare-ca",
+      "--set",
+      `mirrors.registries["docker.io"].endpoint=${harbor}`,
+      "--set",
+      'mirrors.registries["registry.k8s.io"].endpoint=https://harbor.example.org',
+      "--set",
+      "mirrors.apt.ubuntu=http://mirror.example.org/ubuntu/",
+      "--set",
+      "mirrors.apt.kubernetes=https://mirror.example.org/pkgs.k8s.io",
+      "--set",
+      "mirrors.apt.docker=https://mirror.example.org/download.docker.com/linux/ubuntu",
+      "--set",
+      "mirrors.caCertificate=dare-ca",
     ]);
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     files = new Map();
-    const walk = (d: string) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p); else files.set(path.relative(result.dir, p), fs.readFileSync(p, "utf8"));
-    });
+    const walk = (d: string) =>
+      fs.readdirSync(d, { withFileTypes: true }).forEach((e) => {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else files.set(path.relative(result.dir, p), fs.readFileSync(p, "utf8"));
+      });
     walk(result.dir);
   });
 
@@ -158,17 +272,27 @@ describe("the render with dare:mirrors", () => {
   it("declares the dare-ca CA at the top level, and every prepare step depends on its certificate", () => {
     const resources = JSON.parse(files.get("resources.json")!);
     const ca = resources.filter((r: any) => r.name === "security-ca" && r.type.startsWith("tls:"));
-    expect(ca.map((r: any) => r.parent)).toEqual(["urn:pulumi:testbed::dare::pulumi:pulumi:Stack::dare-testbed", "urn:pulumi:testbed::dare::pulumi:pulumi:Stack::dare-testbed"]);
+    expect(ca.map((r: any) => r.parent)).toEqual([
+      "urn:pulumi:testbed::dare::pulumi:pulumi:Stack::dare-testbed",
+      "urn:pulumi:testbed::dare::pulumi:pulumi:Stack::dare-testbed",
+    ]);
     const prepares = resources.filter((r: any) => r.type === "command:remote:Command" && r.name.endsWith("-prepare"));
     expect(prepares).toHaveLength(3);
-    for (const prepare of prepares) expect(prepare.dependencies).toContain(ca.find((r: any) => r.type === "tls:index/selfSignedCert:SelfSignedCert").urn);
+    for (const prepare of prepares)
+      expect(prepare.dependencies).toContain(ca.find((r: any) => r.type === "tls:index/selfSignedCert:SelfSignedCert").urn);
   });
 
   it("without dare:mirrors the prepare step gets no mirror parameter", () => {
     const plain = render("testbed");
     expect(plain.status).toBe(0);
     const dir = `${plain.dir}/hosts/dare-testbed-cp-0`;
-    const env = fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith("-prepare.env"))!), "utf8");
+    const env = fs.readFileSync(
+      path.join(
+        dir,
+        fs.readdirSync(dir).find((f) => f.endsWith("-prepare.env"))!,
+      ),
+      "utf8",
+    );
     expect(env).not.toMatch(/MIRROR/);
   });
 });
@@ -178,8 +302,17 @@ describe("the dare-ca CA", () => {
     let aliases: string[] = [];
     await runMocked(async () => {
       const ca = dareCertificateAuthority("dare-test");
-      aliases = await Promise.all([ca.key, ca.cert].map((r) => new Promise<string>((resolve) =>
-        pulumi.output((r as any).__aliases[0]).apply((urn: string) => { resolve(urn); return urn; }))));
+      aliases = await Promise.all(
+        [ca.key, ca.cert].map(
+          (r) =>
+            new Promise<string>((resolve) =>
+              pulumi.output((r as any).__aliases[0]).apply((urn: string) => {
+                resolve(urn);
+                return urn;
+              }),
+            ),
+        ),
+      );
     });
     expect(aliases).toEqual([
       "urn:pulumi:test::dare::dare:platform:Security$tls:index/privateKey:PrivateKey::security-ca",

@@ -125,7 +125,9 @@ describe("Monitoring", () => {
   it("inhibits a warning while the critical of the same alert, cluster and service fires", () => {
     const config = YAML.parse(files["monitoring/alertmanager.yaml"]);
     expect(config.inhibit_rules).toContainEqual({
-      source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: ["alertname", "cluster", "service"],
+      source_matchers: ['severity="critical"'],
+      target_matchers: ['severity="warning"'],
+      equal: ["alertname", "cluster", "service"],
     });
   });
 
@@ -140,10 +142,14 @@ describe("Monitoring", () => {
   it("loads every rule file as a PrometheusRule and every dashboard as a sidecar ConfigMap", () => {
     const rules = ofType(resources, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").map((r) => unsecret(r.inputs));
     const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
-    expect(rules.map((r) => ({ name: r.metadata.name, groups: r.spec.groups })).sort(byName))
-      .toEqual(ruleFiles().map((f) => ({ name: f.name, groups: f.groups })).sort(byName));
+    expect(rules.map((r) => ({ name: r.metadata.name, groups: r.spec.groups })).sort(byName)).toEqual(
+      ruleFiles()
+        .map((f) => ({ name: f.name, groups: f.groups }))
+        .sort(byName),
+    );
     for (const f of ruleFiles()) expect(files[`monitoring/rules/${f.name}.yaml`]).toBeDefined();
-    const dashboards = ofType(resources, "kubernetes:core/v1:ConfigMap").map((r) => unsecret(r.inputs))
+    const dashboards = ofType(resources, "kubernetes:core/v1:ConfigMap")
+      .map((r) => unsecret(r.inputs))
       .filter((c) => c.metadata.labels?.grafana_dashboard === "1");
     expect(dashboards).toHaveLength(dashboardFiles().length);
   });
@@ -164,16 +170,27 @@ describe("Monitoring", () => {
   it("reads the control planes' textfiles (kubeadm certificate expiry) with node-exporter, keeping the chart's own arguments", () => {
     const exporter = release.values["prometheus-node-exporter"];
     // kube-prometheus-stack's own extraArgs for the subchart, which a Helm value list replaces.
-    const chartDefaults = YAML.parse(fs.readFileSync(path.join(sharedDir(), "charts", "kube-prometheus-stack",
-      CHARTS.kubePrometheusStack.version, "values.yaml"), "utf8"))["prometheus-node-exporter"].extraArgs;
+    const chartDefaults = YAML.parse(
+      fs.readFileSync(path.join(sharedDir(), "charts", "kube-prometheus-stack", CHARTS.kubePrometheusStack.version, "values.yaml"), "utf8"),
+    )["prometheus-node-exporter"].extraArgs;
     expect(NODE_EXPORTER_CHART_ARGS).toEqual(chartDefaults);
     expect(exporter.extraArgs).toEqual([...chartDefaults, `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_MOUNT}`]);
-    expect(exporter.extraHostVolumeMounts).toEqual([{ name: "dare-textfile", hostPath: NODE_EXPORTER_TEXTFILE_DIR, type: "DirectoryOrCreate",
-      mountPath: NODE_EXPORTER_TEXTFILE_MOUNT, readOnly: true, mountPropagation: "HostToContainer" }]);
+    expect(exporter.extraHostVolumeMounts).toEqual([
+      {
+        name: "dare-textfile",
+        hostPath: NODE_EXPORTER_TEXTFILE_DIR,
+        type: "DirectoryOrCreate",
+        mountPath: NODE_EXPORTER_TEXTFILE_MOUNT,
+        readOnly: true,
+        mountPropagation: "HostToContainer",
+      },
+    ]);
   });
 
   it("loads the kubeadm certificate alerts: 30 days ahead (warning), 7 days (critical), and a check that stopped succeeding", () => {
-    const rules = ruleFiles().find((f) => f.name === "kubeadm-certificates")!.groups.flatMap((g) => g.rules);
+    const rules = ruleFiles()
+      .find((f) => f.name === "kubeadm-certificates")!
+      .groups.flatMap((g) => g.rules);
     expect(rules.map((r) => [r.alert, (r.labels as any).severity, r.expr])).toEqual([
       ["KubeadmCertificateExpiresSoon", "warning", "dare_kubeadm_certificate_expiry_timestamp_seconds - time() < 30 * 86400"],
       ["KubeadmCertificateExpiresSoon", "critical", "dare_kubeadm_certificate_expiry_timestamp_seconds - time() < 7 * 86400"],
@@ -193,19 +210,42 @@ describe("Monitoring", () => {
   });
 
   it("scrapes the control plane and kube-proxy where kubeadm serves their metrics, through the firewall", () => {
-    const docs = YAML.parseAllDocuments(initConfig({
-      clusterName: "c", kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, externalCloudProvider: false,
-      apiServer: { privateAddress: "10.10.0.5", publicAddress: "203.0.113.5", port: 6443 },
-    }, { name: "cp-0", privateAddress: "10.10.0.5" })).map((d) => d.toJS());
+    const docs = YAML.parseAllDocuments(
+      initConfig(
+        {
+          clusterName: "c",
+          kubernetesVersion: "1.36.4",
+          network: DEFAULT_NETWORK,
+          externalCloudProvider: false,
+          apiServer: { privateAddress: "10.10.0.5", publicAddress: "203.0.113.5", port: 6443 },
+        },
+        { name: "cp-0", privateAddress: "10.10.0.5" },
+      ),
+    ).map((d) => d.toJS());
     const cluster = docs.find((d) => d.kind === "ClusterConfiguration");
     const arg = (args: Array<{ name: string; value: string }> | undefined, name: string) => args?.find((a) => a.name === name)?.value;
     const rules = firewallRules({ adminCidrs: ["192.0.2.0/24"], network: DEFAULT_NETWORK }, false);
     const components = [
       // kube-controller-manager and kube-scheduler serve HTTPS on their secure ports (10257, 10259: defaults kubeadm keeps).
-      { values: "kubeControllerManager", on: "controlPlane", bind: `${arg(cluster.controllerManager?.extraArgs, "bind-address")}:10257`, scheme: "https" },
+      {
+        values: "kubeControllerManager",
+        on: "controlPlane",
+        bind: `${arg(cluster.controllerManager?.extraArgs, "bind-address")}:10257`,
+        scheme: "https",
+      },
       { values: "kubeScheduler", on: "controlPlane", bind: `${arg(cluster.scheduler?.extraArgs, "bind-address")}:10259`, scheme: "https" },
-      { values: "kubeEtcd", on: "controlPlane", bind: new URL(arg(cluster.etcd?.local?.extraArgs, "listen-metrics-urls") ?? "http://127.0.0.1:2381").host, scheme: "http" },
-      { values: "kubeProxy", on: "nodes", bind: docs.find((d) => d.kind === "KubeProxyConfiguration")?.metricsBindAddress ?? "127.0.0.1:10249", scheme: "http" },
+      {
+        values: "kubeEtcd",
+        on: "controlPlane",
+        bind: new URL(arg(cluster.etcd?.local?.extraArgs, "listen-metrics-urls") ?? "http://127.0.0.1:2381").host,
+        scheme: "http",
+      },
+      {
+        values: "kubeProxy",
+        on: "nodes",
+        bind: docs.find((d) => d.kind === "KubeProxyConfiguration")?.metricsBindAddress ?? "127.0.0.1:10249",
+        scheme: "http",
+      },
     ];
     for (const c of components) {
       const values = release.values[c.values];
@@ -258,7 +298,11 @@ describe("serviceMonitor helper (for the DARE services)", () => {
   it("declares a ServiceMonitor on the service's port and path", async () => {
     const resources = await runMocked(() => {
       const provider = new k8s.Provider("test", { kubeconfig: "{}" });
-      serviceMonitor("d4p-registry", { namespace: "dare", selector: { app: "d4p-registry" }, port: "http", path: "/metrics" }, { provider });
+      serviceMonitor(
+        "d4p-registry",
+        { namespace: "dare", selector: { app: "d4p-registry" }, port: "http", path: "/metrics" },
+        { provider },
+      );
     });
     const monitor = unsecret(ofType(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")[0].inputs);
     expect(monitor.spec.endpoints[0]).toMatchObject({ port: "http", path: "/metrics" });

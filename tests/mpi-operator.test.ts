@@ -47,7 +47,12 @@ describe("MPI operator", () => {
     const header = shipped.slice(0, shipped.indexOf(marker));
     for (const line of header.split("\n").filter((l) => l !== "")) expect(line).toMatch(/^#/); // only comments above
     const upstream = Buffer.from(shipped.slice(shipped.indexOf(marker) + marker.length), "utf8");
-    const index = JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8")) as Array<{ path: string; sha256: string; upstream_commit: string; upstream_path: string }>;
+    const index = JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8")) as Array<{
+      path: string;
+      sha256: string;
+      upstream_commit: string;
+      upstream_path: string;
+    }>;
     const entry = index.find((e) => e.path === "mpi-operator/v0.8.2/kubeflow.org_mpijobs.yaml")!;
     expect(entry.upstream_path).toBe("manifests/base/kubeflow.org_mpijobs.yaml");
     expect(createHash("sha256").update(upstream).digest("hex")).toBe(entry.sha256);
@@ -62,11 +67,15 @@ describe("MPI operator", () => {
   it("refuses an operator image from another release than its CRD, and takes one pinned further by digest", () => {
     installMocks("test");
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
-    expect(() => new MpiOperator("old", { provider, image: "mpioperator/mpi-operator:0.1.0" })).toThrow(/does not match the CRD's release v0.8.2/);
+    expect(() => new MpiOperator("old", { provider, image: "mpioperator/mpi-operator:0.1.0" })).toThrow(
+      /does not match the CRD's release v0.8.2/,
+    );
     expect(() => new MpiOperator("newer", { provider, image: "mpioperator/mpi-operator:0.9.0" })).toThrow(/v0.8.2/);
     const digest = `sha256:${"0123456789abcdef".repeat(4)}`;
     // A digest alone names no release; the tag before a digest does (the ":" inside the digest is not a tag).
-    expect(() => new MpiOperator("digest-only", { provider, image: `mpioperator/mpi-operator@${digest}` })).toThrow(/its tag must be 0\.8\.2/);
+    expect(() => new MpiOperator("digest-only", { provider, image: `mpioperator/mpi-operator@${digest}` })).toThrow(
+      /its tag must be 0\.8\.2/,
+    );
     expect(() => new MpiOperator("old-digest", { provider, image: `mpioperator/mpi-operator:0.1.0@${digest}` })).toThrow(/v0.8.2/);
     expect(() => new MpiOperator("pinned", { provider, image: `mpioperator/mpi-operator:0.8.2@${digest}` })).not.toThrow();
   });
@@ -99,21 +108,34 @@ describe("MPI operator", () => {
 
   it("may not exec into pods, touch CRDs or endpoints anywhere: v0.8.2's controller calls none of them", () => {
     const role = built.objects.find((o) => o.kind === "ClusterRole" && o.metadata.name === "mpi-operator");
-    const grants = (resource: string, verb: string) => role.rules.some((r: any) =>
-      (r.resources.includes(resource) || r.resources.includes("*")) && (r.verbs.includes(verb) || r.verbs.includes("*")));
+    const grants = (resource: string, verb: string) =>
+      role.rules.some(
+        (r: any) => (r.resources.includes(resource) || r.resources.includes("*")) && (r.verbs.includes(verb) || r.verbs.includes("*")),
+      );
     expect(grants("pods/exec", "create")).toBe(false);
     expect(grants("customresourcedefinitions", "create")).toBe(false);
     expect(grants("endpoints", "update")).toBe(false);
     // What the controller does use (pkg/controller/mpi_job_controller.go, cmd/mpi-operator/app/server.go).
-    for (const [resource, verb] of [["pods", "create"], ["secrets", "create"], ["services", "create"], ["configmaps", "update"],
-      ["jobs", "create"], ["mpijobs", "update"], ["mpijobs/status", "update"], ["leases", "update"], ["priorityclasses", "list"], ["events", "create"]]) {
+    for (const [resource, verb] of [
+      ["pods", "create"],
+      ["secrets", "create"],
+      ["services", "create"],
+      ["configmaps", "update"],
+      ["jobs", "create"],
+      ["mpijobs", "update"],
+      ["mpijobs/status", "update"],
+      ["leases", "update"],
+      ["priorityclasses", "list"],
+      ["events", "create"],
+    ]) {
       expect({ resource, verb, granted: grants(resource, verb) }).toEqual({ resource, verb, granted: true });
     }
   });
 
   it("runs the v1alpha1 conversion webhook: the script from components/, pinned node image, cert-manager certificate, Service", () => {
     const ns = "mpi-operator";
-    const of = (kind: string, name: string) => built.objects.find((o) => o.kind === kind && o.metadata.namespace === ns && o.metadata.name === name);
+    const of = (kind: string, name: string) =>
+      built.objects.find((o) => o.kind === kind && o.metadata.namespace === ns && o.metadata.name === name);
     const script = of("ConfigMap", "mpijob-conversion-script");
     expect(script.data["webhook.js"]).toBe(fs.readFileSync(WEBHOOK_SCRIPT_FILE, "utf8"));
     const deployment = of("Deployment", "mpijob-conversion");
@@ -144,7 +166,8 @@ describe("MPI operator", () => {
     });
     // The file the program ships (what the ConfigFile applies).
     const upstream = YAML.parseAllDocuments(fs.readFileSync(MPI_OPERATOR_CRD_FILE, "utf8"))
-      .map((d) => d.toJS()).find((d) => d?.kind === "CustomResourceDefinition");
+      .map((d) => d.toJS())
+      .find((d) => d?.kind === "CustomResourceDefinition");
     const before = JSON.stringify(upstream);
     const type = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition";
     const result = await operator!.crdTransform({ type, name: "mpi-crd:mpijobs.kubeflow.org", custom: true, props: upstream, opts: {} });
@@ -154,19 +177,51 @@ describe("MPI operator", () => {
     expect(Object.keys(versions)).toEqual(["v2beta1", "v1alpha1"]);
     expect(versions.v2beta1).toEqual(upstream.spec.versions[0]);
     expect(versions.v2beta1).toMatchObject({ served: true, storage: true });
-    expect(versions.v1alpha1).toMatchObject({ served: true, storage: false, deprecated: true, deprecationWarning: DEPRECATION_WARNING, subresources: { status: {} } });
-    expect(Object.keys(versions.v1alpha1.schema.openAPIV3Schema.properties.spec.properties).sort()).toEqual(["backoffLimit", "gpus", "launcherOnMaster", "replicas", "template"]);
+    expect(versions.v1alpha1).toMatchObject({
+      served: true,
+      storage: false,
+      deprecated: true,
+      deprecationWarning: DEPRECATION_WARNING,
+      subresources: { status: {} },
+    });
+    expect(Object.keys(versions.v1alpha1.schema.openAPIV3Schema.properties.spec.properties).sort()).toEqual([
+      "backoffLimit",
+      "gpus",
+      "launcherOnMaster",
+      "replicas",
+      "template",
+    ]);
     // No defaults (a v1alpha1 object reads back as written) but those the API server requires of map-list keys.
-    const defaults = [...JSON.stringify(versions.v1alpha1.schema).matchAll(/"(\w+)":\{[^{}]*"default":("[^"]*")/g)].map((m) => `${m[1]}=${m[2]}`);
+    const defaults = [...JSON.stringify(versions.v1alpha1.schema).matchAll(/"(\w+)":\{[^{}]*"default":("[^"]*")/g)].map(
+      (m) => `${m[1]}=${m[2]}`,
+    );
     expect(new Set(defaults)).toEqual(new Set(['protocol="TCP"', 'name=""']));
     const service = built.objects.find((o) => o.kind === "Service" && o.metadata.name === "mpijob-conversion");
     expect(crd.spec.conversion).toEqual({
       strategy: "Webhook",
-      webhook: { conversionReviewVersions: ["v1"], clientConfig: { service: { namespace: service.metadata.namespace, name: service.metadata.name, port: service.spec.ports[0].port, path: "/convert" } } },
+      webhook: {
+        conversionReviewVersions: ["v1"],
+        clientConfig: {
+          service: {
+            namespace: service.metadata.namespace,
+            name: service.metadata.name,
+            port: service.spec.ports[0].port,
+            path: "/convert",
+          },
+        },
+      },
     });
     expect(crd.metadata.annotations["cert-manager.io/inject-ca-from"]).toBe("mpi-operator/mpijob-conversion");
     // Other resources pass through untouched; the ConfigFile names the shipped file, with the transform.
-    expect(await operator!.crdTransform({ type: "kubernetes:core/v1:Namespace", name: "x", custom: true, props: { metadata: { name: "x" } }, opts: {} })).toBeUndefined();
+    expect(
+      await operator!.crdTransform({
+        type: "kubernetes:core/v1:Namespace",
+        name: "x",
+        custom: true,
+        props: { metadata: { name: "x" } },
+        opts: {},
+      }),
+    ).toBeUndefined();
     expect((resources.find((r) => r.type === "kubernetes:yaml/v2:ConfigFile")!.inputs as any).file).toBe(MPI_OPERATOR_CRD_SOURCE);
   });
 });

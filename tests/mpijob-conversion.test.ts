@@ -14,13 +14,20 @@ import * as YAML from "yaml";
 import { SHARED_FS_CLAIM } from "../components/dare-workloads";
 import { WEBHOOK_SCRIPT_FILE, withV1alpha1Conversion } from "../components/mpijob-conversion";
 import { sharedDir } from "../tools/validate";
-import { execApiBody, expectExecApiPods, makeTestCertificates, startWebhook, stopWebhook, V1ALPHA1, V2BETA1 } from "./support/mpijob-webhook";
+import {
+  execApiBody,
+  expectExecApiPods,
+  makeTestCertificates,
+  startWebhook,
+  stopWebhook,
+  V1ALPHA1,
+  V2BETA1,
+} from "./support/mpijob-webhook";
 
 jest.setTimeout(60_000);
 // The webhook is the plain JavaScript file its ConfigMap ships: loaded as it runs there.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const webhook = require(WEBHOOK_SCRIPT_FILE);
-
 
 function asStored(obj: any): any {
   return {
@@ -31,7 +38,16 @@ function asStored(obj: any): any {
       resourceVersion: "4711",
       generation: 1,
       creationTimestamp: "2026-08-20T10:00:00Z",
-      managedFields: [{ manager: "OpenAPI-Generator", operation: "Update", apiVersion: obj.apiVersion, time: "2026-08-20T10:00:00Z", fieldsType: "FieldsV1", fieldsV1: { "f:spec": {} } }],
+      managedFields: [
+        {
+          manager: "OpenAPI-Generator",
+          operation: "Update",
+          apiVersion: obj.apiVersion,
+          time: "2026-08-20T10:00:00Z",
+          fieldsType: "FieldsV1",
+          fieldsV1: { "f:spec": {} },
+        },
+      ],
     },
   };
 }
@@ -66,18 +82,28 @@ let output = "";
 function post(body: string | object, urlPath = "/convert"): Promise<{ status: number; body: any }> {
   const data = typeof body === "string" ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: "127.0.0.1", port, path: urlPath, method: "POST", ca, headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        try {
-          resolve({ status: res.statusCode!, body: JSON.parse(text) });
-        } catch {
-          resolve({ status: res.statusCode!, body: text });
-        }
-      });
-    });
+    const req = https.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: urlPath,
+        method: "POST",
+        ca,
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          try {
+            resolve({ status: res.statusCode!, body: JSON.parse(text) });
+          } catch {
+            resolve({ status: res.statusCode!, body: text });
+          }
+        });
+      },
+    );
     req.on("error", reject);
     req.end(data);
   });
@@ -85,10 +111,12 @@ function post(body: string | object, urlPath = "/convert"): Promise<{ status: nu
 
 function get(urlPath: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    https.get({ host: "127.0.0.1", port, path: urlPath, ca }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode!));
-    }).on("error", reject);
+    https
+      .get({ host: "127.0.0.1", port, path: urlPath, ca }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode!));
+      })
+      .on("error", reject);
   });
 }
 
@@ -103,7 +131,9 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mpijob-conversion-"));
   const files = makeTestCertificates(dir);
   ca = fs.readFileSync(files.caFile, "utf8");
-  const started = await startWebhook(files, (s) => { output += s; });
+  const started = await startWebhook(files, (s) => {
+    output += s;
+  });
   server = started.child;
   port = started.port;
 });
@@ -163,9 +193,27 @@ describe("v1alpha1 -> v2beta1: exec-api's job, as operator v0.8.2 runs it", () =
     stored.spec.runPolicy.suspend = false;
     stored.status = {
       conditions: [
-        { type: "Created", status: "True", reason: "MPIJobCreated", lastTransitionTime: "2026-08-20T10:00:01Z", lastUpdateTime: "2026-08-20T10:00:01Z" },
-        { type: "Running", status: "False", reason: "MPIJobRunning", lastTransitionTime: "2026-08-20T10:05:00Z", lastUpdateTime: "2026-08-20T10:05:00Z" },
-        { type: "Succeeded", status: "True", reason: "MPIJobSucceeded", lastTransitionTime: "2026-08-20T10:05:00Z", lastUpdateTime: "2026-08-20T10:05:00Z" },
+        {
+          type: "Created",
+          status: "True",
+          reason: "MPIJobCreated",
+          lastTransitionTime: "2026-08-20T10:00:01Z",
+          lastUpdateTime: "2026-08-20T10:00:01Z",
+        },
+        {
+          type: "Running",
+          status: "False",
+          reason: "MPIJobRunning",
+          lastTransitionTime: "2026-08-20T10:05:00Z",
+          lastUpdateTime: "2026-08-20T10:05:00Z",
+        },
+        {
+          type: "Succeeded",
+          status: "True",
+          reason: "MPIJobSucceeded",
+          lastTransitionTime: "2026-08-20T10:05:00Z",
+          lastUpdateTime: "2026-08-20T10:05:00Z",
+        },
       ],
       replicaStatuses: { Launcher: { succeeded: 1 }, Worker: {} },
       startTime: "2026-08-20T10:00:01Z",
@@ -205,7 +253,9 @@ describe("v1alpha1 -> v2beta1: exec-api's job, as operator v0.8.2 runs it", () =
     expect(Worker.template.spec.containers[0].resources.limits["nvidia.com/gpu"]).toBe(1);
     expect(Launcher.restartPolicy).toBe("Never");
     expect(Launcher.template.spec.restartPolicy).toBeUndefined();
-    expect(Launcher.template.spec.tolerations).toEqual([{ key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" }]);
+    expect(Launcher.template.spec.tolerations).toEqual([
+      { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+    ]);
     expect(out.spec.runPolicy.backoffLimit).toBe(2);
   });
 });
@@ -222,8 +272,18 @@ describe("v2beta1 -> v1alpha1", () => {
       mpiImplementation: "OpenMPI",
       launcherCreationPolicy: "AtStartup",
       mpiReplicaSpecs: {
-        Launcher: { replicas: 1, restartPolicy: "OnFailure", template: { spec: { containers: [{ name: "l", image: "mpioperator/mpi-pi:openmpi", command: ["mpirun", "-n", "4", "/home/mpiuser/pi"] }] } } },
-        Worker: { replicas: 2, restartPolicy: "Never", template: { spec: { containers: [{ name: "w", image: "mpioperator/mpi-pi:openmpi", command: ["/usr/sbin/sshd", "-De"] }] } } },
+        Launcher: {
+          replicas: 1,
+          restartPolicy: "OnFailure",
+          template: {
+            spec: { containers: [{ name: "l", image: "mpioperator/mpi-pi:openmpi", command: ["mpirun", "-n", "4", "/home/mpiuser/pi"] }] },
+          },
+        },
+        Worker: {
+          replicas: 2,
+          restartPolicy: "Never",
+          template: { spec: { containers: [{ name: "w", image: "mpioperator/mpi-pi:openmpi", command: ["/usr/sbin/sshd", "-De"] }] } },
+        },
       },
     },
     status: { conditions: [{ type: "Running", status: "True" }], replicaStatuses: { Launcher: { active: 1 }, Worker: { active: 2 } } },
@@ -243,9 +303,15 @@ describe("v2beta1 -> v1alpha1", () => {
     expect(s(undefined)).toBeUndefined();
     expect(s({})).toBeUndefined();
     expect(s({ replicaStatuses: { Launcher: { active: 1 } } })).toEqual({ launcherStatus: "Active" });
-    expect(s({ conditions: [{ type: "Failed", status: "True" }], replicaStatuses: { Launcher: { failed: 1 } } })).toEqual({ launcherStatus: "Failed" });
-    expect(s({ conditions: [{ type: "Succeeded", status: "True" }], replicaStatuses: { Launcher: { succeeded: 1 }, Worker: {} } })).toEqual({ launcherStatus: "Succeeded" });
-    expect(s({ conditions: [{ type: "Succeeded", status: "False" }], replicaStatuses: { Launcher: { failed: 1 } } })).toEqual({ launcherStatus: "Failed" });
+    expect(s({ conditions: [{ type: "Failed", status: "True" }], replicaStatuses: { Launcher: { failed: 1 } } })).toEqual({
+      launcherStatus: "Failed",
+    });
+    expect(s({ conditions: [{ type: "Succeeded", status: "True" }], replicaStatuses: { Launcher: { succeeded: 1 }, Worker: {} } })).toEqual(
+      { launcherStatus: "Succeeded" },
+    );
+    expect(s({ conditions: [{ type: "Succeeded", status: "False" }], replicaStatuses: { Launcher: { failed: 1 } } })).toEqual({
+      launcherStatus: "Failed",
+    });
   });
 
   it("converts every object of a list in one review, and leaves objects already at the desired version alone", async () => {
@@ -280,7 +346,11 @@ describe("failures", () => {
 
   it("answers what is not a ConversionReview, or not JSON, with Failure, and keeps serving", async () => {
     const notReview = await post({ kind: "AdmissionReview", apiVersion: "admission.k8s.io/v1", request: { uid: "x" } });
-    expect(notReview.body.response).toEqual({ uid: "x", convertedObjects: [], result: { status: "Failure", message: expect.stringMatching(/ConversionReview/) } });
+    expect(notReview.body.response).toEqual({
+      uid: "x",
+      convertedObjects: [],
+      result: { status: "Failure", message: expect.stringMatching(/ConversionReview/) },
+    });
     const garbage = await post("{not json");
     expect(garbage.status).toBe(400);
     expect(garbage.body.response.result).toEqual({ status: "Failure", message: expect.stringMatching(/not JSON/) });
@@ -296,8 +366,19 @@ describe("failures", () => {
   it("never fails to show a stored v2beta1 object at v1alpha1, however odd", async () => {
     for (const odd of [
       { apiVersion: V2BETA1, kind: "MPIJob", metadata: { name: "a" } },
-      { apiVersion: V2BETA1, kind: "MPIJob", metadata: { name: "b", annotations: { [webhook.ANNOTATION_V1ALPHA1_SPEC]: "{broken" } }, spec: { mpiReplicaSpecs: {} } },
-      { apiVersion: V2BETA1, kind: "MPIJob", metadata: { name: "c", annotations: { [webhook.ANNOTATION_V1ALPHA1_SPEC]: "{}" } }, spec: { mpiReplicaSpecs: { Worker: { replicas: 0 } } }, status: { conditions: "x" } },
+      {
+        apiVersion: V2BETA1,
+        kind: "MPIJob",
+        metadata: { name: "b", annotations: { [webhook.ANNOTATION_V1ALPHA1_SPEC]: "{broken" } },
+        spec: { mpiReplicaSpecs: {} },
+      },
+      {
+        apiVersion: V2BETA1,
+        kind: "MPIJob",
+        metadata: { name: "c", annotations: { [webhook.ANNOTATION_V1ALPHA1_SPEC]: "{}" } },
+        spec: { mpiReplicaSpecs: { Worker: { replicas: 0 } } },
+        status: { conditions: "x" },
+      },
     ]) {
       const out = await convert(V1ALPHA1, odd);
       expect(out.apiVersion).toBe(V1ALPHA1);
@@ -307,9 +388,14 @@ describe("failures", () => {
 
 describe("the CRD's v1alpha1 version", () => {
   it("gives every key of a map-list a default or makes it required, as kube-apiserver demands of a structural schema", () => {
-    const upstream = YAML.parseAllDocuments(fs.readFileSync(path.join(sharedDir(), "crds/mpi-operator/v0.8.2/kubeflow.org_mpijobs.yaml"), "utf8"))
-      .map((d) => d.toJS()).find((d) => d?.kind === "CustomResourceDefinition");
-    const crd = withV1alpha1Conversion(upstream, { service: { namespace: "mpi-operator", name: "mpijob-conversion", port: 443, path: "/convert" } });
+    const upstream = YAML.parseAllDocuments(
+      fs.readFileSync(path.join(sharedDir(), "crds/mpi-operator/v0.8.2/kubeflow.org_mpijobs.yaml"), "utf8"),
+    )
+      .map((d) => d.toJS())
+      .find((d) => d?.kind === "CustomResourceDefinition");
+    const crd = withV1alpha1Conversion(upstream, {
+      service: { namespace: "mpi-operator", name: "mpijob-conversion", port: 443, path: "/convert" },
+    });
     const schema = crd.spec.versions.find((v: any) => v.name === "v1alpha1").schema.openAPIV3Schema;
     const missing: string[] = [];
     const walk = (node: any, at: string): void => {

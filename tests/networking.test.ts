@@ -5,8 +5,15 @@ import { firewallRules, ingressNodeNames } from "../components/host-plan";
 import { NAMESPACES } from "../components/namespaces";
 import { CHARTS } from "../components/pins";
 import {
-  cloudControllerRoles, INGRESS_CLASS, INGRESS_CLUSTER_SERVICE, INGRESS_NODE_LABEL, INGRESS_POD_SELECTOR, ingressClusterIp, Networking,
-  NetworkingArgs, platformHostNames,
+  cloudControllerRoles,
+  INGRESS_CLASS,
+  INGRESS_CLUSTER_SERVICE,
+  INGRESS_NODE_LABEL,
+  INGRESS_POD_SELECTOR,
+  ingressClusterIp,
+  Networking,
+  NetworkingArgs,
+  platformHostNames,
 } from "../components/networking";
 import { ipIn } from "./support/netpol";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../tools/mocks";
@@ -14,8 +21,17 @@ import { validateHelmValues } from "../tools/validate/helm-values";
 import { ofType, redacted, runMocked, valueOf } from "./support/mocked";
 
 const host = (name: string, role: Host["role"], over: Partial<Host> = {}): Host => ({
-  name, role, pool: role === "worker" ? "workers" : "control-plane", address: `10.10.0.${name.length}`, privateAddress: `10.10.0.${name.length}`,
-  sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, hostKey: EXAMPLE_HOST_KEY, ...over,
+  name,
+  role,
+  pool: role === "worker" ? "workers" : "control-plane",
+  address: `10.10.0.${name.length}`,
+  privateAddress: `10.10.0.${name.length}`,
+  sshUser: "ubuntu",
+  port: 22,
+  disks: [],
+  viaBastion: false,
+  hostKey: EXAMPLE_HOST_KEY,
+  ...over,
 });
 const HOSTS: Host[] = [
   host("cp-0", "control-plane", { publicAddress: "203.0.113.10" }),
@@ -40,14 +56,20 @@ const args = (over: Partial<NetworkingArgs> = {}): NetworkingArgs => ({
 
 async function build(a: () => NetworkingArgs) {
   let networking: Networking | undefined;
-  const resources = await runMocked(() => { networking = new Networking("net", a()); });
+  const resources = await runMocked(() => {
+    networking = new Networking("net", a());
+  });
   return { resources, networking: networking! };
 }
 
 const release = (resources: RecordedResource[], chart: string) =>
-  ofType(resources, "kubernetes:helm.sh/v3:Release").map((r) => redacted(r)).find((r) => r.chart === chart);
+  ofType(resources, "kubernetes:helm.sh/v3:Release")
+    .map((r) => redacted(r))
+    .find((r) => r.chart === chart);
 const namespace = (resources: RecordedResource[], name: string) =>
-  ofType(resources, "kubernetes:core/v1:Namespace").map((r) => redacted(r)).find((n) => n.metadata.name === name);
+  ofType(resources, "kubernetes:core/v1:Namespace")
+    .map((r) => redacted(r))
+    .find((n) => n.metadata.name === name);
 
 /** The value behind Pulumi's secret marker, and whether there was one. */
 function unwrap(value: any): { secret: boolean; value: any } {
@@ -57,7 +79,9 @@ function unwrap(value: any): { secret: boolean; value: any } {
 
 describe("Calico", () => {
   let resources: RecordedResource[];
-  beforeAll(async () => { ({ resources } = await build(() => args({ podCidr: "10.200.0.0/16", nodeCidr: "10.20.0.0/22" }))); });
+  beforeAll(async () => {
+    ({ resources } = await build(() => args({ podCidr: "10.200.0.0/16", nodeCidr: "10.20.0.0/22" })));
+  });
 
   it("pins the tigera-operator chart and leaves the Installation to a typed custom resource", () => {
     const calico = release(resources, "tigera-operator");
@@ -74,8 +98,9 @@ describe("Calico", () => {
     expect(pools[0].encapsulation).toBe("VXLAN");
     // The kubelet's registered address, not a subnet filter: existing hosts may sit outside dare:network.cidr.
     expect(installation.spec.calicoNetwork.nodeAddressAutodetectionV4).toEqual({ kubernetes: "NodeInternalIP" });
-    const vxlan = firewallRules({ adminCidrs: ["192.0.2.0/24"], network: DEFAULT_NETWORK }, false)
-      .filter((r) => r.protocol === "udp" && r.ports[0] <= 4789 && 4789 <= r.ports[1]);
+    const vxlan = firewallRules({ adminCidrs: ["192.0.2.0/24"], network: DEFAULT_NETWORK }, false).filter(
+      (r) => r.protocol === "udp" && r.ports[0] <= 4789 && 4789 <= r.ports[1],
+    );
     expect(vxlan.length).toBeGreaterThan(0);
     expect(vxlan.every((r) => "group" in r.from)).toBe(true);
   });
@@ -83,7 +108,9 @@ describe("Calico", () => {
 
 describe("Traefik behind an Octavia load balancer", () => {
   let resources: RecordedResource[];
-  beforeAll(async () => { ({ resources } = await build(() => args())); });
+  beforeAll(async () => {
+    ({ resources } = await build(() => args()));
+  });
 
   it("is the one default IngressClass, exposed by a LoadBalancer Service, never a NodePort", () => {
     const traefik = release(resources, "traefik");
@@ -119,7 +146,9 @@ describe("Traefik behind an Octavia load balancer", () => {
   });
 
   it("runs Traefik's namespace at the table's Pod Security level", () => {
-    expect(namespace(resources, NAMESPACES.ingress.name).metadata.labels["pod-security.kubernetes.io/enforce"]).toBe(NAMESPACES.ingress.podSecurity);
+    expect(namespace(resources, NAMESPACES.ingress.name).metadata.labels["pod-security.kubernetes.io/enforce"]).toBe(
+      NAMESPACES.ingress.podSecurity,
+    );
   });
 
   it("gives the cloud controller an application credential of its own, in a Secret, never a password", () => {
@@ -147,12 +176,16 @@ describe("Traefik behind an Octavia load balancer", () => {
     expect(inputs.unrestricted).toBe(false);
     expect(inputs.accessRules).toBeUndefined();
     expect(cloudControllerRoles(["member", "reader"], "n")).toEqual(["member"]);
-    expect(() => cloudControllerRoles(["reader", "load-balancer_member"], "n")).toThrow(/no "member" role in the project \(roles: reader, load-balancer_member\)/);
+    expect(() => cloudControllerRoles(["reader", "load-balancer_member"], "n")).toThrow(
+      /no "member" role in the project \(roles: reader, load-balancer_member\)/,
+    );
     // A replaced credential (a new id, the old one deleted first) rolls OCCM's pods onto the new cloud.conf.
     const occm = release(resources, CHARTS.cloudController.chart);
     expect(Object.keys(occm.values.podAnnotations)).toEqual(["dare/cloud-config"]);
     expect(occm.values.podAnnotations["dare/cloud-config"]).toMatch(/\S/);
-    const occmRelease = ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === CHARTS.cloudController.chart)!;
+    const occmRelease = ofType(resources, "kubernetes:helm.sh/v3:Release").find(
+      (r) => (r.inputs as any).chart === CHARTS.cloudController.chart,
+    )!;
     expect(occmRelease.dependencies).toContain(credential.urn);
     expect(validateHelmValues(occm)).toEqual([]);
   });
@@ -213,7 +246,11 @@ describe("argument checks", () => {
   ])("rejects %s before creating anything", async (_, over, message) => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new Networking("net", args(over)); } catch (e) { error = e; }
+      try {
+        new Networking("net", args(over));
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(message);
     expect(resources.filter((r) => r.type.startsWith("dare:") || r.type.startsWith("kubernetes:helm"))).toHaveLength(0);
@@ -223,17 +260,31 @@ describe("argument checks", () => {
 describe("ingress nodes", () => {
   const base = { clusterName: "dare-t", hosts: [] };
   it("are the OpenStack workers with floating IPs", () => {
-    const nodes = { controlPlane: { count: 1, flavor: "m" }, pools: [
-      { name: "workers", count: 2, flavor: "m", disks: { count: 1, sizeGb: 10 }, publicIp: false },
-      { name: "edge", count: 2, flavor: "m", disks: { count: 0, sizeGb: 10 }, publicIp: true },
-    ] };
+    const nodes = {
+      controlPlane: { count: 1, flavor: "m" },
+      pools: [
+        { name: "workers", count: 2, flavor: "m", disks: { count: 1, sizeGb: 10 }, publicIp: false },
+        { name: "edge", count: 2, flavor: "m", disks: { count: 0, sizeGb: 10 }, publicIp: true },
+      ],
+    };
     expect(ingressNodeNames({ ...base, provider: "openstack", nodes })).toEqual(["dare-t-edge-0", "dare-t-edge-1"]);
   });
 
   it("are every worker when existing hosts have no separate public address", () => {
-    const h = (name: string, role: string) => ({ name, role, address: "10.0.0.1", privateAddress: "10.0.0.1", user: "u", port: 22, disks: [], hostKey: EXAMPLE_HOST_KEY });
+    const h = (name: string, role: string) => ({
+      name,
+      role,
+      address: "10.0.0.1",
+      privateAddress: "10.0.0.1",
+      user: "u",
+      port: 22,
+      disks: [],
+      hostKey: EXAMPLE_HOST_KEY,
+    });
     const hosts = [h("cp", "control-plane"), h("a", "workers"), h("b", "workers")];
-    expect(ingressNodeNames({ ...base, provider: "existing", nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [] }, hosts })).toEqual(["a", "b"]);
+    expect(
+      ingressNodeNames({ ...base, provider: "existing", nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [] }, hosts }),
+    ).toEqual(["a", "b"]);
   });
 });
 
@@ -258,7 +309,10 @@ describe("Traefik inside the cluster (the platform's public names from pods)", (
 
   it("names dare:domain, and harbor.<domain> only with Harbor", () => {
     expect(platformHostNames({ domain: "dare.example.org", harbor: { enabled: false } })).toEqual(["dare.example.org"]);
-    expect(platformHostNames({ domain: "dare.example.org", harbor: { enabled: true } })).toEqual(["dare.example.org", "harbor.dare.example.org"]);
+    expect(platformHostNames({ domain: "dare.example.org", harbor: { enabled: true } })).toEqual([
+      "dare.example.org",
+      "harbor.dare.example.org",
+    ]);
   });
 
   it.each([
@@ -286,7 +340,11 @@ describe("Traefik inside the cluster (the platform's public names from pods)", (
   it("refuses a service range too small for the address before creating anything", async () => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new Networking("net", args({ serviceCidr: "10.96.0.0/29" })); } catch (e) { error = e; }
+      try {
+        new Networking("net", args({ serviceCidr: "10.96.0.0/29" }));
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(/too small/);
     expect(resources.filter((r) => r.type.startsWith("dare:") || r.type.startsWith("kubernetes:"))).toHaveLength(0);

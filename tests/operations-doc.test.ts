@@ -15,20 +15,20 @@ const INDEX = fs.readFileSync(path.join(ROOT, "index.ts"), "utf8");
 
 /** Pulumi CLI 3.x subcommands and the flags this document may use with them (`pulumi <cmd> --help`). */
 const PULUMI: Record<string, string[]> = {
-  "preview": ["--diff", "--policy-pack", "--stack"],
-  "up": ["--policy-pack", "--policy-pack-config", "--replace", "--target", "--stack", "--diff"],
-  "refresh": ["--diff"],
+  preview: ["--diff", "--policy-pack", "--stack"],
+  up: ["--policy-pack", "--policy-pack-config", "--replace", "--target", "--stack", "--diff"],
+  refresh: ["--diff"],
   "config get": [],
   "config set": ["--path", "--secret"],
   "config rm": [],
   "state unprotect": [],
-  "stack": ["--show-urns"],
+  stack: ["--show-urns"],
   "stack output": ["--show-secrets", "--json"],
   "stack select": ["--create"],
   "stack export": ["--file", "--show-secrets"],
   "stack import": ["--file"],
   "stack change-secrets-provider": [],
-  "login": ["--local"],
+  login: ["--local"],
 };
 
 /** Shell lines of the ```sh blocks, and commands quoted inline in backticks. */
@@ -69,7 +69,8 @@ describe("docs/operations.md", () => {
       const two = positional.slice(0, 2).join(" ");
       const sub = PULUMI[two] ? two : positional[0];
       expect({ command: c, known: sub in PULUMI }).toEqual({ command: c, known: true });
-      for (const flag of w.filter((x) => x.startsWith("--"))) expect({ command: c, flag, known: PULUMI[sub].includes(flag) }).toEqual({ command: c, flag, known: true });
+      for (const flag of w.filter((x) => x.startsWith("--")))
+        expect({ command: c, flag, known: PULUMI[sub].includes(flag) }).toEqual({ command: c, flag, known: true });
     }
   });
 
@@ -77,7 +78,12 @@ describe("docs/operations.md", () => {
     const exported = new Set([...INDEX.matchAll(/^export const (\w+)/gm)].map((m) => m[1]));
     const named = all
       .filter((c) => c.startsWith("pulumi stack output "))
-      .map((c) => words(c).slice(3).filter((x) => !x.startsWith("-"))[0])
+      .map(
+        (c) =>
+          words(c)
+            .slice(3)
+            .filter((x) => !x.startsWith("-"))[0],
+      )
       .filter((x): x is string => x !== undefined && x !== ">");
     const table = tableOutputs();
     expect(named.length + table.length).toBeGreaterThan(3);
@@ -87,13 +93,20 @@ describe("docs/operations.md", () => {
   it("documents outputs that a render of the testbed really prints, with the addresses under dare:domain", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "operations-doc-"));
     try {
-      execFileSync(path.join(ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out], { cwd: ROOT, stdio: "pipe" });
+      execFileSync(
+        path.join(ROOT, "node_modules", ".bin", "ts-node"),
+        ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out],
+        { cwd: ROOT, stdio: "pipe" },
+      );
       const outputs = JSON.parse(fs.readFileSync(path.join(out, "outputs.json"), "utf8"));
       // harborUrl is null on the testbed (Harbor off) but still printed.
       for (const name of tableOutputs()) expect({ name, printed: name in outputs }).toEqual({ name, printed: true });
       const site = "https://testbed.dare.example.org";
-      for (const name of ["dareUrl", "keycloakUrl", "keycloakAdminConsole", "grafanaUrl"]) expect(outputs[name]).toMatch(new RegExp(`^${site}(/|$)`));
-      const served = Object.entries(WORKLOADS).filter(([, w]) => w.routes).map(([name]) => name);
+      for (const name of ["dareUrl", "keycloakUrl", "keycloakAdminConsole", "grafanaUrl"])
+        expect(outputs[name]).toMatch(new RegExp(`^${site}(/|$)`));
+      const served = Object.entries(WORKLOADS)
+        .filter(([, w]) => w.routes)
+        .map(([name]) => name);
       expect(Object.keys(outputs.dareServiceUrls).sort()).toEqual(served.sort());
       for (const url of Object.values<string>(outputs.dareServiceUrls)) expect(url.startsWith(`${site}/`)).toBe(true);
       expect(outputs.apiServerUrl).toBe(`https://${outputs.apiServer.publicAddress}:${outputs.apiServer.port}`);

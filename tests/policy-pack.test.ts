@@ -48,10 +48,16 @@ describe("policy pack", () => {
   });
 
   it("covers the six platform rules", () => {
-    expect(policies.map((p) => p.name)).toEqual(expect.arrayContaining([
-      "no-nodeport-services", "container-resources", "pinned-images",
-      "no-world-open-security-group-rules", "pinned-helm-releases", "secrets-marked-secret",
-    ]));
+    expect(policies.map((p) => p.name)).toEqual(
+      expect.arrayContaining([
+        "no-nodeport-services",
+        "container-resources",
+        "pinned-images",
+        "no-world-open-security-group-rules",
+        "pinned-helm-releases",
+        "secrets-marked-secret",
+      ]),
+    );
   });
 
   it("reports a violation through the SDK callback and nothing for a compliant resource", () => {
@@ -59,7 +65,9 @@ describe("policy pack", () => {
     expect(run(byName["no-nodeport-services"], "kubernetes:core/v1:Service", { spec: { type: "NodePort" } })).toHaveLength(1);
     expect(run(byName["no-nodeport-services"], "kubernetes:core/v1:Service", { spec: { type: "ClusterIP" } })).toEqual([]);
     const sshFromWorld = { direction: "ingress", protocol: "tcp", portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: "0.0.0.0/0" };
-    expect(run(byName["no-world-open-security-group-rules"], "openstack:networking/secGroupRule:SecGroupRule", sshFromWorld)).toHaveLength(1);
+    expect(run(byName["no-world-open-security-group-rules"], "openstack:networking/secGroupRule:SecGroupRule", sshFromWorld)).toHaveLength(
+      1,
+    );
   });
 
   it("is a loadable pack: PulumiPolicy.yaml with the nodejs runtime and a versioned package.json", () => {

@@ -13,7 +13,11 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe("checkResources", () => {
   it("reports a plain-text Kubernetes Secret value (the render keeps secret markers) with the rule's name", () => {
-    const secret = (value: string) => ({ urn: "urn:pulumi:testbed::dare::kubernetes:core/v1:Secret::db", type: "kubernetes:core/v1:Secret", inputs: { metadata: { name: "db" }, stringData: { password: value } } });
+    const secret = (value: string) => ({
+      urn: "urn:pulumi:testbed::dare::kubernetes:core/v1:Secret::db",
+      type: "kubernetes:core/v1:Secret",
+      inputs: { metadata: { name: "db" }, stringData: { password: value } },
+    });
     expect(checkResources([secret("hunter2")])).toEqual([expect.stringMatching(/::db \[secrets-marked-secret\] .*stringData\.password/)]);
     expect(checkResources([secret("[secret]")])).toEqual([]);
   });
@@ -26,9 +30,16 @@ describe("checkResources", () => {
 
 describe("the program's renders", () => {
   const run = promisify(execFile);
-  it.each(["testbed", "production"])("%s has no policy violation", async (stack) => {
-    const out = path.join(tmp, stack);
-    await run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", stack, "--out", out], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
-    expect(checkRenderDir(out)).toEqual([]);
-  }, 120000);
+  it.each(["testbed", "production"])(
+    "%s has no policy violation",
+    async (stack) => {
+      const out = path.join(tmp, stack);
+      await run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", stack, "--out", out], {
+        cwd: ROOT,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      expect(checkRenderDir(out)).toEqual([]);
+    },
+    120000,
+  );
 });

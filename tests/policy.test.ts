@@ -35,7 +35,10 @@ describe("no-nodeport-services", () => {
 
 describe("container-resources", () => {
   it("rejects a container without requests or memory limit, naming what is missing", () => {
-    const [problem] = containerResources("kubernetes:apps/v1:Deployment", deployment({ image: "x:1", resources: { requests: { cpu: "1" } } }));
+    const [problem] = containerResources(
+      "kubernetes:apps/v1:Deployment",
+      deployment({ image: "x:1", resources: { requests: { cpu: "1" } } }),
+    );
     expect(problem).toContain("requests.memory");
     expect(problem).toContain("limits.memory");
     expect(problem).not.toContain("requests.cpu");
@@ -43,10 +46,18 @@ describe("container-resources", () => {
 
   it("checks init containers and every workload kind's pod spec", () => {
     const cronJob = {
-      spec: { jobTemplate: { spec: { template: { spec: {
-        initContainers: [{ name: "wait", image: "busybox:1.37" }],
-        containers: [{ name: "backup", image: "borg:1.4", resources: GOOD_RESOURCES }],
-      } } } } },
+      spec: {
+        jobTemplate: {
+          spec: {
+            template: {
+              spec: {
+                initContainers: [{ name: "wait", image: "busybox:1.37" }],
+                containers: [{ name: "backup", image: "borg:1.4", resources: GOOD_RESOURCES }],
+              },
+            },
+          },
+        },
+      },
     };
     expect(containerResources("kubernetes:batch/v1:CronJob", cronJob)).toEqual([expect.stringContaining("initContainers[0] (wait)")]);
     const pod = { spec: { containers: [{ name: "p", image: "x:1" }] } };
@@ -77,7 +88,10 @@ describe("pinned-images", () => {
   });
 
   it("rejects tag latest and a tagless image string in Helm values", () => {
-    const problems = pinnedImages("kubernetes:helm.sh/v3:Release", release({ image: { tag: "latest" }, sidecar: { image: "kiwigrid/k8s-sidecar" } }));
+    const problems = pinnedImages(
+      "kubernetes:helm.sh/v3:Release",
+      release({ image: { tag: "latest" }, sidecar: { image: "kiwigrid/k8s-sidecar" } }),
+    );
     expect(problems).toEqual([expect.stringContaining("image.tag"), expect.stringContaining("sidecar.image")]);
     expect(pinnedImages("kubernetes:helm.sh/v3:Release", release({ image: { repository: "grafana/grafana", tag: "12.1.0" } }))).toEqual([]);
   });
@@ -107,7 +121,12 @@ describe("no-world-open-security-group-rules", () => {
   });
 
   it("checks the inline rules of a compute security group", () => {
-    const group = { rules: [{ cidr: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443 }, { cidr: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 22, toPort: 22 }] };
+    const group = {
+      rules: [
+        { cidr: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443 },
+        { cidr: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 22, toPort: 22 },
+      ],
+    };
     expect(noWorldOpenSecurityGroupRules("openstack:compute/secGroup:SecGroup", group)).toEqual([expect.stringContaining("rules[1]")]);
   });
 });
@@ -134,10 +153,18 @@ describe("secrets-marked-secret", () => {
   });
 
   it("rejects a literal password env var and accepts secretKeyRef and references to a Secret's name", () => {
-    const literal = deployment({ env: [{ name: "DB_PASSWORD", value: "hunter2" }, { name: "LOG_LEVEL", value: "info" }] });
+    const literal = deployment({
+      env: [
+        { name: "DB_PASSWORD", value: "hunter2" },
+        { name: "LOG_LEVEL", value: "info" },
+      ],
+    });
     expect(secretsMarkedSecret("kubernetes:apps/v1:Deployment", literal)).toEqual([expect.stringContaining("DB_PASSWORD")]);
     const fromSecret = deployment({
-      env: [{ name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } }, { name: "PASSWORD_FILE", value: "/run/secrets/pw" }],
+      env: [
+        { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } },
+        { name: "PASSWORD_FILE", value: "/run/secrets/pw" },
+      ],
     });
     expect(secretsMarkedSecret("kubernetes:apps/v1:Deployment", fromSecret)).toEqual([]);
   });

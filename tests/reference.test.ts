@@ -25,13 +25,22 @@ const mirrorIt = hasMirror ? it : it.skip;
 
 const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
 
-interface HelmEntry { name: string; version: string; urls: string[]; digest: string; created?: string }
-const readIndex = (file: string) => YAML.parse(fs.readFileSync(file, "utf8")) as { apiVersion: string; entries: Record<string, HelmEntry[]> };
+interface HelmEntry {
+  name: string;
+  version: string;
+  urls: string[];
+  digest: string;
+  created?: string;
+}
+const readIndex = (file: string) =>
+  YAML.parse(fs.readFileSync(file, "utf8")) as { apiVersion: string; entries: Record<string, HelmEntry[]> };
 
 /** Every file below dir, relative, with `/`. */
 function walk(dir: string, prefix = ""): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? walk(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]).sort();
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]))
+    .sort();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -94,8 +103,12 @@ function tempDir(): string {
 function runFetch(dest: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, DARE_REFERENCE_RAW_BASE: `${base}/raw`, DARE_REFERENCE_HELM_BASE: `${base}/helm` };
   return new Promise((resolve) => {
-    execFile(process.execPath, ["-r", "ts-node/register/transpile-only", "tools/reference/fetch.ts", dest, ...args], { cwd: ROOT, env },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      ["-r", "ts-node/register/transpile-only", "tools/reference/fetch.ts", dest, ...args],
+      { cwd: ROOT, env },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -144,8 +157,11 @@ describe("tools/reference/manifest.json", () => {
   });
 
   it("gives each chart the program installs from a Helm repository the same repository as components/", () => {
-    const sources = fs.readdirSync(path.join(ROOT, "components")).filter((f) => f.endsWith(".ts"))
-      .map((f) => fs.readFileSync(path.join(ROOT, "components", f), "utf8")).join("\n");
+    const sources = fs
+      .readdirSync(path.join(ROOT, "components"))
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => fs.readFileSync(path.join(ROOT, "components", f), "utf8"))
+      .join("\n");
     const pinned = [...sources.matchAll(/\{\s*(?:repo: "([^"]+)",\s*)?chart: "([^"]+)", version: "([^"]+)"(?:, repo: "([^"]+)")?/g)]
       .filter((m) => m[1] ?? m[4])
       .map((m) => ({ name: m[2], version: m[3], repository: (m[1] ?? m[4]).replace(/\/+$/, "") }));
@@ -177,7 +193,11 @@ describe("tools/reference/fetch.ts", () => {
     const shared = readIndex(path.join(SHARED, "chart-mirror", "index.yaml"));
     const got = readIndex(path.join(dest, "chart-mirror", "index.yaml"));
     expect(got.apiVersion).toBe("v1");
-    const pairs = (idx: typeof got) => Object.values(idx.entries).flat().map((e) => `${e.name} ${e.version}`).sort();
+    const pairs = (idx: typeof got) =>
+      Object.values(idx.entries)
+        .flat()
+        .map((e) => `${e.name} ${e.version}`)
+        .sort();
     expect(pairs(got)).toEqual(pairs(shared));
     for (const e of Object.values(got.entries).flat()) {
       expect(e.urls).toEqual([`${e.name}-${e.version}.tgz`]);
@@ -224,14 +244,20 @@ describe("tools/reference/fetch.ts", () => {
       corrupt.clear();
     }
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`${f.path}: sha256 mismatch, not written\n  url:      ${fileUrl}\n  expected: ${f.sha256} (tools/reference/manifest.json)\n  actual:   ${sha256(bad)}`);
+    expect(run.stderr).toContain(
+      `${f.path}: sha256 mismatch, not written\n  url:      ${fileUrl}\n  expected: ${f.sha256} (tools/reference/manifest.json)\n  actual:   ${sha256(bad)}`,
+    );
     expect(fs.existsSync(path.join(out, f.path))).toBe(false);
     expect(fs.existsSync(path.join(out, "charts", "index.json"))).toBe(false);
     if (hasMirror) {
-      const entry = readIndex(path.join(SHARED, "chart-mirror", "index.yaml")).entries[chart.name].find((e) => e.version === chart.version)!;
+      const entry = readIndex(path.join(SHARED, "chart-mirror", "index.yaml")).entries[chart.name].find(
+        (e) => e.version === chart.version,
+      )!;
       const badTgz = fs.readFileSync(path.join(SHARED, "chart-mirror", tgz));
       badTgz[0] ^= 0xff;
-      expect(run.stderr).toContain(`chart-mirror/${tgz}: sha256 mismatch, not written\n  url:      ${tgzUrl}\n  expected: ${entry.digest} (digest in ${base}/helm/`);
+      expect(run.stderr).toContain(
+        `chart-mirror/${tgz}: sha256 mismatch, not written\n  url:      ${tgzUrl}\n  expected: ${entry.digest} (digest in ${base}/helm/`,
+      );
       expect(run.stderr).toContain(`actual:   ${sha256(badTgz)}`);
       expect(fs.existsSync(path.join(out, "chart-mirror", tgz))).toBe(false);
       expect(fs.existsSync(path.join(out, "chart-mirror", "index.yaml"))).toBe(false);

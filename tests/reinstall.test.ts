@@ -17,7 +17,14 @@ let before: RenderResult;
 let after: RenderResult;
 beforeAll(() => {
   stackFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "reinstall-")), "Pulumi.existing.yaml");
-  fs.writeFileSync(stackFile, existingHostsStack({ hosts: ["10.213.0.10", "10.213.0.11", "10.213.0.12"], subnet: "10.213.0.0/24", chartMirror: "http://127.0.0.1:1" }));
+  fs.writeFileSync(
+    stackFile,
+    existingHostsStack({
+      hosts: ["10.213.0.10", "10.213.0.11", "10.213.0.12"],
+      subnet: "10.213.0.0/24",
+      chartMirror: "http://127.0.0.1:1",
+    }),
+  );
   before = render("existing", ["--stack-file", stackFile]);
   after = render("existing", ["--stack-file", stackFile, "--set", "hosts[2].installation=reinstalled-2026-12-01"]);
 });
@@ -37,7 +44,8 @@ it("changes exactly the steps of the re-installed host, and those that act on it
   // Its own steps (prepare, join, upgrade) and the control plane's steps for its node (`<step>-<host>`: labels
   // and removal, the approval of its new kubelet serving certificate, its upgrade's drain).
   expect(changed.length).toBeGreaterThanOrEqual(3);
-  for (const file of changed) expect(file.startsWith(`${reinstalled}/`) || file.endsWith(`-${reinstalled}.env`) || file.includes("token")).toBe(true);
+  for (const file of changed)
+    expect(file.startsWith(`${reinstalled}/`) || file.endsWith(`-${reinstalled}.env`) || file.includes("token")).toBe(true);
   expect(changed.some((f) => f.endsWith(`-kubelet-serving-${reinstalled}.env`))).toBe(true);
   for (const step of ["prepare", "join"]) {
     expect(changed.some((f) => f.startsWith(`${reinstalled}/`) && f.endsWith(`-${step}.env`))).toBe(true);

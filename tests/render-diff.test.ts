@@ -37,11 +37,21 @@ function writeRender(name: string, fixture: Fixture): string {
   return dir;
 }
 
-const instance = (name: string, flavor = "m1.large") => ({ type: "openstack:compute/instance:Instance", name, inputs: { name, flavorName: flavor } });
+const instance = (name: string, flavor = "m1.large") => ({
+  type: "openstack:compute/instance:Instance",
+  name,
+  inputs: { name, flavorName: flavor },
+});
 const port = (name: string) => ({ type: "openstack:networking/port:Port", name: `${name}-port`, inputs: { name } });
 
 const base = writeRender("base", {
-  resources: [instance("w-0"), instance("w-1"), port("w-0"), port("w-1"), { type: "openstack:networking/secGroupRule:SecGroupRule", name: "ssh", inputs: { portRangeMin: 22 } }],
+  resources: [
+    instance("w-0"),
+    instance("w-1"),
+    port("w-0"),
+    port("w-1"),
+    { type: "openstack:networking/secGroupRule:SecGroupRule", name: "ssh", inputs: { portRangeMin: 22 } },
+  ],
   helm: {
     grafana: { chart: "grafana", version: "10.1.0", values: { adminUser: "admin", persistence: { size: "10Gi" }, plugins: ["a"] } },
     harbor: { chart: "harbor", version: "1.17.0", values: { expose: { type: "ingress" } } },
@@ -78,13 +88,22 @@ describe("render diff of two fixture renders", () => {
   it("finds chart version changes, value paths, new and removed releases, and leaves unchanged releases out", () => {
     const byName = Object.fromEntries(diff.releases.map((r) => [r.release, r]));
     expect(Object.keys(byName).sort()).toEqual(["grafana", "keycloak", "old"]);
-    expect(byName.grafana).toMatchObject({ status: "changed", baseVersion: "10.1.0", headVersion: "10.2.0", valuePaths: ["persistence.size", "plugins[1]"] });
+    expect(byName.grafana).toMatchObject({
+      status: "changed",
+      baseVersion: "10.1.0",
+      headVersion: "10.2.0",
+      valuePaths: ["persistence.size", "plugins[1]"],
+    });
     expect(byName.keycloak.status).toBe("added");
     expect(byName.old.status).toBe("removed");
   });
 
   it("counts the other rendered files", () => {
-    expect(diff.otherFiles).toEqual({ added: ["hosts/w-2/01-base.sh"], changed: ["hosts/w-0/01-base.sh"], removed: ["kubernetes/dare/configmap-a.yaml"] });
+    expect(diff.otherFiles).toEqual({
+      added: ["hosts/w-2/01-base.sh"],
+      changed: ["hosts/w-0/01-base.sh"],
+      removed: ["kubernetes/dare/configmap-a.yaml"],
+    });
   });
 
   it("prints a per-type table and the Helm changes in Markdown", () => {
@@ -102,7 +121,8 @@ describe("render diff of two fixture renders", () => {
 });
 
 describe("render-diff command", () => {
-  const cli = (...args: string[]) => spawnSync(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render-diff.ts"), ...args], { cwd: ROOT, encoding: "utf8" });
+  const cli = (...args: string[]) =>
+    spawnSync(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render-diff.ts"), ...args], { cwd: ROOT, encoding: "utf8" });
 
   it("prints the summary and writes the full unified diff with --full", () => {
     const full = path.join(tmp, "out", "full.diff");
@@ -124,7 +144,12 @@ describe("render-diff command", () => {
 });
 
 it("lists a changed lifecycle option as a change of the resource", () => {
-  const volume = (options?: unknown) => ({ type: "openstack:blockstorage/volume:Volume", name: "disk-0", inputs: { size: 100 }, ...(options ? { options } : {}) });
+  const volume = (options?: unknown) => ({
+    type: "openstack:blockstorage/volume:Volume",
+    name: "disk-0",
+    inputs: { size: 100 },
+    ...(options ? { options } : {}),
+  });
   const before = writeRender("options-before", { resources: [volume({ protect: true })] });
   const after = writeRender("options-after", { resources: [volume()] });
   const diff = diffRenders(readRender(before), readRender(after));
@@ -134,14 +159,22 @@ it("lists a changed lifecycle option as a change of the resource", () => {
 
 it("names a host step's change by the plain parameter or the script that changed in its command", () => {
   const step = (name: string, create: string, stdin = "[secret]") => ({ type: "command:remote:Command", name, inputs: { create, stdin } });
-  const a = writeRender("steps-a", { resources: [
-    step("s-param", wrapScript("echo a\n", "A='1'\nB='x'\n")), step("s-script", wrapScript("echo a\n", "A='1'\n")),
-    step("s-secret", wrapScript("echo a\n", "A='1'\n")), step("s-raw", "echo a"),
-  ] });
-  const b = writeRender("steps-b", { resources: [
-    step("s-param", wrapScript("echo a\n", "A='2'\nC='y'\n")), step("s-script", wrapScript("echo b\n", "A='1'\n")),
-    step("s-secret", wrapScript("echo a\n", "A='1'\n"), "[secret]"), step("s-raw", "echo b"),
-  ] });
+  const a = writeRender("steps-a", {
+    resources: [
+      step("s-param", wrapScript("echo a\n", "A='1'\nB='x'\n")),
+      step("s-script", wrapScript("echo a\n", "A='1'\n")),
+      step("s-secret", wrapScript("echo a\n", "A='1'\n")),
+      step("s-raw", "echo a"),
+    ],
+  });
+  const b = writeRender("steps-b", {
+    resources: [
+      step("s-param", wrapScript("echo a\n", "A='2'\nC='y'\n")),
+      step("s-script", wrapScript("echo b\n", "A='1'\n")),
+      step("s-secret", wrapScript("echo a\n", "A='1'\n"), "[secret]"),
+      step("s-raw", "echo b"),
+    ],
+  });
   expect(diffRenders(readRender(a), readRender(b)).changed.map((r) => [r.name, r.paths])).toEqual([
     ["s-param", ["create.A", "create.B", "create.C"]],
     ["s-raw", ["create"]],
@@ -152,7 +185,10 @@ it("names a host step's change by the plain parameter or the script that changed
 describe("real renders: scaling the testbed's workers from 2 to 3", () => {
   const run = promisify(execFile);
   const render = (out: string, ...extra: string[]) =>
-    run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out, ...extra], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+    run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out, ...extra], {
+      cwd: ROOT,
+      maxBuffer: 64 * 1024 * 1024,
+    });
 
   it("adds exactly the new node's instance, port, volume and attachment, and changes no existing machine", async () => {
     const before = path.join(tmp, "testbed-2");
@@ -160,7 +196,12 @@ describe("real renders: scaling the testbed's workers from 2 to 3", () => {
     await Promise.all([render(before), render(after, "--set", "nodes.pools[0].count=3")]);
     const diff = diffRenders(readRender(before), readRender(after));
 
-    for (const type of ["openstack:compute/instance:Instance", "openstack:networking/port:Port", "openstack:blockstorage/volume:Volume", "openstack:compute/volumeAttach:VolumeAttach"]) {
+    for (const type of [
+      "openstack:compute/instance:Instance",
+      "openstack:networking/port:Port",
+      "openstack:blockstorage/volume:Volume",
+      "openstack:compute/volumeAttach:VolumeAttach",
+    ]) {
       const added = diff.added.filter((r) => r.type === type);
       expect(added).toHaveLength(1);
       expect(added[0].name).toContain("workers-2");
@@ -184,7 +225,10 @@ describe("real renders: scaling the testbed's workers from 2 to 3", () => {
 describe("real renders: raising the testbed's kubernetesVersion", () => {
   const run = promisify(execFile);
   const render = (out: string, ...extra: string[]) =>
-    run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out, ...extra], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+    run(TS_NODE, ["--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", "testbed", "--out", out, ...extra], {
+      cwd: ROOT,
+      maxBuffer: 64 * 1024 * 1024,
+    });
 
   it("lists exactly the host steps that take the version as changed, in their commands (plain parameters), not in a secret stdin", async () => {
     const before = path.join(tmp, "testbed-1.36");
@@ -198,15 +242,20 @@ describe("real renders: raising the testbed's kubernetesVersion", () => {
     // init holds the bootstrap token (secret, on stdin): its kubeadm configuration is plain, so the change shows.
     // The reset script run when init leaves the program gets the same plain parameters.
     // Each by the parameter that changed in its command.
-    expect(diff.changed.map((r) => `${r.name}: ${r.paths.join(", ")}`).sort()).toEqual([
-      `${cp}-init: create.KUBEADM_CONFIG, delete.KUBEADM_CONFIG`,
-      // The control plane's reconfiguration step holds the ClusterConfiguration, which names the version.
-      `${cp}-control-plane: create.CONTROL_PLANE_CONFIG`,
-      `${cp}-prepare: create.KUBERNETES_VERSION`,
-      `${cp}-upgrade: create.KUBERNETES_VERSION`,
-      ...workers.flatMap((w) => [`${cp}-upgrade-drain-${w}: create.KUBERNETES_VERSION`, `${cp}-upgrade-uncordon-${w}: create.KUBERNETES_VERSION`]),
-      ...workers.flatMap((w) => [`k8s-${w}-prepare: create.KUBERNETES_VERSION`, `k8s-${w}-upgrade: create.KUBERNETES_VERSION`]),
-    ].sort());
+    expect(diff.changed.map((r) => `${r.name}: ${r.paths.join(", ")}`).sort()).toEqual(
+      [
+        `${cp}-init: create.KUBEADM_CONFIG, delete.KUBEADM_CONFIG`,
+        // The control plane's reconfiguration step holds the ClusterConfiguration, which names the version.
+        `${cp}-control-plane: create.CONTROL_PLANE_CONFIG`,
+        `${cp}-prepare: create.KUBERNETES_VERSION`,
+        `${cp}-upgrade: create.KUBERNETES_VERSION`,
+        ...workers.flatMap((w) => [
+          `${cp}-upgrade-drain-${w}: create.KUBERNETES_VERSION`,
+          `${cp}-upgrade-uncordon-${w}: create.KUBERNETES_VERSION`,
+        ]),
+        ...workers.flatMap((w) => [`k8s-${w}-prepare: create.KUBERNETES_VERSION`, `k8s-${w}-upgrade: create.KUBERNETES_VERSION`]),
+      ].sort(),
+    );
     const initUrn = diff.changed.find((r) => r.name === `${cp}-init`)!.urn;
     const init = readRender(after).resources.get(initUrn)!.inputs as { create: string; stdin: string };
     expect(plainParametersOf(init.create)).toMatch(/kubernetesVersion: v?1\.37\.0/);

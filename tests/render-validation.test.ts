@@ -28,10 +28,15 @@ interface Rendered {
 /** The render CLI in a child process; both stacks run at once. */
 function renderAsync(stack: Stack, out: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only",
-      path.join(ROOT, "tools", "render.ts"), "--stack", stack, "--out", out], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [require.resolve("ts-node/dist/bin.js"), "--transpile-only", path.join(ROOT, "tools", "render.ts"), "--stack", stack, "--out", out],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
     let stderr = "";
-    child.stderr.on("data", (b: Buffer) => { stderr += b.toString(); });
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
     child.on("error", reject);
     child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`render --stack ${stack} exited ${code}:\n${stderr}`))));
   });
@@ -109,19 +114,30 @@ describe.each(STACKS)("render of %s", (stack) => {
   it("registers every kubelet with the external cloud provider wherever OCCM runs, and passes client addresses through its load balancer", () => {
     const occm = r().releases.some((x) => x.chart === "openstack-cloud-controller-manager");
     const hostsDir = path.join(r().dir, "hosts");
-    const kubeadmFiles = fs.readdirSync(hostsDir).flatMap((host) => fs.readdirSync(path.join(hostsDir, host))
-      .filter((f) => /^\d+-(init|join)\.env$/.test(f)).map((f) => path.join(hostsDir, host, f)));
+    const kubeadmFiles = fs.readdirSync(hostsDir).flatMap((host) =>
+      fs
+        .readdirSync(path.join(hostsDir, host))
+        .filter((f) => /^\d+-(init|join)\.env$/.test(f))
+        .map((f) => path.join(hostsDir, host, f)),
+    );
     expect(kubeadmFiles.length).toBeGreaterThan(1);
     for (const file of kubeadmFiles) {
       const config = /^KUBEADM_CONFIG='([^']*)'$/m.exec(fs.readFileSync(file, "utf8"))![1];
-      const registration = YAML.parseAllDocuments(config).map((d) => d.toJS()).find((d) => d.nodeRegistration).nodeRegistration;
-      expect([file, registration.kubeletExtraArgs.some((a: any) => a.name === "cloud-provider" && a.value === "external")]).toEqual([file, occm]);
+      const registration = YAML.parseAllDocuments(config)
+        .map((d) => d.toJS())
+        .find((d) => d.nodeRegistration).nodeRegistration;
+      expect([file, registration.kubeletExtraArgs.some((a: any) => a.name === "cloud-provider" && a.value === "external")]).toEqual([
+        file,
+        occm,
+      ]);
     }
     const traefik = r().releases.find((x) => x.chart === "traefik")!;
     if (traefik.values.service?.spec?.type === "LoadBalancer") {
       expect(traefik.values.service.annotations["loadbalancer.openstack.org/proxy-protocol"]).toBe("true");
       // Believed from the node subnet, where the load balancer's addresses are.
-      const nodeCidr = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config["dare:network"]?.cidr ?? CONFIG_KEYS.network.default.cidr;
+      const nodeCidr =
+        YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config["dare:network"]?.cidr ??
+        CONFIG_KEYS.network.default.cidr;
       for (const entryPoint of ["web", "websecure"]) expect(traefik.values.ports[entryPoint].proxyProtocol.trustedIPs).toContain(nodeCidr);
     }
   });
@@ -136,12 +152,24 @@ describe.each(STACKS)("render of %s", (stack) => {
   });
 
   it("has exactly one default StorageClass and one default IngressClass", () => {
-    const annotated = (kind: string, annotation: string) => r().objects
-      .filter((o) => o.kind === kind && o.metadata?.annotations?.[annotation] === "true").map((o) => o.metadata.name);
-    const fromValues = (flag: string, parentKey: string) => r().releases.flatMap((release) => [...walk(release.values)]
-      .filter((e) => e.key === flag && e.value === true && e.at[e.at.length - 1] === parentKey).map(() => release.chart));
-    const storage = [...annotated("StorageClass", "storageclass.kubernetes.io/is-default-class"), ...fromValues("isDefault", "storageClass")];
-    const ingress = [...annotated("IngressClass", "ingressclass.kubernetes.io/is-default-class"), ...fromValues("isDefaultClass", "ingressClass")];
+    const annotated = (kind: string, annotation: string) =>
+      r()
+        .objects.filter((o) => o.kind === kind && o.metadata?.annotations?.[annotation] === "true")
+        .map((o) => o.metadata.name);
+    const fromValues = (flag: string, parentKey: string) =>
+      r().releases.flatMap((release) =>
+        [...walk(release.values)]
+          .filter((e) => e.key === flag && e.value === true && e.at[e.at.length - 1] === parentKey)
+          .map(() => release.chart),
+      );
+    const storage = [
+      ...annotated("StorageClass", "storageclass.kubernetes.io/is-default-class"),
+      ...fromValues("isDefault", "storageClass"),
+    ];
+    const ingress = [
+      ...annotated("IngressClass", "ingressclass.kubernetes.io/is-default-class"),
+      ...fromValues("isDefaultClass", "ingressClass"),
+    ];
     expect(storage).toHaveLength(1);
     expect(ingress).toHaveLength(1);
   });
@@ -151,7 +179,8 @@ describe.each(STACKS)("render of %s", (stack) => {
     const levels = ["privileged", "baseline", "restricted"];
     for (const ns of namespaces) {
       const labels = ns.metadata.labels ?? {};
-      for (const mode of ["enforce", "audit", "warn"]) expect([ns.metadata.name, levels.includes(labels[`pod-security.kubernetes.io/${mode}`])]).toEqual([ns.metadata.name, true]);
+      for (const mode of ["enforce", "audit", "warn"])
+        expect([ns.metadata.name, levels.includes(labels[`pod-security.kubernetes.io/${mode}`])]).toEqual([ns.metadata.name, true]);
     }
     const created = new Set([...namespaces.map((n) => n.metadata.name), "kube-system", "default"]);
     const used = [...r().objects.map((o) => o.metadata?.namespace), ...r().releases.map((x) => x.namespace)].filter(Boolean);
@@ -160,10 +189,18 @@ describe.each(STACKS)("render of %s", (stack) => {
 
   it("denies incoming traffic by default in every namespace that runs DARE workloads or Harbor", () => {
     const protectedNames = new Set<string>([NAMESPACES.dare.name, NAMESPACES.jupyterhub.name, NAMESPACES.harbor.name]);
-    const present = r().objects.filter((o) => o.kind === "Namespace" && protectedNames.has(o.metadata.name)).map((o) => o.metadata.name);
+    const present = r()
+      .objects.filter((o) => o.kind === "Namespace" && protectedNames.has(o.metadata.name))
+      .map((o) => o.metadata.name);
     for (const ns of present) {
-      const denies = r().objects.filter((o) => o.kind === "NetworkPolicy" && o.metadata.namespace === ns
-        && Object.keys(o.spec.podSelector ?? {}).length === 0 && o.spec.policyTypes?.includes("Ingress") && !(o.spec.ingress?.length));
+      const denies = r().objects.filter(
+        (o) =>
+          o.kind === "NetworkPolicy" &&
+          o.metadata.namespace === ns &&
+          Object.keys(o.spec.podSelector ?? {}).length === 0 &&
+          o.spec.policyTypes?.includes("Ingress") &&
+          !o.spec.ingress?.length,
+      );
       expect([ns, denies.length > 0]).toEqual([ns, true]);
     }
   });
@@ -172,8 +209,11 @@ describe.each(STACKS)("render of %s", (stack) => {
 it("turns on Harbor for production only, behind the ingress with the production issuer", () => {
   const harbor = (s: Stack) => rendered[s].releases.find((x) => x.chart === "harbor");
   expect(harbor("testbed")).toBeUndefined();
-  expect(rendered.production.objects.filter((o) => o.kind === "NetworkPolicy" && o.metadata.namespace === harbor("production")!.namespace)
-    .map((o) => o.metadata.name)).toContain(DEFAULT_DENY_POLICY);
+  expect(
+    rendered.production.objects
+      .filter((o) => o.kind === "NetworkPolicy" && o.metadata.namespace === harbor("production")!.namespace)
+      .map((o) => o.metadata.name),
+  ).toContain(DEFAULT_DENY_POLICY);
   expect(harbor("production")!.values.expose.ingress.annotations["cert-manager.io/cluster-issuer"]).toBe("letsencrypt-prod");
   const issuers = (s: Stack) => JSON.parse(fs.readFileSync(path.join(rendered[s].dir, "outputs.json"), "utf8")).clusterIssuer;
   expect([issuers("testbed"), issuers("production")]).toEqual(["letsencrypt-staging", "letsencrypt-prod"]);

@@ -22,9 +22,20 @@ describe("offline render", () => {
     expect(urns).toEqual([...urns].sort());
     for (const r of resources) {
       // options only where a lifecycle option is set
-      expect(Object.keys(r).filter((k) => k !== "options")).toEqual(["urn", "type", "name", "parent", "custom", "provider", "dependencies", "inputs"]);
+      expect(Object.keys(r).filter((k) => k !== "options")).toEqual([
+        "urn",
+        "type",
+        "name",
+        "parent",
+        "custom",
+        "provider",
+        "dependencies",
+        "inputs",
+      ]);
     }
-    const instances = resources.filter((r: { type: string }) => r.type === "openstack:compute/instance:Instance").map((r: any) => r.inputs.name);
+    const instances = resources
+      .filter((r: { type: string }) => r.type === "openstack:compute/instance:Instance")
+      .map((r: any) => r.inputs.name);
     expect(instances.sort()).toEqual(["dare-testbed-cp-0", "dare-testbed-workers-0", "dare-testbed-workers-1"]);
     const outputs = JSON.parse(fs.readFileSync(`${first.dir}/outputs.json`, "utf8"));
     expect(outputs.hosts.map((h: { name: string }) => h.name)).toEqual(instances.sort());
@@ -57,8 +68,9 @@ describe("offline render", () => {
     };
     const [a, b] = ["workers-0", "workers-1"].map((w) => fs.statSync(hostFile(w, "prepare.sh")));
     expect(b.ino).toBe(a.ino);
-    expect(fs.readFileSync(hostFile("workers-1", "prepare.sh"), "utf8"))
-      .toBe(fs.readFileSync(`${__dirname}/../components/scripts/k8s-prepare.sh`, "utf8"));
+    expect(fs.readFileSync(hostFile("workers-1", "prepare.sh"), "utf8")).toBe(
+      fs.readFileSync(`${__dirname}/../components/scripts/k8s-prepare.sh`, "utf8"),
+    );
     // Each worker joins under its own name: separate files.
     const joins = ["workers-0", "workers-1"].map((w) => hostFile(w, "join.env"));
     expect(fs.statSync(joins[0]).ino).not.toBe(fs.statSync(joins[1]).ino);
@@ -88,7 +100,8 @@ describe("render command line", () => {
   it("pulls every chart from dare:chartMirror when it is set, and from upstream otherwise", () => {
     const mirrored = render("production", ["--set", "chartMirror=http://127.0.0.1:8879", "--set", "jupyterhub=true"]);
     expect(mirrored.status).toBe(0);
-    const repositories = (dir: string) => fs.readdirSync(`${dir}/helm`).map((f) => YAML.parse(fs.readFileSync(`${dir}/helm/${f}`, "utf8")).repository);
+    const repositories = (dir: string) =>
+      fs.readdirSync(`${dir}/helm`).map((f) => YAML.parse(fs.readFileSync(`${dir}/helm/${f}`, "utf8")).repository);
     const releases = repositories(mirrored.dir);
     expect(releases.length).toBeGreaterThanOrEqual(10);
     expect(new Set(releases)).toEqual(new Set(["http://127.0.0.1:8879"]));
@@ -98,7 +111,7 @@ describe("render command line", () => {
   });
 
   it("refuses bad config with the loader's message on stderr, exit status non-zero, nothing written", () => {
-    const result = render("testbed", ["--set", "nodes.controlPlane.count=2", "--set", "adminCidrs=[\"10.0.0.300/8\"]"]);
+    const result = render("testbed", ["--set", "nodes.controlPlane.count=2", "--set", 'adminCidrs=["10.0.0.300/8"]']);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/^Invalid stack configuration \(2 problems\):/);
     expect(result.stderr).toContain("dare:nodes.controlPlane.count = 2");
@@ -111,10 +124,22 @@ describe("render command line", () => {
     const passphrase = "CorrectHorseBatteryStaple42";
     const smtpPassword = "SmtpPassw0rdSecret";
     const result = render("testbed", [
-      "--set", "backup=borg@backup.example.org:/srv/borg", "--set", "backupOptOut=", "--set-secret", `backupPassphrase=${passphrase}`,
-      "--set", "alerting.smtpHost=smtp.example.org:587", "--set", "alerting.from=dare@example.org",
-      "--set", "alerting.user=alertmanager", "--set", 'alerting.to=["ops@example.org"]',
-      "--set-secret", `alerting.smtpPassword=${smtpPassword}`,
+      "--set",
+      "backup=borg@backup.example.org:/srv/borg",
+      "--set",
+      "backupOptOut=",
+      "--set-secret",
+      `backupPassphrase=${passphrase}`,
+      "--set",
+      "alerting.smtpHost=smtp.example.org:587",
+      "--set",
+      "alerting.from=dare@example.org",
+      "--set",
+      "alerting.user=alertmanager",
+      "--set",
+      'alerting.to=["ops@example.org"]',
+      "--set-secret",
+      `alerting.smtpPassword=${smtpPassword}`,
     ]);
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
@@ -171,22 +196,39 @@ describe("existing hosts behind a jump host (dare:bastion)", () => {
   it("reports the jump host and which hosts it fronts, and takes its own key only as a secret", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-bastion-"));
     const stackFile = path.join(dir, "Pulumi.bastion.yaml");
-    const stack = YAML.parse(existingHostsStack({ hosts: ["10.213.0.20", "10.213.0.21", "10.213.0.22"], chartMirror: "", stopAfter: "bootstrap" }));
-    stack.config["dare:bastion"] = { address: "198.51.100.7", privateAddress: "10.213.0.9", port: 2222, user: "jump", hostKey: EXAMPLE_HOST_KEY };
+    const stack = YAML.parse(
+      existingHostsStack({ hosts: ["10.213.0.20", "10.213.0.21", "10.213.0.22"], chartMirror: "", stopAfter: "bootstrap" }),
+    );
+    stack.config["dare:bastion"] = {
+      address: "198.51.100.7",
+      privateAddress: "10.213.0.9",
+      port: 2222,
+      user: "jump",
+      hostKey: EXAMPLE_HOST_KEY,
+    };
     fs.writeFileSync(stackFile, YAML.stringify(stack));
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "jump", "-f", path.join(dir, "k")]);
     const key = fs.readFileSync(path.join(dir, "k"), "utf8");
-    const result = render("bastion", ["--stack-file", stackFile, "--set", "hosts[0].viaBastion=false", "--set-secret", `bastionPrivateKey=${key}`], dir);
+    const result = render(
+      "bastion",
+      ["--stack-file", stackFile, "--set", "hosts[0].viaBastion=false", "--set-secret", `bastionPrivateKey=${key}`],
+      dir,
+    );
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     const outputs = JSON.parse(fs.readFileSync(`${result.dir}/outputs.json`, "utf8"));
     expect(outputs.bastion).toEqual({ address: "198.51.100.7", port: 2222, user: "jump", hostKey: EXAMPLE_HOST_KEY });
-    expect(outputs.hosts.map((h: { name: string; viaBastion: boolean }) => [h.name, h.viaBastion])).toEqual([["cp-0", false], ["w-0", true], ["w-1", true]]);
+    expect(outputs.hosts.map((h: { name: string; viaBastion: boolean }) => [h.name, h.viaBastion])).toEqual([
+      ["cp-0", false],
+      ["w-0", true],
+      ["w-1", true],
+    ]);
     // Every host's firewall admits SSH from where the jump host's connections come from.
     const files = readTree(result.dir);
     const prepares = [...files.keys()].filter((f) => /^hosts\/[^/]+\/\d+-prepare\.env$/.test(f));
     expect(prepares).toHaveLength(3);
-    for (const f of prepares) expect([f, files.get(f)!.includes(`ip saddr 10.213.0.9/32 tcp dport 22 accept comment "ssh from the jump host"`)]).toEqual([f, true]);
+    for (const f of prepares)
+      expect([f, files.get(f)!.includes(`ip saddr 10.213.0.9/32 tcp dport 22 accept comment "ssh from the jump host"`)]).toEqual([f, true]);
     // Every step's connection (which holds the keys) is a secret; the jump host's key appears nowhere.
     for (const [file, content] of files) expect([file, content.includes(key.split("\n")[1])]).toEqual([file, false]);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -54,7 +54,11 @@ describe("cert-manager and the ClusterIssuers", () => {
       expect(acme.server).toBe(ACME_SERVERS[name]);
       expect(acme.email).toBe("ops@example.org");
       // Solvers answer on plain HTTP (port 80), where every other route redirects to HTTPS.
-      expect(acme.solvers).toEqual([{ http01: { ingress: { ingressClassName: INGRESS_CLASS, ingressTemplate: { metadata: { annotations: PLAIN_HTTP_ANNOTATIONS } } } } }]);
+      expect(acme.solvers).toEqual([
+        {
+          http01: { ingress: { ingressClassName: INGRESS_CLASS, ingressTemplate: { metadata: { annotations: PLAIN_HTTP_ANNOTATIONS } } } },
+        },
+      ]);
     }
     expect(byName.get("letsencrypt-staging").spec.acme.server).toMatch(/staging/);
     expect(byName.get("letsencrypt-prod").spec.acme.server).not.toMatch(/staging/);
@@ -62,7 +66,9 @@ describe("cert-manager and the ClusterIssuers", () => {
   });
 
   it("keeps the CA's key in a Secret of cert-manager's namespace and offers its certificate as an output", () => {
-    const [secret] = ofType(resources, "kubernetes:core/v1:Secret").map((r) => r.inputs as any).filter((s) => s.metadata.name === CA_ISSUER);
+    const [secret] = ofType(resources, "kubernetes:core/v1:Secret")
+      .map((r) => r.inputs as any)
+      .filter((s) => s.metadata.name === CA_ISSUER);
     expect(secret.metadata.namespace).toBe(NAMESPACES.certManager.name);
     expect(secret.type).toBe("kubernetes.io/tls");
     expect(isSecret(secret.stringData) || isSecret(secret.stringData["tls.key"])).toBe(true);
@@ -115,24 +121,43 @@ describe("Harbor", () => {
 
   it("generates the admin password and every internal secret; the chart's public defaults never apply", () => {
     expect(adminPasswordSecret).toBe(true);
-    const raw = ofType(resources, "kubernetes:helm.sh/v3:Release").map((r) => r.inputs as any).find((r) => r.chart === "harbor").values;
-    for (const value of [raw.database.internal.password, raw.core.secret, raw.core.xsrfKey, raw.jobservice.secret,
-      raw.registry.secret, raw.registry.credentials.password, raw.registry.credentials.htpasswdString]) {
+    const raw = ofType(resources, "kubernetes:helm.sh/v3:Release")
+      .map((r) => r.inputs as any)
+      .find((r) => r.chart === "harbor").values;
+    for (const value of [
+      raw.database.internal.password,
+      raw.core.secret,
+      raw.core.xsrfKey,
+      raw.jobservice.secret,
+      raw.registry.secret,
+      raw.registry.credentials.password,
+      raw.registry.credentials.htpasswdString,
+    ]) {
       expect(isSecret(value)).toBe(true);
     }
-    const [admin] = ofType(resources, "kubernetes:core/v1:Secret").map((r) => r.inputs as any).filter((s) => s.metadata.name === harbor.values.existingSecretAdminPassword);
+    const [admin] = ofType(resources, "kubernetes:core/v1:Secret")
+      .map((r) => r.inputs as any)
+      .filter((s) => s.metadata.name === harbor.values.existingSecretAdminPassword);
     expect(isSecret(admin.stringData) || isSecret(admin.stringData[harbor.values.existingSecretAdminPasswordKey])).toBe(true);
     expect(harbor.values.existingSecretSecretKey).toBeTruthy();
     const text = JSON.stringify(harbor.values);
-    for (const publicDefault of ["Harbor12345", "changeit", "not-a-secure-key", "harbor_registry_password"]) expect(text).not.toContain(publicDefault);
+    for (const publicDefault of ["Harbor12345", "changeit", "not-a-secure-key", "harbor_registry_password"])
+      expect(text).not.toContain(publicDefault);
   });
 
   it("isolates Harbor's namespace: default deny, with the ingress controller, monitoring and Harbor itself let in", () => {
-    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => redacted(r))
+    const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+      .map((r) => redacted(r))
       .filter((p) => p.metadata.namespace === NAMESPACES.harbor.name);
-    expect(policies.map((p) => p.metadata.name).sort())
-      .toEqual(["allow-from-ingress-controller", "allow-from-monitoring", "allow-within-namespace", DEFAULT_DENY_POLICY]);
-    const ns = ofType(resources, "kubernetes:core/v1:Namespace").map((r) => redacted(r)).find((n) => n.metadata.name === NAMESPACES.harbor.name);
+    expect(policies.map((p) => p.metadata.name).sort()).toEqual([
+      "allow-from-ingress-controller",
+      "allow-from-monitoring",
+      "allow-within-namespace",
+      DEFAULT_DENY_POLICY,
+    ]);
+    const ns = ofType(resources, "kubernetes:core/v1:Namespace")
+      .map((r) => redacted(r))
+      .find((n) => n.metadata.name === NAMESPACES.harbor.name);
     expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe(NAMESPACES.harbor.podSecurity);
   });
 
@@ -147,45 +172,74 @@ describe("argument and config checks", () => {
   it("rejects a Let's Encrypt issuer without an e-mail in the constructor", async () => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new Security("security", args({ acmeEmail: "" })); } catch (e) { error = e; }
+      try {
+        new Security("security", args({ acmeEmail: "" }));
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(/needs an ACME account e-mail/);
     expect(resources.filter((r) => r.type.startsWith("kubernetes:"))).toHaveLength(0);
   });
 
   it("accepts the self-signed CA without an e-mail", async () => {
-    const resources = await runMocked(() => new Security("security", args({ tlsIssuer: CA_ISSUER, acmeEmail: "", harbor: { enabled: false, registrySizeGb: 1 } })));
+    const resources = await runMocked(
+      () => new Security("security", args({ tlsIssuer: CA_ISSUER, acmeEmail: "", harbor: { enabled: false, registrySizeGb: 1 } })),
+    );
     expect(issuers(resources).find((i) => i.metadata.name === "letsencrypt-prod").spec.acme.email).toBeUndefined();
   });
 
   it("the loader names tlsIssuer and acmeEmail problems in one message", () => {
-    const values: Record<string, unknown> = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG, tlsIssuer: "letsencrypt", acmeEmail: "not-an-address" };
+    const values: Record<string, unknown> = {
+      domain: "dare.example.org",
+      adminCidrs: ["192.0.2.0/24"],
+      ...SITE_CONFIG,
+      tlsIssuer: "letsencrypt",
+      acmeEmail: "not-an-address",
+    };
     let error: ConfigError | undefined;
     try {
       loadConfig({ stack: "t", get: (k) => (values[k] === undefined ? undefined : JSON.stringify(values[k])) });
-    } catch (e) { error = e as ConfigError; }
+    } catch (e) {
+      error = e as ConfigError;
+    }
     expect(error?.problems.map((p) => p.key).sort()).toEqual(["acmeEmail", "tlsIssuer"]);
     values.tlsIssuer = "letsencrypt-prod";
     delete values.acmeEmail;
     try {
       loadConfig({ stack: "t", get: (k) => (values[k] === undefined ? undefined : JSON.stringify(values[k])) });
-    } catch (e) { error = e as ConfigError; }
+    } catch (e) {
+      error = e as ConfigError;
+    }
     expect(error?.problems.map((p) => p.key)).toEqual(["acmeEmail"]);
   });
 });
 
 /** Which pods a set of NetworkPolicies lets reach `to` (matchLabels only, as the helpers write them). */
-function admits(policies: any[], from: { namespace: string; labels: Record<string, string> }, to: { namespace: string; labels: Record<string, string> }, port: number): boolean {
+function admits(
+  policies: any[],
+  from: { namespace: string; labels: Record<string, string> },
+  to: { namespace: string; labels: Record<string, string> },
+  port: number,
+): boolean {
   const matches = (selector: any, labels: Record<string, string>) =>
     Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
   const nsLabels = (ns: string) => ({ "kubernetes.io/metadata.name": ns });
-  const selecting = policies.filter((p) => p.metadata.namespace === to.namespace && matches(p.spec.podSelector, to.labels) && p.spec.policyTypes.includes("Ingress"));
+  const selecting = policies.filter(
+    (p) => p.metadata.namespace === to.namespace && matches(p.spec.podSelector, to.labels) && p.spec.policyTypes.includes("Ingress"),
+  );
   if (selecting.length === 0) return true;
-  return selecting.some((p) => (p.spec.ingress ?? []).some((rule: any) =>
-    (rule.ports === undefined || rule.ports.some((pt: any) => pt.port === port)) &&
-    rule.from.some((peer: any) =>
-      (peer.namespaceSelector ? matches(peer.namespaceSelector, nsLabels(from.namespace)) : from.namespace === to.namespace) &&
-      (peer.podSelector ? matches(peer.podSelector, from.labels) : true))));
+  return selecting.some((p) =>
+    (p.spec.ingress ?? []).some(
+      (rule: any) =>
+        (rule.ports === undefined || rule.ports.some((pt: any) => pt.port === port)) &&
+        rule.from.some(
+          (peer: any) =>
+            (peer.namespaceSelector ? matches(peer.namespaceSelector, nsLabels(from.namespace)) : from.namespace === to.namespace) &&
+            (peer.podSelector ? matches(peer.podSelector, from.labels) : true),
+        ),
+    ),
+  );
 }
 
 describe("network policy helpers", () => {
@@ -194,9 +248,16 @@ describe("network policy helpers", () => {
     const resources = await runMocked(() => {
       const p = provider();
       new NamespaceIsolation("dare", { provider: p, namespace: "dare" });
-      allowTraffic("allow-login-to-registry", {
-        namespace: "dare", to: { app: "d4p-registry" }, from: [{ podLabels: { app: "dare-login" } }], ports: [8000],
-      }, { provider: p });
+      allowTraffic(
+        "allow-login-to-registry",
+        {
+          namespace: "dare",
+          to: { app: "d4p-registry" },
+          from: [{ podLabels: { app: "dare-login" } }],
+          ports: [8000],
+        },
+        { provider: p },
+      );
     });
     policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => redacted(r));
   });
@@ -218,7 +279,9 @@ describe("network policy helpers", () => {
   it("allows an explicit service-to-service call on its port only", () => {
     expect(admits(policies, { namespace: "dare", labels: { app: "dare-login" } }, registry, 8000)).toBe(true);
     expect(admits(policies, { namespace: "dare", labels: { app: "dare-login" } }, registry, 22)).toBe(false);
-    expect(admits(policies, { namespace: "dare", labels: { app: "dare-login" } }, { namespace: "dare", labels: { app: "exec-api" } }, 80)).toBe(false);
+    expect(
+      admits(policies, { namespace: "dare", labels: { app: "dare-login" } }, { namespace: "dare", labels: { app: "exec-api" } }, 80),
+    ).toBe(false);
   });
 
   it("refuses an allow rule without callers or ports", () => {

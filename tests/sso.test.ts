@@ -13,7 +13,13 @@ import * as YAML from "yaml";
 import { TlsIssuer } from "../components/config";
 import { DareServices, JUPYTERHUB_OAUTH_SECRET } from "../components/dare-services";
 import {
-  Identity, PLATFORM_ADMIN_ROLE, PLATFORM_ADMINS_GROUP, ROLES_CLAIM, SsoClients, realmEndpoints, ssoSecretVariable,
+  Identity,
+  PLATFORM_ADMIN_ROLE,
+  PLATFORM_ADMINS_GROUP,
+  ROLES_CLAIM,
+  SsoClients,
+  realmEndpoints,
+  ssoSecretVariable,
 } from "../components/identity";
 import { GRAFANA_OAUTH_SECRET, Monitoring } from "../components/monitoring";
 import { NAMESPACES } from "../components/namespaces";
@@ -33,7 +39,8 @@ const DOMAIN = "dare.example.org";
 
 /** Helm's coalescing of maps: the release's values over the chart's defaults. */
 function coalesce(defaults: any, over: any): any {
-  if (!over || typeof over !== "object" || Array.isArray(over) || !defaults || typeof defaults !== "object" || Array.isArray(defaults)) return over;
+  if (!over || typeof over !== "object" || Array.isArray(over) || !defaults || typeof defaults !== "object" || Array.isArray(defaults))
+    return over;
   const out: any = { ...defaults };
   for (const [k, v] of Object.entries(over)) out[k] = k in defaults ? coalesce(defaults[k], v) : v;
   return out;
@@ -45,7 +52,9 @@ function z2jhSchemaErrors(values: unknown): string[] {
   const schema = JSON.parse(files.get("jupyterhub/values.schema.json")!.toString("utf8"));
   const defaults = YAML.parse(files.get("jupyterhub/values.yaml")!.toString("utf8"));
   const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
-  return validate(coalesce(defaults, values)) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`);
+  return validate(coalesce(defaults, values))
+    ? []
+    : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`);
 }
 const isSecret = (v: unknown) => v !== null && typeof v === "object" && (v as any)[SPECIAL_SIG_KEY] === SECRET_SIG;
 
@@ -55,33 +64,64 @@ async function platform(opts: { harbor: boolean; jupyterhub: boolean; tlsIssuer?
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const sso = new SsoClients("sso", { domain: DOMAIN, harbor: opts.harbor, jupyterhub: opts.jupyterhub });
     new Security("security", {
-      provider, ca: dareCertificateAuthority("dare-test"), domain: DOMAIN, ingressClassName: INGRESS_CLASS,
-      tlsIssuer: opts.tlsIssuer ?? "letsencrypt-prod", acmeEmail: "ops@example.org",
-      harbor: { enabled: opts.harbor, registrySizeGb: 50 }, storageClass: BLOCK_STORAGE_CLASS, harborSso: sso.harbor,
+      provider,
+      ca: dareCertificateAuthority("dare-test"),
+      domain: DOMAIN,
+      ingressClassName: INGRESS_CLASS,
+      tlsIssuer: opts.tlsIssuer ?? "letsencrypt-prod",
+      acmeEmail: "ops@example.org",
+      harbor: { enabled: opts.harbor, registrySizeGb: 50 },
+      storageClass: BLOCK_STORAGE_CLASS,
+      harborSso: sso.harbor,
     });
     new Identity("identity", {
-      provider, domain: DOMAIN, adminCidrs: ["192.0.2.0/24"], identityProviders: [],
-      replicas: 1, databaseInstances: 1, databaseSizeGb: 10, ssoClients: sso,
+      provider,
+      domain: DOMAIN,
+      adminCidrs: ["192.0.2.0/24"],
+      identityProviders: [],
+      replicas: 1,
+      databaseInstances: 1,
+      databaseSizeGb: 10,
+      ssoClients: sso,
     });
     new Monitoring("monitoring", { provider, clusterName: "dare-test", domain: DOMAIN, sso: sso.grafana });
     if (opts.jupyterhub) {
       const config = configFrom({ jupyterhub: true });
       new DareServices("dare", {
-        provider, domain: DOMAIN, images: config.dare.images, services: config.dare.services,
-        sharedFilesystemSize: config.dare.sharedFilesystemSize, jupyterhub: true, jupyterhubSso: sso.jupyterhub,
-        workflowInternetAccess: false, apiServerCidrs: ["10.10.0.10/32"],
-        keycloak: { url: "u", realm: "dare", clientId: "dare-login", clientSecret: sso.grafana.clientSecret, adminUsername: "a", adminPassword: sso.grafana.clientSecret },
+        provider,
+        domain: DOMAIN,
+        images: config.dare.images,
+        services: config.dare.services,
+        sharedFilesystemSize: config.dare.sharedFilesystemSize,
+        jupyterhub: true,
+        jupyterhubSso: sso.jupyterhub,
+        workflowInternetAccess: false,
+        apiServerCidrs: ["10.10.0.10/32"],
+        keycloak: {
+          url: "u",
+          realm: "dare",
+          clientId: "dare-login",
+          clientSecret: sso.grafana.clientSecret,
+          adminUsername: "a",
+          adminPassword: sso.grafana.clientSecret,
+        },
       });
     }
   });
 }
 
 const secretInputs = (resources: RecordedResource[], name: string) =>
-  ofType(resources, "kubernetes:core/v1:Secret").map((r) => r.inputs as any).find((s) => s.metadata.name === name);
+  ofType(resources, "kubernetes:core/v1:Secret")
+    .map((r) => r.inputs as any)
+    .find((s) => s.metadata.name === name);
 const release = (resources: RecordedResource[], chart: string) =>
-  ofType(resources, "kubernetes:helm.sh/v3:Release").map((r) => r.inputs as any).find((r) => r.chart === chart);
+  ofType(resources, "kubernetes:helm.sh/v3:Release")
+    .map((r) => r.inputs as any)
+    .find((r) => r.chart === chart);
 const realmOf = (resources: RecordedResource[]) => {
-  const map = ofType(resources, "kubernetes:core/v1:ConfigMap").map((r) => redacted(r)).find((m) => m.metadata.name === "keycloak-realm-dare");
+  const map = ofType(resources, "kubernetes:core/v1:ConfigMap")
+    .map((r) => redacted(r))
+    .find((m) => m.metadata.name === "keycloak-realm-dare");
   return JSON.parse(map.data["dare.json"]);
 };
 /** The one secret string a Secret's stringData key holds, checking it is a Pulumi secret. */
@@ -110,15 +150,26 @@ describe("single sign-on with every application on", () => {
       const c: any = clients.get(id);
       expect(c.redirectUris).toEqual([callback]);
       expect(c).toMatchObject({
-        publicClient: false, clientAuthenticatorType: "client-secret", standardFlowEnabled: true,
-        implicitFlowEnabled: false, directAccessGrantsEnabled: false, serviceAccountsEnabled: false,
+        publicClient: false,
+        clientAuthenticatorType: "client-secret",
+        standardFlowEnabled: true,
+        implicitFlowEnabled: false,
+        directAccessGrantsEnabled: false,
+        serviceAccountsEnabled: false,
       });
       // The secret is a config-cli variable: the realm document holds none.
       expect(c.secret).toBe(`$(env:${ssoSecretVariable(id)})`);
-      expect(c.protocolMappers).toEqual([expect.objectContaining({
-        protocolMapper: "oidc-usermodel-realm-role-mapper",
-        config: expect.objectContaining({ "claim.name": ROLES_CLAIM, multivalued: "true", "id.token.claim": "true", "userinfo.token.claim": "true" }),
-      })]);
+      expect(c.protocolMappers).toEqual([
+        expect.objectContaining({
+          protocolMapper: "oidc-usermodel-realm-role-mapper",
+          config: expect.objectContaining({
+            "claim.name": ROLES_CLAIM,
+            multivalued: "true",
+            "id.token.claim": "true",
+            "userinfo.token.claim": "true",
+          }),
+        }),
+      ]);
     }
     // PKCE is required only of the clients that send a challenge (Harbor does not).
     expect((clients.get("grafana") as any).attributes["pkce.code.challenge.method"]).toBe("S256");
@@ -145,7 +196,9 @@ describe("single sign-on with every application on", () => {
     for (const v of values) expect(v).toMatch(/^[A-Za-z0-9]{32}$/);
     // The passwords are RandomPasswords (secret in the state)...
     const passwords = ofType(resources, "random:index/randomPassword:RandomPassword").map((r) => r.name);
-    expect(passwords).toEqual(expect.arrayContaining(["sso-grafana-client-secret", "sso-harbor-client-secret", "sso-jupyterhub-client-secret"]));
+    expect(passwords).toEqual(
+      expect.arrayContaining(["sso-grafana-client-secret", "sso-harbor-client-secret", "sso-jupyterhub-client-secret"]),
+    );
     // ...and no Helm release carries one in its values.
     for (const r of ofType(resources, "kubernetes:helm.sh/v3:Release")) {
       const text = JSON.stringify(unsecret(r.inputs));
@@ -159,7 +212,9 @@ describe("single sign-on with every application on", () => {
     const oauth = grafana["grafana.ini"]["auth.generic_oauth"];
     const endpoints = realmEndpoints(DOMAIN);
     expect(oauth).toMatchObject({
-      enabled: true, client_id: "grafana", use_pkce: true,
+      enabled: true,
+      client_id: "grafana",
+      use_pkce: true,
       auth_url: `https://${DOMAIN}/auth/realms/dare/protocol/openid-connect/auth`,
       token_url: "http://keycloak-http.keycloak.svc/auth/realms/dare/protocol/openid-connect/token",
       api_url: "http://keycloak-http.keycloak.svc/auth/realms/dare/protocol/openid-connect/userinfo",
@@ -167,7 +222,9 @@ describe("single sign-on with every application on", () => {
       allow_assign_grafana_admin: true,
     });
     expect(oauth.auth_url).toBe(endpoints.authorizationUrl);
-    expect(oauth.signout_redirect_url).toBe(`${endpoints.logoutUrl}?client_id=grafana&post_logout_redirect_uri=${encodeURIComponent(`https://${DOMAIN}/grafana/login`)}`);
+    expect(oauth.signout_redirect_url).toBe(
+      `${endpoints.logoutUrl}?client_id=grafana&post_logout_redirect_uri=${encodeURIComponent(`https://${DOMAIN}/grafana/login`)}`,
+    );
     expect(oauth).not.toHaveProperty("client_secret");
     expect(grafana.envValueFrom).toEqual({
       GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET: { secretKeyRef: { name: GRAFANA_OAUTH_SECRET, key: "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET" } },
@@ -175,28 +232,53 @@ describe("single sign-on with every application on", () => {
     // Break-glass: the local admin and its login form stay.
     expect(grafana["grafana.ini"].auth.disable_login_form).toBe(false);
     expect(grafana.admin.existingSecret).toBe("grafana-admin");
-    expect(validateHelmValues(redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "kube-prometheus-stack")!))).toEqual([]);
+    expect(
+      validateHelmValues(
+        redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "kube-prometheus-stack")!),
+      ),
+    ).toEqual([]);
   });
 
   it("lets only Grafana and JupyterHub's hub reach Keycloak's pods for the back channel", () => {
-    const policy = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => redacted(r))
+    const policy = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+      .map((r) => redacted(r))
       .find((p) => p.metadata.name === "identity-sso-back-channel");
     expect(policy.metadata.namespace).toBe(NAMESPACES.keycloak.name);
-    expect(policy.spec.ingress).toEqual([{
-      from: [
-        { podSelector: { matchLabels: { "app.kubernetes.io/name": "grafana" } }, namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } },
-        { podSelector: { matchLabels: { app: "jupyterhub", component: "hub" } }, namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "jupyterhub" } } },
-      ],
-      ports: [{ protocol: "TCP", port: 8080 }],
-    }]);
+    expect(policy.spec.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: { matchLabels: { "app.kubernetes.io/name": "grafana" } },
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+          },
+          {
+            podSelector: { matchLabels: { app: "jupyterhub", component: "hub" } },
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "jupyterhub" } },
+          },
+        ],
+        ports: [{ protocol: "TCP", port: 8080 }],
+      },
+    ]);
   });
 
   it("by NetworkPolicy semantics: Grafana and the hub reach Keycloak's pod port, a notebook pod does not", () => {
     const policies = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => redacted(r));
-    const keycloak: Endpoint = { ns: "keycloak", labels: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": "keycloak" }, port: 8080 };
-    const grafana: Endpoint = { ns: "monitoring", labels: { "app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack" }, port: 0 };
+    const keycloak: Endpoint = {
+      ns: "keycloak",
+      labels: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": "keycloak" },
+      port: 8080,
+    };
+    const grafana: Endpoint = {
+      ns: "monitoring",
+      labels: { "app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack" },
+      port: 0,
+    };
     const hub: Endpoint = { ns: "jupyterhub", labels: { app: "jupyterhub", component: "hub", release: "jupyterhub" }, port: 0 };
-    const notebook: Endpoint = { ns: "jupyterhub", labels: { app: "jupyterhub", component: "singleuser-server", release: "jupyterhub" }, port: 0 };
+    const notebook: Endpoint = {
+      ns: "jupyterhub",
+      labels: { app: "jupyterhub", component: "singleuser-server", release: "jupyterhub" },
+      port: 0,
+    };
     expect(allowed(policies, grafana, keycloak)).toBe(true);
     expect(allowed(policies, hub, keycloak)).toBe(true);
     expect(allowed(policies, notebook, keycloak)).toBe(false);
@@ -205,7 +287,9 @@ describe("single sign-on with every application on", () => {
   it("switches Harbor to OIDC through harbor-core's CONFIG_OVERWRITE_JSON, from a Secret of its own", () => {
     const harbor = release(resources, "harbor");
     const core = unsecret(harbor.values).core;
-    expect(core.extraEnvVars).toEqual([{ name: "CONFIG_OVERWRITE_JSON", valueFrom: { secretKeyRef: { name: HARBOR_OIDC_SECRET, key: "CONFIG_OVERWRITE_JSON" } } }]);
+    expect(core.extraEnvVars).toEqual([
+      { name: "CONFIG_OVERWRITE_JSON", valueFrom: { secretKeyRef: { name: HARBOR_OIDC_SECRET, key: "CONFIG_OVERWRITE_JSON" } } },
+    ]);
     expect(core.configureUserSettings).toBeUndefined();
     expect(core.podAnnotations["dare.io/oidc-settings-hash"]).toMatch(/^[0-9a-f]{16}$/);
     const settings = JSON.parse(secretValue(secretInputs(resources, HARBOR_OIDC_SECRET), "CONFIG_OVERWRITE_JSON"));
@@ -227,7 +311,9 @@ describe("single sign-on with every application on", () => {
     expect(harbor.values.caBundleSecretName).toBeUndefined();
     // The break-glass admin keeps its generated password.
     expect(harbor.values.existingSecretAdminPassword).toBe("harbor-admin");
-    expect(validateHelmValues(redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "harbor")!))).toEqual([]);
+    expect(
+      validateHelmValues(redacted(ofType(resources, "kubernetes:helm.sh/v3:Release").find((r) => (r.inputs as any).chart === "harbor")!)),
+    ).toEqual([]);
   });
 
   it("replaces JupyterHub's default dummy authenticator with Keycloak", () => {
@@ -245,7 +331,9 @@ describe("single sign-on with every application on", () => {
       admin_groups: ["platform-admin"],
     });
     expect(hub.config.GenericOAuthenticator).not.toHaveProperty("client_secret");
-    expect(hub.extraEnv.OAUTH_CLIENT_SECRET).toEqual({ valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } } });
+    expect(hub.extraEnv.OAUTH_CLIENT_SECRET).toEqual({
+      valueFrom: { secretKeyRef: { name: JUPYTERHUB_OAUTH_SECRET, key: "client-secret" } },
+    });
     // z2jh is not among ../shared/charts: its own strict values.schema.json, from the chart mirror's archive.
     expect(z2jhSchemaErrors(unsecret(release(resources, "jupyterhub").values))).toEqual([]);
     // The chart lets the hub and the proxy reach the cloud's metadata service (VMs' user data: their SSH host keys).
@@ -263,8 +351,13 @@ describe("single sign-on with Harbor and JupyterHub off", () => {
     const resources = await platform({ harbor: false, jupyterhub: false });
     expect(realmOf(resources).clients.map((c: any) => c.clientId)).toEqual(["dare-login", "grafana"]);
     const realmSecret = secretInputs(resources, "keycloak-realm-dare-secrets");
-    expect(Object.keys(unsecret(realmSecret.stringData)).sort()).toEqual(["DARE_ADMIN_PASSWORD", "DARE_LOGIN_CLIENT_SECRET", ssoSecretVariable("grafana")]);
-    const policy = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => redacted(r))
+    expect(Object.keys(unsecret(realmSecret.stringData)).sort()).toEqual([
+      "DARE_ADMIN_PASSWORD",
+      "DARE_LOGIN_CLIENT_SECRET",
+      ssoSecretVariable("grafana"),
+    ]);
+    const policy = ofType(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+      .map((r) => redacted(r))
       .find((p) => p.metadata.name === "identity-sso-back-channel");
     expect(policy.spec.ingress[0].from).toHaveLength(1);
   });
@@ -321,12 +414,18 @@ describe("the render an operator reviews", () => {
       ["harbor", ["https://harbor.dare.example.org/c/oidc/callback"]],
       ["jupyterhub", ["https://dare.example.org/jupyter/hub/oauth_callback"]],
     ]);
-    for (const file of ["kubernetes/monitoring/secret-grafana-oauth.yaml", "kubernetes/harbor/secret-harbor-oidc.yaml",
-      "kubernetes/jupyterhub/secret-jupyterhub-oauth.yaml", "kubernetes/keycloak/secret-keycloak-realm-dare-secrets.yaml"]) {
+    for (const file of [
+      "kubernetes/monitoring/secret-grafana-oauth.yaml",
+      "kubernetes/harbor/secret-harbor-oidc.yaml",
+      "kubernetes/jupyterhub/secret-jupyterhub-oauth.yaml",
+      "kubernetes/keycloak/secret-keycloak-realm-dare-secrets.yaml",
+    ]) {
       expect({ file, stringData: read(file).stringData }).toEqual({ file, stringData: "[secret]" });
     }
     const grafana = read("helm/kube-prometheus-stack.yaml").values.grafana;
-    expect(grafana["grafana.ini"]["auth.generic_oauth"].auth_url).toBe("https://dare.example.org/auth/realms/dare/protocol/openid-connect/auth");
+    expect(grafana["grafana.ini"]["auth.generic_oauth"].auth_url).toBe(
+      "https://dare.example.org/auth/realms/dare/protocol/openid-connect/auth",
+    );
     expect(read("helm/harbor.yaml").values.core.extraEnvVars[0].valueFrom.secretKeyRef.name).toBe(HARBOR_OIDC_SECRET);
     expect(read("helm/jupyterhub.yaml").values.hub.config.JupyterHub.authenticator_class).toBe("generic-oauth");
   });

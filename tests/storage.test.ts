@@ -12,15 +12,23 @@ import { ofType, redacted, runMocked } from "./support/mocked";
 
 const provider = () => new k8s.Provider("test", { kubeconfig: "{}" });
 const release = (resources: RecordedResource[], chart: string) =>
-  ofType(resources, "kubernetes:helm.sh/v3:Release").map((r) => redacted(r)).find((r) => r.chart === chart);
+  ofType(resources, "kubernetes:helm.sh/v3:Release")
+    .map((r) => redacted(r))
+    .find((r) => r.chart === chart);
 
 /** The whole program's config path: stack values -> loader -> IaaS hosts -> Storage. */
 async function renderFromConfig(values: Record<string, unknown>) {
   const config = loadConfig({ stack: "test", get: (k) => (values[k] === undefined ? undefined : JSON.stringify(values[k])) });
   const resources = await runMocked(() => {
     const infra = new Infrastructure(config.clusterName, {
-      provider: config.provider, clusterName: config.clusterName, nodes: config.nodes, hosts: config.hosts,
-      network: config.network, adminCidrs: config.adminCidrs, image: config.image, sshUser: config.sshUser,
+      provider: config.provider,
+      clusterName: config.clusterName,
+      nodes: config.nodes,
+      hosts: config.hosts,
+      network: config.network,
+      adminCidrs: config.adminCidrs,
+      image: config.image,
+      sshUser: config.sshUser,
       apiLoadBalancer: config.apiLoadBalancer,
     });
     new Storage("storage", { provider: provider(), hosts: infra.hosts, replicas: config.ceph.replicas, monitors: config.ceph.monitors });
@@ -49,7 +57,10 @@ describe("OSDs are exactly the configured disks", () => {
   });
 
   it("adds one node entry when an OpenStack pool gets another node with disks, and a device per added volume", async () => {
-    const pool = (count: number, disks: number) => ({ controlPlane: { count: 1, flavor: "m" }, pools: [{ name: "workers", count, flavor: "m", disks: { count: disks, sizeGb: 50 } }] });
+    const pool = (count: number, disks: number) => ({
+      controlPlane: { count: 1, flavor: "m" },
+      pools: [{ name: "workers", count, flavor: "m", disks: { count: disks, sizeGb: 50 } }],
+    });
     const two = await renderFromConfig({ ...base, nodes: pool(2, 1) });
     const three = await renderFromConfig({ ...base, nodes: pool(3, 1) });
     const twoDisks = await renderFromConfig({ ...base, nodes: pool(2, 2) });
@@ -79,7 +90,16 @@ describe("OSDs are exactly the configured disks", () => {
 
 describe("Ceph cluster, pools and storage classes", () => {
   const hosts: Host[] = ["w-0", "w-1", "w-2"].map((name) => ({
-    name, role: "worker", pool: "workers", address: "10.0.0.1", privateAddress: "10.0.0.1", sshUser: "u", port: 22, disks: ["/dev/sdb"], viaBastion: false, hostKey: EXAMPLE_HOST_KEY,
+    name,
+    role: "worker",
+    pool: "workers",
+    address: "10.0.0.1",
+    privateAddress: "10.0.0.1",
+    sshUser: "u",
+    port: 22,
+    disks: ["/dev/sdb"],
+    viaBastion: false,
+    hostKey: EXAMPLE_HOST_KEY,
   }));
   let production: RecordedResource[];
   let testbed: RecordedResource[];
@@ -94,7 +114,9 @@ describe("Ceph cluster, pools and storage classes", () => {
       const cluster = release(resources, "rook-ceph-cluster");
       expect([operator.version, cluster.version]).toEqual(["v1.20.6", "v1.20.6"]);
       expect(operator.namespace).toBe(NAMESPACES.rookCeph.name);
-      const ns = ofType(resources, "kubernetes:core/v1:Namespace").map((r) => redacted(r)).find((n) => n.metadata.name === operator.namespace);
+      const ns = ofType(resources, "kubernetes:core/v1:Namespace")
+        .map((r) => redacted(r))
+        .find((n) => n.metadata.name === operator.namespace);
       // OSDs need raw devices and host paths: only "privileged" admits them.
       expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("privileged");
       expect(validateHelmValues(operator)).toEqual([]);
@@ -105,24 +127,35 @@ describe("Ceph cluster, pools and storage classes", () => {
   it("has exactly one default StorageClass, rook-ceph-block, a CephFS class for shared volumes, and both again with Retain for data", () => {
     const values = release(production, "rook-ceph-cluster").values;
     const classes = [...values.cephBlockPools, ...values.cephFileSystems, ...values.cephObjectStores]
-      .map((x: any) => x.storageClass).filter((c: any) => c?.enabled);
+      .map((x: any) => x.storageClass)
+      .filter((c: any) => c?.enabled);
     expect(classes.filter((c: any) => c.isDefault).map((c: any) => c.name)).toEqual([BLOCK_STORAGE_CLASS]);
     expect(classes.map((c: any) => c.name).sort()).toEqual([BLOCK_STORAGE_CLASS, SHARED_STORAGE_CLASS].sort());
     // The chart's classes delete a volume with its claim; the typed copies keep it, and are not the default.
     expect(classes.map((c: any) => c.reclaimPolicy)).toEqual(["Delete", "Delete"]);
     const retained = ofType(production, "kubernetes:storage.k8s.io/v1:StorageClass").map((r) => r.inputs as any);
-    expect(retained.map((c) => [c.metadata.name, c.reclaimPolicy, c.metadata.annotations["storageclass.kubernetes.io/is-default-class"]]).sort())
-      .toEqual([["rook-ceph-block-retain", "Retain", "false"], ["rook-cephfs-retain", "Retain", "false"]]);
+    expect(
+      retained.map((c) => [c.metadata.name, c.reclaimPolicy, c.metadata.annotations["storageclass.kubernetes.io/is-default-class"]]).sort(),
+    ).toEqual([
+      ["rook-ceph-block-retain", "Retain", "false"],
+      ["rook-cephfs-retain", "Retain", "false"],
+    ]);
   });
 
   it("replicates every pool as configured, across hosts, and allows a single copy only when asked", () => {
     const sizes = (resources: RecordedResource[]) => {
       const v = release(resources, "rook-ceph-cluster").values;
-      return [...v.cephBlockPools.map((p: any) => p.spec), ...v.cephFileSystems.flatMap((f: any) => [f.spec.metadataPool, ...f.spec.dataPools])]
-        .map((p: any) => ({ size: p.replicated.size, safe: p.replicated.requireSafeReplicaSize, failureDomain: p.failureDomain }));
+      return [
+        ...v.cephBlockPools.map((p: any) => p.spec),
+        ...v.cephFileSystems.flatMap((f: any) => [f.spec.metadataPool, ...f.spec.dataPools]),
+      ].map((p: any) => ({ size: p.replicated.size, safe: p.replicated.requireSafeReplicaSize, failureDomain: p.failureDomain }));
     };
-    expect(new Set(sizes(production).map((s) => JSON.stringify(s)))).toEqual(new Set([JSON.stringify({ size: 3, safe: true, failureDomain: "host" })]));
-    expect(new Set(sizes(testbed).map((s) => JSON.stringify(s)))).toEqual(new Set([JSON.stringify({ size: 1, safe: false, failureDomain: "host" })]));
+    expect(new Set(sizes(production).map((s) => JSON.stringify(s)))).toEqual(
+      new Set([JSON.stringify({ size: 3, safe: true, failureDomain: "host" })]),
+    );
+    expect(new Set(sizes(testbed).map((s) => JSON.stringify(s)))).toEqual(
+      new Set([JSON.stringify({ size: 1, safe: false, failureDomain: "host" })]),
+    );
   });
 
   it("runs 3 monitors on production and 1 on the testbed", () => {
@@ -136,7 +169,11 @@ describe("Ceph cluster, pools and storage classes", () => {
   ])("rejects %j in the constructor", async (over, message) => {
     let error: unknown;
     const resources = await runMocked(() => {
-      try { new Storage("storage", { provider: provider(), hosts, replicas: 3, monitors: 3, ...over } as StorageArgs); } catch (e) { error = e; }
+      try {
+        new Storage("storage", { provider: provider(), hosts, replicas: 3, monitors: 3, ...over } as StorageArgs);
+      } catch (e) {
+        error = e;
+      }
     });
     expect(String(error)).toMatch(message);
     expect(ofType(resources, "kubernetes:helm.sh/v3:Release")).toHaveLength(0);
@@ -160,12 +197,23 @@ describe("config loader: Ceph keys", () => {
   });
 
   it("refuses an even monitor count and a cluster without any disk", () => {
-    const nodes = { controlPlane: { count: 1, flavor: "m" }, pools: [{ name: "workers", count: 3, flavor: "m", disks: { count: 0, sizeGb: 50 } }] };
-    expect(keys(load({ ...base, nodes, ceph: { replicas: 1, monitors: 2 } }))).toEqual(expect.arrayContaining(["ceph.monitors", "nodes.pools[].disks.count"]));
+    const nodes = {
+      controlPlane: { count: 1, flavor: "m" },
+      pools: [{ name: "workers", count: 3, flavor: "m", disks: { count: 0, sizeGb: 50 } }],
+    };
+    expect(keys(load({ ...base, nodes, ceph: { replicas: 1, monitors: 2 } }))).toEqual(
+      expect.arrayContaining(["ceph.monitors", "nodes.pools[].disks.count"]),
+    );
   });
 
   it("defaults to 3 replicas and 3 monitors where the hosts allow, fewer on a small cluster", () => {
-    const big = load({ ...base, nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [{ name: "workers", count: 4, flavor: "m", disks: { count: 1, sizeGb: 50 } }] } });
+    const big = load({
+      ...base,
+      nodes: {
+        controlPlane: { count: 1, flavor: "m" },
+        pools: [{ name: "workers", count: 4, flavor: "m", disks: { count: 1, sizeGb: 50 } }],
+      },
+    });
     const small = load({ ...base, provider: "existing", hosts: existingHosts([]).slice(0, 2) });
     expect(big).not.toBeInstanceOf(ConfigError);
     expect(small).not.toBeInstanceOf(ConfigError);

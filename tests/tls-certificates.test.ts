@@ -21,7 +21,11 @@ const SOLVER_PORT = 8089;
 /** Traefik's pods as its chart labels them. */
 const TRAEFIK = { namespace: NAMESPACES.ingress.name, labels: { ...INGRESS_POD_LABELS, "app.kubernetes.io/instance": "traefik-traefik" } };
 
-interface Rendered { objects: any[]; releases: any[]; domain: string }
+interface Rendered {
+  objects: any[];
+  releases: any[];
+  domain: string;
+}
 const rendered = {} as Record<Stack, Rendered>;
 
 beforeAll(() => {
@@ -47,17 +51,25 @@ function selects(selector: Selector | undefined, labels: Record<string, string>)
   const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
   const byExpressions = (selector.matchExpressions ?? []).every((e) => {
     switch (e.operator) {
-      case "In": return e.values!.includes(labels[e.key]);
-      case "NotIn": return !(e.key in labels) || !e.values!.includes(labels[e.key]);
-      case "Exists": return e.key in labels;
-      case "DoesNotExist": return !(e.key in labels);
-      default: throw new Error(`operator ${e.operator}`);
+      case "In":
+        return e.values!.includes(labels[e.key]);
+      case "NotIn":
+        return !(e.key in labels) || !e.values!.includes(labels[e.key]);
+      case "Exists":
+        return e.key in labels;
+      case "DoesNotExist":
+        return !(e.key in labels);
+      default:
+        throw new Error(`operator ${e.operator}`);
     }
   });
   return byLabels && byExpressions;
 }
 
-interface Pod { namespace: string; labels: Record<string, string> }
+interface Pod {
+  namespace: string;
+  labels: Record<string, string>;
+}
 
 /** Whether the NetworkPolicies let `from` open a TCP connection to `to` on `port`. */
 function admits(objects: any[], from: Pod, to: Pod, port: number): boolean {
@@ -65,27 +77,50 @@ function admits(objects: any[], from: Pod, to: Pod, port: number): boolean {
     ...(objects.find((o) => o.kind === "Namespace" && o.metadata.name === ns)?.metadata.labels ?? {}),
     "kubernetes.io/metadata.name": ns,
   });
-  const applying = objects.filter((o) => o.kind === "NetworkPolicy" && o.metadata.namespace === to.namespace
-    && selects(o.spec.podSelector, to.labels) && (o.spec.policyTypes ?? ["Ingress"]).includes("Ingress"));
+  const applying = objects.filter(
+    (o) =>
+      o.kind === "NetworkPolicy" &&
+      o.metadata.namespace === to.namespace &&
+      selects(o.spec.podSelector, to.labels) &&
+      (o.spec.policyTypes ?? ["Ingress"]).includes("Ingress"),
+  );
   // A pod no policy selects for ingress is not isolated.
   if (applying.length === 0) return true;
-  return applying.some((policy) => (policy.spec.ingress ?? []).some((rule: any) => {
-    const peerOk = !rule.from?.length || rule.from.some((peer: any) => {
-      if (peer.ipBlock) return false;
-      const nsOk = peer.namespaceSelector ? selects(peer.namespaceSelector, nsLabels(from.namespace)) : from.namespace === to.namespace;
-      return nsOk && selects(peer.podSelector, from.labels);
-    });
-    const portOk = !rule.ports?.length || rule.ports.some((p: any) => (p.protocol ?? "TCP") === "TCP"
-      && (p.port === undefined || p.port === port || (p.endPort !== undefined && port >= p.port && port <= p.endPort)));
-    return peerOk && portOk;
-  }));
+  return applying.some((policy) =>
+    (policy.spec.ingress ?? []).some((rule: any) => {
+      const peerOk =
+        !rule.from?.length ||
+        rule.from.some((peer: any) => {
+          if (peer.ipBlock) return false;
+          const nsOk = peer.namespaceSelector ? selects(peer.namespaceSelector, nsLabels(from.namespace)) : from.namespace === to.namespace;
+          return nsOk && selects(peer.podSelector, from.labels);
+        });
+      const portOk =
+        !rule.ports?.length ||
+        rule.ports.some(
+          (p: any) =>
+            (p.protocol ?? "TCP") === "TCP" &&
+            (p.port === undefined || p.port === port || (p.endPort !== undefined && port >= p.port && port <= p.endPort)),
+        );
+      return peerOk && portOk;
+    }),
+  );
 }
 
 describe.each(STACKS)("%s", (stack) => {
   const objects = () => rendered[stack].objects;
-  const isolatedNamespaces = () => [...new Set(objects().filter((o) => o.kind === "NetworkPolicy"
-    && Object.keys(o.spec.podSelector ?? {}).length === 0 && (o.spec.policyTypes ?? ["Ingress"]).includes("Ingress"))
-    .map((o) => o.metadata.namespace as string))];
+  const isolatedNamespaces = () => [
+    ...new Set(
+      objects()
+        .filter(
+          (o) =>
+            o.kind === "NetworkPolicy" &&
+            Object.keys(o.spec.podSelector ?? {}).length === 0 &&
+            (o.spec.policyTypes ?? ["Ingress"]).includes("Ingress"),
+        )
+        .map((o) => o.metadata.namespace as string),
+    ),
+  ];
 
   it("uses Let's Encrypt over HTTP-01, so the solver pods matter", () => {
     const issuer = objects().find((o) => o.kind === "ClusterIssuer" && o.metadata.name.startsWith("letsencrypt-"));
@@ -96,7 +131,10 @@ describe.each(STACKS)("%s", (stack) => {
     const namespaces = isolatedNamespaces();
     expect(namespaces).toContain(NAMESPACES.dare.name);
     for (const namespace of namespaces) {
-      const solver = { namespace, labels: { ...SOLVER_LABELS, "acme.cert-manager.io/http-domain": "1234", "acme.cert-manager.io/http-token": "5678" } };
+      const solver = {
+        namespace,
+        labels: { ...SOLVER_LABELS, "acme.cert-manager.io/http-domain": "1234", "acme.cert-manager.io/http-token": "5678" },
+      };
       expect({ namespace, admitted: admits(objects(), TRAEFIK, solver, SOLVER_PORT) }).toEqual({ namespace, admitted: true });
     }
   });
@@ -119,7 +157,8 @@ function* nodes(value: unknown): Generator<any> {
   }
 }
 const ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer";
-const hostsOf = (h: unknown): string[] => (Array.isArray(h) ? h : h && typeof h === "object" ? Object.values(h) : []).filter((x): x is string => typeof x === "string");
+const hostsOf = (h: unknown): string[] =>
+  (Array.isArray(h) ? h : h && typeof h === "object" ? Object.values(h) : []).filter((x): x is string => typeof x === "string");
 
 describe.each(STACKS)("certificates of %s", (stack) => {
   const r = () => rendered[stack];
@@ -127,9 +166,11 @@ describe.each(STACKS)("certificates of %s", (stack) => {
   const orders = (): Array<{ by: string; names: string }> => {
     const list: Array<{ by: string; names: string }> = [];
     for (const o of r().objects) {
-      if (o.kind === "Certificate") list.push({ by: `Certificate ${o.metadata.namespace}/${o.metadata.name}`, names: [...o.spec.dnsNames].sort().join(",") });
+      if (o.kind === "Certificate")
+        list.push({ by: `Certificate ${o.metadata.namespace}/${o.metadata.name}`, names: [...o.spec.dnsNames].sort().join(",") });
       if (o.kind === "Ingress" && o.metadata.annotations?.[ISSUER_ANNOTATION]) {
-        for (const tls of o.spec.tls ?? []) list.push({ by: `Ingress ${o.metadata.namespace}/${o.metadata.name}`, names: [...tls.hosts].sort().join(",") });
+        for (const tls of o.spec.tls ?? [])
+          list.push({ by: `Ingress ${o.metadata.namespace}/${o.metadata.name}`, names: [...tls.hosts].sort().join(",") });
       }
     }
     for (const release of r().releases) {
@@ -166,7 +207,9 @@ describe.each(STACKS)("certificates of %s", (stack) => {
       ...onDomain.map((o) => ({ by: `${o.metadata.namespace}/${o.metadata.name}`, tls: o.spec.tls })),
       { by: "grafana", tls: grafana.tls },
     ];
-    expect(onDomain.map((o) => o.metadata.namespace).sort()).toEqual([NAMESPACES.dare.name, NAMESPACES.keycloak.name, NAMESPACES.keycloak.name].sort());
+    expect(onDomain.map((o) => o.metadata.namespace).sort()).toEqual(
+      [NAMESPACES.dare.name, NAMESPACES.keycloak.name, NAMESPACES.keycloak.name].sort(),
+    );
     for (const { by, tls } of routes) {
       // A named Secret would be that namespace's own certificate (or none at all without an issuer annotation).
       expect({ by, tls }).toEqual({ by, tls: [{ hosts: [r().domain] }] });

@@ -102,9 +102,21 @@ describe("validateRenderDir", () => {
     // Judged by the API server in the engine tier, not here: an unknown field, a kind no CRD defines.
     write("kubernetes/demo/Deployment-typo.yaml", { ...deployment, spec: { ...deployment.spec, replica: 3 } });
     write("kubernetes/demo/Widget-w.yaml", { apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } });
-    write("helm/traefik.yaml", { chart: "traefik", version: "41.3.0", repository: "https://traefik.github.io/charts", namespace: "traefik", values: { deployment: { replcas: 2 } } });
+    write("helm/traefik.yaml", {
+      chart: "traefik",
+      version: "41.3.0",
+      repository: "https://traefik.github.io/charts",
+      namespace: "traefik",
+      values: { deployment: { replcas: 2 } },
+    });
     write("helm/grafana.yaml", { chart: "grafana", version: "1.0.0", namespace: "monitoring", values: {} });
-    write("helm/cert-manager.yaml", { chart: "cert-manager", version: "v1.21.1", repository: "https://charts.jetstack.io", namespace: "cert-manager", values: { crds: { enabled: true } } });
+    write("helm/cert-manager.yaml", {
+      chart: "cert-manager",
+      version: "v1.21.1",
+      repository: "https://charts.jetstack.io",
+      namespace: "cert-manager",
+      values: { crds: { enabled: true } },
+    });
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -169,7 +181,7 @@ describe("DARE_SHARED_DIR override", () => {
       [
         "service:",
         "  type: ClusterIP",
-        "  # loadBalancerIP: \"\"",
+        '  # loadBalancerIP: ""',
         "  config: |",
         "    # notAKey: inside a block scalar",
         "    text: here",

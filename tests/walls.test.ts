@@ -31,7 +31,9 @@ const policies = () => objects.filter((o) => o.kind === "NetworkPolicy");
 /** A control plane's address, as the render gives pods the API server (exec-api's egress). */
 function apiAddress(): string {
   const execApi = policies().find((p) => p.metadata.namespace === "dare" && p.metadata.name === "exec-api");
-  const block = execApi.spec.egress.flatMap((r: any) => r.to ?? []).find((peer: any) => peer.ipBlock && peer.ports === undefined && /\/32$/.test(peer.ipBlock.cidr));
+  const block = execApi.spec.egress
+    .flatMap((r: any) => r.to ?? [])
+    .find((peer: any) => peer.ipBlock && peer.ports === undefined && /\/32$/.test(peer.ipBlock.cidr));
   return block.ipBlock.cidr.replace("/32", "");
 }
 
@@ -41,7 +43,8 @@ const stranger = (port = 0) => pod("default", { app: "anything" }, port);
 const prometheus = (port = 0) => pod("monitoring", { "app.kubernetes.io/name": "prometheus" }, port);
 const alertmanager = (port = 0) => pod("monitoring", { "app.kubernetes.io/name": "alertmanager" }, port);
 const grafana = (port = 0) => pod("monitoring", { "app.kubernetes.io/name": "grafana" }, port);
-const traefik = (port = 0) => pod("traefik", { "app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-traefik" }, port);
+const traefik = (port = 0) =>
+  pod("traefik", { "app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-traefik" }, port);
 const kubeDns = (port = 53) => pod("kube-system", { "k8s-app": "kube-dns" }, port);
 /** The API server calling a webhook: from a control plane's address, or (VXLAN) its tunnel address in the pod range. */
 const apiServerCallers = () => [ip(apiAddress()), ip("10.244.7.0")];
@@ -54,18 +57,37 @@ describe("default deny", () => {
   const EXEMPT = [NAMESPACES.tigeraOperator.name, NAMESPACES.cloudController.name, NAMESPACES.rookCeph.name];
 
   it("in every namespace the program creates, but the documented exemptions; monitoring denies ingress (Prometheus scrapes everything)", () => {
-    const created = objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name).sort();
+    const created = objects
+      .filter((o) => o.kind === "Namespace")
+      .map((o) => o.metadata.name)
+      .sort();
     expect(created.length).toBeGreaterThan(8);
-    const denies = (ns: string, type: string) => policies().some((p) => p.metadata.namespace === ns && Object.keys(p.spec.podSelector?.matchLabels ?? {}).length === 0
-      && !p.spec.podSelector?.matchExpressions && p.spec.policyTypes.includes(type) && !(type === "Ingress" ? p.spec.ingress : p.spec.egress)?.length);
-    const table = created.filter((ns) => !EXEMPT.includes(ns)).map((ns) => [ns, denies(ns, "Ingress"), ns === "monitoring" || denies(ns, "Egress")]);
+    const denies = (ns: string, type: string) =>
+      policies().some(
+        (p) =>
+          p.metadata.namespace === ns &&
+          Object.keys(p.spec.podSelector?.matchLabels ?? {}).length === 0 &&
+          !p.spec.podSelector?.matchExpressions &&
+          p.spec.policyTypes.includes(type) &&
+          !(type === "Ingress" ? p.spec.ingress : p.spec.egress)?.length,
+      );
+    const table = created
+      .filter((ns) => !EXEMPT.includes(ns))
+      .map((ns) => [ns, denies(ns, "Ingress"), ns === "monitoring" || denies(ns, "Egress")]);
     expect(table).toEqual(table.map(([ns]) => [ns, true, true]));
   });
 
   it("lets every walled namespace's pods resolve names at kube-dns", () => {
-    for (const [ns, labels] of [["cert-manager", { "app.kubernetes.io/name": "cert-manager" }], ["mpi-operator", { app: "mpi-operator" }],
-      ["cnpg-system", { "app.kubernetes.io/name": "cloudnative-pg" }], ["traefik", traefik().labels], ["keycloak", { "app.kubernetes.io/name": "keycloakx" }],
-      ["dare-backups", { service: "dare-backups" }], ["harbor", { app: "harbor" }], ["dare", { app: "exec-api" }]] as const) {
+    for (const [ns, labels] of [
+      ["cert-manager", { "app.kubernetes.io/name": "cert-manager" }],
+      ["mpi-operator", { app: "mpi-operator" }],
+      ["cnpg-system", { "app.kubernetes.io/name": "cloudnative-pg" }],
+      ["traefik", traefik().labels],
+      ["keycloak", { "app.kubernetes.io/name": "keycloakx" }],
+      ["dare-backups", { service: "dare-backups" }],
+      ["harbor", { app: "harbor" }],
+      ["dare", { app: "exec-api" }],
+    ] as const) {
       expect([ns, can(pod(ns, labels as any), kubeDns())]).toEqual([ns, true]);
     }
     // ... and nothing else on port 53.
@@ -181,9 +203,14 @@ describe("the ingress controller, Keycloak, backups, Harbor", () => {
     expect(can(keycloak, ip(apiAddress(), 6443))).toBe(false);
     expect(can(keycloak, ip(INTERNET, 443))).toBe(false);
     // With identity providers: HTTPS to the internet, for Keycloak only.
-    const withIdps = Object.entries(wallPolicies({ api: { cidrs: [], port: 6443, serviceAddress: "10.96.0.1" }, harbor: false, identityProviders: true })[NAMESPACES.keycloak.name])
+    const withIdps = Object.entries(
+      wallPolicies({ api: { cidrs: [], port: 6443, serviceAddress: "10.96.0.1" }, harbor: false, identityProviders: true })[
+        NAMESPACES.keycloak.name
+      ],
+    )
       // (the API rule's addresses are an Output here: not needed for this question)
-      .filter(([name]) => name !== "allow-api-database").map(([name, spec]) => ({ metadata: { name, namespace: "keycloak" }, spec }));
+      .filter(([name]) => name !== "allow-api-database")
+      .map(([name, spec]) => ({ metadata: { name, namespace: "keycloak" }, spec }));
     expect(allowed(withIdps, keycloak, ip(INTERNET, 443))).toBe(true);
     expect(allowed(withIdps, db, ip(INTERNET, 443))).toBe(false);
   });
@@ -209,14 +236,26 @@ describe("the cloud's metadata service (it serves the VMs' user data, with their
   const METADATA = "169.254.169.254";
   it("answers no pod of any namespace the program creates, open egress or not", () => {
     const pods = [
-      prometheus(), grafana(), alertmanager(), traefik(),
-      pod("rook-ceph", { app: "rook-ceph-osd" }), pod("rook-ceph", { app: "rook-ceph-mgr" }),
-      pod("keycloak", { "app.kubernetes.io/name": "keycloakx" }), pod("harbor", { app: "harbor", component: "core" }),
-      pod("cert-manager", { "app.kubernetes.io/name": "cert-manager" }), pod("cnpg-system", { "app.kubernetes.io/name": "cloudnative-pg" }),
-      pod("mpi-operator", { "app.kubernetes.io/name": "mpi-operator" }), pod("dare-backups", { app: "dump" }),
-      pod("dare", { app: "exec-api" }), pod("dare", { app: "d4p-registry" }),
+      prometheus(),
+      grafana(),
+      alertmanager(),
+      traefik(),
+      pod("rook-ceph", { app: "rook-ceph-osd" }),
+      pod("rook-ceph", { app: "rook-ceph-mgr" }),
+      pod("keycloak", { "app.kubernetes.io/name": "keycloakx" }),
+      pod("harbor", { app: "harbor", component: "core" }),
+      pod("cert-manager", { "app.kubernetes.io/name": "cert-manager" }),
+      pod("cnpg-system", { "app.kubernetes.io/name": "cloudnative-pg" }),
+      pod("mpi-operator", { "app.kubernetes.io/name": "mpi-operator" }),
+      pod("dare-backups", { app: "dump" }),
+      pod("dare", { app: "exec-api" }),
+      pod("dare", { app: "d4p-registry" }),
     ];
-    for (const from of pods) expect({ from: `${from.ns}/${JSON.stringify(from.labels)}`, reaches: can(from, ip(METADATA, 80)) }).toEqual({ from: `${from.ns}/${JSON.stringify(from.labels)}`, reaches: false });
+    for (const from of pods)
+      expect({ from: `${from.ns}/${JSON.stringify(from.labels)}`, reaches: can(from, ip(METADATA, 80)) }).toEqual({
+        from: `${from.ns}/${JSON.stringify(from.labels)}`,
+        reaches: false,
+      });
   });
 
   it("while monitoring and Ceph keep their open egress: scraping pods and nodes, mail, Ceph's peers", () => {

@@ -9,24 +9,81 @@ const PACKAGE = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf
 
 /** Inputs of pulumi/actions v6.6.1 (its action.yml); an unknown input is silently ignored by GitHub. */
 const PULUMI_ACTION_INPUTS = new Set([
-  "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr", "comment-on-pr-number",
-  "comment-on-summary", "github-token", "cloud-url", "secrets-provider", "parallel", "message", "config-map",
-  "expect-no-changes", "diff", "replace", "exclude", "exclude-dependents", "target", "target-dependents", "policyPacks",
-  "policyPackConfigs", "refresh", "upsert", "remove", "edit-pr-comment", "color", "exclude-protected", "plan",
-  "suppress-outputs", "suppress-progress", "always-include-summary", "continue-on-error", "log-verbosity", "log-flow", "debug",
+  "command",
+  "stack-name",
+  "pulumi-version",
+  "pulumi-version-file",
+  "work-dir",
+  "comment-on-pr",
+  "comment-on-pr-number",
+  "comment-on-summary",
+  "github-token",
+  "cloud-url",
+  "secrets-provider",
+  "parallel",
+  "message",
+  "config-map",
+  "expect-no-changes",
+  "diff",
+  "replace",
+  "exclude",
+  "exclude-dependents",
+  "target",
+  "target-dependents",
+  "policyPacks",
+  "policyPackConfigs",
+  "refresh",
+  "upsert",
+  "remove",
+  "edit-pr-comment",
+  "color",
+  "exclude-protected",
+  "plan",
+  "suppress-outputs",
+  "suppress-progress",
+  "always-include-summary",
+  "continue-on-error",
+  "log-verbosity",
+  "log-flow",
+  "debug",
 ]);
 
-interface Step { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string>; name?: string; if?: string }
-interface Job { "runs-on": string; steps: Step[]; if?: string; environment?: string; strategy?: { matrix: Record<string, unknown[]> }; permissions?: Record<string, string> }
-interface Workflow { name: string; on: Record<string, unknown>; jobs: Record<string, Job>; permissions?: Record<string, string> }
+interface Step {
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, string>;
+  name?: string;
+  if?: string;
+}
+interface Job {
+  "runs-on": string;
+  steps: Step[];
+  if?: string;
+  environment?: string;
+  strategy?: { matrix: Record<string, unknown[]> };
+  permissions?: Record<string, string>;
+}
+interface Workflow {
+  name: string;
+  on: Record<string, unknown>;
+  jobs: Record<string, Job>;
+  permissions?: Record<string, string>;
+}
 
 const files = fs.readdirSync(WORKFLOWS).filter((f) => /\.ya?ml$/.test(f));
-const workflows: Record<string, Workflow> = Object.fromEntries(files.map((f) => {
-  const doc = YAML.parseDocument(fs.readFileSync(path.join(WORKFLOWS, f), "utf8"));
-  if (doc.errors.length > 0) throw new Error(`${f}: ${doc.errors.map((e) => e.message).join("; ")}`);
-  return [f, doc.toJS() as Workflow];
-}));
-const stacks = fs.readdirSync(ROOT).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).sort();
+const workflows: Record<string, Workflow> = Object.fromEntries(
+  files.map((f) => {
+    const doc = YAML.parseDocument(fs.readFileSync(path.join(WORKFLOWS, f), "utf8"));
+    if (doc.errors.length > 0) throw new Error(`${f}: ${doc.errors.map((e) => e.message).join("; ")}`);
+    return [f, doc.toJS() as Workflow];
+  }),
+);
+const stacks = fs
+  .readdirSync(ROOT)
+  .filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f))
+  .map((f) => f.split(".")[1])
+  .sort();
 const steps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => j.steps);
 const pulumiSteps = (wf: Workflow) => steps(wf).filter((s) => s.uses?.startsWith("pulumi/actions@"));
 const text = (f: string) => fs.readFileSync(path.join(WORKFLOWS, f), "utf8");
@@ -54,13 +111,17 @@ describe("every workflow", () => {
   });
 
   it.each(files)("%s runs only npm scripts and program files that exist", (f) => {
-    const commands = steps(workflows[f]).map((s) => s.run ?? "").join("\n");
+    const commands = steps(workflows[f])
+      .map((s) => s.run ?? "")
+      .join("\n");
     for (const [, script] of commands.matchAll(/npm run -?s? ?([\w-]+)/g)) expect(Object.keys(PACKAGE.scripts)).toContain(script);
-    for (const [file] of commands.matchAll(/\b(tools|policy)\/[\w-]+\.ts\b|\.ci\/[\w-]+/g)) expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
+    for (const [file] of commands.matchAll(/\b(tools|policy)\/[\w-]+\.ts\b|\.ci\/[\w-]+/g))
+      expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
   });
 
   it.each(files)("%s gives pulumi/actions only inputs it has", (f) => {
-    for (const step of pulumiSteps(workflows[f])) for (const input of Object.keys(step.with ?? {})) expect(PULUMI_ACTION_INPUTS).toContain(input);
+    for (const step of pulumiSteps(workflows[f]))
+      for (const input of Object.keys(step.with ?? {})) expect(PULUMI_ACTION_INPUTS).toContain(input);
   });
 });
 
@@ -70,9 +131,15 @@ describe("preview.yml", () => {
 
   it("previews every stack on pull requests, with diff, PR comment and the policy pack", () => {
     expect(Object.keys(wf.on)).toEqual(["pull_request"]);
-    expect([...job.strategy!.matrix.stack as string[]].sort()).toEqual(stacks);
+    expect([...(job.strategy!.matrix.stack as string[])].sort()).toEqual(stacks);
     const [step] = pulumiSteps(wf);
-    expect(step.with).toMatchObject({ command: "preview", "stack-name": "${{ matrix.stack }}", diff: true, "comment-on-pr": true, policyPacks: "policy" });
+    expect(step.with).toMatchObject({
+      command: "preview",
+      "stack-name": "${{ matrix.stack }}",
+      diff: true,
+      "comment-on-pr": true,
+      policyPacks: "policy",
+    });
     expect(fs.existsSync(path.join(ROOT, "policy", "PulumiPolicy.yaml"))).toBe(true);
   });
 
@@ -83,7 +150,8 @@ describe("preview.yml", () => {
     expect(step.env!.PULUMI_CONFIG_PASSPHRASE).toBe("${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
     expect(step.env!.OS_AUTH_URL).toBe("${{ secrets.OS_AUTH_URL }}");
     expect(step.env!.AWS_ACCESS_KEY_ID).toBe("${{ secrets.PULUMI_STATE_READ_ACCESS_KEY_ID }}");
-    for (const key of ["OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_SECRET"]) expect(step.env![key]).toBe(`\${{ secrets.${key.replace("OS_", "OS_READER_")} }}`);
+    for (const key of ["OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_SECRET"])
+      expect(step.env![key]).toBe(`\${{ secrets.${key.replace("OS_", "OS_READER_")} }}`);
     expect(job.if).toContain("github.event.pull_request.head.repo.full_name == github.repository");
     expect(job.permissions!["pull-requests"]).toBe("write");
   });
@@ -108,7 +176,11 @@ describe("test.yml", () => {
     const wf = workflows["test.yml"];
     expect(Object.keys(wf.on).sort()).toEqual(["pull_request", "push"]);
     // A clone has no shared folder: the reference charts and CRDs come from upstream first.
-    expect(steps(wf).map((s) => s.run).filter(Boolean)).toEqual([
+    expect(
+      steps(wf)
+        .map((s) => s.run)
+        .filter(Boolean),
+    ).toEqual([
       "npm ci --no-audit --no-fund\nnpx ts-node --transpile-only tools/reference/fetch.ts ../shared\n",
       'sudo env "PATH=$PATH" .ci/run',
     ]);
@@ -124,7 +196,8 @@ describe("render-diff.yml", () => {
   it("needs no credential: no secret, read-only token, no persisted git credentials", () => {
     expect(text("render-diff.yml")).not.toMatch(/secrets\./);
     expect(wf.permissions).toEqual({ contents: "read" });
-    for (const checkout of job.steps.filter((s) => s.uses?.startsWith("actions/checkout@"))) expect(checkout.with!["persist-credentials"]).toBe(false);
+    for (const checkout of job.steps.filter((s) => s.uses?.startsWith("actions/checkout@")))
+      expect(checkout.with!["persist-credentials"]).toBe(false);
   });
 
   it("renders every stack for base and head, diffs them with the project's command and uploads the full diff", () => {

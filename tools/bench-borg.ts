@@ -65,23 +65,39 @@ export const MODEL = {
 };
 
 const ENGINES: Array<{ engine: string; ext: string }> = [
-  { engine: "mysql", ext: "sql.gz" }, { engine: "mongodb", ext: "archive.gz" }, { engine: "postgresql", ext: "dump" },
+  { engine: "mysql", ext: "sql.gz" },
+  { engine: "mongodb", ext: "archive.gz" },
+  { engine: "postgresql", ext: "dump" },
 ];
 
-export interface ArchiveStats { files: number; original: number; compressed: number; deduplicated: number; repository: number; seconds: number }
+export interface ArchiveStats {
+  files: number;
+  original: number;
+  compressed: number;
+  deduplicated: number;
+  repository: number;
+  seconds: number;
+}
 export interface RoleResult {
   role: string;
   /** what the first archive holds, by area: bytes and files */
   holds: Array<{ area: string; bytes: number; files: number }>;
   runs: ArchiveStats[];
 }
-export interface BorgSizes { borgVersion: string; policy: BackupSpec; roles: RoleResult[]; total: number }
+export interface BorgSizes {
+  borgVersion: string;
+  policy: BackupSpec;
+  roles: RoleResult[];
+  total: number;
+}
 
 // ------------------------------------------------------------------ what the hosts hold
 
 const b64 = (bytes: number) => crypto.randomBytes(bytes).toString("base64");
 const pem = (label: string, derBytes: number) =>
-  `-----BEGIN ${label}-----\n${b64(derBytes).match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
+  `-----BEGIN ${label}-----\n${b64(derBytes)
+    .match(/.{1,64}/g)!
+    .join("\n")}\n-----END ${label}-----\n`;
 /** kubeadm's defaults: RSA 2048 keys (PKCS#1 DER ≈ 1190 bytes), certificates of ≈ 800–1100 bytes DER. */
 const cert = () => pem("CERTIFICATE", 820 + crypto.randomInt(300));
 const key = () => pem("RSA PRIVATE KEY", 1190 + crypto.randomInt(3));
@@ -90,14 +106,17 @@ function kubeconfig(user: string, clientData: boolean): string {
   const auth = clientData
     ? `    client-certificate-data: ${Buffer.from(cert()).toString("base64")}\n    client-key-data: ${Buffer.from(key()).toString("base64")}\n`
     : "    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n";
-  return `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${Buffer.from(cert()).toString("base64")}\n` +
+  return (
+    `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${Buffer.from(cert()).toString("base64")}\n` +
     `    server: https://10.0.0.10:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: ${user}\n` +
-    `  name: ${user}@kubernetes\ncurrent-context: ${user}@kubernetes\nkind: Config\npreferences: {}\nusers:\n- name: ${user}\n  user:\n${auth}`;
+    `  name: ${user}@kubernetes\ncurrent-context: ${user}@kubernetes\nkind: Config\npreferences: {}\nusers:\n- name: ${user}\n  user:\n${auth}`
+  );
 }
 
 function staticPod(name: string, flags: number): string {
   const args = Array.from({ length: flags }, (_, i) => `    - --${name}-option-${i}=/etc/kubernetes/pki/${name}-${i}.crt`).join("\n");
-  return `apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    kubeadm.kubernetes.io/${name}.advertise-address.endpoint: 10.0.0.10:6443\n` +
+  return (
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    kubeadm.kubernetes.io/${name}.advertise-address.endpoint: 10.0.0.10:6443\n` +
     `  labels:\n    component: ${name}\n    tier: control-plane\n  name: ${name}\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n    - ${name}\n${args}\n` +
     `    image: registry.k8s.io/${name}:v1.31.4\n    imagePullPolicy: IfNotPresent\n    livenessProbe:\n      failureThreshold: 8\n      httpGet:\n` +
     `        host: 127.0.0.1\n        path: /livez\n        port: 6443\n        scheme: HTTPS\n      initialDelaySeconds: 10\n      periodSeconds: 10\n` +
@@ -105,21 +124,37 @@ function staticPod(name: string, flags: number): string {
     `      name: ca-certs\n      readOnly: true\n    - mountPath: /etc/kubernetes/pki\n      name: k8s-certs\n      readOnly: true\n  hostNetwork: true\n` +
     `  priority: 2000001000\n  priorityClassName: system-node-critical\n  securityContext:\n    seccompProfile:\n      type: RuntimeDefault\n` +
     `  volumes:\n  - hostPath:\n      path: /etc/ssl/certs\n      type: DirectoryOrCreate\n    name: ca-certs\n  - hostPath:\n` +
-    `      path: /etc/kubernetes/pki\n      type: DirectoryOrCreate\n    name: k8s-certs\nstatus: {}\n`;
+    `      path: /etc/kubernetes/pki\n      type: DirectoryOrCreate\n    name: k8s-certs\nstatus: {}\n`
+  );
 }
 
 /** /etc/kubernetes as kubeadm leaves it: relative path -> content (mode 0600 for keys and kubeconfigs). */
 function etcKubernetes(controlPlane: boolean): Record<string, string> {
   if (!controlPlane) return { "kubelet.conf": kubeconfig("system:node:worker", false), "pki/ca.crt": cert() };
   const files: Record<string, string> = {};
-  for (const pair of ["ca", "apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-ca", "front-proxy-client",
-    "etcd/ca", "etcd/server", "etcd/peer", "etcd/healthcheck-client"]) {
+  for (const pair of [
+    "ca",
+    "apiserver",
+    "apiserver-kubelet-client",
+    "apiserver-etcd-client",
+    "front-proxy-ca",
+    "front-proxy-client",
+    "etcd/ca",
+    "etcd/server",
+    "etcd/peer",
+    "etcd/healthcheck-client",
+  ]) {
     files[`pki/${pair}.crt`] = cert();
     files[`pki/${pair}.key`] = key();
   }
   files["pki/sa.key"] = key();
   files["pki/sa.pub"] = pem("PUBLIC KEY", 294);
-  for (const [name, flags] of [["etcd", 20], ["kube-apiserver", 30], ["kube-controller-manager", 18], ["kube-scheduler", 4]] as const) {
+  for (const [name, flags] of [
+    ["etcd", 20],
+    ["kube-apiserver", 30],
+    ["kube-controller-manager", 18],
+    ["kube-scheduler", 4],
+  ] as const) {
     files[`manifests/${name}.yaml`] = staticPod(name, flags);
   }
   for (const conf of ["admin", "super-admin", "controller-manager", "scheduler"]) files[`${conf}.conf`] = kubeconfig(conf, true);
@@ -131,7 +166,8 @@ function etcKubernetes(controlPlane: boolean): Record<string, string> {
 function varLibKubelet(): Record<string, string> {
   const clientPem = cert() + key();
   return {
-    "config.yaml": `apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    cacheTTL: 0s\n` +
+    "config.yaml":
+      `apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    cacheTTL: 0s\n` +
       `    enabled: true\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nauthorization:\n  mode: Webhook\ncgroupDriver: systemd\n` +
       `clusterDNS:\n- 10.96.0.10\nclusterDomain: cluster.local\ncontainerRuntimeEndpoint: ""\nkind: KubeletConfiguration\n` +
       `rotateCertificates: true\nserverTLSBootstrap: true\nstaticPodPath: /etc/kubernetes/manifests\n`.repeat(2),
@@ -140,8 +176,8 @@ function varLibKubelet(): Record<string, string> {
     "pki/kubelet.key": key(),
     "pki/kubelet-client-2026-01-01-02-00-00.pem": clientPem,
     "pki/kubelet-server-2026-01-01-02-00-00.pem": cert() + key(),
-    "cpu_manager_state": `{"policyName":"none","defaultCpuSet":"","checksum":1353318690}\n`,
-    "memory_manager_state": `{"policyName":"None","machineState":{},"checksum":1234567890}\n`,
+    cpu_manager_state: `{"policyName":"none","defaultCpuSet":"","checksum":1353318690}\n`,
+    memory_manager_state: `{"policyName":"None","machineState":{},"checksum":1234567890}\n`,
     "device-plugins/kubelet_internal_checkpoint": `{"Data":{"PodDeviceEntries":null,"RegisteredDevices":{}},"Checksum":1234567890}\n`,
   };
 }
@@ -191,10 +227,33 @@ function nextSnapshot(previous?: Buffer): Buffer {
 class Table {
   private rows: string[] = [];
   private next = 0;
-  private static readonly WORDS = ["workflow", "dataset", "processing", "element", "provenance", "run", "user", "realm", "session", "client",
-    "seismic", "waveform", "station", "event", "stream", "trace", "registry", "module", "import", "export"];
+  private static readonly WORDS = [
+    "workflow",
+    "dataset",
+    "processing",
+    "element",
+    "provenance",
+    "run",
+    "user",
+    "realm",
+    "session",
+    "client",
+    "seismic",
+    "waveform",
+    "station",
+    "event",
+    "stream",
+    "trace",
+    "registry",
+    "module",
+    "import",
+    "export",
+  ];
 
-  constructor(private readonly engine: string, bytes: number) {
+  constructor(
+    private readonly engine: string,
+    bytes: number,
+  ) {
     while (this.rows.length * 130 < bytes) this.rows.push(this.row());
   }
 
@@ -202,8 +261,10 @@ class Table {
     const id = this.next++;
     const w = Table.WORDS;
     const text = Array.from({ length: 6 }, () => w[crypto.randomInt(w.length)]).join(" ");
-    return `INSERT INTO \`${this.engine}_data\` VALUES (${id},'${crypto.randomBytes(12).toString("hex")}','${text}',` +
-      `'2026-01-${String(1 + (id % 28)).padStart(2, "0")} 02:00:00');\n`;
+    return (
+      `INSERT INTO \`${this.engine}_data\` VALUES (${id},'${crypto.randomBytes(12).toString("hex")}','${text}',` +
+      `'2026-01-${String(1 + (id % 28)).padStart(2, "0")} 02:00:00');\n`
+    );
   }
 
   day(): void {
@@ -221,7 +282,11 @@ class Table {
   }
 }
 
-const stamp = (day: Date) => day.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+const stamp = (day: Date) =>
+  day
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
 
 /** The control plane's /var/backups/dare: the CronJobs' output up to `day`, each file dated at 02:00 UTC of its day. */
 class CronJobs {
@@ -230,7 +295,10 @@ class CronJobs {
   private day = new Date(Date.UTC(2026, 0, 1, 2, 0, 0));
   private nights = 0;
 
-  constructor(private readonly host: TestHost, private readonly policy: BackupSpec) {}
+  constructor(
+    private readonly host: TestHost,
+    private readonly policy: BackupSpec,
+  ) {}
 
   /** One night's run of every CronJob, then each one's retention (the same `ls -1t | tail` as the jobs). */
   async night(): Promise<void> {
@@ -249,8 +317,10 @@ class CronJobs {
       write(`${BACKUP_ROOT}/db/${engine}`, `${engine}-${stamp(at)}.${ext}`, table.dump());
     }
     const keep = (dir: string, glob: string, n: number) => `ls -1t ${dir}/${glob} | tail -n +$((${n} + 1)) | xargs -r rm -f --`;
-    const retention = [keep(`${BACKUP_ROOT}/etcd`, "etcd-*.db", this.policy.keepEtcdSnapshots),
-      ...ENGINES.map(({ engine, ext }) => keep(`${BACKUP_ROOT}/db/${engine}`, `${engine}-*.${ext}`, this.policy.keepDumps))];
+    const retention = [
+      keep(`${BACKUP_ROOT}/etcd`, "etcd-*.db", this.policy.keepEtcdSnapshots),
+      ...ENGINES.map(({ engine, ext }) => keep(`${BACKUP_ROOT}/db/${engine}`, `${engine}-*.${ext}`, this.policy.keepDumps)),
+    ];
     const r = await this.host.exec(`set -e\n${retention.join("\n")}`);
     if (r.code !== 0) throw new Error(`retention on ${this.host.name}: ${r.stderr}`);
     this.day = new Date(this.day.getTime() + 86_400_000);
@@ -274,7 +344,8 @@ async function must(host: TestHost, cmd: string, what: string, stdin?: string): 
 }
 
 /** borg on a host with the settings the setup step installed. */
-const borg = (host: TestHost, args: string) => must(host, `set -a; . /etc/dare/borg/borg.env; set +a; cd / && borg ${args}`, `borg ${args}`);
+const borg = (host: TestHost, args: string) =>
+  must(host, `set -a; . /etc/dare/borg/borg.env; set +a; cd / && borg ${args}`, `borg ${args}`);
 
 /** Runs the installed unit's ExecStart with its EnvironmentFile, as systemd would; returns the archive's stats. */
 async function backupOnce(host: TestHost): Promise<ArchiveStats & { name: string }> {
@@ -289,8 +360,13 @@ async function backupOnce(host: TestHost): Promise<ArchiveStats & { name: string
   const archive = JSON.parse(await borg(host, `info --json ::${name}`)).archives[0].stats;
   const repository = JSON.parse(await borg(host, "info --json")).cache.stats.unique_csize;
   return {
-    name, seconds, repository,
-    files: archive.nfiles, original: archive.original_size, compressed: archive.compressed_size, deduplicated: archive.deduplicated_size,
+    name,
+    seconds,
+    repository,
+    files: archive.nfiles,
+    original: archive.original_size,
+    compressed: archive.compressed_size,
+    deduplicated: archive.deduplicated_size,
   };
 }
 
@@ -305,14 +381,18 @@ async function holdings(host: TestHost, name: string): Promise<RoleResult["holds
     if (p.startsWith("var/lib/kubelet/pods/") || p.startsWith("var/lib/kubelet/plugins/")) {
       throw new Error(`${host.name}: the archive holds ${p}, which BORG_EXCLUDES leaves out`);
     }
-    const area = /^var\/backups\/dare\/db\/[^/]+/.exec(p)?.[0] ?? ["etc/kubernetes", "etc/dare", "etc", "var/backups/dare/etcd", "var/lib/kubelet"]
-      .find((a) => p === a || p.startsWith(`${a}/`)) ?? p;
+    const area =
+      /^var\/backups\/dare\/db\/[^/]+/.exec(p)?.[0] ??
+      ["etc/kubernetes", "etc/dare", "etc", "var/backups/dare/etcd", "var/lib/kubelet"].find((a) => p === a || p.startsWith(`${a}/`)) ??
+      p;
     const entry = areas.get(area) ?? { bytes: 0, files: 0 };
     entry.bytes += Number(m[2]);
     entry.files += 1;
     areas.set(area, entry);
   }
-  return [...areas].sort(([a], [b]) => a.localeCompare(b)).map(([area, v]) => ({ area: area === "etc" ? "/etc (the rest)" : `/${area}`, ...v }));
+  return [...areas]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([area, v]) => ({ area: area === "etc" ? "/etc (the rest)" : `/${area}`, ...v }));
 }
 
 export async function borgSizeBench(): Promise<BorgSizes> {
@@ -321,9 +401,15 @@ export async function borgSizeBench(): Promise<BorgSizes> {
   let hosts: TestHost[] = [];
   try {
     const login = keygen(keys, "login");
-    hosts = await startHosts(["bb-repo", "bb-cp", "bb-worker"], { authorizedKey: login.pub, stubs: { systemctl: recordingStub("systemctl") } });
+    hosts = await startHosts(["bb-repo", "bb-cp", "bb-worker"], {
+      authorizedKey: login.pub,
+      stubs: { systemctl: recordingStub("systemctl") },
+    });
     const [repo, cp, worker] = hosts;
-    const policy: BackupSpec = { ...(defaultOf("backupPolicy") as Omit<BackupSpec, "repository">), repository: `borg@${repo.address}:/srv/borg` };
+    const policy: BackupSpec = {
+      ...(defaultOf("backupPolicy") as Omit<BackupSpec, "repository">),
+      repository: `borg@${repo.address}:/srv/borg`,
+    };
     const roles = [
       { role: "control plane", host: cp, controlPlane: true, paths: `/etc ${BACKUP_ROOT} /var/lib/kubelet` },
       { role: "worker", host: worker, controlPlane: false, paths: "/etc /var/lib/kubelet" },
@@ -332,9 +418,14 @@ export async function borgSizeBench(): Promise<BorgSizes> {
 
     // The repository server, as the runbook says: a `borg` user whose authorized_keys is the stack output.
     const authorized = roles.map(({ host }) => borgAuthorizedKey(policy.repository!, host.name, borgKeys.get(host.name)!.pub)).join("\n");
-    await must(repo, "set -e; useradd --create-home --shell /bin/sh borg; install -d -m 0700 -o borg -g borg /home/borg/.ssh; " +
-      "cat > /home/borg/.ssh/authorized_keys; chown borg:borg /home/borg/.ssh/authorized_keys; chmod 0600 /home/borg/.ssh/authorized_keys; " +
-      "usermod --password '*' borg; install -d -m 0700 -o borg -g borg /srv/borg", "repository server", `${authorized}\n`);
+    await must(
+      repo,
+      "set -e; useradd --create-home --shell /bin/sh borg; install -d -m 0700 -o borg -g borg /home/borg/.ssh; " +
+        "cat > /home/borg/.ssh/authorized_keys; chown borg:borg /home/borg/.ssh/authorized_keys; chmod 0600 /home/borg/.ssh/authorized_keys; " +
+        "usermod --password '*' borg; install -d -m 0700 -o borg -g borg /srv/borg",
+      "repository server",
+      `${authorized}\n`,
+    );
 
     // What each host holds before its first backup.
     const jobs = new CronJobs(cp, policy);
@@ -342,26 +433,33 @@ export async function borgSizeBench(): Promise<BorgSizes> {
       writeTree(host, "etc/kubernetes", etcKubernetes(controlPlane));
       fs.mkdirSync(path.join(host.root, "etc/kubernetes/manifests"), { recursive: true });
       writeTree(host, "var/lib/kubelet", varLibKubelet());
-      fs.symlinkSync("/var/lib/kubelet/pki/kubelet-client-2026-01-01-02-00-00.pem", path.join(host.root, "var/lib/kubelet/pki/kubelet-client-current.pem"));
-      writeTree(host, "var/lib/kubelet/pods/0b1c2d3e-0000-4000-8000-000000000001/volumes/kubernetes.io~empty-dir/cache",
-        { "data.bin": crypto.randomBytes(MODEL.podVolumeBytes) });
+      fs.symlinkSync(
+        "/var/lib/kubelet/pki/kubelet-client-2026-01-01-02-00-00.pem",
+        path.join(host.root, "var/lib/kubelet/pki/kubelet-client-current.pem"),
+      );
+      writeTree(host, "var/lib/kubelet/pods/0b1c2d3e-0000-4000-8000-000000000001/volumes/kubernetes.io~empty-dir/cache", {
+        "data.bin": crypto.randomBytes(MODEL.podVolumeBytes),
+      });
     }
     // As many nights as the retention keeps: the first backup finds full directories.
     for (let n = 0; n < Math.max(policy.keepEtcdSnapshots, policy.keepDumps); n++) await jobs.night();
 
     // The host step: borg-setup.sh over SSH as the login user, its parameters on stdin.
-    await Promise.all(roles.map(async ({ host, paths }) => {
-      const env = {
-        ...borgSetupEnv(host.name, policy, "", ""),
-        BORG_PASSPHRASE: crypto.randomBytes(20).toString("hex"),
-        BORG_SSH_PRIVATE_KEY: borgKeys.get(host.name)!.priv,
-        BORG_PATHS: paths,
-      } as Record<string, string>;
-      const r = await sshExec(host, login.priv, wrapScript(readScript("borg-setup.sh")), { stdin: envFile(env) });
-      if (r.code !== 0) throw new Error(`${host.name}: borg-setup.sh failed (${r.code}):\n${r.stderr}${r.stdout}`);
-      const installed = fs.readFileSync(path.join(host.root, "usr/local/bin/dare-borg-backup"), "utf8");
-      if (installed.trimEnd() !== readScript("borg-backup.sh").trimEnd()) throw new Error(`${host.name}: the installed backup script is not borg-backup.sh`);
-    }));
+    await Promise.all(
+      roles.map(async ({ host, paths }) => {
+        const env = {
+          ...borgSetupEnv(host.name, policy, "", ""),
+          BORG_PASSPHRASE: crypto.randomBytes(20).toString("hex"),
+          BORG_SSH_PRIVATE_KEY: borgKeys.get(host.name)!.priv,
+          BORG_PATHS: paths,
+        } as Record<string, string>;
+        const r = await sshExec(host, login.priv, wrapScript(readScript("borg-setup.sh")), { stdin: envFile(env) });
+        if (r.code !== 0) throw new Error(`${host.name}: borg-setup.sh failed (${r.code}):\n${r.stderr}${r.stdout}`);
+        const installed = fs.readFileSync(path.join(host.root, "usr/local/bin/dare-borg-backup"), "utf8");
+        if (installed.trimEnd() !== readScript("borg-backup.sh").trimEnd())
+          throw new Error(`${host.name}: the installed backup script is not borg-backup.sh`);
+      }),
+    );
 
     const results: RoleResult[] = roles.map(({ role }) => ({ role, holds: [], runs: [] }));
     for (const [i, { host }] of roles.entries()) {
@@ -385,27 +483,35 @@ const mib = (bytes: number) => (bytes / MiB >= 10 ? (bytes / MiB).toFixed(1) : (
 
 export function printBorgSizes(r: BorgSizes): void {
   const p = r.policy;
-  console.log(`\nhost backups: what each host's borg archive holds (${r.borgVersion}, the program's borg-backup.sh on test hosts, ` +
-    `keepEtcdSnapshots ${p.keepEtcdSnapshots}, keepDumps ${p.keepDumps}; ${r.total.toFixed(0)} s in all)`);
+  console.log(
+    `\nhost backups: what each host's borg archive holds (${r.borgVersion}, the program's borg-backup.sh on test hosts, ` +
+      `keepEtcdSnapshots ${p.keepEtcdSnapshots}, keepDumps ${p.keepDumps}; ${r.total.toFixed(0)} s in all)`,
+  );
   for (const role of r.roles) {
     console.log(`  ${role.role}: ${role.holds.map((h) => `${h.area} ${mib(h.bytes)} MiB in ${h.files}`).join(", ")}`);
     console.log(`    run                  files  original MiB  compressed MiB  deduplicated MiB  repository MiB  seconds`);
     role.runs.forEach((s, i) => {
-      console.log(`    ${(i === 0 ? "first" : "next day").padEnd(19)} ${String(s.files).padStart(6)}  ${mib(s.original).padStart(12)}  ` +
-        `${mib(s.compressed).padStart(14)}  ${mib(s.deduplicated).padStart(16)}  ${mib(s.repository).padStart(14)}  ${s.seconds.toFixed(1).padStart(7)}`);
+      console.log(
+        `    ${(i === 0 ? "first" : "next day").padEnd(19)} ${String(s.files).padStart(6)}  ${mib(s.original).padStart(12)}  ` +
+          `${mib(s.compressed).padStart(14)}  ${mib(s.deduplicated).padStart(16)}  ${mib(s.repository).padStart(14)}  ${s.seconds.toFixed(1).padStart(7)}`,
+      );
     });
   }
   const m = MODEL;
-  console.log(`  assumed: etcd snapshots of ${mib(m.etcdSnapshotBytes)} MiB, ${m.etcdSharedFraction * 100}% of their ${m.etcdPage / 1024} KiB pages ` +
-    `unchanged from one day to the next, the rest ${m.etcdChanges} (BENCH_BORG_ETCD_CHANGES), pages ${m.etcdPageData / m.etcdPage * 100}% data; ` +
-    `gzipped dumps of ${ENGINES.map(({ engine }) => `${engine} ${mib(m.dumpBytes[engine])}`).join(", ")} MiB uncompressed, ` +
-    `${m.dumpRowsChanged * 100}% of rows rewritten and ${m.dumpRowsAdded * 100}% added a day; deduplicated = what the run added to the repository`);
+  console.log(
+    `  assumed: etcd snapshots of ${mib(m.etcdSnapshotBytes)} MiB, ${m.etcdSharedFraction * 100}% of their ${m.etcdPage / 1024} KiB pages ` +
+      `unchanged from one day to the next, the rest ${m.etcdChanges} (BENCH_BORG_ETCD_CHANGES), pages ${(m.etcdPageData / m.etcdPage) * 100}% data; ` +
+      `gzipped dumps of ${ENGINES.map(({ engine }) => `${engine} ${mib(m.dumpBytes[engine])}`).join(", ")} MiB uncompressed, ` +
+      `${m.dumpRowsChanged * 100}% of rows rewritten and ${m.dumpRowsAdded * 100}% added a day; deduplicated = what the run added to the repository`,
+  );
   console.log(`  not modelled: the rest of "/" (the operating system, /var/log, /var/lib), saved too on a real host`);
 }
 
 if (require.main === module) {
-  borgSizeBench().then(printBorgSizes).catch((err) => {
-    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  });
+  borgSizeBench()
+    .then(printBorgSizes)
+    .catch((err) => {
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    });
 }

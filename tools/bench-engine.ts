@@ -45,14 +45,26 @@ async function main(): Promise<void> {
     }
     console.log(`real pulumi preview, existing hosts (best of ${RUNS}, ${os.cpus().length} cores)`);
     console.log(`workers   seconds   ratio to 3`);
-    for (const w of [3, 30]) console.log(`${String(w).padStart(7)}   ${preview[w].toFixed(2).padStart(7)}   ${(preview[w] / preview[3]).toFixed(2).padStart(10)}`);
+    for (const w of [3, 30])
+      console.log(`${String(w).padStart(7)}   ${preview[w].toFixed(2).padStart(7)}   ${(preview[w] / preview[3]).toFixed(2).padStart(10)}`);
     goals.push(["preview of 30 workers at most 3x that of 3", preview[30] / preview[3] <= 3]);
 
     const names = [0, 1, 2].map((i) => `b${process.pid % 10000}-${hostName(i)}`);
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-bench-key-"));
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(keyDir, "k")]);
-    const hosts = await startHosts(names, { authorizedKey: fs.readFileSync(path.join(keyDir, "k.pub"), "utf8").trim(), stubs: bootstrapStubs(names) });
-    const ws = await workspace("bench", existingHostsStack({ hosts: hosts.map((h) => h.address), hostKeys: hosts.map((h) => h.hostPublicKey), chartMirror: mirror.url, stopAfter: "bootstrap" }));
+    const hosts = await startHosts(names, {
+      authorizedKey: fs.readFileSync(path.join(keyDir, "k.pub"), "utf8").trim(),
+      stubs: bootstrapStubs(names),
+    });
+    const ws = await workspace(
+      "bench",
+      existingHostsStack({
+        hosts: hosts.map((h) => h.address),
+        hostKeys: hosts.map((h) => h.hostPublicKey),
+        chartMirror: mirror.url,
+        stopAfter: "bootstrap",
+      }),
+    );
     try {
       await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: fs.readFileSync(path.join(keyDir, "k"), "utf8") });
       const first = await timed(() => ws.ok(["up", "--yes", "--skip-preview"]));

@@ -12,13 +12,19 @@ import { readStubCalls, startHosts, stopHosts } from "../tests/hosts/harness";
 import { deletionOrder, program, ProgramHost, removedSteps, runStep, sshKeyOf } from "../tests/hosts/program";
 import { bootstrapStubs, seedCeph } from "../tests/hosts/stubs";
 
-export interface OsdRemovalTimes { total: number; phases: Array<{ step: string; seconds: number; polls?: number }>; order: string[] }
+export interface OsdRemovalTimes {
+  total: number;
+  phases: Array<{ step: string; seconds: number; polls?: number }>;
+  order: string[];
+}
 
 export async function osdRemovalBench(): Promise<OsdRemovalTimes> {
   const polls = Number(process.env.BENCH_BACKFILL_POLLS ?? 5);
   const cluster = "ob";
   const names = ["obc-0", "obw-1", "obw-2", "obw-3"];
-  const spec: ProgramHost[] = names.map((name, i) => (i === 0 ? { name, controlPlane: true } : { name, disks: [`/dev/disk/by-id/virtio-${name}-disk-0`] }));
+  const spec: ProgramHost[] = names.map((name, i) =>
+    i === 0 ? { name, controlPlane: true } : { name, disks: [`/dev/disk/by-id/virtio-${name}-disk-0`] },
+  );
   const hosts = await startHosts(names, { authorizedKey: sshKeyOf(cluster).publicKeyOpenssh, stubs: bootstrapStubs(names) });
   try {
     const all = await program(cluster, hosts, spec);
@@ -26,7 +32,12 @@ export async function osdRemovalBench(): Promise<OsdRemovalTimes> {
       const r = await runStep(cluster, hosts, step);
       if (r.code !== 0) throw new Error(`${step.name} failed:\n${r.stderr}`);
     }
-    const seeded = await hosts[0].exec(seedCeph(spec.slice(1).map((h, i) => ({ id: i, host: h.name, device: h.disks![0], kernelName: "vdb" })), polls));
+    const seeded = await hosts[0].exec(
+      seedCeph(
+        spec.slice(1).map((h, i) => ({ id: i, host: h.name, device: h.disks![0], kernelName: "vdb" })),
+        polls,
+      ),
+    );
     if (seeded.code !== 0) throw new Error(seeded.stderr);
     await hosts[0].exec("rm -f /var/log/dare-stub-calls.log");
     const removed = deletionOrder(removedSteps(all, await program(cluster, hosts, spec.slice(0, 3)))).filter((s) => s.delete);
@@ -41,7 +52,10 @@ export async function osdRemovalBench(): Promise<OsdRemovalTimes> {
     const total = Number(process.hrtime.bigint() - started) / 1e9;
     const calls = (await readStubCalls(hosts[0])).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""));
     phases[0].polls = calls.filter((l) => l === "ceph pg stat").length;
-    const order = calls.filter((l) => /^ceph (osd (out|down|purge|safe-to-destroy|crush)|pg stat)|^kubectl (-n rook-ceph (scale|delete)|drain|delete node)/.test(l))
+    const order = calls
+      .filter((l) =>
+        /^ceph (osd (out|down|purge|safe-to-destroy|crush)|pg stat)|^kubectl (-n rook-ceph (scale|delete)|drain|delete node)/.test(l),
+      )
       .filter((l, i, a) => l !== "ceph pg stat" || a[i - 1] !== "ceph pg stat");
     return { total, phases, order: [...order, "kubeadm reset -f (on the worker)"] };
   } finally {
@@ -50,14 +64,19 @@ export async function osdRemovalBench(): Promise<OsdRemovalTimes> {
 }
 
 export function printOsdRemoval(t: OsdRemovalTimes): void {
-  console.log(`\nremoving one OSD worker on test hosts (stand-ins re-replicate in ${t.phases[0].polls! - 1} polls, 1 s apart): ${t.total.toFixed(2)} s`);
-  for (const p of t.phases) console.log(`  ${p.step.padEnd(34)} ${p.seconds.toFixed(2).padStart(6)} s${p.polls ? ` (${p.polls} × ceph pg stat)` : ""}`);
+  console.log(
+    `\nremoving one OSD worker on test hosts (stand-ins re-replicate in ${t.phases[0].polls! - 1} polls, 1 s apart): ${t.total.toFixed(2)} s`,
+  );
+  for (const p of t.phases)
+    console.log(`  ${p.step.padEnd(34)} ${p.seconds.toFixed(2).padStart(6)} s${p.polls ? ` (${p.polls} × ceph pg stat)` : ""}`);
   console.log(`  in this order: ${t.order.join(" → ")}`);
 }
 
 if (require.main === module) {
-  osdRemovalBench().then(printOsdRemoval).catch((err) => {
-    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  });
+  osdRemovalBench()
+    .then(printOsdRemoval)
+    .catch((err) => {
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    });
 }

@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   console.log(`render time of production (best of ${runs}, ${os.cpus().length} cores)`);
   console.log("workers   seconds   ratio to 3");
   for (const workers of sizes) {
-    console.log(`${String(workers).padStart(7)}   ${best[workers].toFixed(2).padStart(7)}   ${(best[workers] / best[3]).toFixed(2).padStart(10)}`);
+    console.log(
+      `${String(workers).padStart(7)}   ${best[workers].toFixed(2).padStart(7)}   ${(best[workers] / best[3]).toFixed(2).padStart(10)}`,
+    );
   }
   const goals = [
     [`production (3 workers) renders in under 10 s`, best[3] < 10],
@@ -70,13 +72,25 @@ async function main(): Promise<void> {
   const { upgradeWaves } = require(chainTool);
   const perHost = Number(process.env.BENCH_HOST_UPGRADE_SECONDS ?? 300);
   const cases: Array<[string, number]> = [
-    ["3 control planes, 30 workers each with an OSD (production's pool)", upgradeWaves(JSON.parse(fs.readFileSync(path.join(tmp, "30", "resources.json"), "utf8")))],
-    ["3 control planes, 3 OSD workers + 27 without disks", upgradeWaves(renderResources(["--set", "nodes.pools[0].count=3",
-      "--set", 'nodes.pools[1]={"name":"compute","count":27,"flavor":"m1.xlarge"}'], path.join(tmp, "mixed")))],
+    [
+      "3 control planes, 30 workers each with an OSD (production's pool)",
+      upgradeWaves(JSON.parse(fs.readFileSync(path.join(tmp, "30", "resources.json"), "utf8"))),
+    ],
+    [
+      "3 control planes, 3 OSD workers + 27 without disks",
+      upgradeWaves(
+        renderResources(
+          ["--set", "nodes.pools[0].count=3", "--set", 'nodes.pools[1]={"name":"compute","count":27,"flavor":"m1.xlarge"}'],
+          path.join(tmp, "mixed"),
+        ),
+      ),
+    ],
   ];
   console.log(`\nKubernetes upgrade, modelled: hosts drained one after another × ${perHost} s per host (BENCH_HOST_UPGRADE_SECONDS)`);
-  for (const [what, waves] of cases) console.log(`  ${what}: ${waves} in sequence, ${(waves * perHost / 60).toFixed(0)} min`);
-  console.log(`  (before OSD hosts went alone: batches of a tenth, 3 + 10 in sequence for 30 workers, ${(13 * perHost / 60).toFixed(0)} min)`);
+  for (const [what, waves] of cases) console.log(`  ${what}: ${waves} in sequence, ${((waves * perHost) / 60).toFixed(0)} min`);
+  console.log(
+    `  (before OSD hosts went alone: batches of a tenth, 3 + 10 in sequence for 30 workers, ${((13 * perHost) / 60).toFixed(0)} min)`,
+  );
 
   if (process.getuid?.() === 0) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

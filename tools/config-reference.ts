@@ -31,7 +31,11 @@ interface ConfigDeclaration {
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ").trim();
 
 /** Outside code spans, `<domain>` would be read as an HTML tag and vanish. */
-const escapeHtml = (text: string) => text.split(/(`[^`]*`)/).map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, "&lt;"))).join("");
+const escapeHtml = (text: string) =>
+  text
+    .split(/(`[^`]*`)/)
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, "&lt;")))
+    .join("");
 
 function typeOf(decl: ConfigDeclaration): string {
   // Pulumi.yaml types only scalars and arrays; maps and lists of maps are set with `pulumi config set --path`.

@@ -47,8 +47,12 @@ function opensshPrivateKey(keyType: string, publicBlob: Buffer, privateFields: B
   count.writeUInt32BE(1);
   const body = Buffer.concat([
     Buffer.from("openssh-key-v1\0"),
-    sshString("none"), sshString("none"), sshString(""),
-    count, sshString(publicBlob), sshString(section),
+    sshString("none"),
+    sshString("none"),
+    sshString(""),
+    count,
+    sshString(publicBlob),
+    sshString(section),
   ]);
   return `-----BEGIN OPENSSH PRIVATE KEY-----\n${wrap(body.toString("base64"), 70)}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
@@ -64,8 +68,12 @@ function ed25519(label: string): MockKey {
   return {
     privateKeyPem: pem,
     privateKeyPemPkcs8: pem,
-    privateKeyOpenssh: opensshPrivateKey("ssh-ed25519", blob,
-      [sshString(raw), sshString(Buffer.concat([secret, raw]))], secret.readUInt32BE(0)),
+    privateKeyOpenssh: opensshPrivateKey(
+      "ssh-ed25519",
+      blob,
+      [sshString(raw), sshString(Buffer.concat([secret, raw]))],
+      secret.readUInt32BE(0),
+    ),
     publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
     publicKeyOpenssh: `ssh-ed25519 ${blob.toString("base64")}\n`,
     ...fingerprints(blob),
@@ -80,13 +88,22 @@ const CURVES: Record<string, { node: string; jwk: string; ssh: string; size: num
 function ecdsa(label: string, curveName: string): MockKey {
   const curve = CURVES[curveName];
   if (!curve) throw new Error(`mock tls.PrivateKey: unsupported ECDSA curve ${curveName} (use P256 or P384)`);
-  const d = crypto.createHash(curve.size === 32 ? "sha256" : "sha384").update(`dare-mock:${label}`).digest();
+  const d = crypto
+    .createHash(curve.size === 32 ? "sha256" : "sha384")
+    .update(`dare-mock:${label}`)
+    .digest();
   const ecdh = crypto.createECDH(curve.node);
   ecdh.setPrivateKey(d);
   const point = ecdh.getPublicKey();
   const b64url = (b: Buffer) => b.toString("base64url");
   const key = crypto.createPrivateKey({
-    key: { kty: "EC", crv: curve.jwk, d: b64url(d), x: b64url(point.subarray(1, 1 + curve.size)), y: b64url(point.subarray(1 + curve.size)) },
+    key: {
+      kty: "EC",
+      crv: curve.jwk,
+      d: b64url(d),
+      x: b64url(point.subarray(1, 1 + curve.size)),
+      y: b64url(point.subarray(1 + curve.size)),
+    },
     format: "jwk",
   });
   const keyType = `ecdsa-sha2-${curve.ssh}`;
@@ -107,7 +124,9 @@ function ecdsa(label: string, curveName: string): MockKey {
 export function mockPrivateKey(label: string, algorithm: string, ecdsaCurve?: string): MockKey {
   if (algorithm === "ED25519") return ed25519(label);
   if (algorithm === "ECDSA") return ecdsa(label, ecdsaCurve ?? "P224");
-  throw new Error(`mock tls.PrivateKey "${label}": algorithm ${algorithm} is not supported by the mocks; the program uses ED25519 or ECDSA`);
+  throw new Error(
+    `mock tls.PrivateKey "${label}": algorithm ${algorithm} is not supported by the mocks; the program uses ED25519 or ECDSA`,
+  );
 }
 
 /** A PEM block that stands for a certificate: deterministic, clearly not a real one. */

@@ -43,16 +43,29 @@ export interface LifecycleOptions {
 }
 
 interface RegisterOptions {
-  getProtect(): boolean; getRetainondelete(): boolean; getDeletebeforereplace(): boolean;
-  getReplaceonchangesList(): string[]; getIgnorechangesList(): string[]; getAdditionalsecretoutputsList(): string[];
+  getProtect(): boolean;
+  getRetainondelete(): boolean;
+  getDeletebeforereplace(): boolean;
+  getReplaceonchangesList(): string[];
+  getIgnorechangesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
   getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
 }
 
 /** The lifecycle options of a registration, only those set; undefined when none is. */
 export function lifecycleOptions(req: RegisterOptions): LifecycleOptions | undefined {
   const timeouts = req.getCustomtimeouts();
-  const customTimeouts = timeouts && Object.fromEntries(
-    ([["create", timeouts.getCreate()], ["update", timeouts.getUpdate()], ["delete", timeouts.getDelete()]] as const).filter(([, v]) => v));
+  const customTimeouts =
+    timeouts &&
+    Object.fromEntries(
+      (
+        [
+          ["create", timeouts.getCreate()],
+          ["update", timeouts.getUpdate()],
+          ["delete", timeouts.getDelete()],
+        ] as const
+      ).filter(([, v]) => v),
+    );
   const list = (values: string[]) => (values.length > 0 ? [...values].sort() : undefined);
   const options: LifecycleOptions = {
     ...(req.getProtect() ? { protect: true } : {}),
@@ -142,12 +155,28 @@ export class DareMocks implements pulumi.runtime.Mocks {
     }
     if (args.token === "openstack:identity/getAuthScope:getAuthScope") {
       return {
-        ...args.inputs, projectId: "mock-project-id", userId: "mock-user-id", region: "RegionOne",
+        ...args.inputs,
+        projectId: "mock-project-id",
+        userId: "mock-user-id",
+        region: "RegionOne",
         // What an operator of a project with Octavia typically holds; the program picks what OCCM needs.
         roles: ["admin", "member", "reader", "load-balancer_member"].map((roleName) => ({ roleId: `${roleName}-id`, roleName })),
-        serviceCatalogs: [{ id: "keystone-id", name: "keystone", type: "identity", endpoints: [
-          { id: "keystone-public-id", interface: "public", region: "RegionOne", regionId: "RegionOne", url: "https://keystone.example.org:5000/v3" },
-        ] }],
+        serviceCatalogs: [
+          {
+            id: "keystone-id",
+            name: "keystone",
+            type: "identity",
+            endpoints: [
+              {
+                id: "keystone-public-id",
+                interface: "public",
+                region: "RegionOne",
+                regionId: "RegionOne",
+                url: "https://keystone.example.org:5000/v3",
+              },
+            ],
+          },
+        ],
       };
     }
     return args.inputs;
@@ -161,9 +190,15 @@ export class DareMocks implements pulumi.runtime.Mocks {
         return mockPrivateKey(name, inputs.algorithm, inputs.ecdsaCurve) as unknown as Record<string, any>;
       case "tls:index/selfSignedCert:SelfSignedCert":
       case "tls:index/locallySignedCert:LocallySignedCert":
-        return { certPem: mockCertificatePem(name, inputs.subject ?? inputs.certRequestPem), validityStartTime: "2026-01-01T00:00:00Z", validityEndTime: "2036-01-01T00:00:00Z" };
+        return {
+          certPem: mockCertificatePem(name, inputs.subject ?? inputs.certRequestPem),
+          validityStartTime: "2026-01-01T00:00:00Z",
+          validityEndTime: "2036-01-01T00:00:00Z",
+        };
       case "tls:index/certRequest:CertRequest":
-        return { certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from(JSON.stringify({ mock: "csr", name, subject: inputs.subject })).toString("base64")}\n-----END CERTIFICATE REQUEST-----\n` };
+        return {
+          certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from(JSON.stringify({ mock: "csr", name, subject: inputs.subject })).toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`,
+        };
       case "random:index/randomPassword:RandomPassword": {
         const result = randomText(name, inputs);
         return { result, bcryptHash: `$2a$10$mock${seed(name).toString("base64").slice(0, 49)}` };
@@ -176,13 +211,21 @@ export class DareMocks implements pulumi.runtime.Mocks {
       }
       case "random:index/randomId:RandomId": {
         const bytes = seed(name).subarray(0, Number(inputs.byteLength ?? 8));
-        return { hex: bytes.toString("hex"), b64Std: bytes.toString("base64"), b64Url: bytes.toString("base64url"), dec: BigInt(`0x${bytes.toString("hex")}`).toString() };
+        return {
+          hex: bytes.toString("hex"),
+          b64Std: bytes.toString("base64"),
+          b64Url: bytes.toString("base64url"),
+          dec: BigInt(`0x${bytes.toString("hex")}`).toString(),
+        };
       }
       case "random:index/randomUuid:RandomUuid":
         return { result: uuid(name) };
       case "openstack:networking/port:Port":
         // A fixed IP asked for by address gets that address, as Neutron gives it; else one from the subnet.
-        return { allFixedIps: [inputs.fixedIps?.[0]?.ipAddress ?? this.addresses.private(name, this.subnets.get(inputs.fixedIps?.[0]?.subnetId))], macAddress: "fa:16:3e:00:00:00" };
+        return {
+          allFixedIps: [inputs.fixedIps?.[0]?.ipAddress ?? this.addresses.private(name, this.subnets.get(inputs.fixedIps?.[0]?.subnetId))],
+          macAddress: "fa:16:3e:00:00:00",
+        };
       case "openstack:networking/floatingIp:FloatingIp":
         return { address: this.addresses.public(name) };
       case "openstack:loadbalancer/loadBalancer:LoadBalancer":
@@ -192,7 +235,16 @@ export class DareMocks implements pulumi.runtime.Mocks {
       case "openstack:identity/applicationCredential:ApplicationCredential":
         return { secret: randomText(name, { length: 32, special: false }), projectId: "mock-project-id" };
       case "kubernetes:helm.sh/v3:Release":
-        return { status: { name: inputs.name ?? name, namespace: inputs.namespace ?? "default", chart: inputs.chart, version: inputs.version, status: "deployed", revision: 1 } };
+        return {
+          status: {
+            name: inputs.name ?? name,
+            namespace: inputs.namespace ?? "default",
+            chart: inputs.chart,
+            version: inputs.version,
+            status: "deployed",
+            revision: 1,
+          },
+        };
       case "command:remote:Command":
       case "command:local:Command":
         return { stdout: "", stderr: "" };
@@ -205,10 +257,17 @@ export class DareMocks implements pulumi.runtime.Mocks {
   }
 }
 
-interface ProtoStruct { toJavaScript(): unknown }
+interface ProtoStruct {
+  toJavaScript(): unknown;
+}
 interface RegisterRequest extends RegisterOptions {
-  getType(): string; getName(): string; getParent(): string; getCustom(): boolean; getProvider(): string;
-  getDependenciesList(): string[]; getObject(): ProtoStruct | undefined;
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getProvider(): string;
+  getDependenciesList(): string[];
+  getObject(): ProtoStruct | undefined;
 }
 interface MonitorLike {
   registerResource(req: RegisterRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void): Promise<void>;
@@ -249,7 +308,11 @@ export function installMocks(stack: string, mocks: pulumi.runtime.Mocks = new Da
     return `urn:pulumi:${stack}::dare::${qualified}::${name}`;
   };
   /** What a registration and a read have in common, recorded once the engine (the mock) answers. */
-  const record = (req: Omit<ReadRequest, "getProperties">, res: { getUrn(): string }, extra: Pick<RecordedResource, "custom" | "inputs" | "read" | "options">) => {
+  const record = (
+    req: Omit<ReadRequest, "getProperties">,
+    res: { getUrn(): string },
+    extra: Pick<RecordedResource, "custom" | "inputs" | "read" | "options">,
+  ) => {
     const entry: RecordedResource = {
       urn: res.getUrn(),
       type: req.getType(),

@@ -33,7 +33,10 @@ function fullKey(key: string): string {
  */
 export function readStackConfig(stack: string, root = PROJECT_ROOT, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): StackConfig {
   if (!fs.existsSync(stackFile)) {
-    const stacks = fs.readdirSync(root).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).map((f) => f.slice(7, -5));
+    const stacks = fs
+      .readdirSync(root)
+      .filter((f) => /^Pulumi\..+\.yaml$/.test(f))
+      .map((f) => f.slice(7, -5));
     throw new UsageError(`no stack "${stack}": ${stackFile} does not exist (stacks: ${stacks.join(", ")})`);
   }
   const values: Record<string, unknown> = {};
@@ -111,7 +114,11 @@ export function setConfigPath(config: StackConfig, keyPath: string, rawValue: st
   }
   let current = config.values[key];
   if (typeof current === "string") {
-    try { current = JSON.parse(current); } catch { /* a plain string gets replaced below */ }
+    try {
+      current = JSON.parse(current);
+    } catch {
+      /* a plain string gets replaced below */
+    }
   }
   const root = current !== null && typeof current === "object" ? structuredClone(current) : typeof inner[0] === "number" ? [] : {};
   let node: any = root;
@@ -136,8 +143,12 @@ export interface ProgramRun {
  * Loads index.ts inside a mocked Pulumi stack and waits for every registration.
  * One run per process: Pulumi's runtime is a process-wide singleton.
  */
-export async function runProgram(stack: string, config: StackConfig, lastUpdateOutputs: Record<string, unknown> = {},
-  entry = path.join(PROJECT_ROOT, "index.ts")): Promise<ProgramRun> {
+export async function runProgram(
+  stack: string,
+  config: StackConfig,
+  lastUpdateOutputs: Record<string, unknown> = {},
+  entry = path.join(PROJECT_ROOT, "index.ts"),
+): Promise<ProgramRun> {
   const resources = installMocks(stack, new DareMocks(lastUpdateOutputs));
   const allConfig: Record<string, string> = {};
   for (const [key, value] of Object.entries(withProjectDefaults(config.values))) {

@@ -80,8 +80,13 @@ function listFiles(dir: string, prefix = ""): string[] {
 /** Reads a render directory; a directory that is not a render is a usage error. */
 export function readRender(dir: string): Render {
   const resourcesFile = path.join(dir, "resources.json");
-  if (!fs.existsSync(resourcesFile)) throw new UsageError(`${dir} is not a render directory (no resources.json); make one with npm run render -- --stack NAME --out ${dir}`);
-  const files = new Map(listFiles(dir).sort().map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")] as [string, string]));
+  if (!fs.existsSync(resourcesFile))
+    throw new UsageError(`${dir} is not a render directory (no resources.json); make one with npm run render -- --stack NAME --out ${dir}`);
+  const files = new Map(
+    listFiles(dir)
+      .sort()
+      .map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")] as [string, string]),
+  );
   const resources = new Map<string, RenderedResource>();
   for (const r of JSON.parse(files.get("resources.json")!) as RenderedResource[]) resources.set(r.urn, r);
   const releases = new Map<string, RenderedRelease>();
@@ -141,7 +146,10 @@ export function diffRenders(base: Render, head: Render): RenderDiff {
     const before = base.resources.get(r.urn);
     if (!before) return [];
     // A changed lifecycle option (say protect dropped) matters as much as a changed input.
-    const paths = [...inputPaths(r.type, before.inputs, r.inputs), ...changedPaths(before.options ?? {}, r.options ?? {}).map((p) => `options.${p}`)];
+    const paths = [
+      ...inputPaths(r.type, before.inputs, r.inputs),
+      ...changedPaths(before.options ?? {}, r.options ?? {}).map((p) => `options.${p}`),
+    ];
     return paths.length > 0 ? [change(r, paths)] : [];
   });
 
@@ -153,7 +161,14 @@ export function diffRenders(base: Render, head: Render): RenderDiff {
     const status = !before ? "added" : !after ? "removed" : "changed";
     const chartMoved = before?.version !== after?.version || before?.chart !== after?.chart || before?.repository !== after?.repository;
     if (status === "changed" && !chartMoved && valuePaths.length === 0) continue;
-    releases.push({ release: name, status, chart: after?.chart ?? before?.chart, baseVersion: before?.version, headVersion: after?.version, valuePaths });
+    releases.push({
+      release: name,
+      status,
+      chart: after?.chart ?? before?.chart,
+      baseVersion: before?.version,
+      headVersion: after?.version,
+      valuePaths,
+    });
   }
 
   const summarised = (f: string) => f === "resources.json" || f === "outputs.json" || f.startsWith("helm/");
@@ -164,7 +179,13 @@ export function diffRenders(base: Render, head: Render): RenderDiff {
     changed: headFiles.filter((f) => base.files.has(f) && base.files.get(f) !== head.files.get(f)),
     removed: baseFiles.filter((f) => !head.files.has(f)),
   };
-  return { added: added.sort(byTypeThenName), changed: changed.sort(byTypeThenName), removed: removed.sort(byTypeThenName), releases, otherFiles };
+  return {
+    added: added.sort(byTypeThenName),
+    changed: changed.sort(byTypeThenName),
+    removed: removed.sort(byTypeThenName),
+    releases,
+    otherFiles,
+  };
 }
 
 /** Long lists are cut in the comment; the full diff has everything. */
@@ -172,7 +193,10 @@ const MAX_LISTED = 50;
 const MAX_PATHS = 8;
 
 function listPaths(paths: string[]): string {
-  const shown = paths.slice(0, MAX_PATHS).map((p) => `\`${p}\``).join(", ");
+  const shown = paths
+    .slice(0, MAX_PATHS)
+    .map((p) => `\`${p}\``)
+    .join(", ");
   return paths.length > MAX_PATHS ? `${shown} and ${paths.length - MAX_PATHS} more` : shown;
 }
 
@@ -204,9 +228,14 @@ export function formatMarkdown(diff: RenderDiff, title = "Render diff"): string 
   if (releases.length > 0) {
     lines.push("**Helm releases:**", "", "| Release | Chart | Version | Values changed |", "|---|---|---|---|");
     for (const r of releases) {
-      const version = r.status === "added" ? `(new) ${r.headVersion}`
-        : r.status === "removed" ? `${r.baseVersion} (removed)`
-          : r.baseVersion === r.headVersion ? `${r.headVersion}` : `**${r.baseVersion} → ${r.headVersion}**`;
+      const version =
+        r.status === "added"
+          ? `(new) ${r.headVersion}`
+          : r.status === "removed"
+            ? `${r.baseVersion} (removed)`
+            : r.baseVersion === r.headVersion
+              ? `${r.headVersion}`
+              : `**${r.baseVersion} → ${r.headVersion}**`;
       const values = r.status === "changed" ? (r.valuePaths.length > 0 ? listPaths(r.valuePaths) : "none") : "";
       lines.push(`| ${r.release} | ${r.chart ?? ""} | ${version} | ${values} |`);
     }
@@ -214,7 +243,10 @@ export function formatMarkdown(diff: RenderDiff, title = "Render diff"): string 
   }
 
   if (otherCount > 0) {
-    lines.push(`**Other rendered files** (Kubernetes objects, host scripts): ${otherFiles.added.length} added, ${otherFiles.changed.length} changed, ${otherFiles.removed.length} removed`, "");
+    lines.push(
+      `**Other rendered files** (Kubernetes objects, host scripts): ${otherFiles.added.length} added, ${otherFiles.changed.length} changed, ${otherFiles.removed.length} removed`,
+      "",
+    );
     const entries = [
       ...otherFiles.removed.map((f) => `- removed \`${f}\``),
       ...otherFiles.changed.map((f) => `- changed \`${f}\``),

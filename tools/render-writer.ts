@@ -48,8 +48,13 @@ const safeName = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, "_");
 
 /** Kubernetes objects the program declares directly (not components, providers, Helm releases or reads). */
 function isKubernetesObject(r: RecordedResource): boolean {
-  return r.custom && !r.read && r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/")
-    && !r.type.startsWith("pulumi:providers:");
+  return (
+    r.custom &&
+    !r.read &&
+    r.type.startsWith("kubernetes:") &&
+    !r.type.startsWith("kubernetes:helm.sh/") &&
+    !r.type.startsWith("pulumi:providers:")
+  );
 }
 
 /**
@@ -69,22 +74,27 @@ export interface RenderFiles {
 }
 
 async function resolveEnv(env: Record<string, pulumi.Input<string>>, redactor: Redactor): Promise<Record<string, string>> {
-  const entries = await Promise.all(Object.keys(env).map(async (key) => {
-    const output = pulumi.output(env[key]);
-    // Output.isSecret is how the SDK itself tracks secretness of a resolved value.
-    const [value, secret] = await Promise.all([
-      (output as any).promise() as Promise<string>,
-      (output as any).isSecret as Promise<boolean>,
-    ]);
-    if (secret) redactor.collect(value);
-    return [key, secret ? SECRET : String(value)] as const;
-  }));
+  const entries = await Promise.all(
+    Object.keys(env).map(async (key) => {
+      const output = pulumi.output(env[key]);
+      // Output.isSecret is how the SDK itself tracks secretness of a resolved value.
+      const [value, secret] = await Promise.all([
+        (output as any).promise() as Promise<string>,
+        (output as any).isSecret as Promise<boolean>,
+      ]);
+      if (secret) redactor.collect(value);
+      return [key, secret ? SECRET : String(value)] as const;
+    }),
+  );
   return Object.fromEntries(entries);
 }
 
 /** Builds every file of a render in memory (so that nothing is written when anything fails). */
 export async function renderFiles(
-  resources: RecordedResource[], outputs: unknown, steps: RecordedStep[], configSecrets: unknown[] = [],
+  resources: RecordedResource[],
+  outputs: unknown,
+  steps: RecordedStep[],
+  configSecrets: unknown[] = [],
 ): Promise<RenderFiles> {
   const redactor = new Redactor();
   // Secret config values count even where the program read them without their marker.
@@ -92,17 +102,19 @@ export async function renderFiles(
   const files: RenderFiles = {};
   const sorted = [...resources].sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
 
-  files["resources.json"] = json(sorted.map((r) => ({
-    urn: r.urn,
-    type: r.type,
-    name: r.name,
-    parent: r.parent,
-    custom: r.custom,
-    provider: r.provider,
-    dependencies: r.dependencies,
-    inputs: r.type === "command:remote:Command" ? redactHostStep(redactor, r.inputs) : redactor.redact(r.inputs),
-    ...(r.options ? { options: r.options } : {}),
-  })));
+  files["resources.json"] = json(
+    sorted.map((r) => ({
+      urn: r.urn,
+      type: r.type,
+      name: r.name,
+      parent: r.parent,
+      custom: r.custom,
+      provider: r.provider,
+      dependencies: r.dependencies,
+      inputs: r.type === "command:remote:Command" ? redactHostStep(redactor, r.inputs) : redactor.redact(r.inputs),
+      ...(r.options ? { options: r.options } : {}),
+    })),
+  );
   files["outputs.json"] = json(redactor.redact(outputs));
 
   for (const r of sorted.filter(isKubernetesObject)) {
@@ -125,7 +137,8 @@ export async function renderFiles(
     });
     // Alertmanager's configuration as amtool checks it (kube-prometheus-stack's alertmanager.stringConfig or .config).
     const alertmanager = inputs.values?.alertmanager;
-    if (typeof alertmanager?.stringConfig === "string" && alertmanager.stringConfig) files["monitoring/alertmanager.yaml"] = alertmanager.stringConfig;
+    if (typeof alertmanager?.stringConfig === "string" && alertmanager.stringConfig)
+      files["monitoring/alertmanager.yaml"] = alertmanager.stringConfig;
     else if (alertmanager?.config) files["monitoring/alertmanager.yaml"] = yaml(alertmanager.config);
   }
 

@@ -24,7 +24,8 @@ function withoutStackTraces(): void {
   Error.prepareStackTrace = (error: Error) => Error.prototype.toString.call(error);
 }
 
-const USAGE = "usage: npm run render -- --stack NAME [--stack-file FILE] [--last-update OUTPUTS.json] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
+const USAGE =
+  "usage: npm run render -- --stack NAME [--stack-file FILE] [--last-update OUTPUTS.json] [--set KEY=VALUE ...] [--set-secret KEY=VALUE ...] [--out DIR]";
 
 interface RenderArgs {
   stack: string;
@@ -72,7 +73,9 @@ async function main(): Promise<number> {
   const outDir = path.resolve(process.cwd(), args.out);
   writeFiles(outDir, files);
   const count = run.resources.length;
-  process.stdout.write(`rendered stack ${args.stack}: ${count} resources, ${Object.keys(files).length} files in ${path.relative(process.cwd(), outDir) || "."}\n`);
+  process.stdout.write(
+    `rendered stack ${args.stack}: ${count} resources, ${Object.keys(files).length} files in ${path.relative(process.cwd(), outDir) || "."}\n`,
+  );
   return 0;
 }
 
@@ -96,5 +99,8 @@ function report(err: unknown): number {
 
 if (require.main === module) {
   if (!STACK_TRACES) withoutStackTraces();
-  main().then((code) => process.exit(code), (err) => process.exit(report(err)));
+  main().then(
+    (code) => process.exit(code),
+    (err) => process.exit(report(err)),
+  );
 }

@@ -13,7 +13,9 @@ import { ApiServer, startApiServer, waitFor } from "./apiserver";
 jest.setTimeout(180_000);
 
 let server: ApiServer;
-beforeAll(async () => { server = await startApiServer(); });
+beforeAll(async () => {
+  server = await startApiServer();
+});
 afterAll(() => server?.stop());
 
 async function ok(method: string, p: string, body?: unknown) {
@@ -21,7 +23,6 @@ async function ok(method: string, p: string, body?: unknown) {
   if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(res.json)}`);
   return res.json;
 }
-
 
 it("is the Kubernetes version the program pins", async () => {
   expect(server.version).toBe(`v${defaultOf("kubernetesVersion")}`);
@@ -36,17 +37,26 @@ it("admits the admin of its kubeconfig and nobody without a certificate", async 
   const cluster = config.clusters.find((c: { name: string }) => c.name === context.cluster).cluster;
   const user = config.users.find((u: { name: string }) => u.name === context.user).user;
   const b64 = (s: string) => Buffer.from(s, "base64");
-  const get = (p: string, withCert: boolean) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-    https.get(`${cluster.server}${p}`, {
-      ca: b64(cluster["certificate-authority-data"]),
-      ...(withCert ? { cert: b64(user["client-certificate-data"]), key: b64(user["client-key-data"]) } : {}),
-      agent: false,
-    }, (res) => {
-      let body = "";
-      res.on("data", (d) => { body += d; });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on("error", reject);
-  });
+  const get = (p: string, withCert: boolean) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      https
+        .get(
+          `${cluster.server}${p}`,
+          {
+            ca: b64(cluster["certificate-authority-data"]),
+            ...(withCert ? { cert: b64(user["client-certificate-data"]), key: b64(user["client-key-data"]) } : {}),
+            agent: false,
+          },
+          (res) => {
+            let body = "";
+            res.on("data", (d) => {
+              body += d;
+            });
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        )
+        .on("error", reject);
+    });
   expect(cluster.server).toBe(server.url);
   const admin = await get("/api/v1/namespaces/kube-system/secrets", true);
   expect(admin.status).toBe(200);
@@ -55,7 +65,8 @@ it("admits the admin of its kubeconfig and nobody without a certificate", async 
   expect(anonymous.status).toBe(403);
   // The identity the server sees: the admin certificate's subject, in system:masters.
   const review = await ok("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {
-    apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview",
+    apiVersion: "authentication.k8s.io/v1",
+    kind: "SelfSubjectReview",
   });
   expect(review.status.userInfo.username).toBe("dare-test-admin");
   expect(review.status.userInfo.groups).toContain("system:masters");
@@ -91,7 +102,9 @@ describe("an upstream CRD (mpi-operator v0.8.2 MPIJob)", () => {
     // The resource may take a moment to be served after Established.
     const created = await waitFor("an MPIJob to be created", async () => {
       const res = await server.request("POST", mpiJobs, {
-        apiVersion: "kubeflow.org/v2beta1", kind: "MPIJob", metadata: { name: "valid" },
+        apiVersion: "kubeflow.org/v2beta1",
+        kind: "MPIJob",
+        metadata: { name: "valid" },
         spec: { mpiReplicaSpecs: { Launcher: launcher } },
       });
       if (res.status === 404 || res.status === 503) return undefined;
@@ -101,14 +114,19 @@ describe("an upstream CRD (mpi-operator v0.8.2 MPIJob)", () => {
     expect(created.json.spec.slotsPerWorker).toBe(1);
 
     const wrongType = await server.request("POST", mpiJobs, {
-      apiVersion: "kubeflow.org/v2beta1", kind: "MPIJob", metadata: { name: "wrong-type" },
+      apiVersion: "kubeflow.org/v2beta1",
+      kind: "MPIJob",
+      metadata: { name: "wrong-type" },
       spec: { slotsPerWorker: "two", mpiReplicaSpecs: { Launcher: launcher } },
     });
     expect(wrongType.status).toBe(422);
     expect(JSON.stringify(wrongType.json)).toContain("slotsPerWorker");
 
     const missing = await server.request("POST", mpiJobs, {
-      apiVersion: "kubeflow.org/v2beta1", kind: "MPIJob", metadata: { name: "missing" }, spec: {},
+      apiVersion: "kubeflow.org/v2beta1",
+      kind: "MPIJob",
+      metadata: { name: "missing" },
+      spec: {},
     });
     expect(missing.status).toBe(422);
     expect(JSON.stringify(missing.json)).toContain("mpiReplicaSpecs");
@@ -117,22 +135,31 @@ describe("an upstream CRD (mpi-operator v0.8.2 MPIJob)", () => {
 
 describe("Pod Security admission", () => {
   const pod = (name: string, privileged: boolean) => ({
-    apiVersion: "v1", kind: "Pod", metadata: { name },
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
     spec: privileged
       ? { containers: [{ name: "c", image: "registry.example/app:1", securityContext: { privileged: true } }] }
       : {
-        securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
-        containers: [{
-          name: "c", image: "registry.example/app:1",
-          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
-        }],
-      },
+          securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
+          containers: [
+            {
+              name: "c",
+              image: "registry.example/app:1",
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+            },
+          ],
+        },
   });
 
   /** A namespace with these labels and its `default` ServiceAccount (no controller manager makes it here). */
   async function namespace(name: string, labels: Record<string, string>) {
     await ok("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
-    await ok("POST", `/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default" } });
+    await ok("POST", `/api/v1/namespaces/${name}/serviceaccounts`, {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "default" },
+    });
   }
 
   beforeAll(async () => {

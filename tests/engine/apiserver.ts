@@ -80,7 +80,11 @@ function onExit(): void {
   exitHook = true;
   process.on("exit", () => {
     for (const c of running) {
-      try { c.kill("SIGKILL"); } catch { /* already gone */ }
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        /* already gone */
+      }
     }
     for (const dir of folders) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -144,18 +148,66 @@ function openssl(dir: string, args: string[]): void {
 
 /** An EC P-256 key and a certificate for it signed by ca.crt/ca.key, with the given extensions. */
 function signedCert(dir: string, name: string, subject: string, extensions: string[]): void {
-  openssl(dir, ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject]);
+  openssl(dir, [
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    subject,
+  ]);
   fs.writeFileSync(path.join(dir, `${name}.ext`), extensions.join("\n") + "\n");
-  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-    "-days", "2", "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    `${name}.ext`,
+    "-out",
+    `${name}.crt`,
+  ]);
 }
 
 /** The throwaway PKI: CA, serving certificate, service-account key pair, admin client certificate. */
 function makePki(dir: string): void {
-  openssl(dir, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-sha256", "-subj", "/CN=dare-test-kubernetes-ca",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    "-sha256",
+    "-subj",
+    "/CN=dare-test-kubernetes-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   signedCert(dir, "apiserver", "/CN=kube-apiserver", [
     "basicConstraints=critical,CA:FALSE",
     "keyUsage=critical,digitalSignature,keyEncipherment",
@@ -213,7 +265,8 @@ function delay(ms: number): Promise<void> {
 export async function startApiServer(options: StartOptions = {}): Promise<ApiServer> {
   const { kubeApiServer, etcd } = apiServerBinaries();
   for (const bin of [kubeApiServer, etcd]) {
-    if (!fs.existsSync(bin)) throw new Error(`no ${path.basename(bin)} at ${bin}: run tools/engine/build.sh first (npm run test:engine does)`);
+    if (!fs.existsSync(bin))
+      throw new Error(`no ${path.basename(bin)} at ${bin}: run tools/engine/build.sh first (npm run test:engine does)`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-apiserver-"));
   onExit();
@@ -236,78 +289,102 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
     const etcdUrl = `http://127.0.0.1:${etcdClient}`;
     const peerUrl = `http://127.0.0.1:${etcdPeer}`;
     // etcd on loopback in plain HTTP: only this API server talks to it.
-    const etcdProc = start(etcd, [
-      "--name=default",
-      `--data-dir=${file("etcd")}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`,
-      "--initial-cluster-state=new",
-      // A test's data need not survive a power cut.
-      "--unsafe-no-fsync",
-      "--log-level=warn",
-    ], file("etcd.log"));
+    const etcdProc = start(
+      etcd,
+      [
+        "--name=default",
+        `--data-dir=${file("etcd")}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        "--initial-cluster-state=new",
+        // A test's data need not survive a power cut.
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+      ],
+      file("etcd.log"),
+    );
     children.push(etcdProc);
     const url = `https://127.0.0.1:${securePort}`;
-    const apiProc = start(kubeApiServer, [
-      `--etcd-servers=${etcdUrl}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
-      `--secure-port=${securePort}`,
-      `--cert-dir=${file("apiserver-certs")}`,
-      `--tls-cert-file=${file("apiserver.crt")}`,
-      `--tls-private-key-file=${file("apiserver.key")}`,
-      `--client-ca-file=${file("ca.crt")}`,
-      "--authorization-mode=Node,RBAC",
-      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      `--service-account-key-file=${file("sa.pub")}`,
-      `--service-account-signing-key-file=${file("sa.key")}`,
-      "--service-cluster-ip-range=10.96.0.0/12",
-      // As kubeadm sets it: privileged Pods are then refused by admission (Pod Security), not by the API server.
-      "--allow-privileged=true",
-      // 127.0.0.1 is no valid Endpoints address: the `kubernetes` Service's endpoints are not maintained.
-      "--endpoint-reconciler-type=none",
-      ...(options.extraArgs ?? []),
-    ], file("kube-apiserver.log"));
+    const apiProc = start(
+      kubeApiServer,
+      [
+        `--etcd-servers=${etcdUrl}`,
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        `--secure-port=${securePort}`,
+        `--cert-dir=${file("apiserver-certs")}`,
+        `--tls-cert-file=${file("apiserver.crt")}`,
+        `--tls-private-key-file=${file("apiserver.key")}`,
+        `--client-ca-file=${file("ca.crt")}`,
+        "--authorization-mode=Node,RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${file("sa.pub")}`,
+        `--service-account-signing-key-file=${file("sa.key")}`,
+        "--service-cluster-ip-range=10.96.0.0/12",
+        // As kubeadm sets it: privileged Pods are then refused by admission (Pod Security), not by the API server.
+        "--allow-privileged=true",
+        // 127.0.0.1 is no valid Endpoints address: the `kubernetes` Service's endpoints are not maintained.
+        "--endpoint-reconciler-type=none",
+        ...(options.extraArgs ?? []),
+      ],
+      file("kube-apiserver.log"),
+    );
     children.push(apiProc);
 
     const ca = fs.readFileSync(file("ca.crt"));
     const cert = fs.readFileSync(file("admin.crt"));
     const key = fs.readFileSync(file("admin.key"));
     const agent = new https.Agent({ ca, cert, key, keepAlive: false });
-    const request = (method: string, p: string, body?: unknown, contentType = "application/json"): Promise<ApiResponse> => new Promise((resolve, reject) => {
-      const data = body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
-      const req = https.request(`${url}${p}`, {
-        method,
-        agent,
-        headers: { accept: "application/json", ...(data ? { "content-type": contentType, "content-length": data.length } : {}) },
-        timeout: 60_000,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let json: unknown = text;
-          try { json = JSON.parse(text); } catch { /* not JSON: keep the text */ }
-          // A Warning header is `299 - "text"` (RFC 7234); several come as one array.
-          const header = res.headers.warning as string | string[] | undefined;
-          const warnings = (Array.isArray(header) ? header : header ? header.split(/,(?=\s*299 )/) : [])
-            .map((w) => w.trim().replace(/^299 - "(.*)"$/s, "$1").replace(/\\(.)/g, "$1"));
-          resolve({ status: res.statusCode ?? 0, json, warnings });
-        });
-        res.on("error", reject);
+    const request = (method: string, p: string, body?: unknown, contentType = "application/json"): Promise<ApiResponse> =>
+      new Promise((resolve, reject) => {
+        const data = body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
+        const req = https.request(
+          `${url}${p}`,
+          {
+            method,
+            agent,
+            headers: { accept: "application/json", ...(data ? { "content-type": contentType, "content-length": data.length } : {}) },
+            timeout: 60_000,
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () => {
+              const text = Buffer.concat(chunks).toString("utf8");
+              let json: unknown = text;
+              try {
+                json = JSON.parse(text);
+              } catch {
+                /* not JSON: keep the text */
+              }
+              // A Warning header is `299 - "text"` (RFC 7234); several come as one array.
+              const header = res.headers.warning as string | string[] | undefined;
+              const warnings = (Array.isArray(header) ? header : header ? header.split(/,(?=\s*299 )/) : []).map((w) =>
+                w
+                  .trim()
+                  .replace(/^299 - "(.*)"$/s, "$1")
+                  .replace(/\\(.)/g, "$1"),
+              );
+              resolve({ status: res.statusCode ?? 0, json, warnings });
+            });
+            res.on("error", reject);
+          },
+        );
+        req.on("timeout", () => req.destroy(new Error(`${method} ${p}: timed out`)));
+        req.on("error", reject);
+        req.end(data);
       });
-      req.on("timeout", () => req.destroy(new Error(`${method} ${p}: timed out`)));
-      req.on("error", reject);
-      req.end(data);
-    });
 
     const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
     let last = "no answer";
     for (;;) {
-      for (const [name, child, log] of [["etcd", etcdProc, "etcd.log"], ["kube-apiserver", apiProc, "kube-apiserver.log"]] as const) {
+      for (const [name, child, log] of [
+        ["etcd", etcdProc, "etcd.log"],
+        ["kube-apiserver", apiProc, "kube-apiserver.log"],
+      ] as const) {
         if (child.exitCode !== null || child.signalCode !== null) {
           throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before the API server was ready:\n${tail(file(log))}`);
         }
@@ -320,7 +397,9 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         last = (e as Error).message;
       }
       if (Date.now() > deadline) {
-        throw new Error(`kube-apiserver not ready after ${options.readyTimeoutMs ?? 120_000} ms (${last}):\n${tail(file("kube-apiserver.log"))}`);
+        throw new Error(
+          `kube-apiserver not ready after ${options.readyTimeoutMs ?? 120_000} ms (${last}):\n${tail(file("kube-apiserver.log"))}`,
+        );
       }
       await delay(250);
     }

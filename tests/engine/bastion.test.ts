@@ -30,18 +30,28 @@ beforeAll(async () => {
   requireEngine();
   mirror = await serveChartMirror();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-engine-bastion-"));
-  for (const name of ["dare-deployer", "jump-key"]) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.join(dir, name)]);
+  for (const name of ["dare-deployer", "jump-key"])
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.join(dir, name)]);
   hosts = await startHosts(NAMES, { authorizedKey: key("dare-deployer.pub").trim(), stubs: bootstrapStubs(NAMES) });
   const [jump, ...behind] = hosts;
   await jump.writeFile(`/home/${jump.user}/.ssh/authorized_keys`, key("jump-key.pub"), { mode: 0o600, owner: jump.user });
   for (const host of behind) {
     // The real nft: the hosts' own is a recording stand-in.
-    const r = await host.exec("/usr/sbin/nft add table inet jump_only && " +
-      "/usr/sbin/nft add chain inet jump_only input '{ type filter hook input priority 0; policy accept; }' && " +
-      `/usr/sbin/nft add rule inet jump_only input tcp dport 22 ip saddr != ${jump.address} reject with tcp reset`);
+    const r = await host.exec(
+      "/usr/sbin/nft add table inet jump_only && " +
+        "/usr/sbin/nft add chain inet jump_only input '{ type filter hook input priority 0; policy accept; }' && " +
+        `/usr/sbin/nft add rule inet jump_only input tcp dport 22 ip saddr != ${jump.address} reject with tcp reset`,
+    );
     if (r.code !== 0) throw new Error(`nft on ${host.name}: ${r.stderr}`);
   }
-  const stack = YAML.parse(existingHostsStack({ hosts: behind.map((h) => h.address), hostKeys: behind.map((h) => h.hostPublicKey), chartMirror: mirror.url, stopAfter: "bootstrap" }));
+  const stack = YAML.parse(
+    existingHostsStack({
+      hosts: behind.map((h) => h.address),
+      hostKeys: behind.map((h) => h.hostPublicKey),
+      chartMirror: mirror.url,
+      stopAfter: "bootstrap",
+    }),
+  );
   stack.config["dare:bastion"] = { address: jump.address, user: jump.user, hostKey: jump.hostPublicKey };
   ws = await workspace("bastion", YAML.stringify(stack));
   await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: key("dare-deployer") });
@@ -67,7 +77,12 @@ it("up: bootstraps both hosts through the jump host, and a second up changes not
   // Nothing ran on the jump host itself.
   expect(await calls(0)).toEqual([]);
   const outputs = JSON.parse(await ws.ok(["stack", "output", "--json"]));
-  expect(outputs.bastion).toEqual({ address: hosts[0].address, port: 22, user: hosts[0].user, hostKey: hosts[0].hostPublicKey.split(" ").slice(0, 2).join(" ") });
+  expect(outputs.bastion).toEqual({
+    address: hosts[0].address,
+    port: 22,
+    user: hosts[0].user,
+    hostKey: hosts[0].hostPublicKey.split(" ").slice(0, 2).join(" "),
+  });
   const again = await ws.pulumi(["preview", "--expect-no-changes"]);
   expect({ code: again.code, output: again.code === 0 ? "" : again.stdout }).toEqual({ code: 0, output: "" });
 });

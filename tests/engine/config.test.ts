@@ -29,7 +29,9 @@ async function loaderOver(ws: Workspace) {
 
 describe.each(["testbed", "production"])("the %s stack under the real CLI", (stack) => {
   let ws: Workspace;
-  beforeAll(async () => { ws = await workspace(stack, stackFile(stack)); });
+  beforeAll(async () => {
+    ws = await workspace(stack, stackFile(stack));
+  });
   afterAll(() => ws?.remove());
 
   it("has a configuration the CLI accepts and the loader reads", async () => {
@@ -61,7 +63,14 @@ it("refuses a project whose optional key has no default, as the CLI did before (
 
 /** `pulumi config set` and `rm` commands in README.md and docs/*.md, in reading order: fenced lines and inline code. */
 function documentedCommands(): Array<{ file: string; command: string }> {
-  const files = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
+  const files = [
+    "README.md",
+    ...fs
+      .readdirSync(path.join(ROOT, "docs"))
+      .filter((f) => f.endsWith(".md"))
+      .sort()
+      .map((f) => `docs/${f}`),
+  ];
   const found: Array<{ file: string; command: string }> = [];
   for (const file of files) {
     let fenced = false;
@@ -76,8 +85,10 @@ function documentedCommands(): Array<{ file: string; command: string }> {
     }
   }
   // A full command names a key and a value; `pulumi config set dare:KEY VALUE` and bare flags are prose.
-  return found.filter(({ command }) => !/\bKEY\b|\bVALUE\b/.test(command)
-    && (/^pulumi config set( --\S+)* \S+ \S+/.test(command) || /^pulumi config rm \S+$/.test(command)));
+  return found.filter(
+    ({ command }) =>
+      !/\bKEY\b|\bVALUE\b/.test(command) && (/^pulumi config set( --\S+)* \S+ \S+/.test(command) || /^pulumi config rm \S+$/.test(command)),
+  );
 }
 
 it("accepts what every documented `pulumi config set`/`rm` command writes, applied in reading order", async () => {
@@ -87,8 +98,11 @@ it("accepts what every documented `pulumi config set`/`rm` command writes, appli
   // `pulumi` on PATH for the shell: the real CLI through the project's harness, on this workspace's stack.
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), "dare-engine-bin-"));
   const tsNode = require.resolve("ts-node/register/transpile-only", { paths: [ROOT] });
-  fs.writeFileSync(path.join(bin, "pulumi"),
-    `#!/bin/sh\nexec "${process.execPath}" --require "${tsNode}" "${path.join(ROOT, "tools/engine/pulumi.ts")}" "$@" --stack ${ws.stack} --non-interactive\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(bin, "pulumi"),
+    `#!/bin/sh\nexec "${process.execPath}" --require "${tsNode}" "${path.join(ROOT, "tools/engine/pulumi.ts")}" "$@" --stack ${ws.stack} --non-interactive\n`,
+    { mode: 0o755 },
+  );
   const env = {
     ...process.env,
     PATH: `${bin}:${process.env.PATH}`,

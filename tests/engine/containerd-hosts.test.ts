@@ -28,9 +28,15 @@ function certificates(): { ca: string; leaf: string; stranger: string } {
     if (r.status !== 0) throw new Error(`openssl ${args}: ${r.stderr}`);
   };
   for (const ca of ["ca", "other-ca"]) {
-    openssl(`req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ${ca}.key -out ${ca}.pem -days 1 -subj "/CN=${ca}" -addext basicConstraints=critical,CA:TRUE`);
-    openssl(`req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ${ca}-leaf.key -out ${ca}-leaf.csr -subj /CN=harbor.example.org`);
-    openssl(`x509 -req -in ${ca}-leaf.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${ca}-leaf.pem -days 1 -extfile <(printf 'subjectAltName=DNS:harbor.example.org\\nbasicConstraints=CA:FALSE')`);
+    openssl(
+      `req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ${ca}.key -out ${ca}.pem -days 1 -subj "/CN=${ca}" -addext basicConstraints=critical,CA:TRUE`,
+    );
+    openssl(
+      `req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ${ca}-leaf.key -out ${ca}-leaf.csr -subj /CN=harbor.example.org`,
+    );
+    openssl(
+      `x509 -req -in ${ca}-leaf.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${ca}-leaf.pem -days 1 -extfile <(printf 'subjectAltName=DNS:harbor.example.org\\nbasicConstraints=CA:FALSE')`,
+    );
   }
   const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
   const result = { ca: read("ca.pem"), leaf: read("ca-leaf.pem"), stranger: read("other-ca-leaf.pem") };
@@ -53,7 +59,11 @@ let host: TestHost;
 let steps: { plain: Step[]; mirrored: Step[] };
 
 async function prepare(which: keyof typeof steps) {
-  const result = await runStep(CLUSTER, [host], steps[which].find((s) => s.name === `k8s-${host.name}-prepare`)!);
+  const result = await runStep(
+    CLUSTER,
+    [host],
+    steps[which].find((s) => s.name === `k8s-${host.name}-prepare`)!,
+  );
   if (result.code !== 0) throw new Error(`prepare failed with ${result.code}:\n${result.stdout}\n${result.stderr}`);
 }
 
@@ -67,7 +77,8 @@ async function resolve(registry: string, leaf?: "leaf" | "stranger") {
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(checker)) throw new Error(`no containerd-hosts at ${checker}: run tools/engine/build.sh first (npm run test:engine does)`);
+  if (!fs.existsSync(checker))
+    throw new Error(`no containerd-hosts at ${checker}: run tools/engine/build.sh first (npm run test:engine does)`);
   [host] = await startHosts(["ch-0"], { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: bootstrapStubs(["ch-0"]) });
   // The checker runs inside the host (its hosts files name the CA by the host's paths).
   fs.copyFileSync(checker, path.join(host.root, "usr/local/bin/containerd-hosts"));
@@ -77,7 +88,9 @@ beforeAll(async () => {
   const spec = [{ name: "ch-0", controlPlane: true }];
   steps = { plain: await program(CLUSTER, [host], spec), mirrored: await program(CLUSTER, [host], spec, "1.36.4", { mirrors: MIRRORS }) };
 });
-afterAll(async () => { if (host) await stopHosts([host]); });
+afterAll(async () => {
+  if (host) await stopHosts([host]);
+});
 
 it("pulls a mirrored registry from its mirror first, at the mirror's API root, trusting the mirror CA there only", async () => {
   await prepare("mirrored");
@@ -104,5 +117,7 @@ it("finds a registry with a port in its host:port directory, and a plain-http mi
 it("leaves registries without a mirror, and every registry once the mirrors are removed, to the registry itself", async () => {
   expect(await resolve("quay.io")).toEqual([{ scheme: "https", host: "quay.io", path: "/v2", capabilities: ["pull", "resolve", "push"] }]);
   await prepare("plain");
-  expect(await resolve("docker.io")).toEqual([{ scheme: "https", host: "registry-1.docker.io", path: "/v2", capabilities: ["pull", "resolve", "push"] }]);
+  expect(await resolve("docker.io")).toEqual([
+    { scheme: "https", host: "registry-1.docker.io", path: "/v2", capabilities: ["pull", "resolve", "push"] },
+  ]);
 });

@@ -26,13 +26,17 @@ class FormerSecurity extends pulumi.ComponentResource {
   constructor() {
     super(SECURITY_COMPONENT.type, SECURITY_COMPONENT.name, {}, {});
     const caKey = new tls.PrivateKey(`${SECURITY_COMPONENT.name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-    const caCert = new tls.SelfSignedCert(`${SECURITY_COMPONENT.name}-ca`, {
-      privateKeyPem: caKey.privateKeyPem,
-      isCaCertificate: true,
-      validityPeriodHours: 10 * 365 * 24,
-      subject: { commonName: `${CLUSTER} CA`, organization: "DARE" },
-      allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-    }, { parent: this });
+    const caCert = new tls.SelfSignedCert(
+      `${SECURITY_COMPONENT.name}-ca`,
+      {
+        privateKeyPem: caKey.privateKeyPem,
+        isCaCertificate: true,
+        validityPeriodHours: 10 * 365 * 24,
+        subject: { commonName: `${CLUSTER} CA`, organization: "DARE" },
+        allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+      },
+      { parent: this },
+    );
     this.certPem = caCert.certPem;
   }
 }
@@ -46,16 +50,20 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-ca-alias-"));
   const env = engineEnv();
   const envVars: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>,
+    ...(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>),
     PULUMI_BACKEND_URL: `file://${dir}`,
     PULUMI_CONFIG_PASSPHRASE: "engine-tier-test-passphrase",
   };
   const pulumiCommand = await PulumiCommand.get({ root: engineDir(), skipVersionCheck: true });
-  stack = (program) => LocalWorkspace.createOrSelectStack(
-    { stackName: "alias", projectName: "dare", program },
-    { pulumiCommand, envVars, workDir: dir, projectSettings: { name: "dare", runtime: "nodejs" } });
+  stack = (program) =>
+    LocalWorkspace.createOrSelectStack(
+      { stackName: "alias", projectName: "dare", program },
+      { pulumiCommand, envVars, workDir: dir, projectSettings: { name: "dare", runtime: "nodejs" } },
+    );
 });
-afterAll(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 it("keeps the CA of a stack made before the move: no create, replace or delete of it, the same certificate", async () => {
   const before = await stack(async () => ({ certPem: new FormerSecurity().certPem }));

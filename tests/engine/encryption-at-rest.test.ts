@@ -30,27 +30,58 @@ const plain = (v: any) => (v && v[SPECIAL_SIG_KEY] === SECRET_SIG ? v.value : v)
 function stepEnv(r: RecordedResource): Record<string, string> {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-")), "env");
   fs.writeFileSync(file, plainParametersOf((r.inputs as any).create) + (plain((r.inputs as any).stdin) as string));
-  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], { env: {}, encoding: "utf8" }).stdout;
+  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], {
+    env: {},
+    encoding: "utf8",
+  }).stdout;
   fs.rmSync(path.dirname(file), { recursive: true });
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return Object.fromEntries(
+    out
+      .split("\0")
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
 }
 
 /** What the program sends the first control plane for `keys`: the pki step's files and kubeadm's ClusterConfiguration. */
 async function rendered(keys: string[]) {
-  const host: Host = { name: "cp-0", role: "control-plane", pool: "control-plane", address: "10.0.0.10", privateAddress: "10.0.0.10",
-    sshUser: "ubuntu", port: 22, disks: [], viaBastion: false, hostKey: EXAMPLE_HOST_KEY };
+  const host: Host = {
+    name: "cp-0",
+    role: "control-plane",
+    pool: "control-plane",
+    address: "10.0.0.10",
+    privateAddress: "10.0.0.10",
+    sshUser: "ubuntu",
+    port: 22,
+    disks: [],
+    viaBastion: false,
+    hostKey: EXAMPLE_HOST_KEY,
+  };
   const resources = await runMocked(() => {
     new KubernetesCluster("enc", {
-      nodes: [{ name: "cp-0", role: "control-plane", pool: "control-plane" }], hosts: { "cp-0": host },
-      apiServer: { privateAddress: "10.0.0.10", publicAddress: "203.0.113.10", port: 6443 }, bastion: undefined, sshPrivateKey: "k",
-      kubernetesVersion: "1.36.4", network: DEFAULT_NETWORK, clusterName: "enc", adminCidrs: ["192.0.2.0/24"], apiLoadBalancer: false,
+      nodes: [{ name: "cp-0", role: "control-plane", pool: "control-plane" }],
+      hosts: { "cp-0": host },
+      apiServer: { privateAddress: "10.0.0.10", publicAddress: "203.0.113.10", port: 6443 },
+      bastion: undefined,
+      sshPrivateKey: "k",
+      kubernetesVersion: "1.36.4",
+      network: DEFAULT_NETWORK,
+      clusterName: "enc",
+      adminCidrs: ["192.0.2.0/24"],
+      apiLoadBalancer: false,
       secretsEncryptionKeys: keys,
     });
   });
   const pki = stepEnv(resources.find((r) => r.name === "k8s-cp-0-pki")!);
   const init = stepEnv(resources.find((r) => r.name === "k8s-cp-0-init")!);
-  const cluster = YAML.parseAllDocuments(init.KUBEADM_CONFIG).map((d) => d.toJS()).find((d) => d.kind === "ClusterConfiguration");
-  return { encryption: pki.ENCRYPTION_CONFIG, audit: pki.AUDIT_POLICY, apiServerArgs: cluster.apiServer.extraArgs as Array<{ name: string; value: string }> };
+  const cluster = YAML.parseAllDocuments(init.KUBEADM_CONFIG)
+    .map((d) => d.toJS())
+    .find((d) => d.kind === "ClusterConfiguration");
+  return {
+    encryption: pki.ENCRYPTION_CONFIG,
+    audit: pki.AUDIT_POLICY,
+    apiServerArgs: cluster.apiServer.extraArgs as Array<{ name: string; value: string }>,
+  };
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-encryption-"));
@@ -58,7 +89,9 @@ const moved = (p: string) => path.join(dir, p.replace(/^\//, ""));
 let api: ApiServer;
 
 function etcdRaw(key: string): Buffer {
-  const r = spawnSync(path.join(engineDir(), "bin", "etcdctl"), [`--endpoints=${api.etcdUrl}`, "get", key, "--print-value-only"], { env: { ETCDCTL_API: "3" } });
+  const r = spawnSync(path.join(engineDir(), "bin", "etcdctl"), [`--endpoints=${api.etcdUrl}`, "get", key, "--print-value-only"], {
+    env: { ETCDCTL_API: "3" },
+  });
   if (r.status !== 0) throw new Error(`etcdctl get ${key}: ${r.stderr}`);
   return r.stdout;
 }
@@ -67,8 +100,12 @@ const prefixOf = (name: string) => /^k8s:enc:[a-z]+:v1:[a-z0-9-]+:/.exec(etcdRaw
 const value = "dare-plain-text-marker-0123456789";
 
 async function createSecret(name: string) {
-  const created = await api.request("POST", "/api/v1/namespaces/default/secrets",
-    { apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: { password: value } });
+  const created = await api.request("POST", "/api/v1/namespaces/default/secrets", {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name },
+    stringData: { password: value },
+  });
   expect(created.status).toBe(201);
 }
 async function readSecret(name: string): Promise<string> {
@@ -81,8 +118,11 @@ async function rewriteAll(): Promise<string[]> {
   const list = await api.request("GET", "/api/v1/secrets");
   expect(list.status).toBe(200);
   for (const item of list.json.items) {
-    const put = await api.request("PUT", `/api/v1/namespaces/${item.metadata.namespace}/secrets/${item.metadata.name}`,
-      { apiVersion: "v1", kind: "Secret", ...item });
+    const put = await api.request("PUT", `/api/v1/namespaces/${item.metadata.namespace}/secrets/${item.metadata.name}`, {
+      apiVersion: "v1",
+      kind: "Secret",
+      ...item,
+    });
     expect([item.metadata.name, put.status]).toEqual([item.metadata.name, 200]);
   }
   return list.json.items.filter((i: any) => i.metadata.namespace === "default").map((i: any) => i.metadata.name);
@@ -91,11 +131,15 @@ async function rewriteAll(): Promise<string[]> {
 async function rotateTo(keys: string[], writer: string, probe: string) {
   fs.writeFileSync(moved("/etc/kubernetes/enc/encryption.yaml"), (await rendered(keys)).encryption, { mode: 0o600 });
   let n = 0;
-  await waitFor(`new Secrets encrypted with ${writer}`, async () => {
-    const name = `${probe}-${n++}`;
-    await createSecret(name);
-    return prefixOf(name) === `k8s:enc:secretbox:v1:${writer}:` ? true : undefined;
-  }, 150_000);
+  await waitFor(
+    `new Secrets encrypted with ${writer}`,
+    async () => {
+      const name = `${probe}-${n++}`;
+      await createSecret(name);
+      return prefixOf(name) === `k8s:enc:secretbox:v1:${writer}:` ? true : undefined;
+    },
+    150_000,
+  );
 }
 
 beforeAll(async () => {
@@ -109,11 +153,32 @@ beforeAll(async () => {
   // The kubelets' CA (no kubelet runs here): a throwaway one where the flag points, moved like every path.
   const kubeletCa = moved(args["kubelet-certificate-authority"]);
   fs.mkdirSync(path.dirname(kubeletCa), { recursive: true });
-  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", path.join(dir, "kubelet-ca.key"), "-out", kubeletCa, "-subj", "/CN=kubernetes", "-days", "1"], { encoding: "utf8" });
+  const made = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      path.join(dir, "kubelet-ca.key"),
+      "-out",
+      kubeletCa,
+      "-subj",
+      "/CN=kubernetes",
+      "-days",
+      "1",
+    ],
+    { encoding: "utf8" },
+  );
   if (made.status !== 0) throw new Error(made.stderr);
   // The program's flags, as kubeadm passes them, with file paths moved under the test's folder.
-  api = await startApiServer({ extraArgs: first.apiServerArgs.map(({ name, value: v }) => `--${name}=${v.startsWith("/") ? moved(v) : v}`) });
+  api = await startApiServer({
+    extraArgs: first.apiServerArgs.map(({ name, value: v }) => `--${name}=${v.startsWith("/") ? moved(v) : v}`),
+  });
 });
 
 afterAll(async () => {
@@ -129,7 +194,12 @@ it("stores a Secret in etcd encrypted with the program's secretbox key, never as
   expect(raw.includes(Buffer.from(Buffer.from(value).toString("base64")))).toBe(false);
   expect(await readSecret("first")).toBe(value);
   // A ConfigMap is not in the configuration: stored as it is (the check above can fail).
-  await api.request("POST", "/api/v1/namespaces/default/configmaps", { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "plain" }, data: { v: value } });
+  await api.request("POST", "/api/v1/namespaces/default/configmaps", {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "plain" },
+    data: { v: value },
+  });
   expect(etcdRaw("/registry/configmaps/default/plain").includes(Buffer.from(value))).toBe(true);
 });
 
@@ -137,7 +207,11 @@ it("logs who touched the Secret at Metadata level, without its content, in the r
   const log = moved("/var/log/kubernetes/audit/audit.log");
   const events = await waitFor("the Secret's audit events", async () => {
     if (!fs.existsSync(log)) return undefined;
-    const found = fs.readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    const found = fs
+      .readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
       .filter((e) => e.objectRef?.resource === "secrets" && e.objectRef?.name === "first");
     return found.length >= 2 ? found : undefined;
   });

@@ -43,8 +43,19 @@ const STACKS = ["testbed", "production"] as const;
 const SECRET = "[secret]";
 const FIELD_MANAGER = "dare-engine-test";
 
-type K8sObject = { apiVersion: string; kind: string; metadata: { name?: string; generateName?: string; namespace?: string; [k: string]: any }; [k: string]: any };
-interface Release { name: string; chart: string; version: string; namespace: string; values: Record<string, unknown> }
+type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name?: string; generateName?: string; namespace?: string; [k: string]: any };
+  [k: string]: any;
+};
+interface Release {
+  name: string;
+  chart: string;
+  version: string;
+  namespace: string;
+  values: Record<string, unknown>;
+}
 
 let mirror: { url: string; close: () => Promise<void> };
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "dare-helm-template-"));
@@ -62,7 +73,12 @@ function loadRender(dir: string): { objects: K8sObject[]; releases: Release[] } 
   const objects: K8sObject[] = [];
   const releases: Release[] = [];
   for (const [file, text] of readTree(dir)) {
-    if (file.startsWith(`kubernetes${path.sep}`)) objects.push(...YAML.parseAllDocuments(text).map((d) => d.toJS() as K8sObject).filter(Boolean));
+    if (file.startsWith(`kubernetes${path.sep}`))
+      objects.push(
+        ...YAML.parseAllDocuments(text)
+          .map((d) => d.toJS() as K8sObject)
+          .filter(Boolean),
+      );
     if (file.startsWith(`helm${path.sep}`)) releases.push({ name: path.basename(file, ".yaml"), ...YAML.parse(text) });
   }
   return { objects, releases };
@@ -84,26 +100,50 @@ async function helmTemplate(release: Release, kubeVersion: string, apiVersions: 
   const valuesFile = path.join(work, `values-${release.name}-${process.hrtime.bigint()}.json`);
   fs.writeFileSync(valuesFile, JSON.stringify(release.values ?? {}));
   // Helm's own folders in the test's temporary folder: nothing read from or left in ~/.cache/helm.
-  const env = { ...process.env, HELM_CACHE_HOME: path.join(home, "cache"), HELM_CONFIG_HOME: path.join(home, "config"), HELM_DATA_HOME: path.join(home, "data") };
-  const out = await run(helm, [
-    "template", release.name, release.chart,
-    "--repo", mirror.url, "--version", release.version, "--namespace", release.namespace,
-    "--values", valuesFile, "--kube-version", kubeVersion,
-    ...apiVersions.flatMap((v) => ["--api-versions", v]),
-    // As components/helm.ts installs: skipCrds where the program applies the chart's CRD files itself.
-    CHART_CRDS[release.chart] ? "--skip-crds" : "--include-crds",
-    // Test hooks run only with `helm test`, which nothing runs.
-    "--skip-tests",
-  ], env);
+  const env = {
+    ...process.env,
+    HELM_CACHE_HOME: path.join(home, "cache"),
+    HELM_CONFIG_HOME: path.join(home, "config"),
+    HELM_DATA_HOME: path.join(home, "data"),
+  };
+  const out = await run(
+    helm,
+    [
+      "template",
+      release.name,
+      release.chart,
+      "--repo",
+      mirror.url,
+      "--version",
+      release.version,
+      "--namespace",
+      release.namespace,
+      "--values",
+      valuesFile,
+      "--kube-version",
+      kubeVersion,
+      ...apiVersions.flatMap((v) => ["--api-versions", v]),
+      // As components/helm.ts installs: skipCrds where the program applies the chart's CRD files itself.
+      CHART_CRDS[release.chart] ? "--skip-crds" : "--include-crds",
+      // Test hooks run only with `helm test`, which nothing runs.
+      "--skip-tests",
+    ],
+    env,
+  );
   fs.rmSync(valuesFile);
-  return YAML.parseAllDocuments(out).map((d) => d.toJS() as K8sObject).filter((o) => o && typeof o === "object");
+  return YAML.parseAllDocuments(out)
+    .map((d) => d.toJS() as K8sObject)
+    .filter((o) => o && typeof o === "object");
 }
 
 const isCrd = (o: K8sObject) => o.kind === "CustomResourceDefinition" && o.apiVersion.startsWith("apiextensions.k8s.io/");
-const label = (o: K8sObject) => `${o.kind}/${o.metadata?.namespace ? `${o.metadata.namespace}/` : ""}${o.metadata?.name ?? o.metadata?.generateName ?? "?"}`;
+const label = (o: K8sObject) =>
+  `${o.kind}/${o.metadata?.namespace ? `${o.metadata.namespace}/` : ""}${o.metadata?.name ?? o.metadata?.generateName ?? "?"}`;
 
 function yamlDocs(text: string): K8sObject[] {
-  return YAML.parseAllDocuments(text).map((d) => d.toJS() as K8sObject).filter((o) => o && typeof o === "object");
+  return YAML.parseAllDocuments(text)
+    .map((d) => d.toJS() as K8sObject)
+    .filter((o) => o && typeof o === "object");
 }
 
 /** The CRD files the program applies for a chart of CHART_CRDS, read from the served mirror as it reads them. */
@@ -149,26 +189,30 @@ async function discovery(server: ApiServer): Promise<Resources> {
   const groupVersions = ["v1"];
   const apis = await server.request("GET", "/apis");
   for (const g of apis.json.groups ?? []) for (const v of g.versions ?? []) groupVersions.push(v.groupVersion);
-  await Promise.all(groupVersions.map(async (gv) => {
-    const res = await server.request("GET", gv === "v1" ? "/api/v1" : `/apis/${gv}`);
-    for (const r of res.json?.resources ?? []) {
-      if (!String(r.name).includes("/")) map.set(`${gv}/${r.kind}`, { plural: r.name, namespaced: r.namespaced });
-    }
-  }));
+  await Promise.all(
+    groupVersions.map(async (gv) => {
+      const res = await server.request("GET", gv === "v1" ? "/api/v1" : `/apis/${gv}`);
+      for (const r of res.json?.resources ?? []) {
+        if (!String(r.name).includes("/")) map.set(`${gv}/${r.kind}`, { plural: r.name, namespaced: r.namespaced });
+      }
+    }),
+  );
   return map;
 }
 
 /** Runs fn over items, `limit` at a time. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 function message(json: unknown): string {
   const j = json as { message?: string } | string;
-  return typeof j === "string" ? j.slice(0, 500) : j?.message ?? JSON.stringify(j).slice(0, 500);
+  return typeof j === "string" ? j.slice(0, 500) : (j?.message ?? JSON.stringify(j).slice(0, 500));
 }
 
 /**
@@ -198,16 +242,29 @@ type Resources = Map<string, { plural: string; namespaced: boolean }>;
  * a dry run unless told otherwise; a namespaced object without a namespace goes to `namespace`. Returns the
  * server's refusal and its Pod Security "would violate" warnings, each naming the object.
  */
-async function submit(server: ApiServer, resources: Resources, o: K8sObject, how: "apply" | "create", dryRun: boolean, namespace?: string): Promise<string[]> {
+async function submit(
+  server: ApiServer,
+  resources: Resources,
+  o: K8sObject,
+  how: "apply" | "create",
+  dryRun: boolean,
+  namespace?: string,
+): Promise<string[]> {
   const type = resources.get(`${o.apiVersion}/${o.kind}`);
   if (!type) return [`${label(o)}: the API server serves no ${o.kind} in ${o.apiVersion}`];
   const ns = type.namespaced ? (o.metadata.namespace ?? namespace) : undefined;
   const body = type.namespaced && ns ? { ...o, metadata: { ...o.metadata, namespace: ns } } : o;
   const base = `${o.apiVersion.includes("/") ? `/apis/${o.apiVersion}` : `/api/${o.apiVersion}`}${ns ? `/namespaces/${ns}` : ""}/${type.plural}`;
   const query = `fieldValidation=Strict${dryRun ? "&dryRun=All" : ""}`;
-  const res = how === "apply"
-    ? await server.request("PATCH", `${base}/${o.metadata.name}?${query}&fieldManager=${FIELD_MANAGER}&force=true`, body, "application/apply-patch+yaml")
-    : await server.request("POST", `${base}?${query}`, body);
+  const res =
+    how === "apply"
+      ? await server.request(
+          "PATCH",
+          `${base}/${o.metadata.name}?${query}&fieldManager=${FIELD_MANAGER}&force=true`,
+          body,
+          "application/apply-patch+yaml",
+        )
+      : await server.request("POST", `${base}?${query}`, body);
   const problems = res.status >= 300 ? [`${label(body)}: ${res.status} ${message(res.json)}`] : [];
   for (const w of res.warnings.filter((text) => !/would violate PodSecurity/.test(text))) otherWarnings.push(`${label(body)}: ${w}`);
   return [...problems, ...res.warnings.filter((text) => /would violate PodSecurity/.test(text)).map((w) => `${label(body)}: ${w}`)];
@@ -246,9 +303,12 @@ describe.each(STACKS)("the %s render", (stack) => {
 
     // CRDs the program applies (its own and the CHART_CRDS files) first, then the charts' (templated or crds/).
     const crds = new Map<string, { crd: K8sObject; from: string }>();
-    const addCrd = (crd: K8sObject, from: string) => { if (!crds.has(crd.metadata.name!)) crds.set(crd.metadata.name!, { crd, from }); };
+    const addCrd = (crd: K8sObject, from: string) => {
+      if (!crds.has(crd.metadata.name!)) crds.set(crd.metadata.name!, { crd, from });
+    };
     for (const crd of filesCrds(path.join(ROOT, "components", "crds"))) addCrd(crd, "components/crds");
-    for (const release of releases) for (const crd of await programChartCrds(release)) addCrd(crd, `${release.chart} ${release.version} (CHART_CRDS)`);
+    for (const release of releases)
+      for (const crd of await programChartCrds(release)) addCrd(crd, `${release.chart} ${release.version} (CHART_CRDS)`);
 
     const problems: string[] = [];
     const phases: string[] = [`rendered at ${seconds()}`];
@@ -268,7 +328,11 @@ describe.each(STACKS)("the %s render", (stack) => {
         }
         await waitFor(`CRD ${crd.metadata.name} Established`, async () => {
           const got = await server.request("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
-          return got.json?.status?.conditions?.some((c: { type: string; status: string }) => c.type === "Established" && c.status === "True") ? true : undefined;
+          return got.json?.status?.conditions?.some(
+            (c: { type: string; status: string }) => c.type === "Established" && c.status === "True",
+          )
+            ? true
+            : undefined;
         });
         served.push(...crdApiVersions([crd]).filter((v) => v.split("/").length === 3));
       });
@@ -278,7 +342,7 @@ describe.each(STACKS)("the %s render", (stack) => {
         const kinds = new Set<string>();
         for (const gv of groupVersions) {
           const res = await server.request("GET", `/apis/${gv}`);
-          for (const r of res.status === 200 ? res.json.resources ?? [] : []) kinds.add(`${gv}/${r.kind}`);
+          for (const r of res.status === 200 ? (res.json.resources ?? []) : []) kinds.add(`${gv}/${r.kind}`);
         }
         return served.every((v) => kinds.has(v)) ? true : undefined;
       });
@@ -314,7 +378,7 @@ describe.each(STACKS)("the %s render", (stack) => {
 
     phases.push(`templated and CRDs applied at ${seconds()}`);
     const send = async (o: K8sObject, how: "apply" | "create", dryRun: boolean, namespace?: string): Promise<void> => {
-      problems.push(...await submit(server, resources, o, how, dryRun, namespace));
+      problems.push(...(await submit(server, resources, o, how, dryRun, namespace)));
     };
     // The render's namespaces for real (labels and all, so Pod Security applies); no other: an object or
     // release in a namespace the program does not create is refused (404), as it would be by `pulumi up`.
@@ -322,19 +386,29 @@ describe.each(STACKS)("the %s render", (stack) => {
     for (const ns of namespaces) await send(ns, "apply", false);
     for (const release of releases) {
       const exists = await server.request("GET", `/api/v1/namespaces/${release.namespace}`);
-      if (exists.status !== 200) problems.push(`release ${release.name}: its namespace ${release.namespace} is not created by the program (${exists.status})`);
+      if (exists.status !== 200)
+        problems.push(`release ${release.name}: its namespace ${release.namespace} is not created by the program (${exists.status})`);
     }
 
     // Every other object, dry run: the charts' as Helm creates them, the program's by server-side apply.
-    const helmObjects = releases.flatMap((r) => (manifests.get(r.name) ?? []).filter((o) => !isCrd(o)).map((o) => ({ o, namespace: r.namespace })));
+    const helmObjects = releases.flatMap((r) =>
+      (manifests.get(r.name) ?? []).filter((o) => !isCrd(o)).map((o) => ({ o, namespace: r.namespace })),
+    );
     await pool(helmObjects, 4, async ({ o, namespace }) => send(o, "create", true, namespace));
     const own = objects.filter((o) => !isCrd(o) && !(o.apiVersion === "v1" && o.kind === "Namespace")).map(withoutRedactedData);
     const unjudged = own.filter(holdsSecret).map(label);
     await pool(own, 4, async (o) => send(o, "apply", true));
 
-    console.log(`${stack}: ${releases.length} releases, ${helmObjects.length} chart objects and ${own.length} objects of the program dry-run; `
-      + `${crds.size} CRDs (${[...crds.values()].filter((c) => c.from === "../shared/crds").map((c) => c.crd.metadata.name).join(", ") || "none"} from ../shared/crds); `
-      + `redacted secrets left in: ${unjudged.join(", ") || "none"}; ${phases.join(", ")}, dry runs done at ${seconds()}; other warnings: ${otherWarnings.join("; ") || "none"}`);
+    console.log(
+      `${stack}: ${releases.length} releases, ${helmObjects.length} chart objects and ${own.length} objects of the program dry-run; ` +
+        `${crds.size} CRDs (${
+          [...crds.values()]
+            .filter((c) => c.from === "../shared/crds")
+            .map((c) => c.crd.metadata.name)
+            .join(", ") || "none"
+        } from ../shared/crds); ` +
+        `redacted secrets left in: ${unjudged.join(", ") || "none"}; ${phases.join(", ")}, dry runs done at ${seconds()}; other warnings: ${otherWarnings.join("; ") || "none"}`,
+    );
     expect(problems).toEqual([]);
   });
 });
@@ -345,33 +419,69 @@ describe("the check itself", () => {
     const goMod = fs.readFileSync(path.join(ROOT, "tools", "engine", "modules", "pulumi-resource-kubernetes", "go.mod"), "utf8");
     const embedded = /^\s*helm\.sh\/helm\/v3 (v\S+)/m.exec(goMod)?.[1];
     expect(embedded).toMatch(/^v3\./);
-    expect((await run(path.join(engineDir(), "bin", "helm"), ["version", "--template", "{{.Version}}"], process.env)).trim()).toBe(embedded);
+    expect((await run(path.join(engineDir(), "bin", "helm"), ["version", "--template", "{{.Version}}"], process.env)).trim()).toBe(
+      embedded,
+    );
   });
 
   it("reports each object the API server refuses, with its message, and Pod Security's warnings", async () => {
     const server = api();
     const resources = await discovery(server);
-    const namespace = { apiVersion: "v1", kind: "Namespace", metadata: { name: "helm-template-restricted", labels: {
-      "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } } };
+    const namespace = {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: {
+        name: "helm-template-restricted",
+        labels: {
+          "pod-security.kubernetes.io/enforce": "restricted",
+          "pod-security.kubernetes.io/warn": "restricted",
+        },
+      },
+    };
     expect(await submit(server, resources, namespace, "apply", false)).toEqual([]);
     const deployment = (name: string, container: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-      apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace: "helm-template-restricted" },
-      spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: "registry.invalid/x:1", ...container }] } }, ...extra },
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace: "helm-template-restricted" },
+      spec: {
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: "registry.invalid/x:1", ...container }] } },
+        ...extra,
+      },
     });
     // An unknown field (a values typo the chart passes through with toYaml), refused by strict field validation.
     expect(await submit(server, resources, deployment("typo", {}, { replica: 2 }), "create", true)).toEqual([
-      expect.stringMatching(/^Deployment\/helm-template-restricted\/typo: 400 .*unknown field "spec.replica"/)]);
+      expect.stringMatching(/^Deployment\/helm-template-restricted\/typo: 400 .*unknown field "spec.replica"/),
+    ]);
     // A privileged container where the namespace enforces restricted: stored for a Deployment, refused for its Pods.
     expect(await submit(server, resources, deployment("privileged", { securityContext: { privileged: true } }), "apply", true)).toEqual([
-      expect.stringMatching(/^Deployment\/helm-template-restricted\/privileged: would violate PodSecurity "restricted:latest": privileged \(container "privileged"/)]);
+      expect.stringMatching(
+        /^Deployment\/helm-template-restricted\/privileged: would violate PodSecurity "restricted:latest": privileged \(container "privileged"/,
+      ),
+    ]);
     // A value the API server's own validation refuses.
-    expect(await submit(server, resources, { apiVersion: "v1", kind: "Service", metadata: { name: "bad-port" },
-      spec: { ports: [{ port: 70000 }] } }, "apply", true, "helm-template-restricted")).toEqual([
-      expect.stringMatching(/^Service\/helm-template-restricted\/bad-port: 422 .*spec.ports\[0\].port: Invalid value: 70000/)]);
+    expect(
+      await submit(
+        server,
+        resources,
+        { apiVersion: "v1", kind: "Service", metadata: { name: "bad-port" }, spec: { ports: [{ port: 70000 }] } },
+        "apply",
+        true,
+        "helm-template-restricted",
+      ),
+    ).toEqual([expect.stringMatching(/^Service\/helm-template-restricted\/bad-port: 422 .*spec.ports\[0\].port: Invalid value: 70000/)]);
   });
 
   it("fails on values the chart's values.schema.json refuses (real helm; tools/validate no longer checks them)", async () => {
-    const release: Release = { name: "traefik", chart: "traefik", version: "41.3.0", namespace: "traefik", values: { ports: { web: { port: "eighty" } } } };
-    await expect(helmTemplate(release, `v${defaultOf("kubernetesVersion")}`, [])).rejects.toThrow(/at '\/ports\/web\/port': got string, want integer/);
+    const release: Release = {
+      name: "traefik",
+      chart: "traefik",
+      version: "41.3.0",
+      namespace: "traefik",
+      values: { ports: { web: { port: "eighty" } } },
+    };
+    await expect(helmTemplate(release, `v${defaultOf("kubernetesVersion")}`, [])).rejects.toThrow(
+      /at '\/ports\/web\/port': got string, want integer/,
+    );
   });
 });

@@ -21,7 +21,15 @@ import * as YAML from "yaml";
 import { DEPRECATION_WARNING, MPIJOB_CRD_NAME, WEBHOOK_SCRIPT_FILE, withV1alpha1Conversion } from "../../components/mpijob-conversion";
 import { sharedDir } from "../../tools/validate/shared";
 import { ApiServer, startApiServer, waitFor } from "./apiserver";
-import { execApiBody, expectExecApiPods, makeTestCertificates, startWebhook, stopWebhook, V1ALPHA1, V2BETA1 } from "../support/mpijob-webhook";
+import {
+  execApiBody,
+  expectExecApiPods,
+  makeTestCertificates,
+  startWebhook,
+  stopWebhook,
+  V1ALPHA1,
+  V2BETA1,
+} from "../support/mpijob-webhook";
 
 jest.setTimeout(180_000);
 // The webhook is the plain JavaScript file its ConfigMap ships: loaded as it runs there.
@@ -43,8 +51,18 @@ const nativeJob = {
     mpiImplementation: "OpenMPI",
     launcherCreationPolicy: "AtStartup",
     mpiReplicaSpecs: {
-      Launcher: { replicas: 1, restartPolicy: "OnFailure", template: { spec: { containers: [{ name: "l", image: "mpioperator/mpi-pi:openmpi", command: ["mpirun", "-n", "4", "/home/mpiuser/pi"] }] } } },
-      Worker: { replicas: 2, restartPolicy: "Never", template: { spec: { containers: [{ name: "w", image: "mpioperator/mpi-pi:openmpi", command: ["/usr/sbin/sshd", "-De"] }] } } },
+      Launcher: {
+        replicas: 1,
+        restartPolicy: "OnFailure",
+        template: {
+          spec: { containers: [{ name: "l", image: "mpioperator/mpi-pi:openmpi", command: ["mpirun", "-n", "4", "/home/mpiuser/pi"] }] },
+        },
+      },
+      Worker: {
+        replicas: 2,
+        restartPolicy: "Never",
+        template: { spec: { containers: [{ name: "w", image: "mpioperator/mpi-pi:openmpi", command: ["/usr/sbin/sshd", "-De"] }] } },
+      },
     },
   },
 };
@@ -60,7 +78,11 @@ const timings: string[] = [];
 
 /** The ConversionReviews the webhook answered so far (its JSON log lines with a uid). */
 function reviewsLogged(): { desiredAPIVersion: string; objects: number; result: string; message?: string }[] {
-  return hookOutput.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).filter((l) => "uid" in l);
+  return hookOutput
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l))
+    .filter((l) => "uid" in l);
 }
 
 async function ok(method: string, p: string, body?: unknown): Promise<any> {
@@ -70,31 +92,42 @@ async function ok(method: string, p: string, body?: unknown): Promise<any> {
 }
 
 /** A request as the admin that also returns the response headers (ApiServer.request does not). */
-function requestWithHeaders(method: string, p: string, body?: unknown): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: any }> {
+function requestWithHeaders(
+  method: string,
+  p: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: any }> {
   const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
-    const req = https.request(`${server.url}${p}`, {
-      method,
-      ca: fs.readFileSync(server.caFile),
-      cert: fs.readFileSync(server.certFile),
-      key: fs.readFileSync(server.keyFile),
-      agent: false,
-      headers: { accept: "application/json", ...(data ? { "content-type": "application/json", "content-length": data.length } : {}) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let json: any = text;
-        try { json = JSON.parse(text); } catch { /* keep the text */ }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
-      });
-    });
+    const req = https.request(
+      `${server.url}${p}`,
+      {
+        method,
+        ca: fs.readFileSync(server.caFile),
+        cert: fs.readFileSync(server.certFile),
+        key: fs.readFileSync(server.keyFile),
+        agent: false,
+        headers: { accept: "application/json", ...(data ? { "content-type": "application/json", "content-length": data.length } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json: any = text;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* keep the text */
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
+        });
+      },
+    );
     req.on("error", reject);
     req.end(data);
   });
 }
-
 
 /**
  * The CRD as the program renders it (the upstream CRD through `withV1alpha1Conversion` with the webhook
@@ -103,13 +136,20 @@ function requestWithHeaders(method: string, p: string, body?: unknown): Promise<
  * the API server here cannot reach an in-cluster Service and no cainjector fills in `caBundle`.
  */
 function renderedCrdForLocalWebhook(): any {
-  const upstream = YAML.parse(fs.readFileSync(path.join(sharedDir(), "crds", "mpi-operator", "v0.8.2", "kubeflow.org_mpijobs.yaml"), "utf8"));
+  const upstream = YAML.parse(
+    fs.readFileSync(path.join(sharedDir(), "crds", "mpi-operator", "v0.8.2", "kubeflow.org_mpijobs.yaml"), "utf8"),
+  );
   const crd = withV1alpha1Conversion(upstream, {
     service: { namespace: "mpi-operator", name: "mpijob-conversion", port: 443, path: "/convert" },
     certificate: "mpi-operator/mpijob-conversion",
   });
-  expect(crd.spec.conversion.webhook.clientConfig).toEqual({ service: { namespace: "mpi-operator", name: "mpijob-conversion", port: 443, path: "/convert" } });
-  crd.spec.conversion.webhook.clientConfig = { url: `https://127.0.0.1:${hookPort}/convert`, caBundle: Buffer.from(caPem).toString("base64") };
+  expect(crd.spec.conversion.webhook.clientConfig).toEqual({
+    service: { namespace: "mpi-operator", name: "mpijob-conversion", port: 443, path: "/convert" },
+  });
+  crd.spec.conversion.webhook.clientConfig = {
+    url: `https://127.0.0.1:${hookPort}/convert`,
+    caBundle: Buffer.from(caPem).toString("base64"),
+  };
   return crd;
 }
 
@@ -121,7 +161,12 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mpijob-conversion-engine-"));
   const files = makeTestCertificates(dir);
   caPem = fs.readFileSync(files.caFile, "utf8");
-  const [started, api] = await Promise.all([startWebhook(files, (out) => { hookOutput += out; }), startApiServer()]);
+  const [started, api] = await Promise.all([
+    startWebhook(files, (out) => {
+      hookOutput += out;
+    }),
+    startApiServer(),
+  ]);
   hook = started.child;
   hookPort = started.port;
   server = api;
@@ -140,7 +185,9 @@ beforeAll(async () => {
   await ok("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
   // Both versions are served once discovery lists them (Established comes a moment before the handlers).
   for (const v of ["v1alpha1", "v2beta1"]) {
-    await waitFor(`kubeflow.org/${v} to be served`, async () => ((await server.request("GET", at(v as "v1alpha1"))).status === 200 ? true : undefined));
+    await waitFor(`kubeflow.org/${v} to be served`, async () =>
+      (await server.request("GET", at(v as "v1alpha1"))).status === 200 ? true : undefined,
+    );
   }
   timings.push(`CRD established and served at both versions: ${Date.now() - t1} ms`);
 });
@@ -235,7 +282,10 @@ describe("exec-api's v1alpha1 MPIJob through the real API server", () => {
     // A write at v1alpha1 is validated against the v1alpha1 schema only: the converted object the server
     // stores is not validated against v2beta1. A create at v2beta1 is, so the stored spec is sent again as one.
     const res = await server.request("POST", `${at("v2beta1")}?dryRun=All`, {
-      apiVersion: V2BETA1, kind: "MPIJob", metadata: { name: "d4p-openmpi-revalidated" }, spec: stored.spec,
+      apiVersion: V2BETA1,
+      kind: "MPIJob",
+      metadata: { name: "d4p-openmpi-revalidated" },
+      spec: stored.spec,
     });
     expect({ status: res.status, message: res.json?.message }).toEqual({ status: 201, message: undefined });
     expect(res.json.spec.mpiReplicaSpecs).toEqual(stored.spec.mpiReplicaSpecs);
@@ -269,7 +319,16 @@ describe("exec-api's v1alpha1 MPIJob through the real API server", () => {
   it("shows the operator's v2beta1 status to a v1alpha1 reader as launcherStatus", async () => {
     const current = await ok("GET", at("v2beta1", "d4p-openmpi"));
     const status = {
-      conditions: [{ type: "Created", status: "True", reason: "MPIJobCreated", message: "created", lastTransitionTime: "2026-08-20T10:00:01Z", lastUpdateTime: "2026-08-20T10:00:01Z" }],
+      conditions: [
+        {
+          type: "Created",
+          status: "True",
+          reason: "MPIJobCreated",
+          message: "created",
+          lastTransitionTime: "2026-08-20T10:00:01Z",
+          lastUpdateTime: "2026-08-20T10:00:01Z",
+        },
+      ],
       replicaStatuses: { Launcher: { active: 1 }, Worker: { active: 3 } },
       startTime: "2026-08-20T10:00:01Z",
     };
@@ -283,7 +342,11 @@ describe("exec-api's v1alpha1 MPIJob through the real API server", () => {
   });
 
   it("deletes at v1alpha1 (exec-api's call): 200, and it is gone at v2beta1", async () => {
-    const res = await server.request("DELETE", at("v1alpha1", "d4p-openmpi"), { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" });
+    const res = await server.request("DELETE", at("v1alpha1", "d4p-openmpi"), {
+      apiVersion: "v1",
+      kind: "DeleteOptions",
+      propagationPolicy: "Background",
+    });
     expect({ status: res.status, message: res.json?.message }).toEqual({ status: 200, message: undefined });
     expect((await server.request("GET", at("v2beta1", "d4p-openmpi"))).status).toBe(404);
     expect((await server.request("GET", at("v1alpha1", "d4p-openmpi"))).status).toBe(404);
@@ -338,7 +401,10 @@ describe("the API server's own schemas at both versions (what the unit tests' CR
     typo.metadata.name = "typo";
     typo.spec.replica = 3;
     const res = await server.request("POST", `${at("v1alpha1")}?dryRun=All&fieldValidation=Strict`, typo);
-    expect({ status: res.status, message: res.json?.message }).toEqual({ status: 400, message: expect.stringContaining('unknown field "spec.replica"') });
+    expect({ status: res.status, message: res.json?.message }).toEqual({
+      status: 400,
+      message: expect.stringContaining('unknown field "spec.replica"'),
+    });
   });
 
   it("stores a gpus job as valid v2beta1 (one worker per GPU), and refuses a typo in a v2beta1 replica spec", async () => {
@@ -351,7 +417,10 @@ describe("the API server's own schemas at both versions (what the unit tests' CR
     const typo = JSON.parse(JSON.stringify({ ...nativeJob, metadata: { name: "typo-v2" } }));
     typo.spec.mpiReplicaSpecs.Worker.replica = 2;
     const refused = await server.request("POST", `${at("v2beta1")}?dryRun=All&fieldValidation=Strict`, typo);
-    expect({ status: refused.status, message: refused.json?.message }).toEqual({ status: 400, message: expect.stringContaining('unknown field "spec.mpiReplicaSpecs.Worker.replica"') });
+    expect({ status: refused.status, message: refused.json?.message }).toEqual({
+      status: 400,
+      message: expect.stringContaining('unknown field "spec.mpiReplicaSpecs.Worker.replica"'),
+    });
   });
 });
 

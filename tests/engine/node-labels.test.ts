@@ -8,7 +8,14 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { SCRIPTS_DIR } from "../../components/host-step";
-import { labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, parseTaint, Taint, taintWords } from "../../components/node-settings";
+import {
+  labelWords,
+  MANAGED_LABELS_ANNOTATION,
+  MANAGED_TAINTS_ANNOTATION,
+  parseTaint,
+  Taint,
+  taintWords,
+} from "../../components/node-settings";
 import { engineDir } from "../../tools/engine/pulumi";
 import { ApiServer, startApiServer } from "./apiserver";
 
@@ -22,7 +29,11 @@ beforeAll(async () => {
   // Never another kubectl from PATH (the script's PATH keeps /usr/bin for its other tools).
   if (!fs.existsSync(KUBECTL)) throw new Error(`${KUBECTL} is missing: run bash tools/engine/build.sh`);
   server = await startApiServer();
-  const created = await server.request("POST", "/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: NODE, labels: { "kubernetes.io/hostname": NODE } } });
+  const created = await server.request("POST", "/api/v1/nodes", {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name: NODE, labels: { "kubernetes.io/hostname": NODE } },
+  });
   expect(created.status).toBe(201);
 });
 afterAll(() => server?.stop());
@@ -39,10 +50,16 @@ function nodeStep(labels: Record<string, string>, wanted: Taint[]): string {
     encoding: "utf8",
     env: {
       // HOME: kubectl keeps its discovery cache there (not in the working tree).
-      PATH: `${bin}:/usr/bin:/bin`, KUBECONFIG: server.kubeconfigPath, HOME: bin,
-      NODE_NAME: NODE, NODE_ROLE: "worker", NODE_POOL: "workers",
-      NODE_LABELS: labelWords(labels), NODE_TAINTS: taintWords(wanted),
-      MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION,
+      PATH: `${bin}:/usr/bin:/bin`,
+      KUBECONFIG: server.kubeconfigPath,
+      HOME: bin,
+      NODE_NAME: NODE,
+      NODE_ROLE: "worker",
+      NODE_POOL: "workers",
+      NODE_LABELS: labelWords(labels),
+      NODE_TAINTS: taintWords(wanted),
+      MANAGED_LABELS_ANNOTATION,
+      MANAGED_TAINTS_ANNOTATION,
     },
   });
   fs.rmSync(bin, { recursive: true });
@@ -58,16 +75,25 @@ async function node() {
 const taintTexts = (n: any) => (n.spec.taints ?? []).map((t: any) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`).sort();
 
 it("uses the kubectl of the pinned Kubernetes", () => {
-  const version = spawnSync(KUBECTL, ["version", "--client", "-o", "json"], { encoding: "utf8", env: { HOME: path.dirname(server.kubeconfigPath) } });
+  const version = spawnSync(KUBECTL, ["version", "--client", "-o", "json"], {
+    encoding: "utf8",
+    env: { HOME: path.dirname(server.kubeconfigPath) },
+  });
   expect(JSON.parse(version.stdout).clientVersion.gitVersion).toBe(server.version);
 });
 
 it("sets the pool label, the worker role, the pool's labels and taints, and records what it set", async () => {
-  nodeStep({ "example.org/gpu": "a100", "node.kubernetes.io/storage": "nvme" }, taints("example.org/gpu=true:NoSchedule", "dedicated:PreferNoSchedule"));
+  nodeStep(
+    { "example.org/gpu": "a100", "node.kubernetes.io/storage": "nvme" },
+    taints("example.org/gpu=true:NoSchedule", "dedicated:PreferNoSchedule"),
+  );
   const n = await node();
   expect(n.metadata.labels).toEqual({
-    "kubernetes.io/hostname": NODE, "dare.io/pool": "workers", "node-role.kubernetes.io/worker": "",
-    "example.org/gpu": "a100", "node.kubernetes.io/storage": "nvme",
+    "kubernetes.io/hostname": NODE,
+    "dare.io/pool": "workers",
+    "node-role.kubernetes.io/worker": "",
+    "example.org/gpu": "a100",
+    "node.kubernetes.io/storage": "nvme",
   });
   expect(taintTexts(n)).toEqual(["dedicated:PreferNoSchedule", "example.org/gpu=true:NoSchedule", NOT_READY]);
   expect(n.metadata.annotations[MANAGED_LABELS_ANNOTATION]).toBe("example.org/gpu,node.kubernetes.io/storage");
@@ -76,7 +102,10 @@ it("sets the pool label, the worker role, the pool's labels and taints, and reco
 
 it("a rerun writes nothing: the Node's resourceVersion stays", async () => {
   const before = (await node()).metadata.resourceVersion;
-  nodeStep({ "example.org/gpu": "a100", "node.kubernetes.io/storage": "nvme" }, taints("example.org/gpu=true:NoSchedule", "dedicated:PreferNoSchedule"));
+  nodeStep(
+    { "example.org/gpu": "a100", "node.kubernetes.io/storage": "nvme" },
+    taints("example.org/gpu=true:NoSchedule", "dedicated:PreferNoSchedule"),
+  );
   expect((await node()).metadata.resourceVersion).toBe(before);
 });
 
@@ -95,8 +124,11 @@ it("removes a label and a taint the configuration dropped, changes a taint's val
   expect(out).toMatch(/taint dedicated:PreferNoSchedule no longer configured: removed/);
   const after = await node();
   expect(after.metadata.labels).toEqual({
-    "kubernetes.io/hostname": NODE, "dare.io/pool": "workers", "node-role.kubernetes.io/worker": "",
-    "example.org/gpu": "h100", "example.org/owner": "ops",
+    "kubernetes.io/hostname": NODE,
+    "dare.io/pool": "workers",
+    "node-role.kubernetes.io/worker": "",
+    "example.org/gpu": "h100",
+    "example.org/owner": "ops",
   });
   expect(taintTexts(after)).toEqual(["example.org/gpu=false:NoSchedule", "example.org/maintenance:NoSchedule", NOT_READY]);
   expect(after.metadata.annotations[MANAGED_LABELS_ANNOTATION]).toBe("example.org/gpu");
@@ -109,7 +141,12 @@ it("with nothing configured, removes only its own; a label it set and someone re
   expect((await server.request("PUT", `/api/v1/nodes/${NODE}`, { ...n, metadata: { ...n.metadata, labels } })).status).toBe(200);
   nodeStep({}, []);
   const after = await node();
-  expect(after.metadata.labels).toEqual({ "kubernetes.io/hostname": NODE, "dare.io/pool": "workers", "node-role.kubernetes.io/worker": "", "example.org/owner": "ops" });
+  expect(after.metadata.labels).toEqual({
+    "kubernetes.io/hostname": NODE,
+    "dare.io/pool": "workers",
+    "node-role.kubernetes.io/worker": "",
+    "example.org/owner": "ops",
+  });
   expect(taintTexts(after)).toEqual(["example.org/maintenance:NoSchedule", NOT_READY]);
   expect(after.metadata.annotations[MANAGED_LABELS_ANNOTATION]).toBe("");
   expect(after.metadata.annotations[MANAGED_TAINTS_ANNOTATION]).toBe("");

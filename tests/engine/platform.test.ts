@@ -33,7 +33,9 @@ let ws: Workspace;
 let api: (method: string, p: string) => Promise<ApiResponse>;
 /** Whether the first up succeeded: the later tests build on it, and say so rather than run for nothing. */
 let upDone = false;
-const requireUp = () => { if (!upDone) throw new Error("the first up failed: see the first test"); };
+const requireUp = () => {
+  if (!upDone) throw new Error("the first up failed: see the first test");
+};
 
 const upArgs = ["--yes", "--skip-preview"];
 const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
@@ -52,24 +54,41 @@ async function programClient(): Promise<(method: string, p: string) => Promise<A
   const cluster = kubeconfig.clusters[0].cluster;
   const user = kubeconfig.users[0].user;
   const b64 = (s: string) => Buffer.from(s, "base64");
-  const agent = new https.Agent({ ca: b64(cluster["certificate-authority-data"]), cert: b64(user["client-certificate-data"]), key: b64(user["client-key-data"]) });
-  return (method, p) => new Promise((resolve, reject) => {
-    const req = https.request(`${cluster.server}${p}`, { method, agent, headers: { accept: "application/json" }, timeout: 60_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let json: unknown = text;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, json, warnings: [] });
-      });
-    });
-    req.on("error", reject);
-    req.end();
+  const agent = new https.Agent({
+    ca: b64(cluster["certificate-authority-data"]),
+    cert: b64(user["client-certificate-data"]),
+    key: b64(user["client-key-data"]),
   });
+  return (method, p) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(
+        `${cluster.server}${p}`,
+        { method, agent, headers: { accept: "application/json" }, timeout: 60_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let json: unknown = text;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              /* not JSON */
+            }
+            resolve({ status: res.statusCode ?? 0, json, warnings: [] });
+          });
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
 }
 
-interface StateResource { type: string; urn: string; outputs?: Record<string, any> }
+interface StateResource {
+  type: string;
+  urn: string;
+  outputs?: Record<string, any>;
+}
 const stateResources = async (): Promise<StateResource[]> =>
   (JSON.parse(await ws.ok(["stack", "export", "--show-secrets"])).deployment.resources ?? []) as StateResource[];
 
@@ -88,8 +107,13 @@ async function discovery(): Promise<Map<string, { plural: string; namespaced: bo
 
 /** `<op> <type>::<name>` of every step that changes something (the URN's type without its parents'). */
 const changed = (steps: Array<{ op: string; urn: string }>) =>
-  steps.filter((s) => s.op !== "same" && !s.urn.includes("pulumi:pulumi:Stack"))
-    .map((s) => { const [type, name] = s.urn.split("::").slice(-2); return `${s.op} ${type.split("$").pop()}::${name}`; }).sort();
+  steps
+    .filter((s) => s.op !== "same" && !s.urn.includes("pulumi:pulumi:Stack"))
+    .map((s) => {
+      const [type, name] = s.urn.split("::").slice(-2);
+      return `${s.op} ${type.split("$").pop()}::${name}`;
+    })
+    .sort();
 
 beforeAll(async () => {
   requireEngine();
@@ -97,11 +121,20 @@ beforeAll(async () => {
   const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-engine-key-"));
   const keyFile = path.join(keyDir, "dare-deployer");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dare-deployer", "-f", keyFile]);
-  hosts = await startHosts(NAMES, { authorizedKey: fs.readFileSync(`${keyFile}.pub`, "utf8").trim(), stubs: withControlPlane(bootstrapStubs(NAMES)) });
+  hosts = await startHosts(NAMES, {
+    authorizedKey: fs.readFileSync(`${keyFile}.pub`, "utf8").trim(),
+    stubs: withControlPlane(bootstrapStubs(NAMES)),
+  });
   installControlPlaneBinaries(hosts[0]);
-  ws = await workspace("platform", existingHostsStack({
-    hosts: hosts.map((h) => h.address), hostKeys: hosts.map((h) => h.hostPublicKey), chartMirror: mirror.url, skipAwait: true,
-  }));
+  ws = await workspace(
+    "platform",
+    existingHostsStack({
+      hosts: hosts.map((h) => h.address),
+      hostKeys: hosts.map((h) => h.hostPublicKey),
+      chartMirror: mirror.url,
+      skipAwait: true,
+    }),
+  );
   await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: fs.readFileSync(keyFile, "utf8") });
   fs.rmSync(keyDir, { recursive: true, force: true });
 });
@@ -118,7 +151,9 @@ it("first up: every layer is applied to the API server", async () => {
   const result = await timed("first up", () => ws.pulumi(["up", ...upArgs], { timeoutMs: 3_000_000 }));
   if (result.code !== 0) {
     const log = await hosts[0].exec(`tail -n 40 ${CONTROL_PLANE_LOGS}/kube-apiserver.log`);
-    throw new Error(`pulumi up exited ${result.code}:\n${result.stdout.slice(-20_000)}\n${result.stderr.slice(-5_000)}\nkube-apiserver:\n${log.stdout}`);
+    throw new Error(
+      `pulumi up exited ${result.code}:\n${result.stdout.slice(-20_000)}\n${result.stderr.slice(-5_000)}\nkube-apiserver:\n${log.stdout}`,
+    );
   }
   upDone = true;
   api = await programClient();
@@ -126,11 +161,20 @@ it("first up: every layer is applied to the API server", async () => {
 
   // Every CRD established, those of every layer among them.
   const crds = (await api("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")).json.items as any[];
-  const notEstablished = crds.filter((c) => !(c.status?.conditions ?? []).some((k: any) => k.type === "Established" && k.status === "True"));
+  const notEstablished = crds.filter(
+    (c) => !(c.status?.conditions ?? []).some((k: any) => k.type === "Established" && k.status === "True"),
+  );
   expect(notEstablished.map((c) => c.metadata.name)).toEqual([]);
   const names = crds.map((c) => c.metadata.name);
-  for (const crd of ["ingressroutes.traefik.io", "cephclusters.ceph.rook.io", "certificates.cert-manager.io", "clusters.postgresql.cnpg.io",
-    "prometheusrules.monitoring.coreos.com", "mpijobs.kubeflow.org"]) expect(names).toContain(crd);
+  for (const crd of [
+    "ingressroutes.traefik.io",
+    "cephclusters.ceph.rook.io",
+    "certificates.cert-manager.io",
+    "clusters.postgresql.cnpg.io",
+    "prometheusrules.monitoring.coreos.com",
+    "mpijobs.kubeflow.org",
+  ])
+    expect(names).toContain(crd);
 
   // Every Kubernetes object of the state stored in the API server.
   const resources = await stateResources();
@@ -141,7 +185,10 @@ it("first up: every layer is applied to the API server", async () => {
     const o = r.outputs;
     if (!r.type.startsWith("kubernetes:") || !o?.apiVersion || !o?.kind || !o?.metadata?.name) continue;
     const kind = kinds.get(`${o.apiVersion}/${o.kind}`);
-    if (!kind) { missing.push(`${o.apiVersion} ${o.kind} (not served)`); continue; }
+    if (!kind) {
+      missing.push(`${o.apiVersion} ${o.kind} (not served)`);
+      continue;
+    }
     const base = o.apiVersion === "v1" ? "/api/v1" : `/apis/${o.apiVersion}`;
     const ns = kind.namespaced ? `/namespaces/${o.metadata.namespace ?? "default"}` : "";
     const got = await api("GET", `${base}${ns}/${kind.plural}/${o.metadata.name}`);
@@ -155,7 +202,10 @@ it("first up: every layer is applied to the API server", async () => {
   const releases = resources.filter((r) => r.type === "kubernetes:helm.sh/v3:Release").map((r) => r.outputs!);
   expect(releases.length).toBeGreaterThan(5);
   const secrets = (await api("GET", "/api/v1/secrets?labelSelector=owner%3Dhelm")).json.items as any[];
-  const deployed = secrets.filter((s) => s.metadata.labels.status === "deployed").map((s) => `${s.metadata.namespace}/${s.metadata.labels.name}`).sort();
+  const deployed = secrets
+    .filter((s) => s.metadata.labels.status === "deployed")
+    .map((s) => `${s.metadata.namespace}/${s.metadata.labels.name}`)
+    .sort();
   expect(deployed).toEqual(releases.map((r) => `${r.namespace}/${r.name}`).sort());
   for (const r of releases) expect(r.status?.status).toBe("deployed");
 });

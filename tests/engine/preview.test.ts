@@ -15,7 +15,10 @@ jest.setTimeout(600_000);
 
 let mirror: { url: string; close: () => Promise<void> };
 let ws: Workspace;
-let preview: { steps: Array<{ op: string; urn: string; newState?: { type: string } }>; diagnostics?: Array<{ severity: string; message: string }> };
+let preview: {
+  steps: Array<{ op: string; urn: string; newState?: { type: string } }>;
+  diagnostics?: Array<{ severity: string; message: string }>;
+};
 
 beforeAll(async () => {
   requireEngine();
@@ -33,7 +36,8 @@ afterAll(async () => {
 });
 
 /** What both sides declare: every resource but the stack itself and the engine's default providers. */
-const declared = (urns: string[]) => urns.filter((u) => !u.includes("::pulumi:pulumi:Stack::") && !/::pulumi:providers:[^:]+::default/.test(u)).sort();
+const declared = (urns: string[]) =>
+  urns.filter((u) => !u.includes("::pulumi:pulumi:Stack::") && !/::pulumi:providers:[^:]+::default/.test(u)).sort();
 
 it("previews the whole program for existing hosts without an error", () => {
   const errors = (preview.diagnostics ?? []).filter((d) => d.severity === "error");
@@ -41,8 +45,14 @@ it("previews the whole program for existing hosts without an error", () => {
   const creates = preview.steps.filter((s) => s.op === "create");
   expect(creates.length).toBeGreaterThan(150);
   const types = new Set(creates.map((s) => s.newState?.type));
-  for (const type of ["command:remote:Command", "tls:index/privateKey:PrivateKey", "random:index/randomPassword:RandomPassword",
-    "kubernetes:helm.sh/v3:Release", "kubernetes:core/v1:Namespace", "pulumi:providers:kubernetes"]) {
+  for (const type of [
+    "command:remote:Command",
+    "tls:index/privateKey:PrivateKey",
+    "random:index/randomPassword:RandomPassword",
+    "kubernetes:helm.sh/v3:Release",
+    "kubernetes:core/v1:Namespace",
+    "pulumi:providers:kubernetes",
+  ]) {
     expect({ type, previewed: types.has(type) }).toEqual({ type, previewed: true });
   }
 });
@@ -51,8 +61,12 @@ it("declares exactly the resources the render declares for the same configuratio
   const stackFile = path.join(ws.dir, "Pulumi.engine.yaml");
   const rendered = render("engine", ["--stack-file", stackFile]);
   expect(rendered.stderr).toBe("");
-  const renderUrns = declared(JSON.parse(fs.readFileSync(path.join(rendered.dir, "resources.json"), "utf8")).map((r: { urn: string }) => r.urn));
+  const renderUrns = declared(
+    JSON.parse(fs.readFileSync(path.join(rendered.dir, "resources.json"), "utf8")).map((r: { urn: string }) => r.urn),
+  );
   const previewUrns = declared(preview.steps.map((s) => s.urn));
-  expect({ onlyInPreview: previewUrns.filter((u) => !renderUrns.includes(u)), onlyInRender: renderUrns.filter((u) => !previewUrns.includes(u)) })
-    .toEqual({ onlyInPreview: [], onlyInRender: [] });
+  expect({
+    onlyInPreview: previewUrns.filter((u) => !renderUrns.includes(u)),
+    onlyInRender: renderUrns.filter((u) => !previewUrns.includes(u)),
+  }).toEqual({ onlyInPreview: [], onlyInRender: [] });
 });

@@ -31,8 +31,12 @@ const running: ChildProcess[] = [];
 const members = [0, 1, 2].map((i) => ({ name: `cp-${i}`, ip: `127.0.0.${i + 1}`, root: path.join(dir, `cp-${i}`) }));
 
 function sh(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  return spawnSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], cwd: options.cwd,
-    env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, ...options.env } });
+  return spawnSync(command, args, {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    cwd: options.cwd,
+    env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, ...options.env },
+  });
 }
 function ok(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): string {
   const r = sh(command, args, options);
@@ -46,18 +50,76 @@ function openssl(args: string[]): void {
   ok("openssl", args, { cwd: pki });
 }
 function cert(name: string, subject: string, usage: string, sans?: string): void {
-  openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject]);
-  fs.writeFileSync(path.join(pki, `${name}.ext`), [
-    "basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment", `extendedKeyUsage=${usage}`,
-    ...(sans ? [`subjectAltName=${sans}`] : []), ""].join("\n"));
-  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`]);
+  openssl([
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    subject,
+  ]);
+  fs.writeFileSync(
+    path.join(pki, `${name}.ext`),
+    [
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      `extendedKeyUsage=${usage}`,
+      ...(sans ? [`subjectAltName=${sans}`] : []),
+      "",
+    ].join("\n"),
+  );
+  openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    `${name}.ext`,
+    "-out",
+    `${name}.crt`,
+  ]);
 }
 
 /** kubeadm's etcd PKI (/etc/kubernetes/pki/etcd): CA, server and peer certificates, the healthcheck client. */
 function makePki(): void {
   fs.mkdirSync(pki);
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-    "-days", "2", "-sha256", "-subj", "/CN=etcd-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    "-sha256",
+    "-subj",
+    "/CN=etcd-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   const sans = ["DNS:localhost", ...members.map((m) => `IP:${m.ip}`)].join(",");
   cert("server", "/CN=etcd-server", "serverAuth,clientAuth", sans);
   cert("peer", "/CN=etcd-peer", "serverAuth,clientAuth", sans);
@@ -68,15 +130,25 @@ function makePki(): void {
 function startEtcd(m: { name: string; ip: string; root: string }, initialCluster: string): ChildProcess {
   const p = (f: string) => path.join(pki, f);
   const args = [
-    `--name=${m.name}`, `--data-dir=${path.join(m.root, "var/lib/etcd")}`,
+    `--name=${m.name}`,
+    `--data-dir=${path.join(m.root, "var/lib/etcd")}`,
     // kubeadm adds https://127.0.0.1:2379 on every host; the three "hosts" here share one loopback, where cp-0 has it.
     `--listen-client-urls=https://${m.ip}:2379`,
     `--advertise-client-urls=https://${m.ip}:2379`,
-    `--listen-peer-urls=https://${m.ip}:2380`, `--initial-advertise-peer-urls=https://${m.ip}:2380`,
+    `--listen-peer-urls=https://${m.ip}:2380`,
+    `--initial-advertise-peer-urls=https://${m.ip}:2380`,
     `--initial-cluster=${initialCluster}`,
-    `--cert-file=${p("server.crt")}`, `--key-file=${p("server.key")}`, `--trusted-ca-file=${p("ca.crt")}`, "--client-cert-auth=true",
-    `--peer-cert-file=${p("peer.crt")}`, `--peer-key-file=${p("peer.key")}`, `--peer-trusted-ca-file=${p("ca.crt")}`, "--peer-client-cert-auth=true",
-    "--snapshot-count=10000", "--unsafe-no-fsync", "--log-level=warn",
+    `--cert-file=${p("server.crt")}`,
+    `--key-file=${p("server.key")}`,
+    `--trusted-ca-file=${p("ca.crt")}`,
+    "--client-cert-auth=true",
+    `--peer-cert-file=${p("peer.crt")}`,
+    `--peer-key-file=${p("peer.key")}`,
+    `--peer-trusted-ca-file=${p("ca.crt")}`,
+    "--peer-client-cert-auth=true",
+    "--snapshot-count=10000",
+    "--unsafe-no-fsync",
+    "--log-level=warn",
   ];
   const fd = fs.openSync(path.join(dir, `${m.name}.log`), "a");
   const child = spawn("ip", inNs(["setpriv", "--pdeathsig", "KILL", "--", path.join(bin, "etcd"), ...args]), { stdio: ["ignore", fd, fd] });
@@ -89,15 +161,29 @@ async function stopEtcd(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.once("exit", () => { clearTimeout(t); resolve(); });
+    child.once("exit", () => {
+      clearTimeout(t);
+      resolve();
+    });
     child.kill("SIGTERM");
   });
 }
 
 /** etcdctl in the namespace with the healthcheck client certificate (kubeadm's, as the CronJob uses it). */
 function etcdctl(ip: string, args: string[]) {
-  return sh("ip", inNs([path.join(bin, "etcdctl"), `--endpoints=https://${ip}:2379`, `--cacert=${pki}/ca.crt`,
-    `--cert=${pki}/healthcheck-client.crt`, `--key=${pki}/healthcheck-client.key`, "--dial-timeout=2s", "--command-timeout=5s", ...args]));
+  return sh(
+    "ip",
+    inNs([
+      path.join(bin, "etcdctl"),
+      `--endpoints=https://${ip}:2379`,
+      `--cacert=${pki}/ca.crt`,
+      `--cert=${pki}/healthcheck-client.crt`,
+      `--key=${pki}/healthcheck-client.key`,
+      "--dial-timeout=2s",
+      "--command-timeout=5s",
+      ...args,
+    ]),
+  );
 }
 
 async function healthy(ip: string, child: ChildProcess, log: string): Promise<void> {
@@ -158,7 +244,10 @@ describe("etcd snapshot and restore (etcd v3.6.8)", () => {
     const command: string[] = snapshot.command.map((a: string) => a.split(ETCD_PKI).join(pki).split("/staging").join(staging));
     expect(command[0]).toBe("etcdctl");
     const env = Object.fromEntries(snapshot.env.map((e: any) => [e.name, e.value]));
-    const saved = sh("ip", inNs(["env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(bin, command[0]), ...command.slice(1)]));
+    const saved = sh(
+      "ip",
+      inNs(["env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(bin, command[0]), ...command.slice(1)]),
+    );
     expect({ status: saved.status, stderr: saved.stderr }).toMatchObject({ status: 0 });
 
     expect(etcdctl(first.ip, ["put", "/registry/dare/after", "written after the snapshot"]).status).toBe(0);
@@ -179,7 +268,12 @@ describe("etcd snapshot and restore (etcd v3.6.8)", () => {
     expect(snapshotFile).toBeDefined();
     const section = runbookSection("Restore etcd");
     const time = /^etcd-(.*)\.db$/.exec(snapshotFile)![1];
-    const places = Object.fromEntries(members.flatMap((m, i) => [[`cp-${i}`, m.name], [`ip-${i}`, m.ip]]));
+    const places = Object.fromEntries(
+      members.flatMap((m, i) => [
+        [`cp-${i}`, m.name],
+        [`ip-${i}`, m.ip],
+      ]),
+    );
 
     // Step 1: check the snapshot.
     const status = onHost(members[0].root, fill(theCommand(section, /^etcdutl snapshot status/), { time }), backup);
@@ -204,7 +298,8 @@ describe("etcd snapshot and restore (etcd v3.6.8)", () => {
       expect(fs.existsSync(path.join(m.root, "var/lib/etcd"))).toBe(false);
       // Step 3: on each host in turn, as an operator goes from one to the next (a second or more apart).
       if (i > 0) await new Promise((r) => setTimeout(r, 1100));
-      for (const line of commands(restore)) onHost(m.root, fill(line, { time, name: m.name, ip: m.ip, ...places, token: "dare-restore-test" }), here);
+      for (const line of commands(restore))
+        onHost(m.root, fill(line, { time, name: m.name, ip: m.ip, ...places, token: "dare-restore-test" }), here);
       // Step 4: manifests back.
       onHost(m.root, putBack, here);
       expect(fs.readdirSync(path.join(m.root, "etc/kubernetes/manifests")).sort()).toEqual(["etcd.yaml", "kube-apiserver.yaml"]);
@@ -217,13 +312,21 @@ describe("etcd snapshot and restore (etcd v3.6.8)", () => {
 
     for (const m of members) {
       const before = etcdctl(m.ip, ["get", "/registry/dare/before", "--print-value-only"]);
-      expect({ member: m.name, value: before.stdout.trim(), stderr: before.stderr }).toEqual({ member: m.name, value: "written before the snapshot", stderr: "" });
+      expect({ member: m.name, value: before.stdout.trim(), stderr: before.stderr }).toEqual({
+        member: m.name,
+        value: "written before the snapshot",
+        stderr: "",
+      });
       const after = etcdctl(m.ip, ["get", "/registry/dare/after", "--print-value-only"]);
       expect({ member: m.name, value: after.stdout.trim(), status: after.status }).toEqual({ member: m.name, value: "", status: 0 });
     }
     const list = etcdctl(members[0].ip, ["member", "list", "-w", "json"]);
     expect(list.status).toBe(0);
-    expect(JSON.parse(list.stdout).members.map((x: any) => x.name).sort()).toEqual(members.map((m) => m.name));
+    expect(
+      JSON.parse(list.stdout)
+        .members.map((x: any) => x.name)
+        .sort(),
+    ).toEqual(members.map((m) => m.name));
     // One cluster: a write on one member is read on another.
     expect(etcdctl(members[1].ip, ["put", "/registry/dare/restored", "yes"]).status).toBe(0);
     expect(etcdctl(members[2].ip, ["get", "/registry/dare/restored", "--print-value-only", "--consistency=l"]).stdout.trim()).toBe("yes");

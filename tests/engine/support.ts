@@ -47,7 +47,11 @@ export interface Workspace {
  * A new workspace with Pulumi.yaml (or `projectYaml`) and `stackYaml` as Pulumi.<stack>.yaml, its stack
  * created in a fresh file:// backend under the workspace.
  */
-export async function workspace(stack: string, stackYaml: string, projectYaml = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")): Promise<Workspace> {
+export async function workspace(
+  stack: string,
+  stackYaml: string,
+  projectYaml = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"),
+): Promise<Workspace> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `dare-engine-${stack}-`));
   fs.mkdirSync(path.join(dir, "state"));
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), projectYaml);
@@ -61,20 +65,28 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
     // ts-node reads the project's tsconfig, not one in the workspace.
     TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
   };
-  const run = (args: string[], { timeoutMs = 600_000, stdin }: RunOptions = {}): Promise<CliResult> => new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--require", TS_NODE, HARNESS, ...args, "--stack", stack, "--non-interactive"], { cwd: dir, env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => { stdout += d; });
-    child.stderr.on("data", (d) => { stderr += d; });
-    child.stdin.end(stdin ?? "");
-    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+  const run = (args: string[], { timeoutMs = 600_000, stdin }: RunOptions = {}): Promise<CliResult> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ["--require", TS_NODE, HARNESS, ...args, "--stack", stack, "--non-interactive"], {
+        cwd: dir,
+        env,
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => {
+        stdout += d;
+      });
+      child.stderr.on("data", (d) => {
+        stderr += d;
+      });
+      child.stdin.end(stdin ?? "");
+      const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+      child.on("error", reject);
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
     });
-  });
   // Local files the program names relative to the project directory (the MPIJob CRD's ConfigFile), which
   // its providers read from their working directory, the workspace: the workspace holds the project's tree.
   fs.symlinkSync(path.join(ROOT, "components"), path.join(dir, "components"));
@@ -88,7 +100,10 @@ export async function workspace(stack: string, stackYaml: string, projectYaml = 
       return result.stdout;
     },
     config: async () => {
-      const entries = JSON.parse(await ws.ok(["config", "--json", "--show-secrets"])) as Record<string, { value?: string; objectValue?: unknown }>;
+      const entries = JSON.parse(await ws.ok(["config", "--json", "--show-secrets"])) as Record<
+        string,
+        { value?: string; objectValue?: unknown }
+      >;
       return Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, v.objectValue ?? v.value]));
     },
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
@@ -113,13 +128,24 @@ export async function serveChartMirror(): Promise<{ url: string; close: () => Pr
   if (!fs.existsSync(path.join(root, "index.yaml"))) throw new Error(`no Helm chart mirror at ${root} (see README, "The engine tier")`);
   const unpacked = new Map<string, Map<string, Buffer>>();
   // `<chart>-<version>/<path in chart>` -> a ../shared/crds file whose upstream path is charts/<chart>/<path> at tag <version>.
-  const sharedCrds = new Map((JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8")) as
-    Array<{ path: string; upstream_ref: string; upstream_path: string }>).flatMap((f) => {
-    const m = /^charts\/([^/]+)\/(.+)$/.exec(f.upstream_path);
-    return m ? [[`${m[1]}-${f.upstream_ref.replace(/^tag /, "")}/${m[2]}`, path.join(sharedDir(), "crds", f.path)] as [string, string]] : [];
-  }));
+  const sharedCrds = new Map(
+    (
+      JSON.parse(fs.readFileSync(path.join(sharedDir(), "crds", "index.json"), "utf8")) as Array<{
+        path: string;
+        upstream_ref: string;
+        upstream_path: string;
+      }>
+    ).flatMap((f) => {
+      const m = /^charts\/([^/]+)\/(.+)$/.exec(f.upstream_path);
+      return m
+        ? [[`${m[1]}-${f.upstream_ref.replace(/^tag /, "")}/${m[2]}`, path.join(sharedDir(), "crds", f.path)] as [string, string]]
+        : [];
+    }),
+  );
   const server = http.createServer((req, res) => {
-    const parts = decodeURIComponent((req.url ?? "/").split("?")[0]).split("/").filter((p) => p && p !== "..");
+    const parts = decodeURIComponent((req.url ?? "/").split("?")[0])
+      .split("/")
+      .filter((p) => p && p !== "..");
     const archive = parts.length > 1 ? path.join(root, `${parts[0]}.tgz`) : undefined;
     if (archive && fs.existsSync(archive)) {
       if (!unpacked.has(archive)) unpacked.set(archive, untgz(archive));
@@ -153,5 +179,6 @@ export async function serveChartMirror(): Promise<{ url: string; close: () => Pr
 /** Whether tools/engine/build.sh has assembled the engine (npm run test:engine does that first). */
 export function requireEngine(): void {
   const cli = path.join(engineDir(), "bin", "pulumi");
-  if (!fs.existsSync(cli)) throw new Error(`no engine at ${cli}: run the engine tier with npm run test:engine (it builds the engine first)`);
+  if (!fs.existsSync(cli))
+    throw new Error(`no engine at ${cli}: run the engine tier with npm run test:engine (it builds the engine first)`);
 }

@@ -28,10 +28,12 @@ let mirror: { url: string; close: () => Promise<void> };
 let ws: Workspace;
 
 const upArgs = ["--yes", "--skip-preview"];
-const previewJson = async () => JSON.parse(await ws.ok(["preview", "--json"])) as
-  { steps: Array<{ op: string; urn: string }> };
+const previewJson = async () => JSON.parse(await ws.ok(["preview", "--json"])) as { steps: Array<{ op: string; urn: string }> };
 const changed = (steps: Array<{ op: string; urn: string }>) =>
-  steps.filter((s) => s.op !== "same" && !s.urn.includes("pulumi:pulumi:Stack")).map((s) => `${s.op} ${s.urn.split("::").pop()}`).sort();
+  steps
+    .filter((s) => s.op !== "same" && !s.urn.includes("pulumi:pulumi:Stack"))
+    .map((s) => `${s.op} ${s.urn.split("::").pop()}`)
+    .sort();
 const calls = (i: number) => readStubCalls(hosts[i]).catch(() => [] as string[]);
 
 beforeAll(async () => {
@@ -43,7 +45,15 @@ beforeAll(async () => {
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dare-deployer", "-f", keyFile]);
   hosts = await startHosts(NAMES, { authorizedKey: fs.readFileSync(`${keyFile}.pub`, "utf8").trim(), stubs: bootstrapStubs(NAMES) });
   // Host names in the stack are cp-0, w-0…; the namespaces' names carry the run prefix.
-  ws = await workspace("engine", existingHostsStack({ hosts: hosts.slice(0, 3).map((h) => h.address), hostKeys: hosts.slice(0, 3).map((h) => h.hostPublicKey), chartMirror: mirror.url, stopAfter: "bootstrap" }));
+  ws = await workspace(
+    "engine",
+    existingHostsStack({
+      hosts: hosts.slice(0, 3).map((h) => h.address),
+      hostKeys: hosts.slice(0, 3).map((h) => h.hostPublicKey),
+      chartMirror: mirror.url,
+      stopAfter: "bootstrap",
+    }),
+  );
   // As the README says: from the file, through stdin, never on a command line.
   await ws.ok(["config", "set", "--secret", "sshPrivateKey"], { stdin: fs.readFileSync(keyFile, "utf8") });
   fs.rmSync(keyDir, { recursive: true, force: true });
@@ -73,8 +83,9 @@ it("the admin kubeconfig's certificate is renewed by `pulumi up` within dare:cer
   // The state is moved in time: the certificate's recorded end of validity set 91, then 89 days ahead.
   const expiringIn = async (days: number) => {
     const state = JSON.parse(await ws.ok(["stack", "export"]));
-    const admin = state.deployment.resources.filter((r: { type: string; urn: string }) =>
-      r.type === "tls:index/locallySignedCert:LocallySignedCert" && r.urn.endsWith("-admin"));
+    const admin = state.deployment.resources.filter(
+      (r: { type: string; urn: string }) => r.type === "tls:index/locallySignedCert:LocallySignedCert" && r.urn.endsWith("-admin"),
+    );
     expect(admin).toHaveLength(1);
     admin[0].outputs.validityEndTime = new Date(Date.now() + days * 86400_000).toISOString().replace(/\.\d+Z$/, "Z");
     const file = path.join(ws.dir, "state.json");
@@ -111,16 +122,25 @@ it("one more worker: only the new host's steps, and a fresh join token", async (
   // Its SSH host key, as an operator reads it on the host's console.
   await ws.ok(["config", "set", "--path", "hosts[3].hostKey", hosts[3].hostPublicKey]);
   const plan = changed((await previewJson()).steps);
-  expect(plan).toEqual([
-    "create k8s-w-2-join", "create k8s-w-2-prepare", "create k8s-w-2-upgrade", "create k8s-cp-0-node-w-2",
-    // Its kubelet's drop-in configuration, before its join.
-    "create k8s-w-2-kubelet-config",
-    // It holds a disk: the steps that take its OSD out of Ceph before it leaves.
-    "create k8s-cp-0-osd-w-2", "create k8s-cp-0-osd-w-2-disk-0",
-    // Its upgrade's drain and uncordon, and the approval of its kubelet's serving certificate, on the control plane.
-    "create k8s-cp-0-upgrade-drain-w-2", "create k8s-cp-0-upgrade-uncordon-w-2", "create k8s-cp-0-kubelet-serving-w-2",
-    "replace k8s-cp-0-token", "replace k8s-cp-0-token-revoke",
-  ].sort());
+  expect(plan).toEqual(
+    [
+      "create k8s-w-2-join",
+      "create k8s-w-2-prepare",
+      "create k8s-w-2-upgrade",
+      "create k8s-cp-0-node-w-2",
+      // Its kubelet's drop-in configuration, before its join.
+      "create k8s-w-2-kubelet-config",
+      // It holds a disk: the steps that take its OSD out of Ceph before it leaves.
+      "create k8s-cp-0-osd-w-2",
+      "create k8s-cp-0-osd-w-2-disk-0",
+      // Its upgrade's drain and uncordon, and the approval of its kubelet's serving certificate, on the control plane.
+      "create k8s-cp-0-upgrade-drain-w-2",
+      "create k8s-cp-0-upgrade-uncordon-w-2",
+      "create k8s-cp-0-kubelet-serving-w-2",
+      "replace k8s-cp-0-token",
+      "replace k8s-cp-0-token-revoke",
+    ].sort(),
+  );
   await ws.ok(["up", ...upArgs]);
   expect(await calls(3)).toContainEqual("kubeadm join --config /etc/kubernetes/dare/kubeadm-join.yaml");
 });
@@ -139,13 +159,20 @@ it("a pool's label, taint and kubelet setting and an API server flag: only the s
   await ws.ok(["config", "set", "--path", "nodes.pools[0].kubelet.maxPods", "150"]);
   await ws.ok(["config", "set", "--path", "controlPlaneExtraArgs.apiServer.service-node-port-range", "30000-32000"]);
   const plan = changed((await previewJson()).steps);
-  expect(plan).toEqual([
-    // The configurations kubeadm init and join were given (guarded: they do not run again).
-    "update k8s-cp-0-init", "update k8s-w-0-join", "update k8s-w-1-join",
-    // What applies them: labels and taints from the control plane, each worker's kubelet, the control plane's manifests.
-    "update k8s-cp-0-node-w-0", "update k8s-cp-0-node-w-1", "update k8s-w-0-kubelet-config", "update k8s-w-1-kubelet-config",
-    "update k8s-cp-0-control-plane",
-  ].sort());
+  expect(plan).toEqual(
+    [
+      // The configurations kubeadm init and join were given (guarded: they do not run again).
+      "update k8s-cp-0-init",
+      "update k8s-w-0-join",
+      "update k8s-w-1-join",
+      // What applies them: labels and taints from the control plane, each worker's kubelet, the control plane's manifests.
+      "update k8s-cp-0-node-w-0",
+      "update k8s-cp-0-node-w-1",
+      "update k8s-w-0-kubelet-config",
+      "update k8s-w-1-kubelet-config",
+      "update k8s-cp-0-control-plane",
+    ].sort(),
+  );
   await Promise.all(hosts.map((h) => h.exec("rm -f /var/log/dare-stub-calls.log")));
   await ws.ok(["up", ...upArgs]);
   const cp = (await calls(0)).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""));

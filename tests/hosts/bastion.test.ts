@@ -27,17 +27,23 @@ beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: bootstrapStubs(NAMES) });
   const jump = byName("bj-0");
   // Only the jump key logs in to the jump host.
-  const pub = (await jump.exec(`printf '%s' '${JUMP_KEY}' > /tmp/k && chmod 600 /tmp/k && ssh-keygen -y -f /tmp/k && rm /tmp/k`)).stdout.trim();
+  const pub = (
+    await jump.exec(`printf '%s' '${JUMP_KEY}' > /tmp/k && chmod 600 /tmp/k && ssh-keygen -y -f /tmp/k && rm /tmp/k`)
+  ).stdout.trim();
   await jump.writeFile(`/home/${jump.user}/.ssh/authorized_keys`, `${pub}\n`, { mode: 0o600, owner: jump.user });
   // The cluster hosts' sshd answers the jump host only (the real nft: the hosts' own is a recording stand-in).
   for (const name of ["bj-1", "bj-2"]) {
-    const r = await byName(name).exec("/usr/sbin/nft add table inet jump_only && " +
-      "/usr/sbin/nft add chain inet jump_only input '{ type filter hook input priority 0; policy accept; }' && " +
-      `/usr/sbin/nft add rule inet jump_only input tcp dport 22 ip saddr != ${jump.address} reject with tcp reset`);
+    const r = await byName(name).exec(
+      "/usr/sbin/nft add table inet jump_only && " +
+        "/usr/sbin/nft add chain inet jump_only input '{ type filter hook input priority 0; policy accept; }' && " +
+        `/usr/sbin/nft add rule inet jump_only input tcp dport 22 ip saddr != ${jump.address} reject with tcp reset`,
+    );
     if (r.code !== 0) throw new Error(`nft on ${name}: ${r.stderr}`);
   }
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 const spec = [{ name: "bj-1", controlPlane: true }, { name: "bj-2" }];
 
@@ -52,10 +58,18 @@ it("sends every step through the jump host, pinned, with its own key, and the st
   const steps = await program(CLUSTER, hosts, spec, "1.36.4", { bastion: { host: byName("bj-0"), privateKey: JUMP_KEY } });
   expect(steps.length).toBeGreaterThan(0);
   for (const step of steps) {
-    expect({ step: step.name, proxy: step.proxy }).toEqual({ step: step.name, proxy: {
-      host: byName("bj-0").address, port: 22, user: byName("bj-0").user, hostKey: keyOnly(byName("bj-0").hostPublicKey), privateKey: JUMP_KEY,
-      dialErrorLimit: 30, perDialTimeout: 15,
-    } });
+    expect({ step: step.name, proxy: step.proxy }).toEqual({
+      step: step.name,
+      proxy: {
+        host: byName("bj-0").address,
+        port: 22,
+        user: byName("bj-0").user,
+        hostKey: keyOnly(byName("bj-0").hostPublicKey),
+        privateKey: JUMP_KEY,
+        dialErrorLimit: 30,
+        perDialTimeout: 15,
+      },
+    });
   }
   // Each host's preparation, as the provider would run it: through the jump host, to the host's own pinned key.
   for (const name of ["bj-1", "bj-2"]) {
@@ -67,8 +81,16 @@ it("sends every step through the jump host, pinned, with its own key, and the st
 });
 
 it("a host with viaBastion: false is dialled directly, and a jump host answering with another key is refused", async () => {
-  const steps = await program(CLUSTER, hosts, [{ name: "bj-1", controlPlane: true }, { name: "bj-0", viaBastion: false }], "1.36.4",
-    { bastion: { host: byName("bj-0"), privateKey: JUMP_KEY, hostKey: byName("bj-2").hostPublicKey } });
+  const steps = await program(
+    CLUSTER,
+    hosts,
+    [
+      { name: "bj-1", controlPlane: true },
+      { name: "bj-0", viaBastion: false },
+    ],
+    "1.36.4",
+    { bastion: { host: byName("bj-0"), privateKey: JUMP_KEY, hostKey: byName("bj-2").hostPublicKey } },
+  );
   expect(steps.filter((s) => s.host === "bj-0").every((s) => s.proxy === undefined)).toBe(true);
   const behind = steps.find((s) => s.name === "k8s-bj-1-prepare")!;
   expect(behind.proxy!.hostKey).toBe(keyOnly(byName("bj-2").hostPublicKey));

@@ -32,27 +32,54 @@ const byName = (name: string) => hosts.find((h) => h.name === name)!;
 beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: SSH_KEY.publicKeyOpenssh, stubs: STUBS });
 });
-afterAll(async () => { await stopHosts(hosts); });
-
-
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 /** The program for these hosts (the first `controlPlanes` are control planes), its steps in dependency order. */
-async function program(names: string[], { controlPlanes = 1, version = "1.36.4", keys = undefined as string[] | undefined } = {}): Promise<Step[]> {
+async function program(
+  names: string[],
+  { controlPlanes = 1, version = "1.36.4", keys = undefined as string[] | undefined } = {},
+): Promise<Step[]> {
   const isControlPlane = (i: number) => i < controlPlanes;
-  const nodes: ClusterNode[] = names.map((name, i) => ({ name, role: isControlPlane(i) ? "control-plane" : "worker", pool: isControlPlane(i) ? "control-plane" : "workers" }));
+  const nodes: ClusterNode[] = names.map((name, i) => ({
+    name,
+    role: isControlPlane(i) ? "control-plane" : "worker",
+    pool: isControlPlane(i) ? "control-plane" : "workers",
+  }));
   const resources: RecordedResource[] = await runMocked(() => {
     const infra = new Infrastructure(CLUSTER, {
-      provider: "existing", clusterName: CLUSTER, nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
+      provider: "existing",
+      clusterName: CLUSTER,
+      nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
       hosts: names.map((name, i) => ({
-        name, role: isControlPlane(i) ? "control-plane" : "workers", address: byName(name).address, privateAddress: byName(name).address,
-        user: byName(name).user, port: 22, disks: [], hostKey: byName(name).hostPublicKey,
+        name,
+        role: isControlPlane(i) ? "control-plane" : "workers",
+        address: byName(name).address,
+        privateAddress: byName(name).address,
+        user: byName(name).user,
+        port: 22,
+        disks: [],
+        hostKey: byName(name).hostPublicKey,
       })),
-      network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
+      network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" },
+      adminCidrs: ["10.213.0.0/24"],
+      image: "-",
+      sshUser: "dare",
+      apiLoadBalancer: false,
     });
     new KubernetesCluster(CLUSTER, {
-      nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: version, network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" }, clusterName: CLUSTER,
-      adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false, secretsEncryptionKeys: keys,
+      nodes,
+      hosts: infra.hostByName,
+      apiServer: infra.apiServer,
+      bastion: infra.bastion,
+      sshPrivateKey: infra.sshPrivateKey,
+      kubernetesVersion: version,
+      network: { ...DEFAULT_NETWORK, cidr: "10.213.0.0/24" },
+      clusterName: CLUSTER,
+      adminCidrs: ["10.213.0.0/24"],
+      apiLoadBalancer: false,
+      secretsEncryptionKeys: keys,
     });
   });
   const commands = stepsOf(resources, hosts);
@@ -63,7 +90,9 @@ async function program(names: string[], { controlPlanes = 1, version = "1.36.4",
 }
 
 async function run(step: Step, which: "create" | "delete" = "create"): Promise<string> {
-  const result = await sshExec(byName(step.host), SSH_KEY.privateKeyOpenssh, which === "create" ? step.create : step.delete!, { stdin: step.stdin });
+  const result = await sshExec(byName(step.host), SSH_KEY.privateKeyOpenssh, which === "create" ? step.create : step.delete!, {
+    stdin: step.stdin,
+  });
   if (result.code !== 0) throw new Error(`${step.name} (${which}) failed with ${result.code}:\n${result.stdout}\n${result.stderr}`);
   return result.stdout;
 }
@@ -89,7 +118,10 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
 
   it("first run: prepares every host, initialises the control plane, joins the workers", async () => {
     first = await program(NAMES.slice(0, 3));
-    token = env(first.find((s) => s.name.endsWith("-init"))!, "BOOTSTRAP_TOKEN");
+    token = env(
+      first.find((s) => s.name.endsWith("-init"))!,
+      "BOOTSTRAP_TOKEN",
+    );
     expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     const ran = await runAll(first);
     const at = (suffix: string) => ran.findIndex((n) => n.endsWith(suffix));
@@ -99,14 +131,24 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
 
     const cp = await calls("bt-0");
     // (Its init phases are the control-plane step's, tests/hosts/node-pools.test.ts.)
-    expect(cp.filter((c) => /^(KUBECONFIG=\S* )?kubeadm init (?!phase )/.test(c))).toEqual(["kubeadm init --config /etc/kubernetes/dare/kubeadm-init.yaml --skip-token-print"]);
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml");
-    expect(cp).toContainEqual(expect.stringMatching(/^apt-get install -y -q --allow-change-held-packages kubelet=1\.36\.4-\\\* kubeadm=1\.36\.4-\\\* kubectl=1\.36\.4-\\\*$/));
+    expect(cp.filter((c) => /^(KUBECONFIG=\S* )?kubeadm init (?!phase )/.test(c))).toEqual([
+      "kubeadm init --config /etc/kubernetes/dare/kubeadm-init.yaml --skip-token-print",
+    ]);
+    expect(cp).toContainEqual(
+      "KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml",
+    );
+    expect(cp).toContainEqual(
+      expect.stringMatching(
+        /^apt-get install -y -q --allow-change-held-packages kubelet=1\.36\.4-\\\* kubeadm=1\.36\.4-\\\* kubectl=1\.36\.4-\\\*$/,
+      ),
+    );
     expect(cp).toContainEqual("apt-mark hold kubelet kubeadm kubectl");
     expect(cp).toContainEqual("swapoff -a");
     expect(cp).toContainEqual("modprobe br_netfilter");
     expect(cp).toContainEqual("nft -f /etc/dare/firewall.nft");
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl label node bt-1 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker=");
+    expect(cp).toContainEqual(
+      "KUBECONFIG=/etc/kubernetes/admin.conf kubectl label node bt-1 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker=",
+    );
     const init = YAML.parseAllDocuments(await byName("bt-0").readFile(`${STATE}/kubeadm-init.yaml`)).map((d) => d.toJS());
     expect(init[0].bootstrapTokens[0].token).toBe(token);
     expect(init[0].nodeRegistration.name).toBe("bt-0");
@@ -126,7 +168,10 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
   });
 
   it("never puts the token or a key on a command line", async () => {
-    const key = env(first.find((s) => s.name.endsWith("-pki"))!, "CA_KEY").split("\n")[1];
+    const key = env(
+      first.find((s) => s.name.endsWith("-pki"))!,
+      "CA_KEY",
+    ).split("\n")[1];
     for (const name of NAMES) {
       const text = (await calls(name)).join("\n");
       expect(text).not.toContain(token.split(".")[1]);
@@ -137,11 +182,22 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
 
   it("lands files with the right owners and modes", async () => {
     const cp = byName("bt-0");
-    for (const [file, mode] of [["/etc/kubernetes/pki/ca.key", 0o600], ["/etc/kubernetes/pki/etcd/ca.key", 0o600], ["/etc/kubernetes/pki/front-proxy-ca.key", 0o600],
-      ["/etc/kubernetes/pki/sa.key", 0o600], ["/etc/kubernetes/pki/ca.crt", 0o644], ["/etc/kubernetes/pki/sa.pub", 0o644],
-      ["/etc/kubernetes/dare", 0o700], ["/etc/kubernetes/dare/kubeadm-init.yaml", 0o600], ["/etc/dare/firewall.nft", 0o600],
-      ["/etc/containerd/config.toml", 0o644], ["/etc/sysctl.d/90-kubernetes.conf", 0o644],
-      ["/etc/kubernetes/enc", 0o700], ["/etc/kubernetes/enc/encryption.yaml", 0o600], ["/etc/kubernetes/audit/policy.yaml", 0o600]] as const) {
+    for (const [file, mode] of [
+      ["/etc/kubernetes/pki/ca.key", 0o600],
+      ["/etc/kubernetes/pki/etcd/ca.key", 0o600],
+      ["/etc/kubernetes/pki/front-proxy-ca.key", 0o600],
+      ["/etc/kubernetes/pki/sa.key", 0o600],
+      ["/etc/kubernetes/pki/ca.crt", 0o644],
+      ["/etc/kubernetes/pki/sa.pub", 0o644],
+      ["/etc/kubernetes/dare", 0o700],
+      ["/etc/kubernetes/dare/kubeadm-init.yaml", 0o600],
+      ["/etc/dare/firewall.nft", 0o600],
+      ["/etc/containerd/config.toml", 0o644],
+      ["/etc/sysctl.d/90-kubernetes.conf", 0o644],
+      ["/etc/kubernetes/enc", 0o700],
+      ["/etc/kubernetes/enc/encryption.yaml", 0o600],
+      ["/etc/kubernetes/audit/policy.yaml", 0o600],
+    ] as const) {
       const st = await cp.stat(file);
       expect({ file, mode: st.mode, user: st.user, group: st.group }).toEqual({ file, mode, user: "root", group: "root" });
     }
@@ -161,13 +217,21 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     }
     // The encryption configuration on the host is the program's, with its generated key.
     const placed = YAML.parse(await cp.readFile("/etc/kubernetes/enc/encryption.yaml"));
-    expect(placed).toEqual(YAML.parse(env(first.find((s) => s.name.endsWith("-pki"))!, "ENCRYPTION_CONFIG")));
+    expect(placed).toEqual(
+      YAML.parse(
+        env(
+          first.find((s) => s.name.endsWith("-pki"))!,
+          "ENCRYPTION_CONFIG",
+        ),
+      ),
+    );
     expect(Buffer.from(placed.resources[0].providers[0].secretbox.keys[0].secret, "base64")).toHaveLength(32);
   });
 
   it("second run changes nothing: no init, no join, no restart, no file rewritten", async () => {
     const cp = byName("bt-0");
-    const stamp = "stat -c '%n %Y %s' /etc/kubernetes/pki/ca.key /etc/containerd/config.toml /etc/dare/firewall.nft /etc/kubernetes/kubelet.conf " +
+    const stamp =
+      "stat -c '%n %Y %s' /etc/kubernetes/pki/ca.key /etc/containerd/config.toml /etc/dare/firewall.nft /etc/kubernetes/kubelet.conf " +
       "/etc/kubernetes/enc/encryption.yaml /etc/kubernetes/audit/policy.yaml";
     const before = (await cp.exec(stamp)).stdout;
     await clearCalls();
@@ -188,7 +252,9 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(await calls("bt-3")).toContainEqual("kubeadm join --config /etc/kubernetes/dare/kubeadm-join.yaml");
     for (const w of ["bt-1", "bt-2"]) expect((await calls(w)).filter((l) => l.includes("kubeadm join"))).toEqual([]);
     // The token was made valid again before the join.
-    expect(await calls("bt-0")).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml");
+    expect(await calls("bt-0")).toContainEqual(
+      "KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --config /etc/kubernetes/dare/kubeadm-token.yaml",
+    );
   });
 
   it("removing a worker drains and deletes its node on the control plane, then resets it", async () => {
@@ -198,7 +264,9 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     expect(order.map((s) => s.name)).toEqual(["k8s-bt-0-node-bt-3", "k8s-bt-3-join"]);
     for (const step of order) await run(step, "delete");
     const cp = await calls("bt-0");
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain bt-3 --ignore-daemonsets --delete-emptydir-data --timeout=600s");
+    expect(cp).toContainEqual(
+      "KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain bt-3 --ignore-daemonsets --delete-emptydir-data --timeout=600s",
+    );
     expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl delete node bt-3 --wait=true");
     expect(cp.findIndex((l) => l.includes("drain"))).toBeLessThan(cp.findIndex((l) => l.includes("delete node")));
     expect(await calls("bt-3")).toContainEqual("kubeadm reset -f");
@@ -217,14 +285,17 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     const cp = await calls("bt-0");
     expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubeadm upgrade apply -y v1.37.0");
     // Preparation leaves installed packages to the upgrade step.
-    expect(cp.filter((l) => l.startsWith("apt-get install") && l.includes("kubeadm")))
-      .toEqual(["apt-get install -y -q --allow-change-held-packages kubeadm=1.37.0-\\*"]);
+    expect(cp.filter((l) => l.startsWith("apt-get install") && l.includes("kubeadm"))).toEqual([
+      "apt-get install -y -q --allow-change-held-packages kubeadm=1.37.0-\\*",
+    ]);
     expect(await byName("bt-0").readFile("/etc/apt/sources.list.d/kubernetes.list")).toContain("/core:/stable:/v1.37/deb/");
     for (const w of ["bt-1", "bt-2"]) {
       // Drained and uncordoned by the first control plane, with its own admin.conf, around the worker's step.
       expect(ran.indexOf(`k8s-bt-0-upgrade-drain-${w}`)).toBeLessThan(ran.indexOf(`k8s-${w}-upgrade`));
       expect(ran.indexOf(`k8s-${w}-upgrade`)).toBeLessThan(ran.indexOf(`k8s-bt-0-upgrade-uncordon-${w}`));
-      expect(cp).toContainEqual(`KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain ${w} --ignore-daemonsets --delete-emptydir-data --timeout=600s`);
+      expect(cp).toContainEqual(
+        `KUBECONFIG=/etc/kubernetes/admin.conf kubectl drain ${w} --ignore-daemonsets --delete-emptydir-data --timeout=600s`,
+      );
       expect(cp).toContainEqual(`KUBECONFIG=/etc/kubernetes/admin.conf kubectl uncordon ${w}`);
       const wc = await calls(w);
       const at = (pattern: RegExp) => wc.findIndex((l) => pattern.test(l));
@@ -244,7 +315,8 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     // At the version now: a rerun upgrades nothing.
     await clearCalls();
     await runAll(steps);
-    for (const name of NAMES.slice(0, 3)) expect((await calls(name)).filter((l) => /upgrade (apply|node)|kubectl (drain|uncordon|annotate)/.test(l))).toEqual([]);
+    for (const name of NAMES.slice(0, 3))
+      expect((await calls(name)).filter((l) => /upgrade (apply|node)|kubectl (drain|uncordon|annotate)/.test(l))).toEqual([]);
   });
 
   it("refuses a downgrade on the first control plane before any host changes", async () => {
@@ -253,20 +325,27 @@ describe("bootstrap over SSH: one control plane and two workers, then a third, t
     const upgrade = steps.find((s) => s.name === "k8s-bt-0-upgrade")!;
     const result = await sshExec(byName("bt-0"), SSH_KEY.privateKeyOpenssh, upgrade.create, { stdin: upgrade.stdin });
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain("refusing to change bt-0 from v1.37.0 to v1.36.4: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.37.0");
+    expect(result.stderr).toContain(
+      "refusing to change bt-0 from v1.37.0 to v1.36.4: kubeadm cannot downgrade; set dare:kubernetesVersion back to 1.37.0",
+    );
     expect((await calls("bt-0")).filter((l) => /apt-get|upgrade|drain/.test(l))).toEqual([]);
   });
 
   it("rotates the Secret encryption key in steps, and refuses a configuration that drops the key in use", async () => {
     const cp = byName("bt-0");
-    const pkiOf = async (keys: string[]) => (await program(NAMES.slice(0, 3), { version: "1.37.0", keys })).find((s) => s.name === "k8s-bt-0-pki")!;
-    const onHost = async () => YAML.parse(await cp.readFile("/etc/kubernetes/enc/encryption.yaml")).resources[0].providers[0].secretbox.keys
-      .map((k: { name: string; secret: string }) => k.name);
+    const pkiOf = async (keys: string[]) =>
+      (await program(NAMES.slice(0, 3), { version: "1.37.0", keys })).find((s) => s.name === "k8s-bt-0-pki")!;
+    const onHost = async () =>
+      YAML.parse(await cp.readFile("/etc/kubernetes/enc/encryption.yaml")).resources[0].providers[0].secretbox.keys.map(
+        (k: { name: string; secret: string }) => k.name,
+      );
     expect(await onHost()).toEqual(["key1"]);
     const jump = await pkiOf(["key2"]);
     const refused = await sshExec(cp, SSH_KEY.privateKeyOpenssh, jump.create, { stdin: jump.stdin });
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain("refusing to replace /etc/kubernetes/enc/encryption.yaml: the new configuration drops the key this API server encrypts with now");
+    expect(refused.stderr).toContain(
+      "refusing to replace /etc/kubernetes/enc/encryption.yaml: the new configuration drops the key this API server encrypts with now",
+    );
     expect(await onHost()).toEqual(["key1"]);
     // The documented order: add the new key as a reader, make it the writer, (rewrite Secrets), drop the old one.
     for (const keys of [["key1", "key2"], ["key2", "key1"], ["key2"]]) {
@@ -305,7 +384,9 @@ describe("three control planes", () => {
 
   it("a failed join is undone, keeping the shared CAs, so the next run joins", async () => {
     await byName("bt-2").writeFile("/etc/dare-test-fail", "");
-    await expect(runAll(steps)).rejects.toThrow(/k8s-bt-2-join \(create\) failed[\s\S]*kubeadm join failed \(output above\); the host is reset/);
+    await expect(runAll(steps)).rejects.toThrow(
+      /k8s-bt-2-join \(create\) failed[\s\S]*kubeadm join failed \(output above\); the host is reset/,
+    );
     const host = byName("bt-2");
     expect(await calls("bt-2")).toContainEqual("kubeadm reset -f");
     expect((await host.exec("test -e /etc/kubernetes/kubelet.conf")).code).toBe(1);
@@ -318,7 +399,8 @@ describe("three control planes", () => {
     const ran = await runAll(steps);
     expect(ran.indexOf("k8s-bt-1-join")).toBeLessThan(ran.indexOf("k8s-bt-2-join"));
     expect(ran.indexOf("k8s-bt-2-join")).toBeLessThan(ran.indexOf("k8s-bt-3-join"));
-    const digest = (name: string) => byName(name).exec("sha256sum /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/sa.key /etc/kubernetes/pki/etcd/ca.key | cut -d' ' -f1");
+    const digest = (name: string) =>
+      byName(name).exec("sha256sum /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/sa.key /etc/kubernetes/pki/etcd/ca.key | cut -d' ' -f1");
     const first = (await digest("bt-0")).stdout;
     expect(first.trim().split("\n")).toHaveLength(3);
     for (const cp of ["bt-1", "bt-2"]) {
@@ -340,13 +422,18 @@ describe("three control planes", () => {
     expect(order.indexOf("k8s-bt-0-node-bt-1")).toBeLessThan(order.indexOf("k8s-bt-1-join"));
     for (const step of deletionOrder(leaving)) await run(step, "delete");
     const cp = (await calls("bt-0")).filter((l) => /etcdctl|drain|delete node/.test(l)).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""));
-    const etcd = "kubectl -n kube-system exec etcd-bt-0 -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+    const etcd =
+      "kubectl -n kube-system exec etcd-bt-0 -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
     expect(cp).toEqual([
       "kubectl drain bt-2 --ignore-daemonsets --delete-emptydir-data --timeout=600s",
-      `${etcd} endpoint health --cluster`, `${etcd} member list`, `${etcd} member remove 2a1b2c3d4e5f6a7b`,
+      `${etcd} endpoint health --cluster`,
+      `${etcd} member list`,
+      `${etcd} member remove 2a1b2c3d4e5f6a7b`,
       "kubectl delete node bt-2 --wait=true",
       "kubectl drain bt-1 --ignore-daemonsets --delete-emptydir-data --timeout=600s",
-      `${etcd} endpoint health --cluster`, `${etcd} member list`, `${etcd} member remove 1a1b2c3d4e5f6a7b`,
+      `${etcd} endpoint health --cluster`,
+      `${etcd} member list`,
+      `${etcd} member remove 1a1b2c3d4e5f6a7b`,
       "kubectl delete node bt-1 --wait=true",
     ]);
     for (const name of ["bt-1", "bt-2"]) {

@@ -62,7 +62,9 @@ beforeAll(async () => {
   steps = await program(CLUSTER, hosts, [{ name: CP, controlPlane: true }]);
   for (const c of COMPONENTS) await cp.writeFile(`/etc/kubernetes/manifests/${c}.yaml`, `# ${c} static pod\n`);
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 test("the certificates step installs the daily check and the approver, exports the expiry at once, and a rerun changes nothing", async () => {
   const first = await ok(runStep(CLUSTER, hosts, step(`${CP}-certificates`)));
@@ -72,21 +74,35 @@ test("the certificates step installs the daily check and the approver, exports t
   expect(await cp.readFile("/usr/local/bin/dare-kubeadm-certs")).toBe(readScript("k8s-certs-renew.sh"));
   expect(await cp.readFile("/usr/local/bin/dare-kubelet-serving")).toBe(readScript("k8s-kubelet-serving.sh"));
   expect(await cp.readFile("/etc/systemd/system/dare-kubeadm-certs.timer")).toMatch(/^OnCalendar=\*-\*-\* 04:00:00$/m);
-  expect(await cp.readFile("/etc/dare/kubeadm-certs.env")).toBe(`NODE_NAME='${CP}'\nRENEW_WITHIN_DAYS='90'\nTEXTFILE_DIR='${NODE_EXPORTER_TEXTFILE_DIR}'\n`);
+  expect(await cp.readFile("/etc/dare/kubeadm-certs.env")).toBe(
+    `NODE_NAME='${CP}'\nRENEW_WITHIN_DAYS='90'\nTEXTFILE_DIR='${NODE_EXPORTER_TEXTFILE_DIR}'\n`,
+  );
   const calls = await readStubCalls(cp);
-  expect(calls).toEqual(expect.arrayContaining(["systemctl daemon-reload", "systemctl enable --now dare-kubeadm-certs.timer",
-    "systemctl enable --now dare-kubelet-serving.timer"]));
+  expect(calls).toEqual(
+    expect.arrayContaining([
+      "systemctl daemon-reload",
+      "systemctl enable --now dare-kubeadm-certs.timer",
+      "systemctl enable --now dare-kubelet-serving.timer",
+    ]),
+  );
   // kubeadm asked for its structured output, and never to renew.
   expect(calls.filter((c) => /\bkubeadm certs /.test(c))).toEqual([
-    expect.stringMatching(/^KUBECONFIG=\/etc\/kubernetes\/admin\.conf kubeadm certs check-expiration -o jsonpath=.*\.certificates\\\[.*\.certificateAuthorities\\\[/)]);
+    expect.stringMatching(
+      /^KUBECONFIG=\/etc\/kubernetes\/admin\.conf kubeadm certs check-expiration -o jsonpath=.*\.certificates\\\[.*\.certificateAuthorities\\\[/,
+    ),
+  ]);
 
   // node-exporter (uid 65534) can read the textfile; one sample per certificate and CA, and the check's time.
   expect((await cp.stat(TEXTFILE)).mode & 0o777).toBe(0o644);
   expect((await cp.stat(NODE_EXPORTER_TEXTFILE_DIR)).mode & 0o777).toBe(0o755);
   const samples = await textfile();
-  const apiserver = samples.get(`dare_kubeadm_certificate_expiry_timestamp_seconds{node="${CP}",certificate="apiserver",authority="false"}`)!;
+  const apiserver = samples.get(
+    `dare_kubeadm_certificate_expiry_timestamp_seconds{node="${CP}",certificate="apiserver",authority="false"}`,
+  )!;
   expect(Math.abs(apiserver - (Date.now() / 1000 + 365 * 86400))).toBeLessThan(600);
-  expect(samples.get(`dare_kubeadm_certificate_expiry_timestamp_seconds{node="${CP}",certificate="ca",authority="true"}`)).toBeGreaterThan(apiserver);
+  expect(samples.get(`dare_kubeadm_certificate_expiry_timestamp_seconds{node="${CP}",certificate="ca",authority="true"}`)).toBeGreaterThan(
+    apiserver,
+  );
   expect(samples.size).toBe(KUBEADM_CERTIFICATES.length + 3 + 1);
   // The format node-exporter's textfile collector reads (promtool is the Prometheus parser).
   const lint = spawnSync("promtool", ["check", "metrics"], { input: await cp.readFile(TEXTFILE), encoding: "utf8" });
@@ -119,7 +135,9 @@ test("within the window it renews all, restarts the static pods one at a time, a
   expect([...new Set(order)]).toEqual(COMPONENTS);
   for (const c of COMPONENTS) expect(run.stdout).toContain(`${c} restarted with the renewed certificates`);
   expect(await manifests()).toEqual(COMPONENTS.map((c) => `${c}.yaml`).sort());
-  const apiserver = (await textfile()).get(`dare_kubeadm_certificate_expiry_timestamp_seconds{node="${CP}",certificate="apiserver",authority="false"}`)!;
+  const apiserver = (await textfile()).get(
+    `dare_kubeadm_certificate_expiry_timestamp_seconds{node="${CP}",certificate="apiserver",authority="false"}`,
+  )!;
   expect(apiserver).toBeGreaterThan(Date.now() / 1000 + 364 * 86400);
   // Renewed: the next day's run has nothing to do.
   await cp.exec(`rm -f ${STUB_CALL_LOG}`);
@@ -151,8 +169,25 @@ test("a component that does not come back fails the run (no new check time), and
 describe("renewed kubelet serving certificates", () => {
   /** A real PKCS#10 request as a kubelet makes it, added to the stand-in's pending requests. */
   async function request(name: string, cn: string, sans: string, user = cn, signer = "kubernetes.io/kubelet-serving") {
-    const made = spawnSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "/dev/null",
-      "-subj", `/O=system:nodes/CN=${cn}`, "-addext", `subjectAltName=${sans}`], { encoding: "utf8" });
+    const made = spawnSync(
+      "openssl",
+      [
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "/dev/null",
+        "-subj",
+        `/O=system:nodes/CN=${cn}`,
+        "-addext",
+        `subjectAltName=${sans}`,
+      ],
+      { encoding: "utf8" },
+    );
     if (made.status !== 0) throw new Error(made.stderr);
     await cp.writeFile(`${STATE}/csr-${name}`, Buffer.from(made.stdout).toString("base64"));
     await ok(cp.exec(`echo '${name} ${signer} ${user} ' >> ${STATE}/csrs`));
@@ -166,12 +201,20 @@ describe("renewed kubelet serving certificates", () => {
     await request("foreign-address", `system:node:${CP}`, `DNS:${CP},IP:192.0.2.7`);
     await request("unknown-node", "system:node:intruder", "DNS:intruder,IP:192.0.2.8");
     await request("not-a-node", "system:node:ct-0", `DNS:${CP},IP:${cp.address}`, "mallory");
-    await request("client", `system:node:${CP}`, `DNS:${CP},IP:${cp.address}`, `system:node:${CP}`, "kubernetes.io/kube-apiserver-client-kubelet");
+    await request(
+      "client",
+      `system:node:${CP}`,
+      `DNS:${CP},IP:${cp.address}`,
+      `system:node:${CP}`,
+      "kubernetes.io/kube-apiserver-client-kubelet",
+    );
     const run = await ok(runUnit("dare-kubelet-serving"));
     expect((await cp.readFile(`${STATE}/approved`)).trim().split("\n")).toEqual(["renewal"]);
     expect(run.stdout).toContain("renewals: approved 1 kubelet serving certificate request(s)");
     expect(run.stderr).toContain("not approving foreign-address: address 192.0.2.7 is not the host's");
-    expect(run.stderr).toContain("not approving unknown-node: requested by 'system:node:intruder', not a node this cluster's program joined");
+    expect(run.stderr).toContain(
+      "not approving unknown-node: requested by 'system:node:intruder', not a node this cluster's program joined",
+    );
     expect(run.stderr).toContain("not approving not-a-node: requested by 'mallory'");
   });
 

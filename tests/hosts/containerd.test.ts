@@ -39,7 +39,9 @@ beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: bootstrapStubs(NAMES) });
   steps = await program(CLUSTER, hosts, [{ name: "ct-0", controlPlane: true }, { name: "ct-1" }, { name: "ct-2" }]);
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 describe("a new host", () => {
   const codename = async () => (await byName("ct-0").exec(". /etc/os-release && echo $VERSION_CODENAME")).stdout.trim();
@@ -54,7 +56,8 @@ describe("a new host", () => {
     expect(await host.readFile("/etc/apt/keyrings/docker.gpg")).toContain("stand-in release key");
     const arch = (await host.exec("dpkg --print-architecture")).stdout.trim();
     expect(await host.readFile("/etc/apt/sources.list.d/docker.list")).toBe(
-      `deb [arch=${arch} signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${await codename()} stable\n`);
+      `deb [arch=${arch} signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${await codename()} stable\n`,
+    );
     expect(await host.stat("/etc/apt/sources.list.d/docker.list")).toMatchObject({ mode: 0o644, user: "root", group: "root" });
   });
 
@@ -97,7 +100,9 @@ describe("a new host", () => {
     const c = await calls("ct-0");
     // (`systemctl enable --now` is idempotent; prerequisites this machine lacks, e.g. nftables, are asked for
     // again because the stand-ins install nothing.)
-    expect(c.filter((l) => !l.startsWith("systemctl enable") && /containerd|^(curl|gpg|apt-mark) |^systemctl (restart|stop|start) /.test(l))).toEqual([]);
+    expect(
+      c.filter((l) => !l.startsWith("systemctl enable") && /containerd|^(curl|gpg|apt-mark) |^systemctl (restart|stop|start) /.test(l)),
+    ).toEqual([]);
     expect((await host.exec(stamp)).stdout).toBe(before);
   });
 });
@@ -125,8 +130,15 @@ describe("a cluster member on Ubuntu's containerd 1.7", () => {
     await prepare("ct-1");
     const c = await calls("ct-1");
     const at = (pattern: RegExp) => c.findIndex((l) => pattern.test(l));
-    const order = [/^apt-get install .*containerd\.io=.* --download-only$/, /^systemctl stop kubelet$/, /^apt-get install .*containerd\.io=\S+$/,
-      /^apt-mark hold containerd\.io$/, /^containerd config dump$/, /^systemctl restart containerd$/, /^systemctl start kubelet$/].map(at);
+    const order = [
+      /^apt-get install .*containerd\.io=.* --download-only$/,
+      /^systemctl stop kubelet$/,
+      /^apt-get install .*containerd\.io=\S+$/,
+      /^apt-mark hold containerd\.io$/,
+      /^containerd config dump$/,
+      /^systemctl restart containerd$/,
+      /^systemctl start kubelet$/,
+    ].map(at);
     expect(order).not.toContain(-1);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(c.filter((l) => l === "systemctl start kubelet")).toHaveLength(1);
@@ -142,7 +154,11 @@ describe("a cluster member on Ubuntu's containerd 1.7", () => {
   it("a rerun leaves it alone", async () => {
     await clearCalls("ct-1");
     await prepare("ct-1");
-    expect((await calls("ct-1")).filter((l) => !l.startsWith("systemctl enable") && /containerd|^(curl|gpg|apt-mark) |^systemctl (restart|stop|start) /.test(l))).toEqual([]);
+    expect(
+      (await calls("ct-1")).filter(
+        (l) => !l.startsWith("systemctl enable") && /containerd|^(curl|gpg|apt-mark) |^systemctl (restart|stop|start) /.test(l),
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -152,7 +168,9 @@ describe("Docker's key", () => {
     await host.exec(`mkdir -p ${STUB_STATE} && echo 0123456789ABCDEF0123456789ABCDEF01234567 > ${STUB_STATE}/docker-key-fingerprint`);
     const result = await runStep(CLUSTER, hosts, prepareOf("ct-2"));
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain(`refusing Docker's apt key: fingerprint '0123456789ABCDEF0123456789ABCDEF01234567', expected ${DOCKER_KEY_FINGERPRINT}`);
+    expect(result.stderr).toContain(
+      `refusing Docker's apt key: fingerprint '0123456789ABCDEF0123456789ABCDEF01234567', expected ${DOCKER_KEY_FINGERPRINT}`,
+    );
     for (const file of ["/etc/apt/keyrings/docker.gpg", "/etc/apt/sources.list.d/docker.list"]) {
       expect((await host.exec(`test -e ${file}`)).code).toBe(1);
     }
@@ -165,11 +183,15 @@ describe("the Kubernetes apt key (pkgs.k8s.io)", () => {
   it("is refused when its fingerprint is not the published one: no repository, no kubeadm", async () => {
     const host = byName("ct-2");
     // Docker's key is right this time; Kubernetes' is not.
-    await host.exec(`rm -f ${STUB_STATE}/docker-key-fingerprint && echo 0123456789ABCDEF0123456789ABCDEF01234567 > ${STUB_STATE}/k8s-key-fingerprint`);
+    await host.exec(
+      `rm -f ${STUB_STATE}/docker-key-fingerprint && echo 0123456789ABCDEF0123456789ABCDEF01234567 > ${STUB_STATE}/k8s-key-fingerprint`,
+    );
     await clearCalls("ct-2");
     const result = await runStep(CLUSTER, hosts, prepareOf("ct-2"));
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain(`refusing the Kubernetes apt key (pkgs.k8s.io): fingerprint '0123456789ABCDEF0123456789ABCDEF01234567', expected ${KUBERNETES_KEY_FINGERPRINT}`);
+    expect(result.stderr).toContain(
+      `refusing the Kubernetes apt key (pkgs.k8s.io): fingerprint '0123456789ABCDEF0123456789ABCDEF01234567', expected ${KUBERNETES_KEY_FINGERPRINT}`,
+    );
     for (const file of ["/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "/etc/apt/sources.list.d/kubernetes.list"]) {
       expect((await host.exec(`test -e ${file}`)).code).toBe(1);
     }
@@ -184,6 +206,7 @@ describe("the Kubernetes apt key (pkgs.k8s.io)", () => {
     expect(c[fetch + 1]).toMatch(/^gpg --batch --show-keys --with-colons \/tmp\/\S+$/);
     expect(c[fetch + 2]).toBe("gpg --dearmor --batch --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
     expect(await host.readFile("/etc/apt/sources.list.d/kubernetes.list")).toBe(
-      "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n");
+      "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n",
+    );
   });
 });

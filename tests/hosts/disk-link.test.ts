@@ -31,7 +31,9 @@ const WORKER = `${CLUSTER}-workers-0`;
 const FAKE_UDEV_DB = "/run/dare-fake-udev";
 
 /** udevadm as udevd would act on the fake disks: see the file's comment. */
-const udevadmStub = recordingStub("udevadm", `
+const udevadmStub = recordingStub(
+  "udevadm",
+  `
 DB=${FAKE_UDEV_DB}
 mkdir -p "$DB"
 case "$1" in
@@ -91,7 +93,8 @@ for dev in /dev/vd* /dev/sd*; do
   printf '%s\\n' "\${links[@]}" >"$DB/$kname"
   unset P
 done
-exit 0`);
+exit 0`,
+);
 
 /** The test host's own /dev and /sys/class (tmpfs, in its mount namespace only). */
 const FAKE_DEV = `set -e
@@ -112,17 +115,35 @@ mkdir -p /dev/disk/by-id
 : >/sys/class/scsi_host/host0/scan
 rm -f ${STUB_CALL_LOG}`;
 
-interface DiskStep { name: string; create: string; delete: string; stdin: string; volumeId: string }
+interface DiskStep {
+  name: string;
+  create: string;
+  delete: string;
+  stdin: string;
+  volumeId: string;
+}
 
 let host: TestHost;
 let steps: DiskStep[];
 
 beforeAll(async () => {
-  const resources = await runMocked(() => new Infrastructure(CLUSTER, {
-    provider: "openstack", clusterName: CLUSTER,
-    nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [{ name: "workers", count: 1, flavor: "m", disks: { count: 2, sizeGb: 50 }, publicIp: false }] },
-    hosts: [], network: { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" }, adminCidrs: ["192.0.2.0/24"], image: "-", sshUser: "ubuntu", apiLoadBalancer: false,
-  }));
+  const resources = await runMocked(
+    () =>
+      new Infrastructure(CLUSTER, {
+        provider: "openstack",
+        clusterName: CLUSTER,
+        nodes: {
+          controlPlane: { count: 1, flavor: "m" },
+          pools: [{ name: "workers", count: 1, flavor: "m", disks: { count: 2, sizeGb: 50 }, publicIp: false }],
+        },
+        hosts: [],
+        network: { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" },
+        adminCidrs: ["192.0.2.0/24"],
+        image: "-",
+        sshUser: "ubuntu",
+        apiLoadBalancer: false,
+      }),
+  );
   steps = [0, 1].map((j) => {
     const r = ofType(resources, "command:remote:Command").find((c) => c.name === `iaas-${WORKER}-disk-${j}`);
     if (!r) throw new Error(`the program declares no disk step ${j} on ${WORKER}`);
@@ -134,30 +155,44 @@ beforeAll(async () => {
   const r = await host.exec(FAKE_DEV);
   if (r.code !== 0) throw new Error(`cannot give the test host its own /dev: ${r.stderr}`);
 });
-afterAll(async () => { if (host) await stopHosts([host]); });
+afterAll(async () => {
+  if (host) await stopHosts([host]);
+});
 beforeEach(async () => {
   const r = await host.exec(RESET);
   if (r.code !== 0) throw new Error(r.stderr);
 });
 
 const run = (step: DiskStep, which: "create" | "delete" = "create", env: Record<string, string> = {}) =>
-  sshExec(host, sshKeyOf(CLUSTER).privateKeyOpenssh, which === "create" ? step.create : step.delete,
-    { stdin: step.stdin + Object.entries(env).map(([k, v]) => `${k}='${v}'\n`).join("") });
+  sshExec(host, sshKeyOf(CLUSTER).privateKeyOpenssh, which === "create" ? step.create : step.delete, {
+    stdin:
+      step.stdin +
+      Object.entries(env)
+        .map(([k, v]) => `${k}='${v}'\n`)
+        .join(""),
+  });
 const sh = async (cmd: string) => {
   const r = await host.exec(cmd);
   if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
   return r.stdout.trim();
 };
 /** A fake disk: a block device node and the /dev/disk/by-id name its bus gives it. */
-const disk = (kname: string, byIdName: string) => sh(
-  `mknod /dev/${kname} b ${kname.startsWith("vd") ? 252 : 8} ${kname.charCodeAt(2) - 97}; ln -sfn ../../${kname} /dev/disk/by-id/${byIdName}`);
+const disk = (kname: string, byIdName: string) =>
+  sh(
+    `mknod /dev/${kname} b ${kname.startsWith("vd") ? 252 : 8} ${kname.charCodeAt(2) - 97}; ln -sfn ../../${kname} /dev/disk/by-id/${byIdName}`,
+  );
 const target = (volumeId: string) => sh(`readlink -f /dev/disk/dare/${volumeId} || true`);
 const ruleFile = (volumeId: string) => `/etc/udev/rules.d/61-dare-disk-${volumeId}.rules`;
 const udevCalls = async () => (await readStubCalls(host).catch(() => [] as string[])).filter((l) => l.startsWith("udevadm"));
 
 /** The names the cinder CSI driver tries for a volume id, in its order. */
-const csiNames = (id: string) => [`virtio-${id.slice(0, 20)}`, `virtio-${id}`, `scsi-0QEMU_QEMU_HARDDISK_${id.slice(0, 20)}`,
-  `scsi-0QEMU_QEMU_HARDDISK_${id}`, `wwn-0x${id.replace(/-/g, "")}`];
+const csiNames = (id: string) => [
+  `virtio-${id.slice(0, 20)}`,
+  `virtio-${id}`,
+  `scsi-0QEMU_QEMU_HARDDISK_${id.slice(0, 20)}`,
+  `scsi-0QEMU_QEMU_HARDDISK_${id}`,
+  `wwn-0x${id.replace(/-/g, "")}`,
+];
 
 describe("a worker's Ceph disks, found by volume id and named /dev/disk/dare/<volume id> by udev", () => {
   it.each([
@@ -176,8 +211,12 @@ describe("a worker's Ceph disks, found by volume id and named /dev/disk/dare/<vo
     expect(await target(step.volumeId)).toBe(`/dev/${kname}`);
     expect((await host.exec(`test -L /dev/disk/dare/${other.volumeId}`)).code).not.toBe(0); // not this step's volume
     expect(await sh(`udevadm info --query=symlink --name=/dev/${kname}`)).toContain(`disk/dare/${step.volumeId}`);
-    expect(await udevCalls()).toEqual(expect.arrayContaining(["udevadm control --reload",
-      `udevadm trigger --action=change --subsystem-match=block --sysname-match=${kname}`]));
+    expect(await udevCalls()).toEqual(
+      expect.arrayContaining([
+        "udevadm control --reload",
+        `udevadm trigger --action=change --subsystem-match=block --sysname-match=${kname}`,
+      ]),
+    );
     expect(r.stdout).toContain(`/dev/disk/dare/${step.volumeId} -> /dev/${kname}`);
   });
 
@@ -221,7 +260,9 @@ describe("a worker's Ceph disks, found by volume id and named /dev/disk/dare/<vo
 
   it("waits for a disk that shows up late, probing as the CSI driver does", async () => {
     const [step] = steps;
-    await sh(`(sleep 3; mknod /dev/sdc b 8 32; ln -s ../../sdc /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_${step.volumeId}) >/dev/null 2>&1 </dev/null &`);
+    await sh(
+      `(sleep 3; mknod /dev/sdc b 8 32; ln -s ../../sdc /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_${step.volumeId}) >/dev/null 2>&1 </dev/null &`,
+    );
     const r = await run(step, "create", { DISK_WAIT_SECONDS: "30" });
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
     expect(r.stdout).toContain(`waiting for the disk of volume ${step.volumeId}`);

@@ -12,12 +12,12 @@
  * pivot_root), openssh-server, openssh-client, sudo and passwd (useradd).
  * See tests/hosts/host-up.sh and host-down.sh for the shell side.
  */
-import { spawn, spawnSync } from 'child_process';
-import * as crypto from 'crypto';
-import * as fs from 'fs';
-import * as net from 'net';
-import * as os from 'os';
-import * as path from 'path';
+import { spawn, spawnSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
 
 export interface ExecResult {
   code: number;
@@ -40,7 +40,7 @@ export interface HostStat {
   /** Owner and group names as the host's own /etc/passwd and /etc/group tell. */
   user: string;
   group: string;
-  type: 'file' | 'directory' | 'symlink' | 'other';
+  type: "file" | "directory" | "symlink" | "other";
   size: number;
 }
 
@@ -101,46 +101,46 @@ export interface SshExecOptions {
 }
 
 /** Where a stand-in made by recordingStub() logs its calls, inside each host. */
-export const STUB_CALL_LOG = '/var/log/dare-stub-calls.log';
+export const STUB_CALL_LOG = "/var/log/dare-stub-calls.log";
 
-export const TEST_SUBNET_PREFIX = '10.213.0';
+export const TEST_SUBNET_PREFIX = "10.213.0";
 const PREFIX_LEN = 24;
-const BRIDGE = 'dare-tbr0';
+const BRIDGE = "dare-tbr0";
 const BRIDGE_ADDRESS = `${TEST_SUBNET_PREFIX}.1`;
 const FIRST_SLOT = 10;
 const LAST_SLOT = 250;
 const STALE_SLOT_MS = 60_000;
-const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const HOST_UP = path.join(__dirname, 'host-up.sh');
-const HOST_DOWN = path.join(__dirname, 'host-down.sh');
+const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HOST_UP = path.join(__dirname, "host-up.sh");
+const HOST_DOWN = path.join(__dirname, "host-down.sh");
 
 /** Base of the hosts' private trees (and of the harness's own state); override with DARE_TEST_HOSTS_DIR. */
 export function hostsBaseDir(): string {
-  return process.env.DARE_TEST_HOSTS_DIR || '/var/tmp/dare-test-hosts';
+  return process.env.DARE_TEST_HOSTS_DIR || "/var/tmp/dare-test-hosts";
 }
 
 export class HostSupportError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'HostSupportError';
+    this.name = "HostSupportError";
   }
 }
 
 const REQUIRED_BINARIES: Array<[string, string]> = [
-  ['ip', 'iproute2'],
-  ['unshare', 'util-linux'],
-  ['nsenter', 'util-linux'],
-  ['pivot_root', 'util-linux'],
-  ['flock', 'util-linux'],
-  ['sshd', 'openssh-server'],
-  ['ssh', 'openssh-client'],
-  ['ssh-keygen', 'openssh-client'],
-  ['sudo', 'sudo'],
-  ['useradd', 'passwd'],
+  ["ip", "iproute2"],
+  ["unshare", "util-linux"],
+  ["nsenter", "util-linux"],
+  ["pivot_root", "util-linux"],
+  ["flock", "util-linux"],
+  ["sshd", "openssh-server"],
+  ["ssh", "openssh-client"],
+  ["ssh-keygen", "openssh-client"],
+  ["sudo", "sudo"],
+  ["useradd", "passwd"],
 ];
 
 function which(bin: string): string | undefined {
-  const dirs = HOST_PATH.split(':'); // every program the harness runs gets this PATH
+  const dirs = HOST_PATH.split(":"); // every program the harness runs gets this PATH
   for (const d of dirs) {
     const p = path.join(d, bin);
     try {
@@ -161,27 +161,27 @@ function which(bin: string): string | undefined {
  */
 export function checkHostSupport(): void {
   const problems: string[] = [];
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    problems.push(`test hosts need root (network and mount namespaces); running as uid ${process.getuid?.() ?? '?'}`);
+  if (typeof process.getuid !== "function" || process.getuid() !== 0) {
+    problems.push(`test hosts need root (network and mount namespaces); running as uid ${process.getuid?.() ?? "?"}`);
   }
   const missing = REQUIRED_BINARIES.filter(([b]) => !which(b));
   if (missing.length) {
-    const pkgs = [...new Set(missing.map(([, p]) => p))].join(' ');
-    problems.push(`missing programs: ${missing.map(([b]) => b).join(', ')} (apt-get install ${pkgs})`);
+    const pkgs = [...new Set(missing.map(([, p]) => p))].join(" ");
+    problems.push(`missing programs: ${missing.map(([b]) => b).join(", ")} (apt-get install ${pkgs})`);
   }
-  if (!missing.some(([b]) => b === 'ip') && problems.length === 0) {
-    const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8', env: cleanEnv() });
+  if (!missing.some(([b]) => b === "ip") && problems.length === 0) {
+    const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8", env: cleanEnv() });
     if (r.error || r.status !== 0) {
-      problems.push(`'ip netns' is unavailable: ${(r.error?.message || r.stderr || '').trim()}`);
+      problems.push(`'ip netns' is unavailable: ${(r.error?.message || r.stderr || "").trim()}`);
     }
   }
   if (problems.length) {
-    throw new HostSupportError(`cannot start test hosts: ${problems.join('; ')}`);
+    throw new HostSupportError(`cannot start test hosts: ${problems.join("; ")}`);
   }
 }
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { PATH: HOST_PATH, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...extra };
+  return { PATH: HOST_PATH, LANG: "C.UTF-8", LC_ALL: "C.UTF-8", ...extra };
 }
 
 interface RunOptions {
@@ -193,29 +193,34 @@ interface RunOptions {
 /** Runs a program (no shell), collecting output; never rejects for a non-zero exit. */
 function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<ExecResult & { stdoutBuf: Buffer }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env ?? cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      child.kill("SIGKILL");
     }, opts.timeoutMs ?? 60_000);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', (e) => {
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", (e) => {
       clearTimeout(timer);
       reject(e);
     });
-    child.on('close', (code, signal) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
       const stdoutBuf = Buffer.concat(out);
-      let stderr = Buffer.concat(err).toString('utf8');
+      let stderr = Buffer.concat(err).toString("utf8");
       if (timedOut) stderr += `\n[harness] ${cmd} killed after ${opts.timeoutMs ?? 60_000} ms`;
-      resolve({ code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : -1), stdout: stdoutBuf.toString('utf8'), stdoutBuf, stderr });
+      resolve({
+        code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : -1),
+        stdout: stdoutBuf.toString("utf8"),
+        stdoutBuf,
+        stderr,
+      });
     });
-    child.stdin.on('error', () => undefined); // EPIPE if the command does not read its input
-    child.stdin.end(opts.stdin ?? '');
+    child.stdin.on("error", () => undefined); // EPIPE if the command does not read its input
+    child.stdin.end(opts.stdin ?? "");
   });
 }
 
@@ -226,11 +231,11 @@ function shQuote(s: string): string {
 // ------------------------------------------------------------------ slots
 
 function slotDir(): string {
-  return path.join(hostsBaseDir(), 'slots');
+  return path.join(hostsBaseDir(), "slots");
 }
 
 function netnsExists(ns: string): boolean {
-  return fs.existsSync(path.join('/run/netns', ns));
+  return fs.existsSync(path.join("/run/netns", ns));
 }
 
 /** Takes a free address slot (a file created with O_EXCL, so concurrent runs never share one). */
@@ -241,18 +246,18 @@ function claimSlot(name: string): number {
     for (let slot = FIRST_SLOT; slot <= LAST_SLOT; slot++) {
       const file = path.join(dir, String(slot));
       try {
-        fs.writeFileSync(file, name, { flag: 'wx' });
+        fs.writeFileSync(file, name, { flag: "wx" });
         return slot;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         if (pass === 1) {
           // Second pass: reclaim slots left by crashed runs (old, and their host's namespace is gone).
           try {
-            const owner = fs.readFileSync(file, 'utf8').trim();
+            const owner = fs.readFileSync(file, "utf8").trim();
             const age = Date.now() - fs.statSync(file).mtimeMs;
             if (age > STALE_SLOT_MS && !netnsExists(`dare-t-${owner}`)) {
               fs.rmSync(file, { force: true });
-              fs.writeFileSync(file, name, { flag: 'wx' });
+              fs.writeFileSync(file, name, { flag: "wx" });
               return slot;
             }
           } catch {
@@ -268,7 +273,7 @@ function claimSlot(name: string): number {
 function releaseSlot(slot: number, name: string): void {
   const file = path.join(slotDir(), String(slot));
   try {
-    if (fs.readFileSync(file, 'utf8').trim() === name) fs.rmSync(file, { force: true });
+    if (fs.readFileSync(file, "utf8").trim() === name) fs.rmSync(file, { force: true });
   } catch {
     /* already gone */
   }
@@ -293,15 +298,18 @@ function releaseSlotsOf(name: string): void {
  */
 export function anySlotHeld(): boolean {
   try {
-    return fs.readdirSync(slotDir()).filter((e) => /^\d+$/.test(e)).some((e) => {
-      const file = path.join(slotDir(), e);
-      try {
-        const owner = fs.readFileSync(file, 'utf8').trim();
-        return netnsExists(`dare-t-${owner}`) || Date.now() - fs.statSync(file).mtimeMs <= STALE_SLOT_MS;
-      } catch {
-        return false; // released meanwhile
-      }
-    });
+    return fs
+      .readdirSync(slotDir())
+      .filter((e) => /^\d+$/.test(e))
+      .some((e) => {
+        const file = path.join(slotDir(), e);
+        try {
+          const owner = fs.readFileSync(file, "utf8").trim();
+          return netnsExists(`dare-t-${owner}`) || Date.now() - fs.statSync(file).mtimeMs <= STALE_SLOT_MS;
+        } catch {
+          return false; // released meanwhile
+        }
+      });
   } catch {
     return false;
   }
@@ -316,15 +324,15 @@ function vethName(slot: number): string {
 async function hostDown(name: string, root: string, veth?: string): Promise<void> {
   const args = [HOST_DOWN, name, root];
   if (veth) args.push(veth);
-  const r = await run('bash', args, { timeoutMs: 30_000 });
+  const r = await run("bash", args, { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`tearing down test host ${name} failed (exit ${r.code}): ${r.stderr.trim()}`);
 }
 
 function tail(file: string, lines = 30): string {
   try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
-    return '(no log)';
+    return "(no log)";
   }
 }
 
@@ -332,20 +340,20 @@ function tail(file: string, lines = 30): string {
 function probeSsh(address: string, port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: address, port });
-    let data = '';
+    let data = "";
     const done = (err?: Error) => {
       clearTimeout(timer);
       sock.destroy();
       if (err) reject(err);
       else resolve();
     };
-    const timer = setTimeout(() => done(new Error('no SSH banner in time')), timeoutMs);
-    sock.on('data', (d) => {
-      data += d.toString('latin1');
-      if (data.includes('\n')) done(data.startsWith('SSH-') ? undefined : new Error(`unexpected banner ${JSON.stringify(data)}`));
+    const timer = setTimeout(() => done(new Error("no SSH banner in time")), timeoutMs);
+    sock.on("data", (d) => {
+      data += d.toString("latin1");
+      if (data.includes("\n")) done(data.startsWith("SSH-") ? undefined : new Error(`unexpected banner ${JSON.stringify(data)}`));
     });
-    sock.on('error', (e) => done(e));
-    sock.on('close', () => done(new Error('connection closed before banner')));
+    sock.on("error", (e) => done(e));
+    sock.on("close", () => done(new Error("connection closed before banner")));
   });
 }
 
@@ -374,10 +382,10 @@ class Host implements TestHost {
   ) {}
 
   async exec(cmd: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const r = await run('nsenter', ['-t', String(this.pid), '-m', '-u', '-n', '-r', '-w', '--', '/bin/sh', '-c', cmd], {
+    const r = await run("nsenter", ["-t", String(this.pid), "-m", "-u", "-n", "-r", "-w", "--", "/bin/sh", "-c", cmd], {
       stdin: opts.stdin,
       timeoutMs: opts.timeoutMs,
-      env: cleanEnv({ HOME: '/root', USER: 'root', LOGNAME: 'root', SHELL: '/bin/bash' }),
+      env: cleanEnv({ HOME: "/root", USER: "root", LOGNAME: "root", SHELL: "/bin/bash" }),
     });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   }
@@ -400,10 +408,10 @@ class Host implements TestHost {
   async stat(p: string): Promise<HostStat> {
     const r = await this.exec(`stat -L -c '%f|%u|%g|%U|%G|%s' -- ${shQuote(p)}`);
     if (r.code !== 0) throw new Error(`${this.name}: cannot stat ${p}: ${r.stderr.trim()}`);
-    const [rawMode, uid, gid, user, group, size] = r.stdout.trim().split('|');
+    const [rawMode, uid, gid, user, group, size] = r.stdout.trim().split("|");
     const full = parseInt(rawMode, 16);
     const fmt = full & 0o170000;
-    const type = fmt === 0o100000 ? 'file' : fmt === 0o040000 ? 'directory' : fmt === 0o120000 ? 'symlink' : 'other';
+    const type = fmt === 0o100000 ? "file" : fmt === 0o040000 ? "directory" : fmt === 0o120000 ? "symlink" : "other";
     return { mode: full & 0o7777, uid: Number(uid), gid: Number(gid), user, group, type, size: Number(size) };
   }
 }
@@ -416,7 +424,7 @@ async function startOne(name: string, id: string, peers: string, slot: number, o
   const logFile = path.join(base, `${id}.log`);
 
   // The private tree exists before the host does, with the caller's stand-ins in it.
-  const bin = path.join(root, 'usr/local/bin');
+  const bin = path.join(root, "usr/local/bin");
   fs.mkdirSync(bin, { recursive: true });
   for (const [stub, content] of Object.entries(opts.stubs ?? {})) {
     if (!/^[A-Za-z0-9._+-]+$/.test(stub)) throw new Error(`invalid stub name ${JSON.stringify(stub)}`);
@@ -424,25 +432,25 @@ async function startOne(name: string, id: string, peers: string, slot: number, o
     fs.chmodSync(path.join(bin, stub), 0o755);
   }
 
-  const logFd = fs.openSync(logFile, 'w');
+  const logFd = fs.openSync(logFile, "w");
   let exited: string | undefined;
   let child;
   try {
     child = spawn(
-      'bash',
+      "bash",
       [HOST_UP, name, address, String(PREFIX_LEN), veth, BRIDGE, BRIDGE_ADDRESS, root, user, peers, opts.authorizedKey.trim()],
-      { detached: true, stdio: ['ignore', logFd, logFd], env: { ...cleanEnv(), DARE_TEST_HOST_ID: id } },
+      { detached: true, stdio: ["ignore", logFd, logFd], env: { ...cleanEnv(), DARE_TEST_HOST_ID: id } },
     );
   } finally {
     fs.closeSync(logFd);
   }
   const exitPromise = new Promise<void>((resolve) => {
-    child.on('exit', (code, signal) => {
+    child.on("exit", (code, signal) => {
       exited = `exit ${code ?? signal}`;
       resolve();
     });
   });
-  child.on('error', (e) => {
+  child.on("error", (e) => {
     exited = `spawn error ${e.message}`;
   });
   child.unref();
@@ -454,7 +462,7 @@ async function startOne(name: string, id: string, peers: string, slot: number, o
   const fail = async (message: string): Promise<never> => {
     if (!exited) {
       try {
-        process.kill(-pid, 'SIGKILL');
+        process.kill(-pid, "SIGKILL");
       } catch {
         /* already gone */
       }
@@ -463,7 +471,7 @@ async function startOne(name: string, id: string, peers: string, slot: number, o
     throw new Error(`${message}; log ${logFile}:\n${tail(logFile)}`);
   };
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
-  let lastError = 'not tried';
+  let lastError = "not tried";
   for (;;) {
     if (exited) await fail(`test host ${name} (${address}) failed to start (${exited})`);
     try {
@@ -480,7 +488,7 @@ async function startOne(name: string, id: string, peers: string, slot: number, o
     }
     await sleep(50);
   }
-  const hostPublicKey = fs.readFileSync(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim();
+  const hostPublicKey = fs.readFileSync(path.join(root, "etc/ssh/ssh_host_ed25519_key.pub"), "utf8").trim();
   return new Host(name, id, address, user, root, hostPublicKey, pid, slot, veth);
 }
 
@@ -496,10 +504,11 @@ export async function startHosts(names: string[], opts: StartHostsOptions): Prom
     throw new Error('startHosts: authorizedKey must be an OpenSSH public key line ("ssh-ed25519 AAAA...")');
   }
   for (const n of names) {
-    if (!NAME_RE.test(n)) throw new Error(`startHosts: invalid host name ${JSON.stringify(n)} (use [a-z][a-z0-9-]*, at most 31 characters)`);
+    if (!NAME_RE.test(n))
+      throw new Error(`startHosts: invalid host name ${JSON.stringify(n)} (use [a-z][a-z0-9-]*, at most 31 characters)`);
   }
-  if (new Set(names).size !== names.length) throw new Error('startHosts: host names must be unique');
-  const user = opts.user ?? 'ubuntu';
+  if (new Set(names).size !== names.length) throw new Error("startHosts: host names must be unique");
+  const user = opts.user ?? "ubuntu";
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw new Error(`startHosts: invalid user ${JSON.stringify(user)}`);
 
   const base = hostsBaseDir();
@@ -517,22 +526,22 @@ export async function startHosts(names: string[], opts: StartHostsOptions): Prom
     slots.forEach((s, i) => releaseSlot(s, ids[i]));
     throw e;
   }
-  const peers = names.map((n, i) => `${n}=${TEST_SUBNET_PREFIX}.${slots[i]}`).join(' ');
+  const peers = names.map((n, i) => `${n}=${TEST_SUBNET_PREFIX}.${slots[i]}`).join(" ");
 
   const results = await Promise.allSettled(names.map((n, i) => startOne(n, ids[i], peers, slots[i], opts, user)));
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed.length) {
     await Promise.allSettled(ids.map((id, i) => hostDown(id, path.join(base, id), vethName(slots[i]))));
     slots.forEach((s, i) => releaseSlot(s, ids[i]));
     await deleteBridgeIfUnused();
-    throw new Error(failed.map((f) => (f.reason as Error).message ?? String(f.reason)).join('\n\n'));
+    throw new Error(failed.map((f) => (f.reason as Error).message ?? String(f.reason)).join("\n\n"));
   }
   return results.map((r) => (r as PromiseFulfilledResult<Host>).value);
 }
 
 async function deleteBridgeIfUnused(): Promise<void> {
   if (anySlotHeld()) return;
-  await run('bash', [HOST_DOWN, '--bridge', BRIDGE, hostsBaseDir()], { timeoutMs: 10_000 });
+  await run("bash", [HOST_DOWN, "--bridge", BRIDGE, hostsBaseDir()], { timeoutMs: 10_000 });
 }
 
 /** Stops hosts made by startHosts: kills everything in their namespaces, deletes netns, veth, private trees, and the bridge once no host is left. */
@@ -551,7 +560,7 @@ export async function stopHosts(hosts: TestHost[]): Promise<void> {
     }),
   );
   await deleteBridgeIfUnused();
-  if (errors.length) throw new Error(errors.join('\n'));
+  if (errors.length) throw new Error(errors.join("\n"));
 }
 
 /**
@@ -563,8 +572,8 @@ export async function cleanupAllHosts(): Promise<void> {
   checkHostSupport();
   const base = hostsBaseDir();
   const names = new Set<string>();
-  const ns = await run('ip', ['netns', 'list']);
-  for (const line of ns.stdout.split('\n')) {
+  const ns = await run("ip", ["netns", "list"]);
+  for (const line of ns.stdout.split("\n")) {
     const m = /^dare-t-(\S+)/.exec(line);
     if (m) names.add(m[1]);
   }
@@ -591,7 +600,7 @@ export function recordingStub(name: string, behaviour?: string, opts: { env?: st
   const envParts = (opts.env ?? [])
     .filter((v) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(v))
     .map((v) => `if [ -n "\${${v}+x}" ]; then __line+="$(printf '%s=%q ' ${v} "\${${v}}")"; fi`)
-    .join('\n');
+    .join("\n");
   return `#!/bin/bash
 # dare recording stand-in for ${name} (tests/hosts/harness.ts)
 __line=''
@@ -600,14 +609,14 @@ __line+=${shQuote(name)}
 for __a in "$@"; do __line+=" $(printf '%q' "$__a")"; done
 printf '%s\\n' "$__line" >> ${STUB_CALL_LOG}
 unset __line __a
-${behaviour ?? 'exit 0'}
+${behaviour ?? "exit 0"}
 `;
 }
 
 /** The lines recordingStub stand-ins logged on this host, in call order. */
 export async function readStubCalls(host: TestHost): Promise<string[]> {
   const text = await host.readFile(STUB_CALL_LOG);
-  return text.split('\n').filter((l) => l.length > 0);
+  return text.split("\n").filter((l) => l.length > 0);
 }
 
 // ------------------------------------------------------------------ host-to-host keys
@@ -618,14 +627,10 @@ export async function readStubCalls(host: TestHost): Promise<string[]> {
  * in from's known_hosts under its name and address, so `ssh toUser@<to.name>`
  * (or borg over SSH) works from `from` without prompts. Returns the public key line.
  */
-export async function installClientKey(
-  from: TestHost,
-  to: TestHost,
-  opts: { fromUser?: string; toUser?: string } = {},
-): Promise<string> {
-  const fromUser = opts.fromUser ?? 'root';
-  const toUser = opts.toUser ?? 'root';
-  const asUser = (cmd: string) => (fromUser === 'root' ? cmd : `su -s /bin/sh ${shQuote(fromUser)} -c ${shQuote(cmd)}`);
+export async function installClientKey(from: TestHost, to: TestHost, opts: { fromUser?: string; toUser?: string } = {}): Promise<string> {
+  const fromUser = opts.fromUser ?? "root";
+  const toUser = opts.toUser ?? "root";
+  const asUser = (cmd: string) => (fromUser === "root" ? cmd : `su -s /bin/sh ${shQuote(fromUser)} -c ${shQuote(cmd)}`);
   const gen = await from.exec(
     asUser(
       'set -e; umask 077; mkdir -p "$HOME/.ssh"; ' +
@@ -638,7 +643,9 @@ export async function installClientKey(
   const pub = gen.stdout.trim();
   const add = await to.exec(
     `set -e; home=$(getent passwd ${shQuote(toUser)} | cut -d: -f6); grp=$(id -gn ${shQuote(toUser)}); ` +
-      'install -d -m 0700 -o ' + shQuote(toUser) + ' -g "$grp" "$home/.ssh"; ' +
+      "install -d -m 0700 -o " +
+      shQuote(toUser) +
+      ' -g "$grp" "$home/.ssh"; ' +
       `printf '%s\\n' ${shQuote(pub)} >> "$home/.ssh/authorized_keys"; ` +
       `chown ${shQuote(toUser)}:"$grp" "$home/.ssh/authorized_keys"; chmod 0600 "$home/.ssh/authorized_keys"`,
   );
@@ -662,42 +669,59 @@ function sshString(b: Buffer): Buffer {
  * ("invalid format"), is converted.
  */
 export function toOpenSshPrivateKey(pem: string): string {
-  if (pem.includes('BEGIN OPENSSH PRIVATE KEY')) return pem.endsWith('\n') ? pem : pem + '\n';
+  if (pem.includes("BEGIN OPENSSH PRIVATE KEY")) return pem.endsWith("\n") ? pem : pem + "\n";
   const key = crypto.createPrivateKey(pem);
-  if (key.asymmetricKeyType !== 'ed25519') return pem.endsWith('\n') ? pem : pem + '\n';
-  const jwk = key.export({ format: 'jwk' });
-  const seed = Buffer.from(jwk.d as string, 'base64url');
-  const pub = Buffer.from(jwk.x as string, 'base64url');
-  const type = Buffer.from('ssh-ed25519');
+  if (key.asymmetricKeyType !== "ed25519") return pem.endsWith("\n") ? pem : pem + "\n";
+  const jwk = key.export({ format: "jwk" });
+  const seed = Buffer.from(jwk.d as string, "base64url");
+  const pub = Buffer.from(jwk.x as string, "base64url");
+  const type = Buffer.from("ssh-ed25519");
   const pubBlob = Buffer.concat([sshString(type), sshString(pub)]);
   const check = crypto.randomBytes(4);
-  let priv = Buffer.concat([check, check, sshString(type), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(Buffer.alloc(0))]);
+  let priv = Buffer.concat([
+    check,
+    check,
+    sshString(type),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString(Buffer.alloc(0)),
+  ]);
   const pad: number[] = [];
   for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
   priv = Buffer.concat([priv, Buffer.from(pad)]);
   const count = Buffer.alloc(4);
   count.writeUInt32BE(1);
   const blob = Buffer.concat([
-    Buffer.from('openssh-key-v1\0'),
-    sshString(Buffer.from('none')),
-    sshString(Buffer.from('none')),
+    Buffer.from("openssh-key-v1\0"),
+    sshString(Buffer.from("none")),
+    sshString(Buffer.from("none")),
     sshString(Buffer.alloc(0)),
     count,
     sshString(pubBlob),
     sshString(priv),
   ]);
-  const b64 = blob.toString('base64').match(/.{1,70}/g)!.join('\n');
+  const b64 = blob
+    .toString("base64")
+    .match(/.{1,70}/g)!
+    .join("\n");
   return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
 
 const SSH_OPTS = [
-  '-F', '/dev/null',
-  '-o', 'BatchMode=yes',
-  '-o', 'GlobalKnownHostsFile=/dev/null',
-  '-o', 'IdentitiesOnly=yes',
-  '-o', 'IdentityAgent=none',
-  '-o', 'ConnectTimeout=10',
-  '-o', 'LogLevel=ERROR',
+  "-F",
+  "/dev/null",
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "GlobalKnownHostsFile=/dev/null",
+  "-o",
+  "IdentitiesOnly=yes",
+  "-o",
+  "IdentityAgent=none",
+  "-o",
+  "ConnectTimeout=10",
+  "-o",
+  "LogLevel=ERROR",
 ];
 
 /**
@@ -707,11 +731,11 @@ const SSH_OPTS = [
  * `HostKeyAlgorithms` set to the key's type does.
  */
 function hostKeyOpts(dir: string, name: string, address: string, port: number, hostKey?: string): string[] {
-  if (!hostKey) return ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
+  if (!hostKey) return ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
   const file = path.join(dir, `known_hosts-${name}`);
   const [type, blob] = hostKey.trim().split(/\s+/);
   fs.writeFileSync(file, `${port === 22 ? address : `[${address}]:${port}`} ${type} ${blob}\n`);
-  return ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${file}`, '-o', `HostKeyAlgorithms=${type}`, '-o', 'CheckHostIP=no'];
+  return ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${file}`, "-o", `HostKeyAlgorithms=${type}`, "-o", "CheckHostIP=no"];
 }
 
 /**
@@ -722,32 +746,42 @@ function hostKeyOpts(dir: string, name: string, address: string, port: number, h
  * passed explicitly). Never throws for a non-zero exit; ssh's own failures
  * come back as code 255 with ssh's message in stderr.
  */
-export async function sshExec(
-  host: TestHost,
-  privateKeyPem: string,
-  command: string,
-  opts: SshExecOptions = {},
-): Promise<ExecResult> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dare-ssh-'));
+export async function sshExec(host: TestHost, privateKeyPem: string, command: string, opts: SshExecOptions = {}): Promise<ExecResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-ssh-"));
   try {
-    const keyFile = path.join(dir, 'id');
+    const keyFile = path.join(dir, "id");
     fs.writeFileSync(keyFile, toOpenSshPrivateKey(privateKeyPem), { mode: 0o600 });
     fs.chmodSync(keyFile, 0o600);
-    const args = [...SSH_OPTS, ...hostKeyOpts(dir, 'host', host.address, host.port, opts.hostKey), '-i', keyFile, '-p', String(host.port)];
+    const args = [...SSH_OPTS, ...hostKeyOpts(dir, "host", host.address, host.port, opts.hostKey), "-i", keyFile, "-p", String(host.port)];
     if (opts.via) {
       let viaKey = keyFile;
       if (opts.viaPrivateKeyPem) {
-        viaKey = path.join(dir, 'via');
+        viaKey = path.join(dir, "via");
         fs.writeFileSync(viaKey, toOpenSshPrivateKey(opts.viaPrivateKeyPem), { mode: 0o600 });
         fs.chmodSync(viaKey, 0o600);
       }
-      const proxy = ['ssh', ...SSH_OPTS, ...hostKeyOpts(dir, 'via', opts.via.address, opts.via.port, opts.viaHostKey), '-i', viaKey, '-p', String(opts.via.port), '-W', '%h:%p', `${opts.via.user}@${opts.via.address}`]
+      const proxy = [
+        "ssh",
+        ...SSH_OPTS,
+        ...hostKeyOpts(dir, "via", opts.via.address, opts.via.port, opts.viaHostKey),
+        "-i",
+        viaKey,
+        "-p",
+        String(opts.via.port),
+        "-W",
+        "%h:%p",
+        `${opts.via.user}@${opts.via.address}`,
+      ]
         .map((a) => (/^[A-Za-z0-9_./:%@=,-]+$/.test(a) ? a : shQuote(a)))
-        .join(' ');
-      args.push('-o', `ProxyCommand=${proxy}`);
+        .join(" ");
+      args.push("-o", `ProxyCommand=${proxy}`);
     }
-    args.push(`${opts.user ?? host.user}@${host.address}`, '--', command);
-    const r = await run('ssh', args, { stdin: opts.stdin, timeoutMs: opts.timeoutMs ?? 120_000, env: cleanEnv({ HOME: process.env.HOME || '/root' }) });
+    args.push(`${opts.user ?? host.user}@${host.address}`, "--", command);
+    const r = await run("ssh", args, {
+      stdin: opts.stdin,
+      timeoutMs: opts.timeoutMs ?? 120_000,
+      env: cleanEnv({ HOME: process.env.HOME || "/root" }),
+    });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -89,7 +89,11 @@ async function ready(): Promise<void> {
 let listening: Promise<void> | undefined;
 
 /** Loads the role's ruleset on the fake host, then reports, per source and port, whether a TCP connection opens. */
-async function reachable(role: HostRole, probes: Array<[string, number]>, { target = HOST, apiLoadBalancer = true, jumpHost = undefined as string | undefined } = {}): Promise<Record<string, boolean>> {
+async function reachable(
+  role: HostRole,
+  probes: Array<[string, number]>,
+  { target = HOST, apiLoadBalancer = true, jumpHost = undefined as string | undefined } = {},
+): Promise<Record<string, boolean>> {
   listening ??= ready();
   await listening;
   must(["ip", "netns", "exec", hostNs, "nft", "-f", "-"], ruleset(role, apiLoadBalancer, jumpHost));
@@ -117,26 +121,50 @@ describe("host firewall (nftables, for real)", () => {
   });
 
   it("lets pods reach only the API server and the metrics on a control plane, not etcd, SSH or BGP", async () => {
-    const got = await reachable("control-plane", PORTS.map((p): [string, number] => [POD, p]));
+    const got = await reachable(
+      "control-plane",
+      PORTS.map((p): [string, number] => [POD, p]),
+    );
     const open = PORTS.filter((p) => got[`${POD}:${p}`]);
     expect(open).toEqual([2381, 6443, 9100, 10249, 10250, 10257, 10259]);
     expect(open).toEqual(podPorts("control-plane"));
   });
 
   it("lets pods reach only kubelet, node-exporter and kube-proxy's metrics on a worker", async () => {
-    const got = await reachable("worker", PORTS.map((p): [string, number] => [POD, p]));
+    const got = await reachable(
+      "worker",
+      PORTS.map((p): [string, number] => [POD, p]),
+    );
     expect(PORTS.filter((p) => got[`${POD}:${p}`])).toEqual([9100, 10249, 10250]);
   });
 
   it("keeps the nodes' own rules: members reach etcd's peers only on control planes, kubelet and health checks on workers", async () => {
     const healthCheck = NODE_PORT_RANGE[0] + 1234;
-    const worker = await reachable("worker", [[NODE, 10250], [NODE, healthCheck], [NODE, 2379], [OUTSIDE, 10250], [OUTSIDE, healthCheck], [ADMIN, 22], [OUTSIDE, 22]]);
+    const worker = await reachable("worker", [
+      [NODE, 10250],
+      [NODE, healthCheck],
+      [NODE, 2379],
+      [OUTSIDE, 10250],
+      [OUTSIDE, healthCheck],
+      [ADMIN, 22],
+      [OUTSIDE, 22],
+    ]);
     expect(worker).toEqual({
-      [`${NODE}:10250`]: true, [`${NODE}:${healthCheck}`]: true, [`${NODE}:2379`]: false,
-      [`${OUTSIDE}:10250`]: false, [`${OUTSIDE}:${healthCheck}`]: false, [`${ADMIN}:22`]: true, [`${OUTSIDE}:22`]: false,
+      [`${NODE}:10250`]: true,
+      [`${NODE}:${healthCheck}`]: true,
+      [`${NODE}:2379`]: false,
+      [`${OUTSIDE}:10250`]: false,
+      [`${OUTSIDE}:${healthCheck}`]: false,
+      [`${ADMIN}:22`]: true,
+      [`${OUTSIDE}:22`]: false,
     });
     // Control planes run no Traefik: no health-check port there.
-    const cp = await reachable("control-plane", [[NODE, 6443], [NODE, healthCheck], [ADMIN, 6443], [OUTSIDE, 6443]]);
+    const cp = await reachable("control-plane", [
+      [NODE, 6443],
+      [NODE, healthCheck],
+      [ADMIN, 6443],
+      [OUTSIDE, 6443],
+    ]);
     expect(cp).toEqual({ [`${NODE}:6443`]: true, [`${NODE}:${healthCheck}`]: false, [`${ADMIN}:6443`]: true, [`${OUTSIDE}:6443`]: false });
   });
 
@@ -146,8 +174,24 @@ describe("host firewall (nftables, for real)", () => {
     const vip = "10.10.0.250";
     must(["ip", "netns", "exec", hostNs, "ip", "addr", "add", `${vip}/32`, "dev", `fwh${tag}`]);
     try {
-      const got = await reachable("control-plane", [[NODE, 6443], [ADMIN, 6443], [POD, 6443], [OUTSIDE, 6443], [NODE, 2379]], { target: vip, apiLoadBalancer: false });
-      expect(got).toEqual({ [`${NODE}:6443`]: true, [`${ADMIN}:6443`]: true, [`${POD}:6443`]: true, [`${OUTSIDE}:6443`]: false, [`${NODE}:2379`]: false });
+      const got = await reachable(
+        "control-plane",
+        [
+          [NODE, 6443],
+          [ADMIN, 6443],
+          [POD, 6443],
+          [OUTSIDE, 6443],
+          [NODE, 2379],
+        ],
+        { target: vip, apiLoadBalancer: false },
+      );
+      expect(got).toEqual({
+        [`${NODE}:6443`]: true,
+        [`${ADMIN}:6443`]: true,
+        [`${POD}:6443`]: true,
+        [`${OUTSIDE}:6443`]: false,
+        [`${NODE}:2379`]: false,
+      });
       expect(must(["ip", "netns", "exec", clientNs, "ip", "neigh", "show", vip])).toMatch(/lladdr/);
     } finally {
       run(["ip", "netns", "exec", hostNs, "ip", "addr", "del", `${vip}/32`, "dev", `fwh${tag}`]);
@@ -159,11 +203,28 @@ describe("host firewall (nftables, for real)", () => {
       const r = run(["ip", "netns", "exec", hostNs, "nft", "-c", "-f", "-"], ruleset(role, true, JUMP));
       expect({ role, ...r }).toEqual({ role, code: 0, out: "" });
     }
-    const probes: Array<[string, number]> = [[JUMP, 22], [JUMP, 6443], [JUMP, 10250], [OUTSIDE, 22]];
+    const probes: Array<[string, number]> = [
+      [JUMP, 22],
+      [JUMP, 6443],
+      [JUMP, 10250],
+      [OUTSIDE, 22],
+    ];
     expect(await reachable("worker", probes, { jumpHost: JUMP })).toEqual({
-      [`${JUMP}:22`]: true, [`${JUMP}:6443`]: false, [`${JUMP}:10250`]: false, [`${OUTSIDE}:22`]: false,
+      [`${JUMP}:22`]: true,
+      [`${JUMP}:6443`]: false,
+      [`${JUMP}:10250`]: false,
+      [`${OUTSIDE}:22`]: false,
     });
-    expect((await reachable("control-plane", [[JUMP, 22], [JUMP, 6443]], { jumpHost: JUMP }))).toEqual({ [`${JUMP}:22`]: true, [`${JUMP}:6443`]: false });
+    expect(
+      await reachable(
+        "control-plane",
+        [
+          [JUMP, 22],
+          [JUMP, 6443],
+        ],
+        { jumpHost: JUMP },
+      ),
+    ).toEqual({ [`${JUMP}:22`]: true, [`${JUMP}:6443`]: false });
     expect((await reachable("worker", [[JUMP, 22]]))[`${JUMP}:22`]).toBe(false);
   });
 });

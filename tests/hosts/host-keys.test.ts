@@ -27,7 +27,9 @@ const keyOnly = (line: string) => line.split(/\s+/).slice(0, 2).join(" ");
 beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: bootstrapStubs(NAMES) });
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 const firstStepOn = (steps: Step[], host: string) => steps.find((s) => s.host === host)!;
 const ran = async (host: TestHost) => (await host.exec("test -e /tmp/dare-host-key-probe")).code === 0;
@@ -46,13 +48,18 @@ it("pins each host's own key, which its sshd presents: the step's connection get
 it("refuses a host that answers with another key: no session, no script, no parameters", async () => {
   await Promise.all(hosts.map((h) => h.exec("rm -f /tmp/dare-host-key-probe")));
   // The stack says hk-0's key is hk-1's: whoever answers on hk-0's address without hk-1's private key is refused.
-  const steps = await program(CLUSTER, hosts, [{ name: "hk-0", controlPlane: true, hostKey: byName("hk-1").hostPublicKey }, { name: "hk-1" }]);
+  const steps = await program(CLUSTER, hosts, [
+    { name: "hk-0", controlPlane: true, hostKey: byName("hk-1").hostPublicKey },
+    { name: "hk-1" },
+  ]);
   const step = firstStepOn(steps, "hk-0");
   expect(step.hostKey).toBe(keyOnly(byName("hk-1").hostPublicKey));
   const refused = await runStep(CLUSTER, hosts, step);
   expect(refused.code).toBe(255);
   expect(refused.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED[\s\S]*Host key verification failed/);
-  const probe = await sshExec(byName("hk-0"), sshKeyOf(CLUSTER).privateKeyOpenssh, "touch /tmp/dare-host-key-probe", { hostKey: step.hostKey });
+  const probe = await sshExec(byName("hk-0"), sshKeyOf(CLUSTER).privateKeyOpenssh, "touch /tmp/dare-host-key-probe", {
+    hostKey: step.hostKey,
+  });
   expect(probe.code).toBe(255);
   expect(await ran(byName("hk-0"))).toBe(false);
   // The same key on its own host is still fine: the refusal is the mismatch, not the key.
@@ -62,9 +69,13 @@ it("refuses a host that answers with another key: no session, no script, no para
 
 it("refuses a bastion that answers with another key before reaching the host behind it", async () => {
   const key = sshKeyOf(CLUSTER).privateKeyOpenssh;
-  const through = (viaHostKey: string) => sshExec(byName("hk-1"), key, "true", {
-    via: byName("hk-0"), viaPrivateKeyPem: key, hostKey: byName("hk-1").hostPublicKey, viaHostKey,
-  });
+  const through = (viaHostKey: string) =>
+    sshExec(byName("hk-1"), key, "true", {
+      via: byName("hk-0"),
+      viaPrivateKeyPem: key,
+      hostKey: byName("hk-1").hostPublicKey,
+      viaHostKey,
+    });
   expect((await through(byName("hk-0").hostPublicKey)).code).toBe(0);
   const refused = await through(byName("hk-1").hostPublicKey);
   expect(refused.code).toBe(255);
@@ -72,11 +83,23 @@ it("refuses a bastion that answers with another key before reaching the host beh
 });
 
 it("an OpenStack VM's generated host key, installed from its user data as cloud-init does, is the key its steps pin", async () => {
-  const resources = await runMocked(() => new Infrastructure("hk-os", {
-    provider: "openstack", clusterName: "hk-os", hosts: [], network: { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" }, adminCidrs: ["192.0.2.0/24"],
-    nodes: { controlPlane: { count: 1, flavor: "m" }, pools: [{ name: "workers", count: 1, flavor: "m", disks: { count: 1, sizeGb: 10 }, publicIp: false }] },
-    image: "Ubuntu 24.04", sshUser: "ubuntu", apiLoadBalancer: false,
-  }));
+  const resources = await runMocked(
+    () =>
+      new Infrastructure("hk-os", {
+        provider: "openstack",
+        clusterName: "hk-os",
+        hosts: [],
+        network: { ...DEFAULT_NETWORK, cidr: "10.10.0.0/16" },
+        adminCidrs: ["192.0.2.0/24"],
+        nodes: {
+          controlPlane: { count: 1, flavor: "m" },
+          pools: [{ name: "workers", count: 1, flavor: "m", disks: { count: 1, sizeGb: 10 }, publicIp: false }],
+        },
+        image: "Ubuntu 24.04",
+        sshUser: "ubuntu",
+        apiLoadBalancer: false,
+      }),
+  );
   const instance = ofType(resources, "openstack:compute/instance:Instance").find((r) => (r.inputs as any).name === "hk-os-workers-0")!;
   const { ssh_keys: keys } = YAML.parse(unsecret(instance.inputs).userData);
   // The disk step is the worker's only step in this layer: its connection's pin.

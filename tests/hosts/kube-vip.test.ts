@@ -26,7 +26,9 @@ const byName = (name: string) => hosts.find((h) => h.name === name)!;
 beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: bootstrapStubs(NAMES) });
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 async function run(step: Step): Promise<string> {
   const result = await runStep(CLUSTER, hosts, step);
@@ -34,13 +36,21 @@ async function run(step: Step): Promise<string> {
   return result.stdout;
 }
 
-type Pod = { spec: { containers: Array<{ image: string; env: Array<{ name: string; value?: string }> }>; volumes: Array<{ hostPath: { path: string } }> } };
+type Pod = {
+  spec: {
+    containers: Array<{ image: string; env: Array<{ name: string; value?: string }> }>;
+    volumes: Array<{ hostPath: { path: string } }>;
+  };
+};
 const podAt = async (host: string, file: string): Promise<Pod> => YAML.parse(await byName(host).readFile(file));
-const envOf = (pod: Pod) => Object.fromEntries(pod.spec.containers[0].env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+const envOf = (pod: Pod) =>
+  Object.fromEntries(pod.spec.containers[0].env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
 const kubeconfigOf = (pod: Pod) => pod.spec.volumes[0].hostPath.path;
 /** The interface that holds the host's address, as `ip` reports it in the host's network namespace. */
 async function interfaceOf(host: TestHost): Promise<string> {
-  const out = (await host.exec(`ip -o -4 addr show | awk -v a=${host.address} '{ split($4, p, "/"); if (p[1] == a) print $2 }'`)).stdout.trim();
+  const out = (
+    await host.exec(`ip -o -4 addr show | awk -v a=${host.address} '{ split($4, p, "/"); if (p[1] == a) print $2 }'`)
+  ).stdout.trim();
   return out.replace(/@.*$/, "");
 }
 
@@ -65,7 +75,8 @@ describe("the API's virtual IP: kube-vip on every control plane before kubeadm",
     const ran: string[] = [];
     for (const step of steps) {
       const out = await run(step);
-      if (step.name === "k8s-kv-0-init") expect(out).toContain("kv-0: kube-vip now reads /etc/kubernetes/admin.conf and holds the API's virtual IP");
+      if (step.name === "k8s-kv-0-init")
+        expect(out).toContain("kv-0: kube-vip now reads /etc/kubernetes/admin.conf and holds the API's virtual IP");
       ran.push(step.name);
     }
     const polls = (await readStubCalls(byName("kv-0"))).filter((c) => c.includes("get pod kube-vip-kv-0"));
@@ -82,7 +93,14 @@ describe("the API's virtual IP: kube-vip on every control plane before kubeadm",
     const atInit = await podAt("kv-0", `${STATE}/kube-vip-at-init.yaml`);
     expect(kubeconfigOf(atInit)).toBe("/etc/kubernetes/super-admin.conf");
     expect(atInit.spec.containers[0].image).toBe(KUBE_VIP_IMAGE);
-    expect(envOf(atInit)).toMatchObject({ address: VIP, port: "6443", vip_arp: "true", cp_enable: "true", svc_enable: "false", vip_leaderelection: "true" });
+    expect(envOf(atInit)).toMatchObject({
+      address: VIP,
+      port: "6443",
+      vip_arp: "true",
+      cp_enable: "true",
+      svc_enable: "false",
+      vip_leaderelection: "true",
+    });
     for (const name of ["kv-1", "kv-2"]) {
       const atJoin = await podAt(name, `${STATE}/kube-vip-at-join.yaml`);
       expect(kubeconfigOf(atJoin)).toBe("/etc/kubernetes/admin.conf");
@@ -116,9 +134,15 @@ describe("the API's virtual IP: kube-vip on every control plane before kubeadm",
     const manifest = await kv1.readFile(KUBE_VIP_MANIFEST);
     await kv1.exec(`rm -f ${KUBE_VIP_MANIFEST}`);
     await kv1.writeFile("/etc/kubernetes/admin.conf", `clusters:\n- cluster:\n    server: https://${kv1.address}:6443\n`);
-    const refused = await runStep(CLUSTER, hosts, steps.find((s) => s.name === "k8s-kv-1-kube-vip")!);
+    const refused = await runStep(
+      CLUSTER,
+      hosts,
+      steps.find((s) => s.name === "k8s-kv-1-kube-vip")!,
+    );
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`kv-1: refusing to add the API virtual IP ${VIP}:6443: this control plane belongs to a running cluster whose API endpoint is ${kv1.address}:6443`);
+    expect(refused.stderr).toContain(
+      `kv-1: refusing to add the API virtual IP ${VIP}:6443: this control plane belongs to a running cluster whose API endpoint is ${kv1.address}:6443`,
+    );
     expect((await kv1.exec(`test -e ${KUBE_VIP_MANIFEST}`)).code).toBe(1);
     // Its own endpoint is accepted.
     await kv1.writeFile("/etc/kubernetes/admin.conf", `clusters:\n- cluster:\n    server: https://${VIP}:6443\n`);
@@ -131,7 +155,11 @@ describe("the API's virtual IP: kube-vip on every control plane before kubeadm",
     await kv0.writeFile("/etc/kubernetes/admin.conf", `clusters:\n- cluster:\n    server: https://${VIP}:6443\n`);
     const without = await program(CLUSTER, hosts, SPEC);
     expect(without.some((s) => s.name.endsWith("-kube-vip"))).toBe(false);
-    const moved = await runStep(CLUSTER, hosts, without.find((s) => s.name === "k8s-kv-0-init")!);
+    const moved = await runStep(
+      CLUSTER,
+      hosts,
+      without.find((s) => s.name === "k8s-kv-0-init")!,
+    );
     expect(moved.code).toBe(1);
     expect(moved.stderr).toContain(`kv-0: refusing to move the running cluster's API endpoint from ${VIP}:6443 to ${kv0.address}:6443`);
     expect(moved.stderr).toContain("dare:apiVirtualIp");

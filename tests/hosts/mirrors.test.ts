@@ -42,8 +42,29 @@ const LEGACY_SOURCES_LIST = "deb http://archive.ubuntu.com/ubuntu noble main res
 /** A CA certificate made by openssl, as a site's mirror CA. */
 function mirrorCa(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mirror-ca-"));
-  const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-    "-days", "1", "-subj", "/CN=mirror CA", "-addext", "basicConstraints=critical,CA:TRUE"], { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=mirror CA",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+    ],
+    { cwd: dir, encoding: "utf8" },
+  );
   if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
   const pem = fs.readFileSync(path.join(dir, "ca.pem"), "utf8");
   fs.rmSync(dir, { recursive: true, force: true });
@@ -57,7 +78,11 @@ const MIRRORS: HostMirrors = {
     "registry.k8s.io": HARBOR,
     "registry.example.org:5000": "http://10.213.0.250:5000",
   },
-  apt: { ubuntu: "http://mirror.example.org/ubuntu", kubernetes: `${MIRROR}/pkgs.k8s.io`, docker: `${MIRROR}/download.docker.com/linux/ubuntu` },
+  apt: {
+    ubuntu: "http://mirror.example.org/ubuntu",
+    kubernetes: `${MIRROR}/pkgs.k8s.io`,
+    docker: `${MIRROR}/download.docker.com/linux/ubuntu`,
+  },
   caCertificate: CA,
 };
 /** docker.io's registry mirror and the Ubuntu mirror removed. */
@@ -83,9 +108,18 @@ async function prepare(name: string, which: keyof typeof programs): Promise<void
 }
 
 /** What a rerun must leave alone: every file the mirrors touch, by modification time and size. */
-const WATCHED = ["/etc/containerd/config.toml", "/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/certs.d/registry.k8s.io/hosts.toml",
-  "/etc/containerd/certs.d/registry.example.org:5000/hosts.toml", "/etc/dare/mirror-ca.pem", "/etc/apt/apt.conf.d/60dare-mirror-ca",
-  "/etc/apt/sources.list.d/ubuntu.sources", "/etc/apt/sources.list", "/etc/apt/sources.list.d/docker.list", "/etc/apt/sources.list.d/kubernetes.list"];
+const WATCHED = [
+  "/etc/containerd/config.toml",
+  "/etc/containerd/certs.d/docker.io/hosts.toml",
+  "/etc/containerd/certs.d/registry.k8s.io/hosts.toml",
+  "/etc/containerd/certs.d/registry.example.org:5000/hosts.toml",
+  "/etc/dare/mirror-ca.pem",
+  "/etc/apt/apt.conf.d/60dare-mirror-ca",
+  "/etc/apt/sources.list.d/ubuntu.sources",
+  "/etc/apt/sources.list",
+  "/etc/apt/sources.list.d/docker.list",
+  "/etc/apt/sources.list.d/kubernetes.list",
+];
 const stamp = async (name: string) => (await byName(name).exec(`stat -c '%n %Y %s' ${WATCHED.map((f) => `'${f}'`).join(" ")} 2>&1`)).stdout;
 /** The calls that would show work: downloads, index updates, installs, containerd restarts. */
 const work = (c: string[]) => c.filter((l) => /^(curl|apt-get|gpg) |^systemctl (restart|stop|start) |^containerd /.test(l));
@@ -98,10 +132,16 @@ beforeAll(async () => {
   programs.fewer = await program(CLUSTER, hosts, spec, "1.36.4", { mirrors: FEWER });
   for (const h of hosts) {
     await h.writeFile("/etc/apt/sources.list.d/ubuntu.sources", UBUNTU_SOURCES, { mode: 0o644 });
-    await h.writeFile("/etc/apt/sources.list", h.name === "mr-0" ? LEGACY_SOURCES_LIST : "# Ubuntu sources have moved to /etc/apt/sources.list.d/ubuntu.sources\n", { mode: 0o644 });
+    await h.writeFile(
+      "/etc/apt/sources.list",
+      h.name === "mr-0" ? LEGACY_SOURCES_LIST : "# Ubuntu sources have moved to /etc/apt/sources.list.d/ubuntu.sources\n",
+      { mode: 0o644 },
+    );
   }
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 describe("a prepared host given mirrors", () => {
   it("reads registry hosts from /etc/containerd/certs.d even without mirrors (containerd 2.x config_path)", async () => {
@@ -157,23 +197,34 @@ Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg
     expect(await host.readFile("/etc/dare/apt-original/ubuntu.sources")).toBe(UBUNTU_SOURCES);
     expect(await host.readFile("/etc/dare/apt-original/sources.list")).toBe(LEGACY_SOURCES_LIST);
     expect(await host.readFile("/etc/apt/sources.list.d/docker.list")).toBe(
-      `deb [arch=${await arch("mr-0")} signed-by=/etc/apt/keyrings/docker.gpg] ${MIRROR}/download.docker.com/linux/ubuntu ${cn} stable\n`);
+      `deb [arch=${await arch("mr-0")} signed-by=/etc/apt/keyrings/docker.gpg] ${MIRROR}/download.docker.com/linux/ubuntu ${cn} stable\n`,
+    );
     expect(await host.readFile("/etc/apt/sources.list.d/kubernetes.list")).toBe(
-      `deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] ${MIRROR}/pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n`);
+      `deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] ${MIRROR}/pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n`,
+    );
     // One line per https mirror host (pkgs.k8s.io's and Docker's mirrors share one); the http Ubuntu mirror needs none.
-    expect(await host.readFile("/etc/apt/apt.conf.d/60dare-mirror-ca")).toBe('Acquire::https::mirror.example.org::CAInfo "/etc/dare/mirror-ca.pem";\n');
+    expect(await host.readFile("/etc/apt/apt.conf.d/60dare-mirror-ca")).toBe(
+      'Acquire::https::mirror.example.org::CAInfo "/etc/dare/mirror-ca.pem";\n',
+    );
     // The real apt (this machine's, /usr/bin; the stand-ins only replace downloads) reads them so: the index files it
     // would fetch are the mirrors', none Ubuntu's own, and the CA setting is keyed on the mirror's host.
-    const targets = (await host.exec("/usr/bin/apt-get indextargets --no-release-info --format '$(URI)' 'Created-By: Packages'")).stdout.trim().split("\n");
+    const targets = (await host.exec("/usr/bin/apt-get indextargets --no-release-info --format '$(URI)' 'Created-By: Packages'")).stdout
+      .trim()
+      .split("\n");
     const a = await arch("mr-0");
-    expect(targets).toEqual(expect.arrayContaining([
-      ...["", "-updates", "-backports", "-security"].map((pocket) => `http://mirror.example.org/ubuntu/dists/${cn}${pocket}/main/binary-${a}/Packages`),
-      `${MIRROR}/pkgs.k8s.io/core:/stable:/v1.36/deb/Packages`,
-      `${MIRROR}/download.docker.com/linux/ubuntu/dists/${cn}/stable/binary-${a}/Packages`,
-    ]));
+    expect(targets).toEqual(
+      expect.arrayContaining([
+        ...["", "-updates", "-backports", "-security"].map(
+          (pocket) => `http://mirror.example.org/ubuntu/dists/${cn}${pocket}/main/binary-${a}/Packages`,
+        ),
+        `${MIRROR}/pkgs.k8s.io/core:/stable:/v1.36/deb/Packages`,
+        `${MIRROR}/download.docker.com/linux/ubuntu/dists/${cn}/stable/binary-${a}/Packages`,
+      ]),
+    );
     expect(targets.filter((t) => /ubuntu\.com|\/\/pkgs\.k8s\.io|\/\/download\.docker\.com/.test(t))).toEqual([]);
-    expect((await host.exec("/usr/bin/apt-config dump Acquire::https::mirror.example.org::CAInfo")).stdout)
-      .toBe('Acquire::https::mirror.example.org::CAInfo "/etc/dare/mirror-ca.pem";\n');
+    expect((await host.exec("/usr/bin/apt-config dump Acquire::https::mirror.example.org::CAInfo")).stdout).toBe(
+      'Acquire::https::mirror.example.org::CAInfo "/etc/dare/mirror-ca.pem";\n',
+    );
     // The keys in place are kept (the same keys sign the mirrors); apt reads its new sources once.
     const c = await calls("mr-0");
     expect(c.filter((l) => l.startsWith("curl "))).toEqual([]);
@@ -195,13 +246,17 @@ describe("a new host with mirrors from the start", () => {
     await prepare("mr-1", "mirrored");
     const c = await calls("mr-1");
     expect(c).toContainEqual(`curl -fsSL --retry 5 --cacert /etc/dare/mirror-ca.pem ${MIRROR}/download.docker.com/linux/ubuntu/gpg`);
-    expect(c).toContainEqual(`curl -fsSL --retry 5 --cacert /etc/dare/mirror-ca.pem ${MIRROR}/pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key`);
+    expect(c).toContainEqual(
+      `curl -fsSL --retry 5 --cacert /etc/dare/mirror-ca.pem ${MIRROR}/pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key`,
+    );
     expect(c).toContainEqual("gpg --dearmor --batch --yes -o /etc/apt/keyrings/docker.gpg");
     expect(c).toContainEqual("gpg --dearmor --batch --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
     // The CA and sources are in place before the first index update and install.
     const firstUpdate = c.indexOf("apt-get update -q");
     expect(firstUpdate).toBeGreaterThan(c.findIndex((l) => l.includes("--cacert")));
-    expect(await byName("mr-1").readFile("/etc/containerd/certs.d/docker.io/hosts.toml")).toContain(`[host."${HARBOR}/v2/dockerhub-proxy"]`);
+    expect(await byName("mr-1").readFile("/etc/containerd/certs.d/docker.io/hosts.toml")).toContain(
+      `[host."${HARBOR}/v2/dockerhub-proxy"]`,
+    );
     expect(c.filter((l) => l === "systemctl restart containerd")).toHaveLength(1);
   });
 });
@@ -231,14 +286,21 @@ describe("mirrors removed", () => {
     await clearCalls("mr-0");
     await prepare("mr-0", "plain");
     const cn = await codename("mr-0");
-    for (const f of ["/etc/containerd/certs.d/registry.k8s.io", "/etc/containerd/certs.d/registry.example.org:5000", "/etc/dare/mirror-ca.pem", "/etc/apt/apt.conf.d/60dare-mirror-ca"]) {
+    for (const f of [
+      "/etc/containerd/certs.d/registry.k8s.io",
+      "/etc/containerd/certs.d/registry.example.org:5000",
+      "/etc/dare/mirror-ca.pem",
+      "/etc/apt/apt.conf.d/60dare-mirror-ca",
+    ]) {
       expect({ f, exists: await exists("mr-0", f) }).toEqual({ f, exists: false });
     }
     expect(await exists("mr-0", "/etc/containerd/certs.d/ghcr.io/hosts.toml")).toBe(true);
     expect(await host.readFile("/etc/apt/sources.list.d/docker.list")).toBe(
-      `deb [arch=${await arch("mr-0")} signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${cn} stable\n`);
+      `deb [arch=${await arch("mr-0")} signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${cn} stable\n`,
+    );
     expect(await host.readFile("/etc/apt/sources.list.d/kubernetes.list")).toBe(
-      "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n");
+      "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n",
+    );
     expect(await host.readFile("/etc/apt/sources.list.d/ubuntu.sources")).toBe(UBUNTU_SOURCES);
     expect((await calls("mr-0")).filter((l) => /^systemctl (restart|stop|start) |^containerd /.test(l))).toEqual([]);
     const targets = (await host.exec("/usr/bin/apt-get indextargets --no-release-info --format '$(URI)' 'Created-By: Packages'")).stdout;

@@ -31,30 +31,67 @@ const byName = (name: string) => hosts.find((h) => h.name === name)!;
 beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: SSH_KEY.publicKeyOpenssh, stubs: bootstrapStubs(NAMES) });
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 /** The program for a control plane and a worker of pool `workers` with these settings (as the configuration reads them). */
 async function program(poolSettings: Record<string, unknown>, extraArgs: ControlPlaneExtraArgs): Promise<Step[]> {
-  const hostSpec = (name: string, role: string) => ({ name, role, address: byName(name).address, privateAddress: byName(name).address,
-    user: byName(name).user, port: 22, disks: [] as string[], hostKey: byName(name).hostPublicKey });
+  const hostSpec = (name: string, role: string) => ({
+    name,
+    role,
+    address: byName(name).address,
+    privateAddress: byName(name).address,
+    user: byName(name).user,
+    port: 22,
+    disks: [] as string[],
+    hostKey: byName(name).hostPublicKey,
+  });
   // The configuration's own reading of the pool's settings (validated), as index.ts hands it over.
-  const config = loadConfig({ stack: "test", get: (key) => {
-    const values: Record<string, unknown> = { domain: "dare.example.org", adminCidrs: ["10.213.0.0/24"], ...SITE_CONFIG, provider: "existing",
-      apiLoadBalancer: false, ingressLoadBalancer: false, ceph: { replicas: 1, monitors: 1 },
-      nodes: { pools: [{ name: "workers", count: 0, flavor: "-", ...poolSettings }] },
-      hosts: [{ ...hostSpec("np-0", "control-plane"), hostKey: EXAMPLE_HOST_KEY }, { ...hostSpec("np-1", "workers"), hostKey: EXAMPLE_HOST_KEY, disks: ["/dev/sdb"] }] };
-    return values[key] === undefined ? undefined : JSON.stringify(values[key]);
-  } });
+  const config = loadConfig({
+    stack: "test",
+    get: (key) => {
+      const values: Record<string, unknown> = {
+        domain: "dare.example.org",
+        adminCidrs: ["10.213.0.0/24"],
+        ...SITE_CONFIG,
+        provider: "existing",
+        apiLoadBalancer: false,
+        ingressLoadBalancer: false,
+        ceph: { replicas: 1, monitors: 1 },
+        nodes: { pools: [{ name: "workers", count: 0, flavor: "-", ...poolSettings }] },
+        hosts: [
+          { ...hostSpec("np-0", "control-plane"), hostKey: EXAMPLE_HOST_KEY },
+          { ...hostSpec("np-1", "workers"), hostKey: EXAMPLE_HOST_KEY, disks: ["/dev/sdb"] },
+        ],
+      };
+      return values[key] === undefined ? undefined : JSON.stringify(values[key]);
+    },
+  });
   const nodes: ClusterNode[] = clusterNodes(config).map((n) => ({ ...n, disks: 0 }));
   const resources: RecordedResource[] = await runMocked(() => {
     const infra = new Infrastructure(CLUSTER, {
-      provider: "existing", clusterName: CLUSTER, nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
+      provider: "existing",
+      clusterName: CLUSTER,
+      nodes: { controlPlane: { count: 1, flavor: "-" }, pools: [] },
       hosts: NAMES.map((name, i) => hostSpec(name, i === 0 ? "control-plane" : "workers")),
-      network: NETWORK, adminCidrs: ["10.213.0.0/24"], image: "-", sshUser: "dare", apiLoadBalancer: false,
+      network: NETWORK,
+      adminCidrs: ["10.213.0.0/24"],
+      image: "-",
+      sshUser: "dare",
+      apiLoadBalancer: false,
     });
     new KubernetesCluster(CLUSTER, {
-      nodes, hosts: infra.hostByName, apiServer: infra.apiServer, bastion: infra.bastion, sshPrivateKey: infra.sshPrivateKey,
-      kubernetesVersion: "1.36.4", network: NETWORK, clusterName: CLUSTER, adminCidrs: ["10.213.0.0/24"], apiLoadBalancer: false,
+      nodes,
+      hosts: infra.hostByName,
+      apiServer: infra.apiServer,
+      bastion: infra.bastion,
+      sshPrivateKey: infra.sshPrivateKey,
+      kubernetesVersion: "1.36.4",
+      network: NETWORK,
+      clusterName: CLUSTER,
+      adminCidrs: ["10.213.0.0/24"],
+      apiLoadBalancer: false,
       controlPlaneExtraArgs: extraArgs,
     });
   });
@@ -71,10 +108,16 @@ const clearCalls = () => Promise.all(hosts.map((h) => h.exec(`rm -f ${STUB_CALL_
 const calls = (name: string) => readStubCalls(byName(name)).catch(() => [] as string[]);
 const restarts = async (name: string) => (await calls(name)).filter((c) => c === "systemctl restart kubelet");
 const kubeadmPhases = async (name: string) => (await calls(name)).filter((c) => /kubeadm init phase/.test(c));
-const clusterConfigurationIn = (text: string) => YAML.parseAllDocuments(text).map((d) => d.toJS()).find((d) => d?.kind === "ClusterConfiguration");
+const clusterConfigurationIn = (text: string) =>
+  YAML.parseAllDocuments(text)
+    .map((d) => d.toJS())
+    .find((d) => d?.kind === "ClusterConfiguration");
 
-const GPU = { labels: { "example.org/gpu": "a100" }, taints: ["example.org/gpu=true:NoSchedule"],
-  kubelet: { maxPods: 200, systemReserved: { cpu: "500m", memory: "1Gi" }, featureGates: { ExampleGate: true } } };
+const GPU = {
+  labels: { "example.org/gpu": "a100" },
+  taints: ["example.org/gpu=true:NoSchedule"],
+  kubelet: { maxPods: 200, systemReserved: { cpu: "500m", memory: "1Gi" }, featureGates: { ExampleGate: true } },
+};
 
 describe("a pool's kubelet settings and the control plane's extra arguments, over SSH", () => {
   it("first run: the drop-in is in place before the join, kubeadm registers the worker with the pool's labels and taints, no restart", async () => {
@@ -82,8 +125,11 @@ describe("a pool's kubelet settings and the control plane's extra arguments, ove
     const worker = byName("np-1");
     expect(await worker.readFile("/etc/default/kubelet")).toBe(`KUBELET_EXTRA_ARGS=--config-dir=${KUBELET_DROPIN_DIR}\n`);
     expect(YAML.parse(await worker.readFile(KUBELET_DROPIN_FILE))).toEqual({
-      apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration",
-      featureGates: { ExampleGate: true }, maxPods: 200, systemReserved: { cpu: "500m", memory: "1Gi" },
+      apiVersion: "kubelet.config.k8s.io/v1beta1",
+      kind: "KubeletConfiguration",
+      featureGates: { ExampleGate: true },
+      maxPods: 200,
+      systemReserved: { cpu: "500m", memory: "1Gi" },
     });
     expect(await worker.stat(KUBELET_DROPIN_FILE)).toMatchObject({ mode: 0o644, user: "root" });
     const workerCalls = await calls("np-1");
@@ -98,14 +144,20 @@ describe("a pool's kubelet settings and the control plane's extra arguments, ove
     expect((await byName("np-0").exec(`test -e ${KUBELET_DROPIN_FILE}`)).code).toBe(1);
     // The node step labelled and tainted it from the first control plane.
     const cp = await calls("np-0");
-    expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl label node np-1 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker= example.org/gpu=a100");
+    expect(cp).toContainEqual(
+      "KUBECONFIG=/etc/kubernetes/admin.conf kubectl label node np-1 --overwrite dare.io/pool=workers node-role.kubernetes.io/worker= example.org/gpu=a100",
+    );
     expect(cp).toContainEqual("KUBECONFIG=/etc/kubernetes/admin.conf kubectl taint node np-1 example.org/gpu=true:NoSchedule --overwrite");
     // The extra argument is in the configuration kubeadm init was given, and in the one its step applied and uploaded.
     const init = clusterConfigurationIn(await byName("np-0").readFile(`${STUB_STATE}/kubeadm-init.yaml`));
     expect(init.apiServer.extraArgs).toContainEqual({ name: "service-node-port-range", value: "30000-32000" });
     expect(await kubeadmPhases("np-0")).toEqual([
-      expect.stringMatching(/^KUBECONFIG=\/etc\/kubernetes\/admin.conf kubeadm init phase control-plane all --config \/etc\/kubernetes\/dare\/control-plane\.\w+$/),
-      expect.stringMatching(/^KUBECONFIG=\/etc\/kubernetes\/admin.conf kubeadm init phase upload-config kubeadm --config \/etc\/kubernetes\/dare\/control-plane\.\w+$/),
+      expect.stringMatching(
+        /^KUBECONFIG=\/etc\/kubernetes\/admin.conf kubeadm init phase control-plane all --config \/etc\/kubernetes\/dare\/control-plane\.\w+$/,
+      ),
+      expect.stringMatching(
+        /^KUBECONFIG=\/etc\/kubernetes\/admin.conf kubeadm init phase upload-config kubeadm --config \/etc\/kubernetes\/dare\/control-plane\.\w+$/,
+      ),
     ]);
     const uploaded = clusterConfigurationIn(await byName("np-0").readFile(`${STUB_STATE}/kubeadm-config-configmap.yaml`));
     expect(uploaded.apiServer.extraArgs).toContainEqual({ name: "service-node-port-range", value: "30000-32000" });
@@ -129,8 +181,11 @@ describe("a pool's kubelet settings and the control plane's extra arguments, ove
   it("changed settings: the worker's drop-in is rewritten and its kubelet restarted once; the extra argument reaches the manifests and the ConfigMap", async () => {
     await clearCalls();
     const changed = { ...GPU, kubelet: { maxPods: 150, kubeReserved: { memory: "512Mi" } } };
-    await runAll(await program(changed, { apiServer: { "service-node-port-range": "30000-32500" }, scheduler: { "v": "2" } }));
-    expect(YAML.parse(await byName("np-1").readFile(KUBELET_DROPIN_FILE))).toMatchObject({ maxPods: 150, kubeReserved: { memory: "512Mi" } });
+    await runAll(await program(changed, { apiServer: { "service-node-port-range": "30000-32500" }, scheduler: { v: "2" } }));
+    expect(YAML.parse(await byName("np-1").readFile(KUBELET_DROPIN_FILE))).toMatchObject({
+      maxPods: 150,
+      kubeReserved: { memory: "512Mi" },
+    });
     expect(YAML.parse(await byName("np-1").readFile(KUBELET_DROPIN_FILE))).not.toHaveProperty("systemReserved");
     expect(await restarts("np-1")).toEqual(["systemctl restart kubelet"]);
     expect(await restarts("np-0")).toEqual([]);
@@ -148,11 +203,16 @@ describe("a pool's kubelet settings and the control plane's extra arguments, ove
     await clearCalls();
     const worker = byName("np-1");
     // The kubelet's restart fails once (systemctl's stand-in exits 1 on its first call).
-    await worker.exec(`cp /usr/local/bin/systemctl /usr/local/bin/systemctl.real && printf '%s\\n' '#!/bin/bash' ` +
-      `'echo "systemctl $*" >> ${STUB_CALL_LOG}; mv /usr/local/bin/systemctl.real /usr/local/bin/systemctl; exit 1' > /usr/local/bin/systemctl`);
+    await worker.exec(
+      `cp /usr/local/bin/systemctl /usr/local/bin/systemctl.real && printf '%s\\n' '#!/bin/bash' ` +
+        `'echo "systemctl $*" >> ${STUB_CALL_LOG}; mv /usr/local/bin/systemctl.real /usr/local/bin/systemctl; exit 1' > /usr/local/bin/systemctl`,
+    );
     const dropped = await program({}, {});
     const kubeletStep = dropped.find((s) => s.name === `k8s-np-1-kubelet-config`)!;
-    const failed = await sshExec(worker, SSH_KEY.privateKeyOpenssh, kubeletStep.create, { stdin: kubeletStep.stdin, hostKey: kubeletStep.hostKey });
+    const failed = await sshExec(worker, SSH_KEY.privateKeyOpenssh, kubeletStep.create, {
+      stdin: kubeletStep.stdin,
+      hostKey: kubeletStep.hostKey,
+    });
     expect(failed.code).not.toBe(0);
     expect((await worker.exec(`test -e ${KUBELET_DROPIN_FILE}`)).code).toBe(1);
     await runAll(dropped);

@@ -38,13 +38,21 @@ const cp = () => byName("oc-0");
 beforeAll(async () => {
   hosts = await startHosts(NAMES, { authorizedKey: sshKeyOf(CLUSTER).publicKeyOpenssh, stubs: bootstrapStubs(NAMES) });
 });
-afterAll(async () => { await stopHosts(hosts); });
+afterAll(async () => {
+  await stopHosts(hosts);
+});
 
 const clearCalls = () => Promise.all(hosts.map((h) => h.exec(`rm -f ${STUB_CALL_LOG}`)));
 const calls = async (name: string) => readStubCalls(byName(name)).catch(() => [] as string[]);
 /** The first control plane's calls that change Ceph, Rook or the node, without the kubeconfig prefix. */
-const actions = async () => (await calls("oc-0")).map((l) => l.replace(/^KUBECONFIG=\S+ /, ""))
-  .filter((l) => /^ceph (osd (out|in|down|purge|crush|safe-to-destroy)|pg stat)|^kubectl (-n rook-ceph (scale|delete|exec deploy\/rook-ceph-osd)|drain|delete node)/.test(l));
+const actions = async () =>
+  (await calls("oc-0"))
+    .map((l) => l.replace(/^KUBECONFIG=\S+ /, ""))
+    .filter((l) =>
+      /^ceph (osd (out|in|down|purge|crush|safe-to-destroy)|pg stat)|^kubectl (-n rook-ceph (scale|delete|exec deploy\/rook-ceph-osd)|drain|delete node)/.test(
+        l,
+      ),
+    );
 const cephFile = async (name: string) => (await cp().readFile(`${CEPH_STATE}/${name}`)).trim().split("\n").filter(Boolean);
 const seed = async (osds: SimulatedOsd[], polls: number | "never" = 2) => {
   const r = await cp().exec(seedCeph(osds, polls));
@@ -78,7 +86,11 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
   it("deletes a host's OSD steps first, then drains it, then resets it", () => {
     const removed = removedSteps(all, []).filter((s) => s.delete && (s.host === "ow-3" || s.name.includes("-ow-3")));
     expect(deletionOrder(removed).map((s) => s.name)).toEqual([
-      "k8s-oc-0-osd-ow-3", "k8s-oc-0-osd-ow-3-disk-0", "k8s-oc-0-osd-ow-3-disk-1", "k8s-oc-0-node-ow-3", "k8s-ow-3-join",
+      "k8s-oc-0-osd-ow-3",
+      "k8s-oc-0-osd-ow-3-disk-0",
+      "k8s-oc-0-osd-ow-3-disk-1",
+      "k8s-oc-0-node-ow-3",
+      "k8s-ow-3-join",
     ]);
     // Hosts without disks get none.
     expect(all.filter((s) => s.name.includes("-osd-")).map((s) => s.host)).toEqual(Array(8).fill("oc-0"));
@@ -87,19 +99,38 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
   let removal: Step[];
   it("a worker with two OSDs: out, re-replicated (active+clean), purged, deployments deleted, then drained and reset", async () => {
     await clearCalls();
-    removal = removedSteps(all, await program(CLUSTER, hosts, SPEC.filter((h) => h.name !== "ow-3")));
+    removal = removedSteps(
+      all,
+      await program(
+        CLUSTER,
+        hosts,
+        SPEC.filter((h) => h.name !== "ow-3"),
+      ),
+    );
     const started = Date.now();
     const results = await remove(removal);
-    expect(results.map((r) => [r.step, r.code])).toEqual(deletionOrder(removal).filter((s) => s.delete).map((s) => [s.name, 0]));
+    expect(results.map((r) => [r.step, r.code])).toEqual(
+      deletionOrder(removal)
+        .filter((s) => s.delete)
+        .map((s) => [s.name, 0]),
+    );
     const rook = (verb: string) => `kubectl -n rook-ceph ${verb}`;
     expect(await actions()).toEqual([
-      "ceph osd out osd.3", "ceph osd out osd.4",
+      "ceph osd out osd.3",
+      "ceph osd out osd.4",
       // Two polls while the stand-in backfills, the third finds every placement group active+clean.
-      "ceph pg stat", "ceph pg stat", "ceph pg stat", "ceph osd safe-to-destroy osd.3 osd.4",
+      "ceph pg stat",
+      "ceph pg stat",
+      "ceph pg stat",
+      "ceph osd safe-to-destroy osd.3 osd.4",
       rook("scale deployment rook-ceph-operator --replicas=0"),
-      rook("scale deployment rook-ceph-osd-3 --replicas=0"), "ceph osd down osd.3", "ceph osd purge 3 --yes-i-really-mean-it",
+      rook("scale deployment rook-ceph-osd-3 --replicas=0"),
+      "ceph osd down osd.3",
+      "ceph osd purge 3 --yes-i-really-mean-it",
       rook("delete deployment rook-ceph-osd-3 --ignore-not-found"),
-      rook("scale deployment rook-ceph-osd-4 --replicas=0"), "ceph osd down osd.4", "ceph osd purge 4 --yes-i-really-mean-it",
+      rook("scale deployment rook-ceph-osd-4 --replicas=0"),
+      "ceph osd down osd.4",
+      "ceph osd purge 4 --yes-i-really-mean-it",
       rook("delete deployment rook-ceph-osd-4 --ignore-not-found"),
       "ceph osd crush rm ow-3",
       rook("scale deployment rook-ceph-operator --replicas=1"),
@@ -108,7 +139,9 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
     ]);
     expect(await calls("ow-3")).toContainEqual("kubeadm reset -f");
     expect((await byName("ow-3").exec("test -e /etc/kubernetes/kubelet.conf")).code).toBe(1);
-    expect(results[0].stdout).toContain("ow-3: waiting (at most 3600 s) for Ceph to re-replicate osd.3 osd.4: every placement group active+clean");
+    expect(results[0].stdout).toContain(
+      "ow-3: waiting (at most 3600 s) for Ceph to re-replicate osd.3 osd.4: every placement group active+clean",
+    );
     expect(await cephFile("osds")).toEqual(["0 ow-1 vdb in up", "1 ow-2 vdb in up", "2 ow-2 vdc in up"]);
     expect(await cephFile("buckets")).toEqual(["ow-1", "ow-2"]);
     expect(await cephFile("deployments")).toEqual(["0 ow-1 1", "1 ow-2 1", "2 ow-2 1"]);
@@ -145,7 +178,9 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
     const acts = await actions();
     expect(acts[0]).toBe(`kubectl -n rook-ceph exec deploy/rook-ceph-osd-1 -c osd -- readlink -f ${byId("ow-2", 1)}`);
     expect(acts.slice(1).filter((l) => /out|purge|crush|drain|delete/.test(l))).toEqual([
-      "ceph osd out osd.2", "ceph osd purge 2 --yes-i-really-mean-it", "kubectl -n rook-ceph delete deployment rook-ceph-osd-2 --ignore-not-found",
+      "ceph osd out osd.2",
+      "ceph osd purge 2 --yes-i-really-mean-it",
+      "kubectl -n rook-ceph delete deployment rook-ceph-osd-2 --ignore-not-found",
     ]);
     expect(await cephFile("osds")).toEqual(["0 ow-1 vdb in up", "1 ow-2 vdb in up"]);
     expect(await cephFile("buckets")).toEqual(["ow-1", "ow-2"]);
@@ -156,11 +191,20 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
     await clearCalls();
     await seed(OSDS.slice(0, 2), "never");
     const current = SPEC.filter((h) => h.name !== "ow-3").map((h) => (h.name === "ow-2" ? { ...h, disks: [byId("ow-2", 0)] } : h));
-    const removed = removedSteps(await program(CLUSTER, hosts, current), await program(CLUSTER, hosts, current.filter((h) => h.name !== "ow-1")));
+    const removed = removedSteps(
+      await program(CLUSTER, hosts, current),
+      await program(
+        CLUSTER,
+        hosts,
+        current.filter((h) => h.name !== "ow-1"),
+      ),
+    );
     const results = await remove(removed, { ...FAST, CEPH_CLEAN_TIMEOUT: "3" });
     expect(results).toHaveLength(1);
     expect(results[0]).toMatchObject({ step: "k8s-oc-0-osd-ow-1", code: 1 });
-    expect(results[0].stderr).toContain("refusing to remove ow-1: Ceph has not re-replicated the data of osd.0 within 3 s (ceph pg stat: 64 pgs: 57 active+clean, 7 active+remapped+backfilling;");
+    expect(results[0].stderr).toContain(
+      "refusing to remove ow-1: Ceph has not re-replicated the data of osd.0 within 3 s (ceph pg stat: 64 pgs: 57 active+clean, 7 active+remapped+backfilling;",
+    );
     expect(results[0].stderr).toContain("Nothing was purged, drained, reset or detached");
     const acts = await actions();
     expect(acts[0]).toBe("ceph osd out osd.0");

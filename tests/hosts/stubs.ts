@@ -18,8 +18,19 @@ export const KUBERNETES_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296
 export const STUB_CERTS = `${STATE}/kubeadm-certs`;
 const CERTS = STUB_CERTS;
 /** What `kubeadm certs check-expiration` lists besides the CAs (kubeadm 1.36: kubernetes.io's "Certificate Management with kubeadm"). */
-export const KUBEADM_CERTIFICATES = ["admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "controller-manager.conf",
-  "etcd-healthcheck-client", "etcd-peer", "etcd-server", "front-proxy-client", "scheduler.conf", "super-admin.conf"];
+export const KUBEADM_CERTIFICATES = [
+  "admin.conf",
+  "apiserver",
+  "apiserver-etcd-client",
+  "apiserver-kubelet-client",
+  "controller-manager.conf",
+  "etcd-healthcheck-client",
+  "etcd-peer",
+  "etcd-server",
+  "front-proxy-client",
+  "scheduler.conf",
+  "super-admin.conf",
+];
 /** The simulated Ceph cluster (seedCeph): OSDs, CRUSH host buckets, Rook's OSD deployments, backfill. */
 const CEPH = `${STATE}/ceph`;
 
@@ -29,7 +40,9 @@ const CEPH = `${STATE}/ceph`;
  */
 export function bootstrapStubs(hosts: string[]): Record<string, string> {
   return {
-  kubeadm: recordingStub("kubeadm", `
+    kubeadm: recordingStub(
+      "kubeadm",
+      `
 set -e
 case "$1" in
   version) [ -f ${STATE}/version ] || exit 1; echo "v$(cat ${STATE}/version)" ;;
@@ -76,11 +89,15 @@ case "$1" in
       renew) [ "$3" = all ] || exit 1; leaf=$(date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ)
         awk -v d="$leaf" '$1 == "certificate" && $4 == "false" && $5 == "false" { $3 = d } { print }' ${CERTS} > ${CERTS}.new; mv ${CERTS}.new ${CERTS} ;;
     esac ;;
-esac`, { env: ["KUBECONFIG"] }),
-  kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
-  // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
-  // deleted are gone until labelled again; Rook's objects and the toolbox once seedCeph() ran (cephStub).
-  kubectl: recordingStub("kubectl", `
+esac`,
+      { env: ["KUBECONFIG"] },
+    ),
+    kubelet: recordingStub("kubelet", `echo "Kubernetes v$(cat ${STATE}/version)"`),
+    // etcd's member list as \`etcdctl member list\` prints it, for control-plane removal; Nodes that were
+    // deleted are gone until labelled again; Rook's objects and the toolbox once seedCeph() ran (cephStub).
+    kubectl: recordingStub(
+      "kubectl",
+      `
 C=${CEPH}
 case "$*" in
   *"etcdctl"*"member list"*) n=0; for h in ${hosts.slice(0, 3).join(" ")}; do echo "\${n}a1b2c3d4e5f6a7b, started, \${h}, https://10.213.0.\${n}:2380, https://10.213.0.\${n}:2379, false"; n=$((n + 1)); done ;;
@@ -126,30 +143,37 @@ case "$*" in
   "-n rook-ceph scale deployment rook-ceph-osd-"*) id=\${5#rook-ceph-osd-}; awk -v id="$id" -v r="\${6#--replicas=}" '$1 == id { $3 = r } { print }' $C/deployments > $C/d.new; mv $C/d.new $C/deployments ;;
   "-n rook-ceph delete deployment rook-ceph-osd-"*) id=\${5#rook-ceph-osd-}; awk -v id="$id" '$1 != id' $C/deployments > $C/d.new; mv $C/d.new $C/deployments ;;
 esac
-exit 0`, { env: ["KUBECONFIG"] }),
-  ceph: cephStub(),
-  ...packageStubs(),
-  containerd: recordingStub("containerd"),
-  // Docker's and Kubernetes' keys carry their fingerprints (a test may put others in
-  // ${STATE}/docker-key-fingerprint or ${STATE}/k8s-key-fingerprint).
-  curl: recordingStub("curl", `
+exit 0`,
+      { env: ["KUBECONFIG"] },
+    ),
+    ceph: cephStub(),
+    ...packageStubs(),
+    containerd: recordingStub("containerd"),
+    // Docker's and Kubernetes' keys carry their fingerprints (a test may put others in
+    // ${STATE}/docker-key-fingerprint or ${STATE}/k8s-key-fingerprint).
+    curl: recordingStub(
+      "curl",
+      `
 case "$*" in
   *download.docker.com*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/docker-key-fingerprint 2>/dev/null || echo ${DOCKER_KEY_FINGERPRINT})" ;;
   *pkgs.k8s.io*Release.key*) echo 'stand-in release key'; echo "fingerprint: $(cat ${STATE}/k8s-key-fingerprint 2>/dev/null || echo ${KUBERNETES_KEY_FINGERPRINT})" ;;
   *) echo 'stand-in release key' ;;
-esac`),
-  // --show-keys: a primary key record and its fingerprint, as gpg --with-colons prints them.
-  gpg: recordingStub("gpg", `
+esac`,
+    ),
+    // --show-keys: a primary key record and its fingerprint, as gpg --with-colons prints them.
+    gpg: recordingStub(
+      "gpg",
+      `
 case " $* " in *" --show-keys "*) sed -n 's/^fingerprint: \\(.*\\)$/pub:-:2048:1:0000000000000000:::::::\\nfpr:::::::::\\1:/p' "\${*: -1}"; exit 0 ;; esac
-while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; done; cat`),
-  modprobe: recordingStub("modprobe"),
-  sysctl: recordingStub("sysctl"),
-  swapoff: recordingStub("swapoff"),
-  systemctl: recordingStub("systemctl"),
-  nft: recordingStub("nft"),
+while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; done; cat`,
+    ),
+    modprobe: recordingStub("modprobe"),
+    sysctl: recordingStub("sysctl"),
+    swapoff: recordingStub("swapoff"),
+    systemctl: recordingStub("systemctl"),
+    nft: recordingStub("nft"),
   };
 }
-
 
 /**
  * `ceph` as the Rook toolbox runs it (kubectl exec deploy/rook-ceph-tools -- ceph …), on a simulated
@@ -158,7 +182,9 @@ while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cat > "$2"; exit 0; fi; shift; don
  * never ends); until it has, placement groups are not all active+clean and safe-to-destroy refuses.
  */
 export function cephStub(): string {
-  return recordingStub("ceph", `
+  return recordingStub(
+    "ceph",
+    `
 C=${CEPH}
 osd_field() { awk -v id="$1" -v f="$2" '$1 == id { print $f }' $C/osds; }
 set_osd() { awk -v id="$1" -v f="$2" -v v="$3" '$1 == id { $f = v } { print }' $C/osds > $C/o.new; mv $C/o.new $C/osds; }
@@ -197,7 +223,8 @@ case "$1 $2" in
     [ -z "$(awk -v h="$4" '$2 == h' $C/osds)" ] || { echo "Error ENOTEMPTY: (39) Directory not empty" >&2; exit 39; }
     grep -vx -- "$4" $C/buckets > $C/b.new || true; mv $C/b.new $C/buckets; echo "removed item name '$4' from crush map" ;;
   *) echo "ceph stand-in: not simulated: $*" >&2; exit 1 ;;
-esac`);
+esac`,
+  );
 }
 
 export interface SimulatedOsd {
@@ -224,13 +251,15 @@ export function seedCeph(osds: SimulatedOsd[], backfillPolls: number | "never" =
     "backfill-polls": `${backfillPolls}\n`,
     "operator-replicas": "1\n",
   };
-  return [`rm -rf ${CEPH}`, `mkdir -p ${CEPH}`,
-    ...Object.entries(files).map(([name, text]) => `printf '%s' '${text}' > ${CEPH}/${name}`)].join(" && ");
+  return [
+    `rm -rf ${CEPH}`,
+    `mkdir -p ${CEPH}`,
+    ...Object.entries(files).map(([name, text]) => `printf '%s' '${text}' > ${CEPH}/${name}`),
+  ].join(" && ");
 }
 
 /** Shell command printing the simulated cluster's state files (for assertions). */
 export const CEPH_STATE = CEPH;
-
 
 /** Packages the apt stand-ins install, hold and report (dpkg-query asks the real dpkg about any other). */
 const STUB_MANAGED = ["containerd.io", "containerd", "borgbackup"];
@@ -242,22 +271,28 @@ const STUB_MANAGED = ["containerd.io", "containerd", "borgbackup"];
  */
 export function packageStubs(): Record<string, string> {
   return {
-  "apt-get": recordingStub("apt-get", `
+    "apt-get": recordingStub(
+      "apt-get",
+      `
 case " $* " in *" --download-only "*) exit 0 ;; esac
 for a in "$@"; do case "$a" in
   kubeadm=*) v=\${a#kubeadm=}; mkdir -p ${STATE}; echo "\${v%-*}" > ${STATE}/version ;;
   # containerd.io replaces Ubuntu's containerd (Conflicts/Replaces), as apt would.
   containerd.io=*) v=\${a#containerd.io=}; mkdir -p ${PACKAGES}; echo "\${v%\\*}1~ubuntu.24.04~noble" > ${PACKAGES}/containerd.io; rm -f ${PACKAGES}/containerd ;;
   borgbackup=*) mkdir -p ${PACKAGES}; echo "\${a#borgbackup=}" > ${PACKAGES}/borgbackup ;;
-esac; done`),
-  "apt-mark": recordingStub("apt-mark", `
+esac; done`,
+    ),
+    "apt-mark": recordingStub(
+      "apt-mark",
+      `
 op=$1; shift
 for p in "$@"; do case "$op" in
   hold) mkdir -p ${PACKAGES}; touch "${PACKAGES}/$p.hold" ;;
   unhold) rm -f "${PACKAGES}/$p.hold" ;;
-esac; done`),
-  // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
-  "dpkg-query": `#!/bin/bash
+esac; done`,
+    ),
+    // The packages apt-get installed above, as dpkg-query reports them; any other package as this machine has it.
+    "dpkg-query": `#!/bin/bash
 pkg=\${*: -1}
 case " ${STUB_MANAGED.join(" ")} " in *" $pkg "*)
   [ -f ${PACKAGES}/$pkg ] || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }

@@ -33,7 +33,9 @@ describe("database dumps", () => {
       const script = container.command[2].split("/backup").join(backup);
       // The most permissive umask a container could start with.
       const r = spawnSync("sh", ["-c", `umask 000; exec "$0" -c "$1"`, container.command[0], script], {
-        encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { PATH: `${bin}:/usr/bin:/bin`, ...plainValues(container) },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { PATH: `${bin}:/usr/bin:/bin`, ...plainValues(container) },
       });
       expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
       const files = fs.readdirSync(backup);

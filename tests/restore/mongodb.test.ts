@@ -22,7 +22,10 @@ beforeAll(async () => {
 
 /** The words of a command line as the shell splits them (bash itself, printing each word). */
 function words(line: string): string[] {
-  const r = spawnSync("bash", ["-c", `set -f; printf '%s\\0' ${line.replace(/[<>|].*$/, "")}`], { encoding: "utf8", env: { DB_HOST: "h", DB_PORT: "1" } });
+  const r = spawnSync("bash", ["-c", `set -f; printf '%s\\0' ${line.replace(/[<>|].*$/, "")}`], {
+    encoding: "utf8",
+    env: { DB_HOST: "h", DB_PORT: "1" },
+  });
   expect(r.status).toBe(0);
   return r.stdout.split("\0").slice(0, -1);
 }
@@ -50,8 +53,14 @@ describe("MongoDB dump and restore (commands only: no MongoDB server here)", () 
     fs.mkdirSync(bin);
     try {
       // Stand-ins: mongodump writes an archive-like byte string to stdout; mongorestore records argv and stdin.
-      fs.writeFileSync(path.join(bin, "mongodump"), "#!/bin/sh\nprintf 'archive of %s:%s\\001\\377' \"$DB_HOST\" \"$DB_PORT\" | gzip\n", { mode: 0o755 });
-      fs.writeFileSync(path.join(bin, "mongorestore"), `#!/bin/sh\nprintf '%s\\n' "$@" > ${dir}/restore.args\ncat > ${dir}/restore.stdin\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(bin, "mongodump"), '#!/bin/sh\nprintf \'archive of %s:%s\\001\\377\' "$DB_HOST" "$DB_PORT" | gzip\n', {
+        mode: 0o755,
+      });
+      fs.writeFileSync(
+        path.join(bin, "mongorestore"),
+        `#!/bin/sh\nprintf '%s\\n' "$@" > ${dir}/restore.args\ncat > ${dir}/restore.stdin\n`,
+        { mode: 0o755 },
+      );
       const r = runContainerScript(dumpContainer, { "/backup": backup }, plainValues(dumpContainer), [bin]);
       expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
       const dump = theDump(backup, /^mongodb-\d{8}T\d{6}Z\.archive\.gz$/);
@@ -59,7 +68,11 @@ describe("MongoDB dump and restore (commands only: no MongoDB server here)", () 
       const restore = runbookShell(fill(restoreLine, { time }), backup, {}, [bin]);
       expect({ status: restore.status, stderr: restore.stderr }).toEqual({ status: 0, stderr: "" });
       expect(fs.readFileSync(path.join(dir, "restore.stdin"))).toEqual(fs.readFileSync(path.join(backup, dump)));
-      expect(fs.readFileSync(path.join(dir, "restore.args"), "utf8").split("\n").filter(Boolean)).toEqual(["--archive", "--gzip", "--drop"]);
+      expect(fs.readFileSync(path.join(dir, "restore.args"), "utf8").split("\n").filter(Boolean)).toEqual([
+        "--archive",
+        "--gzip",
+        "--drop",
+      ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -8,7 +8,18 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backupPods, containerEnv, fill, insidePod, plainValues, runbookSection, runbookShell, runContainerScript, theCommand, theDump } from "./runbook";
+import {
+  backupPods,
+  containerEnv,
+  fill,
+  insidePod,
+  plainValues,
+  runbookSection,
+  runbookShell,
+  runContainerScript,
+  theCommand,
+  theDump,
+} from "./runbook";
 import { MariaDb, startMariaDb } from "./servers";
 
 jest.setTimeout(120_000);

@@ -7,7 +7,18 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backupPods, containerEnv, fill, insidePod, plainValues, runbookSection, runbookShell, runContainerScript, theCommand, theDump } from "./runbook";
+import {
+  backupPods,
+  containerEnv,
+  fill,
+  insidePod,
+  plainValues,
+  runbookSection,
+  runbookShell,
+  runContainerScript,
+  theCommand,
+  theDump,
+} from "./runbook";
 import { Postgres, startPostgres } from "./servers";
 
 jest.setTimeout(120_000);
@@ -45,7 +56,9 @@ beforeAll(async () => {
   // Both as CloudNativePG bootstraps the cluster: the application role owns the application database.
   const env = plainValues(dumpContainer);
   for (const server of [source, target]) {
-    server.psql(`CREATE ROLE "${env.PGUSER}" LOGIN PASSWORD '${PASSWORD.replace(/'/g, "''")}'; CREATE DATABASE "${env.PGDATABASE}" OWNER "${env.PGUSER}";`);
+    server.psql(
+      `CREATE ROLE "${env.PGUSER}" LOGIN PASSWORD '${PASSWORD.replace(/'/g, "''")}'; CREATE DATABASE "${env.PGDATABASE}" OWNER "${env.PGUSER}";`,
+    );
   }
   // Keycloak creates its tables as the application role.
   source.psql(SCHEMA, env.PGDATABASE, env.PGUSER);

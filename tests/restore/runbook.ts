@@ -32,7 +32,10 @@ export function codeBlocks(text: string): string[] {
   for (const line of text.split("\n")) {
     const fence = /^(\s*)```(\w*)\s*$/.exec(line);
     if (indent === undefined) {
-      if (fence && fence[2] === "sh") { indent = fence[1].length; current = []; }
+      if (fence && fence[2] === "sh") {
+        indent = fence[1].length;
+        current = [];
+      }
     } else if (fence) {
       blocks.push(current.join("\n"));
       indent = undefined;
@@ -46,7 +49,11 @@ export function codeBlocks(text: string): string[] {
 
 /** A block's commands: continuation lines joined, blank lines and comment lines dropped. */
 export function commands(block: string): string[] {
-  return block.replace(/\\\n\s*/g, "").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  return block
+    .replace(/\\\n\s*/g, "")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
 }
 
 /** The `inline code` spans of a text (outside code blocks). */
@@ -120,13 +127,19 @@ export function plainValues(container: any): Record<string, string> {
 }
 
 /** Runs a container's `sh -c`/`bash -c` script with its container paths mapped to local folders. */
-export function runContainerScript(container: any, dirs: Record<string, string>, env: Record<string, string>, pathDirs: string[] = []): SpawnSyncReturns<string> {
+export function runContainerScript(
+  container: any,
+  dirs: Record<string, string>,
+  env: Record<string, string>,
+  pathDirs: string[] = [],
+): SpawnSyncReturns<string> {
   if (container.command?.[1] !== "-c") throw new Error(`${container.name}: not a shell script: ${JSON.stringify(container.command)}`);
   let script: string = container.command[2];
   for (const [from, to] of Object.entries(dirs)) script = script.split(from).join(to);
   // stdin not a socket: bash would otherwise take itself for an rsh session and read ~/.bashrc.
   return spawnSync(container.command[0], ["-c", script], {
-    encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
     env: { PATH: [...pathDirs, "/usr/sbin", "/usr/bin", "/sbin", "/bin"].join(":"), ...env },
   });
 }
@@ -134,7 +147,9 @@ export function runContainerScript(container: any, dirs: Record<string, string>,
 /** Runs a command line from the runbook with bash in a folder; stdout, stderr and status. */
 export function runbookShell(command: string, cwd: string, env: Record<string, string>, pathDirs: string[] = []): SpawnSyncReturns<string> {
   return spawnSync("bash", ["-euo", "pipefail", "-c", command], {
-    cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
     env: { PATH: [...pathDirs, "/usr/sbin", "/usr/bin", "/sbin", "/bin"].join(":"), ...env },
   });
 }
@@ -143,6 +158,7 @@ export function runbookShell(command: string, cwd: string, env: Record<string, s
 export function theDump(dir: string, pattern: RegExp): string {
   const files = fs.readdirSync(dir);
   const matching = files.filter((f) => pattern.test(f));
-  if (matching.length !== 1 || files.length !== 1) throw new Error(`expected one file like ${pattern} in ${dir}, found ${JSON.stringify(files)}`);
+  if (matching.length !== 1 || files.length !== 1)
+    throw new Error(`expected one file like ${pattern} in ${dir}, found ${JSON.stringify(files)}`);
   return matching[0];
 }

@@ -17,7 +17,13 @@ function cleanupOnExit(): void {
   if (hooked) return;
   hooked = true;
   process.on("exit", () => {
-    for (const c of running) { try { c.kill("SIGKILL"); } catch { /* gone */ } }
+    for (const c of running) {
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
     for (const d of folders) fs.rmSync(d, { recursive: true, force: true });
   });
 }
@@ -58,7 +64,10 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.once("exit", () => { clearTimeout(t); resolve(); });
+    child.once("exit", () => {
+      clearTimeout(t);
+      resolve();
+    });
     child.kill(signal);
   });
 }
@@ -74,7 +83,11 @@ async function waitUntil(what: string, child: ChildProcess, log: string, ready: 
 }
 
 function run(command: string, args: string[], options: { env?: Record<string, string>; input?: string } = {}): string {
-  const r = spawnSync(command, args, { encoding: "utf8", input: options.input, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...options.env } });
+  const r = spawnSync(command, args, {
+    encoding: "utf8",
+    input: options.input,
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...options.env },
+  });
   if (r.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${r.status}):\n${r.stderr}${r.stdout}`);
   return r.stdout;
 }
@@ -106,11 +119,29 @@ export async function startPostgres(): Promise<Postgres> {
   const data = path.join(dir, "data");
   const log = path.join(dir, "postgres.log");
   const as = (args: string[]) => ["-u", "postgres", "--", ...args];
-  run("runuser", as([path.join(bin, "initdb"), "--no-sync", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
-    "--auth-local=trust", "--auth-host=scram-sha-256"]));
+  run(
+    "runuser",
+    as([
+      path.join(bin, "initdb"),
+      "--no-sync",
+      "-D",
+      data,
+      "-U",
+      "postgres",
+      "-E",
+      "UTF8",
+      "--locale=C.UTF-8",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+    ]),
+  );
   const port = await freePort();
-  const child = startLogged(path.join(bin, "postgres"), ["-D", data, "-p", String(port), "-k", dir,
-    "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "logging_collector=off"], log, "postgres");
+  const child = startLogged(
+    path.join(bin, "postgres"),
+    ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "logging_collector=off"],
+    log,
+    "postgres",
+  );
   const isReady = () => spawnSync(path.join(bin, "pg_isready"), ["-q", "-h", dir, "-p", String(port)]).status === 0;
   try {
     await waitUntil("postgres", child, log, isReady);
@@ -121,16 +152,25 @@ export async function startPostgres(): Promise<Postgres> {
     throw e;
   }
   const psql = (sql: string, database = "postgres", user = "postgres") =>
-    run(path.join(bin, "psql"), ["-X", "-v", "ON_ERROR_STOP=1", "-At", "-h", dir, "-p", String(port), "-U", user, "-d", database, "-f", "-"], { input: sql });
+    run(
+      path.join(bin, "psql"),
+      ["-X", "-v", "ON_ERROR_STOP=1", "-At", "-h", dir, "-p", String(port), "-U", user, "-d", database, "-f", "-"],
+      { input: sql },
+    );
   const version = run(path.join(bin, "postgres"), ["--version"]).trim();
   let stopped: Promise<void> | undefined;
   return {
-    bin, version, port, socketDir: dir, psql,
-    stop: () => (stopped ??= (async () => {
-      await stopChild(child, "SIGINT");
-      fs.rmSync(dir, { recursive: true, force: true });
-      folders.delete(dir);
-    })()),
+    bin,
+    version,
+    port,
+    socketDir: dir,
+    psql,
+    stop: () =>
+      (stopped ??= (async () => {
+        await stopChild(child, "SIGINT");
+        fs.rmSync(dir, { recursive: true, force: true });
+        folders.delete(dir);
+      })()),
   };
 }
 
@@ -152,24 +192,50 @@ export async function startMariaDb(rootPassword: string, remoteRoot: boolean): P
   const data = path.join(dir, "data");
   const socket = path.join(dir, "mysqld.sock");
   const log = path.join(dir, "mariadbd.log");
-  run("mariadb-install-db", ["--no-defaults", `--datadir=${data}`, "--user=mysql", "--auth-root-authentication-method=normal",
-    "--skip-test-db", "--skip-name-resolve"]);
+  run("mariadb-install-db", [
+    "--no-defaults",
+    `--datadir=${data}`,
+    "--user=mysql",
+    "--auth-root-authentication-method=normal",
+    "--skip-test-db",
+    "--skip-name-resolve",
+  ]);
   const port = await freePort();
-  const child = startLogged("mariadbd", ["--no-defaults", `--datadir=${data}`, "--user=mysql", `--socket=${socket}`,
-    `--port=${port}`, "--bind-address=127.0.0.1", `--pid-file=${path.join(dir, "mariadbd.pid")}`, `--log-error=${log}`,
-    "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=32M"], log);
+  const child = startLogged(
+    "mariadbd",
+    [
+      "--no-defaults",
+      `--datadir=${data}`,
+      "--user=mysql",
+      `--socket=${socket}`,
+      `--port=${port}`,
+      "--bind-address=127.0.0.1",
+      `--pid-file=${path.join(dir, "mariadbd.pid")}`,
+      `--log-error=${log}`,
+      "--skip-name-resolve",
+      "--innodb-flush-log-at-trx-commit=0",
+      "--innodb-buffer-pool-size=32M",
+    ],
+    log,
+  );
   const client = (statements: string, password?: string) =>
-    run("mariadb", ["--no-defaults", "-uroot", `--socket=${socket}`, "-N", "-B"], { input: statements, env: password === undefined ? {} : { MYSQL_PWD: password } });
-  const isReady = () => spawnSync("mariadb-admin", ["--no-defaults", "-uroot", `--socket=${socket}`, "ping"], { stdio: "ignore" }).status === 0;
+    run("mariadb", ["--no-defaults", "-uroot", `--socket=${socket}`, "-N", "-B"], {
+      input: statements,
+      env: password === undefined ? {} : { MYSQL_PWD: password },
+    });
+  const isReady = () =>
+    spawnSync("mariadb-admin", ["--no-defaults", "-uroot", `--socket=${socket}`, "ping"], { stdio: "ignore" }).status === 0;
   try {
     await waitUntil("mariadbd", child, log, isReady);
     const quoted = `'${rootPassword.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
-    client([
-      // mariadb-install-db's other root and anonymous accounts would match a TCP login before root@'%'.
-      `DROP USER IF EXISTS root@'127.0.0.1', root@'::1', root@'${os.hostname()}', ''@'localhost', ''@'${os.hostname()}';`,
-      `ALTER USER root@localhost IDENTIFIED BY ${quoted};`,
-      ...(remoteRoot ? [`CREATE USER root@'%' IDENTIFIED BY ${quoted};`, "GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;"] : []),
-    ].join("\n"));
+    client(
+      [
+        // mariadb-install-db's other root and anonymous accounts would match a TCP login before root@'%'.
+        `DROP USER IF EXISTS root@'127.0.0.1', root@'::1', root@'${os.hostname()}', ''@'localhost', ''@'${os.hostname()}';`,
+        `ALTER USER root@localhost IDENTIFIED BY ${quoted};`,
+        ...(remoteRoot ? [`CREATE USER root@'%' IDENTIFIED BY ${quoted};`, "GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;"] : []),
+      ].join("\n"),
+    );
   } catch (e) {
     await stopChild(child, "SIGKILL");
     fs.rmSync(dir, { recursive: true, force: true });
@@ -179,12 +245,15 @@ export async function startMariaDb(rootPassword: string, remoteRoot: boolean): P
   const version = run("mariadbd", ["--version"]).trim();
   let stopped: Promise<void> | undefined;
   return {
-    version, port, socket,
+    version,
+    port,
+    socket,
     sql: (statements, password = rootPassword) => client(statements, password),
-    stop: () => (stopped ??= (async () => {
-      await stopChild(child, "SIGTERM");
-      fs.rmSync(dir, { recursive: true, force: true });
-      folders.delete(dir);
-    })()),
+    stop: () =>
+      (stopped ??= (async () => {
+        await stopChild(child, "SIGTERM");
+        fs.rmSync(dir, { recursive: true, force: true });
+        folders.delete(dir);
+      })()),
   };
 }

@@ -27,18 +27,25 @@ export function execApiBody(nodes = 3): any {
       replicas: nodes,
       template: {
         spec: {
-          containers: [{
-            image: "registry.gitlab.com/project-dare/dare-api/d4p-openmpi-cwl:latest",
-            imagePullPolicy: "Always",
-            name: "d4p-openmpi",
-            env: [
-              { name: "NGINX_API_SERVICE_HOST", value: "10.96.12.34" },
-              { name: "NGINX_API_SERVICE_PORT", value: "80" },
-              { name: "D4P_RUN_DATA", value: RUN_DATA },
-            ],
-            volumeMounts: [{ name: "sfs", mountPath: SHARED_FS_MOUNT }],
-          }],
-          volumes: [{ name: "sfs", flexVolume: { driver: "ceph.rook.io/rook", fsType: "ceph", options: { fsName: "myfs", clusterNamespace: "rook-ceph" } } }],
+          containers: [
+            {
+              image: "registry.gitlab.com/project-dare/dare-api/d4p-openmpi-cwl:latest",
+              imagePullPolicy: "Always",
+              name: "d4p-openmpi",
+              env: [
+                { name: "NGINX_API_SERVICE_HOST", value: "10.96.12.34" },
+                { name: "NGINX_API_SERVICE_PORT", value: "80" },
+                { name: "D4P_RUN_DATA", value: RUN_DATA },
+              ],
+              volumeMounts: [{ name: "sfs", mountPath: SHARED_FS_MOUNT }],
+            },
+          ],
+          volumes: [
+            {
+              name: "sfs",
+              flexVolume: { driver: "ceph.rook.io/rook", fsType: "ceph", options: { fsName: "myfs", clusterNamespace: "rook-ceph" } },
+            },
+          ],
         },
       },
     },
@@ -50,19 +57,82 @@ export function makeTestCertificates(into: string): { caFile: string; certFile: 
   const f = (n: string) => path.join(into, n);
   const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
   // The API server (Go crypto/x509) insists on a real CA: basicConstraints CA:TRUE and keyCertSign.
-  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f("ca.key"), "-out", f("ca.crt"),
-    "-days", "2", "-sha256", "-subj", "/CN=mpijob-conversion test CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
-  openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f("tls.key"), "-out", f("tls.csr"), "-subj", "/CN=127.0.0.1");
-  fs.writeFileSync(f("ext.cnf"), "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  openssl("x509", "-req", "-in", f("tls.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-out", f("tls.crt"), "-days", "2", "-sha256", "-extfile", f("ext.cnf"));
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    f("ca.key"),
+    "-out",
+    f("ca.crt"),
+    "-days",
+    "2",
+    "-sha256",
+    "-subj",
+    "/CN=mpijob-conversion test CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  );
+  openssl(
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    f("tls.key"),
+    "-out",
+    f("tls.csr"),
+    "-subj",
+    "/CN=127.0.0.1",
+  );
+  fs.writeFileSync(
+    f("ext.cnf"),
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    f("tls.csr"),
+    "-CA",
+    f("ca.crt"),
+    "-CAkey",
+    f("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    f("tls.crt"),
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    f("ext.cnf"),
+  );
   return { caFile: f("ca.crt"), certFile: f("tls.crt"), keyFile: f("tls.key") };
 }
 
 /** The real script under local Node, HTTPS on 127.0.0.1 (PORT=0: the OS picks a free port, the script logs it). */
-export function startWebhook(tlsFiles: { certFile: string; keyFile: string }, onOutput: (s: string) => void): Promise<{ child: ChildProcess; port: number }> {
+export function startWebhook(
+  tlsFiles: { certFile: string; keyFile: string },
+  onOutput: (s: string) => void,
+): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [WEBHOOK_SCRIPT_FILE], {
-    env: { PATH: process.env.PATH, PORT: "0", LISTEN_ADDRESS: "127.0.0.1", TLS_CERT_FILE: tlsFiles.certFile, TLS_KEY_FILE: tlsFiles.keyFile, SHARED_FS_CLAIM },
+    env: {
+      PATH: process.env.PATH,
+      PORT: "0",
+      LISTEN_ADDRESS: "127.0.0.1",
+      TLS_CERT_FILE: tlsFiles.certFile,
+      TLS_KEY_FILE: tlsFiles.keyFile,
+      SHARED_FS_CLAIM,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new Promise((resolve, reject) => {
@@ -84,7 +154,10 @@ export function stopWebhook(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    child.once("exit", () => { clearTimeout(timer); resolve(); });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
     child.kill("SIGTERM");
   });
 }

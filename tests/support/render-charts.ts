@@ -25,11 +25,23 @@ async function main(): Promise<void> {
     (BUMPABLE[chart] as { version: string }).version = version;
   }
   const { resources } = await runProgram("testbed", readStackConfig("testbed"));
-  fs.writeFileSync(out, JSON.stringify(resources.map(({ urn, type, name, parent, custom, dependencies, inputs }) =>
-    ({ urn, type, name, parent, custom, dependencies, inputs }))));
+  fs.writeFileSync(
+    out,
+    JSON.stringify(
+      resources.map(({ urn, type, name, parent, custom, dependencies, inputs }) => ({
+        urn,
+        type,
+        name,
+        parent,
+        custom,
+        dependencies,
+        inputs,
+      })),
+    ),
+  );
 }
 
 main().catch((e) => {
-  process.stderr.write(`${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });

@@ -11,7 +11,9 @@ export default function requireShared(): void {
   const dir = sharedDir();
   const missing = ["charts", "crds"].filter((sub) => !fs.existsSync(path.join(dir, sub)));
   if (missing.length > 0) {
-    throw new Error(`the tests validate renders against the upstream Helm charts and CRDs in ${dir}, which has no ${missing.map((m) => `${m}/`).join(" and no ")}.\n`
-      + `Put the shared folder beside the clone (../shared, as CI does) or point DARE_SHARED_DIR at it, e.g. DARE_SHARED_DIR=/work/shared npm test`);
+    throw new Error(
+      `the tests validate renders against the upstream Helm charts and CRDs in ${dir}, which has no ${missing.map((m) => `${m}/`).join(" and no ")}.\n` +
+        `Put the shared folder beside the clone (../shared, as CI does) or point DARE_SHARED_DIR at it, e.g. DARE_SHARED_DIR=/work/shared npm test`,
+    );
   }
 }

@@ -5,12 +5,19 @@
  */
 import { REQUIRED_IMAGES } from "../../components/dare-workloads";
 
-export const SITE_IMAGES: Record<string, string> = Object.fromEntries(REQUIRED_IMAGES.map(([name]) => [name, `harbor.dare.example.org/dare/${name}:v3.6`]));
+export const SITE_IMAGES: Record<string, string> = Object.fromEntries(
+  REQUIRED_IMAGES.map(([name]) => [name, `harbor.dare.example.org/dare/${name}:v3.6`]),
+);
 
 export const SITE_CONFIG = { images: SITE_IMAGES, backupOptOut: "test stack: disposable data" };
 
 /** SITE_CONFIG under `values`; a test that sets dare:backup gives up the opt-out, as a site would. */
 export function withSite(values: Record<string, unknown>): Record<string, unknown> {
   const { backupOptOut, ...rest } = SITE_CONFIG;
-  return { ...rest, ...(values.backup ? {} : { backupOptOut }), ...values, images: { ...SITE_IMAGES, ...(values.images as object | undefined) } };
+  return {
+    ...rest,
+    ...(values.backup ? {} : { backupOptOut }),
+    ...values,
+    images: { ...SITE_IMAGES, ...(values.images as object | undefined) },
+  };
 }

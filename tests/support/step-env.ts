@@ -16,10 +16,17 @@ export function stepEnv(r: RecordedResource): Record<string, string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dare-env-"));
   const file = path.join(dir, "env");
   fs.writeFileSync(file, plainParametersOf(inputs.create) + (typeof secretText === "string" ? secretText : ""));
-  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file],
-    { stdio: ["ignore", "pipe", "pipe"], env: {} }).stdout.toString();
+  const out = spawnSync("bash", ["--norc", "--noprofile", "-c", `set -a; . "$1"; set +a; env -0`, "bash", file], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {},
+  }).stdout.toString();
   fs.rmSync(dir, { recursive: true });
-  const env = Object.fromEntries(out.split("\0").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  const env = Object.fromEntries(
+    out
+      .split("\0")
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
   // What bash itself sets, not a parameter.
   for (const key of ["PWD", "SHLVL", "_"]) delete env[key];
   return env;

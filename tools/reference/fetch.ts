@@ -121,7 +121,13 @@ export function readManifest(file = MANIFEST_FILE): Manifest {
 }
 
 /** charts/ or crds/: every manifest file under it, then its index.json once all are in place. */
-async function fetchFiles(manifest: Manifest, dest: string, section: "charts" | "crds", env: NodeJS.ProcessEnv, result: FetchResult): Promise<void> {
+async function fetchFiles(
+  manifest: Manifest,
+  dest: string,
+  section: "charts" | "crds",
+  env: NodeJS.ProcessEnv,
+  result: FetchResult,
+): Promise<void> {
   const rawBase = (env.DARE_REFERENCE_RAW_BASE ?? RAW_BASE).replace(/\/+$/, "");
   const files = manifest.files.filter((f) => f.path.startsWith(`${section}/`));
   const failed = result.failures.length;
@@ -182,7 +188,10 @@ export function chartVersions(text: string, name: string, where: string): HelmIn
     let end = start + 1;
     // up to the next chart (indent 2) or top-level key (indent 0); `  - ` items belong to this chart
     while (end < lines.length && !/^ {0,2}[^\s#-]/.test(lines[end])) end++;
-    const block = YAML.parse(lines.slice(start, end).join("\n").replace(/^ {2}/gm, ""), { uniqueKeys: false }) as Record<string, HelmIndexEntry[]> | null;
+    const block = YAML.parse(lines.slice(start, end).join("\n").replace(/^ {2}/gm, ""), { uniqueKeys: false }) as Record<
+      string,
+      HelmIndexEntry[]
+    > | null;
     if (Array.isArray(block?.[name])) return block![name];
   }
   let index: HelmIndex;
@@ -251,7 +260,11 @@ async function fetchMirror(manifest: Manifest, dest: string, env: NodeJS.Process
         found = { entry, indexUrl, source };
         break;
       }
-      misses.push(!entry ? `${rewrite(indexUrl)} does not list it` : `${rewrite(indexUrl)} lists it ${source ? `only at ${source}, not an http(s) URL` : "with no urls"}`);
+      misses.push(
+        !entry
+          ? `${rewrite(indexUrl)} does not list it`
+          : `${rewrite(indexUrl)} lists it ${source ? `only at ${source}, not an http(s) URL` : "with no urls"}`,
+      );
     }
     if (!found) {
       result.failures.push(`${what}: cannot find ${c.name} ${c.version} to download: ${misses.join("; ")}`);
@@ -260,7 +273,9 @@ async function fetchMirror(manifest: Manifest, dest: string, env: NodeJS.Process
     const { entry, indexUrl, source } = found;
     const digest = typeof entry.digest === "string" ? entry.digest.replace(/^sha256:/, "").toLowerCase() : "";
     if (!/^[0-9a-f]{64}$/.test(digest)) {
-      result.failures.push(`${what}: the entry for ${c.name} ${c.version} in ${rewrite(indexUrl)} has no sha256 digest to check the download against`);
+      result.failures.push(
+        `${what}: the entry for ${c.name} ${c.version} in ${rewrite(indexUrl)} has no sha256 digest to check the download against`,
+      );
       return;
     }
     const url = rewrite(source);
@@ -288,11 +303,17 @@ async function fetchMirror(manifest: Manifest, dest: string, env: NodeJS.Process
   // Nothing new: leave the index as it is (it may be a richer one, e.g. the shared folder's own).
   if (result.failures.length > failed || reusedAll) return;
   const byName: Record<string, HelmIndexEntry[]> = {};
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version))) (byName[e.name] ??= []).push(e);
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version)))
+    (byName[e.name] ??= []).push(e);
   writeWhole(path.join(dir, "index.yaml"), YAML.stringify({ apiVersion: "v1", entries: byName, generated: MIRROR_CREATED }));
 }
 
-export async function fetchReference(dest: string, only: readonly Section[] = SECTIONS, env: NodeJS.ProcessEnv = process.env, manifest = readManifest()): Promise<FetchResult> {
+export async function fetchReference(
+  dest: string,
+  only: readonly Section[] = SECTIONS,
+  env: NodeJS.ProcessEnv = process.env,
+  manifest = readManifest(),
+): Promise<FetchResult> {
   const result: FetchResult = { downloaded: 0, downloadedBytes: 0, present: 0, failures: [] };
   for (const section of only) {
     if (section === "chart-mirror") await fetchMirror(manifest, dest, env, result);
@@ -316,7 +337,10 @@ export function parseArgs(argv: string[]): { dest: string; only: Section[] } {
     else if (a === "--only" || a.startsWith("--only=")) {
       const list = a === "--only" ? argv[++i] : a.slice("--only=".length);
       if (!list) usage("--only needs a list");
-      const names = list.split(",").map((s) => s.trim()).filter(Boolean);
+      const names = list
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
       if (bad.length || !names.length) usage(`--only: unknown part ${bad.join(", ")}; the parts are ${SECTIONS.join(", ")}`);
       only = SECTIONS.filter((s) => names.includes(s));

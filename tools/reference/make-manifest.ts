@@ -88,14 +88,16 @@ function githubRepo(repo: string, where: string): string {
 function rawUrl(repo: string, commit: string, upstreamPath: string, where: string): string {
   if (!/^[0-9a-f]{40}$/.test(commit)) throw new Error(`${where}: commit ${JSON.stringify(commit)} is not a full commit id`);
   const segments = upstreamPath.split("/");
-  if (segments.some((s) => s === "" || s === "." || s === "..")) throw new Error(`${where}: bad upstream path ${JSON.stringify(upstreamPath)}`);
+  if (segments.some((s) => s === "" || s === "." || s === ".."))
+    throw new Error(`${where}: bad upstream path ${JSON.stringify(upstreamPath)}`);
   return `${RAW_BASE}/${githubRepo(repo, where)}/${commit}/${segments.map(encodeURIComponent).join("/")}`;
 }
 
 /** Every file below dir, as paths relative to it with `/`. */
 function walk(dir: string, prefix = ""): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? walk(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]);
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]));
 }
 
 /** Checks that the file in the shared folder has the size and hash its index gives. */
@@ -105,7 +107,9 @@ function checkFile(shared: string, f: ManifestFile): void {
   const data = fs.readFileSync(abs);
   const sha = createHash("sha256").update(data).digest("hex");
   if (data.length !== f.bytes || sha !== f.sha256) {
-    throw new Error(`${path.join(shared, f.path)}: ${data.length} bytes, sha256 ${sha}; the index says ${f.bytes} bytes, sha256 ${f.sha256}`);
+    throw new Error(
+      `${path.join(shared, f.path)}: ${data.length} bytes, sha256 ${sha}; the index says ${f.bytes} bytes, sha256 ${f.sha256}`,
+    );
   }
 }
 
@@ -143,7 +147,10 @@ function mirrorReadmeRepos(file: string): Map<string, string> {
   const text = fs.readFileSync(file, "utf8");
   const section = /^## Charts\n([\s\S]*?)(?=^## )/m.exec(text)?.[1] ?? "";
   for (const line of section.split("\n")) {
-    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
     if (cells.length < 3 || cells[0] === "chart" || /^-+$/.test(cells[0])) continue;
     // e.g. "↳ cluster (alias `monitoring`)", "↳ common (library)"
     const name = /^(?:↳\s*)?([a-z0-9][a-z0-9-]*)/.exec(cells[0])?.[1];
@@ -163,7 +170,8 @@ function mirroredCharts(shared: string): MirroredChart[] {
   for (const [name, versions] of Object.entries(index.entries ?? {})) {
     for (const { version } of versions) {
       const repository = repos.get(`${name} ${version}`);
-      if (!repository) throw new Error(`${indexFile} has ${name} ${version}, but the table in ${readme} gives no upstream repository for it`);
+      if (!repository)
+        throw new Error(`${indexFile} has ${name} ${version}, but the table in ${readme} gives no upstream repository for it`);
       out.push({ name, version, repository, ...(FALLBACK_INDEXES[repository] ? { fallbackIndexes: FALLBACK_INDEXES[repository] } : {}) });
     }
   }
@@ -181,7 +189,8 @@ export function makeManifest(shared: string): Manifest {
   for (const sub of ["charts", "crds"]) {
     for (const rel of walk(path.join(shared, sub))) {
       if (rel === "README.md" || rel === "index.json") continue;
-      if (!seen.has(`${sub}/${rel}`)) throw new Error(`${path.join(shared, sub, rel)} is not in ${sub}/index.json, so it cannot be fetched`);
+      if (!seen.has(`${sub}/${rel}`))
+        throw new Error(`${path.join(shared, sub, rel)} is not in ${sub}/index.json, so it cannot be fetched`);
     }
   }
   return {

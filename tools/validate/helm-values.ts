@@ -378,9 +378,47 @@ type Source =
 // Kubernetes API types that charts pass through with toYaml: when the chart's default is a
 // non-empty map (e.g. cert-manager `securityContext: {runAsNonRoot: true, seccompProfile: …}`),
 // the other fields of the Kubernetes type are valid keys too (anything below them is accepted).
-const SECURITY_CONTEXT = ["allowPrivilegeEscalation", "appArmorProfile", "capabilities", "privileged", "procMount", "readOnlyRootFilesystem", "runAsGroup", "runAsNonRoot", "runAsUser", "seLinuxOptions", "seccompProfile", "windowsOptions"];
-const POD_SECURITY_CONTEXT = ["appArmorProfile", "fsGroup", "fsGroupChangePolicy", "runAsGroup", "runAsNonRoot", "runAsUser", "seLinuxChangePolicy", "seLinuxOptions", "seccompProfile", "supplementalGroups", "supplementalGroupsPolicy", "sysctls", "windowsOptions"];
-const PROBE = ["exec", "failureThreshold", "grpc", "httpGet", "initialDelaySeconds", "periodSeconds", "successThreshold", "tcpSocket", "terminationGracePeriodSeconds", "timeoutSeconds"];
+const SECURITY_CONTEXT = [
+  "allowPrivilegeEscalation",
+  "appArmorProfile",
+  "capabilities",
+  "privileged",
+  "procMount",
+  "readOnlyRootFilesystem",
+  "runAsGroup",
+  "runAsNonRoot",
+  "runAsUser",
+  "seLinuxOptions",
+  "seccompProfile",
+  "windowsOptions",
+];
+const POD_SECURITY_CONTEXT = [
+  "appArmorProfile",
+  "fsGroup",
+  "fsGroupChangePolicy",
+  "runAsGroup",
+  "runAsNonRoot",
+  "runAsUser",
+  "seLinuxChangePolicy",
+  "seLinuxOptions",
+  "seccompProfile",
+  "supplementalGroups",
+  "supplementalGroupsPolicy",
+  "sysctls",
+  "windowsOptions",
+];
+const PROBE = [
+  "exec",
+  "failureThreshold",
+  "grpc",
+  "httpGet",
+  "initialDelaySeconds",
+  "periodSeconds",
+  "successThreshold",
+  "tcpSocket",
+  "terminationGracePeriodSeconds",
+  "timeoutSeconds",
+];
 const K8S_TYPED: [RegExp, ReadonlySet<string>][] = [
   [/^podSecurityContext$|PodSecurityContext$/, new Set(POD_SECURITY_CONTEXT)],
   // charts use `securityContext` for the pod or the container: accept the fields of both
@@ -389,7 +427,8 @@ const K8S_TYPED: [RegExp, ReadonlySet<string>][] = [
   [/^(liveness|readiness|startup)Probe$/, new Set(PROBE)],
 ];
 /** String maps by nature (labels, annotations, selectors): any keys below a known key. */
-const STRING_MAP_KEY = /^(annotations|labels|nodeSelector|matchLabels|selector|selectorLabels)$|(Annotations|Labels|NodeSelector|MatchLabels)$/;
+const STRING_MAP_KEY =
+  /^(annotations|labels|nodeSelector|matchLabels|selector|selectorLabels)$|(Annotations|Labels|NodeSelector|MatchLabels)$/;
 /** Non-empty maps that the chart documents as pass-through (chart -> key paths). */
 const PASS_THROUGH: Record<string, string[]> = {
   // values.yaml: "Additional entries here will be added to the Service spec"
@@ -489,7 +528,8 @@ function checkKeys(values: JsonObject, sources: Source[], keyPath: string, where
     const children: Source[] = [];
     let any = false;
     for (const src of sources) {
-      const r = src.t === "values" ? valuesLookup(src, key) : src.t === "schema" ? schemaLookup(src, key) : src.fields.has(key) ? "any" : "none";
+      const r =
+        src.t === "values" ? valuesLookup(src, key) : src.t === "schema" ? schemaLookup(src, key) : src.fields.has(key) ? "any" : "none";
       if (r === "any") any = true;
       else if (r !== "none") children.push(...r);
     }
@@ -533,7 +573,10 @@ export function validateHelmValues(release: HelmRelease): string[] {
   const sources: Source[] = [{ t: "values", node: chart.defaults, comments: chart.comments, chart }];
   if (chart.schema) sources.push({ t: "schema", node: chart.schema.root, root: chart.schema.root });
   // A schema that cannot be read leaves its keys unknown: say why, once per chart.
-  const schemaErrors = (c: LoadedChart): string[] => [...(c.schemaError ? [c.schemaError] : []), ...[...c.subcharts.values()].flatMap(schemaErrors)];
+  const schemaErrors = (c: LoadedChart): string[] => [
+    ...(c.schemaError ? [c.schemaError] : []),
+    ...[...c.subcharts.values()].flatMap(schemaErrors),
+  ];
   errors.push(...schemaErrors(chart));
   checkKeys(values, sources, "", `${chart.name} ${chart.version}`, errors, PASS_THROUGH[chart.name] ?? []);
   return errors;
