@@ -434,6 +434,19 @@ export class Infrastructure extends pulumi.ComponentResource {
     });
 
     let apiServer: pulumi.Output<ApiEndpoint>;
+    // The API's public address, on the load balancer's or the virtual IP's port (one name: the API has one of them).
+    const apiFloatingIp = (portId: pulumi.Input<string>) => {
+      const fip = new openstack.networking.FloatingIp(
+        `${name}-api-fip`,
+        { pool: args.network.externalNetwork, description: `${args.clusterName} Kubernetes API` },
+        parent,
+      );
+      return new openstack.networking.FloatingIpAssociate(
+        `${name}-api-fip`,
+        { floatingIp: fip.address, portId },
+        { ...parent, dependsOn: [routerInterface] },
+      );
+    };
     if (useLoadBalancer) {
       const lb = new openstack.loadbalancer.LoadBalancer(
         `${name}-api`,
@@ -494,22 +507,7 @@ export class Infrastructure extends pulumi.ComponentResource {
               parent,
             ),
         );
-      const fip = new openstack.networking.FloatingIp(
-        `${name}-api-fip`,
-        {
-          pool: args.network.externalNetwork,
-          description: `${args.clusterName} Kubernetes API`,
-        },
-        parent,
-      );
-      const association = new openstack.networking.FloatingIpAssociate(
-        `${name}-api-fip`,
-        {
-          floatingIp: fip.address,
-          portId: lb.vipPortId,
-        },
-        { ...parent, dependsOn: [routerInterface] },
-      );
+      const association = apiFloatingIp(lb.vipPortId);
       // Derived from every part of the load balancer, for the same reason as the hosts' addresses.
       const lbReady = pulumi.all([rulesReady, listener.id, pool.id, monitor.id, ...members.map((m) => m.id)] as pulumi.Input<unknown>[]);
       apiServer = pulumi.all([lb.vipAddress, association.floatingIp, lbReady] as const).apply(([privateAddress, publicAddress]) => ({
@@ -518,22 +516,7 @@ export class Infrastructure extends pulumi.ComponentResource {
         port: API_PORT,
       }));
     } else if (vipPort) {
-      const fip = new openstack.networking.FloatingIp(
-        `${name}-api-fip`,
-        {
-          pool: args.network.externalNetwork,
-          description: `${args.clusterName} Kubernetes API`,
-        },
-        parent,
-      );
-      const association = new openstack.networking.FloatingIpAssociate(
-        `${name}-api-fip`,
-        {
-          floatingIp: fip.address,
-          portId: vipPort.id,
-        },
-        { ...parent, dependsOn: [routerInterface] },
-      );
+      const association = apiFloatingIp(vipPort.id);
       // Not derived from the control planes' ports: each host's steps already wait for its own port (which
       // carries the VIP's address pair), and a control plane added later changes no other host's steps.
       apiServer = pulumi.all([vipPort.allFixedIps, association.floatingIp, rulesReady] as const).apply(([ips, publicAddress]) => ({

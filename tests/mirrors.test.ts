@@ -3,9 +3,7 @@
  * writes them, and the dare-ca CA made before the cluster so that the hosts can trust it. What the hosts do
  * with the parameters: tests/hosts/mirrors.test.ts.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { mirrorEnv } from "../components/cluster";
@@ -14,6 +12,7 @@ import { dareCertificateAuthority } from "../components/security";
 import { runMocked } from "./support/mocked";
 import { render } from "./support/render";
 import { SITE_CONFIG } from "./support/site";
+import { selfSignedCertificate } from "./support/test-certificates";
 
 const valid = { domain: "dare.example.org", adminCidrs: ["192.0.2.0/24"], ...SITE_CONFIG };
 const load = (mirrors: unknown) =>
@@ -34,59 +33,9 @@ function problemsOf(mirrors: unknown): Problem[] {
   throw new Error("expected the configuration to be refused");
 }
 
-/** A CA certificate and a leaf certificate, made by openssl. */
-function certificates(): { ca: string; leaf: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mirror-ca-"));
-  const run = (args: string[]) => {
-    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-    expect(r.stderr.includes("error")).toBe(false);
-  };
-  run([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=mirror CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-  ]);
-  run([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "leaf.key",
-    "-out",
-    "leaf.pem",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=harbor.example.org",
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-  ]);
-  const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
-  const result = { ca: read("ca.pem"), leaf: read("leaf.pem") };
-  fs.rmSync(dir, { recursive: true, force: true });
-  return result;
-}
-
 describe("dare:mirrors, the loader", () => {
-  const { ca, leaf } = certificates();
+  const ca = selfSignedCertificate("mirror CA", { ca: true });
+  const leaf = selfSignedCertificate("harbor.example.org", { ca: false });
 
   it("is empty when unset: no mirror, the hosts' trust store", () => {
     expect(load(undefined).mirrors).toEqual({ registries: {}, apt: {} });

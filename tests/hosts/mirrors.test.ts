@@ -7,14 +7,11 @@
  * Stand-ins (tests/hosts/stubs.ts) for apt's downloads, dpkg's record of the containerd packages, systemctl,
  * containerd, kubeadm. Needs root (CI runs as root): without it the tests fail with the harness's message.
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { HostMirrors } from "../../components/cluster";
 import { readStubCalls, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { bootstrapStubs } from "./stubs";
 import { program, runStep, sshKeyOf, Step } from "./program";
+import { selfSignedCertificate } from "../support/test-certificates";
 
 jest.setTimeout(240_000);
 
@@ -39,39 +36,8 @@ Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg
 /** A host upgraded from an older release that still lists Ubuntu in sources.list. */
 const LEGACY_SOURCES_LIST = "deb http://archive.ubuntu.com/ubuntu noble main restricted\n";
 
-/** A CA certificate made by openssl, as a site's mirror CA. */
-function mirrorCa(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mirror-ca-"));
-  const r = spawnSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=mirror CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-    ],
-    { cwd: dir, encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
-  const pem = fs.readFileSync(path.join(dir, "ca.pem"), "utf8");
-  fs.rmSync(dir, { recursive: true, force: true });
-  return pem;
-}
-
-const CA = mirrorCa();
+// A site's mirror CA.
+const CA = selfSignedCertificate("mirror CA", { ca: true });
 const MIRRORS: HostMirrors = {
   registries: {
     "docker.io": `${HARBOR}/v2/dockerhub-proxy`,

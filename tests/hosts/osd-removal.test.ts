@@ -89,6 +89,8 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
       "k8s-oc-0-osd-ow-3",
       "k8s-oc-0-osd-ow-3-disk-0",
       "k8s-oc-0-osd-ow-3-disk-1",
+      // The renewal approver forgets it before it leaves the cluster.
+      "k8s-oc-0-kubelet-serving-ow-3",
       "k8s-oc-0-node-ow-3",
       "k8s-ow-3-join",
     ]);
@@ -161,6 +163,7 @@ describe("removing hosts and disks that hold Ceph OSDs", () => {
       "ow-3: no OSD left: nothing to remove",
       "ow-3 disk /dev/sdb: no OSD left: nothing to remove",
       "ow-3 disk /dev/sdc: no OSD left: nothing to remove",
+      "ow-3: no kubelet serving record: nothing to forget",
       "ow-3: no such node: nothing to remove",
       "ow-3: not a cluster member: nothing to reset",
     ]);
