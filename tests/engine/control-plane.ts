@@ -108,7 +108,9 @@ export function withControlPlane(stubs: Record<string, string>): Record<string, 
 set -e
 /usr/local/bin/kubeadm-standin "$@"
 case "$1" in
-  init) /usr/local/bin/dare-control-plane start "$3" ;;
+  # kubeadm init --config FILE starts the control plane; kubeadm init phase … (the control-plane step's
+  # reconfiguration) only rewrites manifests, which the stand-in does.
+  init) [ "$2" = phase ] || /usr/local/bin/dare-control-plane start "$3" ;;
   reset) /usr/local/bin/dare-control-plane stop ;;
 esac
 `,
