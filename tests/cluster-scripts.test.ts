@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { SCRIPTS_DIR } from "../components/host-step";
+import { kubeletServingRequest } from "./support/test-certificates";
 
 const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh"));
 
@@ -325,27 +326,7 @@ esac`,
 
   /** A real PKCS#10 request made by openssl, as the kubelet makes it (EC P-256 key, O=system:nodes). */
   function request(name: string, cn: string, sans: string, signer = "kubernetes.io/kubelet-serving", user = cn, conditions = "") {
-    const made = spawnSync(
-      "openssl",
-      [
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "/dev/null",
-        "-subj",
-        `/O=system:nodes/CN=${cn}`,
-        "-addext",
-        `subjectAltName=${sans}`,
-      ],
-      { encoding: "utf8" },
-    );
-    if (made.status !== 0) throw new Error(made.stderr);
-    fs.writeFileSync(path.join(dir, `csr-${name}`), Buffer.from(made.stdout).toString("base64"));
+    fs.writeFileSync(path.join(dir, `csr-${name}`), kubeletServingRequest(cn, sans));
     fs.appendFileSync(path.join(dir, "csrs"), `${name} ${signer} ${user} ${conditions}\n`);
   }
   const approved = () =>

@@ -13,6 +13,7 @@ import { NODE_EXPORTER_TEXTFILE_DIR } from "../../components/certificate-renewal
 import { ExecResult, readStubCalls, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { bootstrapStubs, KUBEADM_CERTIFICATES, STUB_CERTS, STUB_STATE as STATE } from "./stubs";
 import { program, runStep, sshKeyOf, Step } from "./program";
+import { kubeletServingRequest } from "../support/test-certificates";
 
 jest.setTimeout(240_000);
 
@@ -169,27 +170,7 @@ test("a component that does not come back fails the run (no new check time), and
 describe("renewed kubelet serving certificates", () => {
   /** A real PKCS#10 request as a kubelet makes it, added to the stand-in's pending requests. */
   async function request(name: string, cn: string, sans: string, user = cn, signer = "kubernetes.io/kubelet-serving") {
-    const made = spawnSync(
-      "openssl",
-      [
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "/dev/null",
-        "-subj",
-        `/O=system:nodes/CN=${cn}`,
-        "-addext",
-        `subjectAltName=${sans}`,
-      ],
-      { encoding: "utf8" },
-    );
-    if (made.status !== 0) throw new Error(made.stderr);
-    await cp.writeFile(`${STATE}/csr-${name}`, Buffer.from(made.stdout).toString("base64"));
+    await cp.writeFile(`${STATE}/csr-${name}`, kubeletServingRequest(cn, sans));
     await ok(cp.exec(`echo '${name} ${signer} ${user} ' >> ${STATE}/csrs`));
   }
 

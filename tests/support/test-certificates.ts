@@ -31,3 +31,22 @@ export function selfSignedCertificate(commonName: string, { ca }: { ca: boolean 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A PKCS#10 request as a kubelet makes it for its serving certificate (EC P-256 key, O=system:nodes, the
+ * common name and subjectAltName given), base64 of its PEM as a CertificateSigningRequest's spec.request holds it.
+ */
+export function kubeletServingRequest(commonName: string, subjectAltNames: string): string {
+  const made = spawnSync(
+    "openssl",
+    ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "/dev/null"].concat([
+      "-subj",
+      `/O=system:nodes/CN=${commonName}`,
+      "-addext",
+      `subjectAltName=${subjectAltNames}`,
+    ]),
+    { encoding: "utf8" },
+  );
+  if (made.status !== 0) throw new Error(`openssl: ${made.stderr}`);
+  return Buffer.from(made.stdout).toString("base64");
+}
