@@ -270,18 +270,10 @@ function platformLayers() {
       policy: config.dare.backup,
       images: {
         etcd: config.dare.images.etcd,
-        mysql: config.dare.images["d4p-registry-db"],
-        mongo: config.dare.images["sprov-db"],
         postgres: config.dare.images["postgres-client"],
         busybox: config.dare.images.busybox,
       },
-      mysql: {
-        host: dare.mysqlHost,
-        port: config.dare.services["d4p-registry-db"].port,
-        username: "root",
-        password: dare.mysqlRootPassword,
-      },
-      mongo: { host: dare.mongoHost, port: config.dare.services["sprov-db"].port },
+      databases: dare.databaseDumps,
       postgres: identity.database,
       borg: config.dare.backup.repository
         ? {

@@ -2,8 +2,9 @@
  * Failure prevention and recovery (the seed's chapter 6.3), in three parts:
  *  - etcd: a CronJob on a control-plane node saves `etcdctl snapshot save` to
  *    /var/backups/dare/etcd on that node and keeps the newest N;
- *  - databases: CronJobs dump MySQL (d4p-registry), MongoDB (s-ProvFlow) and PostgreSQL (Keycloak's
- *    CloudNativePG cluster) to /var/backups/dare/db/<engine> on a control-plane node, newest N kept;
+ *  - databases: CronJobs dump each DARE database as its descriptor says (dare-workloads.ts: MySQL of
+ *    d4p-registry, MongoDB of s-ProvFlow) and Keycloak's PostgreSQL (CloudNativePG cluster) to
+ *    /var/backups/dare/db/<engine> on a control-plane node, newest N kept;
  *  - hosts: when `dare:backup` names a borg repository, every host gets BorgBackup over SSH
  *    (components/scripts/borg-setup.sh), with a daily systemd timer. /var/backups is inside what borg
  *    saves, so the snapshots and dumps leave the cluster with the hosts' files.
@@ -79,6 +80,23 @@ export interface DatabaseTarget {
   password: pulumi.Input<string>;
 }
 
+/** One database a backup job dumps: what the DARE layer derives from the database's descriptor. */
+export interface DatabaseDump {
+  /** names the job (`<engine>-dump`), its directory under db/ and the dump files */
+  engine: string;
+  /** image with the dump client: the database's own image */
+  image: string;
+  /** in-cluster host name */
+  host: pulumi.Input<string>;
+  port: number;
+  /** shell command that writes the dump to stdout, reading DB_HOST, DB_PORT (and DB_USER) */
+  command: string;
+  /** file name extension of the dumps */
+  extension: string;
+  /** the user the client signs in as and its password (Pulumi secret) in the variable passwordEnv; none: no authentication */
+  credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string>; passwordEnv: string };
+}
+
 export interface BorgHosts {
   /** Hosts to back up, by name (for stable resource names) and address. */
   hosts: HostRef[];
@@ -93,12 +111,10 @@ export interface BackupsArgs {
   provider: k8s.Provider;
   /** Schedules, retention and the borg repository (dare:backupPolicy, dare:backup, dare:backupPassphrase). */
   policy: BackupSpec;
-  /** Images with pinned tags: etcd (etcdctl), the database clients and busybox. */
-  images: { etcd: string; mysql: string; mongo: string; postgres: string; busybox: string };
-  /** d4p-registry's MySQL. */
-  mysql: DatabaseTarget;
-  /** s-ProvFlow's MongoDB: no authentication (its client cannot pass credentials; NetworkPolicies isolate it). */
-  mongo: { host: pulumi.Input<string>; port: number };
+  /** Images with pinned tags: etcd (etcdctl), PostgreSQL's client and busybox. */
+  images: { etcd: string; postgres: string; busybox: string };
+  /** The DARE databases (DareServices.databaseDumps). */
+  databases: DatabaseDump[];
   /** Keycloak's PostgreSQL (CloudNativePG read-write Service) and the database to dump. */
   postgres?: DatabaseTarget & { database: pulumi.Input<string> };
   /** Hosts for borg; required when policy.repository is set. */
@@ -303,7 +319,7 @@ export class Backups extends pulumi.ComponentResource {
   private dumps(name: string, args: BackupsArgs, opts: pulumi.CustomResourceOptions): void {
     const keep = args.policy.keepDumps;
     const secretData: Record<string, pulumi.Input<string>> = {
-      MYSQL_PWD: args.mysql.password,
+      ...Object.fromEntries(args.databases.flatMap((d) => (d.credentials ? [[d.credentials.passwordEnv, d.credentials.password]] : []))),
       ...(args.postgres ? { PGPASSWORD: args.postgres.password } : {}),
     };
     // The passwords come from the layers that own the databases; a copy lives here for the jobs.
@@ -357,31 +373,18 @@ export class Backups extends pulumi.ComponentResource {
         opts,
       );
 
-    job(
-      "mysql",
-      args.images.mysql,
-      [
-        { name: "DB_HOST", value: args.mysql.host },
-        { name: "DB_PORT", value: String(args.mysql.port) },
-        { name: "DB_USER", value: args.mysql.username },
-        password("MYSQL_PWD"),
-      ],
-      script(
-        "mysql",
-        "sql.gz",
-        'mysqldump --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" --single-transaction --routines --events --all-databases | gzip',
-      ),
-    );
-
-    job(
-      "mongodb",
-      args.images.mongo,
-      [
-        { name: "DB_HOST", value: args.mongo.host },
-        { name: "DB_PORT", value: String(args.mongo.port) },
-      ],
-      script("mongodb", "archive.gz", 'mongodump --host="$DB_HOST" --port="$DB_PORT" --archive --gzip'),
-    );
+    for (const db of args.databases) {
+      job(
+        db.engine,
+        db.image,
+        [
+          { name: "DB_HOST", value: db.host },
+          { name: "DB_PORT", value: String(db.port) },
+          ...(db.credentials ? [{ name: "DB_USER", value: db.credentials.username }, password(db.credentials.passwordEnv)] : []),
+        ],
+        script(db.engine, db.extension, db.command),
+      );
+    }
 
     if (args.postgres) {
       job(

@@ -4,9 +4,10 @@
  * cron job), the shared file system (CephFS, ReadWriteMany) and, optionally, JupyterHub.
  *
  * What is known of each workload (ports, paths, health, Service names, settings files) is the table in
- * dare-workloads.ts, each fact with its source or marked as a guess. Every network path comes from one
- * call graph (`CALL_GRAPH`): the NetworkPolicies are derived from it, so a call the graph does not name
- * is refused. The availability probes (`probeTargets`) follow the same table; no DARE service is known to
+ * dare-workloads.ts, each fact with its source or marked as a guess, with the peers each calls, its
+ * environment and, for a database, how it is dumped. Every network path comes from one call graph
+ * (`CALL_GRAPH`, the descriptors' calls and the edges below): the NetworkPolicies are derived from it, so
+ * a call the graph does not name is refused. The availability probes (`probeTargets`) follow the same table; no DARE service is known to
  * export metrics, so none is scraped.
  */
 import * as k8s from "@pulumi/kubernetes";
@@ -15,7 +16,20 @@ import { CHARTS } from "./pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ImageName, ServiceSizing } from "./config";
-import { DARE_WORKLOADS, DareWorkload, SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS } from "./dare-workloads";
+import type { DatabaseDump } from "./backups";
+import {
+  DARE_WORKLOADS,
+  DareWorkload,
+  EnvSource,
+  ExternalPeer,
+  MYSQL_DATABASE,
+  MYSQL_USER,
+  Peer,
+  SHARED_FS_CLAIM,
+  SHARED_FS_MOUNT,
+  SPROV_DATABASE,
+  WORKLOADS,
+} from "./dare-workloads";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { domainTls } from "./security";
 import type { OidcClient } from "./identity";
@@ -23,53 +37,25 @@ import { secretHash } from "./monitoring";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "./network-policies";
 import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 
-export { SHARED_FS_CLAIM, SHARED_FS_MOUNT, WORKLOADS };
-
-/** dj-vercereg's database name (local_settings_template.py) and the registry's own user in it. */
-export const MYSQL_DATABASE = "dj_vercereg";
-export const MYSQL_USER = "d4p";
-/** s-ProvFlow's database name: SPROV_DB's upstream default. */
-export const SPROV_DATABASE = "sprov-db";
+export { MYSQL_DATABASE, MYSQL_USER, SHARED_FS_CLAIM, SHARED_FS_MOUNT, SPROV_DATABASE, WORKLOADS };
+export type { ExternalPeer, Peer };
 /** Labels MPIJob pods carry (kubeflow/mpi-operator v2beta1 constants.go, OperatorNameLabel). */
 export const MPI_JOB_POD_LABELS = { "training.kubeflow.org/operator-name": "mpi-operator" };
 /** Addresses that are not "the internet" for egress rules (network-policies.ts). */
 export { NON_PUBLIC_RANGES };
 
-/** Peers outside the DARE workloads that appear in the call graph. */
-export type ExternalPeer =
-  "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
-export type Peer = DareWorkload | ExternalPeer;
-
 const ALL = [...DARE_WORKLOADS];
 const SERVED = ALL.filter((w) => WORKLOADS[w].kind !== "CronJob");
 const DATABASE_WORKLOADS = ALL.filter((w) => WORKLOADS[w].kind === "StatefulSet");
-/** Services that check sign-ins through dare-login (release notes v3.2: every DARE service but s-ProvFlow's). */
-const SIGN_IN_CLIENTS: DareWorkload[] = ["d4p-registry", "exec-api", "exec-registry", "playground", "workflow-registry", "semantic-data"];
-
 /**
- * Who calls whom (../shared/dare-services.md, "Evidence gathered later", column "calls"). dare-login signs
- * users in at Keycloak and creates them in the registries and exec-api; the other services check sign-ins
- * through dare-login; exec-api reads the registries, starts MPIJobs through the Kubernetes API and sends
- * files to B2DROP; workflow pods report provenance to sprov and fetch their specification from exec-api.
- * The ingress controller reaches what is routed, the blackbox exporter what has a Service, the backup
- * jobs the databases. Internet egress for workflow pods is added only when dare:workflowInternetAccess is on.
+ * Who calls whom: each workload's own calls (its descriptor's `calls`, in the table's order), then the
+ * edges no workload owns. Workflow pods (MPIJobs) talk among themselves, report provenance to sprov and
+ * fetch their specification from exec-api; the ingress controller reaches what is routed, the blackbox
+ * exporter what has a Service, the backup jobs the databases. Internet egress for workflow pods is added
+ * only when dare:workflowInternetAccess is on. The policies list each pod's rules in this order.
  */
 export const CALL_GRAPH: Array<[Peer, Peer]> = [
-  ["dare-login", "keycloak"],
-  ["dare-login", "d4p-registry"],
-  ["dare-login", "workflow-registry"],
-  ["dare-login", "exec-api"],
-  ...SIGN_IN_CLIENTS.map((w): [Peer, Peer] => [w, "dare-login"]),
-  ["exec-api", "d4p-registry"],
-  ["exec-api", "workflow-registry"],
-  ["exec-api", "exec-registry"],
-  ["exec-api", "kubernetes-api"],
-  ["exec-api", "internet-https"],
-  ["playground", "d4p-registry"],
-  ["d4p-registry", "d4p-registry-db"],
-  ["sprov", "sprov-db"],
-  ["sprov-view", "sprov"],
-  ["sprov-cronjob", "sprov-db"],
+  ...ALL.flatMap((w) => (WORKLOADS[w].calls ?? []).map((to): [Peer, Peer] => [w, to])),
   ["mpi-jobs", "mpi-jobs"],
   ["mpi-jobs", "sprov"],
   ["mpi-jobs", "exec-api"],
@@ -211,11 +197,8 @@ export class DareServices extends pulumi.ComponentResource {
   public readonly namespace: string;
   /** https://<domain>: where the services are routed by path. */
   public readonly url: string;
-  /** MySQL root password of d4p-registry's database (secret), for the dump job. */
-  public readonly mysqlRootPassword: pulumi.Output<string>;
-  /** In-cluster host names of the databases. */
-  public readonly mysqlHost: string;
-  public readonly mongoHost: string;
+  /** How the backup jobs dump each database (its descriptor's `database.dump`, with host, port, image and password). */
+  public readonly databaseDumps: DatabaseDump[];
   /** The ServiceAccount exec-api starts MPIJobs as. */
   public readonly execApiServiceAccount: string;
   /** What the blackbox exporter probes, per workload (components/availability-probes.ts). */
@@ -268,11 +251,11 @@ export class DareServices extends pulumi.ComponentResource {
     // --- Secrets: every value generated here or handed over as a Pulumi secret.
     const mysqlRoot = password("mysql-root");
     const mysqlApp = password("mysql-app");
-    this.mysqlRootPassword = pulumi.secret(mysqlRoot);
-    this.mysqlHost = `${WORKLOADS["d4p-registry-db"].serviceName}.${this.namespace}.svc`;
-    this.mongoHost = `${WORKLOADS["sprov-db"].serviceName}.${this.namespace}.svc`;
-    const secret = (id: string, data: Record<string, pulumi.Input<string>>) =>
-      new k8s.core.v1.Secret(
+    /** What each Secret holds, by name and key: the dump jobs get their copy of a database's password from here. */
+    const secretValues: Record<string, Record<string, pulumi.Input<string>>> = {};
+    const secret = (id: string, data: Record<string, pulumi.Input<string>>) => {
+      secretValues[id] = data;
+      return new k8s.core.v1.Secret(
         `${name}-${id}`,
         {
           metadata: { name: id, namespace: this.namespace, labels: { "app.kubernetes.io/part-of": "dare" } },
@@ -281,6 +264,7 @@ export class DareServices extends pulumi.ComponentResource {
         },
         nsOpts,
       );
+    };
     secret("d4p-registry-db", { MYSQL_ROOT_PASSWORD: mysqlRoot, MYSQL_PASSWORD: mysqlApp });
     secret("d4p-registry-settings", {
       "local_settings.py": mysqlApp.apply((pw) => d4pRegistrySettings(args.domain, this.namespace, ports["d4p-registry-db"], pw)),
@@ -288,10 +272,6 @@ export class DareServices extends pulumi.ComponentResource {
     secret("dare-login", {
       CLIENT_SECRET: args.keycloak.clientSecret,
       ADMIN_PASSWORD: args.keycloak.adminPassword,
-    });
-    const fromSecret = (secretName: string, key: string, env = key): k8s.types.input.core.v1.EnvVar => ({
-      name: env,
-      valueFrom: { secretKeyRef: { name: secretName, key } },
     });
 
     // --- exec-api's identity: MPIJobs and pods in this namespace, nothing else.
@@ -326,42 +306,44 @@ export class DareServices extends pulumi.ComponentResource {
       nsOpts,
     );
 
-    const sprovDb = WORKLOADS["sprov-db"].serviceName;
-    const env: Partial<Record<DareWorkload, k8s.types.input.core.v1.EnvVar[]>> = {
-      // D5.4's appendix names these five.
-      "dare-login": [
-        { name: "KEYCLOAK_DOMAIN", value: args.keycloak.url },
-        { name: "CLIENT_ID", value: args.keycloak.clientId },
-        fromSecret("dare-login", "CLIENT_SECRET"),
-        { name: "ADMIN_USERNAME", value: args.keycloak.adminUsername },
-        fromSecret("dare-login", "ADMIN_PASSWORD"),
-      ],
-      // The older exec-api code reads these to tell workflow pods where to fetch their specification
-      // (NGINX_API_SERVICE_HOST/PORT in their environment).
-      "exec-api": [
-        { name: "NGINX-API-IP", value: `${WORKLOADS["exec-api"].serviceName}.${this.namespace}.svc` },
-        { name: "NGINX-API-PORT", value: String(ports["exec-api"]) },
-      ],
-      "d4p-registry-db": [
-        { name: "MYSQL_DATABASE", value: MYSQL_DATABASE },
-        { name: "MYSQL_USER", value: MYSQL_USER },
-        fromSecret("d4p-registry-db", "MYSQL_ROOT_PASSWORD"),
-        fromSecret("d4p-registry-db", "MYSQL_PASSWORD"),
-      ],
+    const envValue = (variable: string, source: EnvSource): k8s.types.input.core.v1.EnvVar => {
+      if ("value" in source) return { name: variable, value: source.value };
+      if ("keycloak" in source) return { name: variable, value: args.keycloak[source.keycloak] };
+      if ("secret" in source) {
+        if (secretValues[source.secret]?.[source.key] === undefined)
+          throw new Error(`${name}: no Secret ${source.secret} with key ${source.key}`);
+        return { name: variable, valueFrom: { secretKeyRef: { name: source.secret, key: source.key } } };
+      }
+      if ("serviceName" in source) return { name: variable, value: WORKLOADS[source.serviceName].serviceName };
+      if ("serviceHost" in source) return { name: variable, value: `${WORKLOADS[source.serviceHost].serviceName}.${this.namespace}.svc` };
+      return { name: variable, value: String(ports[source.servicePort]) };
     };
-    // s-ProvFlow builds mongodb://$SPROV_DB_HOST/$SPROV_DB, and its index script runs
-    // `mongo $SPROV_DB_HOST:$SPROV_DB_PORT/$SPROV_DB`: the host is a bare host name, so the database runs
-    // without authentication, reachable only from s-ProvFlow and the dump job (NetworkPolicies below).
-    const sprovClientEnv = [
-      { name: "SPROV_DB", value: SPROV_DATABASE },
-      { name: "SPROV_DB_HOST", value: sprovDb },
-      { name: "SPROV_DB_PORT", value: String(ports["sprov-db"]) },
-    ];
-    env["sprov"] = sprovClientEnv;
-    env["sprov-cronjob"] = sprovClientEnv;
+    const envOf = (w: DareWorkload) => Object.entries(WORKLOADS[w].env ?? {}).map(([variable, source]) => envValue(variable, source));
+
+    this.databaseDumps = DATABASE_WORKLOADS.map((w): DatabaseDump => {
+      const { engine, dump } = WORKLOADS[w].database!;
+      const credentials = dump.credentials;
+      return {
+        engine,
+        image: args.images[w],
+        host: `${WORKLOADS[w].serviceName}.${this.namespace}.svc`,
+        port: ports[w],
+        command: dump.command,
+        extension: dump.extension,
+        ...(credentials
+          ? {
+              credentials: {
+                username: credentials.username,
+                password: pulumi.secret(secretValues[credentials.secret][credentials.key]),
+                passwordEnv: credentials.env,
+              },
+            }
+          : {}),
+      };
+    });
 
     for (const workload of ALL) {
-      this.workload(name, workload, args, env[workload] ?? [], nsOpts);
+      this.workload(name, workload, args, envOf(workload), nsOpts);
     }
 
     this.ingress(name, args, nsOpts);
@@ -406,7 +388,7 @@ export class DareServices extends pulumi.ComponentResource {
       mounts.push({ name: "settings", mountPath: facts.settingsFile.path, subPath: "local_settings.py", readOnly: true });
       volumes.push({ name: "settings", secret: { secretName: `${workload}-settings` } });
     }
-    if (facts.databaseDataPath) mounts.push({ name: "data", mountPath: facts.databaseDataPath });
+    if (facts.database) mounts.push({ name: "data", mountPath: facts.database.dataPath });
     if (facts.localState) {
       new k8s.core.v1.PersistentVolumeClaim(
         `${name}-${workload}-data`,

@@ -38,6 +38,54 @@ export type Health =
   | { tcp: true; source: Fact }
   | { exec: string[]; source: Fact };
 
+/** dj-vercereg's database name (local_settings_template.py) and the registry's own user in it. */
+export const MYSQL_DATABASE = "dj_vercereg";
+export const MYSQL_USER = "d4p";
+/** s-ProvFlow's database name: SPROV_DB's upstream default. */
+export const SPROV_DATABASE = "sprov-db";
+
+/**
+ * Peers outside the DARE workloads that appear in the call graph. A workload may call keycloak,
+ * kubernetes-api and the internet; the others are the callers the DARE layer adds itself (dare-services.ts).
+ */
+export type ExternalPeer =
+  "keycloak" | "kubernetes-api" | "ingress-controller" | "monitoring" | "backups" | "mpi-jobs" | "internet-https" | "internet";
+export type Peer = DareWorkload | ExternalPeer;
+
+/** Where one variable of a workload's environment takes its value; the DARE layer resolves it. */
+export type EnvSource =
+  /** a literal */
+  | { value: string }
+  /** Keycloak and dare-login's client in it, as the A/A layer hands them over (KeycloakClient) */
+  | { keycloak: "url" | "clientId" | "adminUsername" }
+  /** a key of a Secret the DARE layer creates in its namespace */
+  | { secret: string; key: string }
+  /** another workload's Service: its bare name */
+  | { serviceName: DareWorkload }
+  /** … its host name `<service>.<namespace>.svc` */
+  | { serviceHost: DareWorkload }
+  /** … its configured port (dare:services) */
+  | { servicePort: DareWorkload };
+
+/** A database workload: where it keeps its data and how the backup job dumps it. */
+export interface Database {
+  /** names the dump job (`<engine>-dump`), its directory (/var/backups/dare/db/<engine>) and the dump files */
+  engine: "mysql" | "mongodb";
+  /** where its image keeps its data, on the StatefulSet's own volume */
+  dataPath: string;
+  /**
+   * The backup job runs `command` in the database's own image (it ships the client), with DB_HOST and
+   * DB_PORT set (and DB_USER and the password's variable when `credentials` are given); its output is the dump.
+   */
+  dump: {
+    command: string;
+    /** file name extension of the dumps */
+    extension: string;
+    /** who the client signs in as: a user and its password, a key of a Secret of the DARE layer; none: no authentication */
+    credentials?: { username: string; secret: string; key: string; env: string };
+  };
+}
+
 export interface Routes {
   /** path prefixes on the platform's host name */
   paths: string[];
@@ -59,8 +107,16 @@ export interface WorkloadFacts {
   health: Health;
   /** mounts the shared file system (the CephFS claim) at /home/mpiuser/sfs */
   sharedFs?: boolean;
-  /** a database (kind StatefulSet): where its image keeps its data, on the StatefulSet's own volume */
-  databaseDataPath?: string;
+  /** a database (kind StatefulSet): its data path and how it is dumped */
+  database?: Database;
+  /**
+   * The workloads and outside peers it calls, which its egress (and their ingress) NetworkPolicies allow
+   * (../shared/dare-services.md, "Evidence gathered later", column "calls"). Every DARE service but
+   * s-ProvFlow's checks sign-ins through dare-login (release notes v3.2).
+   */
+  calls?: Peer[];
+  /** its environment, by variable name, in the order the container gets it */
+  env?: Record<string, EnvSource>;
   /** talks to the Kubernetes API (starts MPIJobs): the only workload whose pods get a service account token */
   kubernetesApi?: boolean;
   /** keeps data of its own outside a database ("local DB"): a volume at this path */
@@ -74,6 +130,17 @@ export interface WorkloadFacts {
 const DJ_VERCEREG = "iaklampanos/dj-vercereg (d4p-registry's ancestor): start-registry.sh runs `manage.py runserver 0.0.0.0:8000`";
 const SPROV = "KNMI/s-provenance b9fa37c";
 const NO_SOURCE = "its Dockerfile or Kubernetes manifest in its GitLab project";
+
+/**
+ * s-ProvFlow builds mongodb://$SPROV_DB_HOST/$SPROV_DB, and its index script runs
+ * `mongo $SPROV_DB_HOST:$SPROV_DB_PORT/$SPROV_DB`: the host is a bare host name, so the database runs
+ * without authentication, reachable only from s-ProvFlow and the dump job (NetworkPolicies).
+ */
+const SPROV_CLIENT_ENV: Record<string, EnvSource> = {
+  SPROV_DB: { value: SPROV_DATABASE },
+  SPROV_DB_HOST: { serviceName: "sprov-db" },
+  SPROV_DB_PORT: { servicePort: "sprov-db" },
+};
 
 export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
   "dare-login": {
@@ -93,6 +160,16 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     // The guide's probes signed in with the realm admin's password; the request's shape is not published,
     // and a password in a probe's command line is what this project avoids: a TCP check.
     health: { tcp: true, source: { guess: "no unauthenticated health endpoint is known" } },
+    // It signs users in at Keycloak and creates them in the registries and exec-api.
+    calls: ["keycloak", "d4p-registry", "workflow-registry", "exec-api"],
+    // D5.4's appendix names these five.
+    env: {
+      KEYCLOAK_DOMAIN: { keycloak: "url" },
+      CLIENT_ID: { keycloak: "clientId" },
+      CLIENT_SECRET: { secret: "dare-login", key: "CLIENT_SECRET" },
+      ADMIN_USERNAME: { keycloak: "adminUsername" },
+      ADMIN_PASSWORD: { secret: "dare-login", key: "ADMIN_PASSWORD" },
+    },
   },
   "d4p-registry": {
     kind: "Deployment",
@@ -115,6 +192,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
           "the path in dj-vercereg's image (Dockerfile, start-registry.sh); confirm it for the DARE build in gitlab.com/project-dare/d4p-registry",
       },
     },
+    calls: ["dare-login", "d4p-registry-db"],
     imageProject: "gitlab.com/project-dare/d4p-registry",
   },
   "d4p-registry-db": {
@@ -124,7 +202,23 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     port: 3306,
     portSource: { evidence: "dj-vercereg local_settings_template.py (HOST dj-reg-db, PORT 3306)" },
     health: { exec: ["mysqladmin", "ping", "-h", "127.0.0.1"], source: { evidence: "the official mysql image" } },
-    databaseDataPath: "/var/lib/mysql",
+    database: {
+      engine: "mysql",
+      dataPath: "/var/lib/mysql",
+      dump: {
+        // The mysql client reads its password from MYSQL_PWD.
+        command:
+          'mysqldump --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" --single-transaction --routines --events --all-databases | gzip',
+        extension: "sql.gz",
+        credentials: { username: "root", secret: "d4p-registry-db", key: "MYSQL_ROOT_PASSWORD", env: "MYSQL_PWD" },
+      },
+    },
+    env: {
+      MYSQL_DATABASE: { value: MYSQL_DATABASE },
+      MYSQL_USER: { value: MYSQL_USER },
+      MYSQL_ROOT_PASSWORD: { secret: "d4p-registry-db", key: "MYSQL_ROOT_PASSWORD" },
+      MYSQL_PASSWORD: { secret: "d4p-registry-db", key: "MYSQL_PASSWORD" },
+    },
   },
   "exec-api": {
     kind: "Deployment",
@@ -141,6 +235,15 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     sharedFs: true,
     kubernetesApi: true,
     localState: { path: "/data", source: { guess: 'the release notes name a "local DB" of users; its path is not published' } },
+    // It reads the registries, starts MPIJobs through the Kubernetes API and sends files to B2DROP
+    // (b2drop.eudat.eu, no fixed address: HTTPS to public addresses).
+    calls: ["dare-login", "d4p-registry", "workflow-registry", "exec-registry", "kubernetes-api", "internet-https"],
+    // The older exec-api code reads these to tell workflow pods where to fetch their specification
+    // (NGINX_API_SERVICE_HOST/PORT in their environment).
+    env: {
+      "NGINX-API-IP": { serviceHost: "exec-api" },
+      "NGINX-API-PORT": { servicePort: "exec-api" },
+    },
     imageProject: "gitlab.com/project-dare/exec-api",
   },
   "exec-registry": {
@@ -152,6 +255,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     routes: { paths: ["/exec-registry"], strip: true, source: { guess: "the guide exposed it; its path is not published" } },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     sharedFs: true,
+    calls: ["dare-login"],
     imageProject: "gitlab.com/project-dare/exec-api (exec-registry has no public project of its own)",
   },
   playground: {
@@ -169,6 +273,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     // A guess: /run-command returns a run_dir, likely on the shared file system.
     sharedFs: true,
+    calls: ["dare-login", "d4p-registry"],
     imageProject: "gitlab.com/project-dare/playground",
   },
   "workflow-registry": {
@@ -180,6 +285,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     routes: { paths: ["/workflow-registry"], strip: true, source: { guess: "its platform path is not published" } },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     localState: { path: "/data", source: { guess: 'the release notes name a "local DB"; its path is not published' } },
+    calls: ["dare-login"],
     imageProject: "gitlab.com/project-dare/workflow-registry",
   },
   "semantic-data": {
@@ -194,6 +300,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
       source: { evidence: "DARE API docs (`/semantic-data`); prefix stripping is a guess" },
     },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
+    calls: ["dare-login"],
     imageProject: "gitlab.com/project-dare/semantic-data-discovery",
   },
   sprov: {
@@ -205,6 +312,8 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     portSource: { evidence: `${SPROV}: gunicorn binds 8082` },
     routes: { paths: ["/prov"], strip: true, source: { evidence: "DARE API docs (`/prov`); the API answers at its root" } },
     health: { http: "/", source: { evidence: `${SPROV}: GET / answers "This is the s-prov service"` } },
+    calls: ["sprov-db"],
+    env: SPROV_CLIENT_ENV,
     imageProject: "gitlab.com/project-dare/s-ProvFlow",
   },
   "sprov-db": {
@@ -215,7 +324,12 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     portSource: { evidence: `${SPROV}: SPROV_DB_PORT 27017` },
     // MongoDB 5.0's image still has the legacy shell; mongosh is not what 5.0 ships everywhere.
     health: { exec: ["mongo", "--quiet", "--eval", "db.adminCommand('ping').ok"], source: { evidence: "the official mongo 5.0 image" } },
-    databaseDataPath: "/data/db",
+    database: {
+      engine: "mongodb",
+      dataPath: "/data/db",
+      // No credentials: s-ProvFlow's client cannot pass any (SPROV_CLIENT_ENV); NetworkPolicies isolate it.
+      dump: { command: 'mongodump --host="$DB_HOST" --port="$DB_PORT" --archive --gzip', extension: "archive.gz" },
+    },
   },
   "sprov-view": {
     kind: "Deployment",
@@ -230,6 +344,7 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
       source: { evidence: `${SPROV} viewer README; DARE docs (/sprovflow-viewer/html/view.jsp)` },
     },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
+    calls: ["sprov"],
     imageProject: "gitlab.com/project-dare/s-ProvFlow",
   },
   "sprov-cronjob": {
@@ -239,6 +354,8 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     port: 27017,
     portSource: { evidence: "a job serves nothing: the value is unused" },
     health: { tcp: true, source: { guess: "a job: no probe" } },
+    calls: ["sprov-db"],
+    env: SPROV_CLIENT_ENV,
     imageProject: "gitlab.com/project-dare/s-ProvFlow",
   },
 };

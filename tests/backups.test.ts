@@ -264,15 +264,13 @@ describe("borg host backups", () => {
     const config = configFrom({ backup: "borg@backup.example.org:/srv/borg", backupPassphrase: "long enough passphrase" }, [
       "backupPassphrase",
     ]);
-    const target = { host: "h", port: 1, username: "u", password: pulumi.secret("p") };
     expect(
       () =>
         new Backups("b", {
           provider: new k8s.Provider("test", { kubeconfig: "{}" }),
           policy: config.dare.backup,
-          images: { etcd: "e:1", mysql: "m:1", mongo: "g:1", postgres: "p:1", busybox: "b:1" },
-          mysql: target,
-          mongo: target,
+          images: { etcd: "e:1", postgres: "p:1", busybox: "b:1" },
+          databases: [{ engine: "mysql", image: "m:1", host: "h", port: 1, command: "true", extension: "sql" }],
         }),
     ).toThrow(/needs the hosts to back up/);
   });

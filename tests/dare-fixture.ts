@@ -73,18 +73,10 @@ export async function buildDareLayer(config: DareConfig): Promise<Built> {
       policy: dare.backup,
       images: {
         etcd: dare.images.etcd,
-        mysql: dare.images["d4p-registry-db"],
-        mongo: dare.images["sprov-db"],
         postgres: dare.images["postgres-client"],
         busybox: dare.images.busybox,
       },
-      mysql: {
-        host: services.mysqlHost,
-        port: dare.services["d4p-registry-db"].port,
-        username: "root",
-        password: services.mysqlRootPassword,
-      },
-      mongo: { host: services.mongoHost, port: dare.services["sprov-db"].port },
+      databases: services.databaseDumps,
       postgres: {
         host: "keycloak-db-rw.keycloak.svc",
         port: 5432,
