@@ -199,8 +199,6 @@ export class DareServices extends pulumi.ComponentResource {
   public readonly url: string;
   /** How the backup jobs dump each database (its descriptor's `database.dump`, with host, port, image and password). */
   public readonly databaseDumps: DatabaseDump[];
-  /** The ServiceAccount exec-api starts MPIJobs as. */
-  public readonly execApiServiceAccount: string;
   /** What the blackbox exporter probes, per workload (components/availability-probes.ts). */
   public readonly probeTargets: DareProbeTarget[];
 
@@ -274,37 +272,26 @@ export class DareServices extends pulumi.ComponentResource {
       ADMIN_PASSWORD: args.keycloak.adminPassword,
     });
 
-    // --- exec-api's identity: MPIJobs and pods in this namespace, nothing else.
-    this.execApiServiceAccount = "exec-api";
-    new k8s.core.v1.ServiceAccount(
-      `${name}-exec-api`,
-      {
-        metadata: { name: this.execApiServiceAccount, namespace: this.namespace },
-      },
-      nsOpts,
-    );
-    new k8s.rbac.v1.Role(
-      `${name}-exec-api`,
-      {
-        metadata: { name: "exec-api-mpijobs", namespace: this.namespace },
-        rules: [
-          { apiGroups: ["kubeflow.org"], resources: ["mpijobs"], verbs: ["create", "get", "list", "watch", "delete"] },
-          { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
-          // /my-pods shows users their runs' logs.
-          { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
-        ],
-      },
-      nsOpts,
-    );
-    new k8s.rbac.v1.RoleBinding(
-      `${name}-exec-api`,
-      {
-        metadata: { name: "exec-api-mpijobs", namespace: this.namespace },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "exec-api-mpijobs" },
-        subjects: [{ kind: "ServiceAccount", name: this.execApiServiceAccount, namespace: this.namespace }],
-      },
-      nsOpts,
-    );
+    // --- Identities of the workloads that call the Kubernetes API: their descriptor's Role, nothing else.
+    for (const workload of ALL) {
+      const api = WORKLOADS[workload].kubernetesApi;
+      const calls = WORKLOADS[workload].calls ?? [];
+      if (calls.includes("kubernetes-api") !== (api !== undefined)) {
+        throw new Error(`${name}: ${workload} calls the Kubernetes API if and only if its descriptor gives it a Role (kubernetesApi)`);
+      }
+      if (!api) continue;
+      new k8s.core.v1.ServiceAccount(`${name}-${workload}`, { metadata: { name: workload, namespace: this.namespace } }, nsOpts);
+      new k8s.rbac.v1.Role(`${name}-${workload}`, { metadata: { name: api.role, namespace: this.namespace }, rules: api.rules }, nsOpts);
+      new k8s.rbac.v1.RoleBinding(
+        `${name}-${workload}`,
+        {
+          metadata: { name: api.role, namespace: this.namespace },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: api.role },
+          subjects: [{ kind: "ServiceAccount", name: workload, namespace: this.namespace }],
+        },
+        nsOpts,
+      );
+    }
 
     const envValue = (variable: string, source: EnvSource): k8s.types.input.core.v1.EnvVar => {
       if ("value" in source) return { name: variable, value: source.value };
@@ -430,8 +417,8 @@ export class DareServices extends pulumi.ComponentResource {
     const podSpec: k8s.types.input.core.v1.PodSpec = {
       containers: [container],
       volumes,
-      serviceAccountName: facts.kubernetesApi ? this.execApiServiceAccount : undefined,
-      automountServiceAccountToken: facts.kubernetesApi === true,
+      serviceAccountName: facts.kubernetesApi ? workload : undefined,
+      automountServiceAccountToken: facts.kubernetesApi !== undefined,
       // https://<domain>/… (Keycloak's issuer URL among them) answered by Traefik's ClusterIP, not the public address.
       ...(args.publicNames ? { hostAliases: [{ ip: args.publicNames.address, hostnames: [...args.publicNames.hostnames] }] } : {}),
       ...(facts.kind === "StatefulSet" ? { securityContext: { fsGroup: 999 } } : {}),

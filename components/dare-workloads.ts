@@ -117,8 +117,11 @@ export interface WorkloadFacts {
   calls?: Peer[];
   /** its environment, by variable name, in the order the container gets it */
   env?: Record<string, EnvSource>;
-  /** talks to the Kubernetes API (starts MPIJobs): the only workload whose pods get a service account token */
-  kubernetesApi?: boolean;
+  /**
+   * Talks to the Kubernetes API (calls "kubernetes-api"): its pods, the only ones with a service account
+   * token, run as a ServiceAccount named after the workload, bound to a Role of these rules in the DARE namespace.
+   */
+  kubernetesApi?: { role: string; rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
   /** keeps data of its own outside a database ("local DB"): a volume at this path */
   localState?: { path: string; source: Fact };
   /** a settings file the program writes and mounts over the image's own (path in the container) */
@@ -233,7 +236,16 @@ export const WORKLOADS: Record<DareWorkload, WorkloadFacts> = {
     },
     health: { tcp: true, source: { guess: "no health endpoint is known" } },
     sharedFs: true,
-    kubernetesApi: true,
+    // MPIJobs and pods in its namespace, nothing else.
+    kubernetesApi: {
+      role: "exec-api-mpijobs",
+      rules: [
+        { apiGroups: ["kubeflow.org"], resources: ["mpijobs"], verbs: ["create", "get", "list", "watch", "delete"] },
+        { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
+        // /my-pods shows users their runs' logs.
+        { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+      ],
+    },
     localState: { path: "/data", source: { guess: 'the release notes name a "local DB" of users; its path is not published' } },
     // It reads the registries, starts MPIJobs through the Kubernetes API and sends files to B2DROP
     // (b2drop.eudat.eu, no fixed address: HTTPS to public addresses).

@@ -8,7 +8,6 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
 import { Backups, borgAuthorizedKey } from "../components/backups";
 import { ConfigError } from "../components/config";
 import { readScript } from "../components/host-step";
