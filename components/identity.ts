@@ -18,6 +18,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
 import { IdentityProviderSpec } from "./config";
+import { DARE_WORKLOADS, WORKLOADS } from "./dare-workloads";
 import { createNamespace, NAMESPACES } from "./namespaces";
 import { allowTraffic, NamespaceIsolation } from "./network-policies";
 import { domainTls } from "./security";
@@ -37,6 +38,8 @@ const INGRESS_CLASS = "traefik";
 const RELATIVE_PATH = "/auth";
 /** The pod port Keycloak serves HTTP on (the chart's `http` port; kc.sh start --http-port). */
 const KEYCLOAK_POD_PORT = 8080;
+/** The DARE workloads that call Keycloak (their descriptors' `calls`): its NetworkPolicy lets them in. */
+const KEYCLOAK_CALLERS = DARE_WORKLOADS.filter((w) => WORKLOADS[w].calls?.includes("keycloak"));
 
 /**
  * Single sign-on. Grafana, Harbor and JupyterHub log in through realm `dare`, each as a confidential
@@ -466,7 +469,7 @@ export class Identity extends pulumi.ComponentResource {
       {
         namespace: keycloakNs.metadata.name,
         to: { "app.kubernetes.io/name": "keycloakx", "app.kubernetes.io/instance": RELEASE },
-        from: [{ podLabels: { app: "dare-login" }, namespace: NAMESPACES.dare.name }],
+        from: KEYCLOAK_CALLERS.map((w) => ({ podLabels: { app: w }, namespace: NAMESPACES.dare.name })),
         ports: [KEYCLOAK_POD_PORT],
       },
       child(),
