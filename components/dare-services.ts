@@ -3,12 +3,12 @@
  * registry, the playground, the CWL workflow registry, semantic-data, s-ProvFlow (API, MongoDB, viewer,
  * cron job), the shared file system (CephFS, ReadWriteMany) and, optionally, JupyterHub.
  *
- * What is known of each workload (ports, paths, health, Service names, settings files) is the table in
- * dare-workloads.ts, each fact with its source or marked as a guess, with the peers each calls, its
- * environment and, for a database, how it is dumped. Every network path comes from one call graph
- * (`CALL_GRAPH`, the descriptors' calls and the edges below): the NetworkPolicies are derived from it, so
- * a call the graph does not name is refused. The availability probes (`probeTargets`) follow the same table; no DARE service is known to
- * export metrics, so none is scraped.
+ * What is known of each workload (ports, paths, health, Service names, settings files, the peers it calls,
+ * its environment, its Kubernetes API Role, a database's dump) is the table in dare-workloads.ts, each fact
+ * with its source or marked as a guess. Every network path comes from one call graph (`CALL_GRAPH`: the
+ * descriptors' calls and the edges below): the NetworkPolicies are derived from it, so a call the graph
+ * does not name is refused. The availability probes (`probeTargets`) and the backup jobs' targets
+ * (`databaseDumps`) follow the same table; no DARE service is known to export metrics, so none is scraped.
  */
 import * as k8s from "@pulumi/kubernetes";
 import { pinnedRelease } from "./helm";
@@ -297,6 +297,7 @@ export class DareServices extends pulumi.ComponentResource {
       if ("value" in source) return { name: variable, value: source.value };
       if ("keycloak" in source) return { name: variable, value: args.keycloak[source.keycloak] };
       if ("secret" in source) {
+        // A descriptor may only name a Secret this layer creates (above).
         if (secretValues[source.secret]?.[source.key] === undefined)
           throw new Error(`${name}: no Secret ${source.secret} with key ${source.key}`);
         return { name: variable, valueFrom: { secretKeyRef: { name: source.secret, key: source.key } } };
@@ -308,7 +309,9 @@ export class DareServices extends pulumi.ComponentResource {
     const envOf = (w: DareWorkload) => Object.entries(WORKLOADS[w].env ?? {}).map(([variable, source]) => envValue(variable, source));
 
     this.databaseDumps = DATABASE_WORKLOADS.map((w): DatabaseDump => {
-      const { engine, dump } = WORKLOADS[w].database!;
+      const database = WORKLOADS[w].database;
+      if (!database) throw new Error(`${name}: ${w} is a StatefulSet (a database) without a database descriptor (data path, dump)`);
+      const { engine, dump } = database;
       const credentials = dump.credentials;
       return {
         engine,

@@ -1,7 +1,9 @@
 /**
  * What is known of each DARE workload, in one table: the configuration loader takes its defaults from it,
- * the DARE layer builds the workloads, routes, probes and NetworkPolicies from it, and the configuration
- * reference and docs/dare-services.md cite it. Every fact is either `evidence` (its public source, as
+ * the DARE layer builds the workloads, their environment and API rights, routes, probes, NetworkPolicies
+ * (from each entry's `calls`) and the backup jobs' targets from it, and the configuration reference and
+ * docs/dare-services.md cite it. Adding a stateless service is its name in DARE_WORKLOADS, its entry here
+ * and its image default in config-keys.ts (tests/dare-descriptor.test.ts). Every fact is either `evidence` (its public source, as
  * collected in ../shared/dare-services.md, "Evidence gathered later") or a `guess` (what would confirm it).
  * A guess is a default the operator can override in dare:services; nothing here pretends to know more.
  */
