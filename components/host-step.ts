@@ -9,8 +9,9 @@
  * (plain parameters are: the host's process list shows them while the step runs); and a reviewer sees in
  * `pulumi preview --diff` and render-diff which step changes and which plain parameter made it, where one
  * secret stdin hid every parameter of a step that had a secret. A changed parameter is an update either
- * way (the provider runs `create` again), never a replacement. Every step is also recorded here so the
- * offline render can write `hosts/<host>/NN-<step>.sh` and `.env` in the order steps are declared for each host.
+ * way (the provider runs `create` again), never a replacement. Every step is also handed to the program's
+ * `StepRecorder`, where it has one (the offline render's), which writes `hosts/<host>/NN-<step>.sh` and `.env`
+ * in the order steps are declared for each host.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -28,6 +29,8 @@ export interface SshAccess {
   bastion: pulumi.Input<SshEndpoint | undefined>;
   /** the key SSH logs in to the bastion with (secret); unset: `privateKey` */
   bastionPrivateKey?: pulumi.Input<string>;
+  /** receives every step declared with this access (the offline render's); unset: steps are recorded nowhere */
+  stepRecorder?: StepRecorder;
 }
 
 /**
@@ -68,8 +71,18 @@ export interface RecordedStep {
   deleteScript?: string;
 }
 
-/** Steps in declaration order; the offline render reads this. */
-export const recordedSteps: RecordedStep[] = [];
+/** Receives each host step as it is declared: the offline render numbers a host's steps in that order. */
+export interface StepRecorder {
+  record(step: RecordedStep): void;
+}
+
+/** A StepRecorder that keeps the steps in a list, in declaration order (what the render reads). */
+export class StepList implements StepRecorder {
+  readonly steps: RecordedStep[] = [];
+  record(step: RecordedStep): void {
+    this.steps.push(step);
+  }
+}
 
 const scriptCache = new Map<string, string>();
 export function readScript(file: string): string {
@@ -248,7 +261,7 @@ export function hostStep(
   const { plain, secret: stdin } = splitParameters(env);
   const resourceName = `${prefix}-${args.host.name}-${args.step}`;
   const wrapped = (file: string) => plain.apply((parameters) => stepCommand(resourceName, file, parameters));
-  recordedSteps.push({ host: args.host.name, step: args.step, script: args.script, env, deleteScript: args.deleteScript });
+  access.stepRecorder?.record({ host: args.host.name, step: args.step, script: args.script, env, deleteScript: args.deleteScript });
   return new command.remote.Command(
     resourceName,
     {

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { normalizeHostKey, opensshPublicKey } from "./ssh-key";
 import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
-import { hostStep, SshAccess } from "./host-step";
+import { hostStep, SshAccess, StepRecorder } from "./host-step";
 import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
 import { API_PORT, existingHostsInOrder, firewallRules, planNodes, RuleSpec, SSH_PORT } from "./host-plan";
 
@@ -52,6 +52,8 @@ export interface InfrastructureArgs {
   bastion?: SshEndpoint;
   /** The key to log in to `bastion` with (OpenSSH format, secret); undefined: the hosts' key. */
   bastionPrivateKey?: pulumi.Input<string>;
+  /** Receives the disk steps as they are declared (the offline render's); undefined: recorded nowhere. */
+  stepRecorder?: StepRecorder;
 }
 
 /**
@@ -382,7 +384,7 @@ export class Infrastructure extends pulumi.ComponentResource {
       .all([bastionAddress, firstControlPlane.hostPublicKey])
       .apply(([address, hostKey]): SshEndpoint | undefined => ({ address, port: 22, user: args.sshUser, hostKey }));
 
-    const access: SshAccess = { privateKey: this.sshPrivateKey, bastion };
+    const access: SshAccess = { privateKey: this.sshPrivateKey, bastion, stepRecorder: args.stepRecorder };
     // Per host: `reach` (how SSH gets there, its disks' paths) depends on that host's own resources only;
     // `named` also waits for its disk steps. The per-host layers (SSH steps) read `reach`, so no host's
     // preparation waits for a disk step; Ceph reads the list, built from `named`: it is handed only disks

@@ -49,7 +49,7 @@ type Build = Partial<Omit<AvailabilityProbesArgs, "provider" | "monitoring">>;
 async function build(over: Build = {}): Promise<{ resources: RecordedResource[]; probes: AvailabilityProbes }> {
   let probes: AvailabilityProbes | undefined;
   const resources = await runMocked(() => {
-    // As index.ts does: the monitoring namespace holds Prometheus' volume and is protected.
+    // As components/program.ts does: the monitoring namespace holds Prometheus' volume and is protected.
     new DataProtection([]).install();
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });
     const monitoring = new Monitoring("monitoring", { clusterName: "dare-test", domain: DOMAIN, provider });

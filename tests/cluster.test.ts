@@ -7,7 +7,7 @@ import * as YAML from "yaml";
 import { KubernetesCluster, KubernetesClusterArgs, upgradeBatchSize } from "../components/cluster";
 import { ClusterNode, clusterNodes } from "../components/host-plan";
 import { DEFAULT_NETWORK, NodesSpec } from "../components/config";
-import { plainParametersOf, readScript, recordedSteps } from "../components/host-step";
+import { plainParametersOf, readScript, StepList } from "../components/host-step";
 import { NODE_EXPORTER_TEXTFILE_DIR } from "../components/certificate-renewal";
 import { Infrastructure } from "../components/infrastructure";
 import { nodeSources } from "../components/host-firewall";
@@ -30,6 +30,8 @@ interface Built {
   cluster: KubernetesCluster;
   infra: Infrastructure;
   nodes: ClusterNode[];
+  /** every host step of the build, as the render receives them */
+  steps: StepList;
 }
 
 async function build(
@@ -41,6 +43,7 @@ async function build(
 ): Promise<Built> {
   let cluster: KubernetesCluster | undefined;
   let infra: Infrastructure | undefined;
+  const steps = new StepList();
   const nodes = clusterNodes({ provider: "openstack", clusterName: CLUSTER, nodes: nodesSpec(controlPlanes, workers), hosts: [] });
   const resources = await runMocked(() => {
     infra = new Infrastructure(CLUSTER, {
@@ -53,6 +56,7 @@ async function build(
       image: "Ubuntu 24.04",
       sshUser: "ubuntu",
       apiLoadBalancer: true,
+      stepRecorder: steps,
     });
     cluster = new KubernetesCluster(CLUSTER, {
       nodes,
@@ -68,9 +72,10 @@ async function build(
       externalCloudProvider,
       secretsEncryptionKeys,
       certificateRenewalDays,
+      stepRecorder: steps,
     });
   });
-  return { resources, cluster: cluster!, infra: infra!, nodes };
+  return { resources, cluster: cluster!, infra: infra!, nodes, steps };
 }
 
 const isSecret = (v: any) => v && v[SPECIAL_SIG_KEY] === SECRET_SIG;
@@ -475,8 +480,8 @@ describe("KubernetesCluster: 3 control planes and 4 workers on OpenStack", () =>
   });
 
   it("records every host's steps for the render in the order they run", () => {
-    const mine = recordedSteps.filter((s) => s.host === worker(0)).map((s) => s.step);
-    expect(mine.slice(-4)).toEqual(["prepare", "kubelet-config", "join", "upgrade"]);
+    const mine = b.steps.steps.filter((s) => s.host === worker(0)).map((s) => s.step);
+    expect(mine).toEqual(["disk-0", "prepare", "kubelet-config", "join", "upgrade"]);
   });
 });
 

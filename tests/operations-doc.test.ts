@@ -99,6 +99,9 @@ describe("docs/operations.md", () => {
         { cwd: ROOT, stdio: "pipe" },
       );
       const outputs = JSON.parse(fs.readFileSync(path.join(out, "outputs.json"), "utf8"));
+      // The render runs components/program.ts itself: index.ts, which the Pulumi CLI runs, exports each of its outputs.
+      const exported = [...INDEX.matchAll(/^export const (\w+)/gm)].map((m) => m[1]);
+      expect(Object.keys(outputs).sort()).toEqual(exported.sort());
       // harborUrl is null on the testbed (Harbor off) but still printed.
       for (const name of tableOutputs()) expect({ name, printed: name in outputs }).toEqual({ name, printed: true });
       const site = "https://testbed.dare.example.org";

@@ -58,7 +58,7 @@ function z2jhSchemaErrors(values: unknown): string[] {
 }
 const isSecret = (v: unknown) => v !== null && typeof v === "object" && (v as any)[SPECIAL_SIG_KEY] === SECRET_SIG;
 
-/** The platform's SSO-related layers, as index.ts wires them. */
+/** The platform's SSO-related layers, as components/program.ts wires them. */
 async function platform(opts: { harbor: boolean; jupyterhub: boolean; tlsIssuer?: TlsIssuer }): Promise<RecordedResource[]> {
   return runMocked(() => {
     const provider = new k8s.Provider("test", { kubeconfig: "{}" });

@@ -1,11 +1,13 @@
 /**
- * Runs the real program (index.ts) under Pulumi's mock runtime with a stack's configuration.
+ * Runs the real program (components/program.ts, which index.ts runs for the Pulumi CLI) under Pulumi's
+ * mock runtime with a stack's configuration.
  * Used by the offline render and by tests that need the whole program.
  */
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
+import { StepRecorder } from "../components/host-step";
 import { DareMocks, installMocks, RecordedResource, settle } from "./mocks";
 
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
@@ -140,14 +142,15 @@ export interface ProgramRun {
 }
 
 /**
- * Loads index.ts inside a mocked Pulumi stack and waits for every registration.
+ * Runs the program inside a mocked Pulumi stack, its host steps recorded by `stepRecorder`, and waits
+ * for every registration. Its outputs are the stack's, as index.ts exports them on `pulumi up`.
  * One run per process: Pulumi's runtime is a process-wide singleton.
  */
 export async function runProgram(
   stack: string,
   config: StackConfig,
   lastUpdateOutputs: Record<string, unknown> = {},
-  entry = path.join(PROJECT_ROOT, "index.ts"),
+  stepRecorder?: StepRecorder,
 ): Promise<ProgramRun> {
   const resources = installMocks(stack, new DareMocks(lastUpdateOutputs));
   const allConfig: Record<string, string> = {};
@@ -160,8 +163,9 @@ export async function runProgram(
   const onRejection = (reason: unknown) => failures.push(reason);
   process.on("unhandledRejection", onRejection);
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    await pulumi.runtime.runInPulumiStack(async () => require(entry));
+    // Loaded here, as the Pulumi CLI loads index.ts: once the mocks and the configuration are in place.
+    const { dareProgram } = await import("../components/program");
+    await pulumi.runtime.runInPulumiStack(async () => dareProgram({ stepRecorder }));
     await settle();
   } finally {
     process.off("unhandledRejection", onRejection);

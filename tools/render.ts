@@ -10,7 +10,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { recordedSteps } from "../components/host-step";
+import { StepList } from "../components/host-step";
 import { readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
 import { renderFiles, writeFiles } from "./render-writer";
 
@@ -68,8 +68,9 @@ async function main(): Promise<number> {
   const config = readStackConfig(args.stack, undefined, args.stackFile && path.resolve(args.stackFile));
   for (const s of args.sets) setConfigPath(config, s.key, s.value, s.secret);
   const lastUpdate = args.lastUpdate ? readOutputs(args.lastUpdate) : {};
-  const run = await runProgram(args.stack, config, lastUpdate);
-  const files = await renderFiles(run.resources, run.outputs, recordedSteps, config.secretValues);
+  const steps = new StepList();
+  const run = await runProgram(args.stack, config, lastUpdate, steps);
+  const files = await renderFiles(run.resources, run.outputs, steps.steps, config.secretValues);
   const outDir = path.resolve(process.cwd(), args.out);
   writeFiles(outDir, files);
   const count = run.resources.length;
