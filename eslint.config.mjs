@@ -12,7 +12,7 @@ export default tseslint.config(
   { rules: { "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", ignoreRestSiblings: true }] } },
   {
     // Tests, tools and policies read rendered resources and Kubernetes manifests: untyped JSON, addressed by path,
-    // whose shape the assertions themselves check. The program (components/, index.ts) types what it builds.
+    // whose shape the assertions themselves check. The program (components/, lib/, index.ts) types what it builds.
     files: ["tests/**/*.ts", "tools/**/*.ts", "policy/**/*.ts"],
     rules: { "@typescript-eslint/no-explicit-any": "off" },
   },

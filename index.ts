@@ -1,8 +1,8 @@
 /**
- * DARE platform: one Pulumi program from the machines to the DARE services (components/program.ts wires
+ * DARE platform: one Pulumi program from the machines to the DARE services (program.ts wires
  * the layers). The Pulumi CLI runs this file (Pulumi.yaml's main): its exports are the stack outputs.
  */
-import { dareProgram } from "./components/program";
+import { dareProgram } from "./program";
 
 const outputs = dareProgram();
 

@@ -6,7 +6,7 @@
  *    d4p-registry, MongoDB of s-ProvFlow) and Keycloak's PostgreSQL (CloudNativePG cluster) to
  *    /var/backups/dare/db/<engine> on a control-plane node, newest N kept;
  *  - hosts: when `dare:backup` names a borg repository, every host gets BorgBackup over SSH
- *    (components/scripts/borg-setup.sh), with a daily systemd timer. /var/backups is inside what borg
+ *    (lib/scripts/borg-setup.sh), with a daily systemd timer. /var/backups is inside what borg
  *    saves, so the snapshots and dumps leave the cluster with the hosts' files.
  * docs/recovery.md is the runbook that undoes each of these.
  */
@@ -14,9 +14,9 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { BackupSpec } from "./config";
-import { HostRef, hostStep, readScript, SshAccess } from "./host-step";
-import { createNamespace, NAMESPACES } from "./namespaces";
+import { BackupSpec } from "../lib/config";
+import { HostRef, hostStep, readScript, SshAccess } from "../lib/host-step";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
 
 export const BACKUP_ROOT = "/var/backups/dare";
 export const ETCD_PKI = "/etc/kubernetes/pki/etcd";
@@ -26,7 +26,7 @@ export const ETCD_PKI = "/etc/kubernetes/pki/etcd";
  * Kubernetes (kernel file systems, container images, the kubelet's pod volumes and CSI mounts (Ceph
  * RBD and CephFS volumes mounted on the node), live etcd and Ceph monitor stores whose consistent
  * copies are the snapshots, caches). borg also stays on the host's own disk file systems
- * (`--one-file-system`, components/scripts/borg-backup.sh).
+ * (`--one-file-system`, lib/scripts/borg-backup.sh).
  */
 export const BORG_EXCLUDES = [
   "/tmp",

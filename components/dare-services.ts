@@ -11,11 +11,11 @@
  * (`databaseDumps`) follow the same table; no DARE service is known to export metrics, so none is scraped.
  */
 import * as k8s from "@pulumi/kubernetes";
-import { pinnedRelease } from "./helm";
-import { CHARTS } from "./pins";
+import { pinnedRelease } from "../lib/helm";
+import { CHARTS } from "../lib/pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ImageName, ServiceSizing } from "./config";
+import { ImageName, ServiceSizing } from "../lib/config";
 import type { DatabaseDump } from "./backups";
 import {
   DARE_WORKLOADS,
@@ -29,12 +29,12 @@ import {
   SHARED_FS_MOUNT,
   SPROV_DATABASE,
   WORKLOADS,
-} from "./dare-workloads";
-import { createNamespace, NAMESPACES } from "./namespaces";
+} from "./dare-services/workloads";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { domainTls } from "./security";
 import type { OidcClient } from "./identity";
 import { secretHash } from "./monitoring";
-import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "./network-policies";
+import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "../lib/network-policies";
 import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 
 export { MYSQL_DATABASE, MYSQL_USER, SHARED_FS_CLAIM, SHARED_FS_MOUNT, SPROV_DATABASE, WORKLOADS };
@@ -64,7 +64,7 @@ export const CALL_GRAPH: Array<[Peer, Peer]> = [
   ...DATABASE_WORKLOADS.map((w): [Peer, Peer] => ["backups", w]),
 ];
 
-/** One availability probe of the blackbox exporter (components/availability-probes.ts). */
+/** One availability probe of the blackbox exporter (components/monitoring/availability-probes.ts). */
 export interface DareProbeTarget {
   /** the `service` label of its alerts, which the Alertmanager route matches */
   service: string;
@@ -199,7 +199,7 @@ export class DareServices extends pulumi.ComponentResource {
   public readonly url: string;
   /** How the backup jobs dump each database (its descriptor's `database.dump`, with host, port, image and password). */
   public readonly databaseDumps: DatabaseDump[];
-  /** What the blackbox exporter probes, per workload (components/availability-probes.ts). */
+  /** What the blackbox exporter probes, per workload (components/monitoring/availability-probes.ts). */
   public readonly probeTargets: DareProbeTarget[];
 
   private readonly opts: pulumi.CustomResourceOptions;

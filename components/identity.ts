@@ -12,15 +12,15 @@
  */
 import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
-import { pinnedRelease } from "./helm";
-import { CHARTS, IMAGES } from "./pins";
+import { pinnedRelease } from "../lib/helm";
+import { CHARTS, IMAGES } from "../lib/pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
-import { IdentityProviderSpec } from "./config";
-import { DARE_WORKLOADS, WORKLOADS } from "./dare-workloads";
-import { createNamespace, NAMESPACES } from "./namespaces";
-import { allowTraffic, NamespaceIsolation } from "./network-policies";
+import { IdentityProviderSpec } from "../lib/config";
+import { DARE_WORKLOADS, WORKLOADS } from "./dare-services/workloads";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
+import { allowTraffic, NamespaceIsolation } from "../lib/network-policies";
 import { domainTls } from "./security";
 
 export const REALM = "dare";

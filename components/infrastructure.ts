@@ -6,11 +6,11 @@
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { normalizeHostKey, opensshPublicKey } from "./ssh-key";
-import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "./config";
-import { hostStep, SshAccess, StepRecorder } from "./host-step";
-import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "./hosts";
-import { API_PORT, existingHostsInOrder, firewallRules, planNodes, RuleSpec, SSH_PORT } from "./host-plan";
+import { normalizeHostKey, opensshPublicKey } from "../lib/ssh-key";
+import { ApiVirtualIpSpec, CONTROL_PLANE_ROLE, ExistingHostSpec, NetworkSpec, NodesSpec, Provider } from "../lib/config";
+import { hostStep, SshAccess, StepRecorder } from "../lib/host-step";
+import { ApiEndpoint, Host, LONG_CONNECTION_SECONDS, SshEndpoint } from "../lib/hosts";
+import { API_PORT, existingHostsInOrder, firewallRules, planNodes, RuleSpec, SSH_PORT } from "../lib/host-plan";
 
 /** Where udev names an OpenStack volume's disk on its host, whatever the bus (disk-link.sh): Ceph's device path. */
 export function diskPath(volumeId: string): string {

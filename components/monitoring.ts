@@ -1,7 +1,7 @@
 /**
  * Monitoring layer: kube-prometheus-stack (Prometheus Operator, Prometheus, Alertmanager, Grafana,
- * node-exporter, kube-state-metrics), the DARE alert rules (components/alerts/*.yaml), the DARE
- * dashboards (components/dashboards/*.json) and the scrape targets of the layers below.
+ * node-exporter, kube-state-metrics), the DARE alert rules (components/monitoring/alerts/*.yaml), the DARE
+ * dashboards (components/monitoring/dashboards/*.json) and the scrape targets of the layers below.
  *
  * The seed added Grafana's Prometheus data source by hand; here it is provisioned. Prometheus and
  * Alertmanager stay ClusterIP services (the seed's own advice): reach them with kubectl port-forward.
@@ -11,17 +11,17 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
-import { pinnedReleaseWithCrds } from "./helm";
-import { CHARTS } from "./pins";
+import { pinnedReleaseWithCrds } from "../lib/helm";
+import { CHARTS } from "../lib/pins";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
-import { AlertingSpec } from "./config";
+import { AlertingSpec } from "../lib/config";
 import type { OidcClient } from "./identity";
-import { METRICS_PORTS } from "./kubeadm-config";
-import { createNamespace, NAMESPACES } from "./namespaces";
+import { METRICS_PORTS } from "./cluster/kubeadm-config";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { domainTls } from "./security";
-import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./certificate-renewal";
+import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./cluster/certificate-renewal";
 
 /** The seed's Alertmanager route: alerts of these services go to the DARE operators. */
 export const DARE_SERVICES = ["dare-login", "d4p-registry", "dare-shared-volumes", "keycloak", "sprov", "cwl"] as const;
@@ -107,14 +107,14 @@ export const NODE_EXPORTER_CHART_ARGS = [
   "--collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs|erofs)$",
 ];
 
-/** A rule group file of components/alerts: its name and the groups Prometheus loads. */
+/** A rule group file of components/monitoring/alerts: its name and the groups Prometheus loads. */
 export interface RuleFile {
   name: string;
   groups: Array<{ name: string; rules: Array<Record<string, unknown>> }>;
 }
 
-export const ALERTS_DIR = path.join(__dirname, "alerts");
-export const DASHBOARDS_DIR = path.join(__dirname, "dashboards");
+export const ALERTS_DIR = path.join(__dirname, "monitoring", "alerts");
+export const DASHBOARDS_DIR = path.join(__dirname, "monitoring", "dashboards");
 
 export function ruleFiles(dir = ALERTS_DIR): RuleFile[] {
   return fs
@@ -343,7 +343,7 @@ export class Monitoring extends pulumi.ComponentResource {
         namespace: ns.metadata.name,
         values: {
           fullnameOverride: FULLNAME,
-          // Replaced by the DARE rules of the same purpose (components/alerts/workloads.yaml).
+          // Replaced by the DARE rules of the same purpose (components/monitoring/alerts/workloads.yaml).
           defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePersistentVolumeFillingUp: true } },
           // The control plane's and kube-proxy's metrics, which kubeadm-config.ts binds to every address.
           // The controller manager and scheduler serve HTTPS with a self-signed certificate kubeadm gives

@@ -6,12 +6,12 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as openstack from "@pulumi/openstack";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_NETWORK, Provider } from "./config";
-import { Host, LONG_CONNECTION_SECONDS } from "./hosts";
-import { pinnedRelease } from "./helm";
-import { CHARTS } from "./pins";
-import { parseCidr } from "./cidr";
-import { createNamespace, NAMESPACES } from "./namespaces";
+import { DEFAULT_NETWORK, Provider } from "../lib/config";
+import { Host, LONG_CONNECTION_SECONDS } from "../lib/hosts";
+import { pinnedRelease } from "../lib/helm";
+import { CHARTS } from "../lib/pins";
+import { parseCidr } from "../lib/cidr";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
 
 /** Pinned upstream charts (the versions in ../shared/charts). */
 /** The cluster's only IngressClass, and its default: every Ingress of every layer uses it. */

@@ -10,13 +10,13 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { HarborSpec, TlsIssuer } from "./config";
-import { CA_ISSUER } from "./config-keys";
-import { pinnedRelease } from "./helm";
-import { CHARTS } from "./pins";
+import { HarborSpec, TlsIssuer } from "../lib/config";
+import { CA_ISSUER } from "../lib/config-keys";
+import { pinnedRelease } from "../lib/helm";
+import { CHARTS } from "../lib/pins";
 import type { OidcClient } from "./identity";
-import { createNamespace, NAMESPACES } from "./namespaces";
-import { NamespaceIsolation } from "./network-policies";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
+import { NamespaceIsolation } from "../lib/network-policies";
 import { PLAIN_HTTP_ANNOTATIONS } from "./networking";
 
 export const ACME_SERVERS = {

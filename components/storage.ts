@@ -5,10 +5,10 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { pinnedRelease } from "./helm";
-import { CHARTS } from "./pins";
-import { Host } from "./hosts";
-import { createNamespace, NAMESPACES } from "./namespaces";
+import { pinnedRelease } from "../lib/helm";
+import { CHARTS } from "../lib/pins";
+import { Host } from "../lib/hosts";
+import { createNamespace, NAMESPACES } from "../lib/namespaces";
 
 export const BLOCK_STORAGE_CLASS = "rook-ceph-block";
 export const SHARED_STORAGE_CLASS = "rook-cephfs";

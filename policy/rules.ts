@@ -7,7 +7,7 @@
  * "can't run policy during preview" as advisory. The rules do not catch that on purpose: at
  * `pulumi up` the values are known and the rules are enforced for real.
  */
-import { dataKindOf } from "../components/data-kinds";
+import { dataKindOf } from "../lib/data-kinds";
 
 /** What a rule may know of a resource besides its inputs: its name and lifecycle options. */
 export interface ResourceFacts {
@@ -257,7 +257,7 @@ export function secretsMarkedSecret(type: string, props: Record<string, any>, is
 }
 
 /**
- * Every resource that holds data is protected (components/data-protection.ts). A deliberate removal lifts
+ * Every resource that holds data is protected (lib/data-protection.ts). A deliberate removal lifts
  * the protection and runs with policy/allow-data-loss.json, which makes this rule advisory for that run.
  */
 export function dataResourcesProtected(type: string, props: Record<string, any>, resource?: ResourceFacts): string[] {

@@ -29,9 +29,9 @@ import * as os from "os";
 import * as path from "path";
 import * as zlib from "zlib";
 import { BACKUP_ROOT, borgAuthorizedKey, borgSetupEnv } from "../components/backups";
-import { BackupSpec } from "../components/config";
-import { defaultOf } from "../components/config-keys";
-import { envFile, readScript, wrapScript } from "../components/host-step";
+import { BackupSpec } from "../lib/config";
+import { defaultOf } from "../lib/config-keys";
+import { envFile, readScript, wrapScript } from "../lib/host-step";
 import { recordingStub, sshExec, startHosts, stopHosts, TestHost } from "../tests/hosts/harness";
 
 const MiB = 1024 * 1024;

@@ -1,6 +1,6 @@
 /**
  * Pulumi.yaml's `config:` block and README.md's configuration reference, both generated from the key
- * declarations in components/config-keys.ts, and the check that the files agree with them.
+ * declarations in lib/config-keys.ts, and the check that the files agree with them.
  *
  *   npm run config-reference              print the reference
  *   npm run config-reference -- --check   exit 1 when Pulumi.yaml or README.md disagrees
@@ -12,7 +12,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { pulumiYamlConfig } from "../components/config-keys";
+import { pulumiYamlConfig } from "../lib/config-keys";
 
 export const START_MARKER = "<!-- config-reference:start -->";
 export const END_MARKER = "<!-- config-reference:end -->";
@@ -90,9 +90,9 @@ export function replaceSection(readme: string, reference: string): string {
 export function generatePulumiYaml(pulumiYaml: string): string {
   const match = CONFIG_LINE.exec(pulumiYaml);
   const head = match ? pulumiYaml.slice(0, match.index) : `${pulumiYaml.trimEnd()}\n`;
-  const generated = `# Generated from components/config-keys.ts by \`${WRITE_COMMAND}\`; edit that file, not this block.\n`;
+  const generated = `# Generated from lib/config-keys.ts by \`${WRITE_COMMAND}\`; edit that file, not this block.\n`;
   const block = YAML.stringify({ config: pulumiYamlConfig() }, { lineWidth: 120 });
-  return `${head.replace(/# Generated from components\/config-keys.ts[^\n]*\n$/, "")}${generated}${block}`;
+  return `${head.replace(/# Generated from lib\/config-keys.ts[^\n]*\n$/, "")}${generated}${block}`;
 }
 
 /** Undefined when README.md's section is what Pulumi.yaml generates, else what is wrong. */
@@ -127,7 +127,7 @@ function main(argv: string[]): number {
     return 0;
   }
   if (current !== pulumiYaml) {
-    process.stderr.write(`Pulumi.yaml's config block disagrees with components/config-keys.ts; run ${WRITE_COMMAND}\n`);
+    process.stderr.write(`Pulumi.yaml's config block disagrees with lib/config-keys.ts; run ${WRITE_COMMAND}\n`);
     return 1;
   }
   const problem = checkReadme(readme, pulumiYaml);
@@ -135,7 +135,7 @@ function main(argv: string[]): number {
     process.stderr.write(`${problem}\n`);
     return 1;
   }
-  process.stdout.write("Pulumi.yaml and README.md's configuration reference match components/config-keys.ts\n");
+  process.stdout.write("Pulumi.yaml and README.md's configuration reference match lib/config-keys.ts\n");
   return 0;
 }
 

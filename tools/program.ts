@@ -1,5 +1,5 @@
 /**
- * Runs the real program (components/program.ts, which index.ts runs for the Pulumi CLI) under Pulumi's
+ * Runs the real program (program.ts, which index.ts runs for the Pulumi CLI) under Pulumi's
  * mock runtime with a stack's configuration.
  * Used by the offline render and by tests that need the whole program.
  */
@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { StepRecorder } from "../components/host-step";
+import { StepRecorder } from "../lib/host-step";
 import { DareMocks, installMocks, RecordedResource, settle } from "./mocks";
 
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
@@ -164,7 +164,7 @@ export async function runProgram(
   process.on("unhandledRejection", onRejection);
   try {
     // Loaded here, as the Pulumi CLI loads index.ts: once the mocks and the configuration are in place.
-    const { dareProgram } = await import("../components/program");
+    const { dareProgram } = await import("../program");
     await pulumi.runtime.runInPulumiStack(async () => dareProgram({ stepRecorder }));
     await settle();
   } finally {

@@ -13,7 +13,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { parseEnvFile, unwrapScript } from "../components/host-step";
+import { parseEnvFile, unwrapScript } from "../lib/host-step";
 
 const USAGE = "usage: npm run render-diff -- [--title TEXT] [--full FILE] BASE_DIR HEAD_DIR";
 

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { envFile, readScript, RecordedStep } from "../components/host-step";
+import { envFile, readScript, RecordedStep } from "../lib/host-step";
 import { RESOURCE_SIG, RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY, UNKNOWN_VALUE } from "./mocks";
 
 export const SECRET = "[secret]";

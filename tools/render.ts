@@ -10,7 +10,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { StepList } from "../components/host-step";
+import { StepList } from "../lib/host-step";
 import { readStackConfig, runProgram, setConfigPath, UsageError } from "./program";
 import { renderFiles, writeFiles } from "./render-writer";
 

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
 import * as YAML from "yaml";
-import { defaultOf } from "../../components/config-keys";
+import { defaultOf } from "../../lib/config-keys";
 import { sharedDir } from "../../tools/validate/shared";
 import { ApiServer, startApiServer, waitFor } from "./apiserver";
 

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { loadConfig } from "../../components/config";
+import { loadConfig } from "../../lib/config";
 import { requireEngine, ROOT, workspace, Workspace } from "./support";
 
 jest.setTimeout(300_000);

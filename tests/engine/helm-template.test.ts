@@ -10,7 +10,7 @@
  *  - the CRDs go to a real kube-apiserver (tests/engine/apiserver.ts) for real: the charts' (templated ones,
  *    their `crds/` folders as Helm installs them, and for the charts of CHART_CRDS the files the program
  *    applies itself, read through the mirror as the program reads them), the program's own
- *    (components/crds), and from ../shared/crds only those of kinds no chart or program file defines;
+ *    (components/dare-services/crds), and from ../shared/crds only those of kinds no chart or program file defines;
  *  - then the render's namespaces are created for real (only those: a release or object in a namespace
  *    the program does not create is refused), and every other object is sent with `dryRun=All`: a chart's
  *    objects as Helm sends them (create, the release namespace where the chart names none), the program's
@@ -29,8 +29,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { defaultOf } from "../../components/config-keys";
-import { CHART_CRDS, chartCrdFiles } from "../../components/helm";
+import { defaultOf } from "../../lib/config-keys";
+import { CHART_CRDS, chartCrdFiles } from "../../lib/helm";
 import { engineDir } from "../../tools/engine/pulumi";
 import { sharedDir } from "../../tools/validate/shared";
 import { readTree, render, ROOT } from "../support/render";
@@ -123,7 +123,7 @@ async function helmTemplate(release: Release, kubeVersion: string, apiVersions: 
       "--kube-version",
       kubeVersion,
       ...apiVersions.flatMap((v) => ["--api-versions", v]),
-      // As components/helm.ts installs: skipCrds where the program applies the chart's CRD files itself.
+      // As lib/helm.ts installs: skipCrds where the program applies the chart's CRD files itself.
       CHART_CRDS[release.chart] ? "--skip-crds" : "--include-crds",
       // Test hooks run only with `helm test`, which nothing runs.
       "--skip-tests",
@@ -306,7 +306,7 @@ describe.each(STACKS)("the %s render", (stack) => {
     const addCrd = (crd: K8sObject, from: string) => {
       if (!crds.has(crd.metadata.name!)) crds.set(crd.metadata.name!, { crd, from });
     };
-    for (const crd of filesCrds(path.join(ROOT, "components", "crds"))) addCrd(crd, "components/crds");
+    for (const crd of filesCrds(path.join(ROOT, "components", "crds"))) addCrd(crd, "components/dare-services/crds");
     for (const release of releases)
       for (const crd of await programChartCrds(release)) addCrd(crd, `${release.chart} ${release.version} (CHART_CRDS)`);
 

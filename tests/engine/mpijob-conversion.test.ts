@@ -2,12 +2,12 @@
  * The MPIJob conversion webhook against a REAL kube-apiserver (tests/engine/apiserver.ts): the MPIJob CRD of
  * mpi-operator v0.8.2 (../shared/crds/mpi-operator/v0.8.2) transformed by `withV1alpha1Conversion` exactly as
  * the program renders it, except that the API server calls the real webhook script
- * (components/mpijob-conversion/webhook.js) running under local Node over HTTPS on 127.0.0.1, and DARE's
+ * (components/dare-services/mpijob-conversion/webhook.js) running under local Node over HTTPS on 127.0.0.1, and DARE's
  * exec-api's exact kubeflow.org/v1alpha1 body is created, read, listed and deleted the way exec-api does
  * (CustomObjectsApi, group kubeflow.org, version v1alpha1). What the operator v0.8.2 will see is read back
  * at kubeflow.org/v2beta1, the storage version.
  *
- * tests/mpijob-conversion.test.ts checks the script's ConversionReviews on their own; this file checks what
+ * tests/components/dare-services/mpijob-conversion.test.ts checks the script's ConversionReviews on their own; this file checks what
  * only a real API server shows: that it calls the webhook at all, which version's schema validates a write,
  * the defaults it applies on read, pruning, metadata rules, LIST and DELETE through conversion, and that it
  * fails closed without the webhook.
@@ -18,7 +18,12 @@ import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { DEPRECATION_WARNING, MPIJOB_CRD_NAME, WEBHOOK_SCRIPT_FILE, withV1alpha1Conversion } from "../../components/mpijob-conversion";
+import {
+  DEPRECATION_WARNING,
+  MPIJOB_CRD_NAME,
+  WEBHOOK_SCRIPT_FILE,
+  withV1alpha1Conversion,
+} from "../../components/dare-services/mpijob-conversion";
 import { sharedDir } from "../../tools/validate/shared";
 import { ApiServer, startApiServer, waitFor } from "./apiserver";
 import {

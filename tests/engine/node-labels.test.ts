@@ -7,15 +7,8 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { SCRIPTS_DIR } from "../../components/host-step";
-import {
-  labelWords,
-  MANAGED_LABELS_ANNOTATION,
-  MANAGED_TAINTS_ANNOTATION,
-  parseTaint,
-  Taint,
-  taintWords,
-} from "../../components/node-settings";
+import { SCRIPTS_DIR } from "../../lib/host-step";
+import { labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, parseTaint, Taint, taintWords } from "../../lib/node-settings";
 import { engineDir } from "../../tools/engine/pulumi";
 import { ApiServer, startApiServer } from "./apiserver";
 

@@ -1,6 +1,6 @@
 /** Stack files of the engine tier: existing hosts (the network-namespace test hosts, or any addresses for a preview). */
 import * as YAML from "yaml";
-import { EXAMPLE_HOST_KEY } from "../../components/config";
+import { EXAMPLE_HOST_KEY } from "../../lib/config";
 import { TEST_SUBNET_PREFIX } from "../hosts/harness";
 import { SITE_IMAGES } from "../support/site";
 

@@ -119,7 +119,7 @@ export async function workspace(
 /**
  * Serves ../shared/chart-mirror (a static Helm repository) on 127.0.0.1; resolves to its URL. Like an
  * air-gapped site's mirror (README, "Air-gapped sites"), it also serves each chart unpacked beside its
- * archive, `<chart>-<version>/<path in chart>`: the CRD files the program applies itself (components/helm.ts).
+ * archive, `<chart>-<version>/<path in chart>`: the CRD files the program applies itself (lib/helm.ts).
  * A CRD chart the shared mirror lacks (Calico's `crd.projectcalico.org.v1`) is served the same way from the
  * upstream files of ../shared/crds taken from that chart at its tag (their index names chart path and tag).
  */

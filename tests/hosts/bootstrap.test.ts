@@ -8,8 +8,8 @@
  */
 import * as YAML from "yaml";
 import { KubernetesCluster } from "../../components/cluster";
-import { ClusterNode } from "../../components/host-plan";
-import { DEFAULT_NETWORK } from "../../components/config";
+import { ClusterNode } from "../../lib/host-plan";
+import { DEFAULT_NETWORK } from "../../lib/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
 import { RecordedResource } from "../../tools/mocks";

@@ -8,8 +8,8 @@
  * approver approves a renewed kubelet serving request of a known node and refuses the rest.
  */
 import { spawnSync } from "child_process";
-import { readScript } from "../../components/host-step";
-import { NODE_EXPORTER_TEXTFILE_DIR } from "../../components/certificate-renewal";
+import { readScript } from "../../lib/host-step";
+import { NODE_EXPORTER_TEXTFILE_DIR } from "../../components/cluster/certificate-renewal";
 import { ExecResult, readStubCalls, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { bootstrapStubs, KUBEADM_CERTIFICATES, STUB_CERTS, STUB_STATE as STATE } from "./stubs";
 import { program, runStep, sshKeyOf, Step } from "./program";

@@ -18,8 +18,8 @@
  * against itself. Needs root (CI runs as root): without it the tests fail with the harness's message.
  */
 import { Infrastructure } from "../../components/infrastructure";
-import { DEFAULT_NETWORK } from "../../components/config";
-import { plainParametersOf } from "../../components/host-step";
+import { DEFAULT_NETWORK } from "../../lib/config";
+import { plainParametersOf } from "../../lib/host-step";
 import { ofType, runMocked } from "../support/mocked";
 import { readStubCalls, recordingStub, sshExec, startHosts, stopHosts, STUB_CALL_LOG, TestHost } from "./harness";
 import { reveal, sshKeyOf } from "./program";

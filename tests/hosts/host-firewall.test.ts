@@ -5,9 +5,9 @@
  * through. Needs root, nftables, iproute2 and python3 (CI runs as root): without them the tests fail.
  */
 import { spawn, spawnSync, ChildProcess } from "child_process";
-import { firewallRules } from "../../components/host-plan";
-import { NODE_PORT_RANGE, nftablesRuleset, podPorts } from "../../components/host-firewall";
-import { HostRole } from "../../components/hosts";
+import { firewallRules } from "../../lib/host-plan";
+import { NODE_PORT_RANGE, nftablesRuleset, podPorts } from "../../components/cluster/host-firewall";
+import { HostRole } from "../../lib/hosts";
 
 jest.setTimeout(60_000);
 
@@ -169,7 +169,7 @@ describe("host firewall (nftables, for real)", () => {
   });
 
   it("needs nothing more for the API's virtual IP: ARP passes (not IP), and the VIP on 6443 meets the API's own rule", async () => {
-    // What kube-vip's leader does (components/kube-vip.ts): the VIP added to the interface of the host's address,
+    // What kube-vip's leader does (components/cluster/kube-vip.ts): the VIP added to the interface of the host's address,
     // found by the client through ARP on the shared link.
     const vip = "10.10.0.250";
     must(["ip", "netns", "exec", hostNs, "ip", "addr", "add", `${vip}/32`, "dev", `fwh${tag}`]);

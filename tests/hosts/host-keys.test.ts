@@ -9,7 +9,7 @@
  * Needs root (CI runs as root): without it the tests fail with the harness's message.
  */
 import * as YAML from "yaml";
-import { DEFAULT_NETWORK } from "../../components/config";
+import { DEFAULT_NETWORK } from "../../lib/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { ofType, runMocked, unsecret } from "../support/mocked";
 import { sshExec, startHosts, stopHosts, TestHost } from "./harness";

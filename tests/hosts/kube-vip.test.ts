@@ -7,7 +7,7 @@
  * modprobe, sysctl, swapoff and nft; `ip` (the interface that holds the host's address) is the real one.
  */
 import * as YAML from "yaml";
-import { KUBE_VIP_IMAGE, KUBE_VIP_MANIFEST } from "../../components/kube-vip";
+import { KUBE_VIP_IMAGE, KUBE_VIP_MANIFEST } from "../../components/cluster/kube-vip";
 import { readStubCalls, startHosts, stopHosts, STUB_CALL_LOG, TestHost, TEST_SUBNET_PREFIX } from "./harness";
 import { bootstrapStubs, STUB_STATE as STATE } from "./stubs";
 import { program, runStep, sshKeyOf, Step } from "./program";

@@ -7,10 +7,10 @@
  */
 import * as YAML from "yaml";
 import { KubernetesCluster } from "../../components/cluster";
-import { ClusterNode, clusterNodes } from "../../components/host-plan";
-import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig } from "../../components/config";
+import { ClusterNode, clusterNodes } from "../../lib/host-plan";
+import { DEFAULT_NETWORK, EXAMPLE_HOST_KEY, loadConfig } from "../../lib/config";
 import { Infrastructure } from "../../components/infrastructure";
-import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE } from "../../components/node-settings";
+import { ControlPlaneExtraArgs, KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE } from "../../lib/node-settings";
 import { RecordedResource } from "../../tools/mocks";
 import { runMocked } from "../support/mocked";
 import { SITE_CONFIG } from "../support/site";

@@ -4,9 +4,9 @@
  * program's dependency order, and the order Pulumi deletes them in (dependents first).
  */
 import { HostMirrors, KubernetesCluster } from "../../components/cluster";
-import { ClusterNode } from "../../components/host-plan";
-import { plainParametersOf } from "../../components/host-step";
-import { ApiVirtualIpSpec, DEFAULT_NETWORK } from "../../components/config";
+import { ClusterNode } from "../../lib/host-plan";
+import { plainParametersOf } from "../../lib/host-step";
+import { ApiVirtualIpSpec, DEFAULT_NETWORK } from "../../lib/config";
 import { Infrastructure } from "../../components/infrastructure";
 import { mockPrivateKey } from "../../tools/mock-keys";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";

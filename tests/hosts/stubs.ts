@@ -12,7 +12,7 @@ export const STUB_PACKAGES = `${STATE}/packages`;
 const PACKAGES = STUB_PACKAGES;
 /** Docker's release key (docs.docker.com/engine/install/ubuntu), as the stand-in for curl serves it. */
 export const DOCKER_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
-/** pkgs.k8s.io's Release.key (components/scripts/k8s-prepare.sh cites where it is published), as the stand-in for curl serves it. */
+/** pkgs.k8s.io's Release.key (lib/scripts/k8s-prepare.sh cites where it is published), as the stand-in for curl serves it. */
 export const KUBERNETES_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
 /** kubeadm's certificates as the kubeadm stand-in reports and renews them (see bootstrapStubs). */
 export const STUB_CERTS = `${STATE}/kubeadm-certs`;

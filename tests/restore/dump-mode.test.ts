@@ -1,7 +1,7 @@
 /**
  * The dump files are readable by root only (0600: they hold every row, password hashes and tokens among
  * them), whatever umask the container starts with: each dump CronJob's script, as rendered, run here with
- * stand-ins for the database clients (as tests/backups.test.ts runs them). The real-server suites
+ * stand-ins for the database clients (as tests/components/backups.test.ts runs them). The real-server suites
  * (postgresql.test.ts, mysql.test.ts) check the mode of real dumps too.
  */
 import { spawnSync } from "child_process";

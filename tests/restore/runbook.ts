@@ -4,13 +4,13 @@
  * tests run the changed one. Only the in-cluster `kubectl … exec -i <pod> --` wrapper is taken off, and
  * the document's <placeholders> are filled in; a placeholder left unfilled is an error.
  *
- * Also: the backup CronJobs as the program renders them (the same code path as tests/backups.test.ts),
+ * Also: the backup CronJobs as the program renders them (the same code path as tests/components/backups.test.ts),
  * and a runner for their container scripts with real tools on PATH.
  */
 import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { buildDareLayer, configFrom } from "../dare-fixture";
+import { buildDareLayer, configFrom } from "../support/dare-fixture";
 
 /** docs/recovery.md; DARE_RUNBOOK names another copy (to watch the tests fail on a changed command). */
 export const RUNBOOK = process.env.DARE_RUNBOOK ?? path.join(__dirname, "..", "..", "docs", "recovery.md");

@@ -1,13 +1,13 @@
 /**
- * Test data and process handling shared by the conversion webhook's tests (tests/mpijob-conversion.test.ts,
+ * Test data and process handling shared by the conversion webhook's tests (tests/components/dare-services/mpijob-conversion.test.ts,
  * the script alone; tests/engine/mpijob-conversion.test.ts, behind a real kube-apiserver): exec-api's MPIJob
  * body, a throwaway CA, and the real script started with local Node.
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { SHARED_FS_CLAIM, SHARED_FS_MOUNT } from "../../components/dare-workloads";
-import { WEBHOOK_SCRIPT_FILE } from "../../components/mpijob-conversion";
+import { SHARED_FS_CLAIM, SHARED_FS_MOUNT } from "../../components/dare-services/workloads";
+import { WEBHOOK_SCRIPT_FILE } from "../../components/dare-services/mpijob-conversion";
 
 export const V1ALPHA1 = "kubeflow.org/v1alpha1";
 export const V2BETA1 = "kubeflow.org/v2beta1";

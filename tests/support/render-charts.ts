@@ -7,7 +7,7 @@
  * Its own process: Pulumi's runtime is one per process (tools/program.ts).
  */
 import * as fs from "fs";
-import { CHARTS } from "../../components/pins";
+import { CHARTS } from "../../lib/pins";
 import { readStackConfig, runProgram } from "../../tools/program";
 
 /** The pinned charts a bump may name, by chart name: the very objects the components read. */

@@ -3,7 +3,7 @@
  * (REQUIRED_IMAGES), as a site that built them names them, and a reason for running without off-host
  * backups (a test stack's data is disposable).
  */
-import { REQUIRED_IMAGES } from "../../components/dare-workloads";
+import { REQUIRED_IMAGES } from "../../components/dare-services/workloads";
 
 export const SITE_IMAGES: Record<string, string> = Object.fromEntries(
   REQUIRED_IMAGES.map(([name]) => [name, `harbor.dare.example.org/dare/${name}:v3.6`]),

@@ -1,12 +1,12 @@
 /**
  * A host step's parameters as its script sees them: the plain ones from its command, the secret ones from its
- * stdin (components/host-step.ts), sourced by a real bash with an empty environment.
+ * stdin (lib/host-step.ts), sourced by a real bash with an empty environment.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { plainParametersOf } from "../../components/host-step";
+import { plainParametersOf } from "../../lib/host-step";
 import { RecordedResource, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";
 
 export function stepEnv(r: RecordedResource): Record<string, string> {

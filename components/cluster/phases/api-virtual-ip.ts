@@ -1,10 +1,10 @@
 /**
  * With dare:apiVirtualIp, kube-vip's static pod on every control plane, before kubeadm runs
  * there: kubeadm init and a control plane's join reach the API at the VIP, which only exists once a
- * kube-vip holds it (components/kube-vip.ts).
+ * kube-vip holds it (components/cluster/kube-vip.ts).
  */
-import { kubeVipManifest } from "../../kube-vip";
-import { ClusterNode } from "../../host-plan";
+import { kubeVipManifest } from "../kube-vip";
+import { ClusterNode } from "../../../lib/host-plan";
 import { ClusterContext, HostSteps } from "./context";
 import * as command from "@pulumi/command";
 

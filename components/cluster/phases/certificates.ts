@@ -1,6 +1,6 @@
 /** Each kubelet's serving certificate approved, and the control planes' renewal timers. */
-import { certificateCheckCalendar, NODE_EXPORTER_TEXTFILE_DIR } from "../../certificate-renewal";
-import { readScript } from "../../host-step";
+import { certificateCheckCalendar, NODE_EXPORTER_TEXTFILE_DIR } from "../certificate-renewal";
+import { readScript } from "../../../lib/host-step";
 import { ClusterContext, HostSteps } from "./context";
 import { Initialised } from "./init";
 import { ControlPlanesUpgraded } from "./upgrades";

@@ -6,10 +6,10 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesClusterArgs } from "../../cluster";
-import { hostStep, HostRef, SshAccess } from "../../host-step";
-import { ClusterNode } from "../../host-plan";
-import { ApiEndpoint, Host } from "../../hosts";
-import { ClusterSettings } from "../../kubeadm-config";
+import { hostStep, HostRef, SshAccess } from "../../../lib/host-step";
+import { ClusterNode } from "../../../lib/host-plan";
+import { ApiEndpoint, Host } from "../../../lib/hosts";
+import { ClusterSettings } from "../kubeadm-config";
 
 /** One step per host, keyed by host name, in declaration order. */
 export type HostSteps = Map<string, command.remote.Command>;

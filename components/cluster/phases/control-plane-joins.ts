@@ -1,6 +1,6 @@
 /** The other control planes join, one at a time (etcd grows by one member, keeping its majority). */
 import * as command from "@pulumi/command";
-import { ClusterPki } from "../../pki";
+import { ClusterPki } from "../pki";
 import { kubeVipOf } from "./api-virtual-ip";
 import { ClusterContext, HostSteps } from "./context";
 import { Initialised, JoinToken } from "./init";

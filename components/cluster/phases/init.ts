@@ -5,7 +5,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { initConfig, tokenConfig } from "../../kubeadm-config";
+import { initConfig, tokenConfig } from "../kubeadm-config";
 import { kubeVipOf } from "./api-virtual-ip";
 import { ClusterContext, HostSteps } from "./context";
 

@@ -1,9 +1,9 @@
 /** The `kubeadm join` step both join phases declare; each phase says what the join waits for. */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterNode } from "../../host-plan";
-import { joinConfig } from "../../kubeadm-config";
-import { ClusterPki } from "../../pki";
+import { ClusterNode } from "../../../lib/host-plan";
+import { joinConfig } from "../kubeadm-config";
+import { ClusterPki } from "../pki";
 import { ClusterContext } from "./context";
 import { Initialised } from "./init";
 

@@ -1,7 +1,13 @@
 /** Per joined host, on the first control plane: its Node's labels and taints now, drain and delete when it leaves. */
 import * as command from "@pulumi/command";
-import { ClusterNode } from "../../host-plan";
-import { labelWords, MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, mergeNodeSettings, taintWords } from "../../node-settings";
+import { ClusterNode } from "../../../lib/host-plan";
+import {
+  labelWords,
+  MANAGED_LABELS_ANNOTATION,
+  MANAGED_TAINTS_ANNOTATION,
+  mergeNodeSettings,
+  taintWords,
+} from "../../../lib/node-settings";
 import { ClusterContext, HostSteps } from "./context";
 
 /**

@@ -4,8 +4,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { auditPolicy, encryptionConfiguration } from "../../kubeadm-config";
-import { ClusterPki } from "../../pki";
+import { auditPolicy, encryptionConfiguration } from "../kubeadm-config";
+import { ClusterPki } from "../pki";
 import { ClusterContext, HostSteps } from "./context";
 
 /**

@@ -4,11 +4,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { HostMirrors } from "../../cluster";
-import { NetworkSpec } from "../../config";
-import { nftablesRuleset, nodeSources } from "../../host-firewall";
-import { ClusterNode, firewallRules } from "../../host-plan";
-import { PAUSE_IMAGE } from "../../kubeadm-config";
-import { KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE, kubeletDropIn } from "../../node-settings";
+import { NetworkSpec } from "../../../lib/config";
+import { nftablesRuleset, nodeSources } from "../host-firewall";
+import { ClusterNode, firewallRules } from "../../../lib/host-plan";
+import { PAUSE_IMAGE } from "../kubeadm-config";
+import { KUBELET_DROPIN_DIR, KUBELET_DROPIN_FILE, kubeletDropIn } from "../../../lib/node-settings";
 import { ClusterContext, HostSteps } from "./context";
 
 /**

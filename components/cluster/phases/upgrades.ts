@@ -5,8 +5,8 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterNode } from "../../host-plan";
-import { controlPlaneConfig } from "../../kubeadm-config";
+import { ClusterNode } from "../../../lib/host-plan";
+import { controlPlaneConfig } from "../kubeadm-config";
 import { ClusterContext, HostSteps } from "./context";
 import { ControlPlanesJoined } from "./control-plane-joins";
 import { Initialised } from "./init";

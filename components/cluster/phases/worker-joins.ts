@@ -1,5 +1,5 @@
 /** The workers join, all at once. */
-import { ClusterPki } from "../../pki";
+import { ClusterPki } from "../pki";
 import { ClusterContext, HostSteps } from "./context";
 import { ControlPlanesJoined } from "./control-plane-joins";
 import { Initialised, JoinToken } from "./init";

@@ -97,7 +97,7 @@ func TestP224HasNoOpenSSHForms(t *testing.T) {
 	}
 }
 
-// pki builds what components/pki.ts builds: an ECDSA CA, a client key, its request and the signed cert.
+// pki builds what components/cluster/pki.ts builds: an ECDSA CA, a client key, its request and the signed cert.
 func pki(t *testing.T) (ca, cert resource.PropertyMap) {
 	_, caKey := create(t, privateKey, props(map[string]any{"algorithm": "ECDSA", "ecdsaCurve": "P256"}))
 	_, ca = create(t, selfSignedCert, resource.PropertyMap{
