@@ -27,6 +27,7 @@ import {
   Peer,
   SHARED_FS_CLAIM,
   SHARED_FS_MOUNT,
+  SHARED_FS_SERVICE,
   SPROV_DATABASE,
   WORKLOADS,
 } from "./dare-services/workloads";
@@ -235,7 +236,7 @@ export class DareServices extends pulumi.ComponentResource {
         metadata: {
           name: SHARED_FS_CLAIM,
           namespace: this.namespace,
-          labels: { service: "dare-shared-volumes", "app.kubernetes.io/part-of": "dare" },
+          labels: { service: SHARED_FS_SERVICE, "app.kubernetes.io/part-of": "dare" },
         },
         spec: {
           accessModes: ["ReadWriteMany"],

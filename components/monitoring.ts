@@ -21,10 +21,17 @@ import type { OidcClient } from "./identity";
 import { METRICS_PORTS } from "./cluster/kubeadm-config";
 import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { domainTls } from "./security";
+import { DARE_WORKLOADS, SHARED_FS_SERVICE, WORKLOADS } from "./dare-services/workloads";
 import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./cluster/certificate-renewal";
 
-/** The seed's Alertmanager route: alerts of these services go to the DARE operators. */
-export const DARE_SERVICES = ["dare-login", "d4p-registry", "dare-shared-volumes", "keycloak", "sprov", "cwl"] as const;
+/**
+ * Alerts of these services go to the DARE operators, repeated hourly: every DARE workload's `service` label (its
+ * descriptor's), the shared file system's and Keycloak's. The seed's route named six of them by hand and left
+ * exec-api, exec-registry, playground and semantic-data to the general route (every 4 hours).
+ */
+export const DARE_SERVICES: string[] = [
+  ...new Set([...DARE_WORKLOADS.map((w) => WORKLOADS[w].monitoringService), SHARED_FS_SERVICE, "keycloak"]),
+];
 
 const NS = NAMESPACES.monitoring.name;
 /** kube-prometheus-stack names its objects after fullnameOverride: kps-prometheus, kps-alertmanager… */

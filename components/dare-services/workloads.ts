@@ -28,6 +28,8 @@ export type DareWorkload = (typeof DARE_WORKLOADS)[number];
 export const SHARED_FS_MOUNT = "/home/mpiuser/sfs";
 /** The shared file system's claim (CephFS, ReadWriteMany), which workflow pods mount too. */
 export const SHARED_FS_CLAIM = "dare-sfs";
+/** The `service` label of the shared file system's claim and its alerts (the seed's name). */
+export const SHARED_FS_SERVICE = "dare-shared-volumes";
 
 /** A fact with its source, or a guess with what would confirm it. */
 export type Fact = { evidence: string } | { guess: string };

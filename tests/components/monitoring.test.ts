@@ -28,6 +28,7 @@ import { renderFiles, writeFiles } from "../../tools/render-writer";
 import { validateRenderDir } from "../../tools/validate";
 import { sharedDir } from "../../tools/validate/shared";
 import { CHARTS } from "../../lib/pins";
+import { DARE_WORKLOADS, WORKLOADS } from "../../components/dare-services/workloads";
 import { isSecretOutput, ofType, runMocked, unsecret, valueOf } from "../support/mocked";
 
 const SMTP_PASSWORD = "smtp-password-value-0123456789";
@@ -127,6 +128,15 @@ describe("Monitoring", () => {
     [{ alertname: "Watchdog", severity: "none" }, "null"],
   ])("routes %o to %s (amtool config routes test)", (labels, receiver) => {
     expect(receiverFor(path.join(renderDir, "monitoring/alertmanager.yaml"), labels)).toBe(receiver);
+  });
+
+  it("sends every DARE workload's alerts to the operators' hourly route: the service labels come from the descriptors", () => {
+    const config = YAML.parse(fs.readFileSync(path.join(renderDir, "monitoring/alertmanager.yaml"), "utf8"));
+    const hourly = config.route.routes.find((r: any) => r.repeat_interval === "1h");
+    const services = new RegExp(`^(?:${/service=~"([^"]+)"/.exec(hourly.matchers.join(" "))![1]})$`);
+    const missing = DARE_WORKLOADS.map((w) => WORKLOADS[w].monitoringService).filter((service) => !services.test(service));
+    expect(missing).toEqual([]);
+    expect(["dare-shared-volumes", "keycloak"].filter((service) => !services.test(service))).toEqual([]);
   });
 
   it("inhibits a warning while the critical of the same alert, cluster and service fires", () => {
