@@ -30,6 +30,7 @@ import {
   SHARED_FS_SERVICE,
   SPROV_DATABASE,
   WORKLOADS,
+  WorkloadFacts,
 } from "./dare-services/workloads";
 import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { domainTls } from "./security";
@@ -193,6 +194,40 @@ export function jupyterhubAuthConfig(sso: OidcClient): Record<string, unknown> {
   };
 }
 
+/** The Secrets this layer creates, and their keys: the only ones a descriptor's `env` or dump credentials may name. */
+const LAYER_SECRETS = {
+  "d4p-registry-db": ["MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD"],
+  "d4p-registry-settings": ["local_settings.py"],
+  "dare-login": ["CLIENT_SECRET", "ADMIN_PASSWORD"],
+} as const;
+
+/**
+ * Where the descriptors contradict themselves or this layer (a programming error, found before anything is
+ * declared): the Kubernetes API called without a Role or the reverse, a database without its dump, a Secret
+ * that this layer does not create.
+ */
+export function descriptorProblems(workloads: Record<DareWorkload, WorkloadFacts> = WORKLOADS): string[] {
+  const problems: string[] = [];
+  const secretKnown = (secret: string, key: string) => (LAYER_SECRETS as Record<string, readonly string[]>)[secret]?.includes(key) ?? false;
+  for (const [workload, facts] of Object.entries(workloads)) {
+    if ((facts.calls ?? []).includes("kubernetes-api") !== (facts.kubernetesApi !== undefined))
+      problems.push(`${workload} calls the Kubernetes API if and only if its descriptor gives it a Role (kubernetesApi)`);
+    if (facts.kind === "StatefulSet" && !facts.database)
+      problems.push(`${workload} is a StatefulSet (a database) without a database descriptor (data path, dump)`);
+    for (const [variable, source] of Object.entries(facts.env ?? {}))
+      if ("secret" in source && !secretKnown(source.secret, source.key))
+        problems.push(
+          `${workload}'s ${variable} names the Secret ${source.secret} with key ${source.key}, which this layer does not create`,
+        );
+    const credentials = facts.database?.dump.credentials;
+    if (credentials && !secretKnown(credentials.secret, credentials.key))
+      problems.push(
+        `${workload}'s dump names the Secret ${credentials.secret} with key ${credentials.key}, which this layer does not create`,
+      );
+  }
+  return problems;
+}
+
 export class DareServices extends pulumi.ComponentResource {
   /** The DARE namespace. */
   public readonly namespace: string;
@@ -206,6 +241,8 @@ export class DareServices extends pulumi.ComponentResource {
   private readonly opts: pulumi.CustomResourceOptions;
 
   constructor(name: string, args: DareServicesArgs, opts?: pulumi.ComponentResourceOptions) {
+    const problems = descriptorProblems();
+    if (problems.length > 0) throw new Error(`${name}: the DARE descriptors disagree:\n  - ${problems.join("\n  - ")}`);
     super("dare:services:DareServices", name, {}, opts);
 
     for (const [workload, sizing] of Object.entries(args.services)) {
@@ -252,7 +289,10 @@ export class DareServices extends pulumi.ComponentResource {
     const mysqlApp = password("mysql-app");
     /** What each Secret holds, by name and key: the dump jobs get their copy of a database's password from here. */
     const secretValues: Record<string, Record<string, pulumi.Input<string>>> = {};
-    const secret = (id: string, data: Record<string, pulumi.Input<string>>) => {
+    const secret = <Id extends keyof typeof LAYER_SECRETS>(
+      id: Id,
+      data: Record<(typeof LAYER_SECRETS)[Id][number], pulumi.Input<string>>,
+    ) => {
       secretValues[id] = data;
       return new k8s.core.v1.Secret(
         `${name}-${id}`,
@@ -276,10 +316,6 @@ export class DareServices extends pulumi.ComponentResource {
     // --- Identities of the workloads that call the Kubernetes API: their descriptor's Role, nothing else.
     for (const workload of ALL) {
       const api = WORKLOADS[workload].kubernetesApi;
-      const calls = WORKLOADS[workload].calls ?? [];
-      if (calls.includes("kubernetes-api") !== (api !== undefined)) {
-        throw new Error(`${name}: ${workload} calls the Kubernetes API if and only if its descriptor gives it a Role (kubernetesApi)`);
-      }
       if (!api) continue;
       new k8s.core.v1.ServiceAccount(`${name}-${workload}`, { metadata: { name: workload, namespace: this.namespace } }, nsOpts);
       new k8s.rbac.v1.Role(`${name}-${workload}`, { metadata: { name: api.role, namespace: this.namespace }, rules: api.rules }, nsOpts);
@@ -298,9 +334,6 @@ export class DareServices extends pulumi.ComponentResource {
       if ("value" in source) return { name: variable, value: source.value };
       if ("keycloak" in source) return { name: variable, value: args.keycloak[source.keycloak] };
       if ("secret" in source) {
-        // A descriptor may only name a Secret this layer creates (above).
-        if (secretValues[source.secret]?.[source.key] === undefined)
-          throw new Error(`${name}: no Secret ${source.secret} with key ${source.key}`);
         return { name: variable, valueFrom: { secretKeyRef: { name: source.secret, key: source.key } } };
       }
       if ("serviceName" in source) return { name: variable, value: WORKLOADS[source.serviceName].serviceName };
@@ -310,9 +343,7 @@ export class DareServices extends pulumi.ComponentResource {
     const envOf = (w: DareWorkload) => Object.entries(WORKLOADS[w].env ?? {}).map(([variable, source]) => envValue(variable, source));
 
     this.databaseDumps = DATABASE_WORKLOADS.map((w): DatabaseDump => {
-      const database = WORKLOADS[w].database;
-      if (!database) throw new Error(`${name}: ${w} is a StatefulSet (a database) without a database descriptor (data path, dump)`);
-      const { engine, dump } = database;
+      const { engine, dump } = WORKLOADS[w].database!;
       const credentials = dump.credentials;
       return {
         engine,
