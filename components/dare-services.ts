@@ -35,7 +35,7 @@ import {
 import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { domainTls } from "./security";
 import type { OidcClient } from "./identity";
-import { secretHash } from "./monitoring";
+import { secretHash } from "../lib/secret-hash";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "../lib/network-policies";
 import { INGRESS_POD_PORTS, PublicNames } from "./networking";
 

@@ -7,7 +7,6 @@
  * Alertmanager stay ClusterIP services (the seed's own advice): reach them with kubectl port-forward.
  * Grafana is served at https://<domain>/grafana.
  */
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
@@ -21,6 +20,7 @@ import type { OidcClient } from "./identity";
 import { METRICS_PORTS } from "./cluster/kubeadm-config";
 import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { domainTls } from "./security";
+import { secretHash } from "../lib/secret-hash";
 import { DARE_WORKLOADS, SHARED_FS_SERVICE, WORKLOADS } from "./dare-services/workloads";
 import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./cluster/certificate-renewal";
 
@@ -98,11 +98,6 @@ export function grafanaOauthSettings(sso: OidcClient): Record<string, Record<str
     // No local sign-up: local accounts are the admin only.
     users: { allow_sign_up: false },
   };
-}
-
-/** A short hash of a generated secret, for a pod annotation: a 256-bit random value's hash reveals nothing of it. */
-export function secretHash(secret: pulumi.Output<string>): pulumi.Output<string> {
-  return pulumi.unsecret(secret.apply((v) => crypto.createHash("sha256").update(v).digest("hex").slice(0, 16)));
 }
 
 /**
