@@ -245,13 +245,7 @@ export class DareServices extends pulumi.ComponentResource {
     if (problems.length > 0) throw new Error(`${name}: the DARE descriptors disagree:\n  - ${problems.join("\n  - ")}`);
     super("dare:services:DareServices", name, {}, opts);
 
-    for (const [workload, sizing] of Object.entries(args.services)) {
-      const facts = WORKLOADS[workload as DareWorkload];
-      if ((facts.kind === "StatefulSet" || facts.localState) && sizing.replicas !== 1) {
-        throw new Error(`${name}: ${workload} keeps its data on one volume; replicas must be 1, got ${sizing.replicas}`);
-      }
-    }
-    if (!args.domain) throw new Error(`${name}: domain is required: the Ingress serves the services under it`);
+    // Replicas of the databases and of local state, and the domain, were checked by the loader (lib/config.ts).
     if (args.publicNames && !args.publicNames.hostnames.includes(args.domain)) {
       throw new Error(`${name}: publicNames must include the domain ${args.domain} (got ${args.publicNames.hostnames.join(", ")})`);
     }

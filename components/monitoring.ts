@@ -289,9 +289,7 @@ export class Monitoring extends pulumi.ComponentResource {
     const storageGb = args.prometheusStorageGb ?? 20;
     if (!Number.isInteger(storageGb) || storageGb < 1)
       throw new Error(`Monitoring: prometheusStorageGb must be a whole number ≥ 1 (got ${storageGb})`);
-    if (!args.domain) throw new Error("Monitoring: domain is required");
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(args.clusterName))
-      throw new Error(`Monitoring: clusterName must be a DNS label (got "${args.clusterName}")`);
+    // domain and clusterName were checked by the loader (lib/config.ts).
     const provider = args.provider;
     const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({ parent: this, provider, ...extra });
     this.grafanaUrl = `https://${args.domain}${GRAFANA_PATH}`;

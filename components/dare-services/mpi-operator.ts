@@ -25,7 +25,6 @@
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { parseImage } from "../../lib/config";
 import { SHARED_FS_CLAIM } from "./workloads";
 import { MPIJOB_CONVERSION_IMAGE, MpiJobConversion, mpijobCrdTransform } from "./mpijob-conversion";
 import { createNamespace, NAMESPACES } from "../../lib/namespaces";
@@ -81,14 +80,7 @@ export class MpiOperator extends pulumi.ComponentResource {
 
   constructor(name: string, args: MpiOperatorArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:mpi:MpiOperator", name, {}, opts);
-    // The tag, also when a digest pins it further (name:tag@sha256:…); a digest alone names no release.
-    const ref = parseImage(args.image);
-    const tag = "problem" in ref ? undefined : ref.tag;
-    if (`v${tag}` !== MPI_OPERATOR_VERSION) {
-      throw new Error(
-        `${name}: image ${args.image} does not match the CRD's release ${MPI_OPERATOR_VERSION}: the operator and its CRD upgrade together (its tag must be ${MPI_OPERATOR_VERSION.slice(1)}, with or without a digest: mpioperator/mpi-operator:${MPI_OPERATOR_VERSION.slice(1)}@sha256:<64 hex digits>)`,
-      );
-    }
+    // The image keeps the CRD's release tag (MPI_OPERATOR_VERSION): the loader checked it (lib/config.ts, images.mpi-operator).
 
     const childOpts = { provider: args.provider, parent: this };
     const ns = createNamespace("mpiOperator", childOpts);

@@ -253,16 +253,7 @@ export class AvailabilityProbes extends pulumi.ComponentResource {
 
   constructor(name: string, args: AvailabilityProbesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dare:monitoring:AvailabilityProbes", name, {}, opts);
-    if (!args.provider) throw new Error(`${name}: provider is required`);
-    if (!args.monitoring) throw new Error(`${name}: monitoring (the Monitoring component) is required: the Probes need its CRD`);
-    const image = /^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9._-]+(\/[a-z0-9._-]+)*(:(\w[\w.-]{0,127}))?(@sha256:[0-9a-f]{64})?$/.exec(
-      args.image ?? "",
-    );
-    if (!image || (image[5] === undefined && image[6] === undefined) || image[5] === "latest") {
-      throw new Error(
-        `${name}: image must name a registry path with an explicit tag or digest, not latest, e.g. ${BLACKBOX_EXPORTER_IMAGE} (got "${args.image}")`,
-      );
-    }
+    // The image is dare:images["blackbox-exporter"], which the loader checked (lib/config.ts, parseImage).
     const interval = args.interval ?? "30s";
     const every = seconds(interval);
     if (every === undefined || every < 10 || every > 120) {

@@ -6,13 +6,10 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../../lib/config";
-import { DareServices } from "../../components/dare-services";
 import { CONFIG_KEYS } from "../../lib/config-keys";
 import { DARE_WORKLOADS, isGuess, WORKLOADS } from "../../components/dare-services/workloads";
-import { installMocks, SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";
+import { SECRET_SIG, SPECIAL_SIG_KEY } from "../../tools/mocks";
 import { renderFiles, writeFiles } from "../../tools/render-writer";
 import { validateRenderDir } from "../../tools/validate";
 import { Built, buildDareLayer, configFrom } from "../support/dare-fixture";
@@ -483,33 +480,6 @@ describe("configuration", () => {
     for (const key of ["dare:images.exec-api", "dare:images.playground", "dare:services.exec-apl", "dare:services.sprov-db.replicas"]) {
       expect(message).toContain(key);
     }
-  });
-
-  it("refuses a replicated database in the component itself", () => {
-    const config = configFrom({});
-    const services = { ...config.dare.services, "d4p-registry-db": { ...config.dare.services["d4p-registry-db"], replicas: 2 } };
-    installMocks("test");
-    expect(
-      () =>
-        new DareServices("dare", {
-          provider: new k8s.Provider("test", { kubeconfig: "{}" }),
-          domain: "dare.example.org",
-          images: config.dare.images,
-          services,
-          sharedFilesystemSize: "1Gi",
-          jupyterhub: false,
-          apiServerCidrs: [],
-          workflowInternetAccess: false,
-          keycloak: {
-            url: "u",
-            realm: "r",
-            clientId: "c",
-            clientSecret: pulumi.secret("s"),
-            adminUsername: "a",
-            adminPassword: pulumi.secret("p"),
-          },
-        }),
-    ).toThrow(/keeps its data on one volume; replicas must be 1/);
   });
 });
 
