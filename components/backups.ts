@@ -157,13 +157,13 @@ export class Backups extends pulumi.ComponentResource {
   public readonly borgPassphrase: pulumi.Output<string>;
 
   constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("dare:backups:Backups", name, {}, opts);
     if (args.policy.repository && !args.borg) {
       throw new Error(`${name}: a borg repository (${args.policy.repository}) needs the hosts to back up (borg)`);
     }
     if (args.borg && !args.policy.repository) {
       throw new Error(`${name}: hosts were given for borg but no repository (dare:backup)`);
     }
+    super("dare:backups:Backups", name, {}, opts);
 
     const childOpts = { provider: args.provider, parent: this };
     const ns = createNamespace("backups", childOpts);

@@ -243,12 +243,11 @@ export class DareServices extends pulumi.ComponentResource {
   constructor(name: string, args: DareServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = descriptorProblems();
     if (problems.length > 0) throw new Error(`${name}: the DARE descriptors disagree:\n  - ${problems.join("\n  - ")}`);
-    super("dare:services:DareServices", name, {}, opts);
-
     // Replicas of the databases and of local state, and the domain, were checked by the loader (lib/config.ts).
     if (args.publicNames && !args.publicNames.hostnames.includes(args.domain)) {
       throw new Error(`${name}: publicNames must include the domain ${args.domain} (got ${args.publicNames.hostnames.join(", ")})`);
     }
+    super("dare:services:DareServices", name, {}, opts);
 
     this.opts = { provider: args.provider, parent: this };
     const ns = createNamespace("dare", this.opts);

@@ -285,11 +285,11 @@ export class Monitoring extends pulumi.ComponentResource {
   readonly namespace = NS;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("dare:monitoring:Monitoring", name, {}, opts);
     const storageGb = args.prometheusStorageGb ?? 20;
     if (!Number.isInteger(storageGb) || storageGb < 1)
       throw new Error(`Monitoring: prometheusStorageGb must be a whole number ≥ 1 (got ${storageGb})`);
     // domain and clusterName were checked by the loader (lib/config.ts).
+    super("dare:monitoring:Monitoring", name, {}, opts);
     const provider = args.provider;
     const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({ parent: this, provider, ...extra });
     this.grafanaUrl = `https://${args.domain}${GRAFANA_PATH}`;

@@ -174,9 +174,6 @@ export class Security extends pulumi.ComponentResource {
     if (args.tlsIssuer !== CA_ISSUER && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(args.acmeEmail)) {
       throw new Error(`${name}: ${args.tlsIssuer} needs an ACME account e-mail, got "${args.acmeEmail}"`);
     }
-    if (args.harbor.enabled && args.harbor.registrySizeGb < 1) {
-      throw new Error(`${name}: Harbor's registry volume needs at least 1 GB, got ${args.harbor.registrySizeGb}`);
-    }
     super(SECURITY_COMPONENT.type, name, {}, opts);
     const k8sOpts = { provider: args.provider, parent: this };
 

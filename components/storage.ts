@@ -175,12 +175,7 @@ export class Storage extends pulumi.ComponentResource {
   public readonly retainedSharedStorageClass = RETAINED_SHARED_STORAGE_CLASS;
 
   constructor(name: string, args: StorageArgs, opts?: pulumi.ComponentResourceOptions) {
-    if (!Number.isInteger(args.replicas) || args.replicas < 1) {
-      throw new Error(`${name}: replicas must be a whole number ≥ 1, got ${args.replicas}`);
-    }
-    if (![1, 3, 5].includes(args.monitors)) {
-      throw new Error(`${name}: monitors must be 1, 3 or 5 (a majority must survive), got ${args.monitors}`);
-    }
+    // replicas and monitors (1, 3 or 5, no more than the hosts) are the loader's checks (lib/config.ts, dare:ceph).
     super("dare:platform:Storage", name, {}, opts);
     const k8sOpts = { provider: args.provider, parent: this };
 

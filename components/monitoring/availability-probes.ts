@@ -252,7 +252,6 @@ export class AvailabilityProbes extends pulumi.ComponentResource {
   readonly probeNames: string[];
 
   constructor(name: string, args: AvailabilityProbesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("dare:monitoring:AvailabilityProbes", name, {}, opts);
     // The image is dare:images["blackbox-exporter"], which the loader checked (lib/config.ts, parseImage).
     const interval = args.interval ?? "30s";
     const every = seconds(interval);
@@ -262,6 +261,7 @@ export class AvailabilityProbes extends pulumi.ComponentResource {
       );
     }
     const targets = resolveTargets(args, name);
+    super("dare:monitoring:AvailabilityProbes", name, {}, opts);
 
     const provider = args.provider;
     // Everything waits for Monitoring: it creates the namespace and the Probe CRD.

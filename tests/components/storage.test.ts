@@ -5,7 +5,7 @@ import { Host } from "../../lib/hosts";
 import { Infrastructure } from "../../components/infrastructure";
 import { NAMESPACES } from "../../lib/namespaces";
 import { CHARTS } from "../../lib/pins";
-import { BLOCK_STORAGE_CLASS, rookDeviceName, SHARED_STORAGE_CLASS, Storage, StorageArgs } from "../../components/storage";
+import { BLOCK_STORAGE_CLASS, rookDeviceName, SHARED_STORAGE_CLASS, Storage } from "../../components/storage";
 import { RecordedResource } from "../../tools/mocks";
 import { validateHelmValues } from "../../tools/validate/helm-values";
 import { ofType, redacted, runMocked } from "../support/mocked";
@@ -161,22 +161,6 @@ describe("Ceph cluster, pools and storage classes", () => {
   it("runs 3 monitors on production and 1 on the testbed", () => {
     expect(release(production, "rook-ceph-cluster").values.cephClusterSpec.mon.count).toBe(3);
     expect(release(testbed, "rook-ceph-cluster").values.cephClusterSpec.mon.count).toBe(1);
-  });
-
-  it.each([
-    [{ monitors: 2 }, /monitors must be 1, 3 or 5/],
-    [{ replicas: 0 }, /replicas must be a whole number/],
-  ])("rejects %j in the constructor", async (over, message) => {
-    let error: unknown;
-    const resources = await runMocked(() => {
-      try {
-        new Storage("storage", { provider: provider(), hosts, replicas: 3, monitors: 3, ...over } as StorageArgs);
-      } catch (e) {
-        error = e;
-      }
-    });
-    expect(String(error)).toMatch(message);
-    expect(ofType(resources, "kubernetes:helm.sh/v3:Release")).toHaveLength(0);
   });
 });
 
