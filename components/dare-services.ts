@@ -37,7 +37,8 @@ import { domainTls } from "./security";
 import type { OidcClient } from "./identity";
 import { secretHash } from "../lib/secret-hash";
 import { ACME_SOLVER_POLICY, INGRESS_CONTROLLER_PEER, MONITORING_PEER, NON_PUBLIC_RANGES } from "../lib/network-policies";
-import { INGRESS_POD_PORTS, PublicNames } from "./networking";
+import { INGRESS_CLASS, INGRESS_POD_PORTS, PublicNames } from "./networking";
+import { BLOCK_STORAGE_CLASS, SHARED_STORAGE_CLASS } from "./storage";
 
 export { MYSQL_DATABASE, MYSQL_USER, SHARED_FS_CLAIM, SHARED_FS_MOUNT, SPROV_DATABASE, WORKLOADS };
 export type { ExternalPeer, Peer };
@@ -270,7 +271,7 @@ export class DareServices extends pulumi.ComponentResource {
         },
         spec: {
           accessModes: ["ReadWriteMany"],
-          storageClassName: args.sharedStorageClass ?? "rook-cephfs",
+          storageClassName: args.sharedStorageClass ?? SHARED_STORAGE_CLASS,
           resources: { requests: { storage: args.sharedFilesystemSize } },
         },
       },
@@ -411,7 +412,7 @@ export class DareServices extends pulumi.ComponentResource {
           metadata: { name: `${workload}-data`, namespace: this.namespace, labels },
           spec: {
             accessModes: ["ReadWriteOnce"],
-            storageClassName: args.blockStorageClass ?? "rook-ceph-block",
+            storageClassName: args.blockStorageClass ?? BLOCK_STORAGE_CLASS,
             resources: { requests: { storage: sizing.storageSize } },
           },
         },
@@ -484,7 +485,7 @@ export class DareServices extends pulumi.ComponentResource {
                 metadata: { name: "data", labels: { service: facts.monitoringService } },
                 spec: {
                   accessModes: ["ReadWriteOnce"],
-                  storageClassName: args.blockStorageClass ?? "rook-ceph-block",
+                  storageClassName: args.blockStorageClass ?? BLOCK_STORAGE_CLASS,
                   resources: { requests: { storage: sizing.storageSize } },
                 },
               },
@@ -571,7 +572,7 @@ export class DareServices extends pulumi.ComponentResource {
           },
         },
         spec: {
-          ingressClassName: args.ingressClassName ?? "traefik",
+          ingressClassName: args.ingressClassName ?? INGRESS_CLASS,
           tls: domainTls(args.domain),
           rules: [
             {
@@ -731,7 +732,7 @@ export class DareServices extends pulumi.ComponentResource {
           },
           ingress: {
             enabled: true,
-            ingressClassName: args.ingressClassName ?? "traefik",
+            ingressClassName: args.ingressClassName ?? INGRESS_CLASS,
             hosts: [args.domain],
             pathType: "Prefix",
             tls: domainTls(args.domain),

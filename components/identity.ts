@@ -22,6 +22,7 @@ import { DARE_WORKLOADS, WORKLOADS } from "./dare-services/workloads";
 import { createNamespace, NAMESPACES } from "../lib/namespaces";
 import { allowTraffic, NamespaceIsolation } from "../lib/network-policies";
 import { domainTls } from "./security";
+import { INGRESS_CLASS } from "./networking";
 
 export const REALM = "dare";
 export const LOGIN_CLIENT_ID = "dare-login";
@@ -34,7 +35,6 @@ const DATABASE = "keycloak-db";
 /** the database in it and its owner, the user Keycloak connects as */
 const DB_NAME = "keycloak";
 const DB_USER = "keycloak";
-const INGRESS_CLASS = "traefik";
 const RELATIVE_PATH = "/auth";
 /** The pod port Keycloak serves HTTP on (the chart's `http` port; kc.sh start --http-port). */
 const KEYCLOAK_POD_PORT = 8080;

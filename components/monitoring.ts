@@ -23,6 +23,7 @@ import { domainTls } from "./security";
 import { secretHash } from "../lib/secret-hash";
 import { DARE_WORKLOADS, SHARED_FS_SERVICE, WORKLOADS } from "./dare-services/workloads";
 import { NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT } from "./cluster/certificate-renewal";
+import { INGRESS_CLASS } from "./networking";
 
 /**
  * Alerts of these services go to the DARE operators, repeated hourly: every DARE workload's `service` label (its
@@ -445,7 +446,7 @@ export class Monitoring extends pulumi.ComponentResource {
               : {}),
             ingress: {
               enabled: true,
-              ingressClassName: "traefik",
+              ingressClassName: INGRESS_CLASS,
               hosts: [args.domain],
               path: GRAFANA_PATH,
               tls: domainTls(args.domain),

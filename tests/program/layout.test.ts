@@ -6,6 +6,8 @@
  */
 import * as path from "path";
 import * as ts from "typescript";
+import { INGRESS_CLASS } from "../../components/networking";
+import { BLOCK_STORAGE_CLASS, SHARED_STORAGE_CLASS } from "../../components/storage";
 
 const ROOT = path.join(__dirname, "..", "..");
 
@@ -84,4 +86,20 @@ it("sees the imports across layers it checks", () => {
 it("imports no component and no helper from another layer: only constants, types and the named shared functions", () => {
   const refused = imports.filter((i) => i.kind === "class" || (i.kind === "function" && !SHARED_FUNCTIONS.has(`${i.to} ${i.name}`)));
   expect(refused.map((i) => `${i.from} imports ${i.kind} ${i.name} from ${i.to}`)).toEqual([]);
+});
+
+it("spells the storage classes and the ingress class once, in the layer that owns them; the others import them", () => {
+  const owned: Array<[string, string]> = [
+    [BLOCK_STORAGE_CLASS, "components/storage.ts"],
+    [SHARED_STORAGE_CLASS, "components/storage.ts"],
+    [INGRESS_CLASS, "components/networking.ts"],
+  ];
+  const sources = ts.sys
+    .readDirectory(path.join(ROOT, "components"), [".ts"])
+    .concat([path.join(ROOT, "program.ts")])
+    .map((file) => ({ file: path.relative(ROOT, file), text: ts.sys.readFile(file) ?? "" }));
+  const retyped = owned.flatMap(([value, owner]) =>
+    sources.filter((s) => s.file !== owner && s.text.includes(`"${value}"`)).map((s) => `${s.file} spells "${value}" (${owner}'s)`),
+  );
+  expect(retyped).toEqual([]);
 });
