@@ -33,6 +33,7 @@ import {
   WorkloadFacts,
 } from "./dare-services/workloads";
 import { createNamespace, NAMESPACES } from "../lib/namespaces";
+import { API_PORT } from "../lib/host-plan";
 import { domainTls } from "./security";
 import type { OidcClient } from "./identity";
 import { secretHash } from "../lib/secret-hash";
@@ -617,7 +618,7 @@ export class DareServices extends pulumi.ComponentResource {
           return [
             {
               to: pulumi.output(args.apiServerCidrs).apply((cidrs) => cidrs.map((cidr): Peer_ => ({ ipBlock: { cidr } }))),
-              ports: [tcp(args.apiServerPort ?? 6443)],
+              ports: [tcp(args.apiServerPort ?? API_PORT)],
             },
             ...(args.apiServiceAddress ? [{ to: [{ ipBlock: { cidr: `${args.apiServiceAddress}/32` } }], ports: [tcp(443)] }] : []),
           ];
