@@ -306,7 +306,7 @@ describe.each(STACKS)("the %s render", (stack) => {
     const addCrd = (crd: K8sObject, from: string) => {
       if (!crds.has(crd.metadata.name!)) crds.set(crd.metadata.name!, { crd, from });
     };
-    for (const crd of filesCrds(path.join(ROOT, "components", "crds"))) addCrd(crd, "components/dare-services/crds");
+    for (const crd of filesCrds(path.join(ROOT, "components", "dare-services", "crds"))) addCrd(crd, "components/dare-services/crds");
     for (const release of releases)
       for (const crd of await programChartCrds(release)) addCrd(crd, `${release.chart} ${release.version} (CHART_CRDS)`);
 
