@@ -31,6 +31,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { defaultOf } from "../../lib/config-keys";
 import { CHART_CRDS, chartCrdFiles } from "../../lib/helm";
+import { MPI_OPERATOR_CRD_FILE, MPI_OPERATOR_CRD_SOURCE } from "../../components/dare-services/mpi-operator";
 import { engineDir } from "../../tools/engine/pulumi";
 import { sharedDir } from "../../tools/validate/shared";
 import { readTree, render, ROOT } from "../support/render";
@@ -306,7 +307,7 @@ describe.each(STACKS)("the %s render", (stack) => {
     const addCrd = (crd: K8sObject, from: string) => {
       if (!crds.has(crd.metadata.name!)) crds.set(crd.metadata.name!, { crd, from });
     };
-    for (const crd of filesCrds(path.join(ROOT, "components", "dare-services", "crds"))) addCrd(crd, "components/dare-services/crds");
+    for (const crd of filesCrds(path.dirname(MPI_OPERATOR_CRD_FILE))) addCrd(crd, path.dirname(MPI_OPERATOR_CRD_SOURCE));
     for (const release of releases)
       for (const crd of await programChartCrds(release)) addCrd(crd, `${release.chart} ${release.version} (CHART_CRDS)`);
 
