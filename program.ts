@@ -350,23 +350,26 @@ export function dareProgram(options: DareProgramOptions = {}) {
   // dare:stopAfter = bootstrap stops after layer 2: hosts prepared and joined, nothing applied to the cluster
   // (a staged bring-up; the engine tier's bootstrap test). The later outputs are then null.
   const platform = config.stopAfter === "bootstrap" ? undefined : platformLayers();
-  const ingressAddresses = platform ? platform.ingressAddresses : null;
-  const clusterIssuer = platform ? platform.clusterIssuer : null;
-  const dareCaCertificate = platform ? platform.dareCaCertificate : null;
-  const harborUrl = platform ? platform.harborUrl : null;
-  const harborAdminPassword = platform ? platform.harborAdminPassword : null;
-  const keycloakUrl = platform ? platform.keycloakUrl : null;
-  const keycloakAdminConsole = platform ? platform.keycloakAdminConsole : null;
-  const keycloakAdmin = platform ? platform.keycloakAdmin : null;
-  const dareRealmAdmin = platform ? platform.dareRealmAdmin : null;
-  const dareLoginClientSecret = platform ? platform.dareLoginClientSecret : null;
-  const grafanaUrl = platform ? platform.grafanaUrl : null;
-  const grafanaAdmin = platform ? platform.grafanaAdmin : null;
-  const mpiJobApiVersion = platform ? platform.mpiJobApiVersion : null;
-  const dareUrl = platform ? platform.dareUrl : null;
-  const dareServiceUrls = platform ? platform.dareServiceUrls : null;
-  const borgAuthorizedKeys = platform ? platform.borgAuthorizedKeys : null;
-  const borgPassphrase = platform ? platform.borgPassphrase : null;
+  type PlatformOutputs = ReturnType<typeof platformLayers>;
+  const noPlatform: Record<keyof PlatformOutputs, null> = {
+    ingressAddresses: null,
+    clusterIssuer: null,
+    dareCaCertificate: null,
+    harborUrl: null,
+    harborAdminPassword: null,
+    keycloakUrl: null,
+    keycloakAdminConsole: null,
+    keycloakAdmin: null,
+    dareRealmAdmin: null,
+    dareLoginClientSecret: null,
+    grafanaUrl: null,
+    grafanaAdmin: null,
+    mpiJobApiVersion: null,
+    dareUrl: null,
+    dareServiceUrls: null,
+    borgAuthorizedKeys: null,
+    borgPassphrase: null,
+  };
   /** The data-holding resources of this update; the next one refuses to lose any of them unless allowed (dare:allowDataLoss). */
   const dataResources = dataProtection.checkedInventory();
   return {
@@ -378,23 +381,7 @@ export function dareProgram(options: DareProgramOptions = {}) {
     sshPrivateKey,
     kubeconfig,
     kubernetesVersion,
-    ingressAddresses,
-    clusterIssuer,
-    dareCaCertificate,
-    harborUrl,
-    harborAdminPassword,
-    keycloakUrl,
-    keycloakAdminConsole,
-    keycloakAdmin,
-    dareRealmAdmin,
-    dareLoginClientSecret,
-    grafanaUrl,
-    grafanaAdmin,
-    mpiJobApiVersion,
-    dareUrl,
-    dareServiceUrls,
-    borgAuthorizedKeys,
-    borgPassphrase,
+    ...(platform ?? noPlatform),
     dataResources,
   };
 }
