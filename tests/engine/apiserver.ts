@@ -24,6 +24,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { engineDir } from "../../tools/engine/pulumi";
+import { leafCertificate, testCa } from "../support/test-certificates";
 
 export interface ApiResponse {
   status: number;
@@ -146,80 +147,15 @@ function openssl(dir: string, args: string[]): void {
   execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
 }
 
-/** An EC P-256 key and a certificate for it signed by ca.crt/ca.key, with the given extensions. */
-function signedCert(dir: string, name: string, subject: string, extensions: string[]): void {
-  openssl(dir, [
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    subject,
-  ]);
-  fs.writeFileSync(path.join(dir, `${name}.ext`), extensions.join("\n") + "\n");
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-sha256",
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.crt`,
-  ]);
-}
-
 /** The throwaway PKI: CA, serving certificate, service-account key pair, admin client certificate. */
 function makePki(dir: string): void {
-  openssl(dir, [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-sha256",
-    "-subj",
-    "/CN=dare-test-kubernetes-ca",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
-  signedCert(dir, "apiserver", "/CN=kube-apiserver", [
-    "basicConstraints=critical,CA:FALSE",
-    "keyUsage=critical,digitalSignature,keyEncipherment",
-    "extendedKeyUsage=serverAuth",
+  testCa(dir, "dare-test-kubernetes-ca");
+  leafCertificate(dir, "apiserver", "/CN=kube-apiserver", {
+    usage: "serverAuth",
     // 10.96.0.1: the `kubernetes` Service's address in --service-cluster-ip-range.
-    "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
-  ]);
-  signedCert(dir, "admin", "/O=system:masters/CN=dare-test-admin", [
-    "basicConstraints=critical,CA:FALSE",
-    "keyUsage=critical,digitalSignature,keyEncipherment",
-    "extendedKeyUsage=clientAuth",
-  ]);
+    sans: "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
+  });
+  leafCertificate(dir, "admin", "/O=system:masters/CN=dare-test-admin", { usage: "clientAuth" });
   openssl(dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "sa.key"]);
   openssl(dir, ["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 }

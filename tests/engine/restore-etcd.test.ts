@@ -19,6 +19,7 @@ import * as os from "os";
 import * as path from "path";
 import { ETCD_PKI } from "../../components/backups";
 import { engineDir } from "../../tools/engine/pulumi";
+import { leafCertificate, testCa } from "../support/test-certificates";
 import { backupPods, commands, fill, runbookSection, runContainerScript, theBlock, theCommand } from "../restore/runbook";
 
 jest.setTimeout(300_000);
@@ -46,84 +47,14 @@ function ok(command: string, args: string[], options: { cwd?: string; env?: Reco
 /** A command inside the namespace. */
 const inNs = (args: string[]) => ["netns", "exec", netns, ...args];
 
-function openssl(args: string[]): void {
-  ok("openssl", args, { cwd: pki });
-}
-function cert(name: string, subject: string, usage: string, sans?: string): void {
-  openssl([
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    subject,
-  ]);
-  fs.writeFileSync(
-    path.join(pki, `${name}.ext`),
-    [
-      "basicConstraints=critical,CA:FALSE",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      `extendedKeyUsage=${usage}`,
-      ...(sans ? [`subjectAltName=${sans}`] : []),
-      "",
-    ].join("\n"),
-  );
-  openssl([
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-sha256",
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.crt`,
-  ]);
-}
-
 /** kubeadm's etcd PKI (/etc/kubernetes/pki/etcd): CA, server and peer certificates, the healthcheck client. */
 function makePki(): void {
   fs.mkdirSync(pki);
-  openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-sha256",
-    "-subj",
-    "/CN=etcd-ca",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
+  testCa(pki, "etcd-ca");
   const sans = ["DNS:localhost", ...members.map((m) => `IP:${m.ip}`)].join(",");
-  cert("server", "/CN=etcd-server", "serverAuth,clientAuth", sans);
-  cert("peer", "/CN=etcd-peer", "serverAuth,clientAuth", sans);
-  cert("healthcheck-client", "/CN=kube-etcd-healthcheck-client", "clientAuth");
+  leafCertificate(pki, "server", "/CN=etcd-server", { usage: "serverAuth,clientAuth", sans });
+  leafCertificate(pki, "peer", "/CN=etcd-peer", { usage: "serverAuth,clientAuth", sans });
+  leafCertificate(pki, "healthcheck-client", "/CN=kube-etcd-healthcheck-client", { usage: "clientAuth" });
 }
 
 /** etcd with the flags of kubeadm's static pod manifest (cmd/kubeadm/app/phases/etcd/local.go), in the namespace. */
